@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# Apache Kafka for the end-to-end tests: one broker in KRaft combined mode
+# (broker and controller in one JVM) on 127.0.0.1, run from the release jars
+# that Maven resolves, so it needs only a JDK (17 or newer) and Maven.
+#
+#   kafka.sh install                  resolve the jars into the cache (idempotent)
+#   kafka.sh start <dir> <port>       format <dir> if new, start, wait until ready
+#   kafka.sh stop <dir>               SIGTERM, then SIGKILL after 30 s
+#   kafka.sh restart <dir>            stop and start again on the same data and port
+#   kafka.sh env <dir>                print the environment the tests read
+#   kafka.sh topics <dir> ARGS...     run kafka-topics against the broker
+#   kafka.sh run-class CLASS ARGS...  run any class from the Kafka jars (CLI tools)
+#
+# The broker listens on <port> (PLAINTEXT) and its controller on <port>+1.
+# Everything it writes (config, data, logs, pid file) stays under <dir>.
+set -euo pipefail
+
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+KAFKA_VERSION="4.3.1"
+# Kafka logs through SLF4J 1.7 and ships Log4j 2 as its logging backend;
+# log4j-slf4j-impl is the binding its own distribution puts beside it.
+LOG4J_VERSION="2.25.4"
+KAFKA_HOME="${KAFKA_HOME:-$E2E_CACHE_DIR/kafka-$KAFKA_VERSION}"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_HEAP="${KAFKA_HEAP:--Xmx512m -Xms128m}"
+READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-60s}"
+
+usage() {
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+cmd_install() {
+	if [[ -f "$KAFKA_HOME/.complete" ]]; then
+		return 0
+	fi
+	e2e_require_cmd mvn java
+	e2e_log "resolving Apache Kafka $KAFKA_VERSION into $KAFKA_HOME"
+	mkdir -p "$KAFKA_HOME"
+	local work="$KAFKA_HOME/.resolve"
+	rm -rf "$work" "$KAFKA_LIBS"
+	mkdir -p "$work"
+	# kafka_2.13 is the broker (kafka.Kafka, kafka.tools.StorageTool);
+	# kafka-tools holds the CLI tools (topics, console producer and
+	# consumer) and brings connect-runtime with it for Kafka Connect.
+	cat >"$work/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.e2e</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>$LOG4J_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+	mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$work/libs" >"$work/mvn.log" 2>&1 ||
+		{
+			tail -n 40 "$work/mvn.log" >&2
+			e2e_die "maven could not resolve Kafka $KAFKA_VERSION"
+		}
+	[[ -f "$work/libs/kafka_2.13-$KAFKA_VERSION.jar" ]] || e2e_die "kafka_2.13-$KAFKA_VERSION.jar missing after resolve"
+	mv "$work/libs" "$KAFKA_LIBS"
+	rm -rf "$work"
+	touch "$KAFKA_HOME/.complete"
+	e2e_log "installed $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars"
+}
+
+java_cmd() {
+	if [[ -n "${JAVA_HOME:-}" ]]; then
+		echo "$JAVA_HOME/bin/java"
+	else
+		echo java
+	fi
+}
+
+write_config() {
+	local dir="$1" port="$2" cport=$(($2 + 1))
+	cat >"$dir/server.properties" <<EOF
+# One node that is both the KRaft controller and the broker.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$cport
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+
+# A single replica everywhere, internal topics included.
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+
+# Tests create their topics explicitly and want rebalances to start at once.
+auto.create.topics.enable=false
+delete.topic.enable=true
+group.initial.rebalance.delay.ms=0
+# Lets the zombie and crash tests use short group session timeouts.
+group.min.session.timeout.ms=1000
+
+# Small enough for a shared two-core machine.
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+num.recovery.threads.per.data.dir=1
+log.segment.bytes=67108864
+log.retention.hours=24
+log.retention.check.interval.ms=300000
+EOF
+	cat >"$dir/log4j2.properties" <<EOF
+# The broker logs to $dir/logs/server.log only; the console stays quiet.
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = $dir/logs/server.log
+appender.file.filePattern = $dir/logs/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.statechange.name = state.change.logger
+logger.statechange.level = warn
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.authorizer.name = kafka.authorizer.logger
+logger.authorizer.level = warn
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = warn
+EOF
+	echo "$port" >"$dir/port"
+}
+
+# tools_log4j writes a Log4j 2 config for the CLI tools that shows warnings
+# on stderr and nothing else, so their output stays parseable.
+tools_log4j() {
+	local f="$KAFKA_HOME/tools-log4j2.properties"
+	if [[ ! -f "$f" ]]; then
+		cat >"$f" <<'EOF'
+status = warn
+appender.err.type = Console
+appender.err.name = err
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.err.ref = err
+EOF
+	fi
+	echo "$f"
+}
+
+print_log_tail() {
+	local dir="$1" f
+	for f in "$dir/stdout.log" "$dir/logs/server.log"; do
+		if [[ -s "$f" ]]; then
+			echo "--- last lines of $f" >&2
+			tail -n 60 "$f" >&2
+		fi
+	done
+}
+
+cmd_start() {
+	local dir="${1:-}" port="${2:-}"
+	[[ -n "$dir" && -n "$port" ]] || usage
+	[[ "$port" =~ ^[0-9]+$ ]] || e2e_die "port must be a number, got $port"
+	[[ -f "$KAFKA_HOME/.complete" ]] || e2e_die "Kafka is not installed: run $0 install"
+	mkdir -p "$dir"
+	dir="$(cd "$dir" && pwd)"
+	if [[ -f "$dir/kafka.pid" ]] && e2e_pid_alive "$(cat "$dir/kafka.pid")"; then
+		e2e_die "Kafka already running in $dir (pid $(cat "$dir/kafka.pid"))"
+	fi
+	mkdir -p "$dir/logs"
+	write_config "$dir" "$port"
+	local java cp="$KAFKA_LIBS/*"
+	java="$(java_cmd)"
+
+	if [[ ! -f "$dir/data/meta.properties" ]]; then
+		local cluster_id
+		cluster_id="$("$java" -Dlog4j2.configurationFile="$(tools_log4j)" -cp "$cp" \
+			kafka.tools.StorageTool random-uuid)"
+		"$java" -Dlog4j2.configurationFile="$(tools_log4j)" -cp "$cp" \
+			kafka.tools.StorageTool format --standalone \
+			--cluster-id "$cluster_id" --config "$dir/server.properties" \
+			>"$dir/format.log" 2>&1 || {
+			cat "$dir/format.log" >&2
+			e2e_die "formatting $dir/data failed"
+		}
+	fi
+
+	e2e_go_build ./e2e/cmd/kafkaready "$dir/kafkaready"
+
+	# shellcheck disable=SC2086 # KAFKA_HEAP holds several JVM flags.
+	nohup "$java" $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+		-Djava.awt.headless=true \
+		-Dlog4j2.configurationFile="$dir/log4j2.properties" \
+		-Dkafka.logs.dir="$dir/logs" \
+		-cp "$cp" kafka.Kafka "$dir/server.properties" \
+		</dev/null >"$dir/stdout.log" 2>&1 &
+	local pid=$!
+	echo "$pid" >"$dir/kafka.pid"
+
+	if ! "$dir/kafkaready" -brokers "127.0.0.1:$port" -timeout "$READY_TIMEOUT" -pid "$pid"; then
+		print_log_tail "$dir"
+		e2e_stop_pidfile "$dir/kafka.pid" 10
+		e2e_die "Kafka did not become ready on 127.0.0.1:$port"
+	fi
+	e2e_log "Kafka $KAFKA_VERSION ready on 127.0.0.1:$port (pid $pid, dir $dir)"
+}
+
+cmd_stop() {
+	local dir="${1:-}"
+	[[ -n "$dir" ]] || usage
+	e2e_stop_pidfile "$dir/kafka.pid" 30
+}
+
+cmd_restart() {
+	local dir="${1:-}"
+	[[ -n "$dir" ]] || usage
+	[[ -f "$dir/port" ]] || e2e_die "no Kafka was started in $dir"
+	cmd_stop "$dir"
+	cmd_start "$dir" "$(cat "$dir/port")"
+}
+
+cmd_env() {
+	local dir="${1:-}"
+	[[ -n "$dir" ]] || usage
+	[[ -f "$dir/port" ]] || e2e_die "no Kafka was started in $dir"
+	echo "export SINK_E2E_KAFKA=127.0.0.1:$(cat "$dir/port")"
+}
+
+cmd_run_class() {
+	local class="${1:-}"
+	[[ -n "$class" ]] || usage
+	shift
+	[[ -f "$KAFKA_HOME/.complete" ]] || e2e_die "Kafka is not installed: run $0 install"
+	exec "$(java_cmd)" -Xmx256m -Dlog4j2.configurationFile="$(tools_log4j)" \
+		-cp "$KAFKA_LIBS/*" "$class" "$@"
+}
+
+cmd_topics() {
+	local dir="${1:-}"
+	[[ -n "$dir" ]] || usage
+	shift
+	[[ -f "$dir/port" ]] || e2e_die "no Kafka was started in $dir"
+	cmd_run_class org.apache.kafka.tools.TopicCommand \
+		--bootstrap-server "127.0.0.1:$(cat "$dir/port")" "$@"
+}
+
+sub="${1:-}"
+[[ $# -gt 0 ]] && shift
+case "$sub" in
+install) cmd_install "$@" ;;
+start) cmd_start "$@" ;;
+stop) cmd_stop "$@" ;;
+restart) cmd_restart "$@" ;;
+env) cmd_env "$@" ;;
+topics) cmd_topics "$@" ;;
+run-class) cmd_run_class "$@" ;;
+*) usage ;;
+esac
