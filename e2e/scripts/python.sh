@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# A Python virtual environment with the independent table readers the
+# end-to-end verification uses: delta-rs (deltalake), pyarrow, and DuckDB with
+# its Delta extension (see requirements.txt for the pinned versions).
+#
+#   python.sh install <venvdir>   create the venv and install the readers (idempotent),
+#                                 then run the check below
+#   python.sh check <venvdir>     write a small Delta table with delta-rs and read it
+#                                 back with delta-rs, pyarrow and DuckDB, offline
+#   python.sh env <venvdir>       print the environment the tests read
+set -euo pipefail
+
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+REQUIREMENTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements.txt"
+PYTHON="${PYTHON:-python3}"
+
+usage() {
+	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+cmd_install() {
+	local venv="${1:-}"
+	[[ -n "$venv" ]] || usage
+	e2e_require_cmd "$PYTHON"
+	# The stamp records which requirements the venv was built from, so a
+	# changed pin reinstalls and an unchanged one costs nothing.
+	local want have=""
+	want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+	[[ -f "$venv/.requirements.sha256" ]] && have="$(cat "$venv/.requirements.sha256")"
+	if [[ "$want" == "$have" && -x "$venv/bin/python" ]]; then
+		return 0
+	fi
+	e2e_log "installing the Python readers into $venv"
+	"$PYTHON" -m venv "$venv"
+	"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+		--no-input -r "$REQUIREMENTS"
+	cmd_check "$venv"
+	echo "$want" >"$venv/.requirements.sha256"
+}
+
+cmd_check() {
+	local venv="${1:-}"
+	[[ -n "$venv" ]] || usage
+	local tmp
+	tmp="$(mktemp -d)"
+	# The check must not reach any network: DuckDB's automatic extension
+	# install is off, so a missing extension fails here instead of later.
+	if ! "$venv/bin/python" - "$tmp/table" <<'EOF'; then
+import pathlib
+import sys
+
+import deltalake
+import duckdb
+import duckdb_extension_delta
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+path = sys.argv[1]
+deltalake.write_deltalake(path, pa.table({"id": [1, 2, 3], "v": ["a", "b", "c"]}))
+
+dt = deltalake.DeltaTable(path)
+assert dt.to_pyarrow_table().num_rows == 3, "delta-rs read"
+
+files = [pathlib.Path(f.removeprefix("file://")) for f in dt.file_uris()]
+assert sum(pq.read_table(f).num_rows for f in files) == 3, "pyarrow read"
+
+ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.glob("extensions/*/delta.duckdb_extension"))
+con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+con.sql(f"LOAD '{ext}'")
+got = con.sql(f"SELECT count(*), sum(id) FROM delta_scan('{path}')").fetchone()
+assert got == (3, 6), f"duckdb delta_scan returned {got}"
+print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta extension")
+EOF
+		rm -rf "$tmp"
+		e2e_die "the Python readers in $venv failed their check"
+	fi
+	rm -rf "$tmp"
+}
+
+cmd_env() {
+	local venv="${1:-}"
+	[[ -n "$venv" ]] || usage
+	[[ -x "$venv/bin/python" ]] || e2e_die "no venv at $venv: run $0 install $venv"
+	echo "export SINK_TEST_PYTHON=$(cd "$venv" && pwd)/bin/python"
+}
+
+sub="${1:-}"
+[[ $# -gt 0 ]] && shift
+case "$sub" in
+install) cmd_install "$@" ;;
+check) cmd_check "$@" ;;
+env) cmd_env "$@" ;;
+*) usage ;;
+esac
