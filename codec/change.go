@@ -4,6 +4,7 @@
 package codec
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 )
@@ -81,4 +82,119 @@ func (e *DecodeError) Error() string {
 		msg += " field " + e.Field
 	}
 	return msg + ": " + e.Reason
+}
+
+// Change is one normalized change, whatever the input format.
+type Change struct {
+	// Kafka coordinates of the record the change came from.
+	Topic     string
+	Partition int32
+	Offset    int64
+
+	// Source namespace. Table is always set; DB and Schema may be empty.
+	DB, Schema, Table string
+
+	Op Op
+	// LSN orders changes within a table. Values ≥ 2^63 are rejected by the
+	// decoders because the _lsn column is a Parquet int64.
+	LSN uint64
+	// TS is the source timestamp in milliseconds since the epoch (the Kafka
+	// record timestamp when the envelope carries none).
+	TS int64
+
+	// Row is the after-image, or the before-image for deletes. A name may
+	// repeat when the input repeats a key; the last occurrence wins.
+	Row []Field
+	// Key holds the primary key columns (the Debezium record key); it may
+	// be empty.
+	Key []Field
+	// Declared is the column schema the envelope declared (Debezium with
+	// the schema wrapper), nil when types are inferred from the values. It
+	// is shared between changes and must not be modified.
+	Declared []Column
+}
+
+// Field is one named column value.
+type Field struct {
+	Name  string
+	Value Value
+}
+
+// changeOverhead approximates the fixed in-memory cost of a Change: the
+// struct itself plus slice headers and allocator rounding.
+const changeOverhead = 192
+
+// fieldSize is unsafe.Sizeof(Field{}).
+const fieldSize = 48
+
+// Size estimates the change's in-memory bytes for buffer accounting. String
+// data is counted per value even when values share one backing copy of the
+// record, so the estimate errs on the high side.
+func (c *Change) Size() int {
+	n := changeOverhead + len(c.Topic) + len(c.DB) + len(c.Schema) + len(c.Table)
+	n += (cap(c.Row) + cap(c.Key)) * fieldSize
+	for i := range c.Row {
+		n += len(c.Row[i].Name) + len(c.Row[i].Value.str)
+	}
+	for i := range c.Key {
+		n += len(c.Key[i].Name) + len(c.Key[i].Value.str)
+	}
+	return n
+}
+
+// TableName is the stable routing key of the change's table: the non-empty
+// parts of DB, Schema and Table joined by dots ("inventory.public.users",
+// or "users" for evodb records).
+func (c *Change) TableName() string {
+	switch {
+	case c.DB == "" && c.Schema == "":
+		return c.Table
+	case c.DB == "":
+		return c.Schema + "." + c.Table
+	case c.Schema == "":
+		return c.DB + "." + c.Table
+	}
+	return c.DB + "." + c.Schema + "." + c.Table
+}
+
+// Get returns the value of the named column in Row (the last occurrence),
+// or null.
+func (c *Change) Get(name string) Value {
+	for i := len(c.Row) - 1; i >= 0; i-- {
+		if c.Row[i].Name == name {
+			return c.Row[i].Value
+		}
+	}
+	return Value{}
+}
+
+// Decoder turns a Kafka record into a Change. Implementations are safe for
+// concurrent use. Decode overwrites dst entirely and never reuses its
+// slices, so a Change copied into a buffer stays valid. It returns
+// ErrTombstone for a record with a null value, and a *DecodeError for any
+// record it cannot decode.
+type Decoder interface {
+	Decode(rec Record, dst *Change) error
+}
+
+// NewDecoder returns the decoder for an input format.
+func NewDecoder(f Format) (Decoder, error) {
+	switch f {
+	case FormatEvoDB:
+		return evodbDecoder{}, nil
+	case FormatDebezium:
+		return newDebeziumDecoder(), nil
+	}
+	return nil, fmt.Errorf("unknown input format %q (want %q or %q)", f, FormatEvoDB, FormatDebezium)
+}
+
+// decodeErr builds a *DecodeError for rec.
+func decodeErr(rec *Record, table, field, reason string) *DecodeError {
+	return &DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Table: table, Field: field, Reason: reason}
+}
+
+// isNullRecord reports whether a record value is a Kafka null or JSON null.
+func isNullRecord(v []byte) bool {
+	t := bytes.TrimSpace(v)
+	return len(t) == 0 || string(t) == "null"
 }

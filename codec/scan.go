@@ -1,0 +1,372 @@
+package codec
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// scanner is a minimal, strict JSON tokenizer over one record. The record
+// is converted to a string once; strings without escapes are returned as
+// substrings of it, so decoding a row costs one copy of the record instead
+// of one allocation per value. It validates everything it reads, including
+// skipped nested values, so JSON text kept in a column is always valid.
+type scanner struct {
+	s string
+	i int
+}
+
+// maxDepth bounds nesting so hostile input cannot exhaust the stack.
+const maxDepth = 512
+
+var (
+	errSyntax = errors.New("invalid JSON")
+	errDepth  = errors.New("JSON nested too deeply")
+)
+
+func (p *scanner) ws() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (p *scanner) peek() byte {
+	p.ws()
+	if p.i < len(p.s) {
+		return p.s[p.i]
+	}
+	return 0
+}
+
+func (p *scanner) consume(c byte) bool {
+	if p.peek() == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// atEnd reports whether only whitespace remains.
+func (p *scanner) atEnd() bool {
+	p.ws()
+	return p.i == len(p.s)
+}
+
+// object iterates over the keys of an object, calling fn with the scanner
+// positioned at each value; fn must consume the value.
+func (p *scanner) object(fn func(key string) error) error {
+	if !p.consume('{') {
+		return errSyntax
+	}
+	if p.consume('}') {
+		return nil
+	}
+	for {
+		if p.peek() != '"' {
+			return errSyntax
+		}
+		key, err := p.str()
+		if err != nil {
+			return err
+		}
+		if !p.consume(':') {
+			return errSyntax
+		}
+		p.ws()
+		if err := fn(key); err != nil {
+			return err
+		}
+		if p.consume(',') {
+			continue
+		}
+		if p.consume('}') {
+			return nil
+		}
+		return errSyntax
+	}
+}
+
+// str reads a string token.
+func (p *scanner) str() (string, error) {
+	p.ws()
+	if p.i >= len(p.s) || p.s[p.i] != '"' {
+		return "", errSyntax
+	}
+	start := p.i + 1
+	ascii := true
+	for j := start; j < len(p.s); j++ {
+		c := p.s[j]
+		switch {
+		case c == '"':
+			p.i = j + 1
+			out := p.s[start:j]
+			if !ascii && !utf8.ValidString(out) {
+				out = strings.ToValidUTF8(out, "\uFFFD")
+			}
+			return out, nil
+		case c == '\\':
+			return p.strEscaped(start)
+		case c < 0x20:
+			return "", errSyntax
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return "", errSyntax
+}
+
+// strEscaped is the slow path of str for strings with escapes.
+func (p *scanner) strEscaped(start int) (string, error) {
+	var b strings.Builder
+	j := start
+	for j < len(p.s) {
+		c := p.s[j]
+		switch {
+		case c == '"':
+			p.i = j + 1
+			out := b.String()
+			if !utf8.ValidString(out) {
+				out = strings.ToValidUTF8(out, "\uFFFD")
+			}
+			return out, nil
+		case c < 0x20:
+			return "", errSyntax
+		case c != '\\':
+			b.WriteByte(c)
+			j++
+			continue
+		}
+		if j+1 >= len(p.s) {
+			return "", errSyntax
+		}
+		e := p.s[j+1]
+		j += 2
+		switch e {
+		case '"', '\\', '/':
+			b.WriteByte(e)
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r, ok := hex4(p.s, j)
+			if !ok {
+				return "", errSyntax
+			}
+			j += 4
+			if utf16.IsSurrogate(r) {
+				if r2, ok := hex4(p.s, j+2); ok && j+1 < len(p.s) && p.s[j] == '\\' && p.s[j+1] == 'u' {
+					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+						j += 6
+						b.WriteRune(d)
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			b.WriteRune(r)
+		default:
+			return "", errSyntax
+		}
+	}
+	return "", errSyntax
+}
+
+func hex4(s string, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(s[i : i+4]) {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// number reads a number token and reports whether it is an integer
+// literal (no fraction, no exponent).
+func (p *scanner) number() (tok string, integer bool, err error) {
+	p.ws()
+	start := p.i
+	j := p.i
+	if j < len(p.s) && p.s[j] == '-' {
+		j++
+	}
+	if j >= len(p.s) {
+		return "", false, errSyntax
+	}
+	if p.s[j] == '0' {
+		j++
+	} else if p.s[j] >= '1' && p.s[j] <= '9' {
+		for j < len(p.s) && p.s[j] >= '0' && p.s[j] <= '9' {
+			j++
+		}
+	} else {
+		return "", false, errSyntax
+	}
+	integer = true
+	if j < len(p.s) && p.s[j] == '.' {
+		integer = false
+		j++
+		d := j
+		for j < len(p.s) && p.s[j] >= '0' && p.s[j] <= '9' {
+			j++
+		}
+		if j == d {
+			return "", false, errSyntax
+		}
+	}
+	if j < len(p.s) && (p.s[j] == 'e' || p.s[j] == 'E') {
+		integer = false
+		j++
+		if j < len(p.s) && (p.s[j] == '+' || p.s[j] == '-') {
+			j++
+		}
+		d := j
+		for j < len(p.s) && p.s[j] >= '0' && p.s[j] <= '9' {
+			j++
+		}
+		if j == d {
+			return "", false, errSyntax
+		}
+	}
+	p.i = j
+	return p.s[start:j], integer, nil
+}
+
+// literal consumes true, false or null.
+func (p *scanner) literal(word string) bool {
+	p.ws()
+	if strings.HasPrefix(p.s[p.i:], word) {
+		p.i += len(word)
+		return true
+	}
+	return false
+}
+
+// skip consumes any value and returns its raw text.
+func (p *scanner) skip() (string, error) {
+	p.ws()
+	start := p.i
+	if err := p.skipValue(0); err != nil {
+		return "", err
+	}
+	return p.s[start:p.i], nil
+}
+
+func (p *scanner) skipValue(depth int) error {
+	if depth > maxDepth {
+		return errDepth
+	}
+	switch p.peek() {
+	case '{':
+		return p.object(func(string) error { return p.skipValue(depth + 1) })
+	case '[':
+		p.i++
+		if p.consume(']') {
+			return nil
+		}
+		for {
+			if err := p.skipValue(depth + 1); err != nil {
+				return err
+			}
+			if p.consume(',') {
+				continue
+			}
+			if p.consume(']') {
+				return nil
+			}
+			return errSyntax
+		}
+	case '"':
+		_, err := p.str()
+		return err
+	case 't':
+		if p.literal("true") {
+			return nil
+		}
+	case 'f':
+		if p.literal("false") {
+			return nil
+		}
+	case 'n':
+		if p.literal("null") {
+			return nil
+		}
+	default:
+		_, _, err := p.number()
+		return err
+	}
+	return errSyntax
+}
+
+// inferValue reads any value and infers its kind: integers that fit int64
+// are ints, other numbers doubles, objects and arrays JSON text.
+func (p *scanner) inferValue() (Value, error) {
+	switch p.peek() {
+	case '"':
+		s, err := p.str()
+		return String(s), err
+	case 't':
+		if p.literal("true") {
+			return Bool(true), nil
+		}
+	case 'f':
+		if p.literal("false") {
+			return Bool(false), nil
+		}
+	case 'n':
+		if p.literal("null") {
+			return Null(), nil
+		}
+	case '{', '[':
+		raw, err := p.skip()
+		return JSON(raw), err
+	default:
+		tok, integer, err := p.number()
+		if err != nil {
+			return Value{}, err
+		}
+		return numberValue(tok, integer)
+	}
+	return Value{}, errSyntax
+}
+
+var errRange = errors.New("number out of range")
+
+func numberValue(tok string, integer bool) (Value, error) {
+	if integer {
+		if i, err := strconv.ParseInt(tok, 10, 64); err == nil {
+			return Int(i), nil
+		}
+	}
+	f, err := strconv.ParseFloat(tok, 64)
+	if err != nil {
+		return Value{}, errRange
+	}
+	return Float(f), nil
+}

@@ -1,0 +1,582 @@
+package codec
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// TypeKind is the kind of a column type. Each maps to one Delta Lake
+// primitive type.
+type TypeKind uint8
+
+// Column type kinds.
+const (
+	TypeLong TypeKind = iota + 1
+	TypeInteger
+	TypeDouble
+	TypeBoolean
+	TypeString
+	TypeBinary
+	TypeDate
+	TypeTimestamp
+	TypeDecimal
+	// TypeJSON is a string column holding JSON text (nested objects and
+	// arrays). Delta and Parquet see a plain string; the Delta field
+	// metadata {"evodb.type":"json"} marks it.
+	TypeJSON
+)
+
+// MaxDecimalPrecision is the largest precision Delta Lake accepts.
+const MaxDecimalPrecision = 38
+
+// Type is a column type.
+type Type struct {
+	Kind TypeKind
+	// Precision and Scale apply to TypeDecimal.
+	Precision, Scale int32
+}
+
+// String returns the Delta Lake type name.
+func (t Type) String() string {
+	switch t.Kind {
+	case TypeLong:
+		return "long"
+	case TypeInteger:
+		return "integer"
+	case TypeDouble:
+		return "double"
+	case TypeBoolean:
+		return "boolean"
+	case TypeString, TypeJSON:
+		return "string"
+	case TypeBinary:
+		return "binary"
+	case TypeDate:
+		return "date"
+	case TypeTimestamp:
+		return "timestamp"
+	case TypeDecimal:
+		return fmt.Sprintf("decimal(%d,%d)", t.Precision, t.Scale)
+	}
+	return "invalid"
+}
+
+// describe names a type in error messages, distinguishing JSON columns.
+func (t Type) describe() string {
+	if t.Kind == TypeJSON {
+		return "json"
+	}
+	return t.String()
+}
+
+// Column is one data column of a table.
+type Column struct {
+	Name     string
+	Type     Type
+	Nullable bool
+}
+
+// Metadata column names. Every block has _op, _lsn and _ts; the Kafka
+// coordinates are optional. Source columns cannot use these names.
+const (
+	ColOp        = "_op"
+	ColLSN       = "_lsn"
+	ColTS        = "_ts"
+	ColTopic     = "_topic"
+	ColPartition = "_partition"
+	ColOffset    = "_offset"
+)
+
+func isReserved(name string) bool {
+	switch name {
+	case ColOp, ColLSN, ColTS, ColTopic, ColPartition, ColOffset:
+		return true
+	}
+	return false
+}
+
+// Schema is a table's ordered data columns. It evolves as changes are
+// accepted: a new column is added (nullable) when a non-null value or a
+// declared column first appears; an integer column widens to long or
+// double when a value needs it; a string column takes any scalar as text;
+// a JSON column takes any value as JSON text. Anything else is an error
+// that leaves the schema unchanged. A Schema is not safe for concurrent use.
+type Schema struct {
+	cols  []Column
+	index map[string]int
+	kafka bool
+}
+
+// NewSchema returns an empty schema.
+func NewSchema() *Schema { return &Schema{index: map[string]int{}} }
+
+// Columns returns the data columns in order (metadata columns excluded).
+// The slice must not be modified.
+func (s *Schema) Columns() []Column { return s.cols }
+
+// Column returns the named data column.
+func (s *Schema) Column(name string) (Column, bool) {
+	i, ok := s.index[name]
+	if !ok {
+		return Column{}, false
+	}
+	return s.cols[i], true
+}
+
+// KafkaColumns reports whether the Delta schema includes _topic,
+// _partition and _offset.
+func (s *Schema) KafkaColumns() bool { return s.kafka }
+
+// SetKafkaColumns sets whether the Delta schema includes the Kafka
+// coordinate columns; set it from the same setting as
+// EncodeOptions.KafkaColumns.
+func (s *Schema) SetKafkaColumns(on bool) { s.kafka = on }
+
+// Clone returns an independent copy.
+func (s *Schema) Clone() *Schema {
+	c := &Schema{cols: append([]Column(nil), s.cols...), index: make(map[string]int, len(s.index)), kafka: s.kafka}
+	for k, v := range s.index {
+		c.index[k] = v
+	}
+	return c
+}
+
+// Equal reports whether two schemas have the same columns in the same
+// order.
+func (s *Schema) Equal(o *Schema) bool {
+	if len(s.cols) != len(o.cols) || s.kafka != o.kafka {
+		return false
+	}
+	for i := range s.cols {
+		if s.cols[i] != o.cols[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// AddColumn appends a column; it fails if the name exists or is reserved.
+func (s *Schema) AddColumn(c Column) error {
+	if err := checkName(c.Name); err != nil {
+		return err
+	}
+	if _, ok := s.index[c.Name]; ok {
+		return fmt.Errorf("column %q exists", c.Name)
+	}
+	if err := c.Type.validate(); err != nil {
+		return fmt.Errorf("column %q: %w", c.Name, err)
+	}
+	c.Name = strings.Clone(c.Name) // do not pin the record the name came from
+	s.index[c.Name] = len(s.cols)
+	s.cols = append(s.cols, c)
+	return nil
+}
+
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("empty column name")
+	}
+	if isReserved(name) {
+		return fmt.Errorf("column name %q is reserved for metadata", name)
+	}
+	return nil
+}
+
+func (t Type) validate() error {
+	if t.Kind < TypeLong || t.Kind > TypeJSON {
+		return fmt.Errorf("invalid type kind %d", t.Kind)
+	}
+	if t.Kind == TypeDecimal && (t.Precision < 1 || t.Precision > MaxDecimalPrecision || t.Scale < 0 || t.Scale > t.Precision) {
+		return fmt.Errorf("invalid decimal(%d,%d)", t.Precision, t.Scale)
+	}
+	return nil
+}
+
+// Accept checks that ch fits the schema, evolving the schema when it
+// needs new or wider columns. It reports whether the schema changed. An
+// uncoercible value is a *DecodeError naming the table, column, expected
+// and actual type; the schema is then unchanged.
+func (s *Schema) Accept(ch *Change) (evolved bool, err error) {
+	// Fast path: every declared column and every value fits as is.
+	if s.fits(ch) {
+		return false, nil
+	}
+	next := s.Clone()
+	for _, d := range ch.Declared {
+		if err := next.acceptDeclared(d); err != nil {
+			return false, s.recordErr(ch, d.Name, err.Error())
+		}
+	}
+	for i := range ch.Row {
+		f := &ch.Row[i]
+		if err := next.acceptValue(f.Name, f.Value); err != nil {
+			return false, s.recordErr(ch, f.Name, err.Error())
+		}
+	}
+	if next.Equal(s) {
+		return false, nil
+	}
+	*s = *next
+	return true, nil
+}
+
+func (s *Schema) recordErr(ch *Change, col, reason string) *DecodeError {
+	return &DecodeError{Topic: ch.Topic, Partition: ch.Partition, Offset: ch.Offset, Table: ch.TableName(), Field: col, Reason: reason}
+}
+
+// fits reports whether ch needs no evolution and has no errors.
+func (s *Schema) fits(ch *Change) bool {
+	for _, d := range ch.Declared {
+		i, ok := s.index[d.Name]
+		if !ok || s.cols[i].Type != d.Type {
+			return false
+		}
+	}
+	for i := range ch.Row {
+		v := ch.Row[i].Value
+		j, ok := s.index[ch.Row[i].Name]
+		if !ok {
+			if v.kind == KindNull && !isReserved(ch.Row[i].Name) && ch.Row[i].Name != "" {
+				continue
+			}
+			return false
+		}
+		if _, ok := coerce(v, s.cols[j].Type); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Schema) acceptDeclared(d Column) error {
+	i, ok := s.index[d.Name]
+	if !ok {
+		return s.AddColumn(Column{Name: d.Name, Type: d.Type, Nullable: true})
+	}
+	cur := s.cols[i].Type
+	if cur == d.Type {
+		return nil
+	}
+	wide, ok := widen(cur, d.Type)
+	if !ok {
+		return fmt.Errorf("expected %s, got %s", cur.describe(), d.Type.describe())
+	}
+	s.cols[i].Type = wide
+	return nil
+}
+
+func (s *Schema) acceptValue(name string, v Value) error {
+	i, ok := s.index[name]
+	if !ok {
+		if v.kind == KindNull {
+			// A column seen only as null has no type yet; missing columns
+			// read as null, so nothing is lost by adding it later.
+			return checkName(name)
+		}
+		return s.AddColumn(Column{Name: name, Type: naturalType(v), Nullable: true})
+	}
+	cur := s.cols[i].Type
+	if _, ok := coerce(v, cur); ok {
+		return nil
+	}
+	wide, ok := widen(cur, naturalType(v))
+	if ok {
+		if _, ok := coerce(v, wide); ok {
+			s.cols[i].Type = wide
+			return nil
+		}
+	}
+	return fmt.Errorf("expected %s, got %s", cur.describe(), v.kind)
+}
+
+// naturalType is the column type a value creates.
+func naturalType(v Value) Type {
+	switch v.kind {
+	case KindBool:
+		return Type{Kind: TypeBoolean}
+	case KindInt:
+		return Type{Kind: TypeLong}
+	case KindFloat:
+		return Type{Kind: TypeDouble}
+	case KindString:
+		return Type{Kind: TypeString}
+	case KindBinary:
+		return Type{Kind: TypeBinary}
+	case KindDecimal:
+		p := int32(decimalDigits(v.Unscaled()))
+		p = max(p, v.scale, 1)
+		// Inferred decimals get the widest precision so later values of
+		// the same scale fit without a type change.
+		if v.scale <= MaxDecimalPrecision {
+			p = MaxDecimalPrecision
+		}
+		return Type{Kind: TypeDecimal, Precision: p, Scale: v.scale}
+	case KindDate:
+		return Type{Kind: TypeDate}
+	case KindTimestamp:
+		return Type{Kind: TypeTimestamp}
+	case KindJSON:
+		return Type{Kind: TypeJSON}
+	}
+	return Type{}
+}
+
+// widen returns the type that holds values of both a column's current type
+// and an incoming type, if the widening rules allow one.
+func widen(cur, in Type) (Type, bool) {
+	if cur == in {
+		return cur, true
+	}
+	switch cur.Kind {
+	case TypeInteger:
+		switch in.Kind {
+		case TypeLong, TypeDouble:
+			return in, true
+		}
+	case TypeLong:
+		switch in.Kind {
+		case TypeInteger:
+			return cur, true
+		case TypeDouble:
+			return in, true
+		}
+	case TypeDouble:
+		switch in.Kind {
+		case TypeInteger, TypeLong:
+			return cur, true
+		}
+	case TypeString, TypeJSON:
+		return cur, true
+	case TypeDecimal:
+		if in.Kind == TypeDecimal && in.Scale == cur.Scale {
+			cur.Precision = max(cur.Precision, in.Precision)
+			return cur, true
+		}
+	}
+	return Type{}, false
+}
+
+var bigTen = big.NewInt(10)
+
+func decimalDigits(u *big.Int) int {
+	if u.Sign() == 0 {
+		return 1
+	}
+	return len(new(big.Int).Abs(u).String())
+}
+
+// coerce converts v to what a column of type t stores.
+func coerce(v Value, t Type) (Value, bool) {
+	if v.kind == KindNull {
+		return v, true
+	}
+	switch t.Kind {
+	case TypeLong:
+		return v, v.kind == KindInt
+	case TypeInteger:
+		return v, v.kind == KindInt && v.Int() >= math.MinInt32 && v.Int() <= math.MaxInt32
+	case TypeDouble:
+		switch v.kind {
+		case KindFloat:
+			return v, true
+		case KindInt:
+			return Float(float64(v.Int())), true
+		}
+	case TypeBoolean:
+		return v, v.kind == KindBool
+	case TypeString:
+		if v.kind == KindString {
+			return v, true
+		}
+		return String(v.Text()), true
+	case TypeBinary:
+		return v, v.kind == KindBinary
+	case TypeDate:
+		return v, v.kind == KindDate
+	case TypeTimestamp:
+		return v, v.kind == KindTimestamp
+	case TypeDecimal:
+		return coerceDecimal(v, t)
+	case TypeJSON:
+		switch v.kind {
+		case KindJSON:
+			return v, true
+		case KindBool, KindInt, KindFloat, KindDecimal:
+			if v.kind == KindFloat && (math.IsNaN(v.Float()) || math.IsInf(v.Float(), 0)) {
+				return JSON(strconv.Quote(v.Text())), true
+			}
+			return JSON(v.Text()), true
+		default:
+			b, _ := json.Marshal(v.Text())
+			return JSON(string(b)), true
+		}
+	}
+	return Value{}, false
+}
+
+func coerceDecimal(v Value, t Type) (Value, bool) {
+	var u *big.Int
+	var scale int32
+	switch v.kind {
+	case KindDecimal:
+		if v.scale == t.Scale {
+			if x, ok := twosInt64(v.str); ok {
+				return v, int64Digits(x) <= int(t.Precision)
+			}
+		}
+		u, scale = v.Unscaled(), v.scale
+	case KindInt:
+		u, scale = big.NewInt(v.Int()), 0
+	default:
+		return Value{}, false
+	}
+	if scale > t.Scale {
+		return Value{}, false // would lose digits
+	}
+	if scale < t.Scale {
+		u = new(big.Int).Mul(u, new(big.Int).Exp(bigTen, big.NewInt(int64(t.Scale-scale)), nil))
+	}
+	if decimalDigits(u) > int(t.Precision) {
+		return Value{}, false
+	}
+	return DecimalFromBig(u, t.Scale), true
+}
+
+// int64Digits counts the decimal digits of x.
+func int64Digits(x int64) int {
+	if x == math.MinInt64 {
+		return 19
+	}
+	if x < 0 {
+		x = -x
+	}
+	n := 1
+	for x >= 10 {
+		x /= 10
+		n++
+	}
+	return n
+}
+
+// deltaField is a field of a Delta Lake struct type.
+type deltaField struct {
+	Name     string         `json:"name"`
+	Type     any            `json:"type"`
+	Nullable bool           `json:"nullable"`
+	Metadata map[string]any `json:"metadata"`
+}
+
+type deltaStruct struct {
+	Type   string       `json:"type"`
+	Fields []deltaField `json:"fields"`
+}
+
+// jsonMetaKey marks JSON text columns in Delta field metadata.
+const jsonMetaKey = "evodb.type"
+
+// metaColumns returns the metadata columns in block order.
+func metaColumns(kafka bool) []Column {
+	cols := []Column{
+		{Name: ColOp, Type: Type{Kind: TypeString}},
+		{Name: ColLSN, Type: Type{Kind: TypeLong}},
+		{Name: ColTS, Type: Type{Kind: TypeTimestamp}},
+	}
+	if kafka {
+		cols = append(cols,
+			Column{Name: ColTopic, Type: Type{Kind: TypeString}},
+			Column{Name: ColPartition, Type: Type{Kind: TypeInteger}},
+			Column{Name: ColOffset, Type: Type{Kind: TypeLong}},
+		)
+	}
+	return cols
+}
+
+// DeltaSchemaJSON returns the Delta Lake schemaString: a struct type with
+// the metadata columns (non-nullable) first, then the data columns in
+// order (nullable).
+func (s *Schema) DeltaSchemaJSON() (string, error) {
+	st := deltaStruct{Type: "struct"}
+	for _, c := range metaColumns(s.kafka) {
+		st.Fields = append(st.Fields, deltaField{Name: c.Name, Type: c.Type.String(), Nullable: false, Metadata: map[string]any{}})
+	}
+	for _, c := range s.cols {
+		md := map[string]any{}
+		if c.Type.Kind == TypeJSON {
+			md[jsonMetaKey] = "json"
+		}
+		st.Fields = append(st.Fields, deltaField{Name: c.Name, Type: c.Type.String(), Nullable: c.Nullable, Metadata: md})
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return "", fmt.Errorf("encode delta schema: %w", err)
+	}
+	return string(b), nil
+}
+
+// ParseDeltaSchema is the inverse of DeltaSchemaJSON: it rebuilds a schema
+// from a Delta schemaString, skipping metadata columns (and noting whether
+// the Kafka columns are present).
+func ParseDeltaSchema(schemaString string) (*Schema, error) {
+	var st deltaStruct
+	if err := json.Unmarshal([]byte(schemaString), &st); err != nil {
+		return nil, fmt.Errorf("parse delta schema: %w", err)
+	}
+	if st.Type != "struct" {
+		return nil, fmt.Errorf("parse delta schema: type %q, want struct", st.Type)
+	}
+	s := NewSchema()
+	for _, f := range st.Fields {
+		if isReserved(f.Name) {
+			if f.Name == ColTopic {
+				s.kafka = true
+			}
+			continue
+		}
+		name, ok := f.Type.(string)
+		if !ok {
+			return nil, fmt.Errorf("parse delta schema: column %q: nested types are not supported", f.Name)
+		}
+		t, err := parseDeltaType(name)
+		if err != nil {
+			return nil, fmt.Errorf("parse delta schema: column %q: %w", f.Name, err)
+		}
+		if t.Kind == TypeString && f.Metadata[jsonMetaKey] == "json" {
+			t.Kind = TypeJSON
+		}
+		if err := s.AddColumn(Column{Name: f.Name, Type: t, Nullable: f.Nullable}); err != nil {
+			return nil, fmt.Errorf("parse delta schema: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func parseDeltaType(name string) (Type, error) {
+	switch name {
+	case "long":
+		return Type{Kind: TypeLong}, nil
+	case "integer", "short", "byte":
+		return Type{Kind: TypeInteger}, nil
+	case "double", "float":
+		return Type{Kind: TypeDouble}, nil
+	case "boolean":
+		return Type{Kind: TypeBoolean}, nil
+	case "string":
+		return Type{Kind: TypeString}, nil
+	case "binary":
+		return Type{Kind: TypeBinary}, nil
+	case "date":
+		return Type{Kind: TypeDate}, nil
+	case "timestamp":
+		return Type{Kind: TypeTimestamp}, nil
+	}
+	var p, sc int32
+	if _, err := fmt.Sscanf(name, "decimal(%d,%d)", &p, &sc); err == nil {
+		t := Type{Kind: TypeDecimal, Precision: p, Scale: sc}
+		return t, t.validate()
+	}
+	return Type{}, fmt.Errorf("unsupported type %q", name)
+}
