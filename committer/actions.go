@@ -1,0 +1,346 @@
+package committer
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+)
+
+// Delta operation names written to commitInfo.operation. They are the names
+// Spark and delta-rs use, so a table history reads the same whichever engine
+// wrote a commit.
+const (
+	OpCreateTable     = "CREATE TABLE"
+	OpWrite           = "WRITE"
+	OpStreamingUpdate = "STREAMING UPDATE"
+	OpOptimize        = "OPTIMIZE"
+	OpDelete          = "DELETE"
+)
+
+// EngineInfo is written to commitInfo.engineInfo of every commit.
+const EngineInfo = "evodb-sink"
+
+// The protocol versions this committer writes and understands: reader 1,
+// writer 2 (no table features, no column mapping).
+const (
+	readerVersion = 1
+	writerVersion = 2
+)
+
+// Protocol is the table's protocol action.
+type Protocol struct {
+	MinReaderVersion int32
+	MinWriterVersion int32
+}
+
+// Metadata is the table's metaData action. SchemaString is the Delta schema
+// serialization (a JSON struct type).
+type Metadata struct {
+	ID               string
+	Name             string
+	SchemaString     string
+	PartitionColumns []string
+	Configuration    map[string]string
+	CreatedTime      int64
+}
+
+// Add is an add action: a data file that is part of the table. Path is
+// relative to the table root and, as Delta requires, a URI path
+// (percent-encoded where needed).
+type Add struct {
+	Path             string
+	PartitionValues  map[string]string
+	Size             int64
+	ModificationTime int64
+	DataChange       bool
+	// Stats is the Delta per-file statistics JSON (numRecords, minValues,
+	// maxValues, nullCount).
+	Stats string
+	Tags  map[string]string
+}
+
+// Remove is a remove action: a file that is no longer part of the table. In
+// a snapshot it is a tombstone, kept so vacuum knows when the file may go.
+type Remove struct {
+	Path              string
+	DeletionTimestamp int64
+	DataChange        bool
+	Size              int64
+	PartitionValues   map[string]string
+}
+
+// Txn is a transaction identifier action: the last source offset of an
+// application (a source partition) that the table holds.
+type Txn struct {
+	AppID       string
+	Version     int64
+	LastUpdated int64
+}
+
+// The JSON shapes below are the Delta log's action encoding. Optional fields
+// use omitempty or pointers so that what we write matches what Spark writes.
+
+type jsonAction struct {
+	CommitInfo map[string]any `json:"commitInfo,omitempty"`
+	Protocol   *jsonProtocol  `json:"protocol,omitempty"`
+	MetaData   *jsonMetaData  `json:"metaData,omitempty"`
+	Txn        *jsonTxn       `json:"txn,omitempty"`
+	Remove     *jsonRemove    `json:"remove,omitempty"`
+	Add        *jsonAdd       `json:"add,omitempty"`
+}
+
+type jsonProtocol struct {
+	MinReaderVersion int32    `json:"minReaderVersion"`
+	MinWriterVersion int32    `json:"minWriterVersion"`
+	ReaderFeatures   []string `json:"readerFeatures,omitempty"`
+	WriterFeatures   []string `json:"writerFeatures,omitempty"`
+}
+
+type jsonFormat struct {
+	Provider string            `json:"provider"`
+	Options  map[string]string `json:"options"`
+}
+
+type jsonMetaData struct {
+	ID               string            `json:"id"`
+	Name             string            `json:"name,omitempty"`
+	Description      string            `json:"description,omitempty"`
+	Format           jsonFormat        `json:"format"`
+	SchemaString     string            `json:"schemaString"`
+	PartitionColumns []string          `json:"partitionColumns"`
+	Configuration    map[string]string `json:"configuration"`
+	CreatedTime      *int64            `json:"createdTime,omitempty"`
+}
+
+type jsonTxn struct {
+	AppID       string `json:"appId"`
+	Version     int64  `json:"version"`
+	LastUpdated *int64 `json:"lastUpdated,omitempty"`
+}
+
+type jsonAdd struct {
+	Path             string            `json:"path"`
+	PartitionValues  map[string]string `json:"partitionValues"`
+	Size             int64             `json:"size"`
+	ModificationTime int64             `json:"modificationTime"`
+	DataChange       bool              `json:"dataChange"`
+	Stats            string            `json:"stats,omitempty"`
+	Tags             map[string]string `json:"tags,omitempty"`
+}
+
+type jsonRemove struct {
+	Path                 string            `json:"path"`
+	DeletionTimestamp    *int64            `json:"deletionTimestamp,omitempty"`
+	DataChange           bool              `json:"dataChange"`
+	ExtendedFileMetadata bool              `json:"extendedFileMetadata,omitempty"`
+	PartitionValues      map[string]string `json:"partitionValues,omitempty"`
+	Size                 *int64            `json:"size,omitempty"`
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func toJSONMetaData(md Metadata) *jsonMetaData {
+	created := md.CreatedTime
+	cols := md.PartitionColumns
+	if cols == nil {
+		cols = []string{}
+	}
+	return &jsonMetaData{
+		ID:               md.ID,
+		Name:             md.Name,
+		Format:           jsonFormat{Provider: "parquet", Options: map[string]string{}},
+		SchemaString:     md.SchemaString,
+		PartitionColumns: cols,
+		Configuration:    nonNil(md.Configuration),
+		CreatedTime:      &created,
+	}
+}
+
+func (j *jsonMetaData) metadata() Metadata {
+	md := Metadata{
+		ID:               j.ID,
+		Name:             j.Name,
+		SchemaString:     j.SchemaString,
+		PartitionColumns: j.PartitionColumns,
+		Configuration:    j.Configuration,
+	}
+	if j.CreatedTime != nil {
+		md.CreatedTime = *j.CreatedTime
+	}
+	return md
+}
+
+func toJSONAdd(a Add) *jsonAdd {
+	return &jsonAdd{
+		Path:             a.Path,
+		PartitionValues:  nonNil(a.PartitionValues),
+		Size:             a.Size,
+		ModificationTime: a.ModificationTime,
+		DataChange:       a.DataChange,
+		Stats:            a.Stats,
+		Tags:             a.Tags,
+	}
+}
+
+func (j *jsonAdd) add() Add {
+	return Add{
+		Path:             j.Path,
+		PartitionValues:  j.PartitionValues,
+		Size:             j.Size,
+		ModificationTime: j.ModificationTime,
+		DataChange:       j.DataChange,
+		Stats:            j.Stats,
+		Tags:             j.Tags,
+	}
+}
+
+func toJSONRemove(r Remove) *jsonRemove {
+	ts := r.DeletionTimestamp
+	j := &jsonRemove{
+		Path:                 r.Path,
+		DeletionTimestamp:    &ts,
+		DataChange:           r.DataChange,
+		ExtendedFileMetadata: true,
+		PartitionValues:      nonNil(r.PartitionValues),
+	}
+	size := r.Size
+	j.Size = &size
+	return j
+}
+
+func (j *jsonRemove) remove() Remove {
+	r := Remove{Path: j.Path, DataChange: j.DataChange, PartitionValues: j.PartitionValues}
+	if j.DeletionTimestamp != nil {
+		r.DeletionTimestamp = *j.DeletionTimestamp
+	}
+	if j.Size != nil {
+		r.Size = *j.Size
+	}
+	return r
+}
+
+// logEntry is one parsed commit file.
+type logEntry struct {
+	commitInfo map[string]any
+	protocol   *Protocol
+	metadata   *Metadata
+	txns       []Txn
+	removes    []Remove
+	adds       []Add
+}
+
+// commitID returns the evodb commit id recorded in commitInfo, if any.
+func (e *logEntry) commitID() string {
+	id, _ := e.commitInfo[infoCommitID].(string)
+	return id
+}
+
+// parseLogEntry decodes a newline-delimited JSON commit. Actions this
+// committer does not model (cdc, domainMetadata, ...) are skipped, which is
+// what a reader of protocol (1,2) may do.
+func parseLogEntry(data []byte) (*logEntry, error) {
+	e := &logEntry{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), 64<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		var a jsonAction
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&a); err != nil {
+			return nil, fmt.Errorf("decode action on line %d: %w", line, err)
+		}
+		switch {
+		case a.CommitInfo != nil:
+			e.commitInfo = a.CommitInfo
+		case a.Protocol != nil:
+			e.protocol = &Protocol{MinReaderVersion: a.Protocol.MinReaderVersion, MinWriterVersion: a.Protocol.MinWriterVersion}
+		case a.MetaData != nil:
+			md := a.MetaData.metadata()
+			e.metadata = &md
+		case a.Txn != nil:
+			e.txns = append(e.txns, Txn{AppID: a.Txn.AppID, Version: a.Txn.Version, LastUpdated: derefInt(a.Txn.LastUpdated)})
+		case a.Remove != nil:
+			e.removes = append(e.removes, a.Remove.remove())
+		case a.Add != nil:
+			e.adds = append(e.adds, a.Add.add())
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("scan commit: %w", err)
+	}
+	return e, nil
+}
+
+func derefInt(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// encode writes the entry as newline-delimited JSON actions in the order
+// commitInfo, protocol, metaData, txn, remove, add.
+func (e *logEntry) encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	put := func(a jsonAction) error {
+		if err := enc.Encode(a); err != nil {
+			return fmt.Errorf("encode action: %w", err)
+		}
+		return nil
+	}
+	if e.commitInfo != nil {
+		if err := put(jsonAction{CommitInfo: e.commitInfo}); err != nil {
+			return nil, err
+		}
+	}
+	if e.protocol != nil {
+		if err := put(jsonAction{Protocol: &jsonProtocol{MinReaderVersion: e.protocol.MinReaderVersion, MinWriterVersion: e.protocol.MinWriterVersion}}); err != nil {
+			return nil, err
+		}
+	}
+	if e.metadata != nil {
+		if err := put(jsonAction{MetaData: toJSONMetaData(*e.metadata)}); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range e.txns {
+		lu := t.LastUpdated
+		if err := put(jsonAction{Txn: &jsonTxn{AppID: t.AppID, Version: t.Version, LastUpdated: &lu}}); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range e.removes {
+		if err := put(jsonAction{Remove: toJSONRemove(r)}); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range e.adds {
+		if err := put(jsonAction{Add: toJSONAdd(a)}); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// cloneMetadata copies md so a snapshot never shares mutable maps or slices
+// with a caller.
+func cloneMetadata(md Metadata) Metadata {
+	md.PartitionColumns = append([]string(nil), md.PartitionColumns...)
+	md.Configuration = maps.Clone(md.Configuration)
+	return md
+}

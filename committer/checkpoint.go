@@ -1,0 +1,298 @@
+package committer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/evodb/sink/objstore"
+)
+
+// The checkpoint's Parquet schema: one row per action, one optional struct
+// column per action type (txn, add, remove, metaData, protocol), exactly one
+// of them set in each row, as PROTOCOL.md "Checkpoint Schema" lays out.
+// Fields Delta requires are required inside their optional struct; maps are
+// MAP groups (key_value) and lists are 3-level LIST groups, which Spark,
+// delta-rs and Arrow all read. add.stats is the JSON string; no stats_parsed.
+type cpRow struct {
+	Txn      *cpTxn      `parquet:"txn,optional"`
+	Add      *cpAdd      `parquet:"add,optional"`
+	Remove   *cpRemove   `parquet:"remove,optional"`
+	MetaData *cpMetaData `parquet:"metaData,optional"`
+	Protocol *cpProtocol `parquet:"protocol,optional"`
+}
+
+type cpTxn struct {
+	AppID       string `parquet:"appId"`
+	Version     int64  `parquet:"version"`
+	LastUpdated *int64 `parquet:"lastUpdated,optional"`
+}
+
+type cpAdd struct {
+	Path             string            `parquet:"path"`
+	PartitionValues  map[string]string `parquet:"partitionValues"`
+	Size             int64             `parquet:"size"`
+	ModificationTime int64             `parquet:"modificationTime"`
+	DataChange       bool              `parquet:"dataChange"`
+	Stats            *string           `parquet:"stats,optional"`
+	Tags             map[string]string `parquet:"tags,optional"`
+}
+
+type cpRemove struct {
+	Path                 string            `parquet:"path"`
+	DeletionTimestamp    *int64            `parquet:"deletionTimestamp,optional"`
+	DataChange           bool              `parquet:"dataChange"`
+	ExtendedFileMetadata *bool             `parquet:"extendedFileMetadata,optional"`
+	PartitionValues      map[string]string `parquet:"partitionValues,optional"`
+	Size                 *int64            `parquet:"size,optional"`
+}
+
+type cpFormat struct {
+	Provider string            `parquet:"provider"`
+	Options  map[string]string `parquet:"options,optional"`
+}
+
+type cpMetaData struct {
+	ID               string            `parquet:"id"`
+	Name             *string           `parquet:"name,optional"`
+	Description      *string           `parquet:"description,optional"`
+	Format           cpFormat          `parquet:"format"`
+	SchemaString     string            `parquet:"schemaString"`
+	PartitionColumns []string          `parquet:"partitionColumns,list"`
+	CreatedTime      *int64            `parquet:"createdTime,optional"`
+	Configuration    map[string]string `parquet:"configuration"`
+}
+
+type cpProtocol struct {
+	MinReaderVersion int32 `parquet:"minReaderVersion"`
+	MinWriterVersion int32 `parquet:"minWriterVersion"`
+}
+
+type lastCheckpoint struct {
+	Version int64 `json:"version"`
+	Size    int64 `json:"size"`
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// checkpointRows lays s out as checkpoint rows: protocol, metaData, txns,
+// adds, tombstones, each group sorted so a checkpoint's bytes depend only on
+// the snapshot.
+func checkpointRows(s *Snapshot) []cpRow {
+	rows := []cpRow{
+		{Protocol: &cpProtocol{MinReaderVersion: s.Protocol.MinReaderVersion, MinWriterVersion: s.Protocol.MinWriterVersion}},
+	}
+	md := s.Metadata
+	cm := &cpMetaData{
+		ID:               md.ID,
+		Format:           cpFormat{Provider: "parquet", Options: map[string]string{}},
+		SchemaString:     md.SchemaString,
+		PartitionColumns: append([]string{}, md.PartitionColumns...),
+		CreatedTime:      ptr(md.CreatedTime),
+		Configuration:    nonNil(md.Configuration),
+	}
+	if md.Name != "" {
+		cm.Name = ptr(md.Name)
+	}
+	rows = append(rows, cpRow{MetaData: cm})
+	for _, app := range sortedKeys(s.Txns) {
+		rows = append(rows, cpRow{Txn: &cpTxn{AppID: app, Version: s.Txns[app], LastUpdated: ptr(s.txnUpdated[app])}})
+	}
+	for _, p := range sortedKeys(s.Files) {
+		a := s.Files[p]
+		ca := &cpAdd{
+			Path:             a.Path,
+			PartitionValues:  nonNil(a.PartitionValues),
+			Size:             a.Size,
+			ModificationTime: a.ModificationTime,
+			DataChange:       a.DataChange,
+			Tags:             a.Tags,
+		}
+		if a.Stats != "" {
+			ca.Stats = ptr(a.Stats)
+		}
+		rows = append(rows, cpRow{Add: ca})
+	}
+	for _, p := range sortedKeys(s.Tombstones) {
+		r := s.Tombstones[p]
+		rows = append(rows, cpRow{Remove: &cpRemove{
+			Path:                 r.Path,
+			DeletionTimestamp:    ptr(r.DeletionTimestamp),
+			DataChange:           r.DataChange,
+			ExtendedFileMetadata: ptr(true),
+			PartitionValues:      nonNil(r.PartitionValues),
+			Size:                 ptr(r.Size),
+		}})
+	}
+	return rows
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// encodeCheckpoint writes s as a single-part classic checkpoint.
+func encodeCheckpoint(s *Snapshot) ([]byte, int64, error) {
+	rows := checkpointRows(s)
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[cpRow](&buf, parquet.Compression(&parquet.Snappy))
+	if _, err := w.Write(rows); err != nil {
+		return nil, 0, fmt.Errorf("write checkpoint rows: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, 0, fmt.Errorf("close checkpoint: %w", err)
+	}
+	return buf.Bytes(), int64(len(rows)), nil
+}
+
+// decodeCheckpoint rebuilds the snapshot at version from a checkpoint.
+func decodeCheckpoint(data []byte, version int64) (*Snapshot, error) {
+	r := parquet.NewGenericReader[cpRow](bytes.NewReader(data))
+	defer r.Close()
+	s := emptySnapshot()
+	s.Version = version
+	s.metadataVersion = version
+	sawProtocol, sawMetadata := false, false
+	batch := make([]cpRow, 256)
+	for {
+		clear(batch)
+		n, err := r.Read(batch)
+		for _, row := range batch[:n] {
+			switch {
+			case row.Protocol != nil:
+				s.Protocol = Protocol{MinReaderVersion: row.Protocol.MinReaderVersion, MinWriterVersion: row.Protocol.MinWriterVersion}
+				sawProtocol = true
+			case row.MetaData != nil:
+				m := row.MetaData
+				s.Metadata = Metadata{
+					ID:               m.ID,
+					SchemaString:     m.SchemaString,
+					PartitionColumns: m.PartitionColumns,
+					Configuration:    m.Configuration,
+				}
+				if m.Name != nil {
+					s.Metadata.Name = *m.Name
+				}
+				if m.CreatedTime != nil {
+					s.Metadata.CreatedTime = *m.CreatedTime
+				}
+				sawMetadata = true
+			case row.Txn != nil:
+				s.Txns[row.Txn.AppID] = row.Txn.Version
+				s.txnUpdated[row.Txn.AppID] = derefInt(row.Txn.LastUpdated)
+			case row.Add != nil:
+				a := Add{
+					Path:             row.Add.Path,
+					PartitionValues:  row.Add.PartitionValues,
+					Size:             row.Add.Size,
+					ModificationTime: row.Add.ModificationTime,
+					DataChange:       row.Add.DataChange,
+					Tags:             row.Add.Tags,
+				}
+				if row.Add.Stats != nil {
+					a.Stats = *row.Add.Stats
+				}
+				s.Files[a.Path] = a
+			case row.Remove != nil:
+				s.Tombstones[row.Remove.Path] = Remove{
+					Path:              row.Remove.Path,
+					DeletionTimestamp: derefInt(row.Remove.DeletionTimestamp),
+					DataChange:        row.Remove.DataChange,
+					Size:              derefInt(row.Remove.Size),
+					PartitionValues:   row.Remove.PartitionValues,
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read checkpoint rows: %w", err)
+		}
+	}
+	if !sawProtocol || !sawMetadata {
+		return nil, errors.New("checkpoint lacks protocol or metaData")
+	}
+	return s, nil
+}
+
+// readCheckpoint loads the checkpoint of version.
+func (t *Table) readCheckpoint(ctx context.Context, version int64) (*Snapshot, error) {
+	key := t.logKey(checkpointName(version))
+	data, err := t.readObject(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	s, err := decodeCheckpoint(data, version)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return s, nil
+}
+
+// readLastCheckpoint returns the version _last_checkpoint names. A missing or
+// unreadable hint is no error: the log is listed instead.
+func (t *Table) readLastCheckpoint(ctx context.Context) (int64, bool) {
+	data, err := t.readObject(ctx, t.logKey("_last_checkpoint"))
+	if err != nil {
+		if !errors.Is(err, objstore.ErrNotExist) {
+			t.logger.Warn("read _last_checkpoint", "err", err)
+		}
+		return 0, false
+	}
+	var lc lastCheckpoint
+	if err := json.Unmarshal(data, &lc); err != nil || lc.Version < 0 {
+		t.logger.Warn("parse _last_checkpoint", "err", err)
+		return 0, false
+	}
+	return lc.Version, true
+}
+
+// maybeCheckpoint writes a checkpoint of s if its version is due one. It is
+// best effort: the JSON commits stay authoritative, so a failure only costs
+// later readers some replay.
+func (t *Table) maybeCheckpoint(ctx context.Context, s *Snapshot) {
+	if s.Version <= 0 || s.Version%int64(t.opts.CheckpointInterval) != 0 {
+		return
+	}
+	if err := t.writeCheckpoint(ctx, s); err != nil {
+		t.logger.Warn("write checkpoint", "version", s.Version, "err", err)
+	}
+}
+
+// writeCheckpoint writes the checkpoint of s, then _last_checkpoint. The
+// checkpoint is create-only: a concurrent writer's checkpoint of the same
+// version holds the same state, so finding one is success.
+func (t *Table) writeCheckpoint(ctx context.Context, s *Snapshot) error {
+	data, size, err := encodeCheckpoint(s)
+	if err != nil {
+		return err
+	}
+	key := t.logKey(checkpointName(s.Version))
+	_, err = t.bucket.Put(ctx, key, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{IfNoneMatch: true})
+	if err != nil && !errors.Is(err, objstore.ErrPreconditionFailed) {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	hint, err := json.Marshal(lastCheckpoint{Version: s.Version, Size: size})
+	if err != nil {
+		return fmt.Errorf("encode _last_checkpoint: %w", err)
+	}
+	// _last_checkpoint is only a hint that readers verify, so a plain put
+	// is enough even if a slower writer briefly sets an older version.
+	lcKey := t.logKey("_last_checkpoint")
+	if _, err := t.bucket.Put(ctx, lcKey, bytes.NewReader(hint), int64(len(hint)), objstore.PutOptions{}); err != nil {
+		return fmt.Errorf("put %s: %w", lcKey, err)
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package committer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/evodb/sink/objstore"
+)
+
+// commitInfo keys of our own, next to Delta's standard ones. Readers ignore
+// unknown commitInfo fields.
+const (
+	infoCommitID = "evodbCommitId"
+	infoInstance = "evodbInstance"
+	infoExtra    = "evodbInfo"
+)
+
+// TxnCondition is a source partition's contribution to an append: the
+// commit writes txn(AppID, LastOffset) and is refused with a
+// *TxnConflictError if the table's txn version for AppID is already at or
+// past FirstOffset.
+type TxnCondition struct {
+	AppID       string
+	FirstOffset int64
+	LastOffset  int64
+}
+
+// Commit is one atomic change to a table.
+type Commit struct {
+	// ID identifies the commit in commitInfo so that an ambiguous failure
+	// can be resolved by reading the log; generated if empty.
+	ID string
+	// Operation is the Delta operation name (OpStreamingUpdate, OpWrite,
+	// OpOptimize, ...); default OpWrite.
+	Operation string
+	Adds      []Add
+	Removes   []Remove
+	Txns      []TxnCondition
+	// Metadata, if set, replaces the table's metaData in this commit: the
+	// widened schema goes in the same commit as the first block needing it.
+	// Empty ID and CreatedTime are taken from the table.
+	Metadata *Metadata
+	// ReadVersion is the snapshot version the caller based the commit on, or
+	// -1 for none. A commit with Metadata is refused (ErrMetadataChanged) if
+	// the table's schema changed after ReadVersion.
+	ReadVersion int64
+	// Info holds extra fields recorded under commitInfo.evodbInfo, such as
+	// source offsets or the sink group.
+	Info map[string]string
+}
+
+// CommitResult describes a landed commit.
+type CommitResult struct {
+	// Version is the version holding the commit.
+	Version int64
+	// Snapshot is the table right after the commit, or later.
+	Snapshot *Snapshot
+	// Attempts is how many puts the commit took.
+	Attempts int
+	// AlreadyCommitted says an earlier attempt whose outcome was unknown had
+	// landed and was found by its commit id.
+	AlreadyCommitted bool
+}
+
+func (c *Commit) validate() error {
+	apps := map[string]bool{}
+	for _, tc := range c.Txns {
+		switch {
+		case tc.AppID == "":
+			return errors.New("txn condition with an empty appId")
+		case apps[tc.AppID]:
+			return fmt.Errorf("txn appId %s appears twice", tc.AppID)
+		case tc.FirstOffset < 0 || tc.LastOffset < tc.FirstOffset:
+			return fmt.Errorf("txn %s: offsets [%d, %d] are not a range", tc.AppID, tc.FirstOffset, tc.LastOffset)
+		}
+		apps[tc.AppID] = true
+	}
+	removed := map[string]bool{}
+	for _, r := range c.Removes {
+		if r.Path == "" {
+			return errors.New("remove with an empty path")
+		}
+		if removed[r.Path] {
+			return fmt.Errorf("remove %s appears twice", r.Path)
+		}
+		removed[r.Path] = true
+	}
+	added := map[string]bool{}
+	for _, a := range c.Adds {
+		if a.Path == "" {
+			return errors.New("add with an empty path")
+		}
+		if added[a.Path] {
+			return fmt.Errorf("add %s appears twice", a.Path)
+		}
+		added[a.Path] = true
+	}
+	if c.Metadata != nil && c.Metadata.SchemaString == "" {
+		return errors.New("metaData without a schema")
+	}
+	return nil
+}
+
+// check returns why c cannot be committed on top of s, or nil.
+func (c *Commit) check(s *Snapshot) error {
+	if s.Protocol.MinReaderVersion > readerVersion || s.Protocol.MinWriterVersion > writerVersion {
+		return fmt.Errorf("table requires protocol (%d, %d): %w",
+			s.Protocol.MinReaderVersion, s.Protocol.MinWriterVersion, ErrUnsupportedProtocol)
+	}
+	for _, tc := range c.Txns {
+		if v, ok := s.Txns[tc.AppID]; ok && v >= tc.FirstOffset {
+			return &TxnConflictError{AppID: tc.AppID, TableTxnVersion: v, FirstOffset: tc.FirstOffset, TableVersion: s.Version}
+		}
+	}
+	removed := map[string]bool{}
+	for _, r := range c.Removes {
+		if _, ok := s.Files[r.Path]; !ok {
+			return &FileRemovedError{Path: r.Path, TableVersion: s.Version}
+		}
+		removed[r.Path] = true
+	}
+	for _, a := range c.Adds {
+		if _, ok := s.Files[a.Path]; ok && !removed[a.Path] {
+			return fmt.Errorf("add %s at table version %d: %w", a.Path, s.Version, ErrFileExists)
+		}
+	}
+	if c.Metadata != nil && c.ReadVersion >= 0 && s.metadataVersion > c.ReadVersion &&
+		s.Metadata.SchemaString != c.Metadata.SchemaString {
+		return fmt.Errorf("schema changed at version %d, after read version %d: %w",
+			s.metadataVersion, c.ReadVersion, ErrMetadataChanged)
+	}
+	return nil
+}
+
+// entry builds the log entry that commits c on top of s.
+func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
+	now := t.opts.Now().UnixMilli()
+	readVersion := c.ReadVersion
+	if readVersion < 0 {
+		readVersion = s.Version
+	}
+	info := map[string]any{
+		"timestamp":           now,
+		"operation":           c.Operation,
+		"operationParameters": map[string]string{},
+		"readVersion":         readVersion,
+		"isolationLevel":      "Serializable",
+		"isBlindAppend":       len(c.Removes) == 0 && c.Metadata == nil,
+		"engineInfo":          EngineInfo,
+		infoCommitID:          c.ID,
+		infoInstance:          t.opts.Instance,
+	}
+	switch c.Operation {
+	case OpStreamingUpdate:
+		info["operationParameters"] = map[string]string{"outputMode": "Append"}
+	case OpWrite:
+		info["operationParameters"] = map[string]string{"mode": "Append"}
+	}
+	if len(c.Info) > 0 {
+		info[infoExtra] = maps.Clone(c.Info)
+	}
+	e := &logEntry{commitInfo: info}
+	if c.Metadata != nil {
+		md := cloneMetadata(*c.Metadata)
+		if md.ID == "" {
+			md.ID = s.Metadata.ID
+		}
+		if md.CreatedTime == 0 {
+			md.CreatedTime = s.Metadata.CreatedTime
+		}
+		e.metadata = &md
+	}
+	for _, tc := range c.Txns {
+		e.txns = append(e.txns, Txn{AppID: tc.AppID, Version: tc.LastOffset, LastUpdated: now})
+	}
+	for _, r := range c.Removes {
+		// Complete the tombstone from the add it removes, so vacuum and other
+		// engines see its size and partition.
+		if a, ok := s.Files[r.Path]; ok {
+			if r.Size == 0 {
+				r.Size = a.Size
+			}
+			if r.PartitionValues == nil {
+				r.PartitionValues = a.PartitionValues
+			}
+		}
+		if r.DeletionTimestamp == 0 {
+			r.DeletionTimestamp = now
+		}
+		e.removes = append(e.removes, r)
+	}
+	for _, a := range c.Adds {
+		if a.ModificationTime == 0 {
+			a.ModificationTime = now
+		}
+		e.adds = append(e.adds, a)
+	}
+	return e
+}
+
+// Commit commits c as the next version of the table, retrying lost races and
+// ambiguous store failures as the Table doc describes. It returns a
+// *TxnConflictError, a *FileRemovedError, or an error wrapping ErrFileExists,
+// ErrMetadataChanged, ErrUnsupportedProtocol, ErrNoTable or
+// ErrTooManyAttempts when the commit cannot land; the table is then
+// unchanged by it.
+func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
+	}
+	if c.ID == "" {
+		c.ID = newUUID()
+	}
+	if c.Operation == "" {
+		c.Operation = OpWrite
+	}
+	s, err := t.latestSnapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
+	}
+	if v, ok := s.committedAt(c.ID); ok {
+		return &CommitResult{Version: v, Snapshot: s, AlreadyCommitted: true}, nil
+	}
+	bo := t.newBackoff()
+	for attempt := 1; ; attempt++ {
+		if err := c.check(s); err != nil {
+			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+		}
+		version := s.Version + 1
+		e := t.entry(&c, s)
+		body, err := e.encode()
+		if err != nil {
+			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+		}
+		key := t.logKey(commitName(version))
+		_, err = t.bucket.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true})
+		if err == nil {
+			next := s.clone()
+			next.apply(version, e)
+			t.remember(next)
+			t.maybeCheckpoint(ctx, next)
+			return &CommitResult{Version: version, Snapshot: next, Attempts: attempt}, nil
+		}
+		lostRace := errors.Is(err, objstore.ErrPreconditionFailed)
+		if !lostRace {
+			t.logger.Warn("commit put failed, outcome unknown", "version", version, "attempt", attempt, "err", err)
+		}
+		if attempt >= t.opts.MaxCommitAttempts {
+			return nil, fmt.Errorf("commit %s to table %s: %w (%d): %w", c.ID, t.root, ErrTooManyAttempts, attempt, err)
+		}
+		if !lostRace {
+			if err := sleep(ctx, bo.NextBackOff()); err != nil {
+				return nil, fmt.Errorf("commit %s to table %s: outcome unknown: %w", c.ID, t.root, err)
+			}
+		}
+		// Read what took the version (and any later ones). The snapshot only
+		// ever advances through update, which records every commit id it
+		// replays, so a landed attempt is always found here.
+		next, err := t.update(ctx, s)
+		if err != nil {
+			t.logger.Warn("commit: read log after failed put", "version", version, "err", err)
+			if err := sleep(ctx, bo.NextBackOff()); err != nil {
+				return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+			}
+			continue
+		}
+		s = next
+		t.remember(s)
+		if v, ok := s.committedAt(c.ID); ok {
+			return &CommitResult{Version: v, Snapshot: s, Attempts: attempt, AlreadyCommitted: true}, nil
+		}
+	}
+}

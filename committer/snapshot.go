@@ -1,0 +1,252 @@
+package committer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+	"strings"
+
+	"github.com/evodb/sink/objstore"
+)
+
+// recentCommitIDs bounds how many commit ids a snapshot remembers. They let a
+// retried commit recognise that an earlier, ambiguous attempt landed; a
+// thousand versions is far more than any retry loop spans.
+const recentCommitIDs = 1024
+
+// Snapshot is the state of a table at one version. A Snapshot is immutable
+// once returned: Update and Commit return new snapshots and never change one
+// a caller holds, so callers must not modify its maps either.
+type Snapshot struct {
+	Version  int64
+	Protocol Protocol
+	Metadata Metadata
+	// Files are the active data files, by path.
+	Files map[string]Add
+	// Txns maps a txn appId to the last source offset the table holds for it.
+	Txns map[string]int64
+	// Tombstones are removed files, by path, kept for vacuum.
+	Tombstones map[string]Remove
+
+	// txnUpdated keeps each txn's lastUpdated so checkpoints preserve it.
+	txnUpdated map[string]int64
+	// metadataVersion is the version that last set metaData (for a snapshot
+	// loaded from a checkpoint, the checkpoint's version: an upper bound).
+	metadataVersion int64
+	// commitIDs maps the evodb commit ids of recently replayed commits to
+	// their versions.
+	commitIDs map[string]int64
+}
+
+// TxnVersion returns the table's txn version for appID: the last source
+// offset of that partition the table holds.
+func (s *Snapshot) TxnVersion(appID string) (int64, bool) {
+	v, ok := s.Txns[appID]
+	return v, ok
+}
+
+// NumRecords sums numRecords over the active files' stats; files without
+// stats count as zero.
+func (s *Snapshot) NumRecords() int64 {
+	var n int64
+	for _, a := range s.Files {
+		n += statsNumRecords(a.Stats)
+	}
+	return n
+}
+
+func statsNumRecords(stats string) int64 {
+	var st struct {
+		NumRecords int64 `json:"numRecords"`
+	}
+	if stats == "" || json.Unmarshal([]byte(stats), &st) != nil {
+		return 0
+	}
+	return st.NumRecords
+}
+
+func emptySnapshot() *Snapshot {
+	return &Snapshot{
+		Version:         -1,
+		Files:           map[string]Add{},
+		Txns:            map[string]int64{},
+		Tombstones:      map[string]Remove{},
+		txnUpdated:      map[string]int64{},
+		metadataVersion: -1,
+		commitIDs:       map[string]int64{},
+	}
+}
+
+func (s *Snapshot) clone() *Snapshot {
+	c := *s
+	c.Files = maps.Clone(s.Files)
+	c.Txns = maps.Clone(s.Txns)
+	c.Tombstones = maps.Clone(s.Tombstones)
+	c.txnUpdated = maps.Clone(s.txnUpdated)
+	c.commitIDs = maps.Clone(s.commitIDs)
+	return &c
+}
+
+// apply replays one commit onto s in place. Within a commit removes are
+// applied before adds, so a commit that removes and re-adds a path ends with
+// the path active, as Delta's action reconciliation requires.
+func (s *Snapshot) apply(version int64, e *logEntry) {
+	s.Version = version
+	if e.protocol != nil {
+		s.Protocol = *e.protocol
+	}
+	if e.metadata != nil {
+		s.Metadata = cloneMetadata(*e.metadata)
+		s.metadataVersion = version
+	}
+	for _, t := range e.txns {
+		s.Txns[t.AppID] = t.Version
+		s.txnUpdated[t.AppID] = t.LastUpdated
+	}
+	for _, r := range e.removes {
+		delete(s.Files, r.Path)
+		s.Tombstones[r.Path] = r
+	}
+	for _, a := range e.adds {
+		s.Files[a.Path] = a
+		delete(s.Tombstones, a.Path)
+	}
+	if id := e.commitID(); id != "" {
+		s.commitIDs[id] = version
+		if len(s.commitIDs) > recentCommitIDs {
+			for k, v := range s.commitIDs {
+				if v <= version-recentCommitIDs {
+					delete(s.commitIDs, k)
+				}
+			}
+		}
+	}
+}
+
+// committedAt reports the version holding the commit with the given id, if
+// s remembers it.
+func (s *Snapshot) committedAt(id string) (int64, bool) {
+	v, ok := s.commitIDs[id]
+	return v, ok
+}
+
+func (t *Table) logKey(name string) string {
+	return t.root + "_delta_log/" + name
+}
+
+func commitName(version int64) string {
+	return fmt.Sprintf("%020d.json", version)
+}
+
+func checkpointName(version int64) string {
+	return fmt.Sprintf("%020d.checkpoint.parquet", version)
+}
+
+func (t *Table) readObject(ctx context.Context, key string) ([]byte, error) {
+	rc, err := t.bucket.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return data, nil
+}
+
+// readCommit reads and parses one commit; it returns objstore.ErrNotExist
+// (wrapped) when the version does not exist yet.
+func (t *Table) readCommit(ctx context.Context, version int64) (*logEntry, error) {
+	key := t.logKey(commitName(version))
+	data, err := t.readObject(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	e, err := parseLogEntry(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse commit %s: %w", key, err)
+	}
+	return e, nil
+}
+
+// update applies the commits after s.Version, probing version by version
+// until one does not exist. Probing instead of listing keeps an update at one
+// request per new commit plus one, whatever the length of the log. It
+// returns s itself when there is nothing new.
+func (t *Table) update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
+	out := s
+	for {
+		v := out.Version + 1
+		e, err := t.readCommit(ctx, v)
+		if errors.Is(err, objstore.ErrNotExist) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update table %s to version %d: %w", t.root, v, err)
+		}
+		if out == s {
+			out = s.clone()
+		}
+		out.apply(v, e)
+	}
+}
+
+// load builds the latest snapshot from scratch: the checkpoint named by
+// _last_checkpoint, or failing that the newest readable checkpoint found by
+// listing, or failing that a replay from version 0; then the commits after it.
+func (t *Table) load(ctx context.Context) (*Snapshot, error) {
+	if v, ok := t.readLastCheckpoint(ctx); ok {
+		s, err := t.readCheckpoint(ctx, v)
+		if err == nil {
+			return t.finishLoad(ctx, s)
+		}
+		t.logger.Warn("read checkpoint named by _last_checkpoint", "table", t.root, "version", v, "err", err)
+	}
+	var checkpoints []int64
+	found := false
+	err := t.bucket.List(ctx, t.logKey(""), func(info objstore.ObjectInfo) error {
+		name := strings.TrimPrefix(info.Key, t.logKey(""))
+		if strings.HasSuffix(name, ".json") && len(name) == 25 {
+			found = true
+		}
+		if v, ok := strings.CutSuffix(name, ".checkpoint.parquet"); ok && len(v) == 20 {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				checkpoints = append(checkpoints, n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list log of table %s: %w", t.root, err)
+	}
+	if !found && len(checkpoints) == 0 {
+		return nil, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+	}
+	for i := len(checkpoints) - 1; i >= 0; i-- {
+		s, err := t.readCheckpoint(ctx, checkpoints[i])
+		if err == nil {
+			return t.finishLoad(ctx, s)
+		}
+		t.logger.Warn("read checkpoint", "table", t.root, "version", checkpoints[i], "err", err)
+	}
+	return t.finishLoad(ctx, emptySnapshot())
+}
+
+func (t *Table) finishLoad(ctx context.Context, s *Snapshot) (*Snapshot, error) {
+	s, err := t.update(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if s.Version < 0 {
+		return nil, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+	}
+	if s.Metadata.ID == "" && s.Metadata.SchemaString == "" {
+		return nil, fmt.Errorf("table %s at version %d has no metaData", t.root, s.Version)
+	}
+	return s, nil
+}
