@@ -1,0 +1,123 @@
+package buffer
+
+import (
+	"fmt"
+	"math"
+	"sync"
+)
+
+// Budget bounds the bytes buffered across all tables. Fetching pauses above
+// High and resumes below Low; the gap between them keeps the consumer from
+// pausing and resuming on every record.
+type Budget struct {
+	Limit int64 `yaml:"limit"`
+	High  int64 `yaml:"high"`
+	Low   int64 `yaml:"low"`
+}
+
+// Validate requires 0 < Low < High ≤ Limit.
+func (b Budget) Validate() error {
+	if !(0 < b.Low && b.Low < b.High && b.High <= b.Limit) {
+		return fmt.Errorf("memory budget: want 0 < low (%d) < high (%d) <= limit (%d)", b.Low, b.High, b.Limit)
+	}
+	return nil
+}
+
+// BudgetFromFractions derives the watermarks from fractions of limit, such
+// as 0.9 and 0.6. The fractions must satisfy 0 < low < high ≤ 1 and be
+// finite, and the resulting byte values must still be ordered.
+func BudgetFromFractions(limit int64, high, low float64) (Budget, error) {
+	for _, f := range []float64{high, low} {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return Budget{}, fmt.Errorf("memory budget: watermark fraction %v is not a number", f)
+		}
+	}
+	if !(0 < low && low < high && high <= 1) {
+		return Budget{}, fmt.Errorf("memory budget: want 0 < low (%v) < high (%v) <= 1", low, high)
+	}
+	if limit <= 0 {
+		return Budget{}, fmt.Errorf("memory budget: limit %d must be positive", limit)
+	}
+	b := Budget{
+		Limit: limit,
+		High:  int64(float64(limit) * high),
+		Low:   int64(float64(limit) * low),
+	}
+	b.High = min(b.High, limit)
+	if err := b.Validate(); err != nil {
+		return Budget{}, err
+	}
+	return b, nil
+}
+
+// Controller decides when fetching pauses and which buffers flush early. It
+// is safe for concurrent use.
+//
+// Unlike a one-shot flag, the decision is recomputed from the buffered bytes
+// on every Update: call it after each Add batch and after each flush, and a
+// paused consumer resumes as soon as usage falls below Low.
+type Controller struct {
+	budget Budget
+
+	mu     sync.Mutex
+	paused bool
+}
+
+// NewController returns a controller for a valid budget, not paused.
+func NewController(b Budget) (*Controller, error) {
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	return &Controller{budget: b}, nil
+}
+
+// Budget returns the controller's budget.
+func (c *Controller) Budget() Budget { return c.budget }
+
+// Update records the buffered bytes and returns whether fetching should be
+// paused and whether that changed with this call. It pauses when buffered
+// exceeds High and resumes only when buffered falls below Low; in between
+// the previous state holds.
+func (c *Controller) Update(buffered int64) (pause, changed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	was := c.paused
+	switch {
+	case buffered > c.budget.High:
+		c.paused = true
+	case buffered < c.budget.Low:
+		c.paused = false
+	}
+	return c.paused, c.paused != was
+}
+
+// Paused returns the state the last Update decided.
+func (c *Controller) Paused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paused
+}
+
+// WouldExceed reports whether adding a record of record bytes to buffered
+// bytes would go over the limit. When it does, the caller pauses fetching
+// and flushes before adding. An empty buffer takes any record, or a record
+// larger than the whole budget could never be added, so buffered bytes stay
+// within the limit or, at most, at one record.
+func (c *Controller) WouldExceed(buffered, record int64) bool {
+	return buffered > 0 && buffered+record > c.budget.Limit
+}
+
+// FlushEarly returns the largest tables of m to flush now, or nil if none
+// need to. Tables are chosen while usage is above High or fetching is paused
+// (call Update first), and enough of them to bring usage below Low: flushing
+// only to just under High would leave fetching paused until the remaining
+// buffers aged out.
+func (c *Controller) FlushEarly(m *Multi) []string {
+	paused := c.Paused()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !paused && m.bytes <= c.budget.High {
+		return nil
+	}
+	return m.largestUntil(c.budget.Low)
+}

@@ -1,0 +1,300 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/partitioner"
+)
+
+// Flush reasons returned by ShouldFlush.
+const (
+	ReasonRecords = "records"
+	ReasonBytes   = "bytes"
+	ReasonAge     = "age"
+)
+
+// ErrOverflow is wrapped by an *OverflowError: adding the change would take
+// the buffer past its MaxBytes. The caller flushes the buffer and adds the
+// change again.
+var ErrOverflow = errors.New("buffer full")
+
+// ErrRecordTooLarge is wrapped by a *RecordTooLargeError: the change alone is
+// larger than MaxBytes, so no flush makes room for it.
+var ErrRecordTooLarge = errors.New("record larger than buffer maximum")
+
+// OverflowError reports a change that did not fit; the buffer is unchanged.
+type OverflowError struct {
+	Table         string
+	Topic         string
+	Partition     int32
+	Offset        int64
+	RecordBytes   int64
+	BufferedBytes int64
+	MaxBytes      int64
+}
+
+func (e *OverflowError) Error() string {
+	return fmt.Sprintf("buffer table %s: record %s/%d@%d of %d bytes does not fit (%d of %d bytes buffered): %v",
+		e.Table, e.Topic, e.Partition, e.Offset, e.RecordBytes, e.BufferedBytes, e.MaxBytes, ErrOverflow)
+}
+
+// Unwrap makes errors.Is(err, ErrOverflow) hold.
+func (e *OverflowError) Unwrap() error { return ErrOverflow }
+
+// RecordTooLargeError names a change larger than the buffer's MaxBytes.
+type RecordTooLargeError struct {
+	Table       string
+	Topic       string
+	Partition   int32
+	Offset      int64
+	RecordBytes int64
+	MaxBytes    int64
+}
+
+func (e *RecordTooLargeError) Error() string {
+	return fmt.Sprintf("buffer table %s: record %s/%d@%d is %d bytes, more than the maximum of %d: %v",
+		e.Table, e.Topic, e.Partition, e.Offset, e.RecordBytes, e.MaxBytes, ErrRecordTooLarge)
+}
+
+// Unwrap makes errors.Is(err, ErrRecordTooLarge) hold.
+func (e *RecordTooLargeError) Unwrap() error { return ErrRecordTooLarge }
+
+// Options configure a Table buffer. All fields are required.
+type Options struct {
+	// FlushThreshold flushes the buffer when it holds this many changes.
+	FlushThreshold int `yaml:"flush_threshold"`
+	// FlushInterval flushes the buffer when its oldest change was added
+	// this long ago, bounding how stale a table can get.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// TargetBytes flushes the buffer when its estimated size reaches it;
+	// normally the partition mode's block size.
+	TargetBytes int64 `yaml:"target_bytes"`
+	// MaxBytes is the hard limit: Add refuses a change that would exceed it.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Validate rejects non-positive values and a maximum below the target, which
+// would make the byte trigger unreachable.
+func (o Options) Validate() error {
+	switch {
+	case o.FlushThreshold <= 0:
+		return fmt.Errorf("buffer options: flush threshold %d must be positive", o.FlushThreshold)
+	case o.FlushInterval <= 0:
+		return fmt.Errorf("buffer options: flush interval %s must be positive", o.FlushInterval)
+	case o.TargetBytes <= 0:
+		return fmt.Errorf("buffer options: target bytes %d must be positive", o.TargetBytes)
+	case o.MaxBytes <= 0:
+		return fmt.Errorf("buffer options: max bytes %d must be positive", o.MaxBytes)
+	case o.MaxBytes < o.TargetBytes:
+		return fmt.Errorf("buffer options: max bytes %d is below target bytes %d", o.MaxBytes, o.TargetBytes)
+	}
+	return nil
+}
+
+// SourceKey names a Kafka topic-partition.
+type SourceKey struct {
+	Topic     string
+	Partition int32
+}
+
+// OffsetRange is the first and last offset of one topic-partition's records
+// in a batch.
+type OffsetRange struct {
+	First int64
+	Last  int64
+}
+
+// Batch is what a drained buffer hands to the flush: the changes in the
+// order they were added, their LSN range, and per-source offset ranges for
+// the block's key and the table log's txn versions.
+type Batch struct {
+	Table   string
+	Changes []codec.Change
+	MinLSN  uint64
+	MaxLSN  uint64
+	Sources map[SourceKey]OffsetRange
+	// Bytes is the buffer's size estimate of Changes.
+	Bytes int64
+	// FirstAdded is when the oldest change entered the buffer.
+	FirstAdded time.Time
+}
+
+// BlockID returns the coordinates that name the block written from the
+// batch. It is the same for a retry of the same batch.
+func (b Batch) BlockID() partitioner.BlockID {
+	id := partitioner.BlockID{FirstLSN: b.MinLSN, LastLSN: b.MaxLSN}
+	for k, r := range b.Sources {
+		id.Sources = append(id.Sources, partitioner.SourceRange{
+			Topic: k.Topic, Partition: k.Partition, FirstOffset: r.First, LastOffset: r.Last,
+		})
+	}
+	return id
+}
+
+// Table buffers one table's changes. It is not safe for concurrent use; Multi
+// adds the locking.
+type Table struct {
+	name    string
+	opts    Options
+	changes []codec.Change
+	bytes   int64
+	minLSN  uint64
+	maxLSN  uint64
+	sources map[SourceKey]OffsetRange
+	first   time.Time
+}
+
+// NewTable returns an empty buffer for the named table.
+func NewTable(name string, opts Options) (*Table, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("buffer table %s: %w", name, err)
+	}
+	return &Table{name: name, opts: opts, sources: make(map[SourceKey]OffsetRange)}, nil
+}
+
+// Name returns the table's name.
+func (t *Table) Name() string { return t.name }
+
+// Options returns the buffer's options.
+func (t *Table) Options() Options { return t.opts }
+
+// Len returns the number of buffered changes.
+func (t *Table) Len() int { return len(t.changes) }
+
+// Bytes returns the size estimate of the buffered changes.
+func (t *Table) Bytes() int64 { return t.bytes }
+
+// Add appends a change added at now. If the change would take the buffer
+// past MaxBytes it returns an *OverflowError and leaves the buffer exactly as
+// it was; if the change alone exceeds MaxBytes (so no flush could make room)
+// it returns a *RecordTooLargeError instead.
+func (t *Table) Add(ch codec.Change, now time.Time) error {
+	size := int64(ch.Size())
+	if size < 0 {
+		return fmt.Errorf("buffer table %s: record %s/%d@%d has negative size %d", t.name, ch.Topic, ch.Partition, ch.Offset, size)
+	}
+	if size > t.opts.MaxBytes {
+		return &RecordTooLargeError{
+			Table: t.name, Topic: ch.Topic, Partition: ch.Partition, Offset: ch.Offset,
+			RecordBytes: size, MaxBytes: t.opts.MaxBytes,
+		}
+	}
+	if t.bytes+size > t.opts.MaxBytes {
+		return &OverflowError{
+			Table: t.name, Topic: ch.Topic, Partition: ch.Partition, Offset: ch.Offset,
+			RecordBytes: size, BufferedBytes: t.bytes, MaxBytes: t.opts.MaxBytes,
+		}
+	}
+	if len(t.changes) == 0 {
+		t.first = now
+		t.minLSN, t.maxLSN = ch.LSN, ch.LSN
+	} else {
+		t.minLSN = min(t.minLSN, ch.LSN)
+		t.maxLSN = max(t.maxLSN, ch.LSN)
+	}
+	k := SourceKey{Topic: ch.Topic, Partition: ch.Partition}
+	if r, ok := t.sources[k]; !ok {
+		t.sources[k] = OffsetRange{First: ch.Offset, Last: ch.Offset}
+	} else if ch.Offset < r.First || ch.Offset > r.Last {
+		t.sources[k] = OffsetRange{First: min(r.First, ch.Offset), Last: max(r.Last, ch.Offset)}
+	}
+	t.changes = append(t.changes, ch)
+	t.bytes += size
+	return nil
+}
+
+// ShouldFlush reports whether the buffer is due and why: its size reached
+// TargetBytes, it holds FlushThreshold changes, or its oldest change is
+// FlushInterval old. An empty buffer is never due.
+func (t *Table) ShouldFlush(now time.Time) (bool, string) {
+	switch {
+	case len(t.changes) == 0:
+		return false, ""
+	case t.bytes >= t.opts.TargetBytes:
+		return true, ReasonBytes
+	case len(t.changes) >= t.opts.FlushThreshold:
+		return true, ReasonRecords
+	case now.Sub(t.first) >= t.opts.FlushInterval:
+		return true, ReasonAge
+	}
+	return false, ""
+}
+
+// due returns how long until the age trigger fires, zero if it has.
+func (t *Table) due(now time.Time) time.Duration {
+	return max(t.first.Add(t.opts.FlushInterval).Sub(now), 0)
+}
+
+// Drain hands the buffered changes over and empties the buffer, which then
+// accepts changes again. The batch owns its slices and map.
+func (t *Table) Drain() Batch {
+	b := Batch{
+		Table:      t.name,
+		Changes:    t.changes,
+		MinLSN:     t.minLSN,
+		MaxLSN:     t.maxLSN,
+		Sources:    t.sources,
+		Bytes:      t.bytes,
+		FirstAdded: t.first,
+	}
+	t.reset()
+	return b
+}
+
+func (t *Table) reset() {
+	t.changes = nil
+	t.bytes = 0
+	t.minLSN, t.maxLSN = 0, 0
+	t.sources = make(map[SourceKey]OffsetRange)
+	t.first = time.Time{}
+}
+
+// DropPartition removes the changes read from a topic-partition, for a
+// partition this instance no longer owns: its new owner reads them again.
+// It returns the bytes freed. The age of what remains is still measured from
+// the oldest change added, which can only make the next flush earlier.
+func (t *Table) DropPartition(topic string, partition int32) int64 {
+	k := SourceKey{Topic: topic, Partition: partition}
+	if _, ok := t.sources[k]; !ok {
+		return 0
+	}
+	delete(t.sources, k)
+	before := t.bytes
+	kept := t.changes[:0]
+	t.bytes = 0
+	for i := range t.changes {
+		ch := &t.changes[i]
+		if ch.Topic == topic && ch.Partition == partition {
+			continue
+		}
+		if len(kept) == 0 {
+			t.minLSN, t.maxLSN = ch.LSN, ch.LSN
+		} else {
+			t.minLSN = min(t.minLSN, ch.LSN)
+			t.maxLSN = max(t.maxLSN, ch.LSN)
+		}
+		t.bytes += int64(ch.Size())
+		kept = append(kept, *ch)
+	}
+	// Clear the tail so the dropped changes' rows can be collected.
+	clear(t.changes[len(kept):])
+	t.changes = kept
+	if len(kept) == 0 {
+		t.reset()
+	}
+	return before - t.bytes
+}
+
+// sortedNames returns map keys in order, so callers see a stable order.
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
