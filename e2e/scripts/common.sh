@@ -67,6 +67,12 @@ e2e_stop_pidfile() {
 	rm -f "$pidfile"
 }
 
+# e2e_port_open PORT reports whether something accepts connections on
+# 127.0.0.1:PORT.
+e2e_port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 # e2e_go_build PKG OUT builds a Go helper from this module into OUT. Go's
 # build cache makes repeated calls cheap.
 e2e_go_build() {

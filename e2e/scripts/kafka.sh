@@ -201,6 +201,14 @@ cmd_start() {
 	if [[ -f "$dir/kafka.pid" ]] && e2e_pid_alive "$(cat "$dir/kafka.pid")"; then
 		e2e_die "Kafka already running in $dir (pid $(cat "$dir/kafka.pid"))"
 	fi
+	# A broker already on the port would answer the readiness probe in
+	# this one's place.
+	local p
+	for p in "$port" $((port + 1)); do
+		if e2e_port_open "$p"; then
+			e2e_die "something already listens on 127.0.0.1:$p"
+		fi
+	done
 	mkdir -p "$dir/logs"
 	write_config "$dir" "$port"
 	local java cp="$KAFKA_LIBS/*"

@@ -214,11 +214,15 @@ func (s *summary) report(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	for _, name := range s.pkgOrder {
 		p := s.pkgs[name]
-		status := p.action
-		if status == "" {
-			status = "fail"
+		switch p.action {
+		case "pass":
+			fmt.Fprintf(bw, "pass  %s (%.1fs)\n", name, p.elapsed)
+		case "skip":
+			// go test reports a package without tests as skipped.
+			fmt.Fprintf(bw, "none  %s (no tests)\n", name)
+		default:
+			fmt.Fprintf(bw, "FAIL  %s (%.1fs)\n", name, p.elapsed)
 		}
-		fmt.Fprintf(bw, "%-4s %s %.1fs\n", strings.ToUpper(status), name, p.elapsed)
 	}
 	for _, k := range s.fail {
 		fmt.Fprintf(bw, "\n=== FAILED %s %s\n", k.pkg, k.test)
