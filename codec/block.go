@@ -1,0 +1,625 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/compress/uncompressed"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+)
+
+// Key-value metadata stored in every block so ReadBlock can restore the
+// column order, JSON columns and the table name, which Parquet itself does
+// not keep (parquet-go orders a group's columns by name).
+const (
+	metaSchema = "evodb.schema"
+	metaDB     = "evodb.db"
+	metaNS     = "evodb.namespace"
+	metaTable  = "evodb.table"
+)
+
+// DefaultRowGroupBytes bounds a row group when EncodeOptions leaves it 0.
+const DefaultRowGroupBytes = 8 << 20
+
+// EncodeOptions configures EncodeBlock.
+type EncodeOptions struct {
+	// Compression is "zstd" (the default when empty), "snappy" or "none".
+	Compression string
+	// RowGroupBytes bounds the estimated uncompressed bytes of a row group.
+	RowGroupBytes int64
+	// KafkaColumns adds _topic, _partition and _offset.
+	KafkaColumns bool
+}
+
+func (o EncodeOptions) codec() (compress.Codec, error) {
+	switch o.Compression {
+	case "", "zstd":
+		return &zstd.Codec{}, nil
+	case "snappy":
+		return &snappy.Codec{}, nil
+	case "none":
+		return &uncompressed.Codec{}, nil
+	}
+	return nil, fmt.Errorf("unknown compression %q (want zstd, snappy or none)", o.Compression)
+}
+
+// ColumnStats are the statistics of one column in a block. Min and Max are
+// null when the column has no non-null value or its type has no order
+// (binary, JSON, boolean); NaN doubles are ignored.
+type ColumnStats struct {
+	Type      Type
+	Min, Max  Value
+	NullCount int64
+}
+
+// BlockStats describe an encoded block.
+type BlockStats struct {
+	Rows           int64
+	Bytes          int64
+	MinLSN, MaxLSN uint64
+	MinTS, MaxTS   int64
+	// Columns holds every column, metadata columns included.
+	Columns map[string]ColumnStats
+}
+
+// blockColumn is one column of a block as the encoder sees it.
+type blockColumn struct {
+	name     string
+	typ      Type
+	optional bool
+	leaf     int // column index in the Parquet schema
+	flbaLen  int // fixed length of a wide decimal
+}
+
+// decimalBytes is the fixed length that holds any unscaled value of a
+// precision: the smallest n with 2^(8n-1) > 10^p.
+func decimalBytes(precision int32) int {
+	limit := new(big.Int).Exp(bigTen, big.NewInt(int64(precision)), nil)
+	for n := 1; ; n++ {
+		if new(big.Int).Lsh(big.NewInt(1), uint(8*n-1)).Cmp(limit) >= 0 {
+			return n
+		}
+	}
+}
+
+// parquetNode maps a column type to its Parquet leaf: strings and JSON as
+// BYTE_ARRAY with the String logical type, dates as DATE, timestamps as
+// TIMESTAMP(isAdjustedToUTC=true, MILLIS), decimals as DECIMAL over INT32
+// (p ≤ 9), INT64 (p ≤ 18) or FIXED_LEN_BYTE_ARRAY.
+func parquetNode(c *blockColumn) parquet.Node {
+	var n parquet.Node
+	switch c.typ.Kind {
+	case TypeLong:
+		n = parquet.Leaf(parquet.Int64Type)
+	case TypeInteger:
+		n = parquet.Leaf(parquet.Int32Type)
+	case TypeDouble:
+		n = parquet.Leaf(parquet.DoubleType)
+	case TypeBoolean:
+		n = parquet.Leaf(parquet.BooleanType)
+	case TypeString, TypeJSON:
+		n = parquet.String()
+	case TypeBinary:
+		n = parquet.Leaf(parquet.ByteArrayType)
+	case TypeDate:
+		n = parquet.Date()
+	case TypeTimestamp:
+		n = parquet.Timestamp(parquet.Millisecond)
+	case TypeDecimal:
+		p, s := int(c.typ.Precision), int(c.typ.Scale)
+		switch {
+		case p <= 9:
+			n = parquet.Decimal(s, p, parquet.Int32Type)
+		case p <= 18:
+			n = parquet.Decimal(s, p, parquet.Int64Type)
+		default:
+			c.flbaLen = decimalBytes(c.typ.Precision)
+			n = parquet.Decimal(s, p, parquet.FixedLenByteArrayType(c.flbaLen))
+		}
+	}
+	// Monotonic metadata columns compress to almost nothing with delta
+	// encoding; the op and topic columns repeat a handful of values.
+	switch c.name {
+	case ColLSN, ColTS, ColOffset:
+		n = parquet.Encoded(n, &parquet.DeltaBinaryPacked)
+	case ColOp, ColTopic:
+		n = parquet.Encoded(n, &parquet.RLEDictionary)
+	}
+	if c.optional {
+		return parquet.Optional(n)
+	}
+	return parquet.Required(n)
+}
+
+// blockLayout builds the Parquet schema and column list of a block.
+func blockLayout(s *Schema, kafka bool) (*parquet.Schema, []blockColumn) {
+	var cols []blockColumn
+	for _, c := range metaColumns(kafka) {
+		cols = append(cols, blockColumn{name: c.Name, typ: c.Type})
+	}
+	for _, c := range s.cols {
+		cols = append(cols, blockColumn{name: c.Name, typ: c.Type, optional: true})
+	}
+	group := make(parquet.Group, len(cols))
+	for i := range cols {
+		group[cols[i].name] = parquetNode(&cols[i])
+	}
+	ps := parquet.NewSchema("evodb", group)
+	for i := range cols {
+		leaf, _ := ps.Lookup(cols[i].name)
+		cols[i].leaf = leaf.ColumnIndex
+	}
+	return ps, cols
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// bytesOf views a string as bytes without copying; the Parquet writer
+// copies values into its own buffers and never modifies them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// batchRows is how many rows are handed to the Parquet writer at once.
+const batchRows = 256
+
+// EncodeBlock writes changes as one Parquet file: the schema's data
+// columns plus the metadata columns, rows in the order given. All changes
+// must belong to one table and fit s (see Schema.Accept); values are
+// coerced to their column's type (an int in a double column is written as
+// a double). Row groups are cut when their estimated size reaches
+// opts.RowGroupBytes.
+func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (BlockStats, error) {
+	codec, err := opts.codec()
+	if err != nil {
+		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+	}
+	rgBytes := opts.RowGroupBytes
+	if rgBytes <= 0 {
+		rgBytes = DefaultRowGroupBytes
+	}
+	schemaJSON, err := s.DeltaSchemaJSON()
+	if err != nil {
+		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+	}
+	var db, ns, table string
+	if len(changes) > 0 {
+		db, ns, table = changes[0].DB, changes[0].Schema, changes[0].Table
+	}
+	ps, cols := blockLayout(s, opts.KafkaColumns)
+	nmeta := len(metaColumns(opts.KafkaColumns))
+	byName := make(map[string]int, len(cols))
+	for i := range cols {
+		byName[cols[i].name] = i
+	}
+
+	cw := &countingWriter{w: w}
+	pw := parquet.NewWriter(cw, ps,
+		parquet.Compression(codec),
+		parquet.CreatedBy("evodb-sink", "", ""),
+		parquet.DataPageStatistics(true),
+		parquet.KeyValueMetadata(metaSchema, schemaJSON),
+		parquet.KeyValueMetadata(metaDB, db),
+		parquet.KeyValueMetadata(metaNS, ns),
+		parquet.KeyValueMetadata(metaTable, table),
+	)
+
+	st := newStatsBuilder(cols)
+	vals := make([]Value, len(cols))
+	set := make([]bool, len(cols))
+	buf := make([]parquet.Value, 0, batchRows*len(cols))
+	rows := make([]parquet.Row, 0, batchRows)
+	var groupBytes int64
+	flushBatch := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		if _, err := pw.WriteRows(rows); err != nil {
+			return err
+		}
+		rows, buf = rows[:0], buf[:0]
+		if groupBytes >= rgBytes {
+			groupBytes = 0
+			return pw.Flush()
+		}
+		return nil
+	}
+	for ci := range changes {
+		ch := &changes[ci]
+		if ch.Table != table || ch.DB != db || ch.Schema != ns {
+			return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d belongs to table %s, block is for %s",
+				ch.Topic, ch.Partition, ch.Offset, ch.TableName(), changes[0].TableName())
+		}
+		if ch.LSN > math.MaxInt64 {
+			return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d: lsn %d above 2^63-1", ch.Topic, ch.Partition, ch.Offset, ch.LSN)
+		}
+		clear(set)
+		vals[0], vals[1], vals[2] = String(ch.Op.String()), Int(int64(ch.LSN)), Timestamp(ch.TS)
+		set[0], set[1], set[2] = true, true, true
+		if opts.KafkaColumns {
+			vals[3], vals[4], vals[5] = String(ch.Topic), Int(int64(ch.Partition)), Int(ch.Offset)
+			set[3], set[4], set[5] = true, true, true
+		}
+		for fi := range ch.Row {
+			f := &ch.Row[fi]
+			i, ok := byName[f.Name]
+			if !ok || i < nmeta {
+				if !ok && f.Value.kind == KindNull {
+					continue // a column only ever null is not in the schema yet
+				}
+				return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d: column %q is not in the schema", ch.Topic, ch.Partition, ch.Offset, f.Name)
+			}
+			v, ok := coerce(f.Value, cols[i].typ)
+			if !ok {
+				return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d: column %q: expected %s, got %s",
+					ch.Topic, ch.Partition, ch.Offset, f.Name, cols[i].typ.describe(), f.Value.kind)
+			}
+			vals[i], set[i] = v, true
+		}
+		start := len(buf)
+		buf = buf[:start+len(cols)]
+		row := buf[start:]
+		for i := range cols {
+			c := &cols[i]
+			v := vals[i]
+			if !set[i] {
+				v = Value{}
+			}
+			st.add(i, v)
+			groupBytes += int64(8 + len(v.str))
+			row[c.leaf] = toParquet(c, v)
+		}
+		rows = append(rows, row)
+		if len(rows) == batchRows {
+			if err := flushBatch(); err != nil {
+				return BlockStats{}, fmt.Errorf("encode block: %w", err)
+			}
+		}
+	}
+	if err := flushBatch(); err != nil {
+		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+	}
+	if err := pw.Close(); err != nil {
+		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+	}
+	stats := st.finish(int64(len(changes)))
+	stats.Bytes = cw.n
+	return stats, nil
+}
+
+// toParquet converts a coerced value to a Parquet value at its leaf.
+func toParquet(c *blockColumn, v Value) parquet.Value {
+	def := 0
+	if c.optional {
+		if v.kind == KindNull {
+			return parquet.NullValue().Level(0, 0, c.leaf)
+		}
+		def = 1
+	}
+	var pv parquet.Value
+	switch c.typ.Kind {
+	case TypeLong, TypeTimestamp:
+		pv = parquet.Int64Value(int64(v.num))
+	case TypeInteger, TypeDate:
+		pv = parquet.Int32Value(int32(int64(v.num)))
+	case TypeDouble:
+		pv = parquet.DoubleValue(v.Float())
+	case TypeBoolean:
+		pv = parquet.BooleanValue(v.Bool())
+	case TypeString, TypeJSON, TypeBinary:
+		pv = parquet.ByteArrayValue(bytesOf(v.str))
+	case TypeDecimal:
+		switch {
+		case c.flbaLen > 0:
+			b := make([]byte, c.flbaLen)
+			if len(v.str) > 0 && v.str[0]&0x80 != 0 {
+				for i := range b {
+					b[i] = 0xff
+				}
+			}
+			copy(b[len(b)-len(v.str):], v.str)
+			pv = parquet.FixedLenByteArrayValue(b)
+		case c.typ.Precision <= 9:
+			x, _ := twosInt64(v.str)
+			pv = parquet.Int32Value(int32(x))
+		default:
+			x, _ := twosInt64(v.str)
+			pv = parquet.Int64Value(x)
+		}
+	}
+	return pv.Level(0, def, c.leaf)
+}
+
+// fromParquet converts a Parquet value back to a Value of a column type.
+func fromParquet(c *blockColumn, pv parquet.Value) Value {
+	if pv.IsNull() {
+		return Value{}
+	}
+	switch c.typ.Kind {
+	case TypeLong:
+		return Int(pv.Int64())
+	case TypeInteger:
+		return Int(int64(pv.Int32()))
+	case TypeTimestamp:
+		return Timestamp(pv.Int64())
+	case TypeDate:
+		return Date(pv.Int32())
+	case TypeDouble:
+		return Float(pv.Double())
+	case TypeBoolean:
+		return Bool(pv.Boolean())
+	case TypeString:
+		return String(string(pv.ByteArray()))
+	case TypeJSON:
+		return JSON(string(pv.ByteArray()))
+	case TypeBinary:
+		return Binary(pv.ByteArray())
+	case TypeDecimal:
+		switch {
+		case c.flbaLen > 0:
+			return Decimal(pv.ByteArray(), c.typ.Scale)
+		case c.typ.Precision <= 9:
+			return Value{kind: KindDecimal, scale: c.typ.Scale, str: int64Twos(int64(pv.Int32()))}
+		default:
+			return Value{kind: KindDecimal, scale: c.typ.Scale, str: int64Twos(pv.Int64())}
+		}
+	}
+	return Value{}
+}
+
+// ReadBlock reads a block written by EncodeBlock: its schema and its
+// changes, in order. Each change's Row lists every schema column (nulls
+// included) in schema order; Key and Declared are not stored in blocks.
+func ReadBlock(r io.ReaderAt, size int64) (*Schema, []Change, error) {
+	f, err := parquet.OpenFile(r, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read block: %w", err)
+	}
+	text, ok := f.Lookup(metaSchema)
+	if !ok {
+		return nil, nil, errors.New("read block: no " + metaSchema + " metadata")
+	}
+	s, err := ParseDeltaSchema(text)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read block: %w", err)
+	}
+	db, _ := f.Lookup(metaDB)
+	ns, _ := f.Lookup(metaNS)
+	table, _ := f.Lookup(metaTable)
+	_, hasTopic := f.Schema().Lookup(ColTopic)
+	ps, cols := blockLayout(s, hasTopic)
+	if !parquet.SameNodes(ps, f.Schema()) {
+		return nil, nil, fmt.Errorf("read block: file schema does not match its %s metadata", metaSchema)
+	}
+	nmeta := len(metaColumns(hasTopic))
+	changes := make([]Change, 0, f.NumRows())
+	buf := make([]parquet.Row, batchRows)
+	for _, rg := range f.RowGroups() {
+		rows := rg.Rows()
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, row := range buf[:n] {
+				ch, err := rowToChange(row, cols, nmeta, hasTopic)
+				if err != nil {
+					rows.Close()
+					return nil, nil, fmt.Errorf("read block: row %d: %w", len(changes), err)
+				}
+				ch.DB, ch.Schema, ch.Table = db, ns, table
+				changes = append(changes, ch)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rows.Close()
+				return nil, nil, fmt.Errorf("read block: %w", err)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, nil, fmt.Errorf("read block: %w", err)
+		}
+	}
+	return s, changes, nil
+}
+
+func rowToChange(row parquet.Row, cols []blockColumn, nmeta int, kafka bool) (Change, error) {
+	var ch Change
+	if len(row) != len(cols) {
+		return ch, fmt.Errorf("%d values, want %d", len(row), len(cols))
+	}
+	at := func(i int) Value { return fromParquet(&cols[i], row[cols[i].leaf]) }
+	op, ok := parseOp(at(0).Str())
+	if !ok {
+		return ch, fmt.Errorf("unknown _op %q", at(0).Str())
+	}
+	ch.Op, ch.LSN, ch.TS = op, uint64(at(1).Int()), at(2).Millis()
+	if kafka {
+		ch.Topic, ch.Partition, ch.Offset = at(3).Str(), int32(at(4).Int()), at(5).Int()
+	}
+	ch.Row = make([]Field, 0, len(cols)-nmeta)
+	for i := nmeta; i < len(cols); i++ {
+		ch.Row = append(ch.Row, Field{Name: cols[i].name, Value: at(i)})
+	}
+	return ch, nil
+}
+
+func parseOp(s string) (Op, bool) {
+	for _, op := range []Op{OpInsert, OpUpdate, OpDelete, OpSnapshot} {
+		if op.String() == s {
+			return op, true
+		}
+	}
+	return 0, false
+}
+
+// statsBuilder accumulates BlockStats while rows are encoded.
+type statsBuilder struct {
+	cols  []blockColumn
+	stats []ColumnStats
+}
+
+func newStatsBuilder(cols []blockColumn) *statsBuilder {
+	st := &statsBuilder{cols: cols, stats: make([]ColumnStats, len(cols))}
+	for i := range cols {
+		st.stats[i].Type = cols[i].typ
+	}
+	return st
+}
+
+func (b *statsBuilder) add(i int, v Value) {
+	cs := &b.stats[i]
+	if v.kind == KindNull {
+		cs.NullCount++
+		return
+	}
+	switch cs.Type.Kind {
+	case TypeBinary, TypeJSON, TypeBoolean:
+		return
+	case TypeDouble:
+		if math.IsNaN(v.Float()) {
+			return
+		}
+	}
+	if cs.Min.kind == KindNull || compareValues(v, cs.Min) < 0 {
+		cs.Min = v
+	}
+	if cs.Max.kind == KindNull || compareValues(v, cs.Max) > 0 {
+		cs.Max = v
+	}
+}
+
+func (b *statsBuilder) finish(rows int64) BlockStats {
+	out := BlockStats{Rows: rows, Columns: make(map[string]ColumnStats, len(b.cols))}
+	for i := range b.cols {
+		out.Columns[b.cols[i].name] = b.stats[i]
+	}
+	if rows > 0 {
+		out.MinLSN, out.MaxLSN = uint64(b.stats[1].Min.Int()), uint64(b.stats[1].Max.Int())
+		out.MinTS, out.MaxTS = b.stats[2].Min.Millis(), b.stats[2].Max.Millis()
+	}
+	return out
+}
+
+// compareValues orders two non-null values of the same coerced kind.
+func compareValues(a, b Value) int {
+	switch a.kind {
+	case KindInt, KindDate, KindTimestamp:
+		x, y := int64(a.num), int64(b.num)
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	case KindFloat:
+		x, y := a.Float(), b.Float()
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	case KindDecimal:
+		x, okx := twosInt64(a.str)
+		y, oky := twosInt64(b.str)
+		if okx && oky {
+			switch {
+			case x < y:
+				return -1
+			case x > y:
+				return 1
+			}
+			return 0
+		}
+		return a.Unscaled().Cmp(b.Unscaled())
+	}
+	return strings.Compare(a.str, b.str)
+}
+
+// statsStringPrefix is how many characters of a string Delta stats keep,
+// as Delta writers do, so long values do not bloat the log.
+const statsStringPrefix = 32
+
+// DeltaStatsJSON renders the stats as the Delta "stats" JSON of an add
+// action: numRecords, minValues, maxValues and nullCount. Timestamps are
+// ISO-8601 with milliseconds, dates YYYY-MM-DD, decimals exact numbers.
+// Strings longer than 32 characters keep a 32-character prefix as their
+// minimum and have no maximum (a truncated maximum would be wrong);
+// binary, JSON, boolean and non-finite values have no min/max.
+func (b BlockStats) DeltaStatsJSON() (string, error) {
+	minV, maxV := map[string]any{}, map[string]any{}
+	nulls := make(map[string]int64, len(b.Columns))
+	for name, cs := range b.Columns {
+		nulls[name] = cs.NullCount
+		if v, ok := statValue(cs.Min, cs.Type, false); ok {
+			minV[name] = v
+		}
+		if v, ok := statValue(cs.Max, cs.Type, true); ok {
+			maxV[name] = v
+		}
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(struct {
+		NumRecords int64            `json:"numRecords"`
+		MinValues  map[string]any   `json:"minValues"`
+		MaxValues  map[string]any   `json:"maxValues"`
+		NullCount  map[string]int64 `json:"nullCount"`
+	}{b.Rows, minV, maxV, nulls})
+	if err != nil {
+		return "", fmt.Errorf("encode delta stats: %w", err)
+	}
+	return strings.TrimSuffix(out.String(), "\n"), nil
+}
+
+func statValue(v Value, t Type, isMax bool) (any, bool) {
+	if v.kind == KindNull {
+		return nil, false
+	}
+	switch t.Kind {
+	case TypeLong, TypeInteger:
+		return v.Int(), true
+	case TypeDouble:
+		f := v.Float()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, false
+		}
+		return f, true
+	case TypeString:
+		s := v.str
+		if utf8.RuneCountInString(s) > statsStringPrefix {
+			if isMax {
+				return nil, false
+			}
+			r := []rune(s)
+			s = string(r[:statsStringPrefix])
+		}
+		return s, true
+	case TypeDate, TypeTimestamp:
+		return v.Text(), true
+	case TypeDecimal:
+		return json.Number(v.Text()), true
+	}
+	return nil, false
+}

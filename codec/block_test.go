@@ -1,0 +1,268 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+func dec(s string, scale int32) Value {
+	u, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic("bad decimal literal in test: " + s)
+	}
+	return DecimalFromBig(u, scale)
+}
+
+// roundTripChanges covers every value kind, nulls, evolution (columns
+// added between changes, int widened to double), nested values, unicode,
+// empty strings and extreme ints.
+func roundTripChanges() []Change {
+	base := func(op Op, lsn uint64, row ...Field) Change {
+		return Change{Topic: "cdc", Partition: 3, Offset: int64(lsn % 1000), DB: "shop", Schema: "public", Table: "users",
+			Op: op, LSN: lsn, TS: 1700000000000 + int64(lsn%1000), Row: row}
+	}
+	return []Change{
+		base(OpInsert, 1,
+			Field{"id", Int(1)}, Field{"name", String("ada")}, Field{"score", Int(7)},
+			Field{"ok", Bool(true)}, Field{"blob", Binary([]byte{0, 1, 0xff})},
+			Field{"price", dec("12345", 2)}, Field{"big", dec("-123456789012345678901234567890", 4)},
+			Field{"small", dec("-99", 1)}, Field{"born", Date(-1)}, Field{"seen", Timestamp(-1)},
+			Field{"doc", JSON(`{"a":[1,2,{"b":null}]}`)}, Field{"note", Null()}),
+		base(OpUpdate, 2,
+			Field{"id", Int(math.MaxInt64)}, Field{"name", String("")}, Field{"score", Float(2.5)},
+			Field{"ok", Bool(false)}, Field{"doc", JSON(`[]`)}, Field{"extra", String("héllo 世界 🚀")}),
+		base(OpDelete, 3, Field{"id", Int(math.MinInt64)}, Field{"name", Int(42)}, Field{"note", String("now set")}),
+		base(OpSnapshot, math.MaxInt64, Field{"id", Int(0)}, Field{"score", Float(math.Inf(-1))},
+			Field{"price", Int(3)}, Field{"small", dec("99", 1)}),
+	}
+}
+
+// normalized maps a change's row to column → coerced value, nulls dropped,
+// so a decoded change compares with what ReadBlock returns.
+func normalized(t *testing.T, s *Schema, ch Change) map[string]Value {
+	out := map[string]Value{}
+	for _, f := range ch.Row {
+		c, ok := s.Column(f.Name)
+		if !ok {
+			require.True(t, f.Value.IsNull(), f.Name)
+			continue
+		}
+		v, ok := coerce(f.Value, c.Type)
+		require.True(t, ok, f.Name)
+		if v.IsNull() {
+			delete(out, f.Name)
+			continue
+		}
+		out[f.Name] = v
+	}
+	return out
+}
+
+func encodeAll(t *testing.T, changes []Change, opts EncodeOptions) (*Schema, []byte, BlockStats) {
+	t.Helper()
+	s := NewSchema()
+	for i := range changes {
+		_, err := s.Accept(&changes[i])
+		require.NoError(t, err)
+	}
+	var buf bytes.Buffer
+	st, err := EncodeBlock(&buf, s, changes, opts)
+	require.NoError(t, err)
+	require.Equal(t, int64(buf.Len()), st.Bytes)
+	return s, buf.Bytes(), st
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, opts := range []EncodeOptions{
+		{},
+		{Compression: "snappy", KafkaColumns: true, RowGroupBytes: 1},
+		{Compression: "none"},
+	} {
+		t.Run(opts.Compression, func(t *testing.T) {
+			changes := roundTripChanges()
+			s, data, st := encodeAll(t, changes, opts)
+			require.Equal(t, int64(len(changes)), st.Rows)
+
+			got, back, err := ReadBlock(bytes.NewReader(data), int64(len(data)))
+			require.NoError(t, err)
+			require.True(t, s.Equal(got), "schema %v != %v", got.Columns(), s.Columns())
+			require.Len(t, back, len(changes))
+			for i := range changes {
+				want := changes[i]
+				require.Equal(t, want.Op, back[i].Op)
+				require.Equal(t, want.LSN, back[i].LSN)
+				require.Equal(t, want.TS, back[i].TS)
+				require.Equal(t, want.TableName(), back[i].TableName())
+				if opts.KafkaColumns {
+					require.Equal(t, want.Topic, back[i].Topic)
+					require.Equal(t, want.Partition, back[i].Partition)
+					require.Equal(t, want.Offset, back[i].Offset)
+				}
+				require.Equal(t, normalized(t, s, want), normalized(t, got, back[i]), "change %d", i)
+			}
+		})
+	}
+}
+
+func TestEncodeBlockLogicalTypes(t *testing.T) {
+	_, data, _ := encodeAll(t, roundTripChanges(), EncodeOptions{KafkaColumns: true})
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	want := map[string]string{
+		"_ts":    "TIMESTAMP(isAdjustedToUTC=true,unit=MILLIS)",
+		"name":   "STRING",
+		"born":   "DATE",
+		"price":  "DECIMAL(38,2)",
+		"small":  "DECIMAL(38,1)",
+		"_op":    "STRING",
+		"_topic": "STRING",
+	}
+	for name, lt := range want {
+		leaf, ok := f.Schema().Lookup(name)
+		require.True(t, ok, name)
+		require.Equal(t, lt, leaf.Node.Type().LogicalType().String(), name)
+	}
+	leaf, _ := f.Schema().Lookup("price")
+	require.Equal(t, parquet.FixedLenByteArray, leaf.Node.Type().Kind())
+	require.NotEmpty(t, f.ColumnIndexes(), "page index written")
+	require.NotEmpty(t, f.OffsetIndexes(), "page index written")
+	for _, cc := range f.Metadata().RowGroups[0].Columns {
+		require.Equal(t, "ZSTD", cc.MetaData.Codec.String())
+	}
+}
+
+func TestEncodeBlockDecimalPhysicalTypes(t *testing.T) {
+	s := NewSchema()
+	require.NoError(t, s.AddColumn(Column{Name: "d9", Type: Type{Kind: TypeDecimal, Precision: 9, Scale: 2}, Nullable: true}))
+	require.NoError(t, s.AddColumn(Column{Name: "d18", Type: Type{Kind: TypeDecimal, Precision: 18, Scale: 0}, Nullable: true}))
+	changes := []Change{{Table: "t", Op: OpInsert, LSN: 1, Row: []Field{{"d9", dec("-999999999", 2)}, {"d18", dec("999999999999999999", 0)}}}}
+	_, err := s.Accept(&changes[0])
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, err = EncodeBlock(&buf, s, changes, EncodeOptions{})
+	require.NoError(t, err)
+	f, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	require.NoError(t, err)
+	l9, _ := f.Schema().Lookup("d9")
+	l18, _ := f.Schema().Lookup("d18")
+	require.Equal(t, parquet.Int32, l9.Node.Type().Kind())
+	require.Equal(t, parquet.Int64, l18.Node.Type().Kind())
+	_, back, err := ReadBlock(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	require.NoError(t, err)
+	require.Equal(t, "-9999999.99", back[0].Get("d9").Text())
+	require.Equal(t, "999999999999999999", back[0].Get("d18").Text())
+}
+
+func TestEncodeBlockErrors(t *testing.T) {
+	s := NewSchema()
+	ch := Change{Table: "t", Op: OpInsert, LSN: 1, Row: []Field{{"a", Int(1)}}}
+	_, err := s.Accept(&ch)
+	require.NoError(t, err)
+	for name, tc := range map[string]struct {
+		changes []Change
+		opts    EncodeOptions
+	}{
+		"compression":   {[]Change{ch}, EncodeOptions{Compression: "lzma"}},
+		"two tables":    {[]Change{ch, {Table: "u", Op: OpInsert, LSN: 2}}, EncodeOptions{}},
+		"unknown col":   {[]Change{{Table: "t", Op: OpInsert, Row: []Field{{"b", Int(1)}}}}, EncodeOptions{}},
+		"uncoercible":   {[]Change{{Table: "t", Op: OpInsert, Row: []Field{{"a", String("x")}}}}, EncodeOptions{}},
+		"lsn above int": {[]Change{{Table: "t", Op: OpInsert, LSN: math.MaxUint64}}, EncodeOptions{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := EncodeBlock(&bytes.Buffer{}, s, tc.changes, tc.opts)
+			require.Error(t, err)
+		})
+	}
+}
+
+func TestBlockStats(t *testing.T) {
+	changes := roundTripChanges()
+	_, _, st := encodeAll(t, changes, EncodeOptions{})
+	require.Equal(t, int64(4), st.Rows)
+	require.Equal(t, uint64(1), st.MinLSN)
+	require.Equal(t, uint64(math.MaxInt64), st.MaxLSN)
+	require.Equal(t, int64(1700000000001), st.MinTS)
+
+	id := st.Columns["id"]
+	require.Equal(t, Int(math.MinInt64), id.Min)
+	require.Equal(t, Int(math.MaxInt64), id.Max)
+	require.Equal(t, int64(0), id.NullCount)
+	// score widened to double: 7 → 7.0; -Inf is the minimum.
+	require.Equal(t, Float(math.Inf(-1)), st.Columns["score"].Min)
+	require.Equal(t, Float(7), st.Columns["score"].Max)
+	require.Equal(t, int64(1), st.Columns["score"].NullCount)
+	// name: "ada", "", "42" (int into string column), null.
+	require.Equal(t, String(""), st.Columns["name"].Min)
+	require.Equal(t, String("ada"), st.Columns["name"].Max)
+	require.Equal(t, int64(1), st.Columns["name"].NullCount)
+	require.Equal(t, int64(3), st.Columns["note"].NullCount)
+	require.Equal(t, int64(3), st.Columns["extra"].NullCount)
+	require.True(t, st.Columns["doc"].Min.IsNull(), "no min/max for JSON")
+	require.Equal(t, "3.00", st.Columns["price"].Max.Text())
+
+	js, err := st.DeltaStatsJSON()
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(js), &got))
+	require.Equal(t, float64(4), got["numRecords"])
+	minV, maxV := got["minValues"].(map[string]any), got["maxValues"].(map[string]any)
+	require.Equal(t, "1969-12-31T23:59:59.999Z", minV["seen"])
+	require.Equal(t, "1969-12-31", minV["born"])
+	require.Equal(t, "2023-11-14T22:13:20.001Z", minV["_ts"])
+	require.NotContains(t, minV, "score", "-Inf has no JSON form")
+	require.Equal(t, 7.0, maxV["score"])
+	require.Contains(t, js, `"price":123.45`)
+	require.Contains(t, js, `"_lsn":9223372036854775807`)
+	require.Equal(t, float64(3), got["nullCount"].(map[string]any)["note"])
+}
+
+func TestDeltaStatsLongStrings(t *testing.T) {
+	long := "abcdefghijklmnopqrstuvwxyz0123456789"
+	_, _, st := encodeAll(t, []Change{{Table: "t", Op: OpInsert, Row: []Field{{"s", String(long)}}}}, EncodeOptions{})
+	js, err := st.DeltaStatsJSON()
+	require.NoError(t, err)
+	require.Contains(t, js, `"minValues":{"_lsn":0,"_op":"INSERT","_ts":"1970-01-01T00:00:00.000Z","s":"`+long[:32]+`"}`)
+	require.NotContains(t, js, `"s":"`+long)
+}
+
+// TestGoldenBlock guards the block format: the committed file must still
+// decode to the same schema, metadata and rows, and a fresh encoding must
+// produce the same Parquet schema. Run with -update to rewrite it.
+func TestGoldenBlock(t *testing.T) {
+	path := filepath.Join("testdata", "golden.parquet")
+	_, data, _ := encodeAll(t, roundTripChanges(), EncodeOptions{KafkaColumns: true})
+	if *update {
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+	}
+	golden, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	gs, gchanges, err := ReadBlock(bytes.NewReader(golden), int64(len(golden)))
+	require.NoError(t, err)
+	fs, fchanges, err := ReadBlock(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	require.True(t, gs.Equal(fs))
+	require.Equal(t, fchanges, gchanges)
+
+	gf, err := parquet.OpenFile(bytes.NewReader(golden), int64(len(golden)))
+	require.NoError(t, err)
+	ff, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	require.Equal(t, gf.Schema().String(), ff.Schema().String())
+	for _, k := range []string{metaSchema, metaDB, metaNS, metaTable} {
+		g, _ := gf.Lookup(k)
+		f, _ := ff.Lookup(k)
+		require.Equal(t, g, f, k)
+	}
+}
