@@ -209,7 +209,8 @@ func TestBlockStats(t *testing.T) {
 	require.Equal(t, int64(3), st.Columns["note"].NullCount)
 	require.Equal(t, int64(3), st.Columns["extra"].NullCount)
 	require.True(t, st.Columns["doc"].Min.IsNull(), "no min/max for JSON")
-	require.Equal(t, "3.00", st.Columns["price"].Max.Text())
+	require.Equal(t, "3.00", st.Columns["price"].Min.Text())
+	require.Equal(t, "123.45", st.Columns["price"].Max.Text())
 
 	js, err := st.DeltaStatsJSON()
 	require.NoError(t, err)
