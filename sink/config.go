@@ -1,0 +1,269 @@
+package sink
+
+import (
+	"time"
+)
+
+// Config is the sink runtime's configuration. Zero values take the defaults
+// of DefaultConfig; Validate names the offending key of anything invalid.
+type Config struct {
+	// Instance names this sink process in commit logs; defaults to the host
+	// name plus the process id.
+	Instance string       `yaml:"instance"`
+	Kafka    KafkaConfig  `yaml:"kafka"`
+	Tables   TablesConfig `yaml:"tables"`
+	Memory   MemoryConfig `yaml:"memory"`
+	Errors   ErrorsConfig `yaml:"errors"`
+	Commit   CommitConfig `yaml:"commit"`
+	Notify   NotifyConfig `yaml:"notifications"`
+	HTTP     HTTPConfig   `yaml:"http"`
+	// ShutdownTimeout bounds the final flush and commit on SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// KafkaConfig selects the brokers, the consumer group and the topics.
+type KafkaConfig struct {
+	Brokers  []string `yaml:"brokers"`
+	Group    string   `yaml:"group"`
+	ClientID string   `yaml:"client_id"`
+	// Topics lists the topics to consume; TopicRegex instead consumes every
+	// topic matching a regular expression. Exactly one must be set.
+	Topics     []string `yaml:"topics"`
+	TopicRegex string   `yaml:"topic_regex"`
+	// Format is the input format of every topic not named in Formats:
+	// "evodb" or "debezium".
+	Format  string            `yaml:"format"`
+	Formats map[string]string `yaml:"formats"`
+	// StartFrom is where a partition without a committed group offset
+	// starts: "earliest" (default; a sink must not skip data) or "latest".
+	StartFrom      string        `yaml:"start_from"`
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// MaxPollRecords bounds one poll; smaller polls give finer-grained
+	// memory control.
+	MaxPollRecords int        `yaml:"max_poll_records"`
+	TLS            TLSConfig  `yaml:"tls"`
+	SASL           SASLConfig `yaml:"sasl"`
+}
+
+// TLSConfig enables TLS to the brokers.
+type TLSConfig struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASLConfig authenticates to the brokers.
+type SASLConfig struct {
+	// Mechanism is "", "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// TableConfig is the per-table behaviour. TablesConfig.Default applies to
+// every table; TablesConfig.Overrides replace individual keys per table.
+type TableConfig struct {
+	// Preset fills unset keys from a named preset: "example",
+	// "edge-cache" or "enterprise" (see Presets).
+	Preset string `yaml:"preset"`
+	// Mode is the partition mode: "do-sqlite", "standard" or "enterprise".
+	Mode string `yaml:"mode"`
+	// FlushThreshold flushes a table buffer at this many records.
+	FlushThreshold int `yaml:"flush_threshold"`
+	// FlushInterval flushes a table buffer this long after its first record.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// Path is the table path template ({db}, {schema}, {table}, {topic}) or,
+	// in an override, an explicit path such as "com/example/users".
+	Path string `yaml:"path"`
+	// MaxBufferBytes is the hard limit of one table buffer; defaults to four
+	// times the mode's block size.
+	MaxBufferBytes int64 `yaml:"max_buffer_bytes"`
+	// Compression is "zstd" (default), "snappy" or "none".
+	Compression string `yaml:"compression"`
+	// KafkaColumns adds _topic, _partition and _offset to every row
+	// (default true: they let `sink verify` prove exactly-once).
+	KafkaColumns *bool `yaml:"kafka_columns"`
+}
+
+// TablesConfig holds the defaults and per-table overrides keyed by table
+// name (as routed: "db.schema.table" for Debezium, the table name for evodb).
+type TablesConfig struct {
+	Default   TableConfig            `yaml:"default"`
+	Overrides map[string]TableConfig `yaml:"overrides"`
+}
+
+// MemoryConfig bounds what all table buffers hold together.
+type MemoryConfig struct {
+	// Budget is the global byte budget of buffered changes.
+	Budget int64 `yaml:"budget_bytes"`
+	// HighWatermark and LowWatermark are fractions of Budget: above high the
+	// largest buffers flush early and fetching pauses until usage falls
+	// below low.
+	HighWatermark float64 `yaml:"high_watermark"`
+	LowWatermark  float64 `yaml:"low_watermark"`
+}
+
+// ErrorsConfig decides what happens to a record that cannot be decoded.
+type ErrorsConfig struct {
+	// Tolerance is "none" (stop with an error naming the record) or "all"
+	// (send it to DLQTopic and go on).
+	Tolerance string `yaml:"tolerance"`
+	DLQTopic  string `yaml:"dlq_topic"`
+}
+
+// CommitConfig tunes flushing and committing.
+type CommitConfig struct {
+	// MaxConcurrentFlushes bounds flushes running at once across tables.
+	MaxConcurrentFlushes int `yaml:"max_concurrent_flushes"`
+	// StoreRetryTimeout is how long a failing flush is retried before the
+	// sink stops with an error rather than buffering forever.
+	StoreRetryTimeout time.Duration `yaml:"store_retry_timeout"`
+	// CheckpointInterval writes a Delta checkpoint every N commits.
+	CheckpointInterval int `yaml:"checkpoint_interval"`
+	// OffsetCommitInterval is the most often the group offset is committed.
+	OffsetCommitInterval time.Duration `yaml:"offset_commit_interval"`
+	// RevokeTimeout bounds the flush of revoked partitions' records.
+	RevokeTimeout time.Duration `yaml:"revoke_timeout"`
+}
+
+// NotifyConfig publishes one JSON event per table commit (for cache
+// invalidation) when Topic is set.
+type NotifyConfig struct {
+	Topic string `yaml:"topic"`
+}
+
+// HTTPConfig serves /metrics, /healthz, /readyz and /status.
+type HTTPConfig struct {
+	Addr string `yaml:"addr"`
+}
+
+// Presets are the seed writer's parent-DO variants as named table presets:
+// createLakehouseParentDOClass({partitionMode, flushThreshold,
+// flushIntervalMs}) with its Example, EdgeCache and Enterprise classes.
+// EdgeCache's cache invalidation is the notifications topic, set separately.
+var presets = map[string]TableConfig{
+	"example":    {Mode: "standard", FlushThreshold: 10_000, FlushInterval: 30 * time.Second},
+	"edge-cache": {Mode: "standard", FlushThreshold: 10_000, FlushInterval: 30 * time.Second},
+	"enterprise": {Mode: "enterprise", FlushThreshold: 100_000, FlushInterval: 30 * time.Second},
+}
+
+// PresetNames lists the table presets in a stable order.
+func PresetNames() []string { return []string{"example", "edge-cache", "enterprise"} }
+
+// DefaultConfig returns the configuration every unset key falls back to.
+func DefaultConfig() Config {
+	kc := true
+	return Config{
+		Kafka: KafkaConfig{
+			Group:          "evodb-sink",
+			ClientID:       "evodb-sink",
+			Format:         "evodb",
+			StartFrom:      "earliest",
+			SessionTimeout: 45 * time.Second,
+			MaxPollRecords: 5000,
+		},
+		Tables: TablesConfig{Default: TableConfig{
+			Mode:           "standard",
+			FlushThreshold: 10_000,
+			FlushInterval:  30 * time.Second,
+			Path:           "{table}",
+			Compression:    "zstd",
+			KafkaColumns:   &kc,
+		}},
+		Memory: MemoryConfig{Budget: 512 << 20, HighWatermark: 0.8, LowWatermark: 0.5},
+		Errors: ErrorsConfig{Tolerance: "none"},
+		Commit: CommitConfig{
+			MaxConcurrentFlushes: 4,
+			StoreRetryTimeout:    5 * time.Minute,
+			CheckpointInterval:   10,
+			OffsetCommitInterval: time.Second,
+			RevokeTimeout:        20 * time.Second,
+		},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// ApplyDefaults fills every unset key from DefaultConfig.
+func (c *Config) ApplyDefaults() {
+	d := DefaultConfig()
+	setString(&c.Kafka.Group, d.Kafka.Group)
+	setString(&c.Kafka.ClientID, d.Kafka.ClientID)
+	setString(&c.Kafka.Format, d.Kafka.Format)
+	setString(&c.Kafka.StartFrom, d.Kafka.StartFrom)
+	setDuration(&c.Kafka.SessionTimeout, d.Kafka.SessionTimeout)
+	if c.Kafka.MaxPollRecords == 0 {
+		c.Kafka.MaxPollRecords = d.Kafka.MaxPollRecords
+	}
+	c.Tables.Default = c.Tables.Default.withPreset().merge(d.Tables.Default)
+	if c.Memory.Budget == 0 {
+		c.Memory.Budget = d.Memory.Budget
+	}
+	if c.Memory.HighWatermark == 0 {
+		c.Memory.HighWatermark = d.Memory.HighWatermark
+	}
+	if c.Memory.LowWatermark == 0 {
+		c.Memory.LowWatermark = d.Memory.LowWatermark
+	}
+	setString(&c.Errors.Tolerance, d.Errors.Tolerance)
+	if c.Commit.MaxConcurrentFlushes == 0 {
+		c.Commit.MaxConcurrentFlushes = d.Commit.MaxConcurrentFlushes
+	}
+	setDuration(&c.Commit.StoreRetryTimeout, d.Commit.StoreRetryTimeout)
+	if c.Commit.CheckpointInterval == 0 {
+		c.Commit.CheckpointInterval = d.Commit.CheckpointInterval
+	}
+	setDuration(&c.Commit.OffsetCommitInterval, d.Commit.OffsetCommitInterval)
+	setDuration(&c.Commit.RevokeTimeout, d.Commit.RevokeTimeout)
+	setDuration(&c.ShutdownTimeout, d.ShutdownTimeout)
+}
+
+// TableConfig returns the effective configuration of one table: its
+// override (with its preset) over the defaults.
+func (c *Config) TableConfig(table string) TableConfig {
+	o, ok := c.Tables.Overrides[table]
+	if !ok {
+		return c.Tables.Default
+	}
+	return o.withPreset().merge(c.Tables.Default)
+}
+
+// withPreset fills unset keys from the named preset.
+func (t TableConfig) withPreset() TableConfig {
+	p, ok := presets[t.Preset]
+	if !ok {
+		return t
+	}
+	return t.merge(p)
+}
+
+// merge fills t's unset keys from d.
+func (t TableConfig) merge(d TableConfig) TableConfig {
+	setString(&t.Mode, d.Mode)
+	if t.FlushThreshold == 0 {
+		t.FlushThreshold = d.FlushThreshold
+	}
+	setDuration(&t.FlushInterval, d.FlushInterval)
+	setString(&t.Path, d.Path)
+	if t.MaxBufferBytes == 0 {
+		t.MaxBufferBytes = d.MaxBufferBytes
+	}
+	setString(&t.Compression, d.Compression)
+	if t.KafkaColumns == nil {
+		t.KafkaColumns = d.KafkaColumns
+	}
+	return t
+}
+
+func setString(dst *string, def string) {
+	if *dst == "" {
+		*dst = def
+	}
+}
+
+func setDuration(dst *time.Duration, def time.Duration) {
+	if *dst == 0 {
+		*dst = def
+	}
+}

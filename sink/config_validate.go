@@ -1,0 +1,159 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/partitioner"
+)
+
+// Validate reports every invalid key, each named by its YAML path, with
+// the allowed values.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	k := c.Kafka
+	if len(k.Brokers) == 0 {
+		bad("kafka.brokers", "at least one broker address is required")
+	}
+	for i, b := range k.Brokers {
+		if strings.TrimSpace(b) == "" {
+			bad(fmt.Sprintf("kafka.brokers[%d]", i), "empty address")
+		}
+	}
+	if k.Group == "" {
+		bad("kafka.group", "required")
+	}
+	switch {
+	case len(k.Topics) == 0 && k.TopicRegex == "":
+		bad("kafka.topics", "set kafka.topics or kafka.topic_regex")
+	case len(k.Topics) > 0 && k.TopicRegex != "":
+		bad("kafka.topic_regex", "set either kafka.topics or kafka.topic_regex, not both")
+	case k.TopicRegex != "":
+		if _, err := regexp.Compile(k.TopicRegex); err != nil {
+			bad("kafka.topic_regex", "invalid regular expression: %v", err)
+		}
+	}
+	if err := validFormat(k.Format); err != nil {
+		bad("kafka.format", "%v", err)
+	}
+	for _, topic := range sortedKeys(k.Formats) {
+		if err := validFormat(k.Formats[topic]); err != nil {
+			bad("kafka.formats."+topic, "%v", err)
+		}
+	}
+	if k.StartFrom != "earliest" && k.StartFrom != "latest" {
+		bad("kafka.start_from", "%q is not one of earliest, latest", k.StartFrom)
+	}
+	if k.SessionTimeout < 0 {
+		bad("kafka.session_timeout", "must be positive")
+	}
+	if k.MaxPollRecords <= 0 {
+		bad("kafka.max_poll_records", "must be positive")
+	}
+	switch k.SASL.Mechanism {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if k.SASL.Username == "" {
+			bad("kafka.sasl.username", "required with kafka.sasl.mechanism %s", k.SASL.Mechanism)
+		}
+	default:
+		bad("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", k.SASL.Mechanism)
+	}
+	if (k.TLS.CertFile == "") != (k.TLS.KeyFile == "") {
+		bad("kafka.tls", "cert_file and key_file must be set together")
+	}
+
+	validTable := func(prefix string, t TableConfig) {
+		if t.Preset != "" {
+			if _, ok := presets[t.Preset]; !ok {
+				bad(prefix+".preset", "%q is not one of %s", t.Preset, strings.Join(PresetNames(), ", "))
+			}
+		}
+		if _, err := partitioner.ModeByName(t.Mode); err != nil {
+			bad(prefix+".mode", "%v", err)
+		}
+		if t.FlushThreshold <= 0 {
+			bad(prefix+".flush_threshold", "must be positive, got %d", t.FlushThreshold)
+		}
+		if t.FlushInterval <= 0 {
+			bad(prefix+".flush_interval", "must be positive, got %s", t.FlushInterval)
+		}
+		if t.MaxBufferBytes < 0 {
+			bad(prefix+".max_buffer_bytes", "must be positive")
+		}
+		if _, err := partitioner.ParsePathTemplate(t.Path); err != nil {
+			bad(prefix+".path", "%v", err)
+		}
+		switch t.Compression {
+		case "zstd", "snappy", "none":
+		default:
+			bad(prefix+".compression", "%q is not one of zstd, snappy, none", t.Compression)
+		}
+	}
+	validTable("tables.default", c.Tables.Default)
+	for _, name := range sortedKeys(c.Tables.Overrides) {
+		validTable("tables.overrides."+name, c.TableConfig(name))
+	}
+
+	m := c.Memory
+	if m.Budget <= 0 {
+		bad("memory.budget_bytes", "must be positive")
+	}
+	if !(m.LowWatermark > 0 && m.LowWatermark < m.HighWatermark && m.HighWatermark <= 1) || math.IsNaN(m.LowWatermark) || math.IsNaN(m.HighWatermark) {
+		bad("memory", "need 0 < low_watermark < high_watermark <= 1, got %v and %v", m.LowWatermark, m.HighWatermark)
+	}
+	switch c.Errors.Tolerance {
+	case "none":
+	case "all":
+		if c.Errors.DLQTopic == "" {
+			bad("errors.dlq_topic", "required with errors.tolerance: all")
+		}
+	default:
+		bad("errors.tolerance", "%q is not one of none, all", c.Errors.Tolerance)
+	}
+	cc := c.Commit
+	if cc.MaxConcurrentFlushes <= 0 {
+		bad("commit.max_concurrent_flushes", "must be positive")
+	}
+	if cc.StoreRetryTimeout <= 0 {
+		bad("commit.store_retry_timeout", "must be positive")
+	}
+	if cc.CheckpointInterval <= 0 {
+		bad("commit.checkpoint_interval", "must be positive")
+	}
+	if cc.OffsetCommitInterval <= 0 {
+		bad("commit.offset_commit_interval", "must be positive")
+	}
+	if cc.RevokeTimeout <= 0 {
+		bad("commit.revoke_timeout", "must be positive")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+func validFormat(f string) error {
+	switch codec.Format(f) {
+	case codec.FormatEvoDB, codec.FormatDebezium:
+		return nil
+	}
+	return fmt.Errorf("%q is not one of evodb, debezium", f)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,481 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/partitioner"
+)
+
+// flushJob is one drained table buffer on its way to a commit.
+type flushJob struct {
+	table   *table
+	reason  string
+	changes []codec.Change
+	schema  *codec.Schema
+	bytes   int64
+	started time.Time
+	// firsts is the first offset of each source partition in the job, the
+	// entries this job holds in partition.inflight.
+	firsts map[topicPartition]int64
+}
+
+// CommitEvent describes one durable table commit. It is what the
+// notifications topic carries (the seed's edge-cache invalidation).
+type CommitEvent struct {
+	Table        string   `json:"table"`
+	Version      int64    `json:"version"`
+	FilesAdded   []string `json:"files_added"`
+	FilesRemoved []string `json:"files_removed"`
+	MinLSN       uint64   `json:"min_lsn,string"`
+	MaxLSN       uint64   `json:"max_lsn,string"`
+	Rows         int64    `json:"rows"`
+	Bytes        int64    `json:"bytes"`
+	CommittedAt  int64    `json:"committed_at_ms"`
+	Instance     string   `json:"instance"`
+}
+
+// startFlushLocked drains t's buffer into a job and runs it.
+func (s *Sink) startFlushLocked(t *table, reason string) {
+	batch := t.buf.Drain()
+	if len(batch.Changes) == 0 {
+		return
+	}
+	job := &flushJob{
+		table:   t,
+		reason:  reason,
+		changes: batch.Changes,
+		schema:  t.schema.Clone(),
+		bytes:   batch.Bytes,
+		started: s.now(),
+		firsts:  map[topicPartition]int64{},
+	}
+	for _, p := range s.parts {
+		if first, ok := p.pending[t.path]; ok {
+			job.firsts[p.tp] = first
+			p.inflight[job] = first
+			delete(p.pending, t.path)
+		}
+	}
+	t.inflight = job
+	t.flushWanted = ""
+	s.metrics.flushes.WithLabelValues(reason).Inc()
+	s.flushes.Add(1)
+	go s.runFlush(job)
+}
+
+// runFlush makes a job durable, then releases its bookkeeping.
+func (s *Sink) runFlush(job *flushJob) {
+	defer s.flushes.Done()
+	ctx := s.flushCtx
+	select {
+	case s.flushSem <- struct{}{}:
+	case <-ctx.Done():
+	}
+	var ev *CommitEvent
+	err := ctx.Err()
+	if err == nil {
+		ev, err = s.flush(ctx, job)
+		<-s.flushSem
+	}
+	t := job.table
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.inflight = nil
+	s.buffered -= job.bytes
+	s.metrics.bufferedBytes.Set(float64(s.buffered))
+	switch {
+	case err == nil:
+		// Durable: release the job's hold on its partitions' offsets.
+		for tp := range job.firsts {
+			if p := s.parts[tp]; p != nil {
+				delete(p.inflight, job)
+			}
+		}
+		s.metrics.flushDuration.Observe(s.now().Sub(job.started).Seconds())
+	case s.aborting || errors.Is(err, context.Canceled):
+		// Abandoned: the partitions' offsets never passed these records,
+		// so their next owner re-reads them.
+	default:
+		s.setFatal(fmt.Errorf("flush table %s: %w", t.path, err))
+	}
+	s.flushDone.Broadcast()
+	if ev != nil && s.onCommit != nil {
+		s.onCommit(*ev)
+	}
+	if s.fatal == nil && !s.aborting {
+		if t.flushWanted != "" {
+			s.requestFlush(t, t.flushWanted)
+		} else if ok, reason := t.buf.ShouldFlush(s.now()); ok {
+			s.requestFlush(t, reason)
+		}
+	}
+}
+
+// flush encodes, uploads and commits a job, retrying store errors with
+// backoff until commit.store_retry_timeout. When the committer refuses the
+// commit because part of the job is already durable (a replay or a zombie),
+// it drops the durable records and commits the rest.
+func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
+	t := job.table
+	changes := dedupeOffsets(job.changes)
+	schema := job.schema
+	var snap *committer.Snapshot
+	s.mu.Lock()
+	snap = t.snap
+	s.mu.Unlock()
+
+	for attempt := 0; ; attempt++ {
+		if snap == nil {
+			created, err := s.createTable(ctx, t, schema)
+			if err != nil {
+				return nil, err
+			}
+			snap = created
+		}
+		kept, dropped := s.filterDurable(changes, snap)
+		if dropped > 0 {
+			s.metrics.durableSkipped.WithLabelValues(t.path).Add(float64(dropped))
+			s.log.Info("dropping records already durable in table", "table", t.path, "records", dropped, "version", snap.Version)
+		}
+		changes = kept
+		if len(changes) == 0 {
+			s.mu.Lock()
+			err := s.adoptSnapshotLocked(t, snap)
+			s.mu.Unlock()
+			return nil, err
+		}
+		if snap.Metadata.SchemaString != "" {
+			theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+			if err != nil {
+				return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, err)
+			}
+			if err := schema.Merge(theirs); err != nil {
+				return nil, fmt.Errorf("merge schema of version %d: %w", snap.Version, err)
+			}
+		}
+
+		add, ev, err := s.upload(ctx, t, schema, changes)
+		if err != nil {
+			return nil, err
+		}
+		c := committer.Commit{
+			Operation:   committer.OpStreamingUpdate,
+			Adds:        []committer.Add{add},
+			Txns:        s.txnConditions(changes),
+			ReadVersion: snap.Version,
+			Info: map[string]string{
+				"group":  s.cfg.Kafka.Group,
+				"reason": job.reason,
+			},
+		}
+		schemaJSON, err := schema.DeltaSchemaJSON()
+		if err != nil {
+			return nil, fmt.Errorf("render schema: %w", err)
+		}
+		if schemaJSON != snap.Metadata.SchemaString {
+			md := snap.Metadata
+			md.SchemaString = schemaJSON
+			c.Metadata = &md
+		}
+		var res *committer.CommitResult
+		start := time.Now()
+		err = s.retry(ctx, "commit", func() error {
+			var cerr error
+			res, cerr = t.log.Commit(ctx, c)
+			var conflict *committer.TxnConflictError
+			if errors.As(cerr, &conflict) || errors.Is(cerr, committer.ErrMetadataChanged) {
+				return backoff.Permanent(cerr)
+			}
+			return cerr
+		})
+		s.metrics.commitDuration.Observe(time.Since(start).Seconds())
+		var conflict *committer.TxnConflictError
+		switch {
+		case err == nil:
+		case errors.As(err, &conflict), errors.Is(err, committer.ErrMetadataChanged):
+			s.metrics.commitConflicts.WithLabelValues(t.path).Inc()
+			s.log.Info("commit refused, re-reading the table", "table", t.path, "err", err, "attempt", attempt)
+			if err := s.retry(ctx, "load", func() error {
+				var lerr error
+				snap, lerr = t.log.Update(ctx, snap)
+				return lerr
+			}); err != nil {
+				return nil, fmt.Errorf("reload table: %w", err)
+			}
+			continue
+		default:
+			return nil, fmt.Errorf("commit block %s: %w", add.Path, err)
+		}
+
+		ev.Version = res.Version
+		ev.CommittedAt = s.now().UnixMilli()
+		s.mu.Lock()
+		err = s.adoptSnapshotLocked(t, res.Snapshot)
+		t.lastCommit = s.now()
+		t.rowsWritten += int64(len(changes))
+		for i := range changes {
+			t.newestTS = max(t.newestTS, changes[i].TS)
+		}
+		s.metrics.freshness.WithLabelValues(t.path).Set(max(0, float64(s.now().UnixMilli()-t.newestTS)/1000))
+		s.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		s.metrics.rowsCommitted.WithLabelValues(t.path).Add(float64(len(changes)))
+		s.log.Debug("block committed", "table", t.path, "version", res.Version, "rows", len(changes), "bytes", ev.Bytes)
+		s.notify(ctx, ev)
+		return ev, nil
+	}
+}
+
+// createTable writes version 0 of a new table; concurrent creators converge.
+func (s *Sink) createTable(ctx context.Context, t *table, schema *codec.Schema) (*committer.Snapshot, error) {
+	schemaJSON, err := schema.DeltaSchemaJSON()
+	if err != nil {
+		return nil, fmt.Errorf("render schema: %w", err)
+	}
+	var snap *committer.Snapshot
+	err = s.retry(ctx, "create", func() error {
+		var cerr error
+		snap, cerr = t.log.Create(ctx, committer.Metadata{
+			ID:           newID(16),
+			Name:         t.name,
+			SchemaString: schemaJSON,
+			CreatedTime:  s.now().UnixMilli(),
+			Configuration: map[string]string{
+				"evodb.partitionMode": t.mode.Name,
+			},
+		})
+		return cerr
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create table %s: %w", t.path, err)
+	}
+	s.log.Info("table created", "table", t.path, "version", snap.Version)
+	return snap, nil
+}
+
+// filterDurable drops changes whose offset is at or below the table's txn
+// version for their source partition.
+func (s *Sink) filterDurable(changes []codec.Change, snap *committer.Snapshot) ([]codec.Change, int) {
+	versions := map[topicPartition]int64{}
+	for i := range changes {
+		tp := topicPartition{changes[i].Topic, changes[i].Partition}
+		if _, ok := versions[tp]; !ok {
+			v, found := snap.Txns[s.appID(tp)]
+			if !found {
+				v = -1
+			}
+			versions[tp] = v
+		}
+	}
+	kept := changes[:0:0]
+	for i := range changes {
+		if changes[i].Offset > versions[topicPartition{changes[i].Topic, changes[i].Partition}] {
+			kept = append(kept, changes[i])
+		}
+	}
+	return kept, len(changes) - len(kept)
+}
+
+// dedupeOffsets removes a repeated (topic, partition, offset) within one
+// job, keeping the first. A job never should hold one, but a block must
+// never carry a record twice even if bookkeeping went wrong.
+func dedupeOffsets(changes []codec.Change) []codec.Change {
+	type key struct {
+		tp     topicPartition
+		offset int64
+	}
+	seen := make(map[key]struct{}, len(changes))
+	out := changes[:0:0]
+	for i := range changes {
+		k := key{topicPartition{changes[i].Topic, changes[i].Partition}, changes[i].Offset}
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, changes[i])
+	}
+	return out
+}
+
+// txnConditions builds one txn condition per source partition in changes.
+func (s *Sink) txnConditions(changes []codec.Change) []committer.TxnCondition {
+	ranges := map[topicPartition]*committer.TxnCondition{}
+	for i := range changes {
+		tp := topicPartition{changes[i].Topic, changes[i].Partition}
+		r := ranges[tp]
+		if r == nil {
+			r = &committer.TxnCondition{AppID: s.appID(tp), FirstOffset: changes[i].Offset, LastOffset: changes[i].Offset}
+			ranges[tp] = r
+		}
+		r.FirstOffset = min(r.FirstOffset, changes[i].Offset)
+		r.LastOffset = max(r.LastOffset, changes[i].Offset)
+	}
+	out := make([]committer.TxnCondition, 0, len(ranges))
+	for _, r := range ranges {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AppID < out[j].AppID })
+	return out
+}
+
+// blockID names a block by its coordinates, so a retry of the same flush
+// reuses the same name.
+func blockID(changes []codec.Change) partitioner.BlockID {
+	id := partitioner.BlockID{FirstLSN: changes[0].LSN, LastLSN: changes[0].LSN}
+	ranges := map[topicPartition]*partitioner.SourceRange{}
+	for i := range changes {
+		c := &changes[i]
+		id.FirstLSN = min(id.FirstLSN, c.LSN)
+		id.LastLSN = max(id.LastLSN, c.LSN)
+		tp := topicPartition{c.Topic, c.Partition}
+		r := ranges[tp]
+		if r == nil {
+			r = &partitioner.SourceRange{Topic: c.Topic, Partition: c.Partition, FirstOffset: c.Offset, LastOffset: c.Offset}
+			ranges[tp] = r
+		}
+		r.FirstOffset = min(r.FirstOffset, c.Offset)
+		r.LastOffset = max(r.LastOffset, c.Offset)
+	}
+	for _, r := range ranges {
+		id.Sources = append(id.Sources, *r)
+	}
+	sort.Slice(id.Sources, func(i, j int) bool {
+		a, b := id.Sources[i], id.Sources[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	return id
+}
+
+// upload encodes changes into a Parquet block and writes it create-only.
+// The block is invisible to readers until a commit names it.
+func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, changes []codec.Change) (committer.Add, *CommitEvent, error) {
+	// Blocks hold rows in LSN order (then source offset) so readers can
+	// skip by _lsn and compaction merges sorted runs.
+	sort.SliceStable(changes, func(i, j int) bool {
+		if changes[i].LSN != changes[j].LSN {
+			return changes[i].LSN < changes[j].LSN
+		}
+		return changes[i].Offset < changes[j].Offset
+	})
+	var buf bytes.Buffer
+	stats, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{
+		Compression:   t.cfg.Compression,
+		RowGroupBytes: t.mode.BlockSize,
+		KafkaColumns:  schema.KafkaColumns(),
+	})
+	if err != nil {
+		return committer.Add{}, nil, fmt.Errorf("encode block: %w", err)
+	}
+	statsJSON, err := stats.DeltaStatsJSON()
+	if err != nil {
+		return committer.Add{}, nil, fmt.Errorf("block stats: %w", err)
+	}
+	id := blockID(changes)
+	rel := partitioner.DataFileKey(id)
+	body := bytes.NewReader(buf.Bytes())
+	err = s.retry(ctx, "upload", func() error {
+		_, perr := s.bucket.Put(ctx, t.path+"/"+rel, body, int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true})
+		if errors.Is(perr, objstore.ErrPreconditionFailed) {
+			// An earlier attempt (ours, or a zombie's) left an object
+			// under this name that may or may not be committed, with
+			// contents we cannot vouch for: never overwrite it, write
+			// under a fresh name instead.
+			rel = strings.TrimSuffix(partitioner.DataFileKey(id), ".parquet") + "-" + newID(4) + ".parquet"
+			return perr
+		}
+		return perr
+	})
+	if err != nil {
+		return committer.Add{}, nil, fmt.Errorf("upload block %s/%s: %w", t.path, rel, err)
+	}
+	s.metrics.blockBytes.Observe(float64(buf.Len()))
+	add := committer.Add{
+		Path:             rel,
+		Size:             int64(buf.Len()),
+		ModificationTime: s.now().UnixMilli(),
+		DataChange:       true,
+		Stats:            statsJSON,
+		Tags: map[string]string{
+			"evodb.minLsn":  strconv.FormatUint(stats.MinLSN, 10),
+			"evodb.maxLsn":  strconv.FormatUint(stats.MaxLSN, 10),
+			"evodb.sources": formatSources(id.Sources),
+			"evodb.level":   "0",
+			"evodb.rows":    strconv.FormatInt(stats.Rows, 10),
+		},
+	}
+	ev := &CommitEvent{
+		Table: t.path, FilesAdded: []string{rel}, FilesRemoved: []string{},
+		MinLSN: stats.MinLSN, MaxLSN: stats.MaxLSN, Rows: stats.Rows, Bytes: int64(buf.Len()),
+		Instance: s.instance,
+	}
+	return add, ev, nil
+}
+
+// formatSources renders source ranges as "topic:partition:first-last,...".
+func formatSources(rs []partitioner.SourceRange) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%s:%d:%d-%d", r.Topic, r.Partition, r.FirstOffset, r.LastOffset)
+	}
+	return strings.Join(parts, ",")
+}
+
+// retry runs op with exponential backoff until it succeeds, returns a
+// permanent error, or commit.store_retry_timeout passes.
+func (s *Sink) retry(ctx context.Context, step string, op func() error) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 10 * time.Second
+	b.MaxElapsedTime = s.cfg.Commit.StoreRetryTimeout
+	return backoff.RetryNotify(op, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+		s.metrics.storeRetries.WithLabelValues(step).Inc()
+		if !errors.Is(err, objstore.ErrPreconditionFailed) {
+			s.log.Warn("store operation failed, retrying", "step", step, "err", err, "in", d)
+		}
+	})
+}
+
+// notify publishes a commit event to the notifications topic, if set.
+// Delivery is best-effort: the data is already durable.
+func (s *Sink) notify(ctx context.Context, ev *CommitEvent) {
+	if s.cfg.Notify.Topic == "" {
+		return
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	s.cl.Produce(ctx, &kgo.Record{Topic: s.cfg.Notify.Topic, Key: []byte(ev.Table), Value: b}, func(_ *kgo.Record, err error) {
+		if err != nil {
+			s.log.Warn("publish commit notification", "table", ev.Table, "version", ev.Version, "err", err)
+		}
+	})
+}
+
+func newID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,500 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/sink/buffer"
+)
+
+// decoded is one polled record after decoding, before it is buffered.
+type decoded struct {
+	rec    *kgo.Record
+	change codec.Change
+	table  *table
+	err    error
+	skip   bool // tombstone
+}
+
+// poll is the consumer loop. Only this goroutine buffers records; flush
+// goroutines drain buffers under s.mu. Rebalances run between polls
+// (BlockRebalanceOnPoll), so a revoke never races with buffering.
+func (s *Sink) poll(ctx context.Context) error {
+	var batch []decoded
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		fatal := s.fatal
+		wait := s.nextDueLocked()
+		s.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		fetches := s.cl.PollRecords(pctx, s.cfg.Kafka.MaxPollRecords)
+		cancel()
+		if fetches.IsClientClosed() {
+			return context.Canceled
+		}
+		for _, fe := range fetches.Errors() {
+			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+				continue
+			}
+			s.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		}
+
+		// Decode outside the lock: it is the hot path and flush
+		// goroutines need the lock to finish.
+		batch = batch[:0]
+		var derr error
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			s.mu.Lock()
+			if st := s.parts[topicPartition{p.Topic, p.Partition}]; st != nil {
+				st.hwm = p.HighWatermark
+			}
+			s.mu.Unlock()
+			for _, rec := range p.Records {
+				if derr != nil {
+					return
+				}
+				d := decoded{rec: rec}
+				derr = s.decode(ctx, &d)
+				batch = append(batch, d)
+			}
+		})
+		if derr != nil {
+			return derr
+		}
+		if err := s.bufferBatch(ctx, batch); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.flushReadyLocked()
+		s.applyBackpressureLocked()
+		var offsets map[string]map[int32]kgo.EpochOffset
+		if now := s.now(); now.Sub(s.lastOffsetAt) >= s.cfg.Commit.OffsetCommitInterval {
+			s.lastOffsetAt = now
+			offsets = s.committableLocked(nil)
+		}
+		s.updateLagLocked()
+		s.mu.Unlock()
+		if len(offsets) > 0 {
+			s.cl.CommitOffsets(ctx, offsets, s.offsetsCommitted)
+		}
+		s.cl.AllowRebalance()
+	}
+}
+
+// decode decodes one record and resolves its table. A record that cannot
+// be decoded is marked in d.err; a tombstone is marked skip.
+func (s *Sink) decode(ctx context.Context, d *decoded) error {
+	rec := d.rec
+	s.metrics.recordsIn.WithLabelValues(rec.Topic).Inc()
+	dec, err := s.decoder(rec.Topic)
+	if err != nil {
+		return fmt.Errorf("topic %s: %w", rec.Topic, err)
+	}
+	err = dec.Decode(codec.Record{
+		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+		Key: rec.Key, Value: rec.Value, TimestampMs: rec.Timestamp.UnixMilli(),
+	}, &d.change)
+	switch {
+	case errors.Is(err, codec.ErrTombstone):
+		d.skip = true
+		s.metrics.tombstones.WithLabelValues(rec.Topic).Inc()
+		return nil
+	case err != nil:
+		d.err = err
+		return nil
+	}
+	d.table, err = s.tableFor(ctx, &d.change)
+	if err != nil {
+		var rerr *routeError
+		if errors.As(err, &rerr) {
+			d.err = err
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// bufferBatch adds decoded records to their table buffers, waiting for
+// flushes whenever the memory budget would be exceeded.
+func (s *Sink) bufferBatch(ctx context.Context, batch []decoded) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range batch {
+		d := &batch[i]
+		tp := topicPartition{d.rec.Topic, d.rec.Partition}
+		p := s.parts[tp]
+		if p == nil {
+			// Records of a partition revoked in this poll's rebalance.
+			continue
+		}
+		if p.next >= 0 && d.rec.Offset < p.next {
+			return fmt.Errorf("%w: partition %s/%d returned offset %d after %d; if the topic was re-created, stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the tables' data for this topic",
+				ErrOffsetsWentBack, tp.topic, tp.partition, d.rec.Offset, p.next, s.cfg.Kafka.Group)
+		}
+		if d.skip {
+			p.next = d.rec.Offset + 1
+			continue
+		}
+		if d.err == nil {
+			d.err = s.addLocked(ctx, p, d)
+			if d.err != nil && !isRecordError(d.err) {
+				return d.err
+			}
+		}
+		if d.err != nil {
+			if err := s.badRecordLocked(ctx, d.rec, d.err); err != nil {
+				return err
+			}
+		}
+		p.next = d.rec.Offset + 1
+	}
+	return nil
+}
+
+// recordError marks an error caused by one record's content (not by the
+// sink or the store): it goes to the DLQ or stops the sink.
+type recordErr struct{ err error }
+
+func (e *recordErr) Error() string { return e.err.Error() }
+func (e *recordErr) Unwrap() error { return e.err }
+
+func isRecordError(err error) bool {
+	var re *recordErr
+	return errors.As(err, &re)
+}
+
+// addLocked buffers one decoded change.
+func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
+	t := d.table
+	rec := d.rec
+	if v, ok := t.durable[s.appID(p.tp)]; ok && rec.Offset <= v {
+		if p.hwm >= 0 && v >= p.hwm {
+			return fmt.Errorf("%w: table %s holds offset %d of %s/%d but the partition ends at %d; if the topic was re-created, stop all sinks of group %q, then either use a new group or delete the table's data for this topic",
+				ErrOffsetsWentBack, t.path, v, p.tp.topic, p.tp.partition, p.hwm, s.cfg.Kafka.Group)
+		}
+		s.metrics.durableSkipped.WithLabelValues(t.path).Inc()
+		return nil
+	}
+	if _, err := t.schema.Accept(&d.change); err != nil {
+		return &recordErr{err}
+	}
+	size := int64(d.change.Size())
+	// The budget holds: wait for flushes until this record fits (a record
+	// alone larger than the budget is let in onto an empty sink).
+	for s.buffered > 0 && s.buffered+size > s.cfg.Memory.Budget {
+		if err := s.waitForMemoryLocked(ctx); err != nil {
+			return err
+		}
+	}
+	for {
+		err := t.buf.Add(d.change, s.now())
+		if err == nil {
+			break
+		}
+		if errors.Is(err, buffer.ErrRecordTooLarge) {
+			return &recordErr{fmt.Errorf("change of %d bytes is larger than the table buffer limit (tables.*.max_buffer_bytes): %w", size, err)}
+		}
+		if !errors.Is(err, buffer.ErrOverflow) {
+			return err
+		}
+		// The table buffer is full: flush it and wait.
+		s.requestFlush(t, "overflow")
+		if err := s.waitFlushLocked(ctx); err != nil {
+			return err
+		}
+	}
+	s.buffered += size
+	s.metrics.bufferedBytes.Set(float64(s.buffered))
+	if _, ok := p.pending[t.path]; !ok {
+		p.pending[t.path] = rec.Offset
+	}
+	if ok, reason := t.buf.ShouldFlush(s.now()); ok {
+		s.requestFlush(t, reason)
+	}
+	return nil
+}
+
+// waitForMemoryLocked flushes the largest buffers and waits for a flush to
+// finish.
+func (s *Sink) waitForMemoryLocked(ctx context.Context) error {
+	for _, t := range s.largestTablesLocked(2) {
+		s.requestFlush(t, "memory")
+	}
+	return s.waitFlushLocked(ctx)
+}
+
+// waitFlushLocked waits until some flush finishes (or a fatal error).
+func (s *Sink) waitFlushLocked(ctx context.Context) error {
+	if s.fatal != nil {
+		return s.fatal
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.flushDone.Wait()
+	if s.fatal != nil {
+		return s.fatal
+	}
+	return nil
+}
+
+// badRecordLocked sends a record that cannot be processed to the DLQ, or
+// stops the sink, as configured. Nothing is dropped without a metric and a
+// log line.
+func (s *Sink) badRecordLocked(ctx context.Context, rec *kgo.Record, cause error) error {
+	s.metrics.decodeErrors.WithLabelValues(rec.Topic).Inc()
+	if s.cfg.Errors.Tolerance != "all" {
+		return &RecordError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: cause}
+	}
+	dlq := &kgo.Record{
+		Topic: s.cfg.Errors.DLQTopic,
+		Key:   rec.Key,
+		Value: rec.Value,
+		Headers: append(append([]kgo.RecordHeader(nil), rec.Headers...),
+			kgo.RecordHeader{Key: "evodb.error", Value: []byte(cause.Error())},
+			kgo.RecordHeader{Key: "evodb.source.topic", Value: []byte(rec.Topic)},
+			kgo.RecordHeader{Key: "evodb.source.partition", Value: []byte(strconv.Itoa(int(rec.Partition)))},
+			kgo.RecordHeader{Key: "evodb.source.offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+		),
+	}
+	// Synchronous: the record's offset may only pass into the group offset
+	// once the DLQ holds it.
+	if err := s.cl.ProduceSync(ctx, dlq).FirstErr(); err != nil {
+		return fmt.Errorf("send record %s/%d@%d to dead-letter topic %s: %w", rec.Topic, rec.Partition, rec.Offset, s.cfg.Errors.DLQTopic, err)
+	}
+	s.metrics.dlqRecords.WithLabelValues(rec.Topic).Inc()
+	s.log.Warn("record sent to dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "dlq", s.cfg.Errors.DLQTopic, "err", cause)
+	return nil
+}
+
+// nextDueLocked is how long the poll may block before a buffer's age
+// trigger is due.
+func (s *Sink) nextDueLocked() time.Duration {
+	wait := 500 * time.Millisecond
+	now := s.now()
+	for _, t := range s.tables {
+		if d, ok := t.buf.DueIn(now); ok && d < wait {
+			wait = d
+		}
+	}
+	return max(wait, 5*time.Millisecond)
+}
+
+// flushReadyLocked starts a flush for every table whose trigger fired.
+func (s *Sink) flushReadyLocked() {
+	now := s.now()
+	for _, t := range s.tables {
+		if ok, reason := t.buf.ShouldFlush(now); ok {
+			s.requestFlush(t, reason)
+		}
+	}
+}
+
+// applyBackpressureLocked pauses fetching above the high watermark and
+// resumes below the low one (hysteresis, recomputed every poll).
+func (s *Sink) applyBackpressureLocked() {
+	high := int64(float64(s.cfg.Memory.Budget) * s.cfg.Memory.HighWatermark)
+	low := int64(float64(s.cfg.Memory.Budget) * s.cfg.Memory.LowWatermark)
+	switch {
+	case s.buffered > high:
+		for _, t := range s.largestTablesLocked(4) {
+			s.requestFlush(t, "memory")
+		}
+		if !s.paused {
+			s.paused = true
+			s.cl.PauseFetchPartitions(s.ownedLocked())
+			s.metrics.pausedPartitions.Set(1)
+			s.log.Info("fetching paused: memory above high watermark", "buffered_bytes", s.buffered, "high", high)
+		}
+	case s.paused && s.buffered < low:
+		s.paused = false
+		s.cl.ResumeFetchPartitions(s.cl.PauseFetchPartitions(nil))
+		s.metrics.pausedPartitions.Set(0)
+		s.log.Info("fetching resumed: memory below low watermark", "buffered_bytes", s.buffered, "low", low)
+	}
+}
+
+func (s *Sink) ownedLocked() map[string][]int32 {
+	m := map[string][]int32{}
+	for tp := range s.parts {
+		m[tp.topic] = append(m[tp.topic], tp.partition)
+	}
+	return m
+}
+
+// committableLocked returns the group offsets to commit for the given
+// partitions (all owned ones when nil) that moved since the last commit.
+func (s *Sink) committableLocked(only map[string][]int32) map[string]map[int32]kgo.EpochOffset {
+	out := map[string]map[int32]kgo.EpochOffset{}
+	add := func(p *partition) {
+		o := p.durableFrom()
+		if o <= p.committed {
+			return
+		}
+		if out[p.tp.topic] == nil {
+			out[p.tp.topic] = map[int32]kgo.EpochOffset{}
+		}
+		out[p.tp.topic][p.tp.partition] = kgo.EpochOffset{Epoch: -1, Offset: o}
+	}
+	if only == nil {
+		for _, p := range s.parts {
+			add(p)
+		}
+		return out
+	}
+	for topic, ps := range only {
+		for _, n := range ps {
+			if p := s.parts[topicPartition{topic, n}]; p != nil {
+				add(p)
+			}
+		}
+	}
+	return out
+}
+
+func (s *Sink) offsetsCommitted(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	if err != nil {
+		s.metrics.offsetCommits.WithLabelValues("error").Inc()
+		s.log.Warn("group offset commit failed; it is retried with the next commit", "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, t := range resp.Topics {
+		for j, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				s.metrics.offsetCommits.WithLabelValues("error").Inc()
+				continue
+			}
+			s.metrics.offsetCommits.WithLabelValues("ok").Inc()
+			if st := s.parts[topicPartition{t.Topic, p.Partition}]; st != nil && i < len(req.Topics) && j < len(req.Topics[i].Partitions) {
+				st.committed = max(st.committed, req.Topics[i].Partitions[j].Offset)
+			}
+		}
+	}
+}
+
+func (s *Sink) commitOffsetsSync(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) {
+	s.cl.CommitOffsetsSync(ctx, offsets, s.offsetsCommitted)
+}
+
+func (s *Sink) updateLagLocked() {
+	for _, p := range s.parts {
+		if p.hwm >= 0 {
+			s.metrics.lag.WithLabelValues(p.tp.topic, strconv.Itoa(int(p.tp.partition))).Set(float64(max(0, p.hwm-p.durableFrom())))
+		}
+	}
+}
+
+// onAssigned creates the bookkeeping of newly assigned partitions.
+func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.joined.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, ps := range assigned {
+		for _, n := range ps {
+			tp := topicPartition{topic, n}
+			s.parts[tp] = &partition{tp: tp, next: -1, hwm: -1, committed: -1,
+				pending: map[string]int64{}, inflight: map[*flushJob]int64{}}
+			s.log.Info("partition assigned", "topic", topic, "partition", n)
+		}
+	}
+	// Another member may have committed to our tables while these
+	// partitions were elsewhere: refresh txn versions before buffering.
+	for _, t := range s.tables {
+		t.stale = true
+	}
+	if s.paused {
+		s.cl.PauseFetchPartitions(assigned)
+	}
+}
+
+// onRevoked flushes and commits what the revoked partitions buffered,
+// within commit.revoke_timeout, then forgets them.
+func (s *Sink) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	if s.aborting {
+		s.dropLocked(revoked)
+		s.mu.Unlock()
+		return
+	}
+	timer := time.AfterFunc(s.cfg.Commit.RevokeTimeout, func() {
+		s.mu.Lock()
+		s.flushDone.Broadcast()
+		s.mu.Unlock()
+	})
+	deadline := s.now().Add(s.cfg.Commit.RevokeTimeout)
+	for {
+		busy := false
+		for topic, ps := range revoked {
+			for _, n := range ps {
+				p := s.parts[topicPartition{topic, n}]
+				if p == nil {
+					continue
+				}
+				for path := range p.pending {
+					busy = true
+					if t := s.tables[path]; t != nil {
+						s.requestFlush(t, "revoke")
+					}
+				}
+				if len(p.inflight) > 0 {
+					busy = true
+				}
+			}
+		}
+		if !busy || s.fatal != nil || !s.now().Before(deadline) {
+			break
+		}
+		s.flushDone.Wait()
+	}
+	timer.Stop()
+	offsets := s.committableLocked(revoked)
+	s.dropLocked(revoked)
+	s.mu.Unlock()
+	if len(offsets) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cl.CommitOffsetsSync(cctx, offsets, s.offsetsCommitted)
+		cancel()
+	}
+}
+
+// onLost forgets lost partitions at once: their new owner re-reads them and
+// the table log's txn versions fence anything this member still commits.
+func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log.Warn("partitions lost", "partitions", lost)
+	s.dropLocked(lost)
+}
+
+// dropLocked removes the buffered changes and bookkeeping of partitions.
+func (s *Sink) dropLocked(parts map[string][]int32) {
+	for topic, ps := range parts {
+		for _, n := range ps {
+			tp := topicPartition{topic, n}
+			for _, t := range s.tables {
+				freed := t.buf.DropPartition(topic, n)
+				s.buffered -= freed
+			}
+			delete(s.parts, tp)
+			s.metrics.lag.DeleteLabelValues(topic, strconv.Itoa(int(n)))
+		}
+	}
+	s.metrics.bufferedBytes.Set(float64(s.buffered))
+	s.flushDone.Broadcast()
+}

@@ -1,0 +1,358 @@
+// Package sink is the consumer-group runtime: it polls CDC topics, decodes
+// and routes each change into per-table buffers, flushes buffers into
+// Parquet blocks committed to each table's Delta log, and only then lets the
+// Kafka group offset move.
+//
+// Exactly-once rests on the table log, not on Kafka: every commit carries,
+// for each source partition whose records the block holds, a txn action
+// whose version is the last offset included, and the committer refuses a
+// commit whose first offset from a partition is not above the table's txn
+// version for it. So a replay (after a crash or rebalance) or a zombie
+// (a member that lost its partitions but still flushes) can never write a
+// record twice: the refused flush drops what is already durable and commits
+// the rest. The Kafka group offset is only a hint of where to start reading;
+// it is the lowest offset of the partition not yet durable in every table,
+// so it never passes data that is not durable.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/partitioner"
+)
+
+// ErrOffsetsWentBack is returned (wrapped) when a partition's offsets are
+// behind what a table already holds from it: the topic was deleted and
+// re-created, or the cluster was replaced. The sink stops rather than
+// silently filtering the new records as duplicates.
+var ErrOffsetsWentBack = errors.New("source offsets went backwards")
+
+// RecordError is a record that could not be processed with
+// errors.tolerance "none". It names the record and the reason.
+type RecordError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("record %s/%d@%d cannot be processed (set errors.tolerance: all and errors.dlq_topic to divert such records and go on): %v",
+		e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Option configures a Sink beyond its Config: the seams tests and the CLI use.
+type Option func(*Sink)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
+
+// WithRegisterer sets the Prometheus registerer metrics are registered on.
+func WithRegisterer(r prometheus.Registerer) Option { return func(s *Sink) { s.reg = r } }
+
+// WithClock injects the clock.
+func WithClock(now func() time.Time) Option { return func(s *Sink) { s.now = now } }
+
+// WithKafkaOptions appends franz-go client options (TLS dialers, hooks,
+// test seams).
+func WithKafkaOptions(opts ...kgo.Opt) Option {
+	return func(s *Sink) { s.kopts = append(s.kopts, opts...) }
+}
+
+// WithCommitHook registers a function called after every durable table
+// commit (the CLI prints progress with it).
+func WithCommitHook(fn func(CommitEvent)) Option { return func(s *Sink) { s.onCommit = fn } }
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// partition is the offset bookkeeping of one assigned partition.
+type partition struct {
+	tp topicPartition
+	// next is the offset after the last record processed.
+	next int64
+	// hwm is the partition's high watermark as of the last fetch, -1 if unknown.
+	hwm int64
+	// pending maps a table path to the first offset of this partition's
+	// records in that table's open buffer.
+	pending map[string]int64
+	// inflight maps a flush to the first offset of this partition's records in it.
+	inflight map[*flushJob]int64
+	// committed is the last group offset committed.
+	committed int64
+}
+
+// durableFrom is the lowest offset of this partition not yet durable: the
+// group offset to commit.
+func (p *partition) durableFrom() int64 {
+	low := p.next
+	for _, o := range p.pending {
+		low = min(low, o)
+	}
+	for _, o := range p.inflight {
+		low = min(low, o)
+	}
+	return low
+}
+
+// Sink is one consumer-group member. Create it with New and run it with Run.
+type Sink struct {
+	cfg      Config
+	bucket   objstore.Bucket
+	log      *slog.Logger
+	reg      prometheus.Registerer
+	now      func() time.Time
+	kopts    []kgo.Opt
+	onCommit func(CommitEvent)
+	metrics  *metrics
+	router   *partitioner.Router
+	decoders map[string]codec.Decoder
+	instance string
+	cl       *kgo.Client
+
+	mu           sync.Mutex
+	flushDone    *sync.Cond
+	tables       map[string]*table
+	parts        map[topicPartition]*partition
+	buffered     int64
+	paused       bool
+	fatal        error
+	aborting     bool
+	lastOffsetAt time.Time
+	flushSem     chan struct{}
+	flushes      sync.WaitGroup
+	flushCtx     context.Context
+	cancelFlush  context.CancelFunc
+
+	joined atomic.Bool
+	storeOK atomic.Bool
+}
+
+// New validates cfg and returns a sink writing to bucket.
+func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	s := &Sink{
+		cfg:    cfg,
+		bucket: bucket,
+		log:    slog.New(slog.DiscardHandler),
+		reg:    prometheus.NewRegistry(),
+		now:    time.Now,
+		tables: map[string]*table{},
+		parts:  map[topicPartition]*partition{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.flushDone = sync.NewCond(&s.mu)
+	s.metrics = newMetrics(s.reg)
+	s.flushSem = make(chan struct{}, cfg.Commit.MaxConcurrentFlushes)
+	s.instance = cfg.Instance
+	if s.instance == "" {
+		host, _ := os.Hostname()
+		s.instance = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	tmpl, err := partitioner.ParsePathTemplate(cfg.Tables.Default.Path)
+	if err != nil {
+		return nil, fmt.Errorf("tables.default.path: %w", err)
+	}
+	overrides := map[string]string{}
+	for name, o := range cfg.Tables.Overrides {
+		if o.Path != "" {
+			overrides[name] = o.Path
+		}
+	}
+	s.router, err = partitioner.NewRouter(tmpl, overrides)
+	if err != nil {
+		return nil, fmt.Errorf("tables.overrides: %w", err)
+	}
+	s.decoders = map[string]codec.Decoder{}
+	return s, nil
+}
+
+// decoder returns the decoder of a topic's format.
+func (s *Sink) decoder(topic string) (codec.Decoder, error) {
+	f := s.cfg.Kafka.Format
+	if tf, ok := s.cfg.Kafka.Formats[topic]; ok {
+		f = tf
+	}
+	if d, ok := s.decoders[f]; ok {
+		return d, nil
+	}
+	d, err := codec.NewDecoder(codec.Format(f))
+	if err != nil {
+		return nil, err
+	}
+	s.decoders[f] = d
+	return d, nil
+}
+
+// appID is the txn appId of a source partition: one per sink group, topic
+// and partition, so two groups can feed one table independently.
+func (s *Sink) appID(tp topicPartition) string {
+	return "evodb-sink/" + s.cfg.Kafka.Group + "/" + tp.topic + "/" + strconv.Itoa(int(tp.partition))
+}
+
+func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
+	k := s.cfg.Kafka
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(k.Brokers...),
+		kgo.ClientID(k.ClientID),
+		kgo.ConsumerGroup(k.Group),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(k.SessionTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.OnPartitionsAssigned(s.onAssigned),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.NoCompression()),
+	}
+	if k.StartFrom == "latest" {
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	} else {
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	}
+	if k.TopicRegex != "" {
+		opts = append(opts, kgo.ConsumeTopics(k.TopicRegex), kgo.ConsumeRegex())
+		// The DLQ and notification topics must never be consumed as input.
+		if _, err := regexp.Compile(k.TopicRegex); err != nil {
+			return nil, err
+		}
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
+	}
+	sec, err := securityOptions(k)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
+	return append(opts, s.kopts...), nil
+}
+
+// Run consumes until ctx is cancelled (then shuts down gracefully: flush,
+// commit, leave the group) or a fatal error occurs.
+func (s *Sink) Run(ctx context.Context) error {
+	opts, err := s.kafkaOptions()
+	if err != nil {
+		return err
+	}
+	opts = append(opts, kgo.WithHooks(newKafkaMetrics(s.reg)))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("create kafka client: %w", err)
+	}
+	s.cl = cl
+	s.flushCtx, s.cancelFlush = context.WithCancel(context.WithoutCancel(ctx))
+	defer s.cancelFlush()
+
+	if err := s.checkStore(ctx); err != nil {
+		cl.Close()
+		return err
+	}
+	s.log.Info("sink started", "instance", s.instance, "group", s.cfg.Kafka.Group)
+	runErr := s.poll(ctx)
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		s.log.Error("sink stopping", "err", runErr)
+		s.abort()
+		return runErr
+	}
+	return s.shutdown()
+}
+
+// checkStore makes one request to the store so a wrong URL or missing
+// credentials fail at start, not at the first flush.
+func (s *Sink) checkStore(ctx context.Context) error {
+	err := s.bucket.List(ctx, "_evodb_probe/", func(objstore.ObjectInfo) error { return nil })
+	if err != nil {
+		return fmt.Errorf("object store unreachable: %w", err)
+	}
+	s.storeOK.Store(true)
+	return nil
+}
+
+// Abort stops at once without flushing: what is buffered is lost and will be
+// re-read by the partitions' next owners. It simulates a crash in tests and
+// serves the second signal in the CLI.
+func (s *Sink) abort() {
+	s.mu.Lock()
+	s.aborting = true
+	s.mu.Unlock()
+	s.cancelFlush()
+	s.cl.Close()
+	s.flushes.Wait()
+}
+
+// shutdown flushes everything, waits for in-flight flushes, commits the
+// group offsets and leaves the group, all within the shutdown timeout.
+func (s *Sink) shutdown() error {
+	deadline := time.AfterFunc(s.cfg.ShutdownTimeout, func() {
+		s.log.Warn("shutdown timeout reached, abandoning in-flight flushes")
+		s.cancelFlush()
+	})
+	defer deadline.Stop()
+	s.mu.Lock()
+	for _, t := range s.tables {
+		s.requestFlush(t, "shutdown")
+	}
+	for s.inflightCount() > 0 && s.fatal == nil && s.flushCtx.Err() == nil {
+		s.flushDone.Wait()
+	}
+	fatal := s.fatal
+	offsets := s.committableLocked(nil)
+	s.mu.Unlock()
+	if len(offsets) > 0 && fatal == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.commitOffsetsSync(ctx, offsets)
+		cancel()
+	}
+	s.mu.Lock()
+	s.aborting = true // the final revoke must not flush again
+	s.mu.Unlock()
+	s.cl.Close()
+	s.flushes.Wait()
+	s.log.Info("sink stopped", "instance", s.instance)
+	return fatal
+}
+
+func (s *Sink) inflightCount() int {
+	n := 0
+	for _, t := range s.tables {
+		if t.inflight != nil || t.buf.Len() > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// setFatal records the first fatal error and wakes everyone waiting.
+func (s *Sink) setFatal(err error) {
+	if s.fatal == nil {
+		s.fatal = err
+	}
+	s.flushDone.Broadcast()
+}
+
+// Ready reports whether the sink has joined its group and reached its store.
+func (s *Sink) Ready() bool { return s.joined.Load() && s.storeOK.Load() }

@@ -1,0 +1,210 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/sink/buffer"
+)
+
+// table is the runtime state of one destination table. Fields are guarded
+// by Sink.mu except log, which is safe for concurrent use.
+type table struct {
+	path   string
+	name   string // the routed table name the config overrides are keyed by
+	cfg    TableConfig
+	mode   partitioner.Mode
+	log    *committer.Table
+	buf    *buffer.Table
+	schema *codec.Schema // every buffered change fits it; grows by Accept
+	// durable maps a txn appId to the table's txn version: the last offset
+	// of that source partition already in the table.
+	durable map[string]int64
+	// snap is the latest snapshot this sink saw, nil before the table exists.
+	snap *committer.Snapshot
+	// stale asks for a snapshot refresh before the next record is
+	// buffered (set when partitions are assigned).
+	stale bool
+	// inflight is the flush running for this table; at most one, so commits
+	// of a table land in order.
+	inflight *flushJob
+	// flushWanted asks for another flush as soon as inflight finishes.
+	flushWanted string
+
+	lastCommit  time.Time
+	newestTS    int64
+	rowsWritten int64
+}
+
+// routeError is a change whose table cannot be routed (a bad name for a
+// path): a record error, not a sink error.
+type routeError struct{ err error }
+
+func (e *routeError) Error() string { return e.err.Error() }
+func (e *routeError) Unwrap() error { return e.err }
+
+// tableFor returns (creating and loading on first use) the table a change
+// goes to. It does store I/O, so it runs outside s.mu.
+func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
+	path, err := s.router.Route(ch.DB, ch.Schema, ch.Table, ch.Topic)
+	if err != nil {
+		return nil, &routeError{fmt.Errorf("route table %s: %w", ch.TableName(), err)}
+	}
+	s.mu.Lock()
+	t := s.tables[path]
+	stale := t != nil && t.stale
+	s.mu.Unlock()
+	if t != nil && !stale {
+		return t, nil
+	}
+	if t != nil {
+		return t, s.refresh(ctx, t)
+	}
+
+	name := ch.TableName()
+	cfg := s.cfg.TableConfig(name)
+	mode, err := partitioner.ModeByName(cfg.Mode)
+	if err != nil {
+		return nil, err
+	}
+	maxBytes := cfg.MaxBufferBytes
+	if maxBytes == 0 {
+		maxBytes = 4 * mode.BlockSize
+	}
+	buf, err := buffer.NewTable(path, buffer.Options{
+		FlushThreshold: cfg.FlushThreshold,
+		FlushInterval:  cfg.FlushInterval,
+		TargetBytes:    mode.BlockSize,
+		MaxBytes:       maxBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", path, err)
+	}
+	nt := &table{
+		path: path, name: name, cfg: cfg, mode: mode, buf: buf,
+		schema:  codec.NewSchema(),
+		durable: map[string]int64{},
+		log: committer.Open(s.bucket, path, committer.Options{
+			Instance:           s.instance,
+			CheckpointInterval: s.cfg.Commit.CheckpointInterval,
+			Now:                s.now,
+			Logger:             s.log,
+		}),
+	}
+	nt.schema.SetKafkaColumns(cfg.KafkaColumns == nil || *cfg.KafkaColumns)
+	snap, err := s.loadSnapshot(ctx, nt)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.tables[path]; t != nil {
+		return t, nil
+	}
+	if err := s.adoptSnapshotLocked(nt, snap); err != nil {
+		return nil, err
+	}
+	s.tables[path] = nt
+	s.log.Info("table opened", "table", path, "version", versionOf(snap))
+	return nt, nil
+}
+
+func versionOf(s *committer.Snapshot) int64 {
+	if s == nil {
+		return -1
+	}
+	return s.Version
+}
+
+// loadSnapshot reads a table's log with retries; nil means no table yet.
+func (s *Sink) loadSnapshot(ctx context.Context, t *table) (*committer.Snapshot, error) {
+	var snap *committer.Snapshot
+	err := s.retry(ctx, "load", func() error {
+		var err error
+		snap, err = t.log.Snapshot(ctx)
+		if errors.Is(err, committer.ErrNoTable) {
+			snap, err = nil, nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load table %s: %w", t.path, err)
+	}
+	return snap, nil
+}
+
+// refresh reloads the txn versions of a table after an assignment.
+func (s *Sink) refresh(ctx context.Context, t *table) error {
+	snap, err := s.loadSnapshot(ctx, t)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.stale = false
+	return s.adoptSnapshotLocked(t, snap)
+}
+
+// adoptSnapshotLocked takes a newer snapshot's txn versions and schema.
+func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
+	if snap == nil || (t.snap != nil && snap.Version <= t.snap.Version) {
+		return nil
+	}
+	t.snap = snap
+	for app, v := range snap.Txns {
+		if v > t.durable[app] {
+			t.durable[app] = v
+		} else if _, ok := t.durable[app]; !ok {
+			t.durable[app] = v
+		}
+	}
+	if snap.Metadata.SchemaString != "" {
+		theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+		if err != nil {
+			return fmt.Errorf("table %s: parse schema of version %d: %w", t.path, snap.Version, err)
+		}
+		if err := t.schema.Merge(theirs); err != nil {
+			return fmt.Errorf("table %s: merge schema of version %d: %w", t.path, snap.Version, err)
+		}
+	}
+	s.metrics.tableVersion.WithLabelValues(t.path).Set(float64(snap.Version))
+	return nil
+}
+
+// requestFlush starts a flush of t, or asks for one after the running one.
+func (s *Sink) requestFlush(t *table, reason string) {
+	if t.buf.Len() == 0 {
+		return
+	}
+	if t.inflight != nil {
+		if t.flushWanted == "" {
+			t.flushWanted = reason
+		}
+		return
+	}
+	if s.aborting || s.fatal != nil {
+		return
+	}
+	s.startFlushLocked(t, reason)
+}
+
+// largestTablesLocked returns up to n tables with the most buffered bytes.
+func (s *Sink) largestTablesLocked(n int) []*table {
+	ts := make([]*table, 0, len(s.tables))
+	for _, t := range s.tables {
+		if t.buf.Bytes() > 0 {
+			ts = append(ts, t)
+		}
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].buf.Bytes() > ts[j].buf.Bytes() })
+	if len(ts) > n {
+		ts = ts[:n]
+	}
+	return ts
+}
