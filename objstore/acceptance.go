@@ -205,6 +205,7 @@ func AcceptanceTest(t *testing.T, b Bucket) {
 		require.Equal(t, []byte("v2"), readAll(t, b, key))
 		_, err = b.Put(ctx, k("cas-missing"), bytes.NewReader([]byte("v1")), 2, PutOptions{IfMatch: etag2})
 		require.ErrorIs(t, err, ErrPreconditionFailed, "missing object")
+		require.NotErrorIs(t, err, ErrNotExist, "missing object")
 	})
 
 	t.Run("create race", func(t *testing.T) {

@@ -1,0 +1,156 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// testS3Config returns the S3 server configured by the SINK_TEST_S3_*
+// variables, under a fresh random prefix, or skips the test.
+func testS3Config(t *testing.T) S3Config {
+	t.Helper()
+	cfg := S3Config{
+		Endpoint:        os.Getenv("SINK_TEST_S3_ENDPOINT"),
+		Bucket:          os.Getenv("SINK_TEST_S3_BUCKET"),
+		AccessKeyID:     os.Getenv("SINK_TEST_S3_ACCESS_KEY"),
+		SecretAccessKey: os.Getenv("SINK_TEST_S3_SECRET_KEY"),
+		Region:          os.Getenv("SINK_TEST_S3_REGION"),
+		PathStyle:       true,
+	}
+	if cfg.Endpoint == "" || cfg.Bucket == "" || cfg.AccessKeyID == "" || cfg.SecretAccessKey == "" {
+		t.Skip("set SINK_TEST_S3_ENDPOINT, SINK_TEST_S3_BUCKET, SINK_TEST_S3_ACCESS_KEY and SINK_TEST_S3_SECRET_KEY to test against S3")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "auto"
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	cfg.Prefix = "objstore-test-" + hex.EncodeToString(id[:])
+	return cfg
+}
+
+func TestAcceptanceS3(t *testing.T) {
+	cfg := testS3Config(t)
+	b, err := NewS3(context.Background(), cfg)
+	require.NoError(t, err)
+	AcceptanceTest(t, b)
+}
+
+func TestS3Multipart(t *testing.T) {
+	cfg := testS3Config(t)
+	cfg.PartSize = 5 << 20
+	ctx := context.Background()
+	b, err := NewS3(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Delete(ctx, "big") })
+
+	data := randomBytes(11<<20, 11)
+	etag, err := b.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), PutOptions{IfNoneMatch: true})
+	require.NoError(t, err)
+	require.Equal(t, data, readAll(t, b, "big"))
+	info, err := b.Head(ctx, "big")
+	require.NoError(t, err)
+	require.Equal(t, etag, info.ETag)
+	require.Equal(t, int64(len(data)), info.Size)
+
+	// The conditions hold for multipart uploads too.
+	_, err = b.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), PutOptions{IfNoneMatch: true})
+	require.ErrorIs(t, err, ErrPreconditionFailed)
+	_, err = b.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), PutOptions{IfMatch: "0123456789abcdef0123456789abcdef"})
+	require.ErrorIs(t, err, ErrPreconditionFailed)
+	etag2, err := b.Put(ctx, "big", bytes.NewReader(data[:len(data)-1]), int64(len(data)-1), PutOptions{IfMatch: etag})
+	require.NoError(t, err)
+	require.NotEqual(t, etag, etag2)
+	info, err = b.Head(ctx, "big")
+	require.NoError(t, err)
+	require.Equal(t, int64(len(data)-1), info.Size)
+}
+
+// TestS3Retries checks the retry policy against a scripted in-process
+// server: transient statuses are retried, final answers are not.
+func TestS3Retries(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		statuses  []int // answers before success; a 200 follows
+		wantCalls int
+		wantErr   error
+		anyErr    bool
+	}{
+		{name: "ok", wantCalls: 1},
+		{name: "503 then ok", statuses: []int{503, 503}, wantCalls: 3},
+		{name: "429 then ok", statuses: []int{429}, wantCalls: 2},
+		{name: "500 then ok", statuses: []int{500}, wantCalls: 2},
+		{name: "412 not retried", statuses: []int{412}, wantCalls: 1, wantErr: ErrPreconditionFailed},
+		{name: "404 not retried", statuses: []int{404}, wantCalls: 1, wantErr: ErrNotExist},
+		{name: "403 not retried", statuses: []int{403}, wantCalls: 1, anyErr: true},
+		{name: "retries exhausted", statuses: []int{503, 503, 503, 503}, wantCalls: 3, anyErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := int(calls.Add(1))
+				if n <= len(tc.statuses) {
+					w.WriteHeader(tc.statuses[n-1])
+					return
+				}
+				w.Header().Set("ETag", `"abc"`)
+				w.WriteHeader(http.StatusOK)
+			}))
+			defer srv.Close()
+			b, err := NewS3(context.Background(), S3Config{
+				Bucket: "b", Endpoint: srv.URL, Region: "auto", PathStyle: true,
+				AccessKeyID: "k", SecretAccessKey: "s", MaxRetries: 2,
+				RequestTimeout: 5 * time.Second,
+			})
+			require.NoError(t, err)
+			etag, err := b.Put(context.Background(), "key", bytes.NewReader([]byte("x")), 1, PutOptions{IfNoneMatch: true})
+			switch {
+			case tc.wantErr != nil:
+				require.ErrorIs(t, err, tc.wantErr)
+			case tc.anyErr:
+				require.Error(t, err)
+				require.NotErrorIs(t, err, ErrPreconditionFailed)
+				require.NotErrorIs(t, err, ErrNotExist)
+			default:
+				require.NoError(t, err)
+				require.Equal(t, "abc", etag)
+			}
+			require.Equal(t, tc.wantCalls, int(calls.Load()))
+		})
+	}
+}
+
+func TestS3ConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  S3Config
+		ok   bool
+	}{
+		{"minimal", S3Config{Bucket: "b"}, true},
+		{"r2", S3Config{Bucket: "b", Endpoint: "https://acct.r2.cloudflarestorage.com", Region: "auto", AccessKeyID: "k", SecretAccessKey: "s", PartSize: 16 << 20}, true},
+		{"no bucket", S3Config{}, false},
+		{"small parts", S3Config{Bucket: "b", PartSize: 1 << 20}, false},
+		{"half credentials", S3Config{Bucket: "b", AccessKeyID: "k"}, false},
+		{"bad endpoint", S3Config{Bucket: "b", Endpoint: "127.0.0.1:7070"}, false},
+		{"negative timeout", S3Config{Bucket: "b", RequestTimeout: -time.Second}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.ok {
+				require.NoError(t, err)
+			} else {
+				require.Error(t, err)
+			}
+		})
+	}
+}
