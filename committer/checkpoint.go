@@ -157,10 +157,22 @@ func encodeCheckpoint(s *Snapshot) ([]byte, int64, error) {
 }
 
 // decodeCheckpoint rebuilds the snapshot at version from a checkpoint.
-func decodeCheckpoint(data []byte, version int64) (*Snapshot, error) {
-	r := parquet.NewGenericReader[cpRow](bytes.NewReader(data))
+func decodeCheckpoint(data []byte, version int64) (s *Snapshot, err error) {
+	// parquet-go panics on some malformed files and on column types it
+	// cannot convert; a bad checkpoint must only send the reader back to the
+	// JSON commits, so such a panic becomes an error here.
+	defer func() {
+		if p := recover(); p != nil {
+			s, err = nil, fmt.Errorf("malformed checkpoint: %v", p)
+		}
+	}()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("open checkpoint: %w", err)
+	}
+	r := parquet.NewGenericReader[cpRow](f)
 	defer r.Close()
-	s := emptySnapshot()
+	s = emptySnapshot()
 	s.Version = version
 	s.metadataVersion = version
 	sawProtocol, sawMetadata := false, false

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/evodb/sink/objstore"
 )
@@ -41,7 +42,9 @@ type Commit struct {
 	Txns      []TxnCondition
 	// Metadata, if set, replaces the table's metaData in this commit: the
 	// widened schema goes in the same commit as the first block needing it.
-	// Empty ID and CreatedTime are taken from the table.
+	// Empty ID, Name and CreatedTime and nil PartitionColumns and
+	// Configuration are taken from the table; a Metadata that changes
+	// nothing writes no metaData action.
 	Metadata *Metadata
 	// ReadVersion is the snapshot version the caller based the commit on, or
 	// -1 for none. A commit with Metadata is refused (ErrMetadataChanged) if
@@ -163,13 +166,22 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 		info[infoExtra] = maps.Clone(c.Info)
 	}
 	e := &logEntry{commitInfo: info}
-	if c.Metadata != nil {
+	if c.Metadata != nil && !sameMetadata(*c.Metadata, s.Metadata) {
 		md := cloneMetadata(*c.Metadata)
 		if md.ID == "" {
 			md.ID = s.Metadata.ID
 		}
 		if md.CreatedTime == 0 {
 			md.CreatedTime = s.Metadata.CreatedTime
+		}
+		if md.Name == "" {
+			md.Name = s.Metadata.Name
+		}
+		if md.PartitionColumns == nil {
+			md.PartitionColumns = slices.Clone(s.Metadata.PartitionColumns)
+		}
+		if md.Configuration == nil {
+			md.Configuration = maps.Clone(s.Metadata.Configuration)
 		}
 		e.metadata = &md
 	}
@@ -273,4 +285,14 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 			return &CommitResult{Version: v, Snapshot: s, Attempts: attempt, AlreadyCommitted: true}, nil
 		}
 	}
+}
+
+// sameMetadata reports whether committing md would leave the table's
+// metadata as it is, in which case the commit carries no metaData action.
+func sameMetadata(md, cur Metadata) bool {
+	return md.SchemaString == cur.SchemaString &&
+		(md.ID == "" || md.ID == cur.ID) &&
+		(md.Name == "" || md.Name == cur.Name) &&
+		(md.PartitionColumns == nil || slices.Equal(md.PartitionColumns, cur.PartitionColumns)) &&
+		(md.Configuration == nil || maps.Equal(md.Configuration, cur.Configuration))
 }

@@ -1,0 +1,691 @@
+package committer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/evodb/sink/objstore"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	testRoot   = "sales/public/orders"
+	schemaV1   = `{"type":"struct","fields":[{"name":"id","type":"long","nullable":false,"metadata":{}},{"name":"name","type":"string","nullable":true,"metadata":{}}]}`
+	schemaV2   = `{"type":"struct","fields":[{"name":"id","type":"long","nullable":false,"metadata":{}},{"name":"name","type":"string","nullable":true,"metadata":{}},{"name":"email","type":"string","nullable":true,"metadata":{}}]}`
+	schemaV2b  = `{"type":"struct","fields":[{"name":"id","type":"long","nullable":false,"metadata":{}},{"name":"name","type":"string","nullable":true,"metadata":{}},{"name":"age","type":"long","nullable":true,"metadata":{}}]}`
+	testAppID  = "group-orders-topic-0"
+	testAppID2 = "group-orders-topic-1"
+)
+
+// buckets returns the bucket implementations every test runs against.
+func buckets(t *testing.T) map[string]func(t *testing.T) objstore.Bucket {
+	return map[string]func(t *testing.T) objstore.Bucket{
+		"memory": func(t *testing.T) objstore.Bucket { return objstore.NewMemory() },
+		"filesystem": func(t *testing.T) objstore.Bucket {
+			b, err := objstore.NewFilesystem(t.TempDir())
+			require.NoError(t, err)
+			return b
+		},
+	}
+}
+
+func forEachBucket(t *testing.T, fn func(t *testing.T, b objstore.Bucket)) {
+	for name, mk := range buckets(t) {
+		t.Run(name, func(t *testing.T) { fn(t, mk(t)) })
+	}
+}
+
+// testClock is a deterministic clock advancing one millisecond per reading.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Millisecond)
+	return c.now
+}
+
+func testOptions(instance string) Options {
+	return Options{
+		Instance:             instance,
+		Now:                  newTestClock().Now,
+		RetryInitialInterval: time.Millisecond,
+		RetryMaxInterval:     5 * time.Millisecond,
+	}
+}
+
+func createTable(t *testing.T, b objstore.Bucket) *Table {
+	t.Helper()
+	tbl := Open(b, testRoot, testOptions("test"))
+	_, err := tbl.Create(context.Background(), Metadata{Name: "orders", SchemaString: schemaV1})
+	require.NoError(t, err)
+	return tbl
+}
+
+func block(path string, rows int64) Add {
+	return Add{
+		Path:       path,
+		Size:       100 + rows,
+		DataChange: true,
+		Stats:      fmt.Sprintf(`{"numRecords":%d,"minValues":{"id":0},"maxValues":{"id":%d},"nullCount":{"id":0}}`, rows, rows),
+		Tags:       map[string]string{"evodb.level": "0"},
+	}
+}
+
+func appendCommit(path string, app string, first, last int64) Commit {
+	return Commit{
+		Operation:   OpStreamingUpdate,
+		Adds:        []Add{block(path, last-first+1)},
+		Txns:        []TxnCondition{{AppID: app, FirstOffset: first, LastOffset: last}},
+		ReadVersion: -1,
+	}
+}
+
+// readLog returns every commit of the table in version order.
+func readLog(t *testing.T, b objstore.Bucket, root string) []*logEntry {
+	t.Helper()
+	tbl := Open(b, root, Options{})
+	var out []*logEntry
+	for v := int64(0); ; v++ {
+		e, err := tbl.readCommit(context.Background(), v)
+		if errors.Is(err, objstore.ErrNotExist) {
+			return out
+		}
+		require.NoError(t, err)
+		out = append(out, e)
+	}
+}
+
+// replay builds the latest snapshot from the JSON commits alone.
+func replay(t *testing.T, b objstore.Bucket) *Snapshot {
+	t.Helper()
+	tbl := Open(b, testRoot, Options{})
+	s, err := tbl.update(context.Background(), emptySnapshot())
+	require.NoError(t, err)
+	return s
+}
+
+// exported is the comparable, exported state of a snapshot with nil and
+// empty maps made equal.
+type exported struct {
+	Version    int64
+	Protocol   Protocol
+	Metadata   Metadata
+	Files      map[string]Add
+	Txns       map[string]int64
+	Tombstones map[string]Remove
+}
+
+func exportedState(s *Snapshot) exported {
+	e := exported{Version: s.Version, Protocol: s.Protocol, Metadata: s.Metadata, Txns: s.Txns,
+		Files: map[string]Add{}, Tombstones: map[string]Remove{}}
+	if len(e.Metadata.Configuration) == 0 {
+		e.Metadata.Configuration = nil
+	}
+	if len(e.Metadata.PartitionColumns) == 0 {
+		e.Metadata.PartitionColumns = nil
+	}
+	for p, a := range s.Files {
+		if len(a.PartitionValues) == 0 {
+			a.PartitionValues = nil
+		}
+		if len(a.Tags) == 0 {
+			a.Tags = nil
+		}
+		e.Files[p] = a
+	}
+	for p, r := range s.Tombstones {
+		if len(r.PartitionValues) == 0 {
+			r.PartitionValues = nil
+		}
+		e.Tombstones[p] = r
+	}
+	return e
+}
+
+// faultyBucket injects Put failures. fault is called for every Put of a key
+// containing match, with the 1-based count of such Puts; it returns whether
+// the Put should really happen and the error the caller should see.
+type faultyBucket struct {
+	objstore.Bucket
+	match string
+
+	mu    sync.Mutex
+	n     int
+	fault func(n int, key string) (apply bool, err error)
+}
+
+var errInjected = errors.New("injected: request timed out")
+
+func (f *faultyBucket) Put(ctx context.Context, key string, body io.ReaderAt, size int64, opts objstore.PutOptions) (string, error) {
+	if !strings.Contains(key, f.match) {
+		return f.Bucket.Put(ctx, key, body, size, opts)
+	}
+	f.mu.Lock()
+	f.n++
+	n := f.n
+	f.mu.Unlock()
+	apply, ferr := f.fault(n, key)
+	if !apply {
+		return "", ferr
+	}
+	etag, err := f.Bucket.Put(ctx, key, body, size, opts)
+	if err != nil {
+		return "", err
+	}
+	if ferr != nil {
+		return "", ferr
+	}
+	return etag, nil
+}
+
+func TestCreateAndSnapshot(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		ctx := context.Background()
+		tbl := Open(b, testRoot, testOptions("a"))
+		_, err := tbl.Snapshot(ctx)
+		require.ErrorIs(t, err, ErrNoTable)
+		_, err = tbl.Commit(ctx, appendCommit("data/a.parquet", testAppID, 0, 9))
+		require.ErrorIs(t, err, ErrNoTable)
+
+		s, err := tbl.Create(ctx, Metadata{Name: "orders", SchemaString: schemaV1, Configuration: map[string]string{"delta.appendOnly": "false"}})
+		require.NoError(t, err)
+		require.Equal(t, int64(0), s.Version)
+		require.Equal(t, Protocol{MinReaderVersion: 1, MinWriterVersion: 2}, s.Protocol)
+		require.NotEmpty(t, s.Metadata.ID)
+		require.Equal(t, schemaV1, s.Metadata.SchemaString)
+		require.Equal(t, "sales/public/orders", tbl.Root())
+
+		loaded, err := Open(b, testRoot, Options{}).Snapshot(ctx)
+		require.NoError(t, err)
+		require.Equal(t, exportedState(s), exportedState(loaded))
+
+		again, err := tbl.Create(ctx, Metadata{SchemaString: schemaV2})
+		require.NoError(t, err)
+		require.Equal(t, s.Metadata.ID, again.Metadata.ID, "Create of an existing table returns it")
+
+		log := readLog(t, b, testRoot)
+		require.Len(t, log, 1)
+		require.Equal(t, OpCreateTable, log[0].commitInfo["operation"])
+		require.Equal(t, EngineInfo, log[0].commitInfo["engineInfo"])
+	})
+}
+
+func TestCreateConvergence(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		const creators = 8
+		ids := make([]string, creators)
+		var wg sync.WaitGroup
+		for i := range creators {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tbl := Open(b, testRoot, testOptions(fmt.Sprint("creator-", i)))
+				s, err := tbl.Create(context.Background(), Metadata{ID: fmt.Sprint("table-id-", i), SchemaString: schemaV1})
+				if err == nil {
+					ids[i] = s.Metadata.ID
+				}
+			}()
+		}
+		wg.Wait()
+		for i := range creators {
+			require.NotEmpty(t, ids[i], "creator %d failed", i)
+			require.Equal(t, ids[0], ids[i], "creator %d sees another table", i)
+		}
+		require.Len(t, readLog(t, b, testRoot), 1)
+	})
+}
+
+func TestConcurrentCommitters(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		createTable(t, b)
+		const writers, perWriter = 8, 6
+		versions := make([][]int64, writers)
+		errs := make([]error, writers)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				opts := testOptions(fmt.Sprint("writer-", w))
+				opts.MaxCommitAttempts = 1000
+				tbl := Open(b, testRoot, opts)
+				app := fmt.Sprint("group-orders-topic-", w)
+				for i := range perWriter {
+					res, err := tbl.Commit(context.Background(),
+						appendCommit(fmt.Sprintf("data/w%d-%03d.parquet", w, i), app, int64(i*10), int64(i*10+9)))
+					if err != nil {
+						errs[w] = err
+						return
+					}
+					versions[w] = append(versions[w], res.Version)
+				}
+			}()
+		}
+		wg.Wait()
+		seen := map[int64]bool{}
+		for w := range writers {
+			require.NoError(t, errs[w])
+			for _, v := range versions[w] {
+				require.False(t, seen[v], "version %d returned twice", v)
+				seen[v] = true
+			}
+		}
+		const total = writers * perWriter
+		log := readLog(t, b, testRoot)
+		require.Len(t, log, total+1, "versions are contiguous from 0")
+		ids := map[string]bool{}
+		for _, e := range log[1:] {
+			require.Len(t, e.adds, 1)
+			require.False(t, ids[e.commitID()])
+			ids[e.commitID()] = true
+		}
+		s := replay(t, b)
+		require.Equal(t, int64(total), s.Version)
+		require.Len(t, s.Files, total, "no commit lost")
+		for w := range writers {
+			v, ok := s.TxnVersion(fmt.Sprint("group-orders-topic-", w))
+			require.True(t, ok)
+			require.Equal(t, int64((perWriter-1)*10+9), v)
+		}
+		loaded, err := Open(b, testRoot, Options{}).Snapshot(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, exportedState(s), exportedState(loaded))
+	})
+}
+
+func TestAmbiguousPutFailure(t *testing.T) {
+	cases := []struct {
+		name string
+		// fault decides the outcome of the first put of version 1.
+		apply            bool
+		competitor       bool // another writer takes version 1 before the error returns
+		wantVersion      int64
+		wantAlready      bool
+		wantMinAttempts  int
+		wantCommitsTotal int
+	}{
+		{name: "written then timed out", apply: true, wantVersion: 1, wantAlready: true, wantMinAttempts: 1, wantCommitsTotal: 2},
+		{name: "not written", apply: false, wantVersion: 1, wantMinAttempts: 2, wantCommitsTotal: 2},
+		{name: "competitor took the version", apply: false, competitor: true, wantVersion: 2, wantMinAttempts: 2, wantCommitsTotal: 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+				createTable(t, b)
+				ctx := context.Background()
+				fb := &faultyBucket{Bucket: b, match: commitName(1)}
+				fb.fault = func(n int, key string) (bool, error) {
+					if n > 1 {
+						return true, nil
+					}
+					if tc.competitor {
+						_, err := Open(b, testRoot, testOptions("competitor")).Commit(ctx, appendCommit("data/other.parquet", testAppID2, 0, 4))
+						require.NoError(t, err)
+					}
+					return tc.apply, errInjected
+				}
+				tbl := Open(fb, testRoot, testOptions("a"))
+				res, err := tbl.Commit(ctx, appendCommit("data/a.parquet", testAppID, 0, 9))
+				require.NoError(t, err)
+				require.Equal(t, tc.wantVersion, res.Version)
+				require.Equal(t, tc.wantAlready, res.AlreadyCommitted)
+				require.GreaterOrEqual(t, res.Attempts, tc.wantMinAttempts)
+				require.Contains(t, res.Snapshot.Files, "data/a.parquet")
+
+				log := readLog(t, b, testRoot)
+				require.Len(t, log, tc.wantCommitsTotal, "the commit landed exactly once")
+				v, _ := res.Snapshot.TxnVersion(testAppID)
+				require.Equal(t, int64(9), v)
+			})
+		})
+	}
+}
+
+func TestCommitIDIsIdempotent(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		tbl := createTable(t, b)
+		ctx := context.Background()
+		c := Commit{ID: "commit-1", Operation: OpOptimize, Adds: []Add{block("data/x.parquet", 3)}, ReadVersion: -1}
+		first, err := tbl.Commit(ctx, c)
+		require.NoError(t, err)
+		require.False(t, first.AlreadyCommitted)
+		second, err := tbl.Commit(ctx, c)
+		require.NoError(t, err)
+		require.True(t, second.AlreadyCommitted)
+		require.Equal(t, first.Version, second.Version)
+		require.Len(t, readLog(t, b, testRoot), 2)
+	})
+}
+
+func TestTxnFencing(t *testing.T) {
+	// A zombie (stale owner) and the partition's new owner both try to
+	// commit offsets from the same source partition. Whichever lands first,
+	// the other is refused: nothing is written twice.
+	cases := []struct {
+		name                string
+		zombieFirst         bool
+		wantTxn             int64
+		wantRefusedFirstOff int64
+		wantRefusedTableTxn int64
+	}{
+		{name: "zombie commits first", zombieFirst: true, wantTxn: 19, wantRefusedFirstOff: 10, wantRefusedTableTxn: 19},
+		{name: "new owner commits first", zombieFirst: false, wantTxn: 24, wantRefusedFirstOff: 10, wantRefusedTableTxn: 24},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+				ctx := context.Background()
+				createTable(t, b)
+				zombie := Open(b, testRoot, testOptions("zombie"))
+				owner := Open(b, testRoot, testOptions("owner"))
+				_, err := zombie.Commit(ctx, appendCommit("data/z0.parquet", testAppID, 0, 9))
+				require.NoError(t, err)
+				// Both loaded the table at txn 9 and hold records from offset 10.
+				_, err = owner.Snapshot(ctx)
+				require.NoError(t, err)
+
+				zc := appendCommit("data/z1.parquet", testAppID, 10, 19)
+				oc := appendCommit("data/o1.parquet", testAppID, 10, 24)
+				first, second := zombie, owner
+				fc, sc := zc, oc
+				if !tc.zombieFirst {
+					first, second, fc, sc = owner, zombie, oc, zc
+				}
+				_, err = first.Commit(ctx, fc)
+				require.NoError(t, err)
+				_, err = second.Commit(ctx, sc)
+				var conflict *TxnConflictError
+				require.ErrorAs(t, err, &conflict)
+				require.Equal(t, testAppID, conflict.AppID)
+				require.Equal(t, tc.wantRefusedFirstOff, conflict.FirstOffset)
+				require.Equal(t, tc.wantRefusedTableTxn, conflict.TableTxnVersion)
+				require.Equal(t, int64(2), conflict.TableVersion)
+				require.Contains(t, err.Error(), testAppID)
+
+				s := replay(t, b)
+				require.Equal(t, int64(2), s.Version)
+				require.Len(t, s.Files, 2)
+				v, _ := s.TxnVersion(testAppID)
+				require.Equal(t, tc.wantTxn, v)
+			})
+		})
+	}
+}
+
+func TestTxnVersionsMonotonic(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		ctx := context.Background()
+		tbl := createTable(t, b)
+		steps := []struct {
+			first, last int64
+			wantErr     bool
+		}{
+			{0, 9, false},
+			{10, 10, false},
+			{5, 30, true},   // overlaps what the table holds
+			{10, 12, true},  // starts at the held offset
+			{11, 40, false}, // the first offset past the table's
+			{41, 41, false},
+			{0, 100, true},
+		}
+		prev := int64(-1)
+		for i, st := range steps {
+			_, err := tbl.Commit(ctx, appendCommit(fmt.Sprintf("data/%03d.parquet", i), testAppID, st.first, st.last))
+			if st.wantErr {
+				var conflict *TxnConflictError
+				require.ErrorAs(t, err, &conflict, "step %d", i)
+			} else {
+				require.NoError(t, err, "step %d", i)
+			}
+			s, err := tbl.Snapshot(ctx)
+			require.NoError(t, err)
+			v, _ := s.TxnVersion(testAppID)
+			require.GreaterOrEqual(t, v, prev, "step %d lowered the txn version", i)
+			prev = v
+		}
+		require.Equal(t, int64(41), prev)
+
+		_, err := tbl.Commit(ctx, appendCommit("data/bad.parquet", testAppID, 60, 50))
+		require.Error(t, err, "a reversed offset range is refused")
+		_, err = tbl.Commit(ctx, Commit{Txns: []TxnCondition{{AppID: testAppID, FirstOffset: 100, LastOffset: 101}, {AppID: testAppID, FirstOffset: 102, LastOffset: 103}}})
+		require.Error(t, err, "a partition twice in one commit is refused")
+	})
+}
+
+func TestConflictingRemove(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		ctx := context.Background()
+		tbl := createTable(t, b)
+		for _, p := range []string{"data/a.parquet", "data/b.parquet", "data/c.parquet"} {
+			_, err := tbl.Commit(ctx, Commit{Adds: []Add{block(p, 10)}, ReadVersion: -1})
+			require.NoError(t, err)
+		}
+		other := Open(b, testRoot, testOptions("other"))
+		_, err := other.Snapshot(ctx)
+		require.NoError(t, err)
+
+		compact := func(out string, inputs ...string) Commit {
+			c := Commit{Operation: OpOptimize, ReadVersion: 3}
+			for _, in := range inputs {
+				c.Removes = append(c.Removes, Remove{Path: in})
+			}
+			add := block(out, 20)
+			add.DataChange = false
+			c.Adds = []Add{add}
+			return c
+		}
+		res, err := tbl.Commit(ctx, compact("data/ab.parquet", "data/a.parquet", "data/b.parquet"))
+		require.NoError(t, err)
+		require.Equal(t, int64(4), res.Version)
+		require.NotContains(t, res.Snapshot.Files, "data/a.parquet")
+		require.Equal(t, int64(110), res.Snapshot.Tombstones["data/a.parquet"].Size, "tombstone completed from the add")
+
+		// other's snapshot still has b active; its commit must be refused.
+		_, err = other.Commit(ctx, compact("data/bc.parquet", "data/b.parquet", "data/c.parquet"))
+		require.ErrorIs(t, err, ErrFileRemoved)
+		var removed *FileRemovedError
+		require.ErrorAs(t, err, &removed)
+		require.Equal(t, "data/b.parquet", removed.Path)
+		require.Contains(t, err.Error(), "data/b.parquet")
+
+		_, err = tbl.Commit(ctx, Commit{Adds: []Add{block("data/c.parquet", 1)}})
+		require.ErrorIs(t, err, ErrFileExists)
+
+		s := replay(t, b)
+		require.Equal(t, int64(4), s.Version)
+		require.Len(t, s.Files, 2)
+	})
+}
+
+func TestSchemaEvolution(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		ctx := context.Background()
+		tbl := createTable(t, b)
+		base, err := tbl.Snapshot(ctx)
+		require.NoError(t, err)
+
+		c := appendCommit("data/1.parquet", testAppID, 0, 9)
+		c.Metadata = &Metadata{SchemaString: schemaV2, Name: "orders"}
+		c.ReadVersion = base.Version
+		res, err := tbl.Commit(ctx, c)
+		require.NoError(t, err)
+		require.Equal(t, schemaV2, res.Snapshot.Metadata.SchemaString)
+		require.Equal(t, base.Metadata.ID, res.Snapshot.Metadata.ID, "the table id survives a schema change")
+		require.Equal(t, base.Metadata.CreatedTime, res.Snapshot.Metadata.CreatedTime)
+
+		// A writer that read version 0 and widened the schema differently
+		// must merge again rather than drop the other column.
+		stale := appendCommit("data/2.parquet", testAppID2, 0, 9)
+		stale.Metadata = &Metadata{SchemaString: schemaV2b}
+		stale.ReadVersion = base.Version
+		_, err = Open(b, testRoot, testOptions("stale")).Commit(ctx, stale)
+		require.ErrorIs(t, err, ErrMetadataChanged)
+
+		// The same widening from a stale read is harmless.
+		same := appendCommit("data/3.parquet", testAppID2, 0, 9)
+		same.Metadata = &Metadata{SchemaString: schemaV2}
+		same.ReadVersion = base.Version
+		_, err = Open(b, testRoot, testOptions("same")).Commit(ctx, same)
+		require.NoError(t, err)
+
+		_, err = tbl.Commit(ctx, appendCommit("data/4.parquet", testAppID, 10, 19))
+		require.NoError(t, err)
+
+		s := replay(t, b)
+		require.Equal(t, schemaV2, s.Metadata.SchemaString)
+		require.Equal(t, int64(1), s.metadataVersion)
+		log := readLog(t, b, testRoot)
+		require.Len(t, log, 4)
+		require.NotNil(t, log[1].metadata)
+		require.Nil(t, log[2].metadata, "an unchanged schema is not committed again")
+		require.Nil(t, log[3].metadata)
+	})
+}
+
+func TestCommitFileFormat(t *testing.T) {
+	b := objstore.NewMemory()
+	tbl := createTable(t, b)
+	c := appendCommit("data/1.parquet", testAppID, 0, 9)
+	c.Info = map[string]string{"sinkGroup": "g1", "sourceOffsets": "orders/0:0-9"}
+	_, err := tbl.Commit(context.Background(), c)
+	require.NoError(t, err)
+
+	rc, err := b.Get(context.Background(), testRoot+"/_delta_log/"+commitName(1))
+	require.NoError(t, err)
+	data, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	require.NoError(t, rc.Close())
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	require.Len(t, lines, 3)
+	require.True(t, strings.HasPrefix(lines[0], `{"commitInfo":`))
+	require.Contains(t, lines[0], `"operation":"STREAMING UPDATE"`)
+	require.Contains(t, lines[0], `"engineInfo":"evodb-sink"`)
+	require.Contains(t, lines[0], `"evodbInstance":"test"`)
+	require.Contains(t, lines[0], `"evodbCommitId":"`)
+	require.Contains(t, lines[0], `"evodbInfo":{"sinkGroup":"g1","sourceOffsets":"orders/0:0-9"}`)
+	require.Contains(t, lines[0], `"isBlindAppend":true`)
+	require.True(t, strings.HasPrefix(lines[1], `{"txn":{"appId":"group-orders-topic-0","version":9,`))
+	require.True(t, strings.HasPrefix(lines[2], `{"add":{"path":"data/1.parquet","partitionValues":{},`))
+}
+
+func TestCheckpointRoundTrip(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		ctx := context.Background()
+		tbl := createTable(t, b)
+		for i := range 24 {
+			c := appendCommit(fmt.Sprintf("data/%03d.parquet", i), []string{testAppID, testAppID2}[i%2], int64(i*10), int64(i*10+9))
+			c.Adds[0].PartitionValues = map[string]string{"day": fmt.Sprint("2025-03-0", 1+i%3)}
+			if i == 5 {
+				c.Metadata = &Metadata{SchemaString: schemaV2, Configuration: map[string]string{"delta.logRetentionDuration": "interval 30 days"}}
+			}
+			if i == 12 {
+				c = Commit{Operation: OpOptimize, Removes: []Remove{{Path: "data/000.parquet"}, {Path: "data/001.parquet"}},
+					Adds: []Add{{Path: "data/000-001.parquet", Size: 300, DataChange: false, Stats: `{"numRecords":20}`}}}
+			}
+			_, err := tbl.Commit(ctx, c)
+			require.NoError(t, err)
+		}
+		want := replay(t, b)
+		require.Equal(t, int64(24), want.Version)
+
+		lc, err := b.Get(ctx, testRoot+"/_delta_log/_last_checkpoint")
+		require.NoError(t, err)
+		hint, err := io.ReadAll(lc)
+		require.NoError(t, err)
+		require.NoError(t, lc.Close())
+		at20 := emptySnapshotUpTo(t, b, 20)
+		require.Len(t, at20.Tombstones, 2)
+		require.JSONEq(t, fmt.Sprintf(`{"version":20,"size":%d}`, 2+len(at20.Txns)+len(at20.Files)+len(at20.Tombstones)), string(hint),
+			"a checkpoint holds protocol, metaData, txns, active files and tombstones")
+
+		checks := []struct {
+			name  string
+			setup func(t *testing.T)
+		}{
+			{name: "via _last_checkpoint", setup: func(t *testing.T) {}},
+			{name: "stale _last_checkpoint", setup: func(t *testing.T) {
+				putString(t, b, testRoot+"/_delta_log/_last_checkpoint", `{"version":10,"size":1}`)
+			}},
+			{name: "corrupt _last_checkpoint", setup: func(t *testing.T) {
+				putString(t, b, testRoot+"/_delta_log/_last_checkpoint", `{"vers`)
+			}},
+			{name: "corrupt newest checkpoint", setup: func(t *testing.T) {
+				require.NoError(t, b.Delete(ctx, testRoot+"/_delta_log/"+checkpointName(20)))
+				putString(t, b, testRoot+"/_delta_log/"+checkpointName(20), "not parquet")
+			}},
+			{name: "no checkpoints", setup: func(t *testing.T) {
+				require.NoError(t, b.Delete(ctx, testRoot+"/_delta_log/"+checkpointName(20)))
+				require.NoError(t, b.Delete(ctx, testRoot+"/_delta_log/"+checkpointName(10)))
+				require.NoError(t, b.Delete(ctx, testRoot+"/_delta_log/_last_checkpoint"))
+			}},
+		}
+		for _, ck := range checks {
+			t.Run(ck.name, func(t *testing.T) {
+				ck.setup(t)
+				got, err := Open(b, testRoot, Options{}).Snapshot(ctx)
+				require.NoError(t, err)
+				require.Equal(t, exportedState(want), exportedState(got))
+				require.Equal(t, int64(230), got.NumRecords())
+			})
+		}
+	})
+}
+
+// emptySnapshotUpTo replays the JSON commits up to version v.
+func emptySnapshotUpTo(t *testing.T, b objstore.Bucket, v int64) *Snapshot {
+	t.Helper()
+	tbl := Open(b, testRoot, Options{})
+	s := emptySnapshot()
+	for i := int64(0); i <= v; i++ {
+		e, err := tbl.readCommit(context.Background(), i)
+		require.NoError(t, err)
+		s.apply(i, e)
+	}
+	return s
+}
+
+func putString(t *testing.T, b objstore.Bucket, key, body string) {
+	t.Helper()
+	_, err := b.Put(context.Background(), key, bytes.NewReader([]byte(body)), int64(len(body)), objstore.PutOptions{})
+	require.NoError(t, err)
+}
+
+func TestCheckpointEqualsReplayAtItsVersion(t *testing.T) {
+	b := objstore.NewMemory()
+	ctx := context.Background()
+	tbl := createTable(t, b)
+	for i := range 10 {
+		c := appendCommit(fmt.Sprintf("data/%03d.parquet", i), testAppID, int64(i*10), int64(i*10+9))
+		if i == 7 {
+			c.Removes = []Remove{{Path: "data/003.parquet", DataChange: true}}
+		}
+		_, err := tbl.Commit(ctx, c)
+		require.NoError(t, err)
+	}
+	cp, err := tbl.readCheckpoint(ctx, 10)
+	require.NoError(t, err)
+	want := emptySnapshotUpTo(t, b, 10)
+	require.Equal(t, exportedState(want), exportedState(cp))
+	require.Equal(t, want.txnUpdated, cp.txnUpdated)
+	require.True(t, maps.Equal(want.Txns, cp.Txns))
+}
