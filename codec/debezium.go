@@ -389,9 +389,11 @@ func readSource(text string, dst *Change, src *sourceInfo) (string, string) {
 // rowSchema returns the cached before/after schema of an envelope schema.
 func (d *debeziumDecoder) rowSchema(text string) (*rowSchema, error) {
 	return d.cached(d.rows, text, func(cs *connectSchema) (*rowSchema, error) {
-		for i := range cs.Fields {
-			if f := &cs.Fields[i]; f.Field == "after" || f.Field == "before" {
-				if f.Type == "struct" {
+		// Debezium declares before and after with the same Value schema;
+		// prefer after, which a schema change reaches first.
+		for _, name := range []string{"after", "before"} {
+			for i := range cs.Fields {
+				if f := &cs.Fields[i]; f.Field == name && f.Type == "struct" {
 					return buildRowSchema(f)
 				}
 			}

@@ -1,0 +1,280 @@
+package codec
+
+import (
+	"encoding/base64"
+	"errors"
+	"math/big"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func decodeOne(t *testing.T, f Format, key, value string) (Change, error) {
+	t.Helper()
+	d, err := NewDecoder(f)
+	require.NoError(t, err)
+	var ch Change
+	rec := Record{Topic: "srv.public.users", Partition: 2, Offset: 77, TimestampMs: 5000, Value: []byte(value)}
+	if key != "" {
+		rec.Key = []byte(key)
+	}
+	err = d.Decode(rec, &ch)
+	return ch, err
+}
+
+func requireDecodeErr(t *testing.T, err error, field string) {
+	t.Helper()
+	var de *DecodeError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, field, de.Field, de.Error())
+	require.Equal(t, int64(77), de.Offset)
+}
+
+func TestDecodeEvoDB(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		in    string
+		check func(t *testing.T, ch Change)
+		field string // expected DecodeError field; "" means success
+		tomb  bool
+	}{
+		{name: "insert", in: `{"op":"INSERT","table":"users","data":{"id":1,"name":"ada","score":2.5,"ok":true,"n":null},"lsn":100,"ts":1700}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpInsert, ch.Op)
+				require.Equal(t, "users", ch.Table)
+				require.Equal(t, "users", ch.TableName())
+				require.Equal(t, uint64(100), ch.LSN)
+				require.Equal(t, int64(1700), ch.TS)
+				require.Equal(t, []Field{{"id", Int(1)}, {"name", String("ada")}, {"score", Float(2.5)}, {"ok", Bool(true)}, {"n", Null()}}, ch.Row)
+				require.Equal(t, "srv.public.users", ch.Topic)
+				require.Equal(t, int32(2), ch.Partition)
+				require.Equal(t, int64(77), ch.Offset)
+			}},
+		{name: "lsn above 2^53 exact", in: `{"op":"UPDATE","table":"t","data":{},"lsn":18014398509481985}`,
+			check: func(t *testing.T, ch Change) { require.Equal(t, uint64(18014398509481985), ch.LSN) }},
+		{name: "lsn decimal string", in: `{"op":"update","table":"t","data":{},"lsn":"9223372036854775807"}`,
+			check: func(t *testing.T, ch Change) { require.Equal(t, uint64(9223372036854775807), ch.LSN) }},
+		{name: "ts defaults to kafka time", in: `{"op":"INSERT","table":"t","data":{},"lsn":1}`,
+			check: func(t *testing.T, ch Change) { require.Equal(t, int64(5000), ch.TS) }},
+		{name: "delete uses before", in: `{"op":"DELETE","table":"t","data":{"id":1},"before":{"id":1,"name":"x"},"lsn":1}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpDelete, ch.Op)
+				require.Equal(t, []Field{{"id", Int(1)}, {"name", String("x")}}, ch.Row)
+			}},
+		{name: "delete with only before", in: `{"before":{"id":1},"op":"DELETE","table":"t","lsn":1}`,
+			check: func(t *testing.T, ch Change) { require.Equal(t, []Field{{"id", Int(1)}}, ch.Row) }},
+		{name: "update ignores before", in: `{"op":"UPDATE","table":"t","data":{"a":2},"before":{"a":1},"lsn":1}`,
+			check: func(t *testing.T, ch Change) { require.Equal(t, []Field{{"a", Int(2)}}, ch.Row) }},
+		{name: "nested and big ints", in: `{"op":"INSERT","table":"t","lsn":1,"data":{"o":{"x":[1, {"y":"z"}]},"a":[],"big":18446744073709551616,"neg":-9223372036854775808,"e":1e3}}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, []Field{{"o", JSON(`{"x":[1, {"y":"z"}]}`)}, {"a", JSON(`[]`)},
+					{"big", Float(18446744073709551616)}, {"neg", Int(-9223372036854775808)}, {"e", Float(1000)}}, ch.Row)
+			}},
+		{name: "escapes and unicode", in: `{"op":"INSERT","table":"t","lsn":1,"data":{"s":"a\"b\\c\n\u00e9\ud83d\ude80","u":"世界","":""}}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, []Field{{"s", String("a\"b\\c\né🚀")}, {"u", String("世界")}, {"", String("")}}, ch.Row)
+			}},
+		{name: "unknown keys skipped", in: `{"x":{"y":[1,2]},"op":"INSERT","table":"t","data":{},"lsn":0}`,
+			check: func(t *testing.T, ch Change) { require.Equal(t, uint64(0), ch.LSN) }},
+		{name: "null value is a tombstone", in: `null`, tomb: true},
+		{name: "empty value is a tombstone", in: ``, tomb: true},
+		{name: "negative lsn", in: `{"op":"INSERT","table":"t","data":{},"lsn":-1}`, field: "lsn"},
+		{name: "fractional lsn", in: `{"op":"INSERT","table":"t","data":{},"lsn":1.5}`, field: "lsn"},
+		{name: "lsn beyond int64", in: `{"op":"INSERT","table":"t","data":{},"lsn":9223372036854775808}`, field: "lsn"},
+		{name: "lsn bad string", in: `{"op":"INSERT","table":"t","data":{},"lsn":"12a"}`, field: "lsn"},
+		{name: "missing lsn", in: `{"op":"INSERT","table":"t","data":{}}`, field: "lsn"},
+		{name: "unknown op", in: `{"op":"UPSERT","table":"t","data":{},"lsn":1}`, field: "op"},
+		{name: "missing op", in: `{"table":"t","data":{},"lsn":1}`, field: "op"},
+		{name: "missing table", in: `{"op":"INSERT","data":{},"lsn":1}`, field: "table"},
+		{name: "empty table", in: `{"op":"INSERT","table":"","data":{},"lsn":1}`, field: "table"},
+		{name: "data not object", in: `{"op":"INSERT","table":"t","data":[1],"lsn":1}`, field: "data"},
+		{name: "data missing", in: `{"op":"INSERT","table":"t","lsn":1}`, field: "data"},
+		{name: "bad ts", in: `{"op":"INSERT","table":"t","data":{},"lsn":1,"ts":"x"}`, field: "ts"},
+		{name: "number out of range", in: `{"op":"INSERT","table":"t","data":{"x":1e999},"lsn":1}`, field: "data"},
+		{name: "truncated", in: `{"op":"INSERT","table":"t","data":{"a":1`, field: "data"},
+		{name: "trailing garbage", in: `{"op":"INSERT","table":"t","data":{},"lsn":1} x`, field: ""},
+		{name: "not an object", in: `[1]`, field: ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch, err := decodeOne(t, FormatEvoDB, "", tc.in)
+			switch {
+			case tc.tomb:
+				require.ErrorIs(t, err, ErrTombstone)
+			case tc.check != nil:
+				require.NoError(t, err)
+				tc.check(t, ch)
+			default:
+				requireDecodeErr(t, err, tc.field)
+			}
+		})
+	}
+}
+
+func b64(b ...byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+const dbzSchema = `{"type":"struct","name":"srv.public.users.Envelope","fields":[
+ {"type":"struct","optional":true,"field":"before","name":"srv.public.users.Value","fields":[
+  {"type":"int32","optional":false,"field":"id"},{"type":"string","optional":true,"field":"name"}]},
+ {"type":"struct","optional":true,"field":"after","name":"srv.public.users.Value","fields":[
+  {"type":"int32","optional":false,"field":"id"},
+  {"type":"int16","optional":true,"field":"small"},
+  {"type":"int64","optional":true,"field":"big"},
+  {"type":"float","optional":true,"field":"f32"},
+  {"type":"double","optional":true,"field":"f64"},
+  {"type":"boolean","optional":true,"field":"ok"},
+  {"type":"string","optional":true,"field":"name"},
+  {"type":"bytes","optional":true,"field":"raw"},
+  {"type":"int32","optional":true,"name":"io.debezium.time.Date","field":"born"},
+  {"type":"int64","optional":true,"name":"io.debezium.time.Timestamp","field":"ts_ms_col"},
+  {"type":"int64","optional":true,"name":"io.debezium.time.MicroTimestamp","field":"ts_us"},
+  {"type":"int64","optional":true,"name":"io.debezium.time.NanoTimestamp","field":"ts_ns"},
+  {"type":"string","optional":true,"name":"io.debezium.time.ZonedTimestamp","field":"ts_z"},
+  {"type":"int64","optional":true,"name":"io.debezium.time.MicroTime","field":"t_us"},
+  {"type":"int32","optional":true,"name":"io.debezium.time.Time","field":"t_ms"},
+  {"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2","connect.decimal.precision":"10"},"field":"price"},
+  {"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"1"},"field":"num"},
+  {"type":"struct","optional":true,"name":"io.debezium.data.VariableScaleDecimal","fields":[{"type":"int32","field":"scale"},{"type":"bytes","field":"value"}],"field":"vsd"},
+  {"type":"string","optional":true,"name":"io.debezium.data.Json","field":"doc"},
+  {"type":"string","optional":true,"name":"io.debezium.data.Uuid","field":"uid"},
+  {"type":"array","optional":true,"items":{"type":"string"},"field":"tags"}]},
+ {"type":"struct","field":"source","fields":[]},
+ {"type":"string","field":"op"},{"type":"int64","optional":true,"field":"ts_ms"}]}`
+
+func TestDecodeDebezium(t *testing.T) {
+	source := `"source":{"db":"shop","schema":"public","table":"users","lsn":18014398509481985,"ts_ms":1700000000000}`
+	typedAfter := `{"id":1,"small":-3,"big":9007199254740993,"f32":1.5,"f64":"NaN","ok":false,"name":"ada","raw":"` + b64(0, 255) + `",` +
+		`"born":19000,"ts_ms_col":1700000000123,"ts_us":-1,"ts_ns":1700000000123456789,"ts_z":"2023-11-14T23:13:20.5+01:00",` +
+		`"t_us":3600000000,"t_ms":1000,"price":"` + b64(0x30, 0x39) + `","num":-12.3,"vsd":{"scale":3,"value":"` + b64(0xff) + `"},` +
+		`"doc":"{\"a\":1}","uid":"0b7a","tags":["x","y"]}`
+	for _, tc := range []struct {
+		name       string
+		key, value string
+		check      func(t *testing.T, ch Change)
+		field      string
+		tomb       bool
+	}{
+		{name: "bare insert", value: `{"before":null,"after":{"id":1,"name":"ada","obj":{"k":[1]}},` + source + `,"op":"c","ts_ms":1}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpInsert, ch.Op)
+				require.Equal(t, "shop.public.users", ch.TableName())
+				require.Equal(t, uint64(18014398509481985), ch.LSN)
+				require.Equal(t, int64(1700000000000), ch.TS)
+				require.Nil(t, ch.Declared)
+				require.Equal(t, []Field{{"id", Int(1)}, {"name", String("ada")}, {"obj", JSON(`{"k":[1]}`)}}, ch.Row)
+			}},
+		{name: "wrapped typed", value: `{"schema":` + dbzSchema + `,"payload":{"before":null,"after":` + typedAfter + `,` + source + `,"op":"r"}}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpSnapshot, ch.Op)
+				require.NotNil(t, ch.Declared)
+				get := ch.Get
+				require.Equal(t, Int(1), get("id"))
+				require.Equal(t, Int(-3), get("small"))
+				require.Equal(t, Int(9007199254740993), get("big"))
+				require.Equal(t, Float(1.5), get("f32"))
+				require.Equal(t, KindFloat, get("f64").Kind())
+				require.Equal(t, Bool(false), get("ok"))
+				require.Equal(t, Binary([]byte{0, 255}), get("raw"))
+				require.Equal(t, Date(19000), get("born"))
+				require.Equal(t, Timestamp(1700000000123), get("ts_ms_col"))
+				require.Equal(t, Timestamp(-1), get("ts_us"))
+				require.Equal(t, Timestamp(1700000000123), get("ts_ns"))
+				require.Equal(t, Timestamp(1700000000500), get("ts_z"))
+				require.Equal(t, Int(3600000000), get("t_us"))
+				require.Equal(t, Int(1000000), get("t_ms"))
+				require.Equal(t, "123.45", get("price").Text())
+				require.Equal(t, int32(2), get("price").Scale())
+				require.Equal(t, "-12.3", get("num").Text())
+				require.Equal(t, String("-0.001"), get("vsd"))
+				require.Equal(t, JSON(`{"a":1}`), get("doc"))
+				require.Equal(t, String("0b7a"), get("uid"))
+				require.Equal(t, JSON(`["x","y"]`), get("tags"))
+
+				s := NewSchema()
+				_, err := s.Accept(&ch)
+				require.NoError(t, err)
+				c, _ := s.Column("price")
+				require.Equal(t, Type{Kind: TypeDecimal, Precision: 10, Scale: 2}, c.Type)
+				c, _ = s.Column("small")
+				require.Equal(t, Type{Kind: TypeInteger}, c.Type)
+				c, _ = s.Column("num")
+				require.Equal(t, Type{Kind: TypeDecimal, Precision: 38, Scale: 1}, c.Type)
+			}},
+		{name: "delete uses before, key wrapped", key: `{"schema":{"type":"struct","fields":[{"type":"int32","field":"id"}]},"payload":{"id":7}}`,
+			value: `{"schema":` + dbzSchema + `,"payload":{"before":{"id":7,"name":"x"},"after":null,` + source + `,"op":"d"}}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpDelete, ch.Op)
+				require.Equal(t, []Field{{"id", Int(7)}, {"name", String("x")}}, ch.Row)
+				require.Equal(t, []Field{{"id", Int(7)}}, ch.Key)
+			}},
+		{name: "delete without before uses key", key: `{"id":7}`,
+			value: `{"before":null,"after":null,` + source + `,"op":"d"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, []Field{{"id", Int(7)}}, ch.Row)
+				require.Equal(t, []Field{{"id", Int(7)}}, ch.Key)
+			}},
+		{name: "mysql file and pos", value: `{"after":{"id":1},"source":{"db":"inv","table":"orders","file":"mysql-bin.000003","pos":154,"ts_ms":10},"op":"u"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, uint64(3)<<32|154, ch.LSN)
+				require.Equal(t, "inv.orders", ch.TableName())
+				require.Equal(t, OpUpdate, ch.Op)
+			}},
+		{name: "oracle scn", value: `{"after":{"id":1},"source":{"table":"T","scn":"123456789"},"op":"c"}`,
+			check: func(t *testing.T, ch Change) { require.Equal(t, uint64(123456789), ch.LSN) }},
+		{name: "fallback ordering key", value: `{"after":{"id":1},"source":{"table":"T","ts_ms":3},"op":"c"}`,
+			check: func(t *testing.T, ch Change) { require.Equal(t, uint64(3)<<20|77, ch.LSN) }},
+		{name: "table from topic", value: `{"after":{"id":1},"op":"c","ts_ms":9}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, "users", ch.Table)
+				require.Equal(t, int64(9), ch.TS)
+			}},
+		{name: "null value tombstone", value: ``, tomb: true},
+		{name: "null payload tombstone", value: `{"schema":null,"payload":null}`, tomb: true},
+		{name: "unknown op", value: `{"after":{},` + source + `,"op":"t"}`, field: "op"},
+		{name: "missing op", value: `{"after":{},` + source + `}`, field: "op"},
+		{name: "missing after", value: `{"before":null,` + source + `,"op":"c"}`, field: "after"},
+		{name: "negative lsn", value: `{"after":{},"source":{"table":"t","lsn":-5},"op":"c"}`, field: "source.lsn"},
+		{name: "wrong typed value", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":"x"},` + source + `,"op":"c"}}`, field: "after"},
+		{name: "int32 overflow", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":2147483648},` + source + `,"op":"c"}}`, field: "after"},
+		{name: "bad base64", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":1,"raw":"!!"},` + source + `,"op":"c"}}`, field: "after"},
+		{name: "bad zoned", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":1,"ts_z":"yesterday"},` + source + `,"op":"c"}}`, field: "after"},
+		{name: "decimal too many digits", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":1,"num":1.25},` + source + `,"op":"c"}}`, field: "after"},
+		{name: "bad schema", value: `{"schema":{"type":"struct","fields":[{"type":"struct","field":"after","fields":[{"type":"weird","field":"x"}]}]},"payload":{"after":{},` + source + `,"op":"c"}}`, field: "schema"},
+		{name: "bad key", key: `{"id":`, value: `{"after":{},` + source + `,"op":"c"}`, field: "key"},
+		{name: "not json", value: `nope`, field: ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch, err := decodeOne(t, FormatDebezium, tc.key, tc.value)
+			switch {
+			case tc.tomb:
+				require.ErrorIs(t, err, ErrTombstone)
+			case tc.check != nil:
+				require.NoError(t, err)
+				tc.check(t, ch)
+			default:
+				requireDecodeErr(t, err, tc.field)
+			}
+		})
+	}
+}
+
+func TestNewDecoderUnknown(t *testing.T) {
+	_, err := NewDecoder("avro")
+	require.Error(t, err)
+}
+
+func TestDecodeErrorIsTyped(t *testing.T) {
+	_, err := decodeOne(t, FormatEvoDB, "", `{"op":"X"}`)
+	var de *DecodeError
+	require.True(t, errors.As(err, &de))
+	require.Contains(t, de.Error(), "srv.public.users/2@77")
+}
+
+func TestValueDecimal(t *testing.T) {
+	for _, s := range []string{"0", "1", "-1", "127", "128", "-128", "-129", "255", "99999999999999999999999999999999999999", "-99999999999999999999999999999999999999"} {
+		u, _ := new(big.Int).SetString(s, 10)
+		v := DecimalFromBig(u, 0)
+		require.Equal(t, 0, u.Cmp(v.Unscaled()), s)
+		require.Equal(t, s, v.Text())
+	}
+	require.Equal(t, "-0.05", DecimalFromBig(big.NewInt(-5), 2).Text())
+}
