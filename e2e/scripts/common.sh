@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the service scripts under e2e/scripts. Source it; do not run it.
 #
 # Every service script follows the same shape: `install` is idempotent and
@@ -11,7 +12,7 @@ E2E_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # Where installs are cached between runs: outside the work tree, so a fresh
 # clone on the same machine reuses them.
-E2E_CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/evodb-sink"
+export E2E_CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/evodb-sink"
 
 e2e_log() {
 	printf '%s: %s\n' "$(basename "$0")" "$*" >&2

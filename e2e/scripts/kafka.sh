@@ -15,7 +15,7 @@
 # Everything it writes (config, data, logs, pid file) stays under <dir>.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source=e2e/scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 KAFKA_VERSION="4.3.1"
@@ -266,6 +266,8 @@ cmd_env() {
 	[[ -n "$dir" ]] || usage
 	[[ -f "$dir/port" ]] || e2e_die "no Kafka was started in $dir"
 	echo "export SINK_E2E_KAFKA=127.0.0.1:$(cat "$dir/port")"
+	# The broker-restart scenario runs `kafka.sh restart "$SINK_E2E_KAFKA_DIR"`.
+	echo "export SINK_E2E_KAFKA_DIR=$(cd "$dir" && pwd)"
 }
 
 cmd_run_class() {

@@ -10,7 +10,7 @@
 #   python.sh env <venvdir>       print the environment the tests read
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source=e2e/scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 REQUIREMENTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements.txt"
