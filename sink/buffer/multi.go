@@ -19,7 +19,8 @@ type Totals struct {
 }
 
 // Multi buffers changes for many tables, creating a Table buffer the first
-// time a table is seen and removing it when drained. It is safe for
+// time a table is seen. Drained buffers are kept (empty) so each table's
+// next batch is allocated at the size of its last one. It is safe for
 // concurrent use: the poll loop adds while flushes drain.
 type Multi struct {
 	options func(table string) Options
@@ -28,6 +29,8 @@ type Multi struct {
 	tables  map[string]*Table
 	bytes   int64
 	records int
+	// nonEmpty counts tables with buffered changes.
+	nonEmpty int
 }
 
 // NewMulti returns an empty buffer. options gives each table's Options; it
@@ -55,10 +58,10 @@ func (m *Multi) Add(table string, ch codec.Change, now time.Time) error {
 	}
 	before := t.bytes
 	if err := t.Add(ch, now); err != nil {
-		if t.Len() == 0 {
-			delete(m.tables, table)
-		}
 		return err
+	}
+	if t.Len() == 1 {
+		m.nonEmpty++
 	}
 	m.bytes += t.bytes - before
 	m.records++
@@ -70,11 +73,12 @@ func (m *Multi) Ready(now time.Time) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var ready []string
-	for _, name := range sortedNames(m.tables) {
-		if ok, _ := m.tables[name].ShouldFlush(now); ok {
+	for name, t := range m.tables {
+		if ok, _ := t.ShouldFlush(now); ok {
 			ready = append(ready, name)
 		}
 	}
+	slices.Sort(ready)
 	return ready
 }
 
@@ -97,6 +101,9 @@ func (m *Multi) NextDue(now time.Time) (d time.Duration, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, t := range m.tables {
+		if t.Len() == 0 {
+			continue
+		}
 		if due, _ := t.ShouldFlush(now); due {
 			return 0, true
 		}
@@ -111,7 +118,7 @@ func (m *Multi) NextDue(now time.Time) (d time.Duration, ok bool) {
 func (m *Multi) Totals() Totals {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Totals{Bytes: m.bytes, Records: m.records, Tables: len(m.tables)}
+	return Totals{Bytes: m.bytes, Records: m.records, Tables: m.nonEmpty}
 }
 
 // Bytes returns the buffered bytes of all tables.
@@ -132,9 +139,14 @@ func (m *Multi) largest(n int) []string {
 	if n <= 0 {
 		return nil
 	}
-	names := sortedNames(m.tables)
-	slices.SortStableFunc(names, func(a, b string) int {
-		return cmp.Compare(m.tables[b].bytes, m.tables[a].bytes)
+	names := make([]string, 0, m.nonEmpty)
+	for name, t := range m.tables {
+		if t.Len() > 0 {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(m.tables[b].bytes, m.tables[a].bytes), cmp.Compare(a, b))
 	})
 	return names[:min(n, len(names))]
 }
@@ -147,7 +159,7 @@ func (m *Multi) largestUntil(target int64) []string {
 	}
 	remaining := m.bytes
 	var out []string
-	for _, name := range m.largest(len(m.tables)) {
+	for _, name := range m.largest(m.nonEmpty) {
 		out = append(out, name)
 		remaining -= m.tables[name].bytes
 		if remaining < target {
@@ -163,10 +175,10 @@ func (m *Multi) Drain(table string) (b Batch, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.tables[table]
-	if !ok {
+	if !ok || t.Len() == 0 {
 		return Batch{}, false
 	}
-	delete(m.tables, table)
+	m.nonEmpty--
 	m.bytes -= t.bytes
 	m.records -= t.Len()
 	return t.Drain(), true
@@ -179,12 +191,12 @@ func (m *Multi) DropPartition(topic string, partition int32) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var freed int64
-	for name, t := range m.tables {
+	for _, t := range m.tables {
 		n := t.Len()
 		freed += t.DropPartition(topic, partition)
 		m.records -= n - t.Len()
-		if t.Len() == 0 {
-			delete(m.tables, name)
+		if n > 0 && t.Len() == 0 {
+			m.nonEmpty--
 		}
 	}
 	m.bytes -= freed

@@ -3,7 +3,6 @@ package buffer
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/evodb/sink/codec"
@@ -146,6 +145,10 @@ type Table struct {
 	maxLSN  uint64
 	sources map[SourceKey]OffsetRange
 	first   time.Time
+	// capHint is the length of the last drained batch, so the next batch's
+	// slice is allocated once at about the right size instead of growing
+	// through repeated copies.
+	capHint int
 }
 
 // NewTable returns an empty buffer for the named table.
@@ -202,6 +205,9 @@ func (t *Table) Add(ch codec.Change, now time.Time) error {
 	} else if ch.Offset < r.First || ch.Offset > r.Last {
 		t.sources[k] = OffsetRange{First: min(r.First, ch.Offset), Last: max(r.Last, ch.Offset)}
 	}
+	if t.changes == nil && t.capHint > 0 {
+		t.changes = make([]codec.Change, 0, t.capHint)
+	}
 	t.changes = append(t.changes, ch)
 	t.bytes += size
 	return nil
@@ -241,6 +247,7 @@ func (t *Table) Drain() Batch {
 		Bytes:      t.bytes,
 		FirstAdded: t.first,
 	}
+	t.capHint = min(len(t.changes), t.opts.FlushThreshold)
 	t.reset()
 	return b
 }
@@ -287,14 +294,4 @@ func (t *Table) DropPartition(topic string, partition int32) int64 {
 		t.reset()
 	}
 	return before - t.bytes
-}
-
-// sortedNames returns map keys in order, so callers see a stable order.
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }

@@ -1,0 +1,177 @@
+package buffer
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestBudgetValidate(t *testing.T) {
+	cases := []struct {
+		name    string
+		b       Budget
+		wantErr bool
+	}{
+		{name: "ok", b: Budget{Limit: 100, High: 90, Low: 60}},
+		{name: "high equals limit", b: Budget{Limit: 100, High: 100, Low: 60}},
+		{name: "zero", b: Budget{}, wantErr: true},
+		{name: "low zero", b: Budget{Limit: 100, High: 90, Low: 0}, wantErr: true},
+		{name: "low negative", b: Budget{Limit: 100, High: 90, Low: -1}, wantErr: true},
+		{name: "low equals high", b: Budget{Limit: 100, High: 60, Low: 60}, wantErr: true},
+		{name: "low above high", b: Budget{Limit: 100, High: 60, Low: 90}, wantErr: true},
+		{name: "high above limit", b: Budget{Limit: 100, High: 101, Low: 60}, wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.b.Validate()
+			_, cErr := NewController(tc.b)
+			if tc.wantErr {
+				require.Error(t, err)
+				require.Error(t, cErr)
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, cErr)
+		})
+	}
+}
+
+func TestBudgetFromFractions(t *testing.T) {
+	cases := []struct {
+		name      string
+		limit     int64
+		high, low float64
+		want      Budget
+		wantError string
+	}{
+		{name: "typical", limit: 1000, high: 0.9, low: 0.6, want: Budget{Limit: 1000, High: 900, Low: 600}},
+		{name: "high at limit", limit: 1 << 30, high: 1, low: 0.5, want: Budget{Limit: 1 << 30, High: 1 << 30, Low: 1 << 29}},
+		{name: "NaN high", limit: 1000, high: math.NaN(), low: 0.6, wantError: "not a number"},
+		{name: "NaN low", limit: 1000, high: 0.9, low: math.NaN(), wantError: "not a number"},
+		{name: "infinite", limit: 1000, high: math.Inf(1), low: 0.6, wantError: "not a number"},
+		{name: "low above high", limit: 1000, high: 0.6, low: 0.9, wantError: "want 0 < low"},
+		{name: "equal", limit: 1000, high: 0.6, low: 0.6, wantError: "want 0 < low"},
+		{name: "high above one", limit: 1000, high: 1.5, low: 0.6, wantError: "want 0 < low"},
+		{name: "low zero", limit: 1000, high: 0.9, low: 0, wantError: "want 0 < low"},
+		{name: "zero limit", limit: 0, high: 0.9, low: 0.6, wantError: "limit 0"},
+		{name: "negative limit", limit: -1, high: 0.9, low: 0.6, wantError: "limit -1"},
+		{name: "rounds to zero low", limit: 1, high: 0.9, low: 0.6, wantError: "want 0 < low (0)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := BudgetFromFractions(tc.limit, tc.high, tc.low)
+			if tc.wantError != "" {
+				require.ErrorContains(t, err, tc.wantError)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestControllerHysteresis(t *testing.T) {
+	c, err := NewController(Budget{Limit: 100, High: 90, Low: 60})
+	require.NoError(t, err)
+	steps := []struct {
+		buffered    int64
+		wantPause   bool
+		wantChanged bool
+	}{
+		{buffered: 0},
+		{buffered: 90}, // at high: not above it
+		{buffered: 91, wantPause: true, wantChanged: true}, // above high
+		{buffered: 95, wantPause: true},                    // stays paused
+		{buffered: 75, wantPause: true},                    // between: holds, no flapping
+		{buffered: 89, wantPause: true},
+		{buffered: 60, wantPause: true},   // at low: not below it
+		{buffered: 59, wantChanged: true}, // below low: resumes (no latch)
+		{buffered: 75},                    // between: holds running
+		{buffered: 89},
+		{buffered: 100, wantPause: true, wantChanged: true},
+		{buffered: 0, wantChanged: true},
+		{buffered: 0},
+	}
+	for i, s := range steps {
+		pause, changed := c.Update(s.buffered)
+		require.Equal(t, s.wantPause, pause, "step %d (%d bytes)", i, s.buffered)
+		require.Equal(t, s.wantChanged, changed, "step %d (%d bytes)", i, s.buffered)
+		require.Equal(t, s.wantPause, c.Paused())
+	}
+}
+
+func TestControllerWouldExceed(t *testing.T) {
+	c, err := NewController(Budget{Limit: 100, High: 90, Low: 60})
+	require.NoError(t, err)
+	cases := []struct {
+		buffered, record int64
+		want             bool
+	}{
+		{buffered: 0, record: 10},
+		{buffered: 0, record: 1000}, // an empty buffer takes any record
+		{buffered: 90, record: 10},
+		{buffered: 90, record: 11, want: true},
+		{buffered: 100, record: 0},
+		{buffered: 100, record: 1, want: true},
+		{buffered: 150, record: 1, want: true},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, c.WouldExceed(tc.buffered, tc.record), "%d + %d", tc.buffered, tc.record)
+	}
+}
+
+func TestControllerFlushEarly(t *testing.T) {
+	m := newMulti(t, nil)
+	// Table sizes are multiples of one change's size, so the test follows
+	// the budget whatever that size is.
+	unit := size(change("cdc", 0, 0, 0, ""))
+	fill := func(table string, n int) {
+		for i := 0; i < n; i++ {
+			require.NoError(t, m.Add(table, change("cdc", 0, int64(i), uint64(i), ""), t0))
+		}
+	}
+	budget := Budget{Limit: 100 * unit, High: 90 * unit, Low: 60 * unit}
+	c, err := NewController(budget)
+	require.NoError(t, err)
+
+	fill("a", 40)
+	fill("b", 30)
+	fill("c", 15)
+	pause, _ := c.Update(m.Bytes()) // 85 units: below high
+	require.False(t, pause)
+	require.Nil(t, c.FlushEarly(m))
+
+	fill("d", 10) // 95 units: above high
+	pause, changed := c.Update(m.Bytes())
+	require.True(t, pause)
+	require.True(t, changed)
+	// Draining a (40) leaves 55 < 60: one table is enough to resume.
+	require.Equal(t, []string{"a"}, c.FlushEarly(m))
+
+	_, ok := m.Drain("a")
+	require.True(t, ok)
+	pause, changed = c.Update(m.Bytes())
+	require.False(t, pause, "resumes once below low")
+	require.True(t, changed)
+	require.Nil(t, c.FlushEarly(m))
+
+	// Paused between the watermarks: flush enough to get below low, not
+	// just below high, or fetching would stay paused until buffers age out.
+	fill("a", 40) // 95 units
+	pause, _ = c.Update(m.Bytes())
+	require.True(t, pause)
+	_, _ = m.Drain("d") // 85 units, still paused
+	pause, _ = c.Update(m.Bytes())
+	require.True(t, pause)
+	require.Equal(t, []string{"a"}, c.FlushEarly(m))
+	_, _ = m.Drain("a") // 45 units
+	pause, _ = c.Update(m.Bytes())
+	require.False(t, pause)
+
+	// Stale pause state: usage above high is enough to ask for flushes.
+	// Draining e (30) leaves 65, not below low, so b (30) goes too.
+	fill("e", 30)
+	fill("f", 20) // 45 + 50 = 95 units, Update not called
+	require.Equal(t, []string{"b", "e"}, c.FlushEarly(m), "equal sizes in name order")
+}
