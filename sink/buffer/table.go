@@ -295,3 +295,38 @@ func (t *Table) DropPartition(topic string, partition int32) int64 {
 	}
 	return before - t.bytes
 }
+
+// WithoutDurable returns the batch minus the changes that are already durable:
+// those whose offset is at or below durable[their topic-partition] (the
+// table log's txn version for that partition). The committer refuses a block
+// that overlaps durable data; the sink commits what this leaves. The LSN
+// range, offset ranges and bytes are recomputed, so the result names a
+// different block. The receiver is not modified; ok is false when nothing is
+// left.
+func (b Batch) WithoutDurable(durable map[SourceKey]int64) (rest Batch, ok bool) {
+	rest = Batch{Table: b.Table, FirstAdded: b.FirstAdded, Sources: make(map[SourceKey]OffsetRange)}
+	for i := range b.Changes {
+		ch := &b.Changes[i]
+		k := SourceKey{Topic: ch.Topic, Partition: ch.Partition}
+		if last, ok := durable[k]; ok && ch.Offset <= last {
+			continue
+		}
+		if len(rest.Changes) == 0 {
+			rest.MinLSN, rest.MaxLSN = ch.LSN, ch.LSN
+		} else {
+			rest.MinLSN = min(rest.MinLSN, ch.LSN)
+			rest.MaxLSN = max(rest.MaxLSN, ch.LSN)
+		}
+		if r, ok := rest.Sources[k]; !ok {
+			rest.Sources[k] = OffsetRange{First: ch.Offset, Last: ch.Offset}
+		} else {
+			rest.Sources[k] = OffsetRange{First: min(r.First, ch.Offset), Last: max(r.Last, ch.Offset)}
+		}
+		rest.Bytes += int64(ch.Size())
+		rest.Changes = append(rest.Changes, *ch)
+	}
+	if len(rest.Changes) == 0 {
+		return Batch{}, false
+	}
+	return rest, true
+}

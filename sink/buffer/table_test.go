@@ -348,3 +348,69 @@ func BenchmarkBufferAdd(b *testing.B) {
 		}
 	}
 }
+
+func TestBatchWithoutDurable(t *testing.T) {
+	a0 := change("cdc", 0, 10, 5, "a")
+	a1 := change("cdc", 0, 11, 6, "b")
+	a2 := change("cdc", 0, 12, 7, "c")
+	b0 := change("cdc", 1, 3, 1, "d")
+	c0 := change("other", 0, 8, 9, "e")
+	all := []codec.Change{a0, b0, a1, a2, c0}
+	cases := []struct {
+		name        string
+		durable     map[SourceKey]int64
+		want        []codec.Change
+		wantMin     uint64
+		wantMax     uint64
+		wantSources map[SourceKey]OffsetRange
+	}{
+		{
+			name: "nothing durable", durable: nil, want: all, wantMin: 1, wantMax: 9,
+			wantSources: map[SourceKey]OffsetRange{{"cdc", 0}: {10, 12}, {"cdc", 1}: {3, 3}, {"other", 0}: {8, 8}},
+		},
+		{
+			name: "prefix of one partition", durable: map[SourceKey]int64{{"cdc", 0}: 11}, want: []codec.Change{b0, a2, c0}, wantMin: 1, wantMax: 9,
+			wantSources: map[SourceKey]OffsetRange{{"cdc", 0}: {12, 12}, {"cdc", 1}: {3, 3}, {"other", 0}: {8, 8}},
+		},
+		{
+			name: "whole partitions", durable: map[SourceKey]int64{{"cdc", 1}: 100, {"other", 0}: 8}, want: []codec.Change{a0, a1, a2}, wantMin: 5, wantMax: 7,
+			wantSources: map[SourceKey]OffsetRange{{"cdc", 0}: {10, 12}},
+		},
+		{
+			name: "below the batch", durable: map[SourceKey]int64{{"cdc", 0}: 9}, want: all, wantMin: 1, wantMax: 9,
+			wantSources: map[SourceKey]OffsetRange{{"cdc", 0}: {10, 12}, {"cdc", 1}: {3, 3}, {"other", 0}: {8, 8}},
+		},
+		{
+			name: "everything", durable: map[SourceKey]int64{{"cdc", 0}: 12, {"cdc", 1}: 3, {"other", 0}: 8},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tb, err := NewTable("users", opts())
+			require.NoError(t, err)
+			for _, ch := range all {
+				require.NoError(t, tb.Add(ch, t0))
+			}
+			b := tb.Drain()
+			orig := slices.Clone(b.Changes)
+			rest, ok := b.WithoutDurable(tc.durable)
+			require.Equal(t, orig, b.Changes, "the batch itself is not modified")
+			if tc.want == nil {
+				require.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			require.Equal(t, tc.want, rest.Changes)
+			require.Equal(t, tc.wantMin, rest.MinLSN)
+			require.Equal(t, tc.wantMax, rest.MaxLSN)
+			require.Equal(t, tc.wantSources, rest.Sources)
+			var bytes int64
+			for _, ch := range tc.want {
+				bytes += size(ch)
+			}
+			require.Equal(t, bytes, rest.Bytes)
+			require.Equal(t, "users", rest.Table)
+			require.Equal(t, t0, rest.FirstAdded)
+		})
+	}
+}
