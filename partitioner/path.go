@@ -64,6 +64,9 @@ func ParsePathTemplate(s string) (PathTemplate, error) {
 		if err != nil {
 			return PathTemplate{}, fmt.Errorf("parse path template %q: %w", s, err)
 		}
+		if parts[0].placeholder == "" && parts[0].literal[0] == '.' {
+			return PathTemplate{}, fmt.Errorf("parse path template %q: segment %q starts with '.'", s, seg)
+		}
 		for _, p := range parts {
 			if p.placeholder == placeholderTable {
 				hasTable = true

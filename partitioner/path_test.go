@@ -26,6 +26,8 @@ func TestParsePathTemplate(t *testing.T) {
 		{tmpl: "table}", wantError: "unmatched '}'"},
 		{tmpl: "a b/{table}", wantError: "not allowed"},
 		{tmpl: "{}/{table}", wantError: "unknown placeholder {}"},
+		{tmpl: "../{table}", wantError: "starts with '.'"},
+		{tmpl: ".hidden{db}/{table}", wantError: "starts with '.'"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.tmpl, func(t *testing.T) {
