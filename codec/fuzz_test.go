@@ -1,0 +1,51 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+)
+
+// checkDecoded asserts the decoder contract for any input: a tombstone, a
+// *DecodeError, or a valid change that a schema accepts (or rejects with a
+// *DecodeError) and that encodes.
+func checkDecoded(t *testing.T, d Decoder, key, value []byte) {
+	var ch Change
+	err := d.Decode(Record{Topic: "t.s.x", Offset: 1, Key: key, Value: value}, &ch)
+	if err != nil {
+		var de *DecodeError
+		if !errors.Is(err, ErrTombstone) && !errors.As(err, &de) {
+			t.Fatalf("untyped error %T: %v", err, err)
+		}
+		return
+	}
+	if ch.Table == "" || ch.Op < OpInsert || ch.Op > OpSnapshot || ch.LSN > math.MaxInt64 {
+		t.Fatalf("invalid change: %+v", ch)
+	}
+	s := NewSchema()
+	if _, err := s.Accept(&ch); err != nil {
+		var de *DecodeError
+		if !errors.As(err, &de) {
+			t.Fatalf("untyped schema error %T: %v", err, err)
+		}
+		return
+	}
+	if _, err := EncodeBlock(&bytes.Buffer{}, s, []Change{ch}, EncodeOptions{Compression: "none"}); err != nil {
+		t.Fatalf("accepted change does not encode: %v", err)
+	}
+}
+
+func FuzzDecodeEvoDB(f *testing.F) {
+	f.Add([]byte(`{"op":"INSERT","table":"users","data":{"id":1,"n":"a","o":{"x":[1]}},"lsn":100,"ts":1}`))
+	f.Add([]byte(`{"op":"DELETE","table":"t","before":{"id":1},"lsn":"18014398509481985"}`))
+	d, _ := NewDecoder(FormatEvoDB)
+	f.Fuzz(func(t *testing.T, value []byte) { checkDecoded(t, d, nil, value) })
+}
+
+func FuzzDecodeDebezium(f *testing.F) {
+	f.Add([]byte(`{"id":1}`), []byte(`{"before":null,"after":{"id":1},"source":{"table":"t","lsn":5},"op":"c"}`))
+	f.Add([]byte(``), []byte(`{"schema":`+dbzSchema+`,"payload":{"after":{"id":1,"price":"MDk=","ts_z":"2020-01-01T00:00:00Z"},"source":{"table":"t","lsn":5},"op":"u"}}`))
+	d, _ := NewDecoder(FormatDebezium)
+	f.Fuzz(func(t *testing.T, key, value []byte) { checkDecoded(t, d, key, value) })
+}
