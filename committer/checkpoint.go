@@ -83,8 +83,9 @@ func ptr[T any](v T) *T { return &v }
 
 // checkpointRows lays s out as checkpoint rows: protocol, metaData, txns,
 // adds, tombstones, each group sorted so a checkpoint's bytes depend only on
-// the snapshot.
-func checkpointRows(s *Snapshot) []cpRow {
+// the snapshot. Tombstones deleted before expireBefore (Unix milliseconds)
+// have expired and are left out, as Delta allows.
+func checkpointRows(s *Snapshot, expireBefore int64) []cpRow {
 	rows := []cpRow{
 		{Protocol: &cpProtocol{MinReaderVersion: s.Protocol.MinReaderVersion, MinWriterVersion: s.Protocol.MinWriterVersion}},
 	}
@@ -121,6 +122,9 @@ func checkpointRows(s *Snapshot) []cpRow {
 	}
 	for _, p := range sortedKeys(s.Tombstones) {
 		r := s.Tombstones[p]
+		if r.DeletionTimestamp < expireBefore {
+			continue
+		}
 		rows = append(rows, cpRow{Remove: &cpRemove{
 			Path:                 r.Path,
 			DeletionTimestamp:    ptr(r.DeletionTimestamp),
@@ -143,8 +147,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // encodeCheckpoint writes s as a single-part classic checkpoint.
-func encodeCheckpoint(s *Snapshot) ([]byte, int64, error) {
-	rows := checkpointRows(s)
+func encodeCheckpoint(s *Snapshot, expireBefore int64) ([]byte, int64, error) {
+	rows := checkpointRows(s, expireBefore)
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[cpRow](&buf, parquet.Compression(&parquet.Snappy))
 	if _, err := w.Write(rows); err != nil {
@@ -287,7 +291,8 @@ func (t *Table) maybeCheckpoint(ctx context.Context, s *Snapshot) {
 // checkpoint is create-only: a concurrent writer's checkpoint of the same
 // version holds the same state, so finding one is success.
 func (t *Table) writeCheckpoint(ctx context.Context, s *Snapshot) error {
-	data, size, err := encodeCheckpoint(s)
+	expireBefore := t.opts.Now().Add(-t.opts.TombstoneRetention).UnixMilli()
+	data, size, err := encodeCheckpoint(s, expireBefore)
 	if err != nil {
 		return err
 	}

@@ -689,3 +689,81 @@ func TestCheckpointEqualsReplayAtItsVersion(t *testing.T) {
 	require.Equal(t, want.txnUpdated, cp.txnUpdated)
 	require.True(t, maps.Equal(want.Txns, cp.Txns))
 }
+
+func TestCheckpointExpiresTombstones(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMemory()
+	clock := newTestClock()
+	opts := testOptions("a")
+	opts.Now = clock.Now
+	opts.CheckpointInterval = 3
+	tbl := Open(b, testRoot, opts)
+	_, err := tbl.Create(ctx, Metadata{SchemaString: schemaV1})
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, Commit{Adds: []Add{block("data/old.parquet", 1), block("data/new.parquet", 1)}})
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, Commit{Operation: OpDelete, Removes: []Remove{{Path: "data/old.parquet", DataChange: true}}})
+	require.NoError(t, err)
+	clock.mu.Lock()
+	clock.now = clock.now.Add(8 * 24 * time.Hour)
+	clock.mu.Unlock()
+	_, err = tbl.Commit(ctx, Commit{Operation: OpDelete, Removes: []Remove{{Path: "data/new.parquet", DataChange: true}}})
+	require.NoError(t, err)
+
+	cp, err := tbl.readCheckpoint(ctx, 3)
+	require.NoError(t, err)
+	require.Empty(t, cp.Files)
+	require.Contains(t, cp.Tombstones, "data/new.parquet")
+	require.NotContains(t, cp.Tombstones, "data/old.parquet", "a tombstone past retention has expired")
+}
+
+func TestCheckpointFailureIsNotFatal(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMemory()
+	fb := &faultyBucket{Bucket: mem, match: ".checkpoint.parquet",
+		fault: func(int, string) (bool, error) { return false, errInjected }}
+	opts := testOptions("a")
+	opts.CheckpointInterval = 2
+	tbl := Open(fb, testRoot, opts)
+	_, err := tbl.Create(ctx, Metadata{SchemaString: schemaV1})
+	require.NoError(t, err)
+	for i := range 3 {
+		_, err := tbl.Commit(ctx, Commit{Adds: []Add{block(fmt.Sprint("data/", i), 1)}})
+		require.NoError(t, err)
+	}
+	_, err = mem.Head(ctx, testRoot+"/_delta_log/_last_checkpoint")
+	require.ErrorIs(t, err, objstore.ErrNotExist)
+	s, err := Open(mem, testRoot, Options{}).Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), s.Version)
+}
+
+func TestCommitGivesUp(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMemory()
+	createTable(t, mem)
+	fb := &faultyBucket{Bucket: mem, match: commitName(1),
+		fault: func(int, string) (bool, error) { return false, errInjected }}
+	opts := testOptions("a")
+	opts.MaxCommitAttempts = 3
+	_, err := Open(fb, testRoot, opts).Commit(ctx, appendCommit("data/a", testAppID, 0, 1))
+	require.ErrorIs(t, err, ErrTooManyAttempts)
+	require.ErrorIs(t, err, errInjected)
+	require.Equal(t, 3, fb.n)
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = Open(fb, testRoot, opts).Commit(cctx, appendCommit("data/a", testAppID, 0, 1))
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestCreateAfterAmbiguousFailure(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		fb := &faultyBucket{Bucket: b, match: commitName(0),
+			fault: func(n int, _ string) (bool, error) { return true, errInjected }}
+		s, err := Open(fb, testRoot, testOptions("a")).Create(context.Background(), Metadata{ID: "mine", SchemaString: schemaV1})
+		require.NoError(t, err)
+		require.Equal(t, "mine", s.Metadata.ID)
+		require.Equal(t, 1, fb.n, "the table was found, not created twice")
+	})
+}

@@ -90,6 +90,11 @@ type Options struct {
 	// CheckpointInterval is how many versions lie between checkpoints;
 	// default 10.
 	CheckpointInterval int
+	// TombstoneRetention is how long a removed file stays in checkpoints as
+	// a tombstone; default one week, Delta's default
+	// delta.deletedFileRetentionDuration. Vacuum must wait at least as long
+	// before deleting removed files.
+	TombstoneRetention time.Duration
 	// MaxCommitAttempts bounds the put attempts of one Commit; default 100.
 	MaxCommitAttempts int
 	// RetryInitialInterval and RetryMaxInterval bound the exponential backoff
@@ -160,6 +165,9 @@ type Table struct {
 func Open(b objstore.Bucket, root string, opts Options) *Table {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 10
+	}
+	if opts.TombstoneRetention <= 0 {
+		opts.TombstoneRetention = 7 * 24 * time.Hour
 	}
 	if opts.MaxCommitAttempts <= 0 {
 		opts.MaxCommitAttempts = 100
