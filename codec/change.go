@@ -1,6 +1,18 @@
 // Package codec decodes CDC envelopes (evodb JSON and Debezium JSON) into
 // normalized changes, infers and evolves per-table schemas, and encodes
 // changes into Parquet blocks with the statistics the table log records.
+//
+// Nested objects and arrays are stored as JSON text in string columns (the
+// Delta field metadata {"evodb.type":"json"} marks them), so every reader
+// can read them without nested-type support.
+//
+// LSNs are unsigned 64-bit in the sources but the _lsn column is a Parquet
+// int64 (Delta has no unsigned type), so an LSN ≥ 2^63 is a decode error.
+//
+// Every block has the metadata columns _op (string), _lsn (int64) and _ts
+// (TIMESTAMP in milliseconds, UTC), and optionally _topic, _partition and
+// _offset. Column types map to Delta types: long, integer, double, boolean,
+// string, binary, date, timestamp and decimal(p,s).
 package codec
 
 import (
