@@ -3,6 +3,7 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -258,10 +259,9 @@ func readAll(t *testing.T, b Bucket, key string) []byte {
 }
 
 func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
 	data := make([]byte, n)
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
+	_, _ = rand.NewChaCha8(key).Read(data)
 	return data
 }

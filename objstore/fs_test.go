@@ -77,16 +77,6 @@ func TestFilesystemRejectsBadKeys(t *testing.T) {
 	}
 }
 
-func TestFilesystemShortBody(t *testing.T) {
-	ctx := context.Background()
-	b, err := NewFilesystem(t.TempDir())
-	require.NoError(t, err)
-	_, err = b.Put(ctx, "short", bytes.NewReader([]byte("abc")), 10, PutOptions{})
-	require.Error(t, err)
-	_, err = b.Head(ctx, "short")
-	require.ErrorIs(t, err, ErrNotExist, "a failed put leaves nothing visible")
-}
-
 // TestCompareAndSwapCounter increments a counter object with IfMatch from
 // many goroutines and two bucket instances (as two processes would have):
 // no increment may be lost.
@@ -156,5 +146,23 @@ func increment(ctx context.Context, b Bucket, key string) error {
 			continue
 		}
 		return err
+	}
+}
+
+func TestShortAndNegativeBodies(t *testing.T) {
+	ctx := context.Background()
+	fsb, err := NewFilesystem(t.TempDir())
+	require.NoError(t, err)
+	for name, b := range map[string]Bucket{"memory": NewMemory(), "filesystem": fsb} {
+		t.Run(name, func(t *testing.T) {
+			_, err := b.Put(ctx, "short", bytes.NewReader([]byte("abc")), 10, PutOptions{})
+			require.Error(t, err)
+			_, err = b.Put(ctx, "negative", bytes.NewReader(nil), -1, PutOptions{})
+			require.Error(t, err)
+			for _, key := range []string{"short", "negative"} {
+				_, err = b.Head(ctx, key)
+				require.ErrorIs(t, err, ErrNotExist, "a failed put leaves nothing visible")
+			}
+		})
 	}
 }

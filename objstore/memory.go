@@ -38,9 +38,17 @@ func (m *Memory) Put(ctx context.Context, key string, body io.ReaderAt, size int
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	if size < 0 {
+		return "", fmt.Errorf("put %s: negative size %d", key, size)
+	}
 	data := make([]byte, size)
 	if size > 0 {
-		if _, err := body.ReadAt(data, 0); err != nil && err != io.EOF {
+		// ReadAt may return io.EOF with a full read; a short read is an error.
+		n, err := body.ReadAt(data, 0)
+		if int64(n) < size {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return "", fmt.Errorf("read body of %s: %w", key, err)
 		}
 	}
