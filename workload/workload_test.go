@@ -1,0 +1,272 @@
+package workload
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evodb/sink/codec"
+)
+
+func newGen(cfg Config, seed uint64) *Generator {
+	return New(cfg, rand.New(rand.NewPCG(seed, seed^0xABCDEF)))
+}
+
+var formats = []struct {
+	name string
+	cfg  Config
+}{
+	{"evodb", Config{Format: codec.FormatEvoDB}},
+	{"debezium", Config{Format: codec.FormatDebezium}},
+	{"debezium-schema", Config{Format: codec.FormatDebezium, SchemaWrapper: true}},
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			cfg := f.cfg
+			cfg.EvolveAfter, cfg.BadRate = 50, 0.05
+			a, b := newGen(cfg, 7), newGen(cfg, 7)
+			other := newGen(cfg, 8)
+			same := true
+			for range 2000 {
+				ra, rb, ro := a.Next(), b.Next(), other.Next()
+				require.Equal(t, ra, rb)
+				same = same && bytes.Equal(ra.Value, ro.Value)
+			}
+			require.False(t, same, "a different seed gives different records")
+		})
+	}
+}
+
+func TestOpMixAndState(t *testing.T) {
+	const n = 20000
+	for _, tables := range []int{8, 64, 512} {
+		g := newGen(Config{Tables: tables}, 1)
+		ops := map[string]int{}
+		perTable := map[string]int{}
+		live := map[string]map[int64]bool{}
+		lastLSN := uint64(0)
+		dec, err := codec.NewDecoder(codec.FormatEvoDB)
+		require.NoError(t, err)
+		for range n {
+			r := g.Next()
+			ops[r.Op]++
+			perTable[r.Table]++
+			require.Greater(t, r.LSN, lastLSN, "LSNs grow")
+			lastLSN = r.LSN
+			var ch codec.Change
+			require.NoError(t, dec.Decode(codec.Record{Topic: "x", Value: r.Value}, &ch))
+			id := ch.Get("id").Int()
+			if live[r.Table] == nil {
+				live[r.Table] = map[int64]bool{}
+			}
+			switch r.Op {
+			case OpInsert:
+				require.False(t, live[r.Table][id], "insert of a new key")
+				live[r.Table][id] = true
+			case OpUpdate:
+				require.True(t, live[r.Table][id], "update of a live key")
+			case OpDelete:
+				require.True(t, live[r.Table][id], "delete of a live key")
+				delete(live[r.Table], id)
+			}
+		}
+		require.InDelta(t, 0.70, float64(ops[OpInsert])/n, 0.02)
+		require.InDelta(t, 0.25, float64(ops[OpUpdate])/n, 0.02)
+		require.InDelta(t, 0.05, float64(ops[OpDelete])/n, 0.01)
+		// Zipf skew: the most popular table gets far more than its share.
+		require.Greater(t, perTable["t0"], 2*n/tables, "tables=%d", tables)
+	}
+}
+
+func TestRecordSizesAndColumns(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			cfg := f.cfg
+			cfg.Tables = 64
+			g := newGen(cfg, 3)
+			dec, err := codec.NewDecoder(cfg.Format)
+			require.NoError(t, err)
+			cols := map[string]int{}
+			for i := range 5000 {
+				r := g.Next()
+				size := len(r.Value)
+				if cfg.SchemaWrapper {
+					size = payloadSize(t, r.Value)
+				}
+				require.GreaterOrEqual(t, size, MinRecordBytes, "%s", r.Value)
+				require.LessOrEqual(t, size, MaxRecordBytes, "%s", r.Value)
+				var ch codec.Change
+				require.NoError(t, dec.Decode(codec.Record{Topic: "x", Partition: r.Partition, Offset: int64(i), Key: r.Key, Value: r.Value}, &ch), "%s", r.Value)
+				require.Equal(t, r.Table, ch.TableName())
+				require.Equal(t, r.LSN, ch.LSN)
+				require.Equal(t, r.Op, ch.Op.String())
+				if r.Op != OpDelete || cfg.Format == codec.FormatDebezium {
+					cols[r.Table] = max(cols[r.Table], len(ch.Row))
+				}
+			}
+			for table, n := range cols {
+				require.GreaterOrEqual(t, n, 6, table)
+				require.LessOrEqual(t, n, 20, table)
+			}
+		})
+	}
+}
+
+// payloadSize is the size of a wrapped Debezium value's payload.
+func payloadSize(t *testing.T, v []byte) int {
+	i := bytes.Index(v, []byte(`,"payload":`))
+	require.Positive(t, i)
+	return len(v) - i - len(`,"payload":`) - 1
+}
+
+func TestTypesSurviveDecoding(t *testing.T) {
+	g := newGen(Config{Tables: 1}, 5)
+	dec, err := codec.NewDecoder(codec.FormatEvoDB)
+	require.NoError(t, err)
+	kinds := map[codec.Kind]bool{}
+	bigSeen := false
+	for range 500 {
+		r := g.Next()
+		var ch codec.Change
+		require.NoError(t, dec.Decode(codec.Record{Value: r.Value}, &ch))
+		for _, f := range ch.Row {
+			kinds[f.Value.Kind()] = true
+			if f.Value.Kind() == codec.KindInt && f.Value.Int() > 1<<53 {
+				bigSeen = true
+			}
+		}
+	}
+	for _, k := range []codec.Kind{codec.KindInt, codec.KindFloat, codec.KindBool, codec.KindString, codec.KindJSON, codec.KindNull} {
+		require.True(t, kinds[k], "kind %s generated", k)
+	}
+	require.True(t, bigSeen, "integers beyond 2^53 generated")
+}
+
+func TestSchemaEvolution(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			cfg := f.cfg
+			cfg.Tables, cfg.EvolveAfter = 1, 10
+			g := newGen(cfg, 9)
+			dec, err := codec.NewDecoder(cfg.Format)
+			require.NoError(t, err)
+			schema := codec.NewSchema()
+			for i := range 30 {
+				r := g.Next()
+				var ch codec.Change
+				require.NoError(t, dec.Decode(codec.Record{Topic: "x", Offset: int64(i), Key: r.Key, Value: r.Value}, &ch))
+				_, err := schema.Accept(&ch)
+				require.NoError(t, err)
+				_, has := schema.Column(addedColumn)
+				require.Equal(t, i >= 10, has, "change %d", i)
+			}
+		})
+	}
+}
+
+func TestBadRecords(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			cfg := f.cfg
+			cfg.BadRate = 0.1
+			g := newGen(cfg, 11)
+			dec, err := codec.NewDecoder(cfg.Format)
+			require.NoError(t, err)
+			bad := 0
+			for i := range 3000 {
+				r := g.Next()
+				var ch codec.Change
+				err := dec.Decode(codec.Record{Topic: "x", Offset: int64(i), Key: r.Key, Value: r.Value}, &ch)
+				if r.Bad {
+					bad++
+					var de *codec.DecodeError
+					require.ErrorAs(t, err, &de, "%s", r.Value)
+					continue
+				}
+				require.NoError(t, err)
+			}
+			require.InDelta(t, 300, bad, 60)
+		})
+	}
+}
+
+func TestProduce(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "w"))
+	require.NoError(t, err)
+	defer c.Close()
+	cl, err := kgo.NewClient(append(ProducerOptions(), kgo.SeedBrokers(c.ListenAddrs()...))...)
+	require.NoError(t, err)
+	defer cl.Close()
+
+	g := newGen(Config{Topic: "w", Partitions: 4}, 2)
+	want := newGen(Config{Topic: "w", Partitions: 4}, 2)
+	var calls []int
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, Produce(ctx, cl, g, 2500, func(done int) { calls = append(calls, done) }))
+	require.Equal(t, []int{1000, 2000, 2500}, calls)
+
+	// Every record arrives in its partition, in generation order there.
+	perPart := map[int32][][]byte{}
+	for range 2500 {
+		r := want.Next()
+		perPart[r.Partition] = append(perPart[r.Partition], r.Value)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("w"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cons.Close()
+	got := map[int32][][]byte{}
+	for n := 0; n < 2500; {
+		fs := cons.PollFetches(ctx)
+		require.NoError(t, fs.Err())
+		fs.EachRecord(func(r *kgo.Record) {
+			got[r.Partition] = append(got[r.Partition], r.Value)
+			n++
+		})
+	}
+	require.Equal(t, perPart, got)
+}
+
+func TestProduceError(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "w"))
+	require.NoError(t, err)
+	defer c.Close()
+	cl, err := kgo.NewClient(append(ProducerOptions(), kgo.SeedBrokers(c.ListenAddrs()...))...)
+	require.NoError(t, err)
+	defer cl.Close()
+	// Partition 5 does not exist in a 2-partition topic.
+	g := newGen(Config{Topic: "w", Partitions: 8}, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.Error(t, Produce(ctx, cl, g, 100, nil))
+}
+
+func TestSqueeze(t *testing.T) {
+	g := newGen(Config{Tables: 1}, 4)
+	tb := g.tables[0]
+	full := appendRow(nil, g.seed, tb, 1, 0, false, size{}, format{})
+	squeezed := appendRow(nil, g.seed, tb, 1, 0, false, size{squeeze: 2}, format{})
+	require.Less(t, len(squeezed), len(full))
+	require.Equal(t, 2, bytes.Count(squeezed, []byte("null"))-bytes.Count(full, []byte("null"))+countNullsAmongLast(full, tb, 2))
+}
+
+// countNullsAmongLast counts the nulls the full row already had among the
+// last n drawn columns.
+func countNullsAmongLast(row []byte, tb *table, n int) int {
+	c := 0
+	for _, col := range tb.cols[len(tb.cols)-1-n : len(tb.cols)-1] {
+		if bytes.Contains(row, []byte(`"`+col.name+`":null`)) {
+			c++
+		}
+	}
+	return c
+}
