@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,4 +157,63 @@ func TestS3ConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenS3URL opens the configured server through a store URL, the way
+// the sink's config does.
+func TestOpenS3URL(t *testing.T) {
+	cfg := testS3Config(t)
+	raw := "s3://" + cfg.Bucket + "/" + cfg.Prefix + "?endpoint=" + cfg.Endpoint + "&region=" + cfg.Region + "&path_style=true"
+	b, err := Open(context.Background(), raw, S3Config{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey})
+	require.NoError(t, err)
+	AcceptanceTest(t, WithMetrics(b, nil))
+}
+
+// TestS3MultipartRequests checks on the wire what R2 insists on: equal
+// parts but the last, no default CRC32 checksums on a custom endpoint, and
+// the create-only condition on the completing request.
+func TestS3MultipartRequests(t *testing.T) {
+	var (
+		mu          sync.Mutex
+		partSizes   = map[string]int64{}
+		checksums   []string
+		ifNoneMatch string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		for name := range r.Header {
+			if strings.HasPrefix(strings.ToLower(name), "x-amz-checksum-") || strings.EqualFold(name, "x-amz-sdk-checksum-algorithm") {
+				checksums = append(checksums, name)
+			}
+		}
+		q := r.URL.Query()
+		switch {
+		case r.Method == http.MethodPost && q.Has("uploads"):
+			fmt.Fprint(w, `<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>`)
+		case r.Method == http.MethodPut && q.Has("partNumber"):
+			n, _ := io.Copy(io.Discard, r.Body)
+			partSizes[q.Get("partNumber")] = n
+			w.Header().Set("ETag", `"p`+q.Get("partNumber")+`"`)
+		case r.Method == http.MethodPost && q.Get("uploadId") == "u1":
+			_, _ = io.Copy(io.Discard, r.Body)
+			ifNoneMatch = r.Header.Get("If-None-Match")
+			fmt.Fprint(w, `<CompleteMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><ETag>"done-3"</ETag></CompleteMultipartUploadResult>`)
+		default:
+			http.Error(w, "unexpected "+r.Method+" "+r.URL.String(), http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	b, err := NewS3(context.Background(), S3Config{
+		Bucket: "b", Endpoint: srv.URL, Region: "auto", PathStyle: true,
+		AccessKeyID: "k", SecretAccessKey: "s", PartSize: 5 << 20,
+	})
+	require.NoError(t, err)
+	size := int64(11 << 20)
+	etag, err := b.Put(context.Background(), "k", bytes.NewReader(make([]byte, size)), size, PutOptions{IfNoneMatch: true})
+	require.NoError(t, err)
+	require.Equal(t, "done-3", etag)
+	require.Equal(t, map[string]int64{"1": 5 << 20, "2": 5 << 20, "3": 1 << 20}, partSizes)
+	require.Empty(t, checksums)
+	require.Equal(t, "*", ifNoneMatch)
 }
