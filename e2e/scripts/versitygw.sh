@@ -84,8 +84,8 @@ cmd_start() {
 
 	# Ready means a signed ListBuckets succeeds, which proves both the
 	# listener and the credentials.
-	local i status
-	for i in $(seq 1 100); do
+	local status
+	for _ in $(seq 1 100); do
 		status=$(s3 GET "$url/")
 		if [ "$status" = "200" ]; then
 			break
@@ -124,10 +124,10 @@ cmd_stop() {
 	local dir=${1:?usage: stop <dir>}
 	local pidfile="$dir/versitygw.pid"
 	[ -f "$pidfile" ] || return 0
-	local pid i
+	local pid
 	pid=$(cat "$pidfile")
 	if kill "$pid" 2>/dev/null; then
-		for i in $(seq 1 50); do
+		for _ in $(seq 1 50); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
