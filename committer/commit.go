@@ -199,6 +199,7 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 				r.PartitionValues = a.PartitionValues
 			}
 		}
+		r.PartitionValues = maps.Clone(r.PartitionValues)
 		if r.DeletionTimestamp == 0 {
 			r.DeletionTimestamp = now
 		}
@@ -208,6 +209,10 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 		if a.ModificationTime == 0 {
 			a.ModificationTime = now
 		}
+		// The snapshot keeps the add, so it must not share maps the caller
+		// may reuse.
+		a.Tags = maps.Clone(a.Tags)
+		a.PartitionValues = maps.Clone(a.PartitionValues)
 		e.adds = append(e.adds, a)
 	}
 	return e
@@ -229,14 +234,25 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 	if c.Operation == "" {
 		c.Operation = OpWrite
 	}
-	s, err := t.latestSnapshot(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
+	bo := t.newBackoff()
+	var s *Snapshot
+	for attempt := 1; ; attempt++ {
+		var err error
+		s, err = t.latestSnapshot(ctx)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrNoTable) || ctx.Err() != nil || attempt >= t.opts.MaxCommitAttempts {
+			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+		}
+		t.logger.Warn("commit: read log", "attempt", attempt, "err", err)
+		if err := sleep(ctx, bo.NextBackOff()); err != nil {
+			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+		}
 	}
 	if v, ok := s.committedAt(c.ID); ok {
 		return &CommitResult{Version: v, Snapshot: s, AlreadyCommitted: true}, nil
 	}
-	bo := t.newBackoff()
 	for attempt := 1; ; attempt++ {
 		if err := c.check(s); err != nil {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -29,9 +30,11 @@ const (
 	testAppID2 = "group-orders-topic-1"
 )
 
-// buckets returns the bucket implementations every test runs against.
-func buckets(t *testing.T) map[string]func(t *testing.T) objstore.Bucket {
-	return map[string]func(t *testing.T) objstore.Bucket{
+// buckets returns the bucket implementations every test runs against: memory
+// and filesystem always, and a real S3 server when the SINK_TEST_S3_*
+// variables name one.
+func buckets() map[string]func(t *testing.T) objstore.Bucket {
+	bs := map[string]func(t *testing.T) objstore.Bucket{
 		"memory": func(t *testing.T) objstore.Bucket { return objstore.NewMemory() },
 		"filesystem": func(t *testing.T) objstore.Bucket {
 			b, err := objstore.NewFilesystem(t.TempDir())
@@ -39,10 +42,31 @@ func buckets(t *testing.T) map[string]func(t *testing.T) objstore.Bucket {
 			return b
 		},
 	}
+	cfg := objstore.S3Config{
+		Endpoint:        os.Getenv("SINK_TEST_S3_ENDPOINT"),
+		Bucket:          os.Getenv("SINK_TEST_S3_BUCKET"),
+		AccessKeyID:     os.Getenv("SINK_TEST_S3_ACCESS_KEY"),
+		SecretAccessKey: os.Getenv("SINK_TEST_S3_SECRET_KEY"),
+		Region:          os.Getenv("SINK_TEST_S3_REGION"),
+		PathStyle:       true,
+	}
+	if cfg.Endpoint != "" && cfg.Bucket != "" && cfg.AccessKeyID != "" && cfg.SecretAccessKey != "" {
+		if cfg.Region == "" {
+			cfg.Region = "auto"
+		}
+		bs["s3"] = func(t *testing.T) objstore.Bucket {
+			cfg := cfg
+			cfg.Prefix = "committer-test-" + newUUID()
+			b, err := objstore.NewS3(context.Background(), cfg)
+			require.NoError(t, err)
+			return b
+		}
+	}
+	return bs
 }
 
 func forEachBucket(t *testing.T, fn func(t *testing.T, b objstore.Bucket)) {
-	for name, mk := range buckets(t) {
+	for name, mk := range buckets() {
 		t.Run(name, func(t *testing.T) { fn(t, mk(t)) })
 	}
 }
@@ -162,42 +186,6 @@ func exportedState(s *Snapshot) exported {
 	return e
 }
 
-// faultyBucket injects Put failures. fault is called for every Put of a key
-// containing match, with the 1-based count of such Puts; it returns whether
-// the Put should really happen and the error the caller should see.
-type faultyBucket struct {
-	objstore.Bucket
-	match string
-
-	mu    sync.Mutex
-	n     int
-	fault func(n int, key string) (apply bool, err error)
-}
-
-var errInjected = errors.New("injected: request timed out")
-
-func (f *faultyBucket) Put(ctx context.Context, key string, body io.ReaderAt, size int64, opts objstore.PutOptions) (string, error) {
-	if !strings.Contains(key, f.match) {
-		return f.Bucket.Put(ctx, key, body, size, opts)
-	}
-	f.mu.Lock()
-	f.n++
-	n := f.n
-	f.mu.Unlock()
-	apply, ferr := f.fault(n, key)
-	if !apply {
-		return "", ferr
-	}
-	etag, err := f.Bucket.Put(ctx, key, body, size, opts)
-	if err != nil {
-		return "", err
-	}
-	if ferr != nil {
-		return "", ferr
-	}
-	return etag, nil
-}
-
 func TestCreateAndSnapshot(t *testing.T) {
 	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
 		ctx := context.Background()
@@ -314,46 +302,74 @@ func TestConcurrentCommitters(t *testing.T) {
 }
 
 func TestAmbiguousPutFailure(t *testing.T) {
+	version1 := "_delta_log/" + commitName(1)
 	cases := []struct {
 		name string
-		// fault decides the outcome of the first put of version 1.
-		apply            bool
-		competitor       bool // another writer takes version 1 before the error returns
-		wantVersion      int64
-		wantAlready      bool
-		wantMinAttempts  int
-		wantCommitsTotal int
+		// competitor commits version 1 unseen: our first read of it looks
+		// like a miss, our put of it fails ambiguously.
+		competitor      bool
+		faults          []objstore.Fault
+		wantVersion     int64
+		wantAlready     bool
+		wantMinAttempts int
+		wantCommits     int
 	}{
-		{name: "written then timed out", apply: true, wantVersion: 1, wantAlready: true, wantMinAttempts: 1, wantCommitsTotal: 2},
-		{name: "not written", apply: false, wantVersion: 1, wantMinAttempts: 2, wantCommitsTotal: 2},
-		{name: "competitor took the version", apply: false, competitor: true, wantVersion: 2, wantMinAttempts: 2, wantCommitsTotal: 3},
+		{
+			name:        "written then timed out",
+			faults:      []objstore.Fault{{Op: objstore.OpPut, KeySuffix: version1, Nth: 1, Ambiguous: true}},
+			wantVersion: 1, wantAlready: true, wantMinAttempts: 1, wantCommits: 2,
+		},
+		{
+			name:        "not written",
+			faults:      []objstore.Fault{{Op: objstore.OpPut, KeySuffix: version1, Nth: 1}},
+			wantVersion: 1, wantMinAttempts: 2, wantCommits: 2,
+		},
+		{
+			name: "written, read-back fails, found by id on the next put",
+			faults: []objstore.Fault{
+				{Op: objstore.OpPut, KeySuffix: version1, Nth: 1, Ambiguous: true},
+				{Op: objstore.OpGet, KeySuffix: version1, Nth: 2},
+			},
+			wantVersion: 1, wantAlready: true, wantMinAttempts: 2, wantCommits: 2,
+		},
+		{
+			name:        "log read fails before the put",
+			faults:      []objstore.Fault{{Op: objstore.OpGet, KeySuffix: version1, Nth: 1}},
+			wantVersion: 1, wantMinAttempts: 1, wantCommits: 2,
+		},
+		{
+			name:       "competitor took the version",
+			competitor: true,
+			faults: []objstore.Fault{
+				{Op: objstore.OpGet, KeySuffix: version1, Nth: 1, Err: objstore.ErrNotExist},
+				{Op: objstore.OpPut, KeySuffix: version1, Nth: 1, Ambiguous: true},
+			},
+			wantVersion: 2, wantMinAttempts: 2, wantCommits: 3,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
-				createTable(t, b)
 				ctx := context.Background()
-				fb := &faultyBucket{Bucket: b, match: commitName(1)}
-				fb.fault = func(n int, key string) (bool, error) {
-					if n > 1 {
-						return true, nil
-					}
-					if tc.competitor {
-						_, err := Open(b, testRoot, testOptions("competitor")).Commit(ctx, appendCommit("data/other.parquet", testAppID2, 0, 4))
-						require.NoError(t, err)
-					}
-					return tc.apply, errInjected
+				createTable(t, b)
+				if tc.competitor {
+					_, err := Open(b, testRoot, testOptions("competitor")).Commit(ctx, appendCommit("data/other.parquet", testAppID2, 0, 4))
+					require.NoError(t, err)
+				}
+				fb := objstore.NewFaulty(b, 1)
+				for _, f := range tc.faults {
+					fb.Add(f)
 				}
 				tbl := Open(fb, testRoot, testOptions("a"))
 				res, err := tbl.Commit(ctx, appendCommit("data/a.parquet", testAppID, 0, 9))
 				require.NoError(t, err)
+				require.Equal(t, int64(len(tc.faults)), fb.InjectedTotal())
 				require.Equal(t, tc.wantVersion, res.Version)
 				require.Equal(t, tc.wantAlready, res.AlreadyCommitted)
 				require.GreaterOrEqual(t, res.Attempts, tc.wantMinAttempts)
 				require.Contains(t, res.Snapshot.Files, "data/a.parquet")
 
-				log := readLog(t, b, testRoot)
-				require.Len(t, log, tc.wantCommitsTotal, "the commit landed exactly once")
+				require.Len(t, readLog(t, b, testRoot), tc.wantCommits, "the commit landed exactly once")
 				v, _ := res.Snapshot.TxnVersion(testAppID)
 				require.Equal(t, int64(9), v)
 			})
@@ -720,8 +736,8 @@ func TestCheckpointExpiresTombstones(t *testing.T) {
 func TestCheckpointFailureIsNotFatal(t *testing.T) {
 	ctx := context.Background()
 	mem := objstore.NewMemory()
-	fb := &faultyBucket{Bucket: mem, match: ".checkpoint.parquet",
-		fault: func(int, string) (bool, error) { return false, errInjected }}
+	fb := objstore.NewFaulty(mem, 1)
+	fb.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: ".checkpoint.parquet", Rate: 1})
 	opts := testOptions("a")
 	opts.CheckpointInterval = 2
 	tbl := Open(fb, testRoot, opts)
@@ -742,14 +758,14 @@ func TestCommitGivesUp(t *testing.T) {
 	ctx := context.Background()
 	mem := objstore.NewMemory()
 	createTable(t, mem)
-	fb := &faultyBucket{Bucket: mem, match: commitName(1),
-		fault: func(int, string) (bool, error) { return false, errInjected }}
+	fb := objstore.NewFaulty(mem, 1)
+	fb.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: commitName(1), Rate: 1})
 	opts := testOptions("a")
 	opts.MaxCommitAttempts = 3
 	_, err := Open(fb, testRoot, opts).Commit(ctx, appendCommit("data/a", testAppID, 0, 1))
 	require.ErrorIs(t, err, ErrTooManyAttempts)
-	require.ErrorIs(t, err, errInjected)
-	require.Equal(t, 3, fb.n)
+	require.ErrorIs(t, err, objstore.ErrInjected)
+	require.Equal(t, int64(3), fb.Injected(objstore.OpPut))
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
@@ -759,11 +775,11 @@ func TestCommitGivesUp(t *testing.T) {
 
 func TestCreateAfterAmbiguousFailure(t *testing.T) {
 	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
-		fb := &faultyBucket{Bucket: b, match: commitName(0),
-			fault: func(n int, _ string) (bool, error) { return true, errInjected }}
+		fb := objstore.NewFaulty(b, 1)
+		fb.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: commitName(0), Nth: 1, Ambiguous: true})
 		s, err := Open(fb, testRoot, testOptions("a")).Create(context.Background(), Metadata{ID: "mine", SchemaString: schemaV1})
 		require.NoError(t, err)
 		require.Equal(t, "mine", s.Metadata.ID)
-		require.Equal(t, 1, fb.n, "the table was found, not created twice")
+		require.Equal(t, int64(1), fb.Calls(objstore.OpPut), "the table was found, not created twice")
 	})
 }

@@ -234,7 +234,11 @@ func (t *Table) load(ctx context.Context) (*Snapshot, error) {
 		}
 		t.logger.Warn("read checkpoint", "table", t.root, "version", checkpoints[i], "err", err)
 	}
-	return t.finishLoad(ctx, emptySnapshot())
+	s, err := t.finishLoad(ctx, emptySnapshot())
+	if errors.Is(err, ErrNoTable) {
+		return nil, fmt.Errorf("table %s: log has no version 0 and no readable checkpoint", t.root)
+	}
+	return s, err
 }
 
 func (t *Table) finishLoad(ctx context.Context, s *Snapshot) (*Snapshot, error) {
