@@ -219,11 +219,14 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 }
 
 // Commit commits c as the next version of the table, retrying lost races and
-// ambiguous store failures as the Table doc describes. It returns a
+// ambiguous store failures as the Table doc describes. It refuses with a
 // *TxnConflictError, a *FileRemovedError, or an error wrapping ErrFileExists,
-// ErrMetadataChanged, ErrUnsupportedProtocol, ErrNoTable or
-// ErrTooManyAttempts when the commit cannot land; the table is then
-// unchanged by it.
+// ErrMetadataChanged, ErrUnsupportedProtocol or ErrNoTable; the table is
+// then unchanged by the commit. An error wrapping ErrTooManyAttempts or the
+// context's error can follow an ambiguous put, so the commit may have
+// landed: calling Commit again with the same ID on the same Table finds it
+// (AlreadyCommitted), and for an append the txn fencing refuses a second
+// landing in any case.
 func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
