@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/sink"
+	"github.com/evodb/sink/workload"
+)
+
+// Demo topics, one per input format.
+const (
+	demoTopicEvoDB    = "demo.evodb"
+	demoTopicDebezium = "demo.debezium"
+	demoPartitions    = 6
+)
+
+// demoMarker marks a directory the demo created, so a re-run may replace
+// it; the demo never deletes a directory without it.
+const demoMarker = ".evodb-demo"
+
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	dir     string
+	records int
+	seed    uint64
+	verbose bool
+	// flushInterval is the tables' flush_interval.
+	flushInterval time.Duration
+}
+
+// demoResult is what a demo run left: the tables, and the end offset of
+// every partition it produced to (each offset below it holds one change).
+type demoResult struct {
+	produced   int
+	tables     []*tableSummary
+	endOffsets map[string]map[int32]int64
+}
+
+func demoCommand() command {
+	const usage = "demo [-dir ./evodb-demo] [-records 20000] [-seed 1] [-v]"
+	return command{
+		usage:   usage,
+		summary: "run a self-contained demo: in-process broker, generated CDC, local Delta tables",
+		run: func(ctx context.Context, e *env, args []string) error {
+			fs := newFlags(e, "demo", usage)
+			var o demoOptions
+			fs.StringVar(&o.dir, "dir", "./evodb-demo", "directory for the demo's tables (replaced if a previous demo made it)")
+			fs.IntVar(&o.records, "records", 20_000, "number of changes to generate, half per input format")
+			fs.Uint64Var(&o.seed, "seed", 1, "random seed of the generated changes")
+			fs.BoolVar(&o.verbose, "v", false, "log what the sink does")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if o.records <= 0 {
+				return fmt.Errorf("%w: -records must be positive", errUsage)
+			}
+			o.flushInterval = time.Second
+			res, err := runDemo(ctx, e, o)
+			if err != nil {
+				return err
+			}
+			printDemo(e, o.dir, res)
+			return nil
+		},
+	}
+}
+
+// prepareDemoDir creates dir, replacing a previous demo's directory: a
+// fresh in-process broker restarts offsets at zero, which the sink would
+// rightly refuse against tables that already hold later offsets.
+func prepareDemoDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("demo directory: %w", err)
+	case len(entries) > 0:
+		if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
+			return fmt.Errorf("demo directory %s exists and was not made by the demo; remove it or pick another -dir", dir)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove previous demo: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("demo directory: %w", err)
+	}
+	marker := "This directory holds the Delta tables of an evodb-sink demo; `sink demo` replaces it.\n"
+	if err := os.WriteFile(filepath.Join(dir, demoMarker), []byte(marker), 0o644); err != nil {
+		return fmt.Errorf("demo directory: %w", err)
+	}
+	return nil
+}
+
+// runDemo starts an in-process broker and a sink writing to o.dir,
+// produces o.records generated changes in both formats, waits until all are
+// committed, and stops the sink gracefully.
+func runDemo(ctx context.Context, e *env, o demoOptions) (*demoResult, error) {
+	if err := prepareDemoDir(o.dir); err != nil {
+		return nil, err
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(demoPartitions, demoTopicEvoDB, demoTopicDebezium))
+	if err != nil {
+		return nil, fmt.Errorf("start in-process broker: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	fmt.Fprintf(e.stdout, "in-process Kafka broker at %s, topics %s and %s (%d partitions each)\n",
+		strings.Join(brokers, ","), demoTopicEvoDB, demoTopicDebezium, demoPartitions)
+
+	bucket, err := objstore.NewFilesystem(o.dir)
+	if err != nil {
+		return nil, fmt.Errorf("open demo store: %w", err)
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	var committedRows, commits atomic.Int64
+	committed := make(chan struct{}, 1)
+	cfg := sink.Config{
+		Instance: "demo",
+		Kafka: sink.KafkaConfig{
+			Brokers: brokers,
+			Group:   "evodb-demo",
+			Topics:  []string{demoTopicEvoDB, demoTopicDebezium},
+			Formats: map[string]string{
+				demoTopicEvoDB:    string(codec.FormatEvoDB),
+				demoTopicDebezium: string(codec.FormatDebezium),
+			},
+		},
+		Tables: sink.TablesConfig{Default: sink.TableConfig{
+			Path:          "{db}/{schema}/{table}",
+			FlushInterval: o.flushInterval,
+		}},
+		Memory:          sink.MemoryConfig{Budget: 64 << 20},
+		ShutdownTimeout: 30 * time.Second,
+	}
+	s, err := sink.New(cfg, bucket, sink.WithLogger(log), sink.WithCommitHook(func(ev sink.CommitEvent) {
+		if len(ev.FilesRemoved) == 0 {
+			committedRows.Add(ev.Rows)
+		}
+		commits.Add(1)
+		select {
+		case committed <- struct{}{}:
+		default:
+		}
+	}))
+	if err != nil {
+		return nil, err
+	}
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSink()
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(sinkCtx) }()
+	fmt.Fprintf(e.stdout, "sink consuming into %s (flush_interval %s)\n", o.dir, o.flushInterval)
+
+	produced, err := produceDemo(ctx, e, brokers, o)
+	if err != nil {
+		stopSink()
+		<-runErr
+		return nil, err
+	}
+
+	// Wait until every change is committed, printing progress each second.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	start := time.Now()
+	for committedRows.Load() < int64(produced) {
+		select {
+		case err := <-runErr:
+			if err == nil {
+				err = errors.New("sink stopped before committing every change")
+			}
+			return nil, err
+		case <-ctx.Done():
+			stopSink()
+			if err := <-runErr; err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("demo interrupted with %d of %d changes committed: %w", committedRows.Load(), produced, ctx.Err())
+		case <-tick.C:
+			fmt.Fprintf(e.stdout, "committed %d/%d changes in %d table commits (%s)\n",
+				committedRows.Load(), produced, commits.Load(), time.Since(start).Round(time.Second))
+		case <-committed:
+		}
+	}
+	fmt.Fprintf(e.stdout, "committed %d/%d changes in %d table commits; stopping the sink\n",
+		committedRows.Load(), produced, commits.Load())
+
+	res := &demoResult{produced: produced}
+	if res.endOffsets, err = endOffsets(ctx, brokers); err != nil {
+		stopSink()
+		<-runErr
+		return nil, err
+	}
+	stopSink()
+	if err := <-runErr; err != nil {
+		return nil, fmt.Errorf("stop sink: %w", err)
+	}
+	paths, err := findTables(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		t, err := summarize(ctx, bucket, p)
+		if err != nil {
+			return nil, err
+		}
+		res.tables = append(res.tables, t)
+	}
+	return res, nil
+}
+
+// produceDemo produces o.records changes, half evodb and half Debezium
+// (with the Kafka Connect schema wrapper), to a few tables each.
+func produceDemo(ctx context.Context, e *env, brokers []string, o demoOptions) (int, error) {
+	cl, err := kgo.NewClient(append(workload.ProducerOptions(), kgo.SeedBrokers(brokers...))...)
+	if err != nil {
+		return 0, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	rng := rand.New(rand.NewPCG(o.seed, o.seed^0x5eed))
+	evolve := max(o.records/20, 10)
+	gens := []struct {
+		g *workload.Generator
+		n int
+	}{
+		{workload.New(workload.Config{
+			Format: codec.FormatEvoDB, Topic: demoTopicEvoDB, Partitions: demoPartitions,
+			TableNames: []string{"users", "orders", "payments"}, EvolveAfter: evolve,
+		}, rng), o.records / 2},
+		{workload.New(workload.Config{
+			Format: codec.FormatDebezium, SchemaWrapper: true, Topic: demoTopicDebezium, Partitions: demoPartitions,
+			TableNames: []string{"customers", "products", "shipments"}, EvolveAfter: evolve,
+		}, rng), o.records - o.records/2},
+	}
+	printer := progressPrinter(e, "produced", o.records, time.Now())
+	done := 0
+	for _, gn := range gens {
+		base := done
+		err := workload.Produce(ctx, cl, gn.g, gn.n, func(n int) { printer(base + n) })
+		if err != nil {
+			return done, err
+		}
+		done += gn.n
+		fmt.Fprintf(e.stdout, "produced %d %s changes to %s (tables %s)\n", gn.n, gn.g.Config().Format,
+			gn.g.Config().Topic, strings.Join(gn.g.TableNames(), ", "))
+	}
+	return done, nil
+}
+
+// endOffsets returns the end offset of every demo partition.
+func endOffsets(ctx context.Context, brokers []string) (map[string]map[int32]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, demoTopicEvoDB, demoTopicDebezium)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	out := map[string]map[int32]int64{}
+	var firstErr error
+	offs.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("end offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
+		}
+		if out[o.Topic] == nil {
+			out[o.Topic] = map[int32]int64{}
+		}
+		out[o.Topic][o.Partition] = o.Offset
+	})
+	return out, firstErr
+}
+
+// printDemo prints each table and how to query it.
+func printDemo(e *env, dir string, res *demoResult) {
+	var rows int64
+	for _, t := range res.tables {
+		rows += t.Rows
+	}
+	fmt.Fprintf(e.stdout, "\n%d tables holding %d rows for the %d changes produced:\n", len(res.tables), rows, res.produced)
+	for _, t := range res.tables {
+		loc := filepath.Join(dir, filepath.FromSlash(t.Path))
+		if !filepath.IsAbs(loc) && !strings.HasPrefix(loc, ".") {
+			loc = "." + string(filepath.Separator) + loc
+		}
+		fmt.Fprintf(e.stdout, "\n  %s\n    version %d, %d files (%s), %d rows, lsn %s\n", t.Path, t.Version, len(t.Files),
+			humanBytes(t.Bytes), t.Rows, lsnRange(t.HasLSN, t.MinLSN, t.MaxLSN))
+		fmt.Fprintf(e.stdout, "    duckdb -c \"INSTALL delta; LOAD delta; SELECT count(*) FROM delta_scan('%s')\"\n", loc)
+		fmt.Fprintf(e.stdout, "    python -c \"import deltalake; print(deltalake.DeltaTable('%s').to_pyarrow_table().num_rows)\"\n", loc)
+	}
+	fmt.Fprintf(e.stdout, "\nInspect them with: go run ./cmd/sink inspect file://%s\n", filepath.ToSlash(dir))
+}

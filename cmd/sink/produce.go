@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/sink"
+	"github.com/evodb/sink/workload"
+)
+
+func produceCommand() command {
+	const usage = "produce -brokers host:9092 -topic cdc [-format evodb|debezium] [-records N] [-tables N] [-seed N] [-bad-rate F]"
+	return command{
+		usage:   usage,
+		summary: "produce a generated CDC workload to a topic",
+		run: func(ctx context.Context, e *env, args []string) error {
+			fs := newFlags(e, "produce", usage)
+			brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
+			configPath := fs.String("c", "", "configuration file whose kafka section (brokers, TLS, SASL) to use instead of -brokers")
+			topic := fs.String("topic", "", "topic to produce to (created with -partitions if missing)")
+			format := fs.String("format", "evodb", "envelope: evodb or debezium")
+			schema := fs.Bool("schema", false, "wrap Debezium records in the Kafka Connect schema envelope")
+			records := fs.Int("records", 100_000, "number of records")
+			tables := fs.Int("tables", workload.DefaultTables, "number of tables (8, 64 and 512 are the benchmark sizes)")
+			partitions := fs.Int("partitions", workload.DefaultPartitions, "partitions of a topic this creates")
+			seed := fs.Uint64("seed", 1, "random seed: the same seed produces the same records")
+			badRate := fs.Float64("bad-rate", 0, "fraction of undecodable records (for dead-letter tests)")
+			evolveAfter := fs.Int("evolve-after", 0, "add a column to each table after this many of its changes (0: never)")
+			startLSN := fs.Uint64("start-lsn", 1, "LSN of the first change; continue a previous run with its last LSN + 1")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			switch {
+			case *topic == "":
+				return fmt.Errorf("%w: -topic is required", errUsage)
+			case *format != string(codec.FormatEvoDB) && *format != string(codec.FormatDebezium):
+				return fmt.Errorf("%w: -format %q is not one of evodb, debezium", errUsage, *format)
+			case *records < 0 || *tables <= 0 || *partitions <= 0:
+				return fmt.Errorf("%w: -records, -tables and -partitions must be positive", errUsage)
+			case *badRate < 0 || *badRate > 1:
+				return fmt.Errorf("%w: -bad-rate must be within [0, 1]", errUsage)
+			}
+			kcfg := sink.KafkaConfig{Brokers: splitList(*brokers)}
+			if *configPath != "" {
+				cfg, err := loadConfig(*configPath, e.lookupEnv)
+				if err != nil {
+					return err
+				}
+				kcfg = cfg.Kafka
+			}
+			opts, err := sink.ClientOptions(kcfg)
+			if err != nil {
+				return err
+			}
+			cl, err := kgo.NewClient(append(opts, workload.ProducerOptions()...)...)
+			if err != nil {
+				return fmt.Errorf("kafka client: %w", err)
+			}
+			defer cl.Close()
+			nparts, err := ensureTopic(ctx, kadm.NewClient(cl), *topic, int32(*partitions))
+			if err != nil {
+				return err
+			}
+			g := workload.New(workload.Config{
+				Format:        codec.Format(*format),
+				SchemaWrapper: *schema,
+				Topic:         *topic,
+				Partitions:    nparts,
+				Tables:        *tables,
+				StartLSN:      *startLSN,
+				EvolveAfter:   *evolveAfter,
+				BadRate:       *badRate,
+			}, rand.New(rand.NewPCG(*seed, *seed)))
+			start := time.Now()
+			err = workload.Produce(ctx, cl, g, *records, progressPrinter(e, "produced", *records, start))
+			if err != nil {
+				return err
+			}
+			el := time.Since(start)
+			fmt.Fprintf(e.stdout, "produced %d records to %s (%d partitions, %d tables, %s) in %s: %.0f records/s\n",
+				*records, *topic, nparts, *tables, *format, el.Round(time.Millisecond), float64(*records)/el.Seconds())
+			return nil
+		},
+	}
+}
+
+// ensureTopic returns the partition count of topic, creating it with
+// partitions (and the cluster's default replication) if it does not exist.
+func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32) (int32, error) {
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	if d, ok := details[topic]; ok && d.Err == nil {
+		return int32(len(d.Partitions)), nil
+	}
+	resp, err := adm.CreateTopic(ctx, partitions, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return 0, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return ensureTopic(ctx, adm, topic, partitions)
+	}
+	return partitions, nil
+}
+
+// progressPrinter returns a progress callback that prints a line at most
+// every second, and always the last one.
+func progressPrinter(e *env, what string, total int, start time.Time) func(int) {
+	last := time.Time{}
+	return func(done int) {
+		now := time.Now()
+		if done < total && now.Sub(last) < time.Second {
+			return
+		}
+		last = now
+		fmt.Fprintf(e.stdout, "%s %d/%d records (%.0f/s)\n", what, done, total, float64(done)/max(now.Sub(start).Seconds(), 1e-3))
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/sink"
+)
+
+// httpShutdownTimeout bounds how long the metrics server waits for open
+// requests after the sink has stopped.
+const httpShutdownTimeout = 5 * time.Second
+
+func runCommand() command {
+	const usage = "run -c config.yaml"
+	return command{
+		usage:   usage,
+		summary: "run the sink until SIGINT or SIGTERM",
+		run: func(ctx context.Context, e *env, args []string) error {
+			fs := newFlags(e, "run", usage)
+			path := fs.String("c", "config.yaml", "configuration file (see config.example.yaml)")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 0 {
+				return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+			}
+			cfg, err := loadConfig(*path, e.lookupEnv)
+			if err != nil {
+				return err
+			}
+			return runSink(ctx, e, cfg)
+		},
+	}
+}
+
+// runSink wires the store, metrics, HTTP server and sink of cfg and runs
+// the sink until ctx is cancelled (then it returns nil once the final
+// flush is committed) or it fails.
+func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
+	log := newLogger(e.stderr, cfg.Log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)
+	if err != nil {
+		return err
+	}
+	s, err := sink.New(cfg.Config, bucket, sink.WithLogger(log), sink.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+
+	var srv *http.Server
+	serveErr := make(chan error, 1)
+	if addr := cfg.HTTP.Addr; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on http.addr %s: %w", addr, err)
+		}
+		srv = &http.Server{Handler: s.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+		log.Info("serving metrics and health", "addr", ln.Addr().String())
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+
+	log.Info("sink starting", "version", versionString(), "store", redactURL(cfg.Store.URL),
+		"brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group)
+	runErr := s.Run(ctx)
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("http server shutdown", "err", err)
+		}
+		cancel()
+		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("http server", "err", err)
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("sink stopped; everything consumed is committed")
+	return nil
+}
+
+// redactURL hides any password in a store URL before it is logged.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid url)"
+	}
+	return u.Redacted()
+}

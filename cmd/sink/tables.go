@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
+)
+
+// firstCommit is the log object every table has: version 0.
+const firstCommit = "_delta_log/00000000000000000000.json"
+
+// findTables lists the paths of the tables in a bucket: every prefix
+// holding a first log version, sorted.
+func findTables(ctx context.Context, b objstore.Bucket) ([]string, error) {
+	var paths []string
+	err := b.List(ctx, "", func(o objstore.ObjectInfo) error {
+		switch {
+		case o.Key == firstCommit:
+			paths = append(paths, "")
+		case strings.HasSuffix(o.Key, "/"+firstCommit):
+			paths = append(paths, strings.TrimSuffix(o.Key, "/"+firstCommit))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// fileInfo is one active data file as inspect shows it.
+type fileInfo struct {
+	Path           string
+	Size           int64
+	Rows           int64
+	MinLSN, MaxLSN uint64
+	HasLSN         bool
+	Level          string
+	Sources        string
+}
+
+// tableSummary is what inspect and demo print of a table.
+type tableSummary struct {
+	Path           string
+	Version        int64
+	Files          []fileInfo // by path
+	Bytes          int64
+	Rows           int64
+	MinLSN, MaxLSN uint64
+	HasLSN         bool
+	Txns           map[string]int64
+	Snapshot       *committer.Snapshot
+}
+
+// summarize reads the latest snapshot of the table at path.
+func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSummary, error) {
+	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	if err != nil {
+		if errors.Is(err, committer.ErrNoTable) {
+			return nil, fmt.Errorf("no table at %q: %w", path, err)
+		}
+		return nil, fmt.Errorf("read table %s: %w", path, err)
+	}
+	s := &tableSummary{Path: path, Version: snap.Version, Txns: snap.Txns, Snapshot: snap, MinLSN: math.MaxUint64}
+	for _, a := range snap.Files {
+		f := fileInfo{Path: a.Path, Size: a.Size, Level: a.Tags["evodb.level"], Sources: a.Tags["evodb.sources"]}
+		f.Rows, err = strconv.ParseInt(a.Tags["evodb.rows"], 10, 64)
+		if err != nil {
+			f.Rows = statsRows(a.Stats)
+		}
+		lo, errLo := strconv.ParseUint(a.Tags["evodb.minLsn"], 10, 64)
+		hi, errHi := strconv.ParseUint(a.Tags["evodb.maxLsn"], 10, 64)
+		if errLo == nil && errHi == nil {
+			f.MinLSN, f.MaxLSN, f.HasLSN = lo, hi, true
+			s.MinLSN, s.MaxLSN, s.HasLSN = min(s.MinLSN, lo), max(s.MaxLSN, hi), true
+		}
+		s.Files = append(s.Files, f)
+		s.Bytes += f.Size
+		s.Rows += f.Rows
+	}
+	if !s.HasLSN {
+		s.MinLSN = 0
+	}
+	sort.Slice(s.Files, func(i, j int) bool { return s.Files[i].Path < s.Files[j].Path })
+	return s, nil
+}
+
+// statsRows reads numRecords from a file's Delta stats, for files written
+// without the evodb.rows tag.
+func statsRows(stats string) int64 {
+	const key = `"numRecords":`
+	i := strings.Index(stats, key)
+	if i < 0 {
+		return 0
+	}
+	rest := stats[i+len(key):]
+	end := strings.IndexAny(rest, ",}")
+	if end < 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(rest[:end]), 10, 64)
+	return n
+}
+
+// lsnRange formats a summary's LSN range.
+func lsnRange(ok bool, lo, hi uint64) string {
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%d..%d", lo, hi)
+}
+
+// humanBytes formats a byte count with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
