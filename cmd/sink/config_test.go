@@ -1,0 +1,225 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/sink"
+)
+
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+const minimal = `
+kafka:
+  brokers: [127.0.0.1:9092]
+  topics: [cdc]
+store:
+  url: file:///tmp/x
+`
+
+func TestSubstituteEnv(t *testing.T) {
+	env := envMap(map[string]string{"A": "alpha", "EMPTY": ""})
+	for _, tc := range []struct {
+		name, in, want, err string
+	}{
+		{name: "plain", in: "x: ${A}", want: "x: alpha"},
+		{name: "default unused", in: "x: ${A:-beta}", want: "x: alpha"},
+		{name: "default used", in: "x: ${B:-beta}", want: "x: beta"},
+		{name: "empty default", in: "x: ${B:-}", want: "x: "},
+		{name: "set empty", in: "x: ${EMPTY}", want: "x: "},
+		{name: "set empty takes default", in: "x: ${EMPTY:-d}", want: "x: d"},
+		{name: "several", in: "x: ${A}-${B:-b}\ny: ${A}", want: "x: alpha-b\ny: alpha"},
+		{name: "escaped", in: "x: $${A}", want: "x: ${A}"},
+		{name: "comment skipped", in: "# ${MISSING}\nx: 1 # ${MISSING}", want: "# ${MISSING}\nx: 1 # ${MISSING}"},
+		{name: "hash in quotes", in: `x: "a #${A}"`, want: `x: "a #alpha"`},
+		{name: "missing", in: "x: 1\ny: ${MISSING}", err: "line 2: environment variable MISSING is not set"},
+		{name: "no dollar", in: "x: {a: 1}", want: "x: {a: 1}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := substituteEnv(tc.in, env)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		yaml  string
+		env   map[string]string
+		check func(t *testing.T, c *fileConfig)
+		errs  []string
+	}{
+		{
+			name: "minimal gets defaults",
+			yaml: minimal,
+			check: func(t *testing.T, c *fileConfig) {
+				require.Equal(t, "evodb-sink", c.Kafka.Group)
+				require.Equal(t, "evodb", c.Kafka.Format)
+				require.Equal(t, 30*time.Second, c.Tables.Default.FlushInterval)
+				require.Equal(t, "info", c.Log.Level)
+				require.Equal(t, "text", c.Log.Format)
+			},
+		},
+		{
+			name: "env substituted",
+			yaml: `
+kafka:
+  brokers: ["${BROKER}"]
+  topics: [cdc]
+  sasl: {mechanism: PLAIN, username: u, password: "${PW}"}
+store:
+  url: ${URL:-mem://}
+  s3: {access_key_id: "${KEY:-}", secret_access_key: "${SECRET:-}"}
+`,
+			env: map[string]string{"BROKER": "b1:9092", "PW": "p#w"},
+			check: func(t *testing.T, c *fileConfig) {
+				require.Equal(t, []string{"b1:9092"}, c.Kafka.Brokers)
+				require.Equal(t, "p#w", c.Kafka.SASL.Password)
+				require.Equal(t, "mem://", c.Store.URL)
+			},
+		},
+		{
+			name: "durations, presets and overrides",
+			yaml: minimal + `
+tables:
+  default: {preset: enterprise}
+  overrides:
+    small: {mode: do-sqlite, flush_interval: 500ms}
+shutdown_timeout: 1m
+log: {level: debug, format: json}
+`,
+			check: func(t *testing.T, c *fileConfig) {
+				require.Equal(t, "enterprise", c.Tables.Default.Mode)
+				require.Equal(t, 100_000, c.Tables.Default.FlushThreshold)
+				require.Equal(t, 500*time.Millisecond, c.TableConfig("small").FlushInterval)
+				require.Equal(t, "do-sqlite", c.TableConfig("small").Mode)
+				require.Equal(t, time.Minute, c.ShutdownTimeout)
+			},
+		},
+		{
+			name: "unknown top-level key",
+			yaml: minimal + "bogus: 1\n",
+			errs: []string{"line 7 (bogus)", "field bogus not found"},
+		},
+		{
+			name: "unknown nested key",
+			yaml: minimal + "memory:\n  budget: 5\n",
+			errs: []string{"line 8 (memory.budget)", "field budget not found"},
+		},
+		{
+			name: "wrong type names the key",
+			yaml: minimal + "memory:\n  budget_bytes: lots\n",
+			errs: []string{"line 8 (memory.budget_bytes)", "cannot unmarshal"},
+		},
+		{
+			name: "bad duration",
+			yaml: minimal + "shutdown_timeout: soon\n",
+			errs: []string{"line 7 (shutdown_timeout)"},
+		},
+		{
+			name: "missing env",
+			yaml: minimal + "instance: ${HOSTNAME_X}\n",
+			errs: []string{"environment variable HOSTNAME_X is not set"},
+		},
+		{
+			name: "validation names keys",
+			yaml: `
+kafka: {brokers: [b:9092], topics: [t], format: avro}
+store: {url: "ftp://x"}
+tables: {default: {mode: huge}}
+log: {level: loud, format: xml}
+`,
+			errs: []string{
+				"kafka.format", "avro", "tables.default.mode", "store.url", "ftp",
+				"log.level", "loud", "log.format", "xml",
+			},
+		},
+		{
+			name: "store url required",
+			yaml: "kafka: {brokers: [b:9092], topics: [t]}\n",
+			errs: []string{"store.url: required"},
+		},
+		{
+			name: "s3 url needs a bucket",
+			yaml: "kafka: {brokers: [b:9092], topics: [t]}\nstore: {url: 's3:///prefix'}\n",
+			errs: []string{"store.url", "names no bucket"},
+		},
+		{
+			name: "empty file",
+			yaml: "",
+			errs: []string{"kafka.brokers", "store.url"},
+		},
+		{
+			name: "not yaml",
+			yaml: "kafka: [unclosed\n",
+			errs: []string{"parse"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig([]byte(tc.yaml), envMap(tc.env))
+			if len(tc.errs) > 0 {
+				require.Error(t, err)
+				for _, e := range tc.errs {
+					require.ErrorContains(t, err, e)
+				}
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, cfg)
+		})
+	}
+}
+
+// TestExampleConfig keeps config.example.yaml loadable and in step with
+// the configuration structs: unknown keys would fail here.
+func TestExampleConfig(t *testing.T) {
+	path := filepath.Join("..", "..", "config.example.yaml")
+	env := map[string]string{
+		"KAFKA_BROKERS":   "broker-1:9092",
+		"KAFKA_TOPIC":     "dbserver1.inventory.customers",
+		"EVODB_STORE_URL": "s3://lake/tables?endpoint=https://acct.r2.cloudflarestorage.com&region=auto",
+		"EVODB_S3_REGION": "auto",
+		"EVODB_LOG_LEVEL": "debug",
+	}
+	cfg, err := loadConfig(path, envMap(env))
+	require.NoError(t, err)
+	require.Equal(t, []string{"broker-1:9092"}, cfg.Kafka.Brokers)
+	require.Equal(t, []string{"dbserver1.inventory.customers"}, cfg.Kafka.Topics)
+	require.Equal(t, env["EVODB_STORE_URL"], cfg.Store.URL)
+	require.Equal(t, "auto", cfg.Store.S3.Region)
+	require.Equal(t, "debug", cfg.Log.Level)
+
+	// Without any variable set, every reference has a default.
+	cfg, err = loadConfig(path, envMap(nil))
+	require.NoError(t, err)
+	require.Equal(t, []string{"127.0.0.1:9092"}, cfg.Kafka.Brokers)
+
+	// The values the example shows are the defaults.
+	want := sink.DefaultConfig()
+	want.Kafka.Brokers, want.Kafka.Topics = cfg.Kafka.Brokers, cfg.Kafka.Topics
+	want.Kafka.Formats = map[string]string{}
+	want.Tables.Overrides = map[string]sink.TableConfig{}
+	want.HTTP = cfg.HTTP
+	require.Equal(t, want, cfg.Config)
+}
+
+func TestLoadConfigMissingFile(t *testing.T) {
+	_, err := loadConfig(filepath.Join(t.TempDir(), "nope.yaml"), envMap(nil))
+	require.ErrorContains(t, err, "read config")
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
