@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/workload"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a running
+// command and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testEnv(vars map[string]string) (*env, *syncBuffer, *syncBuffer) {
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	return &env{stdout: out, stderr: errOut, lookupEnv: envMap(vars)}, out, errOut
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{name: "no command", args: nil, code: 2, stderr: "usage:"},
+		{name: "help", args: []string{"help"}, code: 0, stderr: "sink run -c config.yaml"},
+		{name: "unknown", args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
+		{name: "version", args: []string{"version"}, code: 0, stdout: "evodb-sink "},
+		{name: "bad flag", args: []string{"demo", "-nope"}, code: 2, stderr: "usage: sink demo"},
+		{name: "flag help", args: []string{"run", "-h"}, code: 0, stderr: "configuration file"},
+		{name: "run without config", args: []string{"run", "-c", "/nonexistent/x.yaml"}, code: 1, stderr: "read config"},
+		{name: "inspect without url", args: []string{"inspect"}, code: 2, stderr: "want a store URL"},
+		{name: "inspect bad url", args: []string{"inspect", "ftp://x"}, code: 1, stderr: "unknown scheme"},
+		{name: "inspect empty store", args: []string{"inspect", "mem://"}, code: 0, stdout: "no tables"},
+		{name: "produce without topic", args: []string{"produce"}, code: 2, stderr: "-topic is required"},
+		{name: "produce bad format", args: []string{"produce", "-topic", "x", "-format", "avro"}, code: 2, stderr: "not one of evodb, debezium"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, out, errOut := testEnv(nil)
+			code := runMain(testContext(t), e, tc.args)
+			require.Equal(t, tc.code, code, "stdout: %s\nstderr: %s", out, errOut)
+			require.Contains(t, out.String(), tc.stdout)
+			require.Contains(t, errOut.String(), tc.stderr)
+		})
+	}
+}
+
+// coord is a record's Kafka coordinates.
+type coord struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+// readCoords reads every active file of every table in b and returns the
+// coordinates of the rows, failing on a duplicate.
+func readCoords(t *testing.T, ctx context.Context, b objstore.Bucket) map[coord]codec.Change {
+	paths, err := findTables(ctx, b)
+	require.NoError(t, err)
+	got := map[coord]codec.Change{}
+	for _, p := range paths {
+		s, err := summarize(ctx, b, p)
+		require.NoError(t, err)
+		for _, f := range s.Snapshot.Files {
+			rc, err := b.Get(ctx, p+"/"+f.Path)
+			require.NoError(t, err)
+			data, err := io.ReadAll(rc)
+			require.NoError(t, rc.Close())
+			require.NoError(t, err)
+			_, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+			require.NoError(t, err)
+			for _, ch := range changes {
+				c := coord{ch.Topic, ch.Partition, ch.Offset}
+				_, dup := got[c]
+				require.False(t, dup, "%v is in the tables twice", c)
+				got[c] = ch
+			}
+		}
+	}
+	return got
+}
+
+// TestDemo runs the demo end to end and checks that its tables hold every
+// produced change exactly once, by Kafka coordinates.
+func TestDemo(t *testing.T) {
+	ctx := testContext(t)
+	dir := filepath.Join(t.TempDir(), "demo")
+	e, out, errOut := testEnv(nil)
+	o := demoOptions{dir: dir, records: 2000, seed: 3, flushInterval: 200 * time.Millisecond}
+	res, err := runDemo(ctx, e, o)
+	require.NoError(t, err, "stdout: %s\nstderr: %s", out, errOut)
+	require.Equal(t, 2000, res.produced)
+	require.Len(t, res.tables, 6)
+
+	b, err := objstore.NewFilesystem(dir)
+	require.NoError(t, err)
+	got := readCoords(t, ctx, b)
+	want := map[coord]bool{}
+	for topic, parts := range res.endOffsets {
+		for p, end := range parts {
+			for off := range end {
+				want[coord{topic, p, off}] = true
+			}
+		}
+	}
+	require.Len(t, want, 2000, "the topics hold exactly the produced changes")
+	require.Len(t, got, len(want))
+	ops := map[codec.Op]int{}
+	for c, ch := range got {
+		require.True(t, want[c], "unexpected row %v", c)
+		ops[ch.Op]++
+	}
+	require.Positive(t, ops[codec.OpInsert])
+	require.Positive(t, ops[codec.OpUpdate])
+	require.Positive(t, ops[codec.OpDelete])
+
+	var rows int64
+	for _, s := range res.tables {
+		rows += s.Rows
+		require.True(t, s.HasLSN)
+	}
+	require.EqualValues(t, 2000, rows)
+
+	printDemo(e, dir, res)
+	require.Contains(t, out.String(), "delta_scan('"+filepath.Join(dir, "inventory", "public", "customers")+"')")
+	require.Contains(t, out.String(), "deltalake.DeltaTable('"+filepath.Join(dir, "users")+"')")
+
+	// A second run replaces the first run's directory.
+	o.records = 200
+	res, err = runDemo(ctx, e, o)
+	require.NoError(t, err)
+	require.Equal(t, 200, res.produced)
+	require.Len(t, readCoords(t, ctx, b), 200)
+
+	// inspect reads what the demo wrote.
+	e, out, errOut = testEnv(nil)
+	require.Equal(t, 0, runMain(ctx, e, []string{"inspect", "file://" + dir}), errOut.String())
+	for _, name := range []string{"table users", "table inventory/public/shipments", "txn offsets", "evodb-demo/demo.evodb/0"} {
+		require.Contains(t, out.String(), name)
+	}
+	e, out, errOut = testEnv(nil)
+	require.Equal(t, 0, runMain(ctx, e, []string{"inspect", "file://" + dir, "orders"}), errOut.String())
+	require.Contains(t, out.String(), "data/")
+	require.Contains(t, out.String(), "LEVEL")
+	e, _, errOut = testEnv(nil)
+	require.Equal(t, 1, runMain(ctx, e, []string{"inspect", "file://" + dir, "nope"}))
+	require.Contains(t, errOut.String(), "no table")
+}
+
+func TestDemoRefusesForeignDirectory(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "precious.txt"), []byte("x"), 0o644))
+	e, _, errOut := testEnv(nil)
+	require.Equal(t, 1, runMain(testContext(t), e, []string{"demo", "-dir", dir, "-records", "10"}))
+	require.Contains(t, errOut.String(), "was not made by the demo")
+	_, err := os.Stat(filepath.Join(dir, "precious.txt"))
+	require.NoError(t, err)
+}
+
+// TestRunAndProduce produces with the produce command, runs the sink with
+// the run command until the changes are committed, then cancels it (as the
+// first SIGTERM does) and expects a clean exit.
+func TestRunAndProduce(t *testing.T) {
+	ctx := testContext(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	require.NoError(t, err)
+	defer cluster.Close()
+	brokers := strings.Join(cluster.ListenAddrs(), ",")
+
+	e, out, errOut := testEnv(nil)
+	code := runMain(ctx, e, []string{"produce", "-brokers", brokers, "-topic", "cdc", "-records", "600",
+		"-tables", "4", "-partitions", "3", "-format", "debezium", "-seed", "5"})
+	require.Equal(t, 0, code, errOut.String())
+	require.Contains(t, out.String(), "produced 600 records to cdc (3 partitions, 4 tables, debezium)")
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`
+kafka:
+  brokers: ["${BROKERS}"]
+  topics: [cdc]
+  format: debezium
+store:
+  url: file://${DIR}/store
+tables:
+  default: {flush_interval: 200ms, path: "{db}/{schema}/{table}"}
+http:
+  addr: 127.0.0.1:0
+log:
+  format: json
+`), 0o644))
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	e, _, errOut = testEnv(map[string]string{"BROKERS": brokers, "DIR": dir})
+	done := make(chan int, 1)
+	go func() { done <- runMain(runCtx, e, []string{"run", "-c", cfgPath}) }()
+
+	b, err := objstore.NewFilesystem(filepath.Join(dir, "store"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return countRows(ctx, b) == 600
+	}, time.Minute, 50*time.Millisecond, "stderr: %s", errOut)
+	stop()
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code, errOut.String())
+	case <-ctx.Done():
+		t.Fatal("run did not stop after cancellation")
+	}
+	require.Contains(t, errOut.String(), `"msg":"sink stopped; everything consumed is committed"`)
+	require.Len(t, readCoords(t, ctx, b), 600)
+
+	// The records are the generator's: the same seed gives the same LSNs.
+	g := workload.New(workload.Config{Format: codec.FormatDebezium, Tables: 4, Partitions: 3},
+		rand.New(rand.NewPCG(5, 5)))
+	lsns := map[uint64]bool{}
+	for range 600 {
+		lsns[g.Next().LSN] = true
+	}
+	for _, ch := range readCoords(t, ctx, b) {
+		require.True(t, lsns[ch.LSN], fmt.Sprint(ch.LSN))
+	}
+}
+
+// countRows sums the rows of every table in b, -1 on error.
+func countRows(ctx context.Context, b objstore.Bucket) int64 {
+	paths, err := findTables(ctx, b)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, p := range paths {
+		s, err := summarize(ctx, b, p)
+		if err != nil {
+			return -1
+		}
+		n += s.Rows
+	}
+	return n
+}
+
+// TestProduceToExistingTopic keeps the partition count of an existing topic.
+func TestProduceToExistingTopic(t *testing.T) {
+	ctx := testContext(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "two"))
+	require.NoError(t, err)
+	defer cluster.Close()
+	e, out, errOut := testEnv(nil)
+	code := runMain(ctx, e, []string{"produce", "-brokers", strings.Join(cluster.ListenAddrs(), ","),
+		"-topic", "two", "-records", "50", "-partitions", "12", "-bad-rate", "0.1"})
+	require.Equal(t, 0, code, errOut.String())
+	require.Contains(t, out.String(), "(2 partitions")
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("two"))
+	require.NoError(t, err)
+	defer cl.Close()
+	n := 0
+	for n < 50 {
+		fs := cl.PollFetches(ctx)
+		require.NoError(t, fs.Err())
+		n += fs.NumRecords()
+	}
+	require.Equal(t, 50, n)
+}
