@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +27,15 @@ import (
 	"github.com/evodb/sink/workload"
 )
 
+// The signal tests run the test binary itself as the sink process: with
+// EVODB_SINK_TEST_MAIN set, TestMain is main with the arguments of
+// EVODB_SINK_TEST_ARGS.
 func TestMain(m *testing.M) {
+	if os.Getenv("EVODB_SINK_TEST_MAIN") == "1" {
+		os.Args = append([]string{"sink"}, strings.Fields(os.Getenv("EVODB_SINK_TEST_ARGS"))...)
+		main()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -304,4 +316,105 @@ func TestProduceToExistingTopic(t *testing.T) {
 		n += fs.NumRecords()
 	}
 	require.Equal(t, 50, n)
+}
+
+// startSinkProcess produces n changes to a fresh in-process broker and
+// starts the sink as a child process consuming them into store.
+func startSinkProcess(t *testing.T, ctx context.Context, n int, store string) (*exec.Cmd, *syncBuffer) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "cdc"))
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	cl, err := kgo.NewClient(append(workload.ProducerOptions(), kgo.SeedBrokers(cluster.ListenAddrs()...))...)
+	require.NoError(t, err)
+	g := workload.New(workload.Config{Topic: "cdc", Partitions: 2, Tables: 2}, rand.New(rand.NewPCG(1, 1)))
+	require.NoError(t, workload.Produce(ctx, cl, g, n, nil))
+	cl.Close()
+
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+kafka: {brokers: [%q], topics: [cdc]}
+store:
+  url: %q
+  s3: {access_key_id: test, secret_access_key: test, max_retries: -1}
+tables: {default: {flush_interval: 100ms}}
+shutdown_timeout: 1m
+`, cluster.ListenAddrs()[0], store)), 0o644))
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "EVODB_SINK_TEST_MAIN=1", "EVODB_SINK_TEST_ARGS=run -c "+cfgPath)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, stderr
+}
+
+// exitCode waits for cmd and returns its exit status.
+func exitCode(t *testing.T, cmd *exec.Cmd) int {
+	err := cmd.Wait()
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	return ee.ExitCode()
+}
+
+func TestSignalGraceful(t *testing.T) {
+	ctx := testContext(t)
+	dir := t.TempDir()
+	cmd, stderr := startSinkProcess(t, ctx, 300, "file://"+dir)
+	b, err := objstore.NewFilesystem(dir)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return countRows(ctx, b) == 300 },
+		time.Minute, 50*time.Millisecond, "stderr: %s", stderr)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, exitCode(t, cmd), stderr.String())
+	require.Contains(t, stderr.String(), "shutting down gracefully")
+	require.Contains(t, stderr.String(), "everything consumed is committed")
+}
+
+// TestSignalTwiceExitsAtOnce stops a sink whose graceful shutdown cannot
+// finish, because the store accepts no upload: the second signal exits at
+// once with status 130.
+func TestSignalTwiceExitsAtOnce(t *testing.T) {
+	ctx := testContext(t)
+	putSeen := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut || r.Method == http.MethodPost:
+			select {
+			case putSeen <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case r.URL.Query().Has("list-type"):
+			w.Header().Set("Content-Type", "application/xml")
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>lake</Name><IsTruncated>false</IsTruncated><KeyCount>0</KeyCount></ListBucketResult>`)
+		default:
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotFound)
+			if r.Method != http.MethodHead {
+				fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>not found</Message></Error>`)
+			}
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+
+	cmd, stderr := startSinkProcess(t, ctx, 300, "s3://lake/t?region=auto&path_style=true&endpoint="+srv.URL)
+	select {
+	case <-putSeen:
+	case <-ctx.Done():
+		t.Fatalf("no upload started: %s", stderr)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "shutting down gracefully") },
+		time.Minute, 10*time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.Equal(t, 130, exitCode(t, cmd), stderr.String())
+	require.Contains(t, stderr.String(), "exiting at once")
 }

@@ -95,24 +95,28 @@ func produceCommand() command {
 // ensureTopic returns the partition count of topic, creating it with
 // partitions (and the cluster's default replication) if it does not exist.
 func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32) (int32, error) {
-	details, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+	// Two rounds: a topic someone else creates between the look-up and
+	// the creation is looked up again.
+	for range 2 {
+		details, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+		}
+		if d, ok := details[topic]; ok && d.Err == nil {
+			return int32(len(d.Partitions)), nil
+		}
+		resp, err := adm.CreateTopic(ctx, partitions, -1, nil, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		switch {
+		case err == nil:
+			return partitions, nil
+		case !errors.Is(err, kerr.TopicAlreadyExists):
+			return 0, fmt.Errorf("create topic %s: %w", topic, err)
+		}
 	}
-	if d, ok := details[topic]; ok && d.Err == nil {
-		return int32(len(d.Partitions)), nil
-	}
-	resp, err := adm.CreateTopic(ctx, partitions, -1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return 0, fmt.Errorf("create topic %s: %w", topic, err)
-	}
-	if errors.Is(err, kerr.TopicAlreadyExists) {
-		return ensureTopic(ctx, adm, topic, partitions)
-	}
-	return partitions, nil
+	return 0, fmt.Errorf("topic %s exists but cannot be described", topic)
 }
 
 // progressPrinter returns a progress callback that prints a line at most
