@@ -46,7 +46,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestOpMixAndState(t *testing.T) {
-	const n = 20000
+	const n = 10000
 	for _, tables := range []int{8, 64, 512} {
 		g := newGen(Config{Tables: tables}, 1)
 		ops := map[string]int{}
@@ -269,4 +269,17 @@ func countNullsAmongLast(row []byte, tb *table, n int) int {
 		}
 	}
 	return c
+}
+
+func BenchmarkNext(b *testing.B) {
+	for _, f := range formats {
+		b.Run(f.name, func(b *testing.B) {
+			g := newGen(f.cfg, 1)
+			var bytes int64
+			for b.Loop() {
+				bytes += int64(len(g.Next().Value))
+			}
+			b.SetBytes(bytes / int64(b.N))
+		})
+	}
 }
