@@ -46,7 +46,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestOpMixAndState(t *testing.T) {
-	const n = 10000
+	const n = 20000
 	for _, tables := range []int{8, 64, 512} {
 		g := newGen(Config{Tables: tables}, 1)
 		ops := map[string]int{}
