@@ -5,9 +5,8 @@
 // envelope (with or without the Kafka Connect schema wrapper). A table's
 // first change is always an insert (there is no key to update yet), so with
 // hundreds of tables and few changes the insert share runs slightly high.
-// Optionally a
-// column appears after a number of changes (schema evolution) and a share
-// of records is deliberately undecodable.
+// Optionally a column appears after a number of changes (schema evolution)
+// and a share of records is deliberately undecodable.
 //
 // Everything derives from the *rand.Rand passed to New, so a seed replays
 // the same records byte for byte. Rows are not stored: the values of a row
