@@ -100,6 +100,7 @@ func (s *Sink) runFlush(job *flushJob) {
 	t.inflight = nil
 	s.buffered -= job.bytes
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
+	s.maybeResumeLocked()
 	switch {
 	case err == nil:
 		// Durable: release the job's hold on its partitions' offsets.

@@ -25,6 +25,8 @@ type metrics struct {
 	freshness        *prometheus.GaugeVec
 	tableVersion     *prometheus.GaugeVec
 	pausedPartitions prometheus.Gauge
+	pauses           prometheus.Counter
+	resumes          prometheus.Counter
 	offsetCommits    *prometheus.CounterVec
 }
 
@@ -84,6 +86,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"table"}),
 		pausedPartitions: f.NewGauge(prometheus.GaugeOpts{
 			Name: "evodb_sink_paused", Help: "1 while fetching is paused by the memory budget.",
+		}),
+		pauses: f.NewCounter(prometheus.CounterOpts{
+			Name: "evodb_sink_fetch_pauses_total", Help: "Times fetching was paused by the memory budget.",
+		}),
+		resumes: f.NewCounter(prometheus.CounterOpts{
+			Name: "evodb_sink_fetch_resumes_total", Help: "Times fetching resumed below the low watermark.",
 		}),
 		offsetCommits: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "evodb_sink_offset_commits_total", Help: "Group offset commits, by result.",

@@ -218,6 +218,7 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 		}
 	}
 	s.buffered += size
+	s.peakBuffered = max(s.peakBuffered, s.buffered)
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
 	if _, ok := p.pending[t.path]; !ok {
 		p.pending[t.path] = rec.Offset
@@ -308,7 +309,6 @@ func (s *Sink) flushReadyLocked() {
 // resumes below the low one (hysteresis, recomputed every poll).
 func (s *Sink) applyBackpressureLocked() {
 	high := int64(float64(s.cfg.Memory.Budget) * s.cfg.Memory.HighWatermark)
-	low := int64(float64(s.cfg.Memory.Budget) * s.cfg.Memory.LowWatermark)
 	switch {
 	case s.buffered > high:
 		for _, t := range s.largestTablesLocked(4) {
@@ -318,14 +318,27 @@ func (s *Sink) applyBackpressureLocked() {
 			s.paused = true
 			s.cl.PauseFetchPartitions(s.ownedLocked())
 			s.metrics.pausedPartitions.Set(1)
+			s.metrics.pauses.Inc()
 			s.log.Info("fetching paused: memory above high watermark", "buffered_bytes", s.buffered, "high", high)
 		}
-	case s.paused && s.buffered < low:
-		s.paused = false
-		s.cl.ResumeFetchPartitions(s.cl.PauseFetchPartitions(nil))
-		s.metrics.pausedPartitions.Set(0)
-		s.log.Info("fetching resumed: memory below low watermark", "buffered_bytes", s.buffered, "low", low)
+	default:
+		s.maybeResumeLocked()
 	}
+}
+
+// maybeResumeLocked resumes fetching once usage is below the low
+// watermark. Flushes call it as they finish, so a paused poll wakes as soon
+// as memory frees rather than at its next timeout.
+func (s *Sink) maybeResumeLocked() {
+	low := int64(float64(s.cfg.Memory.Budget) * s.cfg.Memory.LowWatermark)
+	if !s.paused || s.buffered >= low {
+		return
+	}
+	s.paused = false
+	s.cl.ResumeFetchPartitions(s.cl.PauseFetchPartitions(nil))
+	s.metrics.pausedPartitions.Set(0)
+	s.metrics.resumes.Inc()
+	s.log.Info("fetching resumed: memory below low watermark", "buffered_bytes", s.buffered, "low", low)
 }
 
 func (s *Sink) ownedLocked() map[string][]int32 {

@@ -133,6 +133,7 @@ type Sink struct {
 	tables       map[string]*table
 	parts        map[topicPartition]*partition
 	buffered     int64
+	peakBuffered int64
 	paused       bool
 	fatal        error
 	aborting     bool
@@ -142,7 +143,7 @@ type Sink struct {
 	flushCtx     context.Context
 	cancelFlush  context.CancelFunc
 
-	joined atomic.Bool
+	joined  atomic.Bool
 	storeOK atomic.Bool
 }
 
@@ -273,6 +274,10 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	s.log.Info("sink started", "instance", s.instance, "group", s.cfg.Kafka.Group)
 	runErr := s.poll(ctx)
+	if errors.Is(runErr, ErrKilled) {
+		s.abort()
+		return runErr
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		s.log.Error("sink stopping", "err", runErr)
 		s.abort()
@@ -284,7 +289,9 @@ func (s *Sink) Run(ctx context.Context) error {
 // checkStore makes one request to the store so a wrong URL or missing
 // credentials fail at start, not at the first flush.
 func (s *Sink) checkStore(ctx context.Context) error {
-	err := s.bucket.List(ctx, "_evodb_probe/", func(objstore.ObjectInfo) error { return nil })
+	err := s.retry(ctx, "probe", func() error {
+		return s.bucket.List(ctx, "_evodb_probe/", func(objstore.ObjectInfo) error { return nil })
+	})
 	if err != nil {
 		return fmt.Errorf("object store unreachable: %w", err)
 	}
@@ -300,7 +307,7 @@ func (s *Sink) abort() {
 	s.aborting = true
 	s.mu.Unlock()
 	s.cancelFlush()
-	s.cl.Close()
+	s.cl.CloseAllowingRebalance()
 	s.flushes.Wait()
 }
 
@@ -330,7 +337,7 @@ func (s *Sink) shutdown() error {
 	s.mu.Lock()
 	s.aborting = true // the final revoke must not flush again
 	s.mu.Unlock()
-	s.cl.Close()
+	s.cl.CloseAllowingRebalance()
 	s.flushes.Wait()
 	s.log.Info("sink stopped", "instance", s.instance)
 	return fatal
@@ -352,6 +359,19 @@ func (s *Sink) setFatal(err error) {
 		s.fatal = err
 	}
 	s.flushDone.Broadcast()
+}
+
+// ErrKilled is returned by Run after Kill.
+var ErrKilled = errors.New("sink killed")
+
+// Kill stops the sink at once, as a crash would: nothing more is flushed or
+// committed, in-flight flushes are abandoned wherever they are, and the
+// buffered records are left for the partitions' next owners to re-read.
+// The CLI uses it for a second signal; tests use it to crash members.
+func (s *Sink) Kill() {
+	s.mu.Lock()
+	s.setFatal(ErrKilled)
+	s.mu.Unlock()
 }
 
 // Ready reports whether the sink has joined its group and reached its store.
