@@ -19,6 +19,13 @@ type Config struct {
 	HTTP     HTTPConfig   `yaml:"http"`
 	// ShutdownTimeout bounds the final flush and commit on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Dedupe is "none" (default) or "lsn": drop a change whose (table, LSN,
+	// primary key) is already committed or buffered, for sources that
+	// deliver at least once (Debezium after a connector restart).
+	Dedupe string `yaml:"dedupe"`
+	// DedupeWindow is how many recent (LSN, key) pairs per table the lsn
+	// dedupe remembers.
+	DedupeWindow int `yaml:"dedupe_window"`
 }
 
 // KafkaConfig selects the brokers, the consumer group and the topics.
@@ -182,6 +189,8 @@ func DefaultConfig() Config {
 			RevokeTimeout:        20 * time.Second,
 		},
 		ShutdownTimeout: 30 * time.Second,
+		Dedupe:          "none",
+		DedupeWindow:    1_000_000,
 	}
 }
 
@@ -217,6 +226,10 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Commit.OffsetCommitInterval, d.Commit.OffsetCommitInterval)
 	setDuration(&c.Commit.RevokeTimeout, d.Commit.RevokeTimeout)
 	setDuration(&c.ShutdownTimeout, d.ShutdownTimeout)
+	setString(&c.Dedupe, d.Dedupe)
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = d.DedupeWindow
+	}
 }
 
 // TableConfig returns the effective configuration of one table: its

@@ -135,6 +135,12 @@ func (c *Config) Validate() error {
 	if cc.RevokeTimeout <= 0 {
 		bad("commit.revoke_timeout", "must be positive")
 	}
+	if c.Dedupe != "none" && c.Dedupe != "lsn" {
+		bad("dedupe", "%q is not one of none, lsn", c.Dedupe)
+	}
+	if c.DedupeWindow <= 0 {
+		bad("dedupe_window", "must be positive")
+	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive")
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,6 +99,9 @@ func (s *Sink) runFlush(job *flushJob) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.inflight = nil
+	if t.dedupe != nil {
+		t.dedupe.release(job.changes, err == nil)
+	}
 	s.buffered -= job.bytes
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
 	s.maybeResumeLocked()
@@ -156,6 +160,18 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			s.log.Info("dropping records already durable in table", "table", t.path, "records", dropped, "version", snap.Version)
 		}
 		changes = kept
+		if t.dedupe != nil {
+			// Other members may have committed the originals of replays
+			// this job holds: learn their files before filtering.
+			if err := s.absorbFiles(ctx, t, snap, 0); err != nil {
+				return nil, err
+			}
+			kept, dropped = s.filterCommittedLSN(t, changes)
+			if dropped > 0 {
+				s.metrics.dedupeDropped.WithLabelValues(t.path).Add(float64(dropped))
+			}
+			changes = kept
+		}
 		if len(changes) == 0 {
 			s.mu.Lock()
 			err := s.adoptSnapshotLocked(t, snap)
@@ -190,9 +206,17 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render schema: %w", err)
 		}
-		if schemaJSON != snap.Metadata.SchemaString {
+		pk := s.primaryKey(t)
+		if schemaJSON != snap.Metadata.SchemaString || (pk != "" && snap.Metadata.Configuration[primaryKeyConfig] != pk) {
 			md := snap.Metadata
 			md.SchemaString = schemaJSON
+			if pk != "" {
+				md.Configuration = maps.Clone(md.Configuration)
+				if md.Configuration == nil {
+					md.Configuration = map[string]string{}
+				}
+				md.Configuration[primaryKeyConfig] = pk
+			}
 			c.Metadata = &md
 		}
 		var res *committer.CommitResult
@@ -228,6 +252,9 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		ev.Version = res.Version
 		ev.CommittedAt = s.now().UnixMilli()
 		s.mu.Lock()
+		if t.dedupe != nil {
+			t.dedupe.seen[add.Path] = true
+		}
 		err = s.adoptSnapshotLocked(t, res.Snapshot)
 		t.lastCommit = s.now()
 		t.rowsWritten += int64(len(changes))
@@ -260,9 +287,7 @@ func (s *Sink) createTable(ctx context.Context, t *table, schema *codec.Schema) 
 			Name:         t.name,
 			SchemaString: schemaJSON,
 			CreatedTime:  s.now().UnixMilli(),
-			Configuration: map[string]string{
-				"evodb.partitionMode": t.mode.Name,
-			},
+			Configuration: s.createConfiguration(t),
 		})
 		return cerr
 	})

@@ -14,6 +14,7 @@ type metrics struct {
 	dlqRecords       *prometheus.CounterVec
 	tombstones       *prometheus.CounterVec
 	durableSkipped   *prometheus.CounterVec
+	dedupeDropped    *prometheus.CounterVec
 	bufferedBytes    prometheus.Gauge
 	flushes          *prometheus.CounterVec
 	flushDuration    prometheus.Histogram
@@ -50,6 +51,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"topic"}),
 		durableSkipped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "evodb_sink_records_already_durable_total", Help: "Records dropped because the table log already holds them (replays, zombies), by table.",
+		}, []string{"table"}),
+		dedupeDropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "evodb_sink_source_duplicates_dropped_total", Help: "Changes dropped by `dedupe: lsn` because their (LSN, key) was already committed or buffered, by table.",
 		}, []string{"table"}),
 		bufferedBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "evodb_sink_buffered_bytes", Help: "Bytes of changes buffered or being flushed.",

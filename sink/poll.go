@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -189,6 +190,10 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 		s.metrics.durableSkipped.WithLabelValues(t.path).Inc()
 		return nil
 	}
+	if t.dedupe != nil && t.dedupe.isDup(&d.change) {
+		s.metrics.dedupeDropped.WithLabelValues(t.path).Inc()
+		return nil
+	}
 	if _, err := t.schema.Accept(&d.change); err != nil {
 		return &recordErr{err}
 	}
@@ -216,6 +221,16 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 		if err := s.waitFlushLocked(ctx); err != nil {
 			return err
 		}
+	}
+	if t.dedupe != nil {
+		t.dedupe.record(p.tp, &d.change)
+	}
+	if t.pk == "" && len(d.change.Key) > 0 {
+		names := make([]string, len(d.change.Key))
+		for i, f := range d.change.Key {
+			names[i] = f.Name
+		}
+		t.pk = strings.Join(names, ",")
 	}
 	s.buffered += size
 	s.peakBuffered = max(s.peakBuffered, s.buffered)
@@ -503,6 +518,9 @@ func (s *Sink) dropLocked(parts map[string][]int32) {
 			for _, t := range s.tables {
 				freed := t.buf.DropPartition(topic, n)
 				s.buffered -= freed
+				if t.dedupe != nil {
+					t.dedupe.dropPartition(tp)
+				}
 			}
 			delete(s.parts, tp)
 			s.metrics.lag.DeleteLabelValues(topic, strconv.Itoa(int(n)))

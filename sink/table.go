@@ -37,6 +37,12 @@ type table struct {
 	// flushWanted asks for another flush as soon as inflight finishes.
 	flushWanted string
 
+	// pk is the primary key columns, comma-separated, from record keys
+	// or the table's metaData.
+	pk string
+	// dedupe is the lsn deduplication state, nil unless `dedupe: lsn`.
+	dedupe *dedupeState
+
 	lastCommit  time.Time
 	newestTS    int64
 	rowsWritten int64
@@ -102,6 +108,14 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.cfg.Dedupe == "lsn" {
+		nt.dedupe = newDedupeState(s.cfg.DedupeWindow)
+		if snap != nil {
+			if err := s.absorbFiles(ctx, nt, snap, dedupeSeedFiles); err != nil {
+				return nil, err
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.tables[path]; t != nil {
@@ -163,6 +177,9 @@ func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
 		} else if _, ok := t.durable[app]; !ok {
 			t.durable[app] = v
 		}
+	}
+	if pk := snap.Metadata.Configuration[primaryKeyConfig]; pk != "" && t.pk == "" {
+		t.pk = pk
 	}
 	if snap.Metadata.SchemaString != "" {
 		theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)

@@ -1,0 +1,239 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
+)
+
+// Source-level deduplication (`dedupe: lsn`).
+//
+// Debezium delivers at least once: after a connector restart it re-sends
+// changes it already sent, as new Kafka records with new offsets. Offsets
+// cannot fence those, so with dedupe on the sink also drops a change whose
+// (LSN, primary key) is already in the table or already buffered. LSNs are
+// not monotonic in stream order (Postgres decodes transactions in commit
+// order, so an earlier LSN can follow a later one), which is why the check
+// is exact membership, not a watermark.
+//
+// The committed set is a bounded window of the most recent changes: it is
+// seeded at table load from the newest files, extended with every block
+// this sink commits, and with the files other members committed whenever a
+// flush re-reads the log. Replays arrive within seconds of the originals,
+// far inside the window. Changes without a record key are keyed by LSN
+// alone.
+
+// primaryKeyConfig is the table metaData configuration key that records the
+// primary key columns (from the Debezium record key), comma-separated.
+const primaryKeyConfig = "evodb.primaryKey"
+
+// dedupeSeedFiles is how many of a table's newest files seed the window.
+const dedupeSeedFiles = 16
+
+type lsnKey struct {
+	lsn uint64
+	key string
+}
+
+// lsnWindow is a bounded FIFO set of committed (LSN, key) pairs.
+type lsnWindow struct {
+	max   int
+	set   map[lsnKey]struct{}
+	order []lsnKey
+	head  int
+}
+
+func newLSNWindow(max int) *lsnWindow {
+	return &lsnWindow{max: max, set: map[lsnKey]struct{}{}}
+}
+
+func (w *lsnWindow) has(k lsnKey) bool {
+	_, ok := w.set[k]
+	return ok
+}
+
+func (w *lsnWindow) add(k lsnKey) {
+	if _, ok := w.set[k]; ok {
+		return
+	}
+	w.set[k] = struct{}{}
+	if len(w.order) < w.max {
+		w.order = append(w.order, k)
+		return
+	}
+	delete(w.set, w.order[w.head])
+	w.order[w.head] = k
+	w.head = (w.head + 1) % w.max
+}
+
+// dedupeState is one table's deduplication state, guarded by Sink.mu.
+type dedupeState struct {
+	pk        []string
+	committed *lsnWindow
+	// buffered holds the keys of changes buffered or in flight, by source
+	// partition, so a replay arriving before its original is durable is
+	// dropped too, and a dropped partition forgets its entries.
+	buffered map[topicPartition]map[lsnKey]struct{}
+	// seen are the file paths whose rows are in committed.
+	seen map[string]bool
+}
+
+func newDedupeState(window int) *dedupeState {
+	return &dedupeState{committed: newLSNWindow(window), buffered: map[topicPartition]map[lsnKey]struct{}{}, seen: map[string]bool{}}
+}
+
+// keyOf returns the dedupe key of a change: its LSN and primary key values.
+func (d *dedupeState) keyOf(ch *codec.Change) lsnKey {
+	if len(d.pk) == 0 && len(ch.Key) > 0 {
+		for _, f := range ch.Key {
+			d.pk = append(d.pk, f.Name)
+		}
+	}
+	var b strings.Builder
+	for i, name := range d.pk {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		v := ch.Get(name)
+		for _, f := range ch.Key {
+			if f.Name == name {
+				v = f.Value
+			}
+		}
+		b.WriteString(v.Text())
+	}
+	return lsnKey{ch.LSN, b.String()}
+}
+
+// release forgets buffered entries of changes that left the sink (committed
+// or abandoned); committed ones are added to the window first.
+func (d *dedupeState) release(changes []codec.Change, committed bool) {
+	for i := range changes {
+		k := d.keyOf(&changes[i])
+		if committed {
+			d.committed.add(k)
+		}
+		delete(d.buffered[topicPartition{changes[i].Topic, changes[i].Partition}], k)
+	}
+}
+
+// dropPartition forgets the buffered entries of a partition.
+func (d *dedupeState) dropPartition(tp topicPartition) { delete(d.buffered, tp) }
+
+// absorbFiles adds the rows of snapshot files not yet seen to the window,
+// newest first, at most limit files (0: all).
+func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapshot, limit int) error {
+	s.mu.Lock()
+	d := t.dedupe
+	if pk := snap.Metadata.Configuration[primaryKeyConfig]; pk != "" && len(d.pk) == 0 {
+		d.pk = strings.Split(pk, ",")
+	}
+	var todo []committer.Add
+	for path, add := range snap.Files {
+		if !d.seen[path] {
+			todo = append(todo, add)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(todo, func(i, j int) bool { return fileMaxLSN(todo[i]) > fileMaxLSN(todo[j]) })
+	if limit > 0 && len(todo) > limit {
+		for _, add := range todo[limit:] {
+			s.mu.Lock()
+			d.seen[add.Path] = true
+			s.mu.Unlock()
+		}
+		todo = todo[:limit]
+	}
+	for _, add := range todo {
+		var changes []codec.Change
+		err := s.retry(ctx, "dedupe-read", func() error {
+			rc, err := s.bucket.Get(ctx, t.path+"/"+add.Path)
+			if err != nil {
+				return err
+			}
+			data, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+			_, changes, err = codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("read %s/%s for deduplication: %w", t.path, add.Path, err)
+		}
+		s.mu.Lock()
+		for i := range changes {
+			d.committed.add(d.keyOf(&changes[i]))
+		}
+		d.seen[add.Path] = true
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func fileMaxLSN(a committer.Add) uint64 {
+	v, _ := strconv.ParseUint(a.Tags["evodb.maxLsn"], 10, 64)
+	return v
+}
+
+// filterCommittedLSN drops changes whose (LSN, key) the window holds.
+func (s *Sink) filterCommittedLSN(t *table, changes []codec.Change) ([]codec.Change, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := changes[:0:0]
+	for i := range changes {
+		if !t.dedupe.committed.has(t.dedupe.keyOf(&changes[i])) {
+			kept = append(kept, changes[i])
+		}
+	}
+	return kept, len(changes) - len(kept)
+}
+
+// isDup reports whether a change's (LSN, key) is committed or buffered.
+func (d *dedupeState) isDup(ch *codec.Change) bool {
+	k := d.keyOf(ch)
+	if d.committed.has(k) {
+		return true
+	}
+	for _, m := range d.buffered {
+		if _, ok := m[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// record notes a buffered change.
+func (d *dedupeState) record(tp topicPartition, ch *codec.Change) {
+	m := d.buffered[tp]
+	if m == nil {
+		m = map[lsnKey]struct{}{}
+		d.buffered[tp] = m
+	}
+	m[d.keyOf(ch)] = struct{}{}
+}
+
+// primaryKey returns the table's primary key columns, comma-separated, as
+// learnt from record keys; empty when unknown.
+func (s *Sink) primaryKey(t *table) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return t.pk
+}
+
+// createConfiguration is the metaData configuration of a new table.
+func (s *Sink) createConfiguration(t *table) map[string]string {
+	cfg := map[string]string{"evodb.partitionMode": t.mode.Name}
+	if pk := s.primaryKey(t); pk != "" {
+		cfg[primaryKeyConfig] = pk
+	}
+	return cfg
+}
