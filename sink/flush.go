@@ -283,10 +283,10 @@ func (s *Sink) createTable(ctx context.Context, t *table, schema *codec.Schema) 
 	err = s.retry(ctx, "create", func() error {
 		var cerr error
 		snap, cerr = t.log.Create(ctx, committer.Metadata{
-			ID:           newID(16),
-			Name:         t.name,
-			SchemaString: schemaJSON,
-			CreatedTime:  s.now().UnixMilli(),
+			ID:            newID(16),
+			Name:          t.name,
+			SchemaString:  schemaJSON,
+			CreatedTime:   s.now().UnixMilli(),
 			Configuration: s.createConfiguration(t),
 		})
 		return cerr
