@@ -272,6 +272,13 @@ func (s *Sink) Run(ctx context.Context) error {
 		cl.Close()
 		return err
 	}
+	// Wake the poll loop if it waits for memory when the run is cancelled.
+	stopWake := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.flushDone.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stopWake()
 	s.log.Info("sink started", "instance", s.instance, "group", s.cfg.Kafka.Group)
 	runErr := s.poll(ctx)
 	if errors.Is(runErr, ErrKilled) {

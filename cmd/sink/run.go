@@ -57,6 +57,8 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 	if err != nil {
 		return err
 	}
+	// Store requests, errors and latency by operation, for every backend.
+	bucket = objstore.WithMetrics(bucket, reg)
 	s, err := sink.New(cfg.Config, bucket, sink.WithLogger(log), sink.WithRegisterer(reg))
 	if err != nil {
 		return err
