@@ -571,9 +571,9 @@ type verifier struct {
 }
 
 type pendingDiff struct {
-	problem int // index in rep.Problems
-	row     *row
-	change  codec.Change
+	problem    int // index in rep.Problems
+	path, file string
+	change     codec.Change
 }
 
 func (v *verifier) add(p Problem) int {
@@ -590,11 +590,7 @@ func (v *verifier) add(p Problem) int {
 
 // consume reads every verified record and checks its row.
 func (v *verifier) consume(ctx context.Context, cl *kgo.Client, decoders map[string]codec.Decoder) error {
-	var ranges []PartitionReport
-	for _, p := range v.rep.Partitions {
-		ranges = append(ranges, p)
-	}
-	err := readRanges(ctx, cl, ranges, func(r *kgo.Record) {
+	err := readRanges(ctx, cl, v.rep.Partitions, func(r *kgo.Record) {
 		v.record(r, decoders[r.Topic])
 	})
 	if err != nil {
@@ -673,8 +669,12 @@ func (v *verifier) record(r *kgo.Record, dec codec.Decoder) {
 	}
 	i := v.add(Problem{Kind: Mismatch, Topic: c.topic, Partition: c.partition, Offset: c.offset,
 		Detail: fmt.Sprintf("row in table %s file %s: %s", tableName(got.path), got.file, strings.Join(diffs, "; "))})
-	if i >= 0 && valuesDiffer {
-		v.diffs = append(v.diffs, pendingDiff{problem: i, row: got, change: ch})
+	switch {
+	case i < 0:
+	case valuesDiffer:
+		v.diffs = append(v.diffs, pendingDiff{problem: i, path: got.path, file: got.file, change: ch})
+	case got.other != "":
+		v.diffs = append(v.diffs, pendingDiff{problem: i, path: got.path, file: strings.TrimPrefix(got.other, got.path+"/"), change: ch})
 	}
 }
 
@@ -715,14 +715,16 @@ func less(a, b coord) bool {
 // re-reading their rows.
 func (v *verifier) finish(ctx context.Context, bucket objstore.Bucket, _ map[string]codec.Decoder) {
 	for _, d := range v.diffs {
-		changes, err := readFile(ctx, bucket, d.row.path, d.row.file)
+		changes, err := readFile(ctx, bucket, d.path, d.file)
 		if err != nil {
 			continue
 		}
 		for i := range changes {
 			ch := &changes[i]
 			if ch.Topic == d.change.Topic && ch.Partition == d.change.Partition && ch.Offset == d.change.Offset {
-				v.rep.Problems[d.problem].Detail += ": " + diffRows(d.change.Row, ch.Row)
+				if diff := diffRows(d.change.Row, ch.Row); diff != "" {
+					v.rep.Problems[d.problem].Detail += ": " + d.file + " has " + diff
+				}
 				break
 			}
 		}

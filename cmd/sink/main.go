@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"inspect": inspectCommand(),
 		"produce": produceCommand(),
 		"version": versionCommand(),
+		"verify":  verifyCommand(),
 	}
 }
 

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/sink"
+	"github.com/evodb/sink/verify"
+)
+
+// errProblems is returned when verification found problems: the report
+// says which, the error only sets the exit status.
+var errProblems = errors.New("the tables do not hold the topics exactly once")
+
+func verifyCommand() command {
+	const usage = "verify -c config.yaml [-topic t] [-from offset] [-to offset] [-max n]"
+	return command{
+		usage:   usage,
+		summary: "prove the tables hold every change of the topics exactly once; list gaps, duplicates, mismatches",
+		run: func(ctx context.Context, e *env, args []string) error {
+			fs := newFlags(e, "verify", usage)
+			path := fs.String("c", "config.yaml", "configuration file of the sink whose tables to verify")
+			topic := fs.String("topic", "", "verify only this topic (default: every topic of kafka.topics)")
+			from := fs.Int64("from", -1, "first offset to verify in every partition (default: the log start)")
+			to := fs.Int64("to", -1, "first offset not to verify in every partition (default: the high watermark)")
+			maxProblems := fs.Int("max", 50, "problems listed one by one (all are counted)")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 0 {
+				return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+			}
+			cfg, err := loadConfig(*path, e.lookupEnv)
+			if err != nil {
+				return err
+			}
+			topics := cfg.Kafka.Topics
+			if *topic != "" {
+				topics = []string{*topic}
+			}
+			if len(topics) == 0 {
+				return fmt.Errorf("%w: no topics: set kafka.topics or -topic", errUsage)
+			}
+			kopts, err := sink.ClientOptions(cfg.Kafka)
+			if err != nil {
+				return err
+			}
+			bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)
+			if err != nil {
+				return err
+			}
+			formats := map[string]codec.Format{}
+			for t, f := range cfg.Kafka.Formats {
+				formats[t] = codec.Format(f)
+			}
+			rep, err := verify.Verify(ctx, kopts, bucket, verify.Options{
+				Topics:      topics,
+				Format:      codec.Format(cfg.Kafka.Format),
+				Formats:     formats,
+				From:        *from,
+				To:          *to,
+				DLQTopic:    cfg.Errors.DLQTopic,
+				MaxProblems: *maxProblems,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(e.stdout, rep.String())
+			if !rep.OK() {
+				return errProblems
+			}
+			return nil
+		},
+	}
+}
