@@ -1,0 +1,98 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evodb/sink/objstore"
+)
+
+// A topic deleted and re-created restarts its offsets below what the tables
+// hold: the sink stops with an error naming the operator's choices instead
+// of filtering the new records as duplicates.
+func TestSinkStopsWhenOffsetsGoBackwards(t *testing.T) {
+	c := newCluster(t, 1, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 200, 0, 11, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	_, stop := runSink(t, cfg, b)
+	waitCommitted(t, b, 200, 30*time.Second)
+	require.NoError(t, stop())
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = adm.DeleteTopics(ctx, "cdc")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := adm.CreateTopic(ctx, 1, 1, nil, "cdc")
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond)
+	fresh := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 20, 0, 12, 1000, fresh)
+
+	s, err := New(cfg, b)
+	require.NoError(t, err)
+	err = s.Run(ctx)
+	require.ErrorIs(t, err, ErrOffsetsWentBack)
+	require.Contains(t, err.Error(), "new group")
+	// Nothing of the new topic was written, and the old data is intact.
+	requireExactlyOnce(t, b, want)
+}
+
+func TestSinkHTTPEndpoints(t *testing.T) {
+	c := newCluster(t, 2, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 2, 3, 300, 0, 13, 0, want)
+	b := objstore.NewMemory()
+	reg := prometheus.NewRegistry()
+	s, stop := runSink(t, testConfig(c.ListenAddrs(), "cdc"), b, WithRegisterer(reg))
+	srv := httptest.NewServer(s.Handler(reg))
+	defer srv.Close()
+	waitCommitted(t, b, 300, 30*time.Second)
+
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, body
+	}
+	code, _ := get("/healthz")
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool { c, _ := get("/readyz"); return c == http.StatusOK }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, body := get("/status")
+		var st Status
+		require.NoError(t, json.Unmarshal(body, &st))
+		var rows int64
+		for _, tb := range st.Tables {
+			rows += tb.RowsWritten
+			require.GreaterOrEqual(t, tb.Version, int64(1))
+		}
+		lagZero := len(st.Partitions) == 2
+		for _, p := range st.Partitions {
+			lagZero = lagZero && p.Lag == 0
+		}
+		return rows == 300 && lagZero
+	}, 10*time.Second, 50*time.Millisecond)
+	code, body := get("/metrics")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), "evodb_sink_rows_committed_total")
+	require.NoError(t, stop())
+}
