@@ -1,0 +1,311 @@
+package compaction
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/partitioner"
+)
+
+// ExecOptions configures Execute.
+type ExecOptions struct {
+	Mode partitioner.Mode
+	// Compression of the output: "zstd" (default), "snappy" or "none".
+	Compression string
+	// Now stamps the output's modification time; default time.Now.
+	Now func() time.Time
+}
+
+// Output describes a committed compaction.
+type Output struct {
+	Add      committer.Add
+	Version  int64
+	Snapshot *committer.Snapshot
+	// BytesRead is the summed size of the inputs.
+	BytesRead int64
+}
+
+// maxMetadataRetries bounds how often a commit is retried after a
+// concurrent schema change.
+const maxMetadataRetries = 5
+
+// Execute runs one job against the table t (whose root is tablePath in b),
+// planned from snap:
+//
+//  1. It reads every input fully (objstore Get, codec.ReadBlock): memory is
+//     about the decoded size of Job.Bytes, which PlanOptions.MaxJobBytes
+//     bounds.
+//  2. It unions the table's schema with the inputs' (columns missing from an
+//     input are null in its rows, matched by name, never by position) and
+//     orders the rows by _lsn, then topic, partition and offset.
+//  3. It writes one Parquet file with row groups of about the mode's block
+//     size, create-only, under partitioner.PartitionFileKey.
+//  4. It commits remove(inputs) and add(output), both dataChange=false, as
+//     one OPTIMIZE commit, with the widened schema if the inputs' schema is
+//     wider than the table's.
+//
+// Concurrent appends do not disturb it: the committer re-checks the removes
+// at each new version and commits on top. If an input was removed meanwhile
+// (another compactor won), the commit is refused with an error matching
+// committer.ErrFileRemoved, the table is unchanged, and the uploaded output
+// is an orphan that Vacuum deletes after the retention period. A crash
+// leaves the same orphan and nothing else.
+func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *committer.Snapshot, job Job, opts ExecOptions) (*Output, error) {
+	if len(job.Inputs) < 2 {
+		return nil, fmt.Errorf("compact %s: a job needs at least two inputs, has %d", t.Root(), len(job.Inputs))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	root := t.Root()
+	schema, err := tableSchema(snap)
+	if err != nil {
+		return nil, fmt.Errorf("compact %s: %w", root, err)
+	}
+	var rows []codec.Change
+	var read int64
+	for _, in := range job.Inputs {
+		s, changes, err := readInput(ctx, b, root, in)
+		if err != nil {
+			return nil, fmt.Errorf("compact %s: %w", root, err)
+		}
+		if err := schema.Merge(s); err != nil {
+			return nil, fmt.Errorf("compact %s: merge schema of %s: %w", root, in.Path, err)
+		}
+		rows = append(rows, changes...)
+		read += in.Size
+	}
+	slices.SortStableFunc(rows, func(a, b codec.Change) int {
+		return cmp.Or(
+			cmp.Compare(a.LSN, b.LSN),
+			cmp.Compare(a.Topic, b.Topic),
+			cmp.Compare(a.Partition, b.Partition),
+			cmp.Compare(a.Offset, b.Offset),
+		)
+	})
+	var buf bytes.Buffer
+	stats, err := codec.EncodeBlock(&buf, schema, rows, codec.EncodeOptions{
+		Compression:   opts.Compression,
+		RowGroupBytes: opts.Mode.BlockSize,
+		KafkaColumns:  schema.KafkaColumns(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compact %s: %w", root, err)
+	}
+	statsJSON, err := stats.DeltaStatsJSON()
+	if err != nil {
+		return nil, fmt.Errorf("compact %s: %w", root, err)
+	}
+	rel, err := upload(ctx, b, root, partitioner.PartitionFileKey(stats.MinLSN, stats.MaxLSN, job.Level, partitioner.InputsHash(job.Paths())), stats, job, buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("compact %s: %w", root, err)
+	}
+	add := committer.Add{
+		Path:             rel,
+		Size:             int64(buf.Len()),
+		ModificationTime: opts.Now().UnixMilli(),
+		DataChange:       false,
+		Stats:            statsJSON,
+		Tags: map[string]string{
+			TagMinLSN:  strconv.FormatUint(stats.MinLSN, 10),
+			TagMaxLSN:  strconv.FormatUint(stats.MaxLSN, 10),
+			TagSources: mergeSources(job.Inputs),
+			TagLevel:   strconv.Itoa(job.Level),
+			TagRows:    strconv.FormatInt(stats.Rows, 10),
+		},
+	}
+	removes := make([]committer.Remove, len(job.Inputs))
+	for i, in := range job.Inputs {
+		removes[i] = committer.Remove{Path: in.Path, DataChange: false, Size: in.Size, PartitionValues: in.PartitionValues}
+	}
+	for attempt := 1; ; attempt++ {
+		c := committer.Commit{
+			Operation:   committer.OpOptimize,
+			Removes:     removes,
+			Adds:        []committer.Add{add},
+			ReadVersion: snap.Version,
+			Info: map[string]string{
+				"inputs": strconv.Itoa(len(job.Inputs)),
+				"level":  strconv.Itoa(job.Level),
+			},
+		}
+		md, err := widenedMetadata(snap, schema)
+		if err != nil {
+			return nil, fmt.Errorf("compact %s: %w", root, err)
+		}
+		c.Metadata = md
+		res, err := t.Commit(ctx, c)
+		if err == nil {
+			return &Output{Add: add, Version: res.Version, Snapshot: res.Snapshot, BytesRead: read}, nil
+		}
+		if !errors.Is(err, committer.ErrMetadataChanged) || attempt >= maxMetadataRetries {
+			return nil, fmt.Errorf("compact %s into %s: %w", root, rel, err)
+		}
+		// Another writer widened the schema after our snapshot: fold its
+		// schema into ours and commit again. The output file itself stays
+		// valid: columns it lacks read as null.
+		if snap, err = t.Update(ctx, snap); err != nil {
+			return nil, fmt.Errorf("compact %s into %s: %w", root, rel, err)
+		}
+	}
+}
+
+// tableSchema parses the table's committed schema; an empty table schema
+// gives an empty codec schema.
+func tableSchema(snap *committer.Snapshot) (*codec.Schema, error) {
+	if snap.Metadata.SchemaString == "" {
+		return codec.NewSchema(), nil
+	}
+	s, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+	if err != nil {
+		return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, err)
+	}
+	return s, nil
+}
+
+// widenedMetadata returns the table metadata to commit so that the table's
+// schema holds every column of out, or nil if it already does.
+func widenedMetadata(snap *committer.Snapshot, out *codec.Schema) (*committer.Metadata, error) {
+	merged, err := tableSchema(snap)
+	if err != nil {
+		return nil, err
+	}
+	if err := merged.Merge(out); err != nil {
+		return nil, fmt.Errorf("merge output schema into version %d: %w", snap.Version, err)
+	}
+	text, err := merged.DeltaSchemaJSON()
+	if err != nil {
+		return nil, err
+	}
+	if text == snap.Metadata.SchemaString {
+		return nil, nil
+	}
+	md := snap.Metadata
+	md.SchemaString = text
+	return &md, nil
+}
+
+// readInput reads one input file whole and decodes it.
+func readInput(ctx context.Context, b objstore.Bucket, root string, in committer.Add) (*codec.Schema, []codec.Change, error) {
+	key := joinKey(root, in.Path)
+	rc, err := b.Get(ctx, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read input %s: %w", key, err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read input %s: %w", key, err)
+	}
+	s, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("decode input %s: %w", key, err)
+	}
+	return s, changes, nil
+}
+
+// upload writes the output create-only under rel. If an object already
+// holds that name (a crashed or concurrent compaction of the same inputs
+// left it), its contents cannot be vouched for, so the output goes under a
+// name with a fresh inputs hash instead of overwriting it.
+func upload(ctx context.Context, b objstore.Bucket, root, rel string, stats codec.BlockStats, job Job, data []byte) (string, error) {
+	for attempt := 0; ; attempt++ {
+		_, err := b.Put(ctx, joinKey(root, rel), bytes.NewReader(data), int64(len(data)), objstore.PutOptions{IfNoneMatch: true})
+		if err == nil {
+			return rel, nil
+		}
+		if !errors.Is(err, objstore.ErrPreconditionFailed) || attempt >= 3 {
+			return "", fmt.Errorf("upload %s: %w", rel, err)
+		}
+		var nonce [8]byte
+		_, _ = rand.Read(nonce[:]) // crypto/rand.Read never returns an error.
+		rel = partitioner.PartitionFileKey(stats.MinLSN, stats.MaxLSN, job.Level,
+			partitioner.InputsHash(append(job.Paths(), hex.EncodeToString(nonce[:]))))
+	}
+}
+
+// joinKey joins a table root and a path relative to it.
+func joinKey(root, rel string) string {
+	if root == "" {
+		return rel
+	}
+	return root + "/" + rel
+}
+
+// sourceKey is a topic-partition of an evodb.sources tag.
+type sourceKey struct {
+	topic     string
+	partition int32
+}
+
+// mergeSources unions the inputs' evodb.sources tags
+// ("topic:partition:first-last,...") into one range per topic-partition.
+// Entries that do not parse are dropped: the tag is informational.
+func mergeSources(inputs []committer.Add) string {
+	ranges := map[sourceKey][2]int64{}
+	for _, in := range inputs {
+		for _, item := range strings.Split(in.Tags[TagSources], ",") {
+			k, lo, hi, ok := parseSource(item)
+			if !ok {
+				continue
+			}
+			if r, seen := ranges[k]; seen {
+				lo, hi = min(lo, r[0]), max(hi, r[1])
+			}
+			ranges[k] = [2]int64{lo, hi}
+		}
+	}
+	keys := make([]sourceKey, 0, len(ranges))
+	for k := range ranges {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b sourceKey) int {
+		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		r := ranges[k]
+		parts[i] = fmt.Sprintf("%s:%d:%d-%d", k.topic, k.partition, r[0], r[1])
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseSource parses "topic:partition:first-last". Kafka topic names hold
+// no colon, but the fields are taken from the right anyway.
+func parseSource(s string) (sourceKey, int64, int64, bool) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return sourceKey{}, 0, 0, false
+	}
+	j := strings.LastIndexByte(s[:i], ':')
+	if j <= 0 {
+		return sourceKey{}, 0, 0, false
+	}
+	p, err := strconv.ParseInt(s[j+1:i], 10, 32)
+	if err != nil {
+		return sourceKey{}, 0, 0, false
+	}
+	first, last, ok := strings.Cut(s[i+1:], "-")
+	if !ok {
+		return sourceKey{}, 0, 0, false
+	}
+	lo, err1 := strconv.ParseInt(first, 10, 64)
+	hi, err2 := strconv.ParseInt(last, 10, 64)
+	if err1 != nil || err2 != nil || lo > hi {
+		return sourceKey{}, 0, 0, false
+	}
+	return sourceKey{topic: s[:j], partition: int32(p)}, lo, hi, true
+}
