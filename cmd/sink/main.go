@@ -6,6 +6,7 @@
 //	sink demo [-dir ./evodb-demo]     a self-contained demo: in-process broker, generated CDC, local tables
 //	sink inspect <store-url> [table]  versions, files, sizes, LSN ranges and txn offsets of the tables
 //	sink produce -brokers … -topic …  produce a generated CDC workload to any broker
+//	sink bench [-tables 8,64,512]     measure the sink beside consume-only and decode+encode baselines
 //	sink version                      print the version
 package main
 
@@ -46,6 +47,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"run":     runCommand(),
+		"bench":   benchCommand(),
 		"demo":    demoCommand(),
 		"inspect": inspectCommand(),
 		"produce": produceCommand(),

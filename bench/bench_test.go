@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/workload"
+)
+
+// TestRun runs a small scenario end to end and checks that every figure is
+// filled in and consistent; it asserts nothing about speed.
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		format codec.Format
+		tables int
+	}{
+		{"evodb-8", codec.FormatEvoDB, 8},
+		{"debezium-64", codec.FormatDebezium, 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := Run(ctx, Config{
+				Tables: tc.tables, Format: tc.format, Records: 3000, Seed: 1,
+				FlushInterval: 300 * time.Millisecond, LatencyDuration: 500 * time.Millisecond,
+				TempDir: t.TempDir(),
+			})
+			require.NoError(t, err)
+			require.Equal(t, 3000, res.Sink.Records)
+			require.Positive(t, res.Sink.RecordsPerSec)
+			require.Positive(t, res.Consume.RecordsPerSec)
+			require.Positive(t, res.Encode.Records)
+			require.Positive(t, res.EncodeBytes)
+			require.Positive(t, res.Written.DataFiles)
+			require.Positive(t, res.Written.Objects)
+			require.Greater(t, res.Written.Bytes, res.Written.DataBytes)
+			require.Equal(t, res.Latency.Records, res.Latency.Measured, "every paced record is found in exactly one committed block")
+			require.Positive(t, res.Latency.P99)
+			require.GreaterOrEqual(t, res.Latency.Max, res.Latency.P99)
+
+			var out bytes.Buffer
+			require.NoError(t, WriteTable(&out, []*Result{Median([]*Result{res, res, res})}))
+			require.Contains(t, out.String(), "sink records/CPU-s")
+		})
+	}
+}
+
+func TestMedian(t *testing.T) {
+	runs := []*Result{
+		{Sink: Throughput{RecordsPerSec: 3}, Latency: Latency{P99: 3 * time.Second}},
+		{Sink: Throughput{RecordsPerSec: 1}, Latency: Latency{P99: 1 * time.Second}},
+		{Sink: Throughput{RecordsPerSec: 2}, Latency: Latency{P99: 9 * time.Second}},
+	}
+	m := Median(runs)
+	require.Equal(t, 2.0, m.Sink.RecordsPerSec)
+	require.Equal(t, 3*time.Second, m.Latency.P99)
+	require.Nil(t, Median(nil))
+}
+
+func TestChildStoreURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"file:///tmp/x", "file:///tmp/x/p"},
+		{"s3://b?endpoint=http://127.0.0.1:1", "s3://b/p?endpoint=http://127.0.0.1:1"},
+		{"s3://b/pre", "s3://b/pre/p"},
+	} {
+		got, err := childStoreURL(tc.in, "p")
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got)
+	}
+	_, err := childStoreURL("mem://", "p")
+	require.Error(t, err)
+}
+
+// benchRecords returns n generated records of the 8-table workload.
+func benchRecords(n int, format codec.Format) []workload.Record {
+	g := workload.New(workload.Config{Format: format, Topic: "bench"}, rand.New(rand.NewPCG(1, 2)))
+	recs := make([]workload.Record, n)
+	for i := range recs {
+		recs[i] = g.Next()
+	}
+	return recs
+}
+
+// BenchmarkDecodeEncode is baseline (b) on the 8-table evodb workload.
+func BenchmarkDecodeEncode(b *testing.B) {
+	recs := benchRecords(50_000, codec.FormatEvoDB)
+	b.ResetTimer()
+	var n int
+	for b.Loop() {
+		res, err := DecodeEncode(recs, EncodeConfig{Format: codec.FormatEvoDB})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += res.Records
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkSinkThroughput is the full sink loop over an in-process broker
+// and a filesystem store on the 8-table workload: each iteration produces a
+// fresh backlog (outside the timer) and times the sink until all of it is
+// committed.
+func BenchmarkSinkThroughput(b *testing.B) {
+	const n = 50_000
+	ctx := context.Background()
+	var total int
+	var wall time.Duration
+	for b.Loop() {
+		res, err := Run(ctx, Config{Records: n, Seed: 1, TempDir: b.TempDir(), FlushInterval: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += n
+		wall += res.Sink.Wall
+		b.ReportMetric(res.Sink.RecordsPerCPUSec, "records/CPU-s")
+	}
+	b.ReportMetric(float64(total)/wall.Seconds(), "records/s")
+}

@@ -1,0 +1,123 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/sink"
+	"github.com/evodb/sink/workload"
+)
+
+// EncodeConfig sets up the decode+encode baseline.
+type EncodeConfig struct {
+	Format codec.Format
+	// Mode is the partition mode whose block size closes a block, as the
+	// sink's buffers do; FlushThreshold (default the sink's) closes a block
+	// at that many records.
+	Mode           string
+	FlushThreshold int
+}
+
+// EncodeResult is the decode+encode baseline's outcome.
+type EncodeResult struct {
+	Throughput
+	// Bytes is the Parquet bytes written, Blocks the number of blocks.
+	Bytes  int64
+	Blocks int
+}
+
+// DecodeEncode is baseline (b): it decodes every record, fits it to its
+// table's schema and encodes per-table blocks closed at the sink's flush
+// threshold or block size — the format work the sink cannot avoid, with no
+// Kafka, no buffer bookkeeping and no store. Blocks go to a byte counter.
+// It runs on one goroutine, so its CPU time is its wall time.
+func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error) {
+	def := sink.DefaultConfig().Tables.Default
+	if cfg.Mode == "" {
+		cfg.Mode = def.Mode
+	}
+	if cfg.FlushThreshold <= 0 {
+		cfg.FlushThreshold = def.FlushThreshold
+	}
+	mode, err := partitioner.ModeByName(cfg.Mode)
+	if err != nil {
+		return EncodeResult{}, err
+	}
+	dec, err := codec.NewDecoder(cfg.Format)
+	if err != nil {
+		return EncodeResult{}, err
+	}
+	type tableBuf struct {
+		schema  *codec.Schema
+		changes []codec.Change
+		bytes   int64
+	}
+	var (
+		res    EncodeResult
+		input  int64
+		tables = map[string]*tableBuf{}
+		w      countingWriter
+	)
+	flush := func(t *tableBuf) error {
+		if len(t.changes) == 0 {
+			return nil
+		}
+		_, err := codec.EncodeBlock(&w, t.schema, t.changes, codec.EncodeOptions{
+			Compression: def.Compression, RowGroupBytes: mode.BlockSize, KafkaColumns: true,
+		})
+		if err != nil {
+			return fmt.Errorf("encode block: %w", err)
+		}
+		res.Blocks++
+		t.changes, t.bytes = t.changes[:0], 0
+		return nil
+	}
+	start, cpu0 := time.Now(), selfCPU()
+	for i, r := range recs {
+		input += int64(len(r.Value))
+		if r.Bad {
+			continue
+		}
+		var ch codec.Change
+		err := dec.Decode(codec.Record{
+			Topic: r.Topic, Partition: r.Partition, Offset: int64(i), Key: r.Key, Value: r.Value,
+		}, &ch)
+		if err != nil {
+			return EncodeResult{}, fmt.Errorf("decode record %d: %w", i, err)
+		}
+		t := tables[ch.TableName()]
+		if t == nil {
+			t = &tableBuf{schema: codec.NewSchema()}
+			t.schema.SetKafkaColumns(true)
+			tables[ch.TableName()] = t
+		}
+		if _, err := t.schema.Accept(&ch); err != nil {
+			return EncodeResult{}, fmt.Errorf("record %d: %w", i, err)
+		}
+		t.changes = append(t.changes, ch)
+		t.bytes += int64(ch.Size())
+		if len(t.changes) >= cfg.FlushThreshold || t.bytes >= mode.BlockSize {
+			if err := flush(t); err != nil {
+				return EncodeResult{}, err
+			}
+		}
+	}
+	for _, t := range tables {
+		if err := flush(t); err != nil {
+			return EncodeResult{}, err
+		}
+	}
+	res.Throughput = newThroughput(len(recs), input, time.Since(start), selfCPU()-cpu0)
+	res.Bytes = w.n
+	return res, nil
+}
+
+// countingWriter counts and discards.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}

@@ -1,0 +1,391 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gopkg.in/yaml.v3"
+
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/sink"
+)
+
+// pollEvery is how often progress is sampled; it bounds the error of a
+// measured duration.
+const pollEvery = 5 * time.Millisecond
+
+// sinkRunner is a running sink, in this process or a child.
+type sinkRunner interface {
+	// measure waits until the sink is ready, then times it until rows
+	// records are committed, returning the throughput and peak RSS.
+	measure(ctx context.Context, rows int, input int64) (Throughput, int64, error)
+	// committed returns the rows committed so far.
+	committed() (int64, error)
+	// stop shuts the sink down gracefully; later calls return nil.
+	stop() error
+}
+
+// waitFor polls cond until it holds, ctx ends or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not done after %s", what, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// measureTimeout bounds one throughput pass.
+const measureTimeout = 30 * time.Minute
+
+// inProcess runs the sink in this process.
+type inProcess struct {
+	s       *sink.Sink
+	rows    atomic.Int64
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
+}
+
+func startInProcess(ctx context.Context, cfg sink.Config, bucket objstore.Bucket) (*inProcess, error) {
+	r := &inProcess{done: make(chan error, 1)}
+	s, err := sink.New(cfg, bucket, sink.WithRegisterer(prometheus.NewRegistry()), sink.WithCommitHook(func(ev sink.CommitEvent) {
+		if len(ev.FilesRemoved) == 0 {
+			r.rows.Add(ev.Rows)
+		}
+	}))
+	if err != nil {
+		return nil, err
+	}
+	r.s = s
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	go func() { r.done <- s.Run(rctx) }()
+	return r, nil
+}
+
+func (r *inProcess) committed() (int64, error) {
+	select {
+	case err := <-r.done:
+		r.stopped = true
+		if err == nil {
+			err = errors.New("sink stopped")
+		}
+		return 0, fmt.Errorf("sink: %w", err)
+	default:
+	}
+	return r.rows.Load(), nil
+}
+
+func (r *inProcess) measure(ctx context.Context, rows int, input int64) (Throughput, int64, error) {
+	err := waitFor(ctx, time.Minute, "sink ready", func() (bool, error) {
+		_, err := r.committed()
+		return r.s.Ready(), err
+	})
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	resetPeakRSS()
+	start, cpu0 := time.Now(), selfCPU()
+	err = waitFor(ctx, measureTimeout, "sink commits", func() (bool, error) {
+		n, err := r.committed()
+		return n >= int64(rows), err
+	})
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	return newThroughput(rows, input, time.Since(start), selfCPU()-cpu0), peakRSS("self"), nil
+}
+
+func (r *inProcess) stop() error {
+	if r.stopped {
+		return nil
+	}
+	r.stopped = true
+	r.cancel()
+	return <-r.done
+}
+
+// child runs the sink as a child process, so its CPU time and peak RSS
+// are its own.
+type child struct {
+	cmd     *exec.Cmd
+	addr    string
+	logPath string
+	exited  chan error
+	stopped bool
+}
+
+// childConfig is the configuration file of `sink run`.
+type childConfig struct {
+	sink.Config `yaml:",inline"`
+	Store       struct {
+		URL string            `yaml:"url"`
+		S3  objstore.S3Config `yaml:"s3"`
+	} `yaml:"store"`
+	Log struct {
+		Level string `yaml:"level"`
+	} `yaml:"log"`
+}
+
+func startChild(ctx context.Context, cfg Config, sc sink.Config, storeURL, prefix string) (*child, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("pick a port for the sink: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var cc childConfig
+	cc.Config = sc
+	cc.HTTP.Addr = addr
+	cc.Store.S3 = cfg.S3
+	if cc.Store.URL, err = childStoreURL(storeURL, prefix); err != nil {
+		return nil, err
+	}
+	cc.Log.Level = "warn"
+	b, err := yaml.Marshal(&cc)
+	if err != nil {
+		return nil, fmt.Errorf("render sink config: %w", err)
+	}
+	cfgPath := filepath.Join(cfg.TempDir, prefix+".yaml")
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		return nil, fmt.Errorf("write sink config: %w", err)
+	}
+	logPath := filepath.Join(cfg.TempDir, prefix+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("sink log: %w", err)
+	}
+	args := append(append([]string{}, cfg.SinkCommand[1:]...), "-c", cfgPath)
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), cfg.SinkCommand[0], args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start sink process: %w", err)
+	}
+	c := &child{cmd: cmd, addr: addr, logPath: logPath, exited: make(chan error, 1)}
+	go func() {
+		c.exited <- cmd.Wait()
+		logFile.Close()
+	}()
+	return c, nil
+}
+
+// childStoreURL points the child at the run's own prefix of the store.
+func childStoreURL(storeURL, prefix string) (string, error) {
+	switch {
+	case len(storeURL) > 7 && storeURL[:7] == "file://":
+		return storeURL + "/" + prefix, nil
+	case len(storeURL) > 5 && storeURL[:5] == "s3://":
+		path, query := storeURL, ""
+		for i := range storeURL {
+			if storeURL[i] == '?' {
+				path, query = storeURL[:i], storeURL[i:]
+				break
+			}
+		}
+		return path + "/" + prefix + query, nil
+	}
+	return "", fmt.Errorf("store %s: a child sink needs a file:// or s3:// store", redact(storeURL))
+}
+
+func (c *child) alive() error {
+	select {
+	case err := <-c.exited:
+		c.stopped = true
+		log, _ := os.ReadFile(c.logPath)
+		return fmt.Errorf("sink process exited (%v): %s", err, tail(log, 2000))
+	default:
+		return nil
+	}
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func (c *child) status() (sink.Status, error) {
+	var st sink.Status
+	resp, err := http.Get("http://" + c.addr + "/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}
+
+func (c *child) committed() (int64, error) {
+	if err := c.alive(); err != nil {
+		return 0, err
+	}
+	st, err := c.status()
+	if err != nil {
+		return 0, fmt.Errorf("sink status: %w", err)
+	}
+	var n int64
+	for _, t := range st.Tables {
+		n += t.RowsWritten
+	}
+	return n, nil
+}
+
+func (c *child) measure(ctx context.Context, rows int, input int64) (Throughput, int64, error) {
+	err := waitFor(ctx, time.Minute, "sink ready", func() (bool, error) {
+		if err := c.alive(); err != nil {
+			return false, err
+		}
+		resp, err := http.Get("http://" + c.addr + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	pid := c.cmd.Process.Pid
+	start := time.Now()
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	err = waitFor(ctx, measureTimeout, "sink commits", func() (bool, error) {
+		n, err := c.committed()
+		return n >= int64(rows), err
+	})
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	wall := time.Since(start)
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return Throughput{}, 0, err
+	}
+	return newThroughput(rows, input, wall, cpu1-cpu0), peakRSS(strconv.Itoa(pid)), nil
+}
+
+func (c *child) stop() error {
+	if c.stopped {
+		return nil
+	}
+	c.stopped = true
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			log, _ := os.ReadFile(c.logPath)
+			return fmt.Errorf("sink process: %w: %s", err, tail(log, 2000))
+		}
+		return nil
+	case <-time.After(time.Minute):
+		_ = c.cmd.Process.Kill()
+		return errors.New("sink process did not stop within a minute of SIGTERM")
+	}
+}
+
+// commitWatcher collects the sink's commit notifications.
+type commitWatcher struct {
+	cl     *kgo.Client
+	mu     sync.Mutex
+	events []sink.CommitEvent
+	done   chan struct{}
+}
+
+func watchCommits(ctx context.Context, brokers []string, topic string) (*commitWatcher, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	w := &commitWatcher{cl: cl, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			fs := cl.PollFetches(ctx)
+			if fs.IsClientClosed() || ctx.Err() != nil {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				var ev sink.CommitEvent
+				if json.Unmarshal(r.Value, &ev) == nil {
+					w.mu.Lock()
+					w.events = append(w.events, ev)
+					w.mu.Unlock()
+				}
+			})
+		}
+	}()
+	return w, nil
+}
+
+func (w *commitWatcher) snapshot() []sink.CommitEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]sink.CommitEvent(nil), w.events...)
+}
+
+func (w *commitWatcher) close() {
+	w.cl.Close()
+	<-w.done
+}
+
+// storeStats lists what the sink wrote.
+func storeStats(ctx context.Context, b objstore.Bucket, records int, input int64) (Store, error) {
+	var st Store
+	err := b.List(ctx, "", func(o objstore.ObjectInfo) error {
+		st.Objects++
+		st.Bytes += o.Size
+		if filepath.Ext(o.Key) == ".parquet" && !isLogKey(o.Key) {
+			st.DataFiles++
+			st.DataBytes += o.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("list store: %w", err)
+	}
+	st.BytesPerInputByte = ratio(float64(st.Bytes), float64(input))
+	st.BytesPerRecord = ratio(float64(st.Bytes), float64(records))
+	st.ObjectsPerGB = ratio(float64(st.Objects), float64(input)/1e9)
+	return st, nil
+}
+
+func isLogKey(key string) bool {
+	for d := filepath.Dir(key); d != "." && d != "/"; d = filepath.Dir(d) {
+		if filepath.Base(d) == "_delta_log" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/evodb/sink/bench"
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/objstore"
+)
+
+func benchCommand() command {
+	const usage = "bench [-tables 8,64,512] [-format evodb,debezium] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-json]"
+	return command{
+		usage:   usage,
+		summary: "measure the sink beside consume-only and decode+encode-only baselines on a generated backlog",
+		run: func(ctx context.Context, e *env, args []string) error {
+			fs := newFlags(e, "bench", usage)
+			tables := fs.String("tables", "8", "comma-separated table counts, one scenario each (8, 64, 512)")
+			formats := fs.String("format", "evodb", "comma-separated input formats: evodb, debezium, debezium+schema")
+			records := fs.Int("records", 200_000, "records in each backlog")
+			runs := fs.Int("runs", 3, "runs per scenario; figures are medians")
+			seed := fs.Uint64("seed", 1, "random seed of the records")
+			brokers := fs.String("brokers", "", "seed brokers of a real cluster (default: an in-process broker)")
+			store := fs.String("store", "", "store URL, file:// or s3://bucket/prefix?endpoint=… (default: a temporary directory); S3 credentials come from the environment")
+			process := fs.Bool("process", false, "run the sink as a child process (`sink run`) so CPU and peak RSS are its own")
+			flushInterval := fs.Duration("flush-interval", 5*time.Second, "tables' flush_interval")
+			budget := fs.Int64("memory", 128<<20, "memory.budget_bytes")
+			mode := fs.String("mode", "standard", "partition mode: do-sqlite, standard or enterprise")
+			latency := fs.Duration("latency", 15*time.Second, "duration of the paced phase at half the measured maximum (0 skips it)")
+			asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 0 {
+				return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+			}
+			if *records <= 0 || *runs <= 0 {
+				return fmt.Errorf("%w: -records and -runs must be positive", errUsage)
+			}
+			var tableCounts []int
+			for _, s := range splitList(*tables) {
+				n, err := strconv.Atoi(s)
+				if err != nil || n <= 0 {
+					return fmt.Errorf("%w: -tables %q is not a list of positive numbers", errUsage, *tables)
+				}
+				tableCounts = append(tableCounts, n)
+			}
+			type format struct {
+				f      codec.Format
+				schema bool
+			}
+			var fmts []format
+			for _, s := range splitList(*formats) {
+				switch s {
+				case "evodb":
+					fmts = append(fmts, format{codec.FormatEvoDB, false})
+				case "debezium":
+					fmts = append(fmts, format{codec.FormatDebezium, false})
+				case "debezium+schema":
+					fmts = append(fmts, format{codec.FormatDebezium, true})
+				default:
+					return fmt.Errorf("%w: -format %q is not one of evodb, debezium, debezium+schema", errUsage, s)
+				}
+			}
+			var sinkCmd []string
+			if *process {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("locate the sink binary: %w", err)
+				}
+				sinkCmd = []string{exe, "run"}
+			}
+			tmp, err := os.MkdirTemp("", "evodb-bench-")
+			if err != nil {
+				return fmt.Errorf("temporary directory: %w", err)
+			}
+			defer os.RemoveAll(tmp)
+
+			var results []*bench.Result
+			for _, n := range tableCounts {
+				for _, f := range fmts {
+					var rs []*bench.Result
+					for i := range *runs {
+						cfg := bench.Config{
+							Tables: n, Format: f.f, SchemaWrapper: f.schema, Records: *records, Seed: *seed,
+							Brokers: splitList(*brokers), StoreURL: *store, S3: objstore.S3Config{},
+							FlushInterval: *flushInterval, MemoryBudget: *budget, Mode: *mode,
+							LatencyDuration: *latency, SinkCommand: sinkCmd, TempDir: tmp,
+							Log: func(format string, args ...any) {
+								fmt.Fprintf(e.stderr, "bench [%d tables %s, run %d/%d]: %s\n", n, f.f, i+1, *runs, fmt.Sprintf(format, args...))
+							},
+						}
+						r, err := bench.Run(ctx, cfg)
+						if err != nil {
+							return fmt.Errorf("%d tables %s run %d: %w", n, f.f, i+1, err)
+						}
+						rs = append(rs, r)
+					}
+					results = append(results, bench.Median(rs))
+				}
+			}
+			if *asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(results)
+			}
+			return bench.WriteTable(e.stdout, results)
+		},
+	}
+}
