@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -65,4 +66,30 @@ func TestSinkMemoryBudget(t *testing.T) {
 	require.Positive(t, counterValue(t, s.metrics.flushes.WithLabelValues("memory")), "early flushes under memory pressure")
 	require.Positive(t, counterValue(t, s.metrics.pauses), "fetching paused")
 	require.Equal(t, counterValue(t, s.metrics.pauses), counterValue(t, s.metrics.resumes), "every pause resumed")
+}
+
+// A store that keeps failing: the sink retries for commit.store_retry_timeout,
+// then stops with an error naming the flush, and the group offset never
+// passes data that is not durable.
+func TestSinkStopsWhenStoreKeepsFailing(t *testing.T) {
+	c := newCluster(t, 2, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 2, 2, 500, 0, 14, 0, want)
+	b := objstore.NewMemory()
+	broken := objstore.NewFaulty(b, 3)
+	broken.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: ".parquet", Rate: 1})
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	cfg.Commit.StoreRetryTimeout = 2 * time.Second
+	s, err := New(cfg, broken)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = s.Run(ctx)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "flush table")
+	require.Contains(t, err.Error(), "upload block")
+	require.NoError(t, ctx.Err(), "stopped by the retry timeout, not the test deadline")
+	for p, o := range fetchGroupOffsets(t, c.ListenAddrs(), cfg.Kafka.Group, "cdc") {
+		require.LessOrEqual(t, o, int64(0), "partition %d committed past non-durable data", p)
+	}
 }
