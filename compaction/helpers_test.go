@@ -1,0 +1,189 @@
+package compaction
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/partitioner"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testMode has small sizes so that real blocks of a few kilobytes exercise
+// every tier.
+var testMode = partitioner.Mode{Name: "test", BlockSize: 4 << 10, PartitionMax: 48 << 10, MaxMergeInputs: 8}
+
+// fastOptions makes commits give up quickly in fault tests.
+func fastOptions() committer.Options {
+	return committer.Options{MaxCommitAttempts: 3, RetryInitialInterval: time.Millisecond, RetryMaxInterval: 5 * time.Millisecond}
+}
+
+// fixture is a table with a writer that appends real blocks the way the
+// sink does: LSN-ordered rows, create-only upload, tags, txn conditions.
+type fixture struct {
+	t     testing.TB
+	b     objstore.Bucket
+	path  string
+	table *committer.Table
+
+	mu     sync.Mutex
+	next   int64 // next offset and LSN
+	schema *codec.Schema
+}
+
+func newFixture(t testing.TB, b objstore.Bucket, path string) *fixture {
+	f := &fixture{t: t, b: b, path: path, table: committer.Open(b, path, fastOptions()), next: 1, schema: codec.NewSchema()}
+	f.schema.SetKafkaColumns(true)
+	return f
+}
+
+// row builds the change at offset (and LSN) o with extra columns.
+func row(o int64, extra ...codec.Field) codec.Change {
+	fields := append([]codec.Field{
+		{Name: "id", Value: codec.Int(o)},
+		{Name: "name", Value: codec.String("user-" + strconv.FormatInt(o, 10))},
+	}, extra...)
+	return codec.Change{Topic: "cdc", Partition: int32(o % 3), Offset: o, Table: "users", Op: codec.OpInsert,
+		LSN: uint64(o), TS: 1_700_000_000_000 + o, Row: fields}
+}
+
+// appendBlock commits a block of n rows (built by mk from their offsets)
+// and returns its add action. The table schema is widened in the same
+// commit unless narrow is set, which lets tests build tables whose schema
+// lags their files.
+func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec.Change) (committer.Add, error) {
+	f.mu.Lock()
+	first := f.next
+	f.next += int64(n)
+	changes := make([]codec.Change, n)
+	schema := f.schema
+	for i := range changes {
+		changes[i] = mk(first + int64(i))
+		if _, err := schema.Accept(&changes[i]); err != nil {
+			f.mu.Unlock()
+			return committer.Add{}, err
+		}
+	}
+	schema = schema.Clone()
+	f.mu.Unlock()
+
+	var buf bytes.Buffer
+	stats, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{RowGroupBytes: testMode.BlockSize, KafkaColumns: true})
+	if err != nil {
+		return committer.Add{}, err
+	}
+	statsJSON, err := stats.DeltaStatsJSON()
+	if err != nil {
+		return committer.Add{}, err
+	}
+	id := partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN,
+		Sources: []partitioner.SourceRange{{Topic: "cdc", Partition: 0, FirstOffset: first, LastOffset: first + int64(n) - 1}}}
+	rel := partitioner.DataFileKey(id)
+	if _, err := f.b.Put(ctx, f.path+"/"+rel, bytes.NewReader(buf.Bytes()), int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true}); err != nil {
+		return committer.Add{}, err
+	}
+	add := committer.Add{Path: rel, Size: int64(buf.Len()), DataChange: true, Stats: statsJSON, Tags: map[string]string{
+		TagMinLSN: strconv.FormatUint(stats.MinLSN, 10), TagMaxLSN: strconv.FormatUint(stats.MaxLSN, 10),
+		TagSources: fmt.Sprintf("cdc:0:%d-%d", first, first+int64(n)-1), TagLevel: "0", TagRows: strconv.FormatInt(stats.Rows, 10),
+	}}
+	text, err := schema.DeltaSchemaJSON()
+	if err != nil {
+		return committer.Add{}, err
+	}
+	if _, err := f.table.Create(ctx, committer.Metadata{Name: "users", SchemaString: text}); err != nil {
+		return committer.Add{}, err
+	}
+	for {
+		snap, err := f.table.Snapshot(ctx)
+		if err != nil {
+			return committer.Add{}, err
+		}
+		c := committer.Commit{
+			Operation:   committer.OpStreamingUpdate,
+			Adds:        []committer.Add{add},
+			Txns:        []committer.TxnCondition{{AppID: "cdc-0", FirstOffset: first, LastOffset: first + int64(n) - 1}},
+			ReadVersion: snap.Version,
+		}
+		if text != snap.Metadata.SchemaString {
+			theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+			if err != nil {
+				return committer.Add{}, err
+			}
+			if err := theirs.Merge(schema); err != nil {
+				return committer.Add{}, err
+			}
+			merged, err := theirs.DeltaSchemaJSON()
+			if err != nil {
+				return committer.Add{}, err
+			}
+			if merged != snap.Metadata.SchemaString {
+				md := snap.Metadata
+				md.SchemaString = merged
+				c.Metadata = &md
+			}
+		}
+		_, err = f.table.Commit(ctx, c)
+		if errors.Is(err, committer.ErrMetadataChanged) {
+			continue // a compaction widened the schema meanwhile
+		}
+		if err != nil {
+			return committer.Add{}, err
+		}
+		return add, nil
+	}
+}
+
+// mustAppend appends blocks of the given sizes (rows) of plain rows.
+func (f *fixture) mustAppend(ctx context.Context, sizes ...int) {
+	f.t.Helper()
+	for _, n := range sizes {
+		_, err := f.appendBlock(ctx, n, func(o int64) codec.Change { return row(o) })
+		require.NoError(f.t, err)
+	}
+}
+
+// readRows reads every row of the table's active files, keyed by offset,
+// failing on a duplicate offset. It also checks each file's rows are in
+// _lsn order and that its stats count them.
+func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string) (map[int64]codec.Change, *committer.Snapshot) {
+	t.Helper()
+	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	require.NoError(t, err)
+	out := map[int64]codec.Change{}
+	for _, a := range snap.Files {
+		_, changes, err := readInput(ctx, b, path, a)
+		require.NoError(t, err)
+		for i, ch := range changes {
+			if i > 0 {
+				require.LessOrEqual(t, changes[i-1].LSN, ch.LSN, "file %s is not in _lsn order", a.Path)
+			}
+			_, dup := out[ch.Offset]
+			require.False(t, dup, "offset %d appears twice (file %s)", ch.Offset, a.Path)
+			out[ch.Offset] = ch
+		}
+		require.Equal(t, int64(len(changes)), statsNumRecords(t, a.Stats), "numRecords of %s", a.Path)
+	}
+	return out, snap
+}
+
+func statsNumRecords(t testing.TB, stats string) int64 {
+	t.Helper()
+	var st struct {
+		NumRecords int64 `json:"numRecords"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stats), &st))
+	return st.NumRecords
+}
