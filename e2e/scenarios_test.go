@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/workload"
+)
+
+// Record counts are scaled so the whole suite stays within about twelve
+// minutes on two shared cores.
+const (
+	baselineRecords = 60_000 // over three topics
+	loadRecords     = 20_000 // per scenario under faults
+)
+
+// background produces n records of ws in the background; wait returns
+// once all are acknowledged.
+func (h *harness) background(ws *workloadStream, n int) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	ctx := h.ctx(10 * time.Minute)
+	go func() {
+		defer wg.Done()
+		// Chunks with pauses spread the load over the scenario's events.
+		for done := 0; done < n; {
+			m := min(2000, n-done)
+			h.produceRetrying(ctx, ws, m)
+			done += m
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	return wg.Wait
+}
+
+// singleTopic is the setup most scenarios share: one evodb topic with six
+// partitions and eight tables.
+func (h *harness) singleTopic(cfg workload.Config) *workloadStream {
+	cfg.Topic = h.topic("cdc")
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 6
+	}
+	h.createTopics(cfg.Partitions, cfg.Topic)
+	return h.stream(cfg)
+}
+
+// TestBaseline: three topics of six partitions (evodb, Debezium, Debezium
+// with the schema wrapper), twenty tables, two sink processes.
+func TestBaseline(t *testing.T) {
+	h := newHarness(t, 1)
+	formats := []struct {
+		f       codec.Format
+		wrapper bool
+	}{{codec.FormatEvoDB, false}, {codec.FormatDebezium, false}, {codec.FormatDebezium, true}}
+	var streams []*workloadStream
+	opts := sinkOptions{formats: map[string]string{}}
+	names := make([]string, 20)
+	for i := range names {
+		names[i] = "b" + string(rune('a'+i))
+	}
+	for i, f := range formats {
+		topic := h.topic([]string{"evodb", "dbz", "dbzwrapped"}[i])
+		h.createTopics(6, topic)
+		// The tables split over the topics, Debezium ones in their own DB.
+		cfg := workload.Config{Topic: topic, Partitions: 6, Format: f.f, SchemaWrapper: f.wrapper, DB: "db" + string(rune('0'+i))}
+		switch i {
+		case 0:
+			cfg.TableNames = names[:8]
+		case 1:
+			cfg.TableNames = names[8:14]
+		default:
+			cfg.TableNames = names[14:]
+		}
+		streams = append(streams, h.stream(cfg))
+		opts.topics = append(opts.topics, topic)
+		opts.formats[topic] = string(f.f)
+	}
+	ctx := h.ctx(10 * time.Minute)
+	for _, ws := range streams {
+		require.NoError(t, h.produce(ctx, ws, baselineRecords/len(streams)))
+	}
+	a, b := h.startSink(opts), h.startSink(opts)
+	h.waitDone(opts.topics, 5*time.Minute)
+	a.stop()
+	b.stop()
+	h.verdict("", streams...)
+}
+
+// TestCrash kills a sink process with SIGKILL at random moments, ten times,
+// restarting it each time; short flush intervals put the kills inside
+// uploads, commits and offset commits.
+func TestCrash(t *testing.T) {
+	h := newHarness(t, 2)
+	ws := h.singleTopic(workload.Config{})
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 150 * time.Millisecond, flushThreshold: 500}
+	sinks := []*sinkProc{h.startSink(opts), h.startSink(opts)}
+	wait := h.background(ws, loadRecords)
+	for i := range 10 {
+		time.Sleep(time.Duration(300+h.rng.IntN(1500)) * time.Millisecond)
+		victim := sinks[h.rng.IntN(len(sinks))]
+		victim.kill()
+		t.Logf("kill %d: sink %d", i+1, victim.id)
+		victim.start()
+	}
+	wait()
+	h.waitDone(opts.topics, 5*time.Minute)
+	for _, s := range sinks {
+		s.stop()
+	}
+	h.verdict("", ws)
+}
+
+// TestScale goes from one process to three and back to one during load.
+func TestScale(t *testing.T) {
+	h := newHarness(t, 3)
+	ws := h.singleTopic(workload.Config{})
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond}
+	first := h.startSink(opts)
+	wait := h.background(ws, loadRecords)
+	time.Sleep(3 * time.Second)
+	second, third := h.startSink(opts), h.startSink(opts)
+	time.Sleep(6 * time.Second)
+	second.stop()
+	third.stop()
+	wait()
+	h.waitDone(opts.topics, 5*time.Minute)
+	first.stop()
+	h.verdict("", ws)
+}
+
+// TestBrokerRestart restarts the Kafka broker during load.
+func TestBrokerRestart(t *testing.T) {
+	h := newHarness(t, 4)
+	if h.svc.kafkaDir == "" {
+		t.Skip("SINK_E2E_KAFKA_DIR is not set: cannot restart the broker")
+	}
+	ws := h.singleTopic(workload.Config{})
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond}
+	a, b := h.startSink(opts), h.startSink(opts)
+	wait := h.background(ws, loadRecords)
+	time.Sleep(3 * time.Second)
+	out, err := exec.Command("scripts/kafka.sh", "restart", h.svc.kafkaDir).CombinedOutput()
+	require.NoError(t, err, "kafka.sh restart: %s", out)
+	t.Logf("broker restarted: %s", out)
+	wait()
+	h.waitDone(opts.topics, 5*time.Minute)
+	a.stop()
+	b.stop()
+	h.verdict("", ws)
+}
+
+// TestStoreFaults puts a fault-injecting proxy between the sinks and the
+// S3 server: 500, 503 and 429 answers, dropped connections, and answers
+// delayed past the client's request timeout after the write happened.
+func TestStoreFaults(t *testing.T) {
+	h := newHarness(t, 5)
+	p := newFaultProxy(t, h.svc.s3.Endpoint, 6, 0.06, 3*time.Second)
+	h.storeEndpoint = p.URL()
+	ws := h.singleTopic(workload.Config{})
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond, storeQuery: "request_timeout=2s&max_retries=20"}
+	a, b := h.startSink(opts), h.startSink(opts)
+	wait := h.background(ws, loadRecords/2)
+	wait()
+	h.waitDone(opts.topics, 6*time.Minute)
+	p.disable()
+	a.stop()
+	b.stop()
+	t.Logf("store faults injected: %s", p.summary())
+	require.Positive(t, p.injected(), "the proxy injected no fault")
+	h.verdict("", ws)
+}
+
+// TestZombie stops a sink with SIGSTOP past the group session timeout, lets
+// the other take its partitions, and resumes it: its late work must not
+// duplicate anything.
+func TestZombie(t *testing.T) {
+	h := newHarness(t, 6)
+	ws := h.singleTopic(workload.Config{})
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond, sessionTimeout: 6 * time.Second}
+	a, b := h.startSink(opts), h.startSink(opts)
+	wait := h.background(ws, loadRecords)
+	time.Sleep(3 * time.Second)
+	a.signal(syscall.SIGSTOP)
+	t.Log("sink 0 stopped")
+	time.Sleep(12 * time.Second)
+	a.signal(syscall.SIGCONT)
+	t.Log("sink 0 resumed")
+	wait()
+	h.waitDone(opts.topics, 5*time.Minute)
+	a.stop()
+	b.stop()
+	h.verdict("", ws)
+}
+
+// TestSchemaEvolution adds columns mid-stream. Compaction during
+// ingestion is not part of it: the sink has no compaction command yet.
+func TestSchemaEvolution(t *testing.T) {
+	h := newHarness(t, 7)
+	ws := h.singleTopic(workload.Config{EvolveAfter: 300})
+	dbz := h.stream(workload.Config{Topic: h.topic("dbz"), Partitions: 3, Format: codec.FormatDebezium, SchemaWrapper: true, EvolveAfter: 200, Tables: 4})
+	h.createTopics(3, dbz.topic)
+	opts := sinkOptions{topics: []string{ws.topic, dbz.topic}, formats: map[string]string{dbz.topic: "debezium"}, flushInterval: 300 * time.Millisecond}
+	a := h.startSink(opts)
+	w1, w2 := h.background(ws, loadRecords/2), h.background(dbz, loadRecords/4)
+	w1()
+	w2()
+	h.waitDone(opts.topics, 5*time.Minute)
+	a.stop()
+	h.verdict("", ws, dbz)
+}
+
+// TestBadInput sends malformed and wrongly typed records: they go to the
+// dead-letter topic with their source headers, and nothing else is lost.
+func TestBadInput(t *testing.T) {
+	h := newHarness(t, 8)
+	ws := h.singleTopic(workload.Config{BadRate: 0.03})
+	dlq := h.topic("dlq")
+	h.createTopics(1, dlq)
+	opts := sinkOptions{topics: []string{ws.topic}, dlq: dlq, flushInterval: 300 * time.Millisecond}
+	a, b := h.startSink(opts), h.startSink(opts)
+	require.NoError(t, h.produce(context.Background(), ws, loadRecords/2))
+	h.waitDone(opts.topics, 5*time.Minute)
+	a.stop()
+	b.stop()
+	require.Positive(t, ws.bad)
+	h.verdict(dlq, ws)
+}
