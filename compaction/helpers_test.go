@@ -187,3 +187,11 @@ func statsNumRecords(t testing.TB, stats string) int64 {
 	require.NoError(t, json.Unmarshal([]byte(stats), &st))
 	return st.NumRecords
 }
+
+// mustJSON returns the JSON of one field of a JSON object.
+func mustJSON(t testing.TB, text, field string) string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(text), &m))
+	return string(m[field])
+}
