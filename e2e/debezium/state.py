@@ -1,0 +1,116 @@
+"""Reads one Delta table the sink wrote with DuckDB and prints, as JSON,
+the number of rows in its change log and its current state: the latest
+change per primary key by _lsn (ties by _offset), deletes dropped, which
+is the view docs/current-state.md documents.
+
+    state.py <table path> <key columns, comma-separated> <column types as JSON>
+
+Values are printed in the canonical form the test also asks PostgreSQL
+for, chosen per PostgreSQL type, so one comparison covers both converter
+modes (with schemas the sink stores Debezium's declared types; without,
+the JSON values' inferred ones):
+
+    integer types  JSON number
+    numeric        text with the column's scale
+    real           the float32 value, as a double
+    double         JSON number
+    date           YYYY-MM-DD
+    timestamp(tz)  milliseconds since the epoch, UTC (the sink keeps ms)
+    time           microseconds of the day
+    jsonb, arrays  the JSON value
+    bytea          lowercase hex
+    anything else  text
+"""
+
+import base64
+import datetime
+import decimal
+import json
+import pathlib
+import struct
+import sys
+
+import duckdb
+import duckdb_extension_delta
+
+META = {"_op", "_lsn", "_ts", "_topic", "_partition", "_offset", "_rn"}
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def millis(v):
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=datetime.timezone.utc)
+        d = v - EPOCH
+        return (d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000
+    if isinstance(v, str):
+        return millis(datetime.datetime.fromisoformat(v))
+    raise TypeError(f"timestamp as {type(v).__name__}: {v!r}")
+
+
+def canonical(pgtype, v):
+    if v is None:
+        return None
+    if pgtype in ("integer", "bigint", "smallint"):
+        return int(v)
+    if pgtype == "numeric":
+        return format(decimal.Decimal(v), "f") if not isinstance(v, float) else repr(v)
+    if pgtype == "real":
+        return struct.unpack("f", struct.pack("f", float(v)))[0]
+    if pgtype == "double precision":
+        return float(v)
+    if pgtype == "boolean":
+        return bool(v)
+    if pgtype == "date":
+        if isinstance(v, int):
+            return (datetime.date(1970, 1, 1) + datetime.timedelta(days=v)).isoformat()
+        return v.isoformat()
+    if pgtype.startswith("timestamp"):
+        if isinstance(v, int):  # MicroTimestamp without a schema
+            return v // 1000
+        return millis(v)
+    if pgtype.startswith("time"):
+        if isinstance(v, datetime.time):
+            return ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+        return int(v)
+    if pgtype in ("jsonb", "json", "ARRAY"):
+        return json.loads(v) if isinstance(v, str) else v
+    if pgtype == "bytea":
+        if isinstance(v, str):
+            v = base64.b64decode(v)
+        return bytes(v).hex()
+    return str(v)
+
+
+def main():
+    path, keys, types = sys.argv[1], sys.argv[2].split(","), json.loads(sys.argv[3])
+    ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.glob("extensions/*/delta.duckdb_extension"))
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.sql(f"LOAD '{ext}'")
+    con.sql("SET TimeZone = 'UTC'")
+    log = f"delta_scan('{path}')"
+    rows = con.sql(f"SELECT count(*) FROM {log}").fetchone()[0]
+    key = ", ".join(f'"{k}"' for k in keys)
+    # The current-state view of docs/current-state.md.
+    rel = con.sql(f"""
+        SELECT * FROM (
+            SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _lsn DESC, _offset DESC) AS _rn
+            FROM {log}
+        ) WHERE _rn = 1 AND _op <> 'DELETE'
+    """)
+    names = rel.columns
+    unknown = [n for n in names if n not in META and n not in types]
+    state = []
+    for row in rel.fetchall():
+        out = {}
+        for n, v in zip(names, row):
+            if n in META or n in unknown:
+                continue
+            out[n] = canonical(types[n], v)
+        state.append(out)
+    json.dump({"rows": rows, "columns": [n for n in names if n not in META], "unknown": unknown, "state": state},
+              sys.stdout, default=str)
+
+
+if __name__ == "__main__":
+    main()
