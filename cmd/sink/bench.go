@@ -14,7 +14,7 @@ import (
 )
 
 func benchCommand() command {
-	const usage = "bench [-tables 8,64,512] [-format evodb,debezium] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-json]"
+	const usage = "bench [-tables 8,64,512] [-format evodb,debezium] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-json] [-json-out file]"
 	return command{
 		usage:   usage,
 		summary: "measure the sink beside consume-only and decode+encode-only baselines on a generated backlog",
@@ -33,6 +33,7 @@ func benchCommand() command {
 			mode := fs.String("mode", "standard", "partition mode: do-sqlite, standard or enterprise")
 			latency := fs.Duration("latency", 15*time.Second, "duration of the paced phase at half the measured maximum (0 skips it)")
 			asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
+			jsonOut := fs.String("json-out", "", "also write the results as JSON to this file")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -102,6 +103,15 @@ func benchCommand() command {
 						rs = append(rs, r)
 					}
 					results = append(results, bench.Median(rs))
+				}
+			}
+			if *jsonOut != "" {
+				b, err := json.MarshalIndent(results, "", "  ")
+				if err != nil {
+					return fmt.Errorf("render results: %w", err)
+				}
+				if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+					return fmt.Errorf("write results: %w", err)
 				}
 			}
 			if *asJSON {
