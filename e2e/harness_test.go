@@ -182,25 +182,26 @@ func (h *harness) produce(ctx context.Context, ws *workloadStream, n int) error 
 	for done := 0; done < n; {
 		m := min(batch, n-done)
 		recs := make([]*kgo.Record, m)
-		meta := make([]workload.Record, m)
+		// Results come back in completion order, not in input order.
+		meta := make(map[*kgo.Record]workload.Record, m)
 		for i := range recs {
 			r := ws.gen.Next()
-			meta[i] = r
 			recs[i] = &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}
+			meta[recs[i]] = r
 		}
 		res := h.cl.ProduceSync(ctx, recs...)
 		if err := res.FirstErr(); err != nil {
 			// A failed batch may be partly written: remember what landed
 			// and resend the rest.
-			for i, pr := range res {
+			for _, pr := range res {
 				if pr.Err == nil {
-					ws.add(pr.Record, meta[i])
+					ws.add(pr.Record, meta[pr.Record])
 				}
 			}
 			return fmt.Errorf("produce to %s: %w", ws.topic, err)
 		}
-		for i, pr := range res {
-			ws.add(pr.Record, meta[i])
+		for _, pr := range res {
+			ws.add(pr.Record, meta[pr.Record])
 		}
 		done += m
 	}
@@ -544,7 +545,10 @@ func (h *harness) verdict(dlq string, streams ...*workloadStream) {
 		ws.mu.Lock()
 		for c, table := range ws.expected {
 			if table != "" {
-				want[table] = append(want[table], c)
+				// The sinks write every table under "{table}": the last
+				// part of the routed name.
+				path := table[strings.LastIndex(table, ".")+1:]
+				want[path] = append(want[path], c)
 				good++
 			}
 		}
