@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/evodb/sink/compaction"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
 )
@@ -23,6 +24,9 @@ type fileConfig struct {
 	sink.Config `yaml:",inline"`
 	Store       storeConfig `yaml:"store"`
 	Log         logConfig   `yaml:"log"`
+	// Compaction configures `sink compact`, `sink vacuum` and background
+	// compaction.
+	Compaction compaction.Config `yaml:"compaction"`
 }
 
 // storeConfig names the object store holding the tables.

@@ -52,6 +52,8 @@ func commands() map[string]command {
 		"inspect": inspectCommand(),
 		"produce": produceCommand(),
 		"version": versionCommand(),
+		"compact": compactCommand(),
+		"vacuum":  vacuumCommand(),
 		"verify":  verifyCommand(),
 	}
 }

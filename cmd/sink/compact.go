@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/compaction"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/partitioner"
+)
+
+func compactCommand() command {
+	const usage = "compact -c config.yaml [table]"
+	return command{
+		usage:   usage,
+		summary: "merge small files of every table (or one) once, and print file counts before and after",
+		run: func(ctx context.Context, e *env, args []string) error {
+			fs := newFlags(e, "compact", usage)
+			path := fs.String("c", "config.yaml", "configuration file (see config.example.yaml)")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 1 {
+				return fmt.Errorf("%w: at most one table", errUsage)
+			}
+			cfg, err := loadConfig(*path, e.lookupEnv)
+			if err != nil {
+				return err
+			}
+			cc := cfg.Compaction
+			cc.ApplyDefaults()
+			if err := cc.Validate(); err != nil {
+				return err
+			}
+			bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)
+			if err != nil {
+				return err
+			}
+			paths, err := tablePaths(ctx, bucket, fs.Args())
+			if err != nil {
+				return err
+			}
+			s := compaction.NewScheduler(bucket, cc, compaction.WithLogger(newLogger(e.stderr, cfg.Log)), compaction.WithInstance(cfg.Instance))
+			var errs []error
+			for _, p := range paths {
+				ref, err := tableRef(ctx, bucket, cfg, p)
+				if err == nil {
+					var res compaction.Result
+					res, err = s.CompactOnce(ctx, ref)
+					printCompaction(e.stdout, p, res, err)
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("table %s: %w", p, err))
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+}
+
+// tablePaths returns the named table, or every table in the bucket.
+func tablePaths(ctx context.Context, b objstore.Bucket, args []string) ([]string, error) {
+	if len(args) == 1 {
+		return args, nil
+	}
+	return findTables(ctx, b)
+}
+
+// tableRef sizes a table's compaction: the partition mode recorded when the
+// table was created (evodb.partitionMode), else the configured one, and the
+// configured compression.
+func tableRef(ctx context.Context, b objstore.Bucket, cfg *fileConfig, path string) (compaction.TableRef, error) {
+	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	if err != nil {
+		return compaction.TableRef{}, fmt.Errorf("read table: %w", err)
+	}
+	tc := cfg.TableConfig(snap.Metadata.Name)
+	name := snap.Metadata.Configuration["evodb.partitionMode"]
+	if name == "" {
+		name = tc.Mode
+	}
+	mode, err := partitioner.ModeByName(name)
+	if err != nil {
+		return compaction.TableRef{}, err
+	}
+	return compaction.TableRef{Path: path, Mode: mode, Compression: tc.Compression}, nil
+}
+
+// printCompaction prints one table's outcome.
+func printCompaction(w io.Writer, path string, res compaction.Result, err error) {
+	name := path
+	if name == "" {
+		name = "(root)"
+	}
+	switch {
+	case errors.Is(err, compaction.ErrLeaseHeld):
+		fmt.Fprintf(w, "table %s: skipped, %v\n", name, err)
+	case err != nil:
+		fmt.Fprintf(w, "table %s: failed after %d merges: %v\n", name, res.Jobs, err)
+	default:
+		fmt.Fprintf(w, "table %s: files %d -> %d, size %s -> %s, %d merges, version %d\n", name,
+			res.FilesBefore, res.FilesAfter, humanBytes(res.BytesBefore), humanBytes(res.BytesAfter), res.Jobs, res.Version)
+	}
+}

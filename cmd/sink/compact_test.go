@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/partitioner"
+)
+
+// writeSmallTable commits n blocks of a few rows to table "users" the way
+// the sink does, in the do-sqlite mode.
+func writeSmallTable(t *testing.T, ctx context.Context, b objstore.Bucket, n int) {
+	t.Helper()
+	schema := codec.NewSchema()
+	schema.SetKafkaColumns(true)
+	table := committer.Open(b, "users", committer.Options{})
+	for blk := range n {
+		var changes []codec.Change
+		for i := range 5 {
+			o := int64(blk*5 + i + 1)
+			ch := codec.Change{Topic: "cdc", Offset: o, Table: "users", Op: codec.OpInsert, LSN: uint64(o), TS: o,
+				Row: []codec.Field{{Name: "id", Value: codec.Int(o)}}}
+			_, err := schema.Accept(&ch)
+			require.NoError(t, err)
+			changes = append(changes, ch)
+		}
+		var buf bytes.Buffer
+		stats, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{KafkaColumns: true})
+		require.NoError(t, err)
+		statsJSON, err := stats.DeltaStatsJSON()
+		require.NoError(t, err)
+		rel := partitioner.DataFileKey(partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN,
+			Sources: []partitioner.SourceRange{{Topic: "cdc", FirstOffset: int64(stats.MinLSN), LastOffset: int64(stats.MaxLSN)}}})
+		_, err = b.Put(ctx, "users/"+rel, bytes.NewReader(buf.Bytes()), int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true})
+		require.NoError(t, err)
+		text, err := schema.DeltaSchemaJSON()
+		require.NoError(t, err)
+		_, err = table.Create(ctx, committer.Metadata{Name: "users", SchemaString: text,
+			Configuration: map[string]string{"evodb.partitionMode": partitioner.ModeDOSQLite}})
+		require.NoError(t, err)
+		_, err = table.Commit(ctx, committer.Commit{ReadVersion: -1, Adds: []committer.Add{{
+			Path: rel, Size: int64(buf.Len()), DataChange: true, Stats: statsJSON,
+			Tags: map[string]string{"evodb.minLsn": strconv.FormatUint(stats.MinLSN, 10), "evodb.maxLsn": strconv.FormatUint(stats.MaxLSN, 10),
+				"evodb.level": "0", "evodb.sources": fmt.Sprintf("cdc:0:%d-%d", stats.MinLSN, stats.MaxLSN)},
+		}}})
+		require.NoError(t, err)
+	}
+}
+
+func TestCompactAndVacuumCommands(t *testing.T) {
+	ctx := testContext(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	require.NoError(t, os.MkdirAll(store, 0o755))
+	b, err := objstore.NewFilesystem(store)
+	require.NoError(t, err)
+	writeSmallTable(t, ctx, b, 6)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(
+		"kafka: {brokers: [127.0.0.1:9092], topics: [cdc]}\nstore: {url: %q}\ncompaction: {min_inputs: 4}\n", "file://"+store)), 0o644))
+
+	e, out, errOut := testEnv(nil)
+	code := runMain(ctx, e, []string{"compact", "-c", cfgPath})
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	require.Contains(t, out.String(), "table users: files 6 -> 1")
+
+	s, err := summarize(ctx, b, "users")
+	require.NoError(t, err)
+	require.Equal(t, int64(30), s.Rows)
+	require.Len(t, s.Files, 1)
+
+	// An orphan written long ago, and the removed inputs (removed just now).
+	_, err = b.Put(ctx, "users/data/orphan.parquet", bytes.NewReader([]byte("x")), 1, objstore.PutOptions{})
+	require.NoError(t, err)
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(store, "users", "data", "orphan.parquet"), old, old))
+
+	e, out, errOut = testEnv(nil)
+	code = runMain(ctx, e, []string{"vacuum", "-c", cfgPath, "-dry-run", "-log", "users"})
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	require.Contains(t, out.String(), "would delete users/data/orphan.parquet (not in the log)")
+	require.Contains(t, out.String(), "would delete 1 files")
+	_, err = b.Head(ctx, "users/data/orphan.parquet")
+	require.NoError(t, err)
+
+	e, out, errOut = testEnv(nil)
+	code = runMain(ctx, e, []string{"vacuum", "-c", cfgPath, "-retention", "24h"})
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	require.Contains(t, out.String(), "deleted 1 files")
+	_, err = b.Head(ctx, "users/data/orphan.parquet")
+	require.ErrorIs(t, err, objstore.ErrNotExist)
+	s, err = summarize(ctx, b, "users")
+	require.NoError(t, err)
+	require.Equal(t, int64(30), s.Rows)
+
+	e, _, errOut = testEnv(nil)
+	require.Equal(t, 1, runMain(ctx, e, []string{"vacuum", "-c", cfgPath, "-retention", "1m"}))
+	require.Contains(t, errOut.String(), "under the 1h minimum")
+	e, _, errOut = testEnv(nil)
+	require.Equal(t, 2, runMain(ctx, e, []string{"compact", "-c", cfgPath, "a", "b"}))
+	require.Contains(t, errOut.String(), "at most one table")
+}

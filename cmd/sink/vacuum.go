@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/evodb/sink/compaction"
+	"github.com/evodb/sink/objstore"
+)
+
+func vacuumCommand() command {
+	const usage = "vacuum -c config.yaml [-retention 168h] [-dry-run] [-log] [table]"
+	return command{
+		usage:   usage,
+		summary: "delete data files removed from the log or never committed, older than the retention",
+		run: func(ctx context.Context, e *env, args []string) error {
+			fs := newFlags(e, "vacuum", usage)
+			path := fs.String("c", "config.yaml", "configuration file (see config.example.yaml)")
+			retention := fs.Duration("retention", 0, "keep files removed or written more recently than this (default compaction.retention, 168h)")
+			dryRun := fs.Bool("dry-run", false, "list what would be deleted, delete nothing")
+			logs := fs.Bool("log", false, "also delete log entries before the latest checkpoint that are older than the retention")
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 1 {
+				return fmt.Errorf("%w: at most one table", errUsage)
+			}
+			cfg, err := loadConfig(*path, e.lookupEnv)
+			if err != nil {
+				return err
+			}
+			cc := cfg.Compaction
+			cc.ApplyDefaults()
+			if *retention == 0 {
+				*retention = cc.Retention
+			}
+			bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)
+			if err != nil {
+				return err
+			}
+			paths, err := tablePaths(ctx, bucket, fs.Args())
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			var errs []error
+			for _, p := range paths {
+				if err := vacuumTable(ctx, e.stdout, bucket, p, *retention, *dryRun, *logs, now); err != nil {
+					errs = append(errs, fmt.Errorf("table %s: %w", p, err))
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+}
+
+// vacuumTable vacuums one table and prints what went (or would go).
+func vacuumTable(ctx context.Context, w io.Writer, b objstore.Bucket, path string, retention time.Duration, dryRun, logs bool, now time.Time) error {
+	name := path
+	if name == "" {
+		name = "(root)"
+	}
+	verb := "deleted"
+	if dryRun {
+		verb = "would delete"
+	}
+	res, err := compaction.Vacuum(ctx, b, path, retention, dryRun, now)
+	if err != nil {
+		return err
+	}
+	for _, p := range res.Removed {
+		fmt.Fprintf(w, "%s %s/%s (removed from the log)\n", verb, name, p)
+	}
+	for _, p := range res.Orphans {
+		fmt.Fprintf(w, "%s %s/%s (not in the log)\n", verb, name, p)
+	}
+	fmt.Fprintf(w, "table %s: %s %d files (%s), kept %d\n", name, verb, len(res.Removed)+len(res.Orphans), humanBytes(res.Bytes), res.Kept)
+	if !logs {
+		return nil
+	}
+	lres, err := compaction.VacuumLog(ctx, b, path, retention, dryRun, now)
+	if err != nil {
+		return err
+	}
+	for _, p := range lres.Deleted {
+		fmt.Fprintf(w, "%s %s/%s\n", verb, name, p)
+	}
+	fmt.Fprintf(w, "table %s: %s %d log entries before checkpoint %d\n", name, verb, len(lres.Deleted), lres.Checkpoint)
+	return nil
+}
