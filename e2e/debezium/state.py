@@ -1,5 +1,6 @@
 """Reads one Delta table the sink wrote with DuckDB and prints, as JSON,
-the number of rows in its change log and its current state: the latest
+the number of rows in its change log, the primary key kept in its
+metadata (evodb.primaryKey), and its current state: the latest
 change per primary key by _lsn (ties by _offset), deletes dropped, which
 is the view docs/current-state.md documents.
 
@@ -30,6 +31,7 @@ import pathlib
 import struct
 import sys
 
+import deltalake
 import duckdb
 import duckdb_extension_delta
 
@@ -92,23 +94,27 @@ def main():
     rows = con.sql(f"SELECT count(*) FROM {log}").fetchone()[0]
     key = ", ".join(f'"{k}"' for k in keys)
     # The current-state view of docs/current-state.md.
+    desc = con.sql(f"DESCRIBE SELECT * FROM {log}").fetchall()
+    names = [d[0] for d in desc if d[0] not in META]
+    unknown = [n for n in names if n not in types]
+    names = [n for n in names if n in types]
+    # Timestamps leave DuckDB as epoch milliseconds: fetching a zoned
+    # timestamp as a Python object would need pytz, which the readers'
+    # venv does not carry.
+    ms = {d[0] for d in desc if d[1].startswith("TIMESTAMP")}
+    select = ", ".join(f'epoch_ms("{n}")' if n in ms else f'"{n}"' for n in names)
     rel = con.sql(f"""
-        SELECT * FROM (
+        SELECT {select} FROM (
             SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _lsn DESC, _offset DESC) AS _rn
             FROM {log}
         ) WHERE _rn = 1 AND _op <> 'DELETE'
     """)
-    names = rel.columns
-    unknown = [n for n in names if n not in META and n not in types]
     state = []
     for row in rel.fetchall():
-        out = {}
-        for n, v in zip(names, row):
-            if n in META or n in unknown:
-                continue
-            out[n] = canonical(types[n], v)
-        state.append(out)
-    json.dump({"rows": rows, "columns": [n for n in names if n not in META], "unknown": unknown, "state": state},
+        state.append({n: (v if n in ms else canonical(types[n], v)) for n, v in zip(names, row)})
+    # The primary key the sink took from the Debezium record key.
+    pk = deltalake.DeltaTable(path).metadata().configuration.get("evodb.primaryKey")
+    json.dump({"rows": rows, "primary_key": pk, "columns": names, "unknown": unknown, "state": state},
               sys.stdout, default=str)
 
 

@@ -176,6 +176,12 @@ cmd_start() {
 	if [[ -f "$dir/connect.pid" ]] && e2e_pid_alive "$(cat "$dir/connect.pid")"; then
 		e2e_die "Kafka Connect already running in $dir (pid $(cat "$dir/connect.pid"))"
 	fi
+	# A worker that was just stopped may hold its port for a moment.
+	local i
+	for ((i = 0; i < 100; i++)); do
+		e2e_port_open "$port" || break
+		sleep 0.1
+	done
 	if e2e_port_open "$port"; then
 		e2e_die "something already listens on 127.0.0.1:$port"
 	fi
@@ -196,7 +202,7 @@ cmd_start() {
 	local pid=$!
 	echo "$pid" >"$dir/connect.pid"
 
-	local i states want=${#configs[@]}
+	local states want=${#configs[@]}
 	for ((i = 0; i < READY_SECONDS * 2; i++)); do
 		if ! e2e_pid_alive "$pid"; then
 			print_log_tail "$dir"
