@@ -8,8 +8,9 @@ import (
 
 // Config configures compaction and vacuum: the `compaction:` section of the
 // configuration file. Zero values take the defaults of DefaultConfig (use
-// ApplyDefaults), except Enabled: a file section without `enabled: true`
-// leaves the background scheduler off.
+// ApplyDefaults), except Enabled: `sink run` decodes the file over
+// DefaultConfig, so the scheduler runs unless the file says
+// `enabled: false`.
 type Config struct {
 	// Enabled runs the scheduler inside `sink run`.
 	Enabled bool `yaml:"enabled"`

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sort"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/evodb/sink/partitioner"
 )
 
 // TableStatus is one table's entry in /status.
@@ -108,4 +111,45 @@ func (s *Sink) Handler(gatherer prometheus.Gatherer) http.Handler {
 		_ = enc.Encode(s.Status())
 	})
 	return mux
+}
+
+// TableInfo names a table this member writes and how.
+type TableInfo struct {
+	Path        string
+	Mode        partitioner.Mode
+	Compression string
+}
+
+// Tables lists the tables this member has written to or loaded.
+func (s *Sink) Tables() []TableInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]TableInfo, 0, len(s.tables))
+	for _, t := range s.tables {
+		out = append(out, TableInfo{Path: t.path, Mode: t.mode, Compression: t.cfg.Compression})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Instance is the name this member writes into commit logs.
+func (s *Sink) Instance() string { return s.instance }
+
+// WaitUnpaused returns once fetching is not paused by the memory budget (or
+// ctx ends): background work such as compaction calls it to yield to
+// ingestion.
+func (s *Sink) WaitUnpaused(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		paused := s.paused
+		s.mu.Unlock()
+		if !paused {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

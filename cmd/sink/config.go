@@ -70,7 +70,9 @@ func parseConfig(data []byte, lookup func(string) (string, bool)) (*fileConfig, 
 	if err := yaml.Unmarshal([]byte(text), &root); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	cfg := &fileConfig{}
+	// Compaction is on unless the file turns it off: its defaults are in
+	// place before the file is decoded over them.
+	cfg := &fileConfig{Compaction: compaction.DefaultConfig()}
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -85,6 +87,7 @@ func parseConfig(data []byte, lookup func(string) (string, bool)) (*fileConfig, 
 
 func (c *fileConfig) applyDefaults() {
 	c.Config.ApplyDefaults()
+	c.Compaction.ApplyDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -97,6 +100,9 @@ func (c *fileConfig) applyDefaults() {
 func (c *fileConfig) validate() error {
 	var errs []error
 	if err := c.Config.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Compaction.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := validateStoreURL(c.Store.URL); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/evodb/sink/compaction"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
 )
@@ -78,7 +79,27 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 
 	log.Info("sink starting", "version", versionString(), "store", redactURL(cfg.Store.URL),
 		"brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.Group)
+	compactDone := make(chan struct{})
+	cctx, stopCompaction := context.WithCancel(ctx)
+	if cfg.Compaction.Enabled {
+		// Compaction runs beside ingestion, one job at a time by default,
+		// and waits whenever the memory budget has paused fetching so it
+		// never competes with flushes for the store.
+		sched := compaction.NewScheduler(bucket, cfg.Compaction,
+			compaction.WithLogger(log), compaction.WithRegisterer(reg),
+			compaction.WithInstance(s.Instance()), compaction.WithYield(s.WaitUnpaused))
+		go func() {
+			defer close(compactDone)
+			if err := sched.Run(cctx, func() []compaction.TableRef { return compactionTables(s) }); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("compaction scheduler stopped", "err", err)
+			}
+		}()
+	} else {
+		close(compactDone)
+	}
 	runErr := s.Run(ctx)
+	stopCompaction()
+	<-compactDone
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		if err := srv.Shutdown(sctx); err != nil {
@@ -103,4 +124,14 @@ func redactURL(raw string) string {
 		return "(invalid url)"
 	}
 	return u.Redacted()
+}
+
+// compactionTables lists the tables this member writes, for the compaction
+// scheduler. The lease makes it safe for every member to try every table.
+func compactionTables(s *sink.Sink) []compaction.TableRef {
+	var refs []compaction.TableRef
+	for _, t := range s.Tables() {
+		refs = append(refs, compaction.TableRef{Path: t.Path, Mode: t.Mode, Compression: t.Compression})
+	}
+	return refs
 }
