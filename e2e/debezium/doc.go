@@ -13,7 +13,8 @@
 //	SINK_E2E_DEBEZIUM=1 go test -v ./e2e/debezium/
 //
 // The test starts and restarts Kafka Connect itself (on
-// SINK_E2E_CONNECT_PORT, default 28083), because the snapshot rows must
+// SINK_E2E_CONNECT_PORT, default 28083, state in SINK_E2E_CONNECT_DIR,
+// default a temporary directory), because the snapshot rows must
 // exist before the connector does. The SQL it runs is in schema.sql,
 // changes-1.sql, alter.sql and changes-2.sql; state.py computes a table's
 // current state with DuckDB using the view of docs/current-state.md.
