@@ -2,6 +2,7 @@ package sink
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -312,19 +314,44 @@ func (s *Sink) filterDurable(changes []codec.Change, snap *committer.Snapshot) (
 			versions[tp] = v
 		}
 	}
-	kept := changes[:0:0]
+	drop := 0
+	for i := range changes {
+		if changes[i].Offset <= versions[topicPartition{changes[i].Topic, changes[i].Partition}] {
+			drop++
+		}
+	}
+	if drop == 0 {
+		// The common case: nothing is durable yet, no copy.
+		return changes, 0
+	}
+	kept := make([]codec.Change, 0, len(changes)-drop)
 	for i := range changes {
 		if changes[i].Offset > versions[topicPartition{changes[i].Topic, changes[i].Partition}] {
 			kept = append(kept, changes[i])
 		}
 	}
-	return kept, len(changes) - len(kept)
+	return kept, drop
 }
 
 // dedupeOffsets removes a repeated (topic, partition, offset) within one
 // job, keeping the first. A job never should hold one, but a block must
 // never carry a record twice even if bookkeeping went wrong.
 func dedupeOffsets(changes []codec.Change) []codec.Change {
+	// Buffers append in poll order, so each partition's offsets normally
+	// increase strictly through a job: check that cheaply first.
+	last := map[topicPartition]int64{}
+	increasing := true
+	for i := range changes {
+		tp := topicPartition{changes[i].Topic, changes[i].Partition}
+		if prev, ok := last[tp]; ok && changes[i].Offset <= prev {
+			increasing = false
+			break
+		}
+		last[tp] = changes[i].Offset
+	}
+	if increasing {
+		return changes
+	}
 	type key struct {
 		tp     topicPartition
 		offset int64
@@ -399,11 +426,11 @@ func blockID(changes []codec.Change) partitioner.BlockID {
 func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, changes []codec.Change) (committer.Add, *CommitEvent, error) {
 	// Blocks hold rows in LSN order (then source offset) so readers can
 	// skip by _lsn and compaction merges sorted runs.
-	sort.SliceStable(changes, func(i, j int) bool {
-		if changes[i].LSN != changes[j].LSN {
-			return changes[i].LSN < changes[j].LSN
+	slices.SortStableFunc(changes, func(a, b codec.Change) int {
+		if c := cmp.Compare(a.LSN, b.LSN); c != 0 {
+			return c
 		}
-		return changes[i].Offset < changes[j].Offset
+		return cmp.Compare(a.Offset, b.Offset)
 	})
 	var buf bytes.Buffer
 	stats, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{

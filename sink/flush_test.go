@@ -1,0 +1,53 @@
+package sink
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
+)
+
+func TestDedupeOffsets(t *testing.T) {
+	ch := func(topic string, p int32, off int64) codec.Change {
+		return codec.Change{Topic: topic, Partition: p, Offset: off}
+	}
+	tests := []struct {
+		name string
+		in   []codec.Change
+		want int
+	}{
+		{"empty", nil, 0},
+		{"increasing", []codec.Change{ch("a", 0, 1), ch("a", 1, 1), ch("a", 0, 2), ch("b", 0, 0)}, 4},
+		{"repeated offset", []codec.Change{ch("a", 0, 1), ch("a", 0, 2), ch("a", 0, 1)}, 2},
+		{"same offset, other partition", []codec.Change{ch("a", 0, 1), ch("a", 1, 1)}, 2},
+		{"going back without repeat", []codec.Change{ch("a", 0, 5), ch("a", 0, 3)}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := dedupeOffsets(tt.in)
+			require.Len(t, out, tt.want)
+			seen := map[coord]bool{}
+			for _, c := range out {
+				k := coord{c.Topic, c.Partition, c.Offset}
+				require.False(t, seen[k], "duplicate %v", k)
+				seen[k] = true
+			}
+		})
+	}
+}
+
+func TestFilterDurable(t *testing.T) {
+	s := &Sink{cfg: Config{Kafka: KafkaConfig{Group: "g"}}}
+	snap := &committer.Snapshot{Txns: map[string]int64{
+		s.appID(topicPartition{"a", 0}): 10,
+	}}
+	in := []codec.Change{{Topic: "a", Partition: 0, Offset: 9}, {Topic: "a", Partition: 0, Offset: 10}, {Topic: "a", Partition: 0, Offset: 11}, {Topic: "a", Partition: 1, Offset: 3}}
+	kept, dropped := s.filterDurable(in, snap)
+	require.Equal(t, 2, dropped)
+	require.Equal(t, []int64{11, 3}, []int64{kept[0].Offset, kept[1].Offset})
+	kept, dropped = s.filterDurable(in[2:], snap)
+	require.Zero(t, dropped)
+	require.Len(t, kept, 2)
+}
