@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,13 @@ func runCommand() command {
 // flush is committed) or it fails.
 func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 	log := newLogger(e.stderr, cfg.Log)
+	// The Go collector lets the heap grow to twice the live data before it
+	// collects; with a full memory budget that doubles the process's
+	// footprint. A soft limit a little above the budget makes the collector
+	// work harder instead. GOMEMLIMIT in the environment takes precedence.
+	if _, set := e.lookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(cfg.Memory.Budget + memoryHeadroom)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -125,6 +133,11 @@ func redactURL(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// memoryHeadroom is what the process may use beyond the buffer budget
+// before the garbage collector works to stay under it: Parquet encoders,
+// fetch buffers and the runtime.
+const memoryHeadroom = 48 << 20
 
 // compactionTables lists the tables this member writes, for the compaction
 // scheduler. The lease makes it safe for every member to try every table.
