@@ -66,7 +66,7 @@ func tablePaths(ctx context.Context, b objstore.Bucket, args []string) ([]string
 	if len(args) == 1 {
 		return args, nil
 	}
-	return findTables(ctx, b)
+	return committer.ListTables(ctx, b)
 }
 
 // tableRef sizes a table's compaction: the partition mode recorded when the

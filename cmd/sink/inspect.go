@@ -7,6 +7,7 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -46,7 +47,7 @@ func inspectCommand() command {
 
 // inspectAll prints one block per table.
 func inspectAll(ctx context.Context, w io.Writer, b objstore.Bucket) error {
-	paths, err := findTables(ctx, b)
+	paths, err := committer.ListTables(ctx, b)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/workload"
 )
@@ -110,7 +111,7 @@ type coord struct {
 // readCoords reads every active file of every table in b and returns the
 // coordinates of the rows, failing on a duplicate.
 func readCoords(t *testing.T, ctx context.Context, b objstore.Bucket) map[coord]codec.Change {
-	paths, err := findTables(ctx, b)
+	paths, err := committer.ListTables(ctx, b)
 	require.NoError(t, err)
 	got := map[coord]codec.Change{}
 	for _, p := range paths {
@@ -279,7 +280,7 @@ log:
 
 // countRows sums the rows of every table in b, -1 on error.
 func countRows(ctx context.Context, b objstore.Bucket) int64 {
-	paths, err := findTables(ctx, b)
+	paths, err := committer.ListTables(ctx, b)
 	if err != nil {
 		return -1
 	}

@@ -13,29 +13,6 @@ import (
 	"github.com/evodb/sink/objstore"
 )
 
-// firstCommit is the log object every table has: version 0.
-const firstCommit = "_delta_log/00000000000000000000.json"
-
-// findTables lists the paths of the tables in a bucket: every prefix
-// holding a first log version, sorted.
-func findTables(ctx context.Context, b objstore.Bucket) ([]string, error) {
-	var paths []string
-	err := b.List(ctx, "", func(o objstore.ObjectInfo) error {
-		switch {
-		case o.Key == firstCommit:
-			paths = append(paths, "")
-		case strings.HasSuffix(o.Key, "/"+firstCommit):
-			paths = append(paths, strings.TrimSuffix(o.Key, "/"+firstCommit))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	sort.Strings(paths)
-	return paths, nil
-}
-
 // fileInfo is one active data file as inspect shows it.
 type fileInfo struct {
 	Path           string
