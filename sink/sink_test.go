@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,13 +111,8 @@ func produceEvoDB(t *testing.T, brokers []string, topic string, partitions int32
 func readTables(t *testing.T, b objstore.Bucket) (map[coord]codec.Change, map[coord]int) {
 	t.Helper()
 	ctx := context.Background()
-	var roots []string
-	require.NoError(t, b.List(ctx, "", func(o objstore.ObjectInfo) error {
-		if strings.HasSuffix(o.Key, "/_delta_log/00000000000000000000.json") {
-			roots = append(roots, strings.TrimSuffix(o.Key, "/_delta_log/00000000000000000000.json"))
-		}
-		return nil
-	}))
+	roots, err := committer.ListTables(ctx, b)
+	require.NoError(t, err)
 	rows := map[coord]codec.Change{}
 	counts := map[coord]int{}
 	for _, root := range roots {
