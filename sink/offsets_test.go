@@ -96,3 +96,39 @@ func TestSinkHTTPEndpoints(t *testing.T) {
 	require.Contains(t, string(body), "evodb_sink_rows_committed_total")
 	require.NoError(t, stop())
 }
+
+// With notifications.topic set, every table commit publishes a JSON event
+// naming the table, version, files and LSN range (for cache invalidation).
+func TestSinkCommitNotifications(t *testing.T) {
+	c := newCluster(t, 2, "cdc", "commits")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 2, 3, 600, 0, 15, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	cfg.Notify.Topic = "commits"
+	_, stop := runSink(t, cfg, b)
+	waitCommitted(t, b, 600, 30*time.Second)
+	require.NoError(t, stop())
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("commits"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var rows int64
+	versions := map[string]int64{}
+	for rows < 600 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			var ev CommitEvent
+			require.NoError(t, json.Unmarshal(r.Value, &ev))
+			require.Equal(t, ev.Table, string(r.Key))
+			require.Len(t, ev.FilesAdded, 1)
+			require.LessOrEqual(t, ev.MinLSN, ev.MaxLSN)
+			require.Greater(t, ev.Version, versions[ev.Table], "versions increase per table")
+			versions[ev.Table] = ev.Version
+			rows += ev.Rows
+		})
+	}
+	require.Equal(t, int64(600), rows)
+	require.Len(t, versions, 3)
+}

@@ -87,6 +87,7 @@ func (s *Sink) poll(ctx context.Context) error {
 			offsets = s.committableLocked(nil)
 		}
 		s.updateLagLocked()
+		s.logProgressLocked()
 		s.mu.Unlock()
 		if len(offsets) > 0 {
 			s.cl.CommitOffsets(ctx, offsets, s.offsetsCommitted)
@@ -418,6 +419,30 @@ func (s *Sink) offsetsCommitted(_ *kgo.Client, req *kmsg.OffsetCommitRequest, re
 
 func (s *Sink) commitOffsetsSync(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) {
 	s.cl.CommitOffsetsSync(ctx, offsets, s.offsetsCommitted)
+}
+
+// progressEvery is how often a running sink logs a progress line.
+const progressEvery = 30 * time.Second
+
+// logProgressLocked logs, every progressEvery, what the sink has done, so
+// a long run shows its progress without scraping metrics.
+func (s *Sink) logProgressLocked() {
+	now := s.now()
+	if now.Sub(s.lastProgress) < progressEvery {
+		return
+	}
+	s.lastProgress = now
+	var rows, lag int64
+	for _, t := range s.tables {
+		rows += t.rowsWritten
+	}
+	for _, p := range s.parts {
+		if p.hwm >= 0 {
+			lag += max(0, p.hwm-p.durableFrom())
+		}
+	}
+	s.log.Info("progress", "tables", len(s.tables), "partitions", len(s.parts),
+		"rows_committed", rows, "lag_records", lag, "buffered_bytes", s.buffered, "paused", s.paused)
 }
 
 func (s *Sink) updateLagLocked() {

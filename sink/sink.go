@@ -138,6 +138,7 @@ type Sink struct {
 	fatal        error
 	aborting     bool
 	lastOffsetAt time.Time
+	lastProgress time.Time
 	flushSem     chan struct{}
 	flushes      sync.WaitGroup
 	flushCtx     context.Context
