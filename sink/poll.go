@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -86,6 +87,7 @@ func (s *Sink) poll(ctx context.Context) error {
 			s.lastOffsetAt = now
 			offsets = s.committableLocked(nil)
 		}
+		s.learnStartOffsetsLocked()
 		s.updateLagLocked()
 		s.logProgressLocked()
 		s.mu.Unlock()
@@ -420,6 +422,75 @@ func (s *Sink) offsetsCommitted(_ *kgo.Client, req *kmsg.OffsetCommitRequest, re
 func (s *Sink) commitOffsetsSync(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) {
 	s.cl.CommitOffsetsSync(ctx, offsets, s.offsetsCommitted)
 }
+
+// learnStartOffsetsLocked sets, for partitions that returned no record
+// since they were assigned, where this member starts: the group's committed
+// offset. Without it a partition with nothing new would report no position.
+func (s *Sink) learnStartOffsetsLocked() {
+	var committed map[string]map[int32]kgo.EpochOffset
+	for _, p := range s.parts {
+		if p.next >= 0 {
+			continue
+		}
+		if committed == nil {
+			committed = s.cl.CommittedOffsets()
+			if committed == nil {
+				return
+			}
+		}
+		if o, ok := committed[p.tp.topic][p.tp.partition]; ok && o.Offset >= 0 {
+			p.next = o.Offset
+			p.committed = max(p.committed, o.Offset)
+		}
+	}
+}
+
+// refreshEndOffsets keeps the owned partitions' high watermarks current
+// even when they return no records, so lag and /status are right for idle
+// and freshly assigned partitions. It runs until ctx ends.
+func (s *Sink) refreshEndOffsets(ctx context.Context) {
+	adm := kadm.NewClient(s.cl)
+	tick := time.NewTicker(endOffsetsEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		topics := make([]string, 0, len(s.parts))
+		seen := map[string]bool{}
+		for tp := range s.parts {
+			if !seen[tp.topic] {
+				seen[tp.topic] = true
+				topics = append(topics, tp.topic)
+			}
+		}
+		s.mu.Unlock()
+		if len(topics) == 0 {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, endOffsetsEvery)
+		ends, err := adm.ListEndOffsets(lctx, topics...)
+		cancel()
+		if err != nil {
+			s.log.Debug("list end offsets", "err", err)
+			continue
+		}
+		s.mu.Lock()
+		ends.Each(func(o kadm.ListedOffset) {
+			if p := s.parts[topicPartition{o.Topic, o.Partition}]; p != nil && o.Err == nil && o.Offset > p.hwm {
+				p.hwm = o.Offset
+			}
+		})
+		s.updateLagLocked()
+		s.mu.Unlock()
+	}
+}
+
+// endOffsetsEvery is how often high watermarks are refreshed.
+const endOffsetsEvery = 5 * time.Second
 
 // progressEvery is how often a running sink logs a progress line.
 const progressEvery = 30 * time.Second

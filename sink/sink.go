@@ -280,6 +280,16 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	})
 	defer stopWake()
+	endsCtx, stopEnds := context.WithCancel(ctx)
+	endsDone := make(chan struct{})
+	go func() {
+		defer close(endsDone)
+		s.refreshEndOffsets(endsCtx)
+	}()
+	defer func() {
+		stopEnds()
+		<-endsDone
+	}()
 	s.log.Info("sink started", "instance", s.instance, "group", s.cfg.Kafka.Group)
 	runErr := s.poll(ctx)
 	if errors.Is(runErr, ErrKilled) {
