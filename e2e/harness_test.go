@@ -253,6 +253,9 @@ type sinkOptions struct {
 	dlq            string
 	storeQuery     string // extra store URL query, e.g. request_timeout=2s
 	shutdown       time.Duration
+	// compactionInterval, when set, runs background compaction this often
+	// (otherwise it runs at the default interval, in practice once).
+	compactionInterval time.Duration
 }
 
 // config writes a configuration file for one sink process.
@@ -286,6 +289,10 @@ func (h *harness) config(o sinkOptions, httpAddr string) string {
 	if o.dlq != "" {
 		errorsCfg = fmt.Sprintf("tolerance: all\n  dlq_topic: %q", o.dlq)
 	}
+	compaction := "enabled: true"
+	if o.compactionInterval > 0 {
+		compaction = fmt.Sprintf("enabled: true\n  interval: %s\n  min_inputs: 4", o.compactionInterval)
+	}
 	quoted := make([]string, len(o.topics))
 	for i, t := range o.topics {
 		quoted[i] = fmt.Sprintf("%q", t)
@@ -313,6 +320,8 @@ errors:
 commit:
   offset_commit_interval: 200ms
   store_retry_timeout: 2m
+compaction:
+  %s
 http:
   addr: %q
 shutdown_timeout: %s
@@ -320,7 +329,7 @@ log:
   level: info
   format: text
 `, h.svc.brokers, h.name, strings.Join(quoted, ", "), strings.Join(pairs, ", "), o.sessionTimeout, url,
-		h.svc.s3.AccessKey, h.svc.s3.SecretKey, o.mode, o.flushThreshold, o.flushInterval, errorsCfg, httpAddr, o.shutdown)
+		h.svc.s3.AccessKey, h.svc.s3.SecretKey, o.mode, o.flushThreshold, o.flushInterval, errorsCfg, compaction, httpAddr, o.shutdown)
 	h.nextID++
 	path := filepath.Join(h.dir, fmt.Sprintf("sink-%d.yaml", h.nextID))
 	require.NoError(h.t, os.WriteFile(path, []byte(text), 0o644))

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/workload"
 )
 
@@ -213,13 +214,30 @@ func TestSchemaEvolution(t *testing.T) {
 		// evodb topic's t0…t7, or both would write the same table.
 		TableNames: []string{"d0", "d1", "d2", "d3"}})
 	h.createTopics(3, dbz.topic)
-	opts := sinkOptions{topics: []string{ws.topic, dbz.topic}, formats: map[string]string{dbz.topic: "debezium"}, flushInterval: 300 * time.Millisecond}
+	opts := sinkOptions{topics: []string{ws.topic, dbz.topic}, formats: map[string]string{dbz.topic: "debezium"},
+		flushInterval: 300 * time.Millisecond, compactionInterval: time.Second}
 	a := h.startSink(opts)
 	w1, w2 := h.background(ws, loadRecords/2), h.background(dbz, loadRecords/4)
 	w1()
 	w2()
 	h.waitDone(opts.topics, 5*time.Minute)
 	a.stop()
+	// Compaction ran during ingestion: some active file is a merge.
+	compacted := 0
+	b := h.bucket()
+	roots, err := committer.ListTables(context.Background(), b)
+	require.NoError(t, err)
+	for _, root := range roots {
+		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(context.Background())
+		require.NoError(t, err)
+		for _, add := range snap.Files {
+			if add.Tags["evodb.level"] != "" && add.Tags["evodb.level"] != "0" {
+				compacted++
+			}
+		}
+	}
+	t.Logf("compacted files active after the run: %d", compacted)
+	require.Positive(t, compacted, "no compaction ran during ingestion")
 	h.verdict("", ws, dbz)
 }
 
