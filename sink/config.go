@@ -2,6 +2,8 @@ package sink
 
 import (
 	"time"
+
+	"github.com/evodb/sink/partitioner"
 )
 
 // Config is the sink runtime's configuration. Zero values take the defaults
@@ -175,7 +177,7 @@ func DefaultConfig() Config {
 			Mode:           "standard",
 			FlushThreshold: 10_000,
 			FlushInterval:  30 * time.Second,
-			Path:           "{table}",
+			Path:           partitioner.DefaultPathTemplate,
 			Compression:    "zstd",
 			KafkaColumns:   &kc,
 		}},

@@ -81,5 +81,30 @@ func TestSinkDedupeLSN(t *testing.T) {
 	for k, n := range seen {
 		require.Equal(t, 1, n, k)
 	}
-	require.Equal(t, 2.0, counterValue(t, s.metrics.dedupeDropped.WithLabelValues("users")), "replays dropped after the restart")
+	require.Equal(t, 2.0, counterValue(t, s.metrics.dedupeDropped.WithLabelValues("inventory/public/users")), "replays dropped after the restart")
+}
+
+// Two different tables routed to one path are refused by name, as bad
+// records, instead of failing the flush of the table they would share.
+func TestSinkRefusesTwoTablesOnOnePath(t *testing.T) {
+	c := newCluster(t, 1, "evo", "dbz", "evo.dlq")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "evo", 1, 1, 10, 0, 31, 0, want) // table t00
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	require.NoError(t, err)
+	defer cl.Close()
+	val := `{"before":null,"after":{"id":1},"source":{"db":"inventory","schema":"public","table":"t00","lsn":5,"ts_ms":1},"op":"c"}`
+	require.NoError(t, cl.ProduceSync(context.Background(), &kgo.Record{Topic: "dbz", Value: []byte(val)}).FirstErr())
+
+	cfg := testConfig(c.ListenAddrs(), "evo", "dbz")
+	cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
+	cfg.Tables.Default.Path = "{table}"
+	cfg.Errors.Tolerance = "all"
+	cfg.Errors.DLQTopic = "evo.dlq"
+	s, stop := runSink(t, cfg, objstore.NewMemory())
+	require.Eventually(t, func() bool {
+		return counterValue(t, s.metrics.dlqRecords.WithLabelValues("dbz")) == 1 ||
+			counterValue(t, s.metrics.dlqRecords.WithLabelValues("evo")) == 10
+	}, 30*time.Second, 50*time.Millisecond)
+	require.NoError(t, stop())
 }

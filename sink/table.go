@@ -66,6 +66,9 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 	t := s.tables[path]
 	stale := t != nil && t.stale
 	s.mu.Unlock()
+	if t != nil && t.name != ch.TableName() {
+		return nil, &routeError{fmt.Errorf("tables %s and %s both map to path %s: make tables.default.path include {db} and {schema}, or give one of them a path in tables.overrides", t.name, ch.TableName(), path)}
+	}
 	if t != nil && !stale {
 		return t, nil
 	}
