@@ -46,26 +46,42 @@ import (
 // sinkBin is the sink binary TestMain builds once.
 var sinkBin string
 
-func TestMain(m *testing.M) {
+// startContainers, when built with the testcontainers tag on a machine
+// with a Docker engine, starts Redpanda and an S3 server in containers and
+// sets the SINK_E2E_* variables; it returns a function that stops them.
+var startContainers func() (stop func(), err error)
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+// runMain starts containers if asked, builds the sink once and runs the
+// tests; it returns the exit code so deferred cleanups run.
+func runMain(m *testing.M) int {
+	if os.Getenv("SINK_E2E_KAFKA") == "" && startContainers != nil {
+		stop, err := startContainers()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: containers:", err)
+			return 1
+		}
+		defer stop()
+	}
 	if os.Getenv("SINK_E2E_KAFKA") == "" {
 		// Nothing to build: every test skips.
-		os.Exit(m.Run())
+		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "sink-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
+		return 1
 	}
+	defer os.RemoveAll(dir)
 	sinkBin = filepath.Join(dir, "sink")
 	build := exec.Command("go", "build", "-o", sinkBin, "github.com/evodb/sink/cmd/sink")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build sink:", err)
-		os.Exit(1)
+		return 1
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return m.Run()
 }
 
 // services are the externally provided Kafka and S3.
