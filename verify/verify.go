@@ -330,26 +330,13 @@ func partitionRanges(ctx context.Context, cl *kgo.Client, opts Options) ([]Parti
 	return out, nil
 }
 
-// firstCommit is the log object every table has.
-const firstCommit = "_delta_log/00000000000000000000.json"
-
 // readTables reads every table of bucket and indexes the rows of topics by
 // coordinate.
 func readTables(ctx context.Context, bucket objstore.Bucket, topics []string, rep *Report) (map[coord]*row, error) {
-	var paths []string
-	err := bucket.List(ctx, "", func(o objstore.ObjectInfo) error {
-		switch {
-		case o.Key == firstCommit:
-			paths = append(paths, "")
-		case strings.HasSuffix(o.Key, "/"+firstCommit):
-			paths = append(paths, strings.TrimSuffix(o.Key, "/"+firstCommit))
-		}
-		return nil
-	})
+	paths, err := committer.ListTables(ctx, bucket)
 	if err != nil {
-		return nil, fmt.Errorf("verify: list tables: %w", err)
+		return nil, fmt.Errorf("verify: %w", err)
 	}
-	sort.Strings(paths)
 	wanted := map[string]bool{}
 	for _, t := range topics {
 		wanted[t] = true
