@@ -1,5 +1,6 @@
-# The sink as a small static image: built with the Go toolchain, run on a
-# distroless base as a non-root user.
+# The sink as a small static image: built with the Go toolchain, run on
+# Alpine (for CA certificates, needed for TLS to R2 and S3) as a non-root
+# user.
 FROM golang:1.26 AS build
 WORKDIR /src
 # Dependencies first, so editing the code does not download them again.
@@ -8,8 +9,10 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sink ./cmd/sink
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM alpine:3.22
+RUN apk add --no-cache ca-certificates && adduser -D -H -u 65532 evodb
 COPY --from=build /out/sink /usr/local/bin/sink
-USER nonroot:nonroot
+USER evodb
+EXPOSE 9090
 ENTRYPOINT ["/usr/local/bin/sink"]
 CMD ["run", "-c", "/etc/evodb/config.yaml"]

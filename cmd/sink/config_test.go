@@ -223,3 +223,12 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	require.ErrorContains(t, err, "read config")
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
+
+// TestComposeConfig keeps the docker-compose configuration loadable.
+func TestComposeConfig(t *testing.T) {
+	path := filepath.Join("..", "..", "e2e", "compose", "config.yaml")
+	cfg, err := loadConfig(path, envMap(map[string]string{"S3_ACCESS_KEY": "evodb", "S3_SECRET_KEY": "evodb-secret"}))
+	require.NoError(t, err)
+	require.Equal(t, "debezium", cfg.Kafka.Formats["cdc.debezium"])
+	require.Equal(t, "evodb", cfg.Store.S3.AccessKeyID)
+}
