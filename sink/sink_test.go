@@ -283,7 +283,7 @@ func TestSinkReplayFromZeroWritesNothingTwice(t *testing.T) {
 
 func TestSinkExactlyOnceUnderChurn(t *testing.T) {
 	n := 100_000
-	if testing.Short() || raceEnabled {
+	if testing.Short() {
 		n = 30_000
 	}
 	const partitions, tables = 12, 20
