@@ -47,6 +47,9 @@ type KafkaConfig struct {
 	// starts: "earliest" (default; a sink must not skip data) or "latest".
 	StartFrom      string        `yaml:"start_from"`
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// ConnectTimeout is how long the sink tries to reach a broker at start
+	// before it stops with an error.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// MaxPollRecords bounds one poll; smaller polls give finer-grained
 	// memory control.
 	MaxPollRecords int        `yaml:"max_poll_records"`
@@ -171,6 +174,7 @@ func DefaultConfig() Config {
 			Format:         "evodb",
 			StartFrom:      "earliest",
 			SessionTimeout: 45 * time.Second,
+			ConnectTimeout: time.Minute,
 			MaxPollRecords: 5000,
 		},
 		Tables: TablesConfig{Default: TableConfig{
@@ -204,6 +208,7 @@ func (c *Config) ApplyDefaults() {
 	setString(&c.Kafka.Format, d.Kafka.Format)
 	setString(&c.Kafka.StartFrom, d.Kafka.StartFrom)
 	setDuration(&c.Kafka.SessionTimeout, d.Kafka.SessionTimeout)
+	setDuration(&c.Kafka.ConnectTimeout, d.Kafka.ConnectTimeout)
 	if c.Kafka.MaxPollRecords == 0 {
 		c.Kafka.MaxPollRecords = d.Kafka.MaxPollRecords
 	}

@@ -55,6 +55,9 @@ func (c *Config) Validate() error {
 	if k.SessionTimeout < 0 {
 		bad("kafka.session_timeout", "must be positive")
 	}
+	if k.ConnectTimeout < 0 {
+		bad("kafka.connect_timeout", "must be positive")
+	}
 	if k.MaxPollRecords <= 0 {
 		bad("kafka.max_poll_records", "must be positive")
 	}

@@ -27,7 +27,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
@@ -273,6 +275,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		cl.Close()
 		return err
 	}
+	if err := s.checkKafka(ctx); err != nil {
+		cl.Close()
+		return err
+	}
 	// Wake the poll loop if it waits for memory when the run is cancelled.
 	stopWake := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -314,6 +320,36 @@ func (s *Sink) checkStore(ctx context.Context) error {
 		return fmt.Errorf("object store unreachable: %w", err)
 	}
 	s.storeOK.Store(true)
+	return nil
+}
+
+// checkKafka reaches a broker before joining the group, so wrong brokers,
+// TLS or credentials fail at start with a clear error instead of a sink that
+// polls nothing. Authentication failures are not retried.
+func (s *Sink) checkKafka(ctx context.Context) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 200 * time.Millisecond
+	b.MaxElapsedTime = s.cfg.Kafka.ConnectTimeout
+	var last error
+	err := backoff.Retry(func() error {
+		pctx, cancel := context.WithTimeout(ctx, min(10*time.Second, s.cfg.Kafka.ConnectTimeout))
+		defer cancel()
+		err := s.cl.Ping(pctx)
+		if err != nil && pctx.Err() == nil {
+			last = err
+		}
+		if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
+			errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.ClusterAuthorizationFailed) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx))
+	if err != nil {
+		if last != nil && !errors.Is(err, last) {
+			err = fmt.Errorf("%w (last error from a broker: %v)", err, last)
+		}
+		return fmt.Errorf("kafka brokers %v unreachable within kafka.connect_timeout (check kafka.brokers, kafka.tls and kafka.sasl): %w", s.cfg.Kafka.Brokers, err)
+	}
 	return nil
 }
 
