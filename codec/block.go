@@ -235,6 +235,25 @@ func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (
 	)
 
 	st := newStatsBuilder(cols)
+	// Changes of one table nearly always list their fields in the same
+	// order: remember each position's name and column, and fall back to
+	// the map only when a position's name differs. This saves a string
+	// hash per value on the hot path.
+	var posName []string
+	var posIdx []int
+	lookup := func(fi int, name string) (int, bool) {
+		if fi < len(posName) && posName[fi] == name {
+			return posIdx[fi], true
+		}
+		i, ok := byName[name]
+		if ok {
+			for len(posName) <= fi {
+				posName, posIdx = append(posName, ""), append(posIdx, -1)
+			}
+			posName[fi], posIdx[fi] = name, i
+		}
+		return i, ok
+	}
 	vals := make([]Value, len(cols))
 	set := make([]bool, len(cols))
 	buf := make([]parquet.Value, 0, batchRows*len(cols))
@@ -272,7 +291,7 @@ func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (
 		}
 		for fi := range ch.Row {
 			f := &ch.Row[fi]
-			i, ok := byName[f.Name]
+			i, ok := lookup(fi, f.Name)
 			if !ok || i < nmeta {
 				if !ok && f.Value.kind == KindNull {
 					continue // a column only ever null is not in the schema yet
