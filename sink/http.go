@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"time"
 
@@ -83,9 +84,16 @@ func (s *Sink) Status() Status {
 	return st
 }
 
-// Handler serves /metrics (from gatherer), /healthz, /readyz and /status.
+// Handler serves /metrics (from gatherer), /healthz, /readyz, /status and
+// the Go profiler under /debug/pprof/ (bind http.addr to loopback, its
+// default, unless the network is trusted).
 func (s *Sink) Handler(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()

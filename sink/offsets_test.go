@@ -91,6 +91,8 @@ func TestSinkHTTPEndpoints(t *testing.T) {
 		}
 		return rows == 300 && lagZero
 	}, 10*time.Second, 50*time.Millisecond)
+	code, _ = get("/debug/pprof/")
+	require.Equal(t, http.StatusOK, code)
 	code, body := get("/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, string(body), "evodb_sink_rows_committed_total")
