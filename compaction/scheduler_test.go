@@ -290,9 +290,17 @@ func TestSchedulerRun(t *testing.T) {
 			return []TableRef{{Path: f.path, Mode: testMode}, {Path: "missing", Mode: testMode}}
 		})
 	}()
+	missingFailed := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		st := s.tables["missing"]
+		return st != nil && st.failures > 0
+	}
+	// Both tables are visited in the same rounds, in either order: wait
+	// for the compaction of one and the counted failure of the other.
 	require.Eventually(t, func() bool {
 		snap, err := committer.Open(b, f.path, committer.Options{}).Snapshot(ctx)
-		return err == nil && len(snap.Files) == 1
+		return err == nil && len(snap.Files) == 1 && missingFailed()
 	}, 20*time.Second, 10*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
