@@ -106,7 +106,9 @@ func (s *Sink) runFlush(job *flushJob) {
 	}
 	s.buffered -= job.bytes
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
-	s.maybeResumeLocked()
+	// Flushes recompute the budget as they finish, so a paused poll wakes
+	// as soon as memory frees rather than at its next timeout.
+	s.applyBackpressureLocked()
 	switch {
 	case err == nil:
 		// Durable: release the job's hold on its partitions' offsets.

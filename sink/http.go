@@ -50,7 +50,7 @@ type Status struct {
 func (s *Sink) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Instance: s.instance, Ready: s.Ready(), Paused: s.paused, BufferedBytes: s.buffered}
+	st := Status{Instance: s.instance, Ready: s.Ready(), Paused: s.ctrl.Paused(), BufferedBytes: s.buffered}
 	if s.fatal != nil {
 		st.Error = s.fatal.Error()
 	}
@@ -148,10 +148,7 @@ func (s *Sink) Instance() string { return s.instance }
 // ingestion.
 func (s *Sink) WaitUnpaused(ctx context.Context) error {
 	for {
-		s.mu.Lock()
-		paused := s.paused
-		s.mu.Unlock()
-		if !paused {
+		if !s.ctrl.Paused() {
 			return nil
 		}
 		select {

@@ -203,7 +203,7 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 	size := int64(d.change.Size())
 	// The budget holds: wait for flushes until this record fits (a record
 	// alone larger than the budget is let in onto an empty sink).
-	for s.buffered > 0 && s.buffered+size > s.cfg.Memory.Budget {
+	for s.ctrl.WouldExceed(s.buffered, size) {
 		if err := s.waitForMemoryLocked(ctx); err != nil {
 			return err
 		}
@@ -324,39 +324,29 @@ func (s *Sink) flushReadyLocked() {
 }
 
 // applyBackpressureLocked pauses fetching above the high watermark and
-// resumes below the low one (hysteresis, recomputed every poll).
+// resumes below the low one: the budget controller's hysteresis,
+// recomputed every poll and after every flush.
 func (s *Sink) applyBackpressureLocked() {
-	high := int64(float64(s.cfg.Memory.Budget) * s.cfg.Memory.HighWatermark)
-	switch {
-	case s.buffered > high:
+	pause, changed := s.ctrl.Update(s.buffered)
+	if s.buffered > s.ctrl.Budget().High {
 		for _, t := range s.largestTablesLocked(4) {
 			s.requestFlush(t, "memory")
 		}
-		if !s.paused {
-			s.paused = true
-			s.cl.PauseFetchPartitions(s.ownedLocked())
-			s.metrics.pausedPartitions.Set(1)
-			s.metrics.pauses.Inc()
-			s.log.Info("fetching paused: memory above high watermark", "buffered_bytes", s.buffered, "high", high)
-		}
-	default:
-		s.maybeResumeLocked()
 	}
-}
-
-// maybeResumeLocked resumes fetching once usage is below the low
-// watermark. Flushes call it as they finish, so a paused poll wakes as soon
-// as memory frees rather than at its next timeout.
-func (s *Sink) maybeResumeLocked() {
-	low := int64(float64(s.cfg.Memory.Budget) * s.cfg.Memory.LowWatermark)
-	if !s.paused || s.buffered >= low {
+	if !changed {
 		return
 	}
-	s.paused = false
+	if pause {
+		s.cl.PauseFetchPartitions(s.ownedLocked())
+		s.metrics.pausedPartitions.Set(1)
+		s.metrics.pauses.Inc()
+		s.log.Info("fetching paused: memory above high watermark", "buffered_bytes", s.buffered, "high", s.ctrl.Budget().High)
+		return
+	}
 	s.cl.ResumeFetchPartitions(s.cl.PauseFetchPartitions(nil))
 	s.metrics.pausedPartitions.Set(0)
 	s.metrics.resumes.Inc()
-	s.log.Info("fetching resumed: memory below low watermark", "buffered_bytes", s.buffered, "low", low)
+	s.log.Info("fetching resumed: memory below low watermark", "buffered_bytes", s.buffered, "low", s.ctrl.Budget().Low)
 }
 
 func (s *Sink) ownedLocked() map[string][]int32 {
@@ -513,7 +503,7 @@ func (s *Sink) logProgressLocked() {
 		}
 	}
 	s.log.Info("progress", "tables", len(s.tables), "partitions", len(s.parts),
-		"rows_committed", rows, "lag_records", lag, "buffered_bytes", s.buffered, "paused", s.paused)
+		"rows_committed", rows, "lag_records", lag, "buffered_bytes", s.buffered, "paused", s.ctrl.Paused())
 }
 
 func (s *Sink) updateLagLocked() {
@@ -542,7 +532,7 @@ func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 	for _, t := range s.tables {
 		t.stale = true
 	}
-	if s.paused {
+	if s.ctrl.Paused() {
 		s.cl.PauseFetchPartitions(assigned)
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/sink/buffer"
 )
 
 // ErrOffsetsWentBack is returned (wrapped) when a partition's offsets are
@@ -136,7 +137,8 @@ type Sink struct {
 	parts        map[topicPartition]*partition
 	buffered     int64
 	peakBuffered int64
-	paused       bool
+	// ctrl decides when the memory budget pauses and resumes fetching.
+	ctrl         *buffer.Controller
 	fatal        error
 	aborting     bool
 	lastOffsetAt time.Time
@@ -171,6 +173,13 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 	s.flushDone = sync.NewCond(&s.mu)
 	s.metrics = newMetrics(s.reg)
 	s.flushSem = make(chan struct{}, cfg.Commit.MaxConcurrentFlushes)
+	budget, err := buffer.BudgetFromFractions(cfg.Memory.Budget, cfg.Memory.HighWatermark, cfg.Memory.LowWatermark)
+	if err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	if s.ctrl, err = buffer.NewController(budget); err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
 	s.instance = cfg.Instance
 	if s.instance == "" {
 		host, _ := os.Hostname()
