@@ -177,7 +177,7 @@ func TestReadsDeltaRSCheckpoint(t *testing.T) {
 	}
 	tableDir := filepath.Join(dir, testRoot)
 	out, err := exec.Command(python, "-c",
-		"import sys; from deltalake import DeltaTable; DeltaTable(sys.argv[1]).create_checkpoint()", tableDir).CombinedOutput()
+		"import os, sys; from deltalake import DeltaTable; DeltaTable(sys.argv[1]).create_checkpoint(); sys.stdout.flush(); os._exit(0)", tableDir).CombinedOutput()
 	require.NoError(t, err, "delta-rs create_checkpoint: %s", out)
 
 	cp, err := tbl.readCheckpoint(ctx, 3)
