@@ -79,3 +79,26 @@ e2e_port_open() {
 e2e_go_build() {
 	(cd "$E2E_REPO_ROOT" && go build -o "$2" "$1")
 }
+
+# e2e_java prints the java command: $JAVA_HOME/bin/java, or java on PATH.
+e2e_java() {
+	if [[ -n "${JAVA_HOME:-}" ]]; then
+		echo "$JAVA_HOME/bin/java"
+	else
+		echo java
+	fi
+}
+
+# e2e_maven_copy WORK WHAT [MVN ARGS...] resolves the runtime dependency
+# closure of WORK/pom.xml with Maven into WORK/libs; on failure it prints
+# the end of Maven's log and dies naming WHAT.
+e2e_maven_copy() {
+	local work="$1" what="$2"
+	shift 2
+	mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$work/libs" "$@" >"$work/mvn.log" 2>&1 ||
+		{
+			tail -n 40 "$work/mvn.log" >&2
+			e2e_die "maven could not resolve $what"
+		}
+}

@@ -75,13 +75,8 @@ cmd_install() {
   </dependencies>
 </project>
 EOF
-	mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies \
-		-DincludeScope=runtime -DexcludeGroupIds=org.apache.kafka,org.slf4j \
-		-DoutputDirectory="$work/libs" >"$work/mvn.log" 2>&1 ||
-		{
-			tail -n 40 "$work/mvn.log" >&2
-			e2e_die "maven could not resolve debezium-connector-postgres $DEBEZIUM_VERSION"
-		}
+	e2e_maven_copy "$work" "debezium-connector-postgres $DEBEZIUM_VERSION" \
+		-DexcludeGroupIds=org.apache.kafka,org.slf4j
 	[[ -f "$work/libs/debezium-connector-postgres-$DEBEZIUM_VERSION.jar" ]] ||
 		e2e_die "debezium-connector-postgres-$DEBEZIUM_VERSION.jar missing after resolve"
 	local other
@@ -92,14 +87,6 @@ EOF
 	rm -rf "$work"
 	touch "$DEBEZIUM_HOME/.complete"
 	e2e_log "installed $(find "$PLUGIN_DIR" -name '*.jar' | wc -l) plugin jars"
-}
-
-java_cmd() {
-	if [[ -n "${JAVA_HOME:-}" ]]; then
-		echo "$JAVA_HOME/bin/java"
-	else
-		echo java
-	fi
 }
 
 write_worker_config() {
@@ -194,7 +181,7 @@ cmd_start() {
 	write_worker_config "$dir" "$port"
 
 	# shellcheck disable=SC2086 # CONNECT_HEAP holds several JVM flags.
-	nohup "$(java_cmd)" $CONNECT_HEAP -XX:+UseG1GC -Djava.awt.headless=true \
+	nohup "$(e2e_java)" $CONNECT_HEAP -XX:+UseG1GC -Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="$dir/log4j2.properties" \
 		-cp "$KAFKA_LIBS/*" org.apache.kafka.connect.cli.ConnectStandalone \
 		"$dir/worker.properties" "${configs[@]}" \

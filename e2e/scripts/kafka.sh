@@ -71,25 +71,12 @@ cmd_install() {
   </dependencies>
 </project>
 EOF
-	mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies \
-		-DincludeScope=runtime -DoutputDirectory="$work/libs" >"$work/mvn.log" 2>&1 ||
-		{
-			tail -n 40 "$work/mvn.log" >&2
-			e2e_die "maven could not resolve Kafka $KAFKA_VERSION"
-		}
+	e2e_maven_copy "$work" "Kafka $KAFKA_VERSION"
 	[[ -f "$work/libs/kafka_2.13-$KAFKA_VERSION.jar" ]] || e2e_die "kafka_2.13-$KAFKA_VERSION.jar missing after resolve"
 	mv "$work/libs" "$KAFKA_LIBS"
 	rm -rf "$work"
 	touch "$KAFKA_HOME/.complete"
 	e2e_log "installed $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars"
-}
-
-java_cmd() {
-	if [[ -n "${JAVA_HOME:-}" ]]; then
-		echo "$JAVA_HOME/bin/java"
-	else
-		echo java
-	fi
 }
 
 write_config() {
@@ -212,7 +199,7 @@ cmd_start() {
 	mkdir -p "$dir/logs"
 	write_config "$dir" "$port"
 	local java cp="$KAFKA_LIBS/*"
-	java="$(java_cmd)"
+	java="$(e2e_java)"
 
 	if [[ ! -f "$dir/data/meta.properties" ]]; then
 		local cluster_id
@@ -275,7 +262,7 @@ cmd_run_class() {
 	[[ -n "$class" ]] || usage
 	shift
 	[[ -f "$KAFKA_HOME/.complete" ]] || e2e_die "Kafka is not installed: run $0 install"
-	exec "$(java_cmd)" -Xmx256m -Dlog4j2.configurationFile="$(tools_log4j)" \
+	exec "$(e2e_java)" -Xmx256m -Dlog4j2.configurationFile="$(tools_log4j)" \
 		-cp "$KAFKA_LIBS/*" "$class" "$@"
 }
 
