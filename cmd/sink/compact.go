@@ -30,11 +30,7 @@ func compactCommand() command {
 			if err != nil {
 				return err
 			}
-			cc := cfg.Compaction
-			cc.ApplyDefaults()
-			if err := cc.Validate(); err != nil {
-				return err
-			}
+			cc := cfg.Compaction // defaulted and validated by loadConfig
 			bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)
 			if err != nil {
 				return err

@@ -32,8 +32,7 @@ func vacuumCommand() command {
 			if err != nil {
 				return err
 			}
-			cc := cfg.Compaction
-			cc.ApplyDefaults()
+			cc := cfg.Compaction // defaulted and validated by loadConfig
 			if *retention == 0 {
 				*retention = cc.Retention
 			}
