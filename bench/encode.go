@@ -50,9 +50,8 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 		return EncodeResult{}, err
 	}
 	type tableBuf struct {
-		schema  *codec.Schema
-		changes []codec.Change
-		bytes   int64
+		schema *codec.Schema
+		rows   *codec.Rows
 	}
 	var (
 		res    EncodeResult
@@ -61,17 +60,17 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 		w      countingWriter
 	)
 	flush := func(t *tableBuf) error {
-		if len(t.changes) == 0 {
+		if t.rows.Len() == 0 {
 			return nil
 		}
-		_, err := codec.EncodeBlock(&w, t.schema, t.changes, codec.EncodeOptions{
+		_, err := codec.EncodeRows(&w, t.schema, t.rows, codec.EncodeOptions{
 			Compression: def.Compression, RowGroupBytes: mode.BlockSize, KafkaColumns: true,
 		})
 		if err != nil {
 			return fmt.Errorf("encode block: %w", err)
 		}
 		res.Blocks++
-		t.changes, t.bytes = t.changes[:0], 0
+		t.rows = codec.NewRows(t.rows.Len(), t.rows.Bytes())
 		return nil
 	}
 	start, cpu0 := time.Now(), selfCPU()
@@ -89,16 +88,17 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 		}
 		t := tables[ch.TableName()]
 		if t == nil {
-			t = &tableBuf{schema: codec.NewSchema()}
+			t = &tableBuf{schema: codec.NewSchema(), rows: codec.NewRows(0, 0)}
 			t.schema.SetKafkaColumns(true)
 			tables[ch.TableName()] = t
 		}
 		if _, err := t.schema.Accept(&ch); err != nil {
 			return EncodeResult{}, fmt.Errorf("record %d: %w", i, err)
 		}
-		t.changes = append(t.changes, ch)
-		t.bytes += int64(ch.Size())
-		if len(t.changes) >= cfg.FlushThreshold || t.bytes >= mode.BlockSize {
+		if _, err := t.rows.Append(&ch); err != nil {
+			return EncodeResult{}, fmt.Errorf("record %d: %w", i, err)
+		}
+		if t.rows.Len() >= cfg.FlushThreshold || t.rows.Bytes() >= mode.BlockSize {
 			if err := flush(t); err != nil {
 				return EncodeResult{}, err
 			}

@@ -49,7 +49,7 @@ type EncodeOptions struct {
 // fifth of the CPU of small blocks. The codecs hold no other state and are
 // safe for concurrent use.
 var (
-	zstdCodec   = &zstd.Codec{Level: zstd.SpeedDefault}
+	zstdCodec   = &zstd.Codec{Level: zstd.SpeedFastest}
 	snappyCodec = &snappy.Codec{}
 	noCodec     = &uncompressed.Codec{}
 )
@@ -200,6 +200,16 @@ const batchRows = 256
 // a double). Row groups are cut when their estimated size reaches
 // opts.RowGroupBytes.
 func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (BlockStats, error) {
+	rows, err := RowsOf(changes)
+	if err != nil {
+		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+	}
+	return EncodeRows(w, s, rows, opts)
+}
+
+// EncodeRows is EncodeBlock for changes held in Rows, written in the
+// Rows' current order (see Rows.Sort).
+func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockStats, error) {
 	codec, err := opts.codec()
 	if err != nil {
 		return BlockStats{}, fmt.Errorf("encode block: %w", err)
@@ -212,15 +222,19 @@ func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (
 	if err != nil {
 		return BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
-	var db, ns, table string
-	if len(changes) > 0 {
-		db, ns, table = changes[0].DB, changes[0].Schema, changes[0].Table
-	}
+	db, ns, table := rows.Table()
 	ps, cols := blockLayout(s, opts.KafkaColumns)
 	nmeta := len(metaColumns(opts.KafkaColumns))
-	byName := make(map[string]int, len(cols))
-	for i := range cols {
-		byName[cols[i].name] = i
+	// colOf maps the Rows' column names to block columns (-1: not in
+	// the schema), once per block instead of once per value.
+	colOf := make([]int, len(rows.names))
+	for i := range colOf {
+		colOf[i] = -1
+	}
+	for ci := range cols {
+		if ni, ok := rows.nameIdx[cols[ci].name]; ok {
+			colOf[ni] = ci
+		}
 	}
 
 	cw := &countingWriter{w: w}
@@ -235,73 +249,52 @@ func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (
 	)
 
 	st := newStatsBuilder(cols)
-	// Changes of one table nearly always list their fields in the same
-	// order: remember each position's name and column, and fall back to
-	// the map only when a position's name differs. This saves a string
-	// hash per value on the hot path.
-	var posName []string
-	var posIdx []int
-	lookup := func(fi int, name string) (int, bool) {
-		if fi < len(posName) && posName[fi] == name {
-			return posIdx[fi], true
-		}
-		i, ok := byName[name]
-		if ok {
-			for len(posName) <= fi {
-				posName, posIdx = append(posName, ""), append(posIdx, -1)
-			}
-			posName[fi], posIdx[fi] = name, i
-		}
-		return i, ok
-	}
 	vals := make([]Value, len(cols))
 	set := make([]bool, len(cols))
 	buf := make([]parquet.Value, 0, batchRows*len(cols))
-	rows := make([]parquet.Row, 0, batchRows)
+	prows := make([]parquet.Row, 0, batchRows)
 	var groupBytes int64
 	flushBatch := func() error {
-		if len(rows) == 0 {
+		if len(prows) == 0 {
 			return nil
 		}
-		if _, err := pw.WriteRows(rows); err != nil {
+		if _, err := pw.WriteRows(prows); err != nil {
 			return err
 		}
-		rows, buf = rows[:0], buf[:0]
+		prows, buf = prows[:0], buf[:0]
 		if groupBytes >= rgBytes {
 			groupBytes = 0
 			return pw.Flush()
 		}
 		return nil
 	}
-	for ci := range changes {
-		ch := &changes[ci]
-		if ch.Table != table || ch.DB != db || ch.Schema != ns {
-			return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d belongs to table %s, block is for %s",
-				ch.Topic, ch.Partition, ch.Offset, ch.TableName(), changes[0].TableName())
-		}
-		if ch.LSN > math.MaxInt64 {
-			return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d: lsn %d above 2^63-1", ch.Topic, ch.Partition, ch.Offset, ch.LSN)
+	n := rows.Len()
+	for k := 0; k < n; k++ {
+		m := &rows.meta[rows.at(k)]
+		if m.lsn > math.MaxInt64 {
+			return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d: lsn %d above 2^63-1", rows.topics[m.topic], m.partition, m.offset, m.lsn)
 		}
 		clear(set)
-		vals[0], vals[1], vals[2] = String(ch.Op.String()), Int(int64(ch.LSN)), Timestamp(ch.TS)
+		vals[0], vals[1], vals[2] = String(m.op.String()), Int(int64(m.lsn)), Timestamp(m.ts)
 		set[0], set[1], set[2] = true, true, true
 		if opts.KafkaColumns {
-			vals[3], vals[4], vals[5] = String(ch.Topic), Int(int64(ch.Partition)), Int(ch.Offset)
+			vals[3], vals[4], vals[5] = String(rows.topics[m.topic]), Int(int64(m.partition)), Int(m.offset)
 			set[3], set[4], set[5] = true, true, true
 		}
-		for fi := range ch.Row {
-			f := &ch.Row[fi]
-			i, ok := lookup(fi, f.Name)
-			if !ok || i < nmeta {
-				if !ok && f.Value.kind == KindNull {
+		for ri := m.cells; ri < m.cells+m.nrow; ri++ {
+			c := &rows.cells[ri]
+			fv := rows.value(c)
+			i := colOf[c.nk>>8]
+			if i < nmeta {
+				if i < 0 && fv.kind == KindNull {
 					continue // a column only ever null is not in the schema yet
 				}
-				return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d: column %q is not in the schema", ch.Topic, ch.Partition, ch.Offset, f.Name)
+				return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d: column %q is not in the schema", rows.topics[m.topic], m.partition, m.offset, rows.names[c.nk>>8])
 			}
-			v, ok := coerce(f.Value, cols[i].typ)
+			v, ok := coerce(fv, cols[i].typ)
 			if !ok {
 				return BlockStats{}, fmt.Errorf("encode block: change at %s/%d@%d: column %q: expected %s, got %s",
-					ch.Topic, ch.Partition, ch.Offset, f.Name, cols[i].typ.describe(), f.Value.kind)
+					rows.topics[m.topic], m.partition, m.offset, rows.names[c.nk>>8], cols[i].typ.describe(), fv.kind)
 			}
 			vals[i], set[i] = v, true
 		}
@@ -318,8 +311,8 @@ func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (
 			groupBytes += int64(8 + len(v.str))
 			row[c.leaf] = toParquet(c, v)
 		}
-		rows = append(rows, row)
-		if len(rows) == batchRows {
+		prows = append(prows, row)
+		if len(prows) == batchRows {
 			if err := flushBatch(); err != nil {
 				return BlockStats{}, fmt.Errorf("encode block: %w", err)
 			}
@@ -331,7 +324,7 @@ func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (
 	if err := pw.Close(); err != nil {
 		return BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
-	stats := st.finish(int64(len(changes)))
+	stats := st.finish(int64(n))
 	stats.Bytes = cw.n
 	return stats, nil
 }

@@ -132,24 +132,16 @@ type Field struct {
 	Value Value
 }
 
-// changeOverhead approximates the fixed in-memory cost of a Change: the
-// struct itself plus slice headers and allocator rounding.
-const changeOverhead = 192
-
-// fieldSize is unsafe.Sizeof(Field{}).
-const fieldSize = 48
-
-// Size estimates the change's in-memory bytes for buffer accounting. String
-// data is counted per value even when values share one backing copy of the
-// record, so the estimate errs on the high side.
+// Size is the memory the change takes once buffered in Rows: its entry,
+// one cell per field and its string bytes. Field names are kept once per
+// Rows, not per change, so they do not count.
 func (c *Change) Size() int {
-	n := changeOverhead + len(c.Topic) + len(c.DB) + len(c.Schema) + len(c.Table)
-	n += (cap(c.Row) + cap(c.Key)) * fieldSize
+	n := rowMetaBytes + (len(c.Row)+len(c.Key))*cellBytes
 	for i := range c.Row {
-		n += len(c.Row[i].Name) + len(c.Row[i].Value.str)
+		n += len(c.Row[i].Value.str)
 	}
 	for i := range c.Key {
-		n += len(c.Key[i].Name) + len(c.Key[i].Value.str)
+		n += len(c.Key[i].Value.str)
 	}
 	return n
 }

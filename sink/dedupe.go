@@ -114,13 +114,14 @@ func (d *dedupeState) keyOf(ch *codec.Change) lsnKey {
 
 // release forgets buffered entries of changes that left the sink (committed
 // or abandoned); committed ones are added to the window first.
-func (d *dedupeState) release(changes []codec.Change, committed bool) {
-	for i := range changes {
-		k := d.keyOf(&changes[i])
+func (d *dedupeState) release(rows *codec.Rows, committed bool) {
+	for i := range rows.Len() {
+		ch := rows.Change(i)
+		k := d.keyOf(&ch)
 		if committed {
 			d.committed.add(k)
 		}
-		delete(d.buffered[topicPartition{changes[i].Topic, changes[i].Partition}], k)
+		delete(d.buffered[topicPartition{ch.Topic, ch.Partition}], k)
 	}
 }
 
@@ -185,16 +186,23 @@ func fileMaxLSN(a committer.Add) uint64 {
 }
 
 // filterCommittedLSN drops changes whose (LSN, key) the window holds.
-func (s *Sink) filterCommittedLSN(t *table, changes []codec.Change) ([]codec.Change, int) {
+func (s *Sink) filterCommittedLSN(t *table, rows *codec.Rows) (*codec.Rows, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kept := changes[:0:0]
-	for i := range changes {
-		if !t.dedupe.committed.has(t.dedupe.keyOf(&changes[i])) {
-			kept = append(kept, changes[i])
+	dup := make([]bool, rows.Len())
+	n := 0
+	for i := range rows.Len() {
+		ch := rows.Change(i)
+		if t.dedupe.committed.has(t.dedupe.keyOf(&ch)) {
+			dup[i] = true
+			n++
 		}
 	}
-	return kept, len(changes) - len(kept)
+	if n == 0 {
+		return rows, 0
+	}
+	i := -1
+	return rows.Filter(func(codec.RowMeta) bool { i++; return !dup[i] }), n
 }
 
 // isDup reports whether a change's (LSN, key) is committed or buffered.

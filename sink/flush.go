@@ -2,7 +2,6 @@ package sink
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,7 +27,7 @@ import (
 type flushJob struct {
 	table   *table
 	reason  string
-	changes []codec.Change
+	rows    *codec.Rows
 	schema  *codec.Schema
 	bytes   int64
 	started time.Time
@@ -56,13 +54,13 @@ type CommitEvent struct {
 // startFlushLocked drains t's buffer into a job and runs it.
 func (s *Sink) startFlushLocked(t *table, reason string) {
 	batch := t.buf.Drain()
-	if len(batch.Changes) == 0 {
+	if batch.Rows == nil || batch.Rows.Len() == 0 {
 		return
 	}
 	job := &flushJob{
 		table:   t,
 		reason:  reason,
-		changes: batch.Changes,
+		rows:    batch.Rows,
 		schema:  t.schema.Clone(),
 		bytes:   batch.Bytes,
 		started: s.now(),
@@ -102,7 +100,7 @@ func (s *Sink) runFlush(job *flushJob) {
 	defer s.mu.Unlock()
 	t.inflight = nil
 	if t.dedupe != nil {
-		t.dedupe.release(job.changes, err == nil)
+		t.dedupe.release(job.rows, err == nil)
 	}
 	s.buffered -= job.bytes
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
@@ -143,7 +141,7 @@ func (s *Sink) runFlush(job *flushJob) {
 // it drops the durable records and commits the rest.
 func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 	t := job.table
-	changes := dedupeOffsets(job.changes)
+	rows := dedupeOffsets(job.rows)
 	schema := job.schema
 	var snap *committer.Snapshot
 	s.mu.Lock()
@@ -158,25 +156,25 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			}
 			snap = created
 		}
-		kept, dropped := s.filterDurable(changes, snap)
+		kept, dropped := s.filterDurable(rows, snap)
 		if dropped > 0 {
 			s.metrics.durableSkipped.WithLabelValues(t.path).Add(float64(dropped))
 			s.log.Info("dropping records already durable in table", "table", t.path, "records", dropped, "version", snap.Version)
 		}
-		changes = kept
+		rows = kept
 		if t.dedupe != nil {
 			// Other members may have committed the originals of replays
 			// this job holds: learn their files before filtering.
 			if err := s.absorbFiles(ctx, t, snap, 0); err != nil {
 				return nil, err
 			}
-			kept, dropped = s.filterCommittedLSN(t, changes)
+			kept, dropped = s.filterCommittedLSN(t, rows)
 			if dropped > 0 {
 				s.metrics.dedupeDropped.WithLabelValues(t.path).Add(float64(dropped))
 			}
-			changes = kept
+			rows = kept
 		}
-		if len(changes) == 0 {
+		if rows.Len() == 0 {
 			s.mu.Lock()
 			err := s.adoptSnapshotLocked(t, snap)
 			s.mu.Unlock()
@@ -192,14 +190,14 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			}
 		}
 
-		add, ev, err := s.upload(ctx, t, schema, changes)
+		add, ev, err := s.upload(ctx, t, schema, rows)
 		if err != nil {
 			return nil, err
 		}
 		c := committer.Commit{
 			Operation:   committer.OpStreamingUpdate,
 			Adds:        []committer.Add{add},
-			Txns:        s.txnConditions(changes),
+			Txns:        s.txnConditions(rows),
 			ReadVersion: snap.Version,
 			Info: map[string]string{
 				"group":  s.cfg.Kafka.Group,
@@ -261,17 +259,17 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		}
 		err = s.adoptSnapshotLocked(t, res.Snapshot)
 		t.lastCommit = s.now()
-		t.rowsWritten += int64(len(changes))
-		for i := range changes {
-			t.newestTS = max(t.newestTS, changes[i].TS)
+		t.rowsWritten += int64(rows.Len())
+		for i := range rows.Len() {
+			t.newestTS = max(t.newestTS, rows.Meta(i).TS)
 		}
 		s.metrics.freshness.WithLabelValues(t.path).Set(max(0, float64(s.now().UnixMilli()-t.newestTS)/1000))
 		s.mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
-		s.metrics.rowsCommitted.WithLabelValues(t.path).Add(float64(len(changes)))
-		s.log.Debug("block committed", "table", t.path, "version", res.Version, "rows", len(changes), "bytes", ev.Bytes)
+		s.metrics.rowsCommitted.WithLabelValues(t.path).Add(float64(rows.Len()))
+		s.log.Debug("block committed", "table", t.path, "version", res.Version, "rows", rows.Len(), "bytes", ev.Bytes)
 		s.notify(ctx, ev)
 		return ev, nil
 	}
@@ -304,89 +302,104 @@ func (s *Sink) createTable(ctx context.Context, t *table, schema *codec.Schema) 
 
 // filterDurable drops changes whose offset is at or below the table's txn
 // version for their source partition.
-func (s *Sink) filterDurable(changes []codec.Change, snap *committer.Snapshot) ([]codec.Change, int) {
+func (s *Sink) filterDurable(rows *codec.Rows, snap *committer.Snapshot) (*codec.Rows, int) {
 	versions := map[topicPartition]int64{}
-	for i := range changes {
-		tp := topicPartition{changes[i].Topic, changes[i].Partition}
-		if _, ok := versions[tp]; !ok {
-			v, found := snap.Txns[s.appID(tp)]
-			if !found {
+	version := func(m codec.RowMeta) int64 {
+		tp := topicPartition{m.Topic, m.Partition}
+		v, ok := versions[tp]
+		if !ok {
+			var found bool
+			if v, found = snap.Txns[s.appID(tp)]; !found {
 				v = -1
 			}
 			versions[tp] = v
 		}
+		return v
 	}
 	drop := 0
-	for i := range changes {
-		if changes[i].Offset <= versions[topicPartition{changes[i].Topic, changes[i].Partition}] {
+	for i := range rows.Len() {
+		if m := rows.Meta(i); m.Offset <= version(m) {
 			drop++
 		}
 	}
 	if drop == 0 {
 		// The common case: nothing is durable yet, no copy.
-		return changes, 0
+		return rows, 0
 	}
-	kept := make([]codec.Change, 0, len(changes)-drop)
-	for i := range changes {
-		if changes[i].Offset > versions[topicPartition{changes[i].Topic, changes[i].Partition}] {
-			kept = append(kept, changes[i])
-		}
-	}
-	return kept, drop
+	return rows.Filter(func(m codec.RowMeta) bool { return m.Offset > version(m) }), drop
 }
 
 // dedupeOffsets removes a repeated (topic, partition, offset) within one
 // job, keeping the first. A job never should hold one, but a block must
 // never carry a record twice even if bookkeeping went wrong.
-func dedupeOffsets(changes []codec.Change) []codec.Change {
+func dedupeOffsets(rows *codec.Rows) *codec.Rows {
 	// Buffers append in poll order, so each partition's offsets normally
 	// increase strictly through a job: check that cheaply first.
 	last := map[topicPartition]int64{}
 	increasing := true
-	for i := range changes {
-		tp := topicPartition{changes[i].Topic, changes[i].Partition}
-		if prev, ok := last[tp]; ok && changes[i].Offset <= prev {
+	for i := range rows.Len() {
+		m := rows.Meta(i)
+		tp := topicPartition{m.Topic, m.Partition}
+		if prev, ok := last[tp]; ok && m.Offset <= prev {
 			increasing = false
 			break
 		}
-		last[tp] = changes[i].Offset
+		last[tp] = m.Offset
 	}
 	if increasing {
-		return changes
+		return rows
 	}
 	type key struct {
 		tp     topicPartition
 		offset int64
 	}
-	seen := make(map[key]struct{}, len(changes))
-	out := changes[:0:0]
-	for i := range changes {
-		k := key{topicPartition{changes[i].Topic, changes[i].Partition}, changes[i].Offset}
+	seen := make(map[key]struct{}, rows.Len())
+	return rows.Filter(func(m codec.RowMeta) bool {
+		k := key{topicPartition{m.Topic, m.Partition}, m.Offset}
 		if _, dup := seen[k]; dup {
-			continue
+			return false
 		}
 		seen[k] = struct{}{}
-		out = append(out, changes[i])
+		return true
+	})
+}
+
+// sourceRanges returns the first and last offset of each source partition
+// in rows, sorted by topic and partition.
+func sourceRanges(rows *codec.Rows) []partitioner.SourceRange {
+	ranges := map[topicPartition]*partitioner.SourceRange{}
+	for i := range rows.Len() {
+		m := rows.Meta(i)
+		tp := topicPartition{m.Topic, m.Partition}
+		r := ranges[tp]
+		if r == nil {
+			r = &partitioner.SourceRange{Topic: m.Topic, Partition: m.Partition, FirstOffset: m.Offset, LastOffset: m.Offset}
+			ranges[tp] = r
+		}
+		r.FirstOffset = min(r.FirstOffset, m.Offset)
+		r.LastOffset = max(r.LastOffset, m.Offset)
 	}
+	out := make([]partitioner.SourceRange, 0, len(ranges))
+	for _, r := range ranges {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
 	return out
 }
 
-// txnConditions builds one txn condition per source partition in changes.
-func (s *Sink) txnConditions(changes []codec.Change) []committer.TxnCondition {
-	ranges := map[topicPartition]*committer.TxnCondition{}
-	for i := range changes {
-		tp := topicPartition{changes[i].Topic, changes[i].Partition}
-		r := ranges[tp]
-		if r == nil {
-			r = &committer.TxnCondition{AppID: s.appID(tp), FirstOffset: changes[i].Offset, LastOffset: changes[i].Offset}
-			ranges[tp] = r
-		}
-		r.FirstOffset = min(r.FirstOffset, changes[i].Offset)
-		r.LastOffset = max(r.LastOffset, changes[i].Offset)
-	}
-	out := make([]committer.TxnCondition, 0, len(ranges))
-	for _, r := range ranges {
-		out = append(out, *r)
+// txnConditions builds one txn condition per source partition in rows.
+func (s *Sink) txnConditions(rows *codec.Rows) []committer.TxnCondition {
+	var out []committer.TxnCondition
+	for _, r := range sourceRanges(rows) {
+		out = append(out, committer.TxnCondition{
+			AppID: s.appID(topicPartition{r.Topic, r.Partition}), FirstOffset: r.FirstOffset, LastOffset: r.LastOffset,
+		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].AppID < out[j].AppID })
 	return out
@@ -394,48 +407,25 @@ func (s *Sink) txnConditions(changes []codec.Change) []committer.TxnCondition {
 
 // blockID names a block by its coordinates, so a retry of the same flush
 // reuses the same name.
-func blockID(changes []codec.Change) partitioner.BlockID {
-	id := partitioner.BlockID{FirstLSN: changes[0].LSN, LastLSN: changes[0].LSN}
-	ranges := map[topicPartition]*partitioner.SourceRange{}
-	for i := range changes {
-		c := &changes[i]
-		id.FirstLSN = min(id.FirstLSN, c.LSN)
-		id.LastLSN = max(id.LastLSN, c.LSN)
-		tp := topicPartition{c.Topic, c.Partition}
-		r := ranges[tp]
-		if r == nil {
-			r = &partitioner.SourceRange{Topic: c.Topic, Partition: c.Partition, FirstOffset: c.Offset, LastOffset: c.Offset}
-			ranges[tp] = r
-		}
-		r.FirstOffset = min(r.FirstOffset, c.Offset)
-		r.LastOffset = max(r.LastOffset, c.Offset)
+func blockID(rows *codec.Rows) partitioner.BlockID {
+	first := rows.Meta(0).LSN
+	id := partitioner.BlockID{FirstLSN: first, LastLSN: first, Sources: sourceRanges(rows)}
+	for i := range rows.Len() {
+		lsn := rows.Meta(i).LSN
+		id.FirstLSN = min(id.FirstLSN, lsn)
+		id.LastLSN = max(id.LastLSN, lsn)
 	}
-	for _, r := range ranges {
-		id.Sources = append(id.Sources, *r)
-	}
-	sort.Slice(id.Sources, func(i, j int) bool {
-		a, b := id.Sources[i], id.Sources[j]
-		if a.Topic != b.Topic {
-			return a.Topic < b.Topic
-		}
-		return a.Partition < b.Partition
-	})
 	return id
 }
 
-// upload encodes changes into a Parquet block and writes it create-only.
+// upload encodes rows into a Parquet block and writes it create-only.
 // The block is invisible to readers until a commit names it.
-func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, changes []codec.Change) (committer.Add, *CommitEvent, error) {
+func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, rows *codec.Rows) (committer.Add, *CommitEvent, error) {
 	// Blocks hold rows in LSN order (then source offset) so readers can
 	// skip by _lsn and compaction merges sorted runs.
-	slices.SortStableFunc(changes, func(a, b codec.Change) int {
-		if c := cmp.Compare(a.LSN, b.LSN); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Offset, b.Offset)
-	})
+	rows.Sort()
 	var buf bytes.Buffer
-	stats, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{
+	stats, err := codec.EncodeRows(&buf, schema, rows, codec.EncodeOptions{
 		Compression:   t.cfg.Compression,
 		RowGroupBytes: t.mode.BlockSize,
 		KafkaColumns:  schema.KafkaColumns(),
@@ -447,7 +437,7 @@ func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, chang
 	if err != nil {
 		return committer.Add{}, nil, fmt.Errorf("block stats: %w", err)
 	}
-	id := blockID(changes)
+	id := blockID(rows)
 	rel := partitioner.DataFileKey(id)
 	body := bytes.NewReader(buf.Bytes())
 	err = s.retry(ctx, "upload", func() error {

@@ -26,10 +26,11 @@ func TestDedupeOffsets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := dedupeOffsets(tt.in)
-			require.Len(t, out, tt.want)
+			out := dedupeOffsets(rowsOf(t, tt.in))
+			require.Equal(t, tt.want, out.Len())
 			seen := map[coord]bool{}
-			for _, c := range out {
+			for i := range out.Len() {
+				c := out.Meta(i)
 				k := coord{c.Topic, c.Partition, c.Offset}
 				require.False(t, seen[k], "duplicate %v", k)
 				seen[k] = true
@@ -44,10 +45,20 @@ func TestFilterDurable(t *testing.T) {
 		s.appID(topicPartition{"a", 0}): 10,
 	}}
 	in := []codec.Change{{Topic: "a", Partition: 0, Offset: 9}, {Topic: "a", Partition: 0, Offset: 10}, {Topic: "a", Partition: 0, Offset: 11}, {Topic: "a", Partition: 1, Offset: 3}}
-	kept, dropped := s.filterDurable(in, snap)
+	kept, dropped := s.filterDurable(rowsOf(t, in), snap)
 	require.Equal(t, 2, dropped)
-	require.Equal(t, []int64{11, 3}, []int64{kept[0].Offset, kept[1].Offset})
-	kept, dropped = s.filterDurable(in[2:], snap)
+	require.Equal(t, []int64{11, 3}, []int64{kept.Meta(0).Offset, kept.Meta(1).Offset})
+	kept, dropped = s.filterDurable(rowsOf(t, in[2:]), snap)
 	require.Zero(t, dropped)
-	require.Len(t, kept, 2)
+	require.Equal(t, 2, kept.Len())
+}
+
+func rowsOf(t *testing.T, changes []codec.Change) *codec.Rows {
+	t.Helper()
+	for i := range changes {
+		changes[i].Table = "t"
+	}
+	r, err := codec.RowsOf(changes)
+	require.NoError(t, err)
+	return r
 }

@@ -32,6 +32,7 @@ func benchCommand() command {
 			budget := fs.Int64("memory", 128<<20, "memory.budget_bytes")
 			mode := fs.String("mode", "standard", "partition mode: do-sqlite, standard or enterprise")
 			latency := fs.Duration("latency", 15*time.Second, "duration of the paced phase at half the measured maximum (0 skips it)")
+			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink (the child process with -process, else this process) to this file; with several runs the last one is kept")
 			asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 			jsonOut := fs.String("json-out", "", "also write the results as JSON to this file")
 			if err := parseFlags(fs, args); err != nil {
@@ -75,6 +76,15 @@ func benchCommand() command {
 					return fmt.Errorf("locate the sink binary: %w", err)
 				}
 				sinkCmd = []string{exe, "run"}
+				if *cpuProfile != "" {
+					sinkCmd = append(sinkCmd, "-cpuprofile", *cpuProfile)
+				}
+			} else {
+				stop, err := startCPUProfile(*cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			tmp, err := os.MkdirTemp("", "evodb-bench-")
 			if err != nil {

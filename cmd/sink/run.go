@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +32,7 @@ func runCommand() command {
 		run: func(ctx context.Context, e *env, args []string) error {
 			fs := newFlags(e, "run", usage)
 			path := fs.String("c", "config.yaml", "configuration file (see config.example.yaml)")
+			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -40,9 +43,34 @@ func runCommand() command {
 			if err != nil {
 				return err
 			}
+			stop, err := startCPUProfile(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			return runSink(ctx, e, cfg)
 		},
 	}
+}
+
+// startCPUProfile starts a CPU profile written to path ("" does nothing)
+// and returns the function that stops and writes it.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // runSink wires the store, metrics, HTTP server and sink of cfg and runs

@@ -6,7 +6,7 @@ import "time"
 // has); ok is false for an empty buffer, which is never due. The consumer
 // loop bounds its poll wait with it.
 func (t *Table) DueIn(now time.Time) (d time.Duration, ok bool) {
-	if len(t.changes) == 0 {
+	if t.Len() == 0 {
 		return 0, false
 	}
 	return t.due(now), true

@@ -46,7 +46,7 @@ func TestMultiTotalsAndDrain(t *testing.T) {
 
 	batch, ok := m.Drain("a")
 	require.True(t, ok)
-	require.Equal(t, []codec.Change{a1, a2}, batch.Changes)
+	require.Equal(t, []codec.Change{a1, a2}, changesOf(batch))
 	require.Equal(t, Totals{Bytes: size(b1), Records: 1, Tables: 1}, m.Totals())
 
 	_, ok = m.Drain("a")
@@ -162,7 +162,7 @@ func TestMultiDropPartition(t *testing.T) {
 	require.False(t, ok, "a table left empty is removed")
 	b, ok := m.Drain("mixed")
 	require.True(t, ok)
-	require.Equal(t, []codec.Change{kept}, b.Changes)
+	require.Equal(t, []codec.Change{kept}, changesOf(b))
 	require.Equal(t, map[SourceKey]OffsetRange{{"cdc", 3}: {1, 1}}, b.Sources)
 }
 
@@ -189,12 +189,12 @@ func TestMultiConcurrentAddAndDrain(t *testing.T) {
 		n := 0
 		for {
 			if b, ok := m.Drain("t"); ok {
-				n += len(b.Changes)
+				n += len(changesOf(b))
 			}
 			select {
 			case <-stop:
 				if b, ok := m.Drain("t"); ok {
-					n += len(b.Changes)
+					n += len(changesOf(b))
 				}
 				done <- n
 				return

@@ -111,12 +111,13 @@ type OffsetRange struct {
 // order they were added, their LSN range, and per-source offset ranges for
 // the block's key and the table log's txn versions.
 type Batch struct {
-	Table   string
-	Changes []codec.Change
+	Table string
+	// Rows holds the changes; nil for an empty batch.
+	Rows    *codec.Rows
 	MinLSN  uint64
 	MaxLSN  uint64
 	Sources map[SourceKey]OffsetRange
-	// Bytes is the buffer's size estimate of Changes.
+	// Bytes is the memory Rows takes.
 	Bytes int64
 	// FirstAdded is when the oldest change entered the buffer.
 	FirstAdded time.Time
@@ -139,16 +140,17 @@ func (b Batch) BlockID() partitioner.BlockID {
 type Table struct {
 	name    string
 	opts    Options
-	changes []codec.Change
+	rows    *codec.Rows
 	bytes   int64
 	minLSN  uint64
 	maxLSN  uint64
 	sources map[SourceKey]OffsetRange
 	first   time.Time
-	// capHint is the length of the last drained batch, so the next batch's
-	// slice is allocated once at about the right size instead of growing
-	// through repeated copies.
-	capHint int
+	// lenHint and bytesHint are the size of the last drained batch, so
+	// the next batch's memory is allocated once at about the right size
+	// instead of growing through repeated copies.
+	lenHint   int
+	bytesHint int64
 }
 
 // NewTable returns an empty buffer for the named table.
@@ -166,9 +168,14 @@ func (t *Table) Name() string { return t.name }
 func (t *Table) Options() Options { return t.opts }
 
 // Len returns the number of buffered changes.
-func (t *Table) Len() int { return len(t.changes) }
+func (t *Table) Len() int {
+	if t.rows == nil {
+		return 0
+	}
+	return t.rows.Len()
+}
 
-// Bytes returns the size estimate of the buffered changes.
+// Bytes returns the memory the buffered changes take (Change.Size each).
 func (t *Table) Bytes() int64 { return t.bytes }
 
 // Add appends a change added at now. If the change would take the buffer
@@ -192,7 +199,13 @@ func (t *Table) Add(ch codec.Change, now time.Time) error {
 			RecordBytes: size, BufferedBytes: t.bytes, MaxBytes: t.opts.MaxBytes,
 		}
 	}
-	if len(t.changes) == 0 {
+	if t.rows == nil {
+		t.rows = codec.NewRows(t.lenHint, t.bytesHint)
+	}
+	if _, err := t.rows.Append(&ch); err != nil {
+		return fmt.Errorf("buffer table %s: %w", t.name, err)
+	}
+	if t.rows.Len() == 1 {
 		t.first = now
 		t.minLSN, t.maxLSN = ch.LSN, ch.LSN
 	} else {
@@ -205,10 +218,6 @@ func (t *Table) Add(ch codec.Change, now time.Time) error {
 	} else if ch.Offset < r.First || ch.Offset > r.Last {
 		t.sources[k] = OffsetRange{First: min(r.First, ch.Offset), Last: max(r.Last, ch.Offset)}
 	}
-	if t.changes == nil && t.capHint > 0 {
-		t.changes = make([]codec.Change, 0, t.capHint)
-	}
-	t.changes = append(t.changes, ch)
 	t.bytes += size
 	return nil
 }
@@ -218,11 +227,11 @@ func (t *Table) Add(ch codec.Change, now time.Time) error {
 // FlushInterval old. An empty buffer is never due.
 func (t *Table) ShouldFlush(now time.Time) (bool, string) {
 	switch {
-	case len(t.changes) == 0:
+	case t.Len() == 0:
 		return false, ""
 	case t.bytes >= t.opts.TargetBytes:
 		return true, ReasonBytes
-	case len(t.changes) >= t.opts.FlushThreshold:
+	case t.Len() >= t.opts.FlushThreshold:
 		return true, ReasonRecords
 	case now.Sub(t.first) >= t.opts.FlushInterval:
 		return true, ReasonAge
@@ -240,20 +249,23 @@ func (t *Table) due(now time.Time) time.Duration {
 func (t *Table) Drain() Batch {
 	b := Batch{
 		Table:      t.name,
-		Changes:    t.changes,
+		Rows:       t.rows,
 		MinLSN:     t.minLSN,
 		MaxLSN:     t.maxLSN,
 		Sources:    t.sources,
 		Bytes:      t.bytes,
 		FirstAdded: t.first,
 	}
-	t.capHint = min(len(t.changes), t.opts.FlushThreshold)
+	if n := t.Len(); n > 0 {
+		t.lenHint = min(n, t.opts.FlushThreshold)
+		t.bytesHint = min(t.bytes, t.opts.TargetBytes) * int64(t.lenHint) / int64(n)
+	}
 	t.reset()
 	return b
 }
 
 func (t *Table) reset() {
-	t.changes = nil
+	t.rows = nil
 	t.bytes = 0
 	t.minLSN, t.maxLSN = 0, 0
 	t.sources = make(map[SourceKey]OffsetRange)
@@ -271,27 +283,20 @@ func (t *Table) DropPartition(topic string, partition int32) int64 {
 	}
 	delete(t.sources, k)
 	before := t.bytes
-	kept := t.changes[:0]
-	t.bytes = 0
-	for i := range t.changes {
-		ch := &t.changes[i]
-		if ch.Topic == topic && ch.Partition == partition {
-			continue
-		}
-		if len(kept) == 0 {
-			t.minLSN, t.maxLSN = ch.LSN, ch.LSN
-		} else {
-			t.minLSN = min(t.minLSN, ch.LSN)
-			t.maxLSN = max(t.maxLSN, ch.LSN)
-		}
-		t.bytes += int64(ch.Size())
-		kept = append(kept, *ch)
-	}
-	// Clear the tail so the dropped changes' rows can be collected.
-	clear(t.changes[len(kept):])
-	t.changes = kept
-	if len(kept) == 0 {
+	kept := t.rows.Filter(func(m codec.RowMeta) bool { return m.Topic != topic || m.Partition != partition })
+	if kept.Len() == 0 {
 		t.reset()
+		return before
+	}
+	t.rows, t.bytes = kept, kept.Bytes()
+	for i := range kept.Len() {
+		m := kept.Meta(i)
+		if i == 0 {
+			t.minLSN, t.maxLSN = m.LSN, m.LSN
+		} else {
+			t.minLSN = min(t.minLSN, m.LSN)
+			t.maxLSN = max(t.maxLSN, m.LSN)
+		}
 	}
 	return before - t.bytes
 }
@@ -304,29 +309,32 @@ func (t *Table) DropPartition(topic string, partition int32) int64 {
 // different block. The receiver is not modified; ok is false when nothing is
 // left.
 func (b Batch) WithoutDurable(durable map[SourceKey]int64) (rest Batch, ok bool) {
-	rest = Batch{Table: b.Table, FirstAdded: b.FirstAdded, Sources: make(map[SourceKey]OffsetRange)}
-	for i := range b.Changes {
-		ch := &b.Changes[i]
-		k := SourceKey{Topic: ch.Topic, Partition: ch.Partition}
-		if last, ok := durable[k]; ok && ch.Offset <= last {
-			continue
-		}
-		if len(rest.Changes) == 0 {
-			rest.MinLSN, rest.MaxLSN = ch.LSN, ch.LSN
-		} else {
-			rest.MinLSN = min(rest.MinLSN, ch.LSN)
-			rest.MaxLSN = max(rest.MaxLSN, ch.LSN)
-		}
-		if r, ok := rest.Sources[k]; !ok {
-			rest.Sources[k] = OffsetRange{First: ch.Offset, Last: ch.Offset}
-		} else {
-			rest.Sources[k] = OffsetRange{First: min(r.First, ch.Offset), Last: max(r.Last, ch.Offset)}
-		}
-		rest.Bytes += int64(ch.Size())
-		rest.Changes = append(rest.Changes, *ch)
-	}
-	if len(rest.Changes) == 0 {
+	if b.Rows == nil {
 		return Batch{}, false
 	}
+	rest = Batch{Table: b.Table, FirstAdded: b.FirstAdded, Sources: make(map[SourceKey]OffsetRange)}
+	rest.Rows = b.Rows.Filter(func(m codec.RowMeta) bool {
+		last, ok := durable[SourceKey{Topic: m.Topic, Partition: m.Partition}]
+		return !ok || m.Offset > last
+	})
+	if rest.Rows.Len() == 0 {
+		return Batch{}, false
+	}
+	for i := range rest.Rows.Len() {
+		m := rest.Rows.Meta(i)
+		k := SourceKey{Topic: m.Topic, Partition: m.Partition}
+		if i == 0 {
+			rest.MinLSN, rest.MaxLSN = m.LSN, m.LSN
+		} else {
+			rest.MinLSN = min(rest.MinLSN, m.LSN)
+			rest.MaxLSN = max(rest.MaxLSN, m.LSN)
+		}
+		if r, ok := rest.Sources[k]; !ok {
+			rest.Sources[k] = OffsetRange{First: m.Offset, Last: m.Offset}
+		} else {
+			rest.Sources[k] = OffsetRange{First: min(r.First, m.Offset), Last: max(r.Last, m.Offset)}
+		}
+	}
+	rest.Bytes = rest.Rows.Bytes()
 	return rest, true
 }

@@ -1,0 +1,263 @@
+package codec
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"unsafe"
+)
+
+// Rows holds the changes of one table in a compact, pointer-free layout:
+// one fixed-size entry per change, one fixed-size cell per column value,
+// and every string's bytes in a single arena. Buffers of decoded changes
+// live in memory for seconds and can fill most of the memory budget; as
+// []Change they are mostly pointers (a name and a value string per field),
+// which the garbage collector scans on every cycle. Rows has a handful of
+// pointers however many changes it holds, takes about half the memory, and
+// EncodeRows reads it without touching field names.
+//
+// Bytes appended are never modified afterwards (appends only write past
+// the end, and Filter builds a new Rows), so strings returned by Change and
+// Meta stay valid for as long as they are referenced.
+//
+// A Rows is not safe for concurrent use.
+type Rows struct {
+	db, ns, table string
+	topics        []string
+	topicIdx      map[string]uint32
+	names         []string
+	nameIdx       map[string]uint32
+	meta          []rowMeta
+	cells         []cell
+	arena         []byte
+	// order is the row order of Sort, nil for insertion order.
+	order []int32
+	bytes int64
+}
+
+// rowMeta is one change's metadata and where its cells are.
+type rowMeta struct {
+	lsn       uint64
+	ts        int64
+	offset    int64
+	partition int32
+	topic     uint32
+	cells     uint32 // first cell; Row's cells, then Key's
+	nrow      uint32
+	nkey      uint32
+	op        Op
+}
+
+// cell is one column value; its string, if any, is arena[off:off+n].
+type cell struct {
+	num   uint64
+	off   uint32
+	n     uint32
+	nk    uint32 // name index << 8 | kind
+	scale int32
+}
+
+const (
+	rowMetaBytes = int(unsafe.Sizeof(rowMeta{}))
+	cellBytes    = int(unsafe.Sizeof(cell{}))
+	maxNames     = 1 << 24
+)
+
+// RowMeta is a change's metadata, as Rows.Meta returns it.
+type RowMeta struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	LSN       uint64
+	TS        int64
+	Op        Op
+}
+
+// NewRows returns an empty Rows with room for about n changes of the
+// size hinted by bytes (both may be 0).
+func NewRows(n int, bytes int64) *Rows {
+	r := &Rows{topicIdx: map[string]uint32{}, nameIdx: map[string]uint32{}}
+	if n > 0 {
+		r.meta = make([]rowMeta, 0, n)
+		if bytes > int64(n*rowMetaBytes) {
+			// Split the rest of the hint between cells and string bytes
+			// in the proportion a typical change has.
+			rest := bytes - int64(n*rowMetaBytes)
+			r.cells = make([]cell, 0, rest/2/int64(cellBytes))
+			r.arena = make([]byte, 0, rest/2)
+		}
+	}
+	return r
+}
+
+// RowsOf copies changes into a new Rows.
+func RowsOf(changes []Change) (*Rows, error) {
+	var bytes int64
+	for i := range changes {
+		bytes += int64(changes[i].Size())
+	}
+	r := NewRows(len(changes), bytes)
+	for i := range changes {
+		if _, err := r.Append(&changes[i]); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Len returns the number of changes.
+func (r *Rows) Len() int { return len(r.meta) }
+
+// Bytes returns the memory the changes take, as Change.Size counts it.
+func (r *Rows) Bytes() int64 { return r.bytes }
+
+// Table returns the namespace of the changes (all empty before the first).
+func (r *Rows) Table() (db, schema, table string) { return r.db, r.ns, r.table }
+
+// Append copies a change in and returns the bytes it added (its Size). A
+// change of another table than the first one appended is refused.
+func (r *Rows) Append(ch *Change) (int64, error) {
+	if len(r.meta) == 0 {
+		r.db, r.ns, r.table = ch.DB, ch.Schema, ch.Table
+	} else if ch.Table != r.table || ch.DB != r.db || ch.Schema != r.ns {
+		return 0, fmt.Errorf("change at %s/%d@%d belongs to table %s, these rows to %s",
+			ch.Topic, ch.Partition, ch.Offset, ch.TableName(), (&Change{DB: r.db, Schema: r.ns, Table: r.table}).TableName())
+	}
+	var strBytes int
+	for i := range ch.Row {
+		strBytes += len(ch.Row[i].Value.str)
+	}
+	for i := range ch.Key {
+		strBytes += len(ch.Key[i].Value.str)
+	}
+	if len(r.arena)+strBytes > math.MaxUint32 || len(r.cells)+len(ch.Row)+len(ch.Key) > math.MaxUint32 {
+		return 0, fmt.Errorf("change at %s/%d@%d: buffer of table %s is full (4 GiB)", ch.Topic, ch.Partition, ch.Offset, ch.TableName())
+	}
+	topic, ok := r.topicIdx[ch.Topic]
+	if !ok {
+		topic = uint32(len(r.topics))
+		r.topics = append(r.topics, ch.Topic)
+		r.topicIdx[ch.Topic] = topic
+	}
+	m := rowMeta{
+		lsn: ch.LSN, ts: ch.TS, offset: ch.Offset, partition: ch.Partition, topic: topic, op: ch.Op,
+		cells: uint32(len(r.cells)), nrow: uint32(len(ch.Row)), nkey: uint32(len(ch.Key)),
+	}
+	for _, fs := range [2][]Field{ch.Row, ch.Key} {
+		for i := range fs {
+			if err := r.appendCell(&fs[i]); err != nil {
+				r.cells = r.cells[:m.cells]
+				return 0, fmt.Errorf("change at %s/%d@%d: %w", ch.Topic, ch.Partition, ch.Offset, err)
+			}
+		}
+	}
+	r.meta = append(r.meta, m)
+	if r.order != nil {
+		r.order = append(r.order, int32(len(r.meta)-1))
+	}
+	size := int64(ch.Size())
+	r.bytes += size
+	return size, nil
+}
+
+func (r *Rows) appendCell(f *Field) error {
+	name, ok := r.nameIdx[f.Name]
+	if !ok {
+		if len(r.names) >= maxNames {
+			return fmt.Errorf("more than %d distinct column names", maxNames)
+		}
+		name = uint32(len(r.names))
+		r.names = append(r.names, f.Name)
+		r.nameIdx[f.Name] = name
+	}
+	v := &f.Value
+	c := cell{num: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
+	if len(v.str) > 0 {
+		c.off, c.n = uint32(len(r.arena)), uint32(len(v.str))
+		r.arena = append(r.arena, v.str...)
+	}
+	r.cells = append(r.cells, c)
+	return nil
+}
+
+// at returns the index of the k-th row in the current order.
+func (r *Rows) at(k int) int {
+	if r.order == nil {
+		return k
+	}
+	return int(r.order[k])
+}
+
+// Meta returns the metadata of the k-th change.
+func (r *Rows) Meta(k int) RowMeta {
+	m := &r.meta[r.at(k)]
+	return RowMeta{Topic: r.topics[m.topic], Partition: m.partition, Offset: m.offset, LSN: m.lsn, TS: m.ts, Op: m.op}
+}
+
+// value returns a cell's value; its string aliases the arena.
+func (r *Rows) value(c *cell) Value {
+	v := Value{kind: Kind(c.nk & 0xff), scale: c.scale, num: c.num}
+	if c.n > 0 {
+		v.str = unsafe.String(&r.arena[c.off], int(c.n))
+	}
+	return v
+}
+
+// Change returns the k-th change. Its strings share the Rows' memory;
+// Declared is nil.
+func (r *Rows) Change(k int) Change {
+	m := &r.meta[r.at(k)]
+	ch := Change{
+		Topic: r.topics[m.topic], Partition: m.partition, Offset: m.offset,
+		DB: r.db, Schema: r.ns, Table: r.table, Op: m.op, LSN: m.lsn, TS: m.ts,
+	}
+	fields := func(cs []cell) []Field {
+		if len(cs) == 0 {
+			return nil
+		}
+		out := make([]Field, len(cs))
+		for i := range cs {
+			out[i] = Field{Name: r.names[cs[i].nk>>8], Value: r.value(&cs[i])}
+		}
+		return out
+	}
+	ch.Row = fields(r.cells[m.cells : m.cells+m.nrow])
+	ch.Key = fields(r.cells[m.cells+m.nrow : m.cells+m.nrow+m.nkey])
+	return ch
+}
+
+// Filter returns a new Rows with the changes, in the current order, for
+// which keep is true; r is unchanged. keep is called once per change, in
+// that order.
+func (r *Rows) Filter(keep func(RowMeta) bool) *Rows {
+	out := NewRows(0, 0)
+	out.db, out.ns, out.table = r.db, r.ns, r.table
+	for k := range r.meta {
+		if !keep(r.Meta(k)) {
+			continue
+		}
+		ch := r.Change(k)
+		// Same table and no limit can be passed: r held the change.
+		_, _ = out.Append(&ch)
+	}
+	return out
+}
+
+// Sort orders the changes by LSN, then by source offset, keeping the
+// order of equal ones. It sorts an index, not the changes.
+func (r *Rows) Sort() {
+	if r.order == nil {
+		r.order = make([]int32, len(r.meta))
+		for i := range r.order {
+			r.order[i] = int32(i)
+		}
+	}
+	slices.SortStableFunc(r.order, func(a, b int32) int {
+		ma, mb := &r.meta[a], &r.meta[b]
+		if c := cmp.Compare(ma.lsn, mb.lsn); c != 0 {
+			return c
+		}
+		return cmp.Compare(ma.offset, mb.offset)
+	})
+}

@@ -1,0 +1,99 @@
+package codec
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func rowsTestChanges() []Change {
+	return []Change{
+		{Topic: "a", Partition: 1, Offset: 10, Table: "t", Op: OpInsert, LSN: 30, TS: 1,
+			Row: []Field{{"id", Int(1)}, {"name", String("x")}}, Key: []Field{{"id", Int(1)}}},
+		{Topic: "b", Partition: 0, Offset: 5, Table: "t", Op: OpUpdate, LSN: 10, TS: 2,
+			Row: []Field{{"id", Int(2)}, {"name", String("")}, {"price", Float(2.5)}}},
+		{Topic: "a", Partition: 1, Offset: 11, Table: "t", Op: OpDelete, LSN: 10, TS: 3,
+			Row: []Field{{"id", Int(3)}, {"blob", Binary([]byte{0, 1})}, {"d", Decimal([]byte{0x04, 0xd2}, 2)}}},
+	}
+}
+
+func TestRowsRoundTrip(t *testing.T) {
+	changes := rowsTestChanges()
+	r, err := RowsOf(changes)
+	require.NoError(t, err)
+	require.Equal(t, 3, r.Len())
+	var want int64
+	for i := range changes {
+		want += int64(changes[i].Size())
+		got := r.Change(i)
+		require.Equal(t, changes[i], got)
+		m := r.Meta(i)
+		require.Equal(t, RowMeta{Topic: changes[i].Topic, Partition: changes[i].Partition, Offset: changes[i].Offset,
+			LSN: changes[i].LSN, TS: changes[i].TS, Op: changes[i].Op}, m)
+	}
+	require.Equal(t, want, r.Bytes())
+	db, ns, table := r.Table()
+	require.Equal(t, [3]string{"", "", "t"}, [3]string{db, ns, table})
+}
+
+func TestRowsRefusesAnotherTable(t *testing.T) {
+	r := NewRows(0, 0)
+	_, err := r.Append(&Change{Table: "t", Topic: "a"})
+	require.NoError(t, err)
+	_, err = r.Append(&Change{Table: "u", Topic: "a", Partition: 2, Offset: 7})
+	require.ErrorContains(t, err, "a/2@7")
+	require.Equal(t, 1, r.Len())
+}
+
+func TestRowsSortAndFilter(t *testing.T) {
+	r, err := RowsOf(rowsTestChanges())
+	require.NoError(t, err)
+	r.Sort()
+	var order []int64
+	for k := range r.Len() {
+		order = append(order, r.Meta(k).Offset)
+	}
+	// LSN 10 twice (offsets 5 and 11), then LSN 30.
+	require.Equal(t, []int64{5, 11, 10}, order)
+
+	kept := r.Filter(func(m RowMeta) bool { return m.Topic == "a" })
+	require.Equal(t, 2, kept.Len())
+	require.Equal(t, int64(11), kept.Meta(0).Offset)
+	require.Equal(t, int64(10), kept.Meta(1).Offset)
+	require.Equal(t, rowsTestChanges()[2], kept.Change(0))
+	require.Equal(t, 3, r.Len(), "Filter leaves its receiver alone")
+
+	// Appending after a sort keeps the sorted prefix and adds at the end.
+	ch := Change{Topic: "c", Table: "t", LSN: 1}
+	_, err = r.Append(&ch)
+	require.NoError(t, err)
+	require.Equal(t, "c", r.Meta(3).Topic)
+}
+
+// EncodeRows writes rows in the Rows' order, and reading the block back
+// gives the same changes EncodeBlock of the sorted slice gives.
+func TestEncodeRowsOrder(t *testing.T) {
+	changes := rowsTestChanges()
+	s := NewSchema()
+	s.SetKafkaColumns(true)
+	for i := range changes {
+		_, err := s.Accept(&changes[i])
+		require.NoError(t, err)
+	}
+	r, err := RowsOf(changes)
+	require.NoError(t, err)
+	r.Sort()
+	var buf bytes.Buffer
+	stats, err := EncodeRows(&buf, s, r, EncodeOptions{KafkaColumns: true})
+	require.NoError(t, err)
+	require.Equal(t, int64(3), stats.Rows)
+	_, got, err := ReadBlock(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	for k := range got {
+		require.Equal(t, r.Meta(k).Offset, got[k].Offset)
+		require.Equal(t, r.Meta(k).LSN, got[k].LSN)
+	}
+	require.Equal(t, "x", got[2].Get("name").Str())
+}
