@@ -70,7 +70,7 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 			return fmt.Errorf("encode block: %w", err)
 		}
 		res.Blocks++
-		t.rows = codec.NewRows(t.rows.Len(), t.rows.Bytes())
+		t.rows = codec.NewRows(t.rows.Hint())
 		return nil
 	}
 	start, cpu0 := time.Now(), selfCPU()
@@ -88,7 +88,7 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 		}
 		t := tables[ch.TableName()]
 		if t == nil {
-			t = &tableBuf{schema: codec.NewSchema(), rows: codec.NewRows(0, 0)}
+			t = &tableBuf{schema: codec.NewSchema(), rows: codec.NewRows(codec.RowsHint{})}
 			t.schema.SetKafkaColumns(true)
 			tables[ch.TableName()] = t
 		}

@@ -100,6 +100,8 @@ func BenchmarkDecodeMap(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
+// BenchmarkEncodeBlock encodes a 10,000-row block from Rows, as a flush
+// does.
 func BenchmarkEncodeBlock(b *testing.B) {
 	d, _ := NewDecoder(FormatEvoDB)
 	recs := benchRecords(10000, FormatEvoDB)
@@ -115,11 +117,15 @@ func BenchmarkEncodeBlock(b *testing.B) {
 		}
 		raw += int64(len(r.Value))
 	}
+	rows, err := RowsOf(changes)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(raw)
 	b.ReportAllocs()
 	var out int64
 	for b.Loop() {
-		st, err := EncodeBlock(io.Discard, s, changes, EncodeOptions{RowGroupBytes: 4 << 20})
+		st, err := EncodeRows(io.Discard, s, rows, EncodeOptions{RowGroupBytes: 4 << 20})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -145,9 +151,13 @@ func BenchmarkEncodeSmallBlock(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	rows, err := RowsOf(changes)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := EncodeBlock(io.Discard, s, changes, EncodeOptions{RowGroupBytes: 4 << 20}); err != nil {
+		if _, err := EncodeRows(io.Discard, s, rows, EncodeOptions{RowGroupBytes: 4 << 20}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -176,6 +186,36 @@ func BenchmarkSchemaAccept(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkRowsAppend copies decoded changes into Rows: what buffering a
+// record costs the poll loop.
+func BenchmarkRowsAppend(b *testing.B) {
+	d, _ := NewDecoder(FormatEvoDB)
+	recs := benchRecords(10000, FormatEvoDB)
+	changes := make([]Change, len(recs))
+	for i, r := range recs {
+		if err := d.Decode(r, &changes[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	full, err := RowsOf(changes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	var rows *Rows
+	for i := 0; b.Loop(); i++ {
+		k := i % len(changes)
+		if k == 0 {
+			// Buffers are sized from the previous batch.
+			rows = NewRows(full.Hint())
+		}
+		if _, err := rows.Append(&changes[k]); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }

@@ -251,17 +251,25 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 	st := newStatsBuilder(cols)
 	vals := make([]Value, len(cols))
 	set := make([]bool, len(cols))
-	buf := make([]parquet.Value, 0, batchRows*len(cols))
-	prows := make([]parquet.Row, 0, batchRows)
+	// Values are gathered column by column (colVals[leaf][row]) and handed
+	// to each column's writer directly: the writer would otherwise split
+	// every row back into its columns.
+	colVals := make([][]parquet.Value, len(cols))
+	for i := range colVals {
+		colVals[i] = make([]parquet.Value, 0, batchRows)
+	}
 	var groupBytes int64
 	flushBatch := func() error {
-		if len(prows) == 0 {
+		if len(colVals[0]) == 0 {
 			return nil
 		}
-		if _, err := pw.WriteRows(prows); err != nil {
-			return err
+		writers := pw.ColumnWriters()
+		for leaf := range colVals {
+			if _, err := writers[leaf].WriteRowValues(colVals[leaf]); err != nil {
+				return err
+			}
+			colVals[leaf] = colVals[leaf][:0]
 		}
-		prows, buf = prows[:0], buf[:0]
 		if groupBytes >= rgBytes {
 			groupBytes = 0
 			return pw.Flush()
@@ -298,9 +306,6 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 			}
 			vals[i], set[i] = v, true
 		}
-		start := len(buf)
-		buf = buf[:start+len(cols)]
-		row := buf[start:]
 		for i := range cols {
 			c := &cols[i]
 			v := vals[i]
@@ -309,10 +314,9 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 			}
 			st.add(i, v)
 			groupBytes += int64(8 + len(v.str))
-			row[c.leaf] = toParquet(c, v)
+			colVals[c.leaf] = append(colVals[c.leaf], toParquet(c, v))
 		}
-		prows = append(prows, row)
-		if len(prows) == batchRows {
+		if len(colVals[0]) == batchRows {
 			if err := flushBatch(); err != nil {
 				return BlockStats{}, fmt.Errorf("encode block: %w", err)
 			}

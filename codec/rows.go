@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"unsafe"
 )
 
@@ -28,6 +29,10 @@ type Rows struct {
 	topicIdx      map[string]uint32
 	names         []string
 	nameIdx       map[string]uint32
+	// posName is the name index last seen at each field position: changes
+	// of a table nearly always list their fields in the same order, and a
+	// string compare is cheaper than a map lookup.
+	posName []uint32
 	meta          []rowMeta
 	cells         []cell
 	arena         []byte
@@ -74,30 +79,41 @@ type RowMeta struct {
 	Op        Op
 }
 
-// NewRows returns an empty Rows with room for about n changes of the
-// size hinted by bytes (both may be 0).
-func NewRows(n int, bytes int64) *Rows {
+// RowsHint is the size of a Rows, so the next one can be allocated at
+// once instead of growing through repeated copies.
+type RowsHint struct {
+	Rows, Cells, Bytes int
+}
+
+// Hint returns the size of r.
+func (r *Rows) Hint() RowsHint {
+	return RowsHint{Rows: len(r.meta), Cells: len(r.cells), Bytes: len(r.arena)}
+}
+
+// NewRows returns an empty Rows with room for h (the zero hint is fine).
+func NewRows(h RowsHint) *Rows {
 	r := &Rows{topicIdx: map[string]uint32{}, nameIdx: map[string]uint32{}}
-	if n > 0 {
-		r.meta = make([]rowMeta, 0, n)
-		if bytes > int64(n*rowMetaBytes) {
-			// Split the rest of the hint between cells and string bytes
-			// in the proportion a typical change has.
-			rest := bytes - int64(n*rowMetaBytes)
-			r.cells = make([]cell, 0, rest/2/int64(cellBytes))
-			r.arena = make([]byte, 0, rest/2)
-		}
+	if h.Rows > 0 {
+		r.meta = make([]rowMeta, 0, h.Rows)
+	}
+	if h.Cells > 0 {
+		r.cells = make([]cell, 0, h.Cells)
+	}
+	if h.Bytes > 0 {
+		r.arena = make([]byte, 0, h.Bytes)
 	}
 	return r
 }
 
 // RowsOf copies changes into a new Rows.
 func RowsOf(changes []Change) (*Rows, error) {
-	var bytes int64
+	h := RowsHint{Rows: len(changes)}
 	for i := range changes {
-		bytes += int64(changes[i].Size())
+		ch := &changes[i]
+		h.Cells += len(ch.Row) + len(ch.Key)
+		h.Bytes += ch.Size() - rowMetaBytes - (len(ch.Row)+len(ch.Key))*cellBytes
 	}
-	r := NewRows(len(changes), bytes)
+	r := NewRows(h)
 	for i := range changes {
 		if _, err := r.Append(&changes[i]); err != nil {
 			return nil, err
@@ -119,7 +135,7 @@ func (r *Rows) Table() (db, schema, table string) { return r.db, r.ns, r.table }
 // change of another table than the first one appended is refused.
 func (r *Rows) Append(ch *Change) (int64, error) {
 	if len(r.meta) == 0 {
-		r.db, r.ns, r.table = ch.DB, ch.Schema, ch.Table
+		r.db, r.ns, r.table = strings.Clone(ch.DB), strings.Clone(ch.Schema), strings.Clone(ch.Table)
 	} else if ch.Table != r.table || ch.DB != r.db || ch.Schema != r.ns {
 		return 0, fmt.Errorf("change at %s/%d@%d belongs to table %s, these rows to %s",
 			ch.Topic, ch.Partition, ch.Offset, ch.TableName(), (&Change{DB: r.db, Schema: r.ns, Table: r.table}).TableName())
@@ -137,16 +153,20 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 	topic, ok := r.topicIdx[ch.Topic]
 	if !ok {
 		topic = uint32(len(r.topics))
-		r.topics = append(r.topics, ch.Topic)
-		r.topicIdx[ch.Topic] = topic
+		r.topics = append(r.topics, strings.Clone(ch.Topic))
+		r.topicIdx[r.topics[topic]] = topic
 	}
 	m := rowMeta{
 		lsn: ch.LSN, ts: ch.TS, offset: ch.Offset, partition: ch.Partition, topic: topic, op: ch.Op,
 		cells: uint32(len(r.cells)), nrow: uint32(len(ch.Row)), nkey: uint32(len(ch.Key)),
 	}
-	for _, fs := range [2][]Field{ch.Row, ch.Key} {
+	for j, fs := range [2][]Field{ch.Row, ch.Key} {
 		for i := range fs {
-			if err := r.appendCell(&fs[i]); err != nil {
+			pos := -1
+			if j == 0 {
+				pos = i
+			}
+			if err := r.appendCell(&fs[i], pos); err != nil {
 				r.cells = r.cells[:m.cells]
 				return 0, fmt.Errorf("change at %s/%d@%d: %w", ch.Topic, ch.Partition, ch.Offset, err)
 			}
@@ -161,15 +181,28 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 	return size, nil
 }
 
-func (r *Rows) appendCell(f *Field) error {
-	name, ok := r.nameIdx[f.Name]
-	if !ok {
-		if len(r.names) >= maxNames {
-			return fmt.Errorf("more than %d distinct column names", maxNames)
+// appendCell appends one field's cell; pos is its position in the row, -1
+// for a key field.
+func (r *Rows) appendCell(f *Field, pos int) error {
+	var name uint32
+	if pos >= 0 && pos < len(r.posName) && r.names[r.posName[pos]] == f.Name {
+		name = r.posName[pos]
+	} else {
+		var ok bool
+		if name, ok = r.nameIdx[f.Name]; !ok {
+			if len(r.names) >= maxNames {
+				return fmt.Errorf("more than %d distinct column names", maxNames)
+			}
+			name = uint32(len(r.names))
+			r.names = append(r.names, strings.Clone(f.Name))
+			r.nameIdx[r.names[name]] = name
 		}
-		name = uint32(len(r.names))
-		r.names = append(r.names, f.Name)
-		r.nameIdx[f.Name] = name
+		if pos >= 0 {
+			for len(r.posName) <= pos {
+				r.posName = append(r.posName, 0)
+			}
+			r.posName[pos] = name
+		}
 	}
 	v := &f.Value
 	c := cell{num: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
@@ -231,7 +264,7 @@ func (r *Rows) Change(k int) Change {
 // which keep is true; r is unchanged. keep is called once per change, in
 // that order.
 func (r *Rows) Filter(keep func(RowMeta) bool) *Rows {
-	out := NewRows(0, 0)
+	out := NewRows(RowsHint{})
 	out.db, out.ns, out.table = r.db, r.ns, r.table
 	for k := range r.meta {
 		if !keep(r.Meta(k)) {

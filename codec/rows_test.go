@@ -38,7 +38,7 @@ func TestRowsRoundTrip(t *testing.T) {
 }
 
 func TestRowsRefusesAnotherTable(t *testing.T) {
-	r := NewRows(0, 0)
+	r := NewRows(RowsHint{})
 	_, err := r.Append(&Change{Table: "t", Topic: "a"})
 	require.NoError(t, err)
 	_, err = r.Append(&Change{Table: "u", Topic: "a", Partition: 2, Offset: 7})

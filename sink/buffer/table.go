@@ -146,11 +146,11 @@ type Table struct {
 	maxLSN  uint64
 	sources map[SourceKey]OffsetRange
 	first   time.Time
-	// lenHint and bytesHint are the size of the last drained batch, so
-	// the next batch's memory is allocated once at about the right size
-	// instead of growing through repeated copies.
-	lenHint   int
-	bytesHint int64
+	// hint is the size of the last drained batch when it was large (a hot
+	// table), so the next batch's memory is allocated once instead of
+	// growing through repeated copies; zero after a small batch, so a table
+	// gone quiet does not keep allocating a large buffer.
+	hint codec.RowsHint
 }
 
 // NewTable returns an empty buffer for the named table.
@@ -200,7 +200,7 @@ func (t *Table) Add(ch codec.Change, now time.Time) error {
 		}
 	}
 	if t.rows == nil {
-		t.rows = codec.NewRows(t.lenHint, t.bytesHint)
+		t.rows = codec.NewRows(t.hint)
 	}
 	if _, err := t.rows.Append(&ch); err != nil {
 		return fmt.Errorf("buffer table %s: %w", t.name, err)
@@ -256,9 +256,9 @@ func (t *Table) Drain() Batch {
 		Bytes:      t.bytes,
 		FirstAdded: t.first,
 	}
-	if n := t.Len(); n > 0 {
-		t.lenHint = min(n, t.opts.FlushThreshold)
-		t.bytesHint = min(t.bytes, t.opts.TargetBytes) * int64(t.lenHint) / int64(n)
+	t.hint = codec.RowsHint{}
+	if t.rows != nil && (2*t.bytes >= t.opts.TargetBytes || 2*t.rows.Len() >= t.opts.FlushThreshold) {
+		t.hint = t.rows.Hint()
 	}
 	t.reset()
 	return b
