@@ -33,9 +33,9 @@ type Rows struct {
 	// of a table nearly always list their fields in the same order, and a
 	// string compare is cheaper than a map lookup.
 	posName []uint32
-	meta          []rowMeta
-	cells         []cell
-	arena         []byte
+	meta    []rowMeta
+	cells   []cell
+	arena   []byte
 	// order is the row order of Sort, nil for insertion order.
 	order []int32
 	bytes int64
