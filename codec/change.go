@@ -181,6 +181,17 @@ type Decoder interface {
 	Decode(rec Record, dst *Change) error
 }
 
+// BorrowingDecoder is a Decoder that can also decode without copying.
+// DecodeBorrowed is Decode except that the change's strings share
+// rec.Value's memory and its Row may reuse dst.Row's backing array. The
+// caller copies what it keeps (Rows.Append does) before decoding into dst
+// again, and leaves rec.Value unmodified while the change is in use. Both
+// built-in decoders implement it.
+type BorrowingDecoder interface {
+	Decoder
+	DecodeBorrowed(rec Record, dst *Change) error
+}
+
 // NewDecoder returns the decoder for an input format.
 func NewDecoder(f Format) (Decoder, error) {
 	switch f {

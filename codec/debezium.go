@@ -189,12 +189,22 @@ func readEnvelope(p *scanner, env *envelope) (field string, err error) {
 	return "", nil
 }
 
-func (d *debeziumDecoder) Decode(rec Record, dst *Change) error {
+func (d *debeziumDecoder) Decode(rec Record, dst *Change) error { return d.decode(rec, dst, false) }
+
+func (d *debeziumDecoder) DecodeBorrowed(rec Record, dst *Change) error {
+	return d.decode(rec, dst, true)
+}
+
+func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
+	var scratch []Field
+	if borrow {
+		scratch = dst.Row
+	}
 	*dst = Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, TS: rec.TimestampMs}
 	if isNullRecord(rec.Value) {
 		return ErrTombstone
 	}
-	p := scanner{s: string(rec.Value)}
+	p := scanner{s: recordText(rec.Value, borrow), scratch: scratch}
 	if p.peek() != '{' {
 		return decodeErr(&rec, "", "", "value is not a JSON object")
 	}
@@ -528,7 +538,7 @@ func decodeRow(text string, rs *rowSchema) ([]Field, error) {
 	if rs != nil {
 		n = len(rs.fields)
 	}
-	row := make([]Field, 0, n)
+	row := p.newRow(n)
 	err := p.object(func(key string) error {
 		var v Value
 		var err error

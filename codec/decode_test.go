@@ -278,3 +278,31 @@ func TestValueDecimal(t *testing.T) {
 	}
 	require.Equal(t, "-0.05", DecimalFromBig(big.NewInt(-5), 2).Text())
 }
+
+// DecodeBorrowed decodes what Decode does, shares the record's memory and
+// reuses the row array it is given.
+func TestDecodeBorrowed(t *testing.T) {
+	for _, f := range []Format{FormatEvoDB, FormatDebezium} {
+		t.Run(string(f), func(t *testing.T) {
+			d, err := NewDecoder(f)
+			require.NoError(t, err)
+			bd, ok := d.(BorrowingDecoder)
+			require.True(t, ok)
+			recs := benchRecords(50, f)
+			var dst Change
+			for _, rec := range recs {
+				var want Change
+				require.NoError(t, d.Decode(rec, &want))
+				before := dst.Row
+				require.NoError(t, bd.DecodeBorrowed(rec, &dst))
+				require.Equal(t, want.Row, dst.Row)
+				require.Equal(t, want.LSN, dst.LSN)
+				require.Equal(t, want.Table, dst.Table)
+				// Debezium's before-image may take the array instead.
+				if f == FormatEvoDB && cap(before) >= len(dst.Row) && len(before) > 0 {
+					require.Same(t, &before[:1][0], &dst.Row[:1][0], "the row array is reused")
+				}
+			}
+		})
+	}
+}

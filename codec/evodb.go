@@ -24,12 +24,20 @@ import (
 // only does with UseNumber.
 type evodbDecoder struct{}
 
-func (evodbDecoder) Decode(rec Record, dst *Change) error {
+func (evodbDecoder) Decode(rec Record, dst *Change) error { return decodeEvoDB(rec, dst, false) }
+
+func (evodbDecoder) DecodeBorrowed(rec Record, dst *Change) error { return decodeEvoDB(rec, dst, true) }
+
+func decodeEvoDB(rec Record, dst *Change, borrow bool) error {
+	var scratch []Field
+	if borrow {
+		scratch = dst.Row
+	}
 	*dst = Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, TS: rec.TimestampMs}
 	if isNullRecord(rec.Value) {
 		return ErrTombstone
 	}
-	p := scanner{s: string(rec.Value)}
+	p := scanner{s: recordText(rec.Value, borrow), scratch: scratch}
 	var (
 		opSeen, tableSeen, lsnSeen bool
 		dataSeen, beforeSeen       bool
@@ -198,7 +206,7 @@ const rowCap = 16
 
 // inferRow reads an object into fields with inferred kinds.
 func (p *scanner) inferRow() ([]Field, error) {
-	row := make([]Field, 0, rowCap)
+	row := p.newRow(rowCap)
 	err := p.object(func(key string) error {
 		v, err := p.inferValue()
 		if err != nil {

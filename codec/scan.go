@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // scanner is a minimal, strict JSON tokenizer over one record. The record
@@ -16,6 +17,28 @@ import (
 type scanner struct {
 	s string
 	i int
+	// scratch, when not nil, is the backing array the next decoded row
+	// reuses (a borrowing decode); it is used once.
+	scratch []Field
+}
+
+// newRow returns an empty row to append a decoded object's fields to.
+func (p *scanner) newRow(n int) []Field {
+	if p.scratch != nil {
+		row := p.scratch[:0]
+		p.scratch = nil
+		return row
+	}
+	return make([]Field, 0, n)
+}
+
+// recordText returns the record as the scanner's text: a copy, or with
+// borrow the record's own memory.
+func recordText(b []byte, borrow bool) string {
+	if borrow {
+		return unsafe.String(unsafe.SliceData(b), len(b))
+	}
+	return string(b)
 }
 
 // maxDepth bounds nesting so hostile input cannot exhaust the stack.

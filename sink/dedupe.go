@@ -93,7 +93,7 @@ func newDedupeState(window int) *dedupeState {
 func (d *dedupeState) keyOf(ch *codec.Change) lsnKey {
 	if len(d.pk) == 0 && len(ch.Key) > 0 {
 		for _, f := range ch.Key {
-			d.pk = append(d.pk, f.Name)
+			d.pk = append(d.pk, strings.Clone(f.Name))
 		}
 	}
 	var b strings.Builder

@@ -68,9 +68,18 @@ func (s *Sink) poll(ctx context.Context) error {
 				if derr != nil {
 					return
 				}
-				d := decoded{rec: rec}
-				derr = s.decode(ctx, &d)
-				batch = append(batch, d)
+				// Entries are reused from poll to poll: a borrowing
+				// decoder appends the row to the last one's array.
+				if len(batch) < cap(batch) {
+					batch = batch[:len(batch)+1]
+				} else {
+					batch = append(batch, decoded{})
+				}
+				d := &batch[len(batch)-1]
+				scratch := d.change.Row
+				*d = decoded{rec: rec}
+				d.change.Row = scratch
+				derr = s.decode(ctx, d)
 			}
 		})
 		if derr != nil {
@@ -107,10 +116,18 @@ func (s *Sink) decode(ctx context.Context, d *decoded) error {
 	if err != nil {
 		return fmt.Errorf("topic %s: %w", rec.Topic, err)
 	}
-	err = dec.Decode(codec.Record{
+	r := codec.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 		Key: rec.Key, Value: rec.Value, TimestampMs: rec.Timestamp.UnixMilli(),
-	}, &d.change)
+	}
+	// The change lives until bufferBatch copies it into its table's Rows,
+	// so it may share the record's memory instead of copying it.
+	if bd, ok := dec.(codec.BorrowingDecoder); ok {
+		err = bd.DecodeBorrowed(r, &d.change)
+	} else {
+		d.change.Row = nil
+		err = dec.Decode(r, &d.change)
+	}
 	switch {
 	case errors.Is(err, codec.ErrTombstone):
 		d.skip = true
@@ -233,7 +250,7 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 		for i, f := range d.change.Key {
 			names[i] = f.Name
 		}
-		t.pk = strings.Join(names, ",")
+		t.pk = strings.Clone(strings.Join(names, ","))
 	}
 	s.buffered += size
 	s.peakBuffered = max(s.peakBuffered, s.buffered)

@@ -127,6 +127,7 @@ type Sink struct {
 	onCommit func(CommitEvent)
 	metrics  *metrics
 	router   *partitioner.Router
+	routes   map[routeKey]routeEntry // poll goroutine only
 	decoders map[string]codec.Decoder
 	instance string
 	cl       *kgo.Client

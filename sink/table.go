@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/evodb/sink/codec"
@@ -55,19 +56,51 @@ type routeError struct{ err error }
 func (e *routeError) Error() string { return e.err.Error() }
 func (e *routeError) Unwrap() error { return e.err }
 
+// routeKey is what a table's path is rendered from.
+type routeKey struct{ db, schema, table, topic string }
+
+type routeEntry struct{ path, name string }
+
+// maxRoutes bounds the route cache; past it the cache starts over.
+const maxRoutes = 1 << 16
+
+// route returns the path and name of a change's table. Rendering the path
+// template and joining the name cost more than the rest of routing, and a
+// sink sees few distinct tables, so results are cached. Only the poll
+// goroutine calls it.
+func (s *Sink) route(ch *codec.Change) (path, name string, err error) {
+	k := routeKey{ch.DB, ch.Schema, ch.Table, ch.Topic}
+	if e, ok := s.routes[k]; ok {
+		return e.path, e.name, nil
+	}
+	name = ch.TableName()
+	path, err = s.router.Route(ch.DB, ch.Schema, ch.Table, ch.Topic)
+	if err != nil {
+		return "", "", &routeError{fmt.Errorf("route table %s: %w", name, err)}
+	}
+	if len(s.routes) >= maxRoutes || s.routes == nil {
+		s.routes = map[routeKey]routeEntry{}
+	}
+	// The change's strings may share memory with the whole record.
+	k = routeKey{strings.Clone(k.db), strings.Clone(k.schema), strings.Clone(k.table), strings.Clone(k.topic)}
+	path, name = strings.Clone(path), strings.Clone(name)
+	s.routes[k] = routeEntry{path, name}
+	return path, name, nil
+}
+
 // tableFor returns (creating and loading on first use) the table a change
 // goes to. It does store I/O, so it runs outside s.mu.
 func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
-	path, err := s.router.Route(ch.DB, ch.Schema, ch.Table, ch.Topic)
+	path, name, err := s.route(ch)
 	if err != nil {
-		return nil, &routeError{fmt.Errorf("route table %s: %w", ch.TableName(), err)}
+		return nil, err
 	}
 	s.mu.Lock()
 	t := s.tables[path]
 	stale := t != nil && t.stale
 	s.mu.Unlock()
-	if t != nil && t.name != ch.TableName() {
-		return nil, &routeError{fmt.Errorf("tables %s and %s both map to path %s: make tables.default.path include {db} and {schema}, or give one of them a path in tables.overrides", t.name, ch.TableName(), path)}
+	if t != nil && t.name != name {
+		return nil, &routeError{fmt.Errorf("tables %s and %s both map to path %s: make tables.default.path include {db} and {schema}, or give one of them a path in tables.overrides", t.name, name, path)}
 	}
 	if t != nil && !stale {
 		return t, nil
@@ -76,7 +109,6 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 		return t, s.refresh(ctx, t)
 	}
 
-	name := ch.TableName()
 	cfg := s.cfg.TableConfig(name)
 	mode, err := partitioner.ModeByName(cfg.Mode)
 	if err != nil {
