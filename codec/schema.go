@@ -109,6 +109,9 @@ type Schema struct {
 	cols  []Column
 	index map[string]int
 	kafka bool
+	// pos is the column last found at each field position of a change
+	// (-1: none), so Accept compares a name instead of hashing it.
+	pos []int
 }
 
 // NewSchema returns an empty schema.
@@ -237,8 +240,22 @@ func (s *Schema) fits(ch *Change) bool {
 		}
 	}
 	for i := range ch.Row {
-		v := ch.Row[i].Value
-		j, ok := s.index[ch.Row[i].Name]
+		f := &ch.Row[i]
+		v := f.Value
+		j, ok := -1, false
+		if i < len(s.pos) {
+			if j = s.pos[i]; j >= 0 && s.cols[j].Name == f.Name {
+				ok = true
+			}
+		}
+		if !ok {
+			if j, ok = s.index[f.Name]; ok {
+				for len(s.pos) <= i {
+					s.pos = append(s.pos, -1)
+				}
+				s.pos[i] = j
+			}
+		}
 		if !ok {
 			if v.kind == KindNull && !isReserved(ch.Row[i].Name) && ch.Row[i].Name != "" {
 				continue

@@ -25,6 +25,11 @@ type decoded struct {
 	skip   bool // tombstone
 }
 
+// decodeChunk is how many records are decoded before they are buffered:
+// few enough that their decoded rows stay in the CPU cache, enough that
+// taking the lock to buffer them costs nothing.
+const decodeChunk = 256
+
 // poll is the consumer loop. Only this goroutine buffers records; flush
 // goroutines drain buffers under s.mu. Rebalances run between polls
 // (BlockRebalanceOnPoll), so a revoke never races with buffering.
@@ -79,7 +84,15 @@ func (s *Sink) poll(ctx context.Context) error {
 				scratch := d.change.Row
 				*d = decoded{rec: rec}
 				d.change.Row = scratch
-				derr = s.decode(ctx, d)
+				if derr = s.decode(ctx, d); derr != nil {
+					return
+				}
+				// Buffer in small chunks, while the decoded rows are
+				// still in the CPU cache.
+				if len(batch) == decodeChunk {
+					derr = s.bufferBatch(ctx, batch)
+					batch = batch[:0]
+				}
 			}
 		})
 		if derr != nil {
