@@ -69,6 +69,15 @@ func (s *Sink) poll(ctx context.Context) error {
 				st.hwm = p.HighWatermark
 			}
 			s.mu.Unlock()
+			if derr != nil || len(p.Records) == 0 {
+				return
+			}
+			s.metrics.recordsIn.WithLabelValues(p.Topic).Add(float64(len(p.Records)))
+			dec, err := s.decoder(p.Topic)
+			if err != nil {
+				derr = fmt.Errorf("topic %s: %w", p.Topic, err)
+				return
+			}
 			for _, rec := range p.Records {
 				if derr != nil {
 					return
@@ -84,7 +93,7 @@ func (s *Sink) poll(ctx context.Context) error {
 				scratch := d.change.Row
 				*d = decoded{rec: rec}
 				d.change.Row = scratch
-				if derr = s.decode(ctx, d); derr != nil {
+				if derr = s.decode(ctx, dec, d); derr != nil {
 					return
 				}
 				// Buffer in small chunks, while the decoded rows are
@@ -122,19 +131,15 @@ func (s *Sink) poll(ctx context.Context) error {
 
 // decode decodes one record and resolves its table. A record that cannot
 // be decoded is marked in d.err; a tombstone is marked skip.
-func (s *Sink) decode(ctx context.Context, d *decoded) error {
+func (s *Sink) decode(ctx context.Context, dec codec.Decoder, d *decoded) error {
 	rec := d.rec
-	s.metrics.recordsIn.WithLabelValues(rec.Topic).Inc()
-	dec, err := s.decoder(rec.Topic)
-	if err != nil {
-		return fmt.Errorf("topic %s: %w", rec.Topic, err)
-	}
 	r := codec.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 		Key: rec.Key, Value: rec.Value, TimestampMs: rec.Timestamp.UnixMilli(),
 	}
 	// The change lives until bufferBatch copies it into its table's Rows,
 	// so it may share the record's memory instead of copying it.
+	var err error
 	if bd, ok := dec.(codec.BorrowingDecoder); ok {
 		err = bd.DecodeBorrowed(r, &d.change)
 	} else {
@@ -215,7 +220,7 @@ func isRecordError(err error) bool {
 func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 	t := d.table
 	rec := d.rec
-	if v, ok := t.durable[s.appID(p.tp)]; ok && rec.Offset <= v {
+	if v, ok := t.durable[p.appID]; ok && rec.Offset <= v {
 		if p.hwm >= 0 && v >= p.hwm {
 			return fmt.Errorf("%w: table %s holds offset %d of %s/%d but the partition ends at %d; if the topic was re-created, stop all sinks of group %q, then either use a new group or delete the table's data for this topic",
 				ErrOffsetsWentBack, t.path, v, p.tp.topic, p.tp.partition, p.hwm, s.cfg.Kafka.Group)
@@ -552,7 +557,7 @@ func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 	for topic, ps := range assigned {
 		for _, n := range ps {
 			tp := topicPartition{topic, n}
-			s.parts[tp] = &partition{tp: tp, next: -1, hwm: -1, committed: -1,
+			s.parts[tp] = &partition{tp: tp, appID: s.appID(tp), next: -1, hwm: -1, committed: -1,
 				pending: map[string]int64{}, inflight: map[*flushJob]int64{}}
 			s.log.Info("partition assigned", "topic", topic, "partition", n)
 		}

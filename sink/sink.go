@@ -90,6 +90,8 @@ type topicPartition struct {
 // partition is the offset bookkeeping of one assigned partition.
 type partition struct {
 	tp topicPartition
+	// appID is the txn app id of the partition (Sink.appID).
+	appID string
 	// next is the offset after the last record processed.
 	next int64
 	// hwm is the partition's high watermark as of the last fetch, -1 if unknown.
@@ -127,7 +129,13 @@ type Sink struct {
 	onCommit func(CommitEvent)
 	metrics  *metrics
 	router   *partitioner.Router
-	routes   map[routeKey]routeEntry // poll goroutine only
+	routes   map[routeKey]*routeEntry // poll goroutine only
+	// lastRoute is the route of the previous change: consecutive changes
+	// mostly belong to the same table.
+	lastRoute struct {
+		key   routeKey
+		entry *routeEntry
+	}
 	decoders map[string]codec.Decoder
 	instance string
 	cl       *kgo.Client

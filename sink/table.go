@@ -59,50 +59,64 @@ func (e *routeError) Unwrap() error { return e.err }
 // routeKey is what a table's path is rendered from.
 type routeKey struct{ db, schema, table, topic string }
 
-type routeEntry struct{ path, name string }
+// routeEntry is a change's table path and name, and the table once known.
+type routeEntry struct {
+	path, name string
+	table      *table
+}
 
 // maxRoutes bounds the route cache; past it the cache starts over.
 const maxRoutes = 1 << 16
 
-// route returns the path and name of a change's table. Rendering the path
-// template and joining the name cost more than the rest of routing, and a
-// sink sees few distinct tables, so results are cached. Only the poll
-// goroutine calls it.
-func (s *Sink) route(ch *codec.Change) (path, name string, err error) {
+// route returns the route of a change's table. Rendering the path template
+// and joining the name cost more than the rest of routing, and a sink sees
+// few distinct tables, so results are cached. Only the poll goroutine
+// calls it.
+func (s *Sink) route(ch *codec.Change) (*routeEntry, error) {
 	k := routeKey{ch.DB, ch.Schema, ch.Table, ch.Topic}
-	if e, ok := s.routes[k]; ok {
-		return e.path, e.name, nil
+	if e := s.lastRoute.entry; e != nil && s.lastRoute.key == k {
+		return e, nil
 	}
-	name = ch.TableName()
-	path, err = s.router.Route(ch.DB, ch.Schema, ch.Table, ch.Topic)
-	if err != nil {
-		return "", "", &routeError{fmt.Errorf("route table %s: %w", name, err)}
+	e, ok := s.routes[k]
+	if !ok {
+		name := ch.TableName()
+		path, err := s.router.Route(ch.DB, ch.Schema, ch.Table, ch.Topic)
+		if err != nil {
+			return nil, &routeError{fmt.Errorf("route table %s: %w", name, err)}
+		}
+		if len(s.routes) >= maxRoutes || s.routes == nil {
+			s.routes = map[routeKey]*routeEntry{}
+		}
+		// The change's strings may share memory with the whole record.
+		k = routeKey{strings.Clone(k.db), strings.Clone(k.schema), strings.Clone(k.table), strings.Clone(k.topic)}
+		e = &routeEntry{path: strings.Clone(path), name: strings.Clone(name)}
+		s.routes[k] = e
 	}
-	if len(s.routes) >= maxRoutes || s.routes == nil {
-		s.routes = map[routeKey]routeEntry{}
-	}
-	// The change's strings may share memory with the whole record.
-	k = routeKey{strings.Clone(k.db), strings.Clone(k.schema), strings.Clone(k.table), strings.Clone(k.topic)}
-	path, name = strings.Clone(path), strings.Clone(name)
-	s.routes[k] = routeEntry{path, name}
-	return path, name, nil
+	s.lastRoute.key, s.lastRoute.entry = k, e
+	return e, nil
 }
 
 // tableFor returns (creating and loading on first use) the table a change
 // goes to. It does store I/O, so it runs outside s.mu.
 func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
-	path, name, err := s.route(ch)
+	e, err := s.route(ch)
 	if err != nil {
 		return nil, err
 	}
+	path, name := e.path, e.name
 	s.mu.Lock()
-	t := s.tables[path]
+	t := e.table
+	if t == nil {
+		t = s.tables[path]
+	}
 	stale := t != nil && t.stale
 	s.mu.Unlock()
 	if t != nil && t.name != name {
 		return nil, &routeError{fmt.Errorf("tables %s and %s both map to path %s: make tables.default.path include {db} and {schema}, or give one of them a path in tables.overrides", t.name, name, path)}
 	}
 	if t != nil && !stale {
+		// Tables are never removed from s.tables.
+		e.table = t
 		return t, nil
 	}
 	if t != nil {
