@@ -171,7 +171,7 @@ func redactURL(raw string) string {
 // memoryHeadroom is what the process may use beyond the buffer budget
 // before the garbage collector works to stay under it: Parquet encoders,
 // fetch buffers and the runtime.
-const memoryHeadroom = 48 << 20
+const memoryHeadroom = 32 << 20
 
 // gcPercent is the collector's growth target under the memory limit.
 const gcPercent = 400
