@@ -201,16 +201,17 @@ func (f *Filesystem) writeTemp(ctx context.Context, dir string, body io.ReaderAt
 		tf  *os.File
 		err error
 	)
-	// A concurrent Delete may prune dir between MkdirAll and CreateTemp, so
-	// retry a few times; once the temp file exists the dir is not empty and
-	// will not be pruned.
+	// The directory usually exists: create it only when the temp file
+	// cannot be. A concurrent Delete may prune dir between MkdirAll and
+	// CreateTemp, so retry a few times; once the temp file exists the dir
+	// is not empty and will not be pruned.
 	for range 10 {
-		if err = os.MkdirAll(dir, 0o755); err != nil {
-			return "", fmt.Errorf("create directory: %w", err)
-		}
 		tf, err = os.CreateTemp(dir, internalPrefix+"tmp-*")
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
 			break
+		}
+		if err = os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("create directory: %w", err)
 		}
 	}
 	if err != nil {

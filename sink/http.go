@@ -41,18 +41,29 @@ type Status struct {
 	Ready         bool              `json:"ready"`
 	Paused        bool              `json:"paused"`
 	BufferedBytes int64             `json:"buffered_bytes"`
-	Tables        []TableStatus     `json:"tables"`
-	Partitions    []PartitionStatus `json:"partitions"`
+	RowsWritten   int64             `json:"rows_written"`
+	Tables        []TableStatus     `json:"tables,omitempty"`
+	Partitions    []PartitionStatus `json:"partitions,omitempty"`
 	Error         string            `json:"error,omitempty"`
 }
 
 // Status reports the sink's tables and partitions.
-func (s *Sink) Status() Status {
+func (s *Sink) Status() Status { return s.status(true) }
+
+// status is Status, without the per-table and per-partition lists unless
+// detail is set.
+func (s *Sink) status(detail bool) Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Instance: s.instance, Ready: s.Ready(), Paused: s.ctrl.Paused(), BufferedBytes: s.buffered}
 	if s.fatal != nil {
 		st.Error = s.fatal.Error()
+	}
+	for _, t := range s.tables {
+		st.RowsWritten += t.rowsWritten
+	}
+	if !detail {
+		return st
 	}
 	now := s.now()
 	for _, t := range s.tables {
@@ -112,11 +123,13 @@ func (s *Sink) Handler(gatherer prometheus.Gatherer) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+	// /status?summary=true leaves out the table and partition lists: a
+	// cheap poll for a sink with many tables.
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(s.Status())
+		_ = enc.Encode(s.status(r.URL.Query().Get("summary") != "true"))
 	})
 	return mux
 }

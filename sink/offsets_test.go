@@ -89,7 +89,13 @@ func TestSinkHTTPEndpoints(t *testing.T) {
 		for _, p := range st.Partitions {
 			lagZero = lagZero && p.Lag == 0
 		}
-		return rows == 300 && lagZero
+		if rows != 300 || !lagZero || st.RowsWritten != rows {
+			return false
+		}
+		_, body = get("/status?summary=true")
+		var sum Status
+		require.NoError(t, json.Unmarshal(body, &sum))
+		return sum.RowsWritten == 300 && sum.Tables == nil && sum.Partitions == nil
 	}, 10*time.Second, 50*time.Millisecond)
 	code, _ = get("/debug/pprof/")
 	require.Equal(t, http.StatusOK, code)
