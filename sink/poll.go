@@ -243,8 +243,9 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 			return err
 		}
 	}
+	now := s.now()
 	for {
-		err := t.buf.Add(d.change, s.now())
+		err := t.buf.Add(d.change, now)
 		if err == nil {
 			break
 		}
@@ -259,6 +260,7 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 		if err := s.waitFlushLocked(ctx); err != nil {
 			return err
 		}
+		now = s.now()
 	}
 	if t.dedupe != nil {
 		t.dedupe.record(p.tp, &d.change)
@@ -276,7 +278,7 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 	if _, ok := p.pending[t.path]; !ok {
 		p.pending[t.path] = rec.Offset
 	}
-	if ok, reason := t.buf.ShouldFlush(s.now()); ok {
+	if ok, reason := t.buf.ShouldFlush(now); ok {
 		s.requestFlush(t, reason)
 	}
 	return nil
