@@ -150,6 +150,7 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 	if len(r.arena)+strBytes > math.MaxUint32 || len(r.cells)+len(ch.Row)+len(ch.Key) > math.MaxUint32 {
 		return 0, fmt.Errorf("change at %s/%d@%d: buffer of table %s is full (4 GiB)", ch.Topic, ch.Partition, ch.Offset, ch.TableName())
 	}
+	r.reserve(1, len(ch.Row)+len(ch.Key), strBytes)
 	topic, ok := r.topicIdx[ch.Topic]
 	if !ok {
 		topic = uint32(len(r.topics))
@@ -212,6 +213,75 @@ func (r *Rows) appendCell(f *Field, pos int) error {
 	}
 	r.cells = append(r.cells, c)
 	return nil
+}
+
+// Mem returns the bytes r's arrays hold: their capacity, which is what a
+// memory budget must count, not only what is used.
+func (r *Rows) Mem() int64 {
+	return int64(cap(r.meta)*rowMetaBytes + cap(r.cells)*cellBytes + cap(r.arena) + cap(r.order)*4)
+}
+
+// MemFor returns how much Mem grows when ch is appended: zero while the
+// arrays have room, the capacity added when one must grow.
+func (r *Rows) MemFor(ch *Change) int64 {
+	n := memGrowth(len(r.meta), cap(r.meta), len(r.cells), cap(r.cells), len(r.arena), cap(r.arena), ch)
+	if r.order != nil {
+		n += int64(growTo(len(r.order), cap(r.order), 1)-cap(r.order)) * 4
+	}
+	return n
+}
+
+// MemFor returns the Mem of NewRows(h) once ch is appended to it, without
+// allocating it.
+func (h RowsHint) MemFor(ch *Change) int64 {
+	return int64(h.Rows*rowMetaBytes+h.Cells*cellBytes+h.Bytes) + memGrowth(0, h.Rows, 0, h.Cells, 0, h.Bytes, ch)
+}
+
+func memGrowth(nMeta, cMeta, nCells, cCells, nArena, cArena int, ch *Change) int64 {
+	cells, strBytes := len(ch.Row)+len(ch.Key), 0
+	for i := range ch.Row {
+		strBytes += len(ch.Row[i].Value.str)
+	}
+	for i := range ch.Key {
+		strBytes += len(ch.Key[i].Value.str)
+	}
+	n := (growTo(nMeta, cMeta, 1) - cMeta) * rowMetaBytes
+	n += (growTo(nCells, cCells, cells) - cCells) * cellBytes
+	n += growTo(nArena, cArena, strBytes) - cArena
+	return int64(n)
+}
+
+// growTo returns the capacity an array of length n and capacity c grows
+// to for need more elements: c when they fit, else half as much again as
+// needed (at least 64 more), so growth is predictable (MemFor), copies
+// each element about twice, and the unused tail stays within a third.
+func growTo(n, c, need int) int {
+	if n+need <= c {
+		return c
+	}
+	return n + need + max((n+need)/2, 64)
+}
+
+// grown returns s with room for need more elements, grown as growTo says.
+func grown[T any](s []T, need int) []T {
+	c := growTo(len(s), cap(s), need)
+	if c == cap(s) {
+		return s
+	}
+	ns := make([]T, len(s), c)
+	copy(ns, s)
+	return ns
+}
+
+// reserve makes room for rows more changes with cells cells and bytes
+// string bytes.
+func (r *Rows) reserve(rows, cells, bytes int) {
+	r.meta = grown(r.meta, rows)
+	r.cells = grown(r.cells, cells)
+	r.arena = grown(r.arena, bytes)
+	if r.order != nil {
+		r.order = grown(r.order, rows)
+	}
 }
 
 // at returns the index of the k-th row in the current order.

@@ -97,3 +97,31 @@ func TestEncodeRowsOrder(t *testing.T) {
 	}
 	require.Equal(t, "x", got[2].Get("name").Str())
 }
+
+// MemFor predicts exactly how much Mem grows, and Mem counts capacity.
+func TestRowsMemFor(t *testing.T) {
+	changes := rowsTestChanges()
+	for _, h := range []RowsHint{{}, {Rows: 10, Cells: 40, Bytes: 100}} {
+		want := h.MemFor(&changes[0])
+		r := NewRows(h)
+		_, err := r.Append(&changes[0])
+		require.NoError(t, err)
+		require.Equal(t, want, r.Mem(), "hint %+v", h)
+	}
+	r := NewRows(RowsHint{})
+	grew := 0
+	for i := range 2000 {
+		ch := changes[i%len(changes)]
+		want := r.Mem() + r.MemFor(&ch)
+		if r.MemFor(&ch) > 0 {
+			grew++
+		}
+		_, err := r.Append(&ch)
+		require.NoError(t, err)
+		require.Equal(t, want, r.Mem(), "append %d", i)
+	}
+	require.Less(t, grew, 100, "arrays grow geometrically")
+	// The unused tail stays within about half the used part.
+	used := int64(r.Len()*rowMetaBytes+len(r.cells)*cellBytes) + int64(len(r.arena))
+	require.LessOrEqual(t, r.Mem(), used+used/2+3*64*int64(rowMetaBytes))
+}

@@ -29,7 +29,7 @@ type flushJob struct {
 	reason  string
 	rows    *codec.Rows
 	schema  *codec.Schema
-	bytes   int64
+	bytes   int64 // the memory the job holds until it is done (Batch.Mem)
 	started time.Time
 	// firsts is the first offset of each source partition in the job, the
 	// entries this job holds in partition.inflight.
@@ -62,7 +62,7 @@ func (s *Sink) startFlushLocked(t *table, reason string) {
 		reason:  reason,
 		rows:    batch.Rows,
 		schema:  t.schema.Clone(),
-		bytes:   batch.Bytes,
+		bytes:   batch.Mem,
 		started: s.now(),
 		firsts:  map[topicPartition]int64{},
 	}

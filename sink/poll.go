@@ -235,22 +235,26 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 	if _, err := t.schema.Accept(&d.change); err != nil {
 		return &recordErr{err}
 	}
-	size := int64(d.change.Size())
-	// The budget holds: wait for flushes until this record fits (a record
-	// alone larger than the budget is let in onto an empty sink).
-	for s.ctrl.WouldExceed(s.buffered, size) {
+	// The budget counts the memory buffers hold (their arrays' capacity),
+	// which grows now and then by more than one change. It holds: wait for
+	// flushes until the growth fits (a record alone larger than the budget
+	// is let in onto an empty sink).
+	for s.ctrl.WouldExceed(s.buffered, t.buf.MemFor(&d.change)) {
 		if err := s.waitForMemoryLocked(ctx); err != nil {
 			return err
 		}
 	}
 	now := s.now()
+	var grew int64
 	for {
+		before := t.buf.Mem()
 		err := t.buf.Add(d.change, now)
 		if err == nil {
+			grew = t.buf.Mem() - before
 			break
 		}
 		if errors.Is(err, buffer.ErrRecordTooLarge) {
-			return &recordErr{fmt.Errorf("change of %d bytes is larger than the table buffer limit (tables.*.max_buffer_bytes): %w", size, err)}
+			return &recordErr{fmt.Errorf("change of %d bytes is larger than the table buffer limit (tables.*.max_buffer_bytes): %w", d.change.Size(), err)}
 		}
 		if !errors.Is(err, buffer.ErrOverflow) {
 			return err
@@ -272,7 +276,7 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 		}
 		t.pk = strings.Clone(strings.Join(names, ","))
 	}
-	s.buffered += size
+	s.buffered += grew
 	s.peakBuffered = max(s.peakBuffered, s.buffered)
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
 	if _, ok := p.pending[t.path]; !ok {
@@ -639,8 +643,9 @@ func (s *Sink) dropLocked(parts map[string][]int32) {
 		for _, n := range ps {
 			tp := topicPartition{topic, n}
 			for _, t := range s.tables {
-				freed := t.buf.DropPartition(topic, n)
-				s.buffered -= freed
+				before := t.buf.Mem()
+				t.buf.DropPartition(topic, n)
+				s.buffered -= before - t.buf.Mem()
 				if t.dedupe != nil {
 					t.dedupe.dropPartition(tp)
 				}

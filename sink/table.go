@@ -260,15 +260,15 @@ func (s *Sink) requestFlush(t *table, reason string) {
 	s.startFlushLocked(t, reason)
 }
 
-// largestTablesLocked returns up to n tables with the most buffered bytes.
+// largestTablesLocked returns up to n tables holding the most memory.
 func (s *Sink) largestTablesLocked(n int) []*table {
 	ts := make([]*table, 0, len(s.tables))
 	for _, t := range s.tables {
-		if t.buf.Bytes() > 0 {
+		if t.buf.Mem() > 0 {
 			ts = append(ts, t)
 		}
 	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].buf.Bytes() > ts[j].buf.Bytes() })
+	sort.Slice(ts, func(i, j int) bool { return ts[i].buf.Mem() > ts[j].buf.Mem() })
 	if len(ts) > n {
 		ts = ts[:n]
 	}

@@ -117,7 +117,9 @@ type Batch struct {
 	MinLSN  uint64
 	MaxLSN  uint64
 	Sources map[SourceKey]OffsetRange
-	// Bytes is the memory Rows takes.
+	// Bytes is the size of the changes in Rows (Change.Size each); Mem is
+	// the memory Rows holds (Rows.Mem), what a memory budget counts.
+	Mem   int64
 	Bytes int64
 	// FirstAdded is when the oldest change entered the buffer.
 	FirstAdded time.Time
@@ -175,7 +177,25 @@ func (t *Table) Len() int {
 	return t.rows.Len()
 }
 
-// Bytes returns the memory the buffered changes take (Change.Size each).
+// Mem returns the memory the buffer holds (Rows.Mem): its arrays'
+// capacity, at least Bytes.
+func (t *Table) Mem() int64 {
+	if t.rows == nil {
+		return 0
+	}
+	return t.rows.Mem()
+}
+
+// MemFor returns how much Mem grows when ch is added: the first change
+// allocates the buffer, later ones grow it now and then.
+func (t *Table) MemFor(ch *codec.Change) int64 {
+	if t.rows == nil {
+		return t.hint.MemFor(ch)
+	}
+	return t.rows.MemFor(ch)
+}
+
+// Bytes returns the size of the buffered changes (Change.Size each).
 func (t *Table) Bytes() int64 { return t.bytes }
 
 // Add appends a change added at now. If the change would take the buffer
@@ -254,11 +274,21 @@ func (t *Table) Drain() Batch {
 		MaxLSN:     t.maxLSN,
 		Sources:    t.sources,
 		Bytes:      t.bytes,
+		Mem:        t.Mem(),
 		FirstAdded: t.first,
 	}
 	t.hint = codec.RowsHint{}
 	if t.rows != nil && (2*t.bytes >= t.opts.TargetBytes || 2*t.rows.Len() >= t.opts.FlushThreshold) {
-		t.hint = t.rows.Hint()
+		// Half the last batch: the memory budget counts what is
+		// allocated, so a buffer should not start much larger than it
+		// may end up; growing from half costs one copy. A batch that
+		// overflowed past the target counts as the target.
+		f := 0.5
+		if t.bytes > t.opts.TargetBytes {
+			f *= float64(t.opts.TargetBytes) / float64(t.bytes)
+		}
+		h := t.rows.Hint()
+		t.hint = codec.RowsHint{Rows: int(float64(h.Rows) * f), Cells: int(float64(h.Cells) * f), Bytes: int(float64(h.Bytes) * f)}
 	}
 	t.reset()
 	return b
