@@ -61,6 +61,7 @@ type routeKey struct{ db, schema, table, topic string }
 
 // routeEntry is a change's table path and name, and the table once known.
 type routeEntry struct {
+	key        routeKey // cloned: the change's strings may share a whole fetch's memory
 	path, name string
 	table      *table
 }
@@ -87,12 +88,11 @@ func (s *Sink) route(ch *codec.Change) (*routeEntry, error) {
 		if len(s.routes) >= maxRoutes || s.routes == nil {
 			s.routes = map[routeKey]*routeEntry{}
 		}
-		// The change's strings may share memory with the whole record.
 		k = routeKey{strings.Clone(k.db), strings.Clone(k.schema), strings.Clone(k.table), strings.Clone(k.topic)}
-		e = &routeEntry{path: strings.Clone(path), name: strings.Clone(name)}
+		e = &routeEntry{key: k, path: strings.Clone(path), name: strings.Clone(name)}
 		s.routes[k] = e
 	}
-	s.lastRoute.key, s.lastRoute.entry = k, e
+	s.lastRoute.key, s.lastRoute.entry = e.key, e
 	return e, nil
 }
 
