@@ -100,14 +100,14 @@ func BenchmarkDecodeMap(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-// BenchmarkEncodeBlock encodes a 10,000-row block from Rows, as a flush
-// does.
-func BenchmarkEncodeBlock(b *testing.B) {
+// acceptedChanges decodes n benchmark records and fits them to a new
+// schema; raw is their input bytes.
+func acceptedChanges(b *testing.B, n int) (changes []Change, s *Schema, raw int64) {
+	b.Helper()
 	d, _ := NewDecoder(FormatEvoDB)
-	recs := benchRecords(10000, FormatEvoDB)
-	changes := make([]Change, len(recs))
-	s := NewSchema()
-	var raw int64
+	recs := benchRecords(n, FormatEvoDB)
+	changes = make([]Change, len(recs))
+	s = NewSchema()
 	for i, r := range recs {
 		if err := d.Decode(r, &changes[i]); err != nil {
 			b.Fatal(err)
@@ -117,6 +117,13 @@ func BenchmarkEncodeBlock(b *testing.B) {
 		}
 		raw += int64(len(r.Value))
 	}
+	return changes, s, raw
+}
+
+// BenchmarkEncodeBlock encodes a 10,000-row block from Rows, as a flush
+// does.
+func BenchmarkEncodeBlock(b *testing.B) {
+	changes, s, raw := acceptedChanges(b, 10000)
 	rows, err := RowsOf(changes)
 	if err != nil {
 		b.Fatal(err)
@@ -139,18 +146,7 @@ func BenchmarkEncodeBlock(b *testing.B) {
 // (writer, page buffers, compressor set-up) that many lightly used tables
 // pay on every flush.
 func BenchmarkEncodeSmallBlock(b *testing.B) {
-	d, _ := NewDecoder(FormatEvoDB)
-	recs := benchRecords(500, FormatEvoDB)
-	changes := make([]Change, len(recs))
-	s := NewSchema()
-	for i, r := range recs {
-		if err := d.Decode(r, &changes[i]); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Accept(&changes[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	changes, s, _ := acceptedChanges(b, 500)
 	rows, err := RowsOf(changes)
 	if err != nil {
 		b.Fatal(err)
@@ -167,18 +163,7 @@ func BenchmarkEncodeSmallBlock(b *testing.B) {
 // BenchmarkSchemaAccept fits decoded changes to a table schema that already
 // holds their columns: the per-record check on the sink's hot path.
 func BenchmarkSchemaAccept(b *testing.B) {
-	d, _ := NewDecoder(FormatEvoDB)
-	recs := benchRecords(1024, FormatEvoDB)
-	changes := make([]Change, len(recs))
-	s := NewSchema()
-	for i, r := range recs {
-		if err := d.Decode(r, &changes[i]); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Accept(&changes[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	changes, s, _ := acceptedChanges(b, 1024)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -193,14 +178,7 @@ func BenchmarkSchemaAccept(b *testing.B) {
 // BenchmarkRowsAppend copies decoded changes into Rows: what buffering a
 // record costs the poll loop.
 func BenchmarkRowsAppend(b *testing.B) {
-	d, _ := NewDecoder(FormatEvoDB)
-	recs := benchRecords(10000, FormatEvoDB)
-	changes := make([]Change, len(recs))
-	for i, r := range recs {
-		if err := d.Decode(r, &changes[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	changes, _, _ := acceptedChanges(b, 10000)
 	full, err := RowsOf(changes)
 	if err != nil {
 		b.Fatal(err)
