@@ -75,6 +75,7 @@ func (s *Sink) startFlushLocked(t *table, reason string) {
 	}
 	t.inflight = job
 	t.flushWanted = ""
+	s.flushing += job.bytes
 	s.metrics.flushes.WithLabelValues(reason).Inc()
 	s.flushes.Add(1)
 	go s.runFlush(job)
@@ -103,6 +104,7 @@ func (s *Sink) runFlush(job *flushJob) {
 		t.dedupe.release(job.rows, err == nil)
 	}
 	s.buffered -= job.bytes
+	s.flushing -= job.bytes
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
 	// Flushes recompute the budget as they finish, so a paused poll wakes
 	// as soon as memory frees rather than at its next timeout.

@@ -369,8 +369,24 @@ func (s *Sink) flushReadyLocked() {
 // recomputed every poll and after every flush.
 func (s *Sink) applyBackpressureLocked() {
 	pause, changed := s.ctrl.Update(s.buffered)
-	if s.buffered > s.ctrl.Budget().High {
-		for _, t := range s.largestTablesLocked(4) {
+	if b := s.ctrl.Budget(); pause || s.buffered > b.High {
+		// Above the high watermark, and until fetching resumes below the
+		// low one, flush the largest buffers. Flushes already running will
+		// free s.flushing: start more only for what stays in open buffers
+		// beyond the low watermark. Flushing the largest few on every poll
+		// until the running flushes finish would close nearly every
+		// table's buffer, each into a small file.
+		open := s.buffered - s.flushing
+		for _, t := range s.largestTablesLocked(len(s.tables)) {
+			if open <= b.Low {
+				break
+			}
+			if t.inflight == nil {
+				// A table flushes one block at a time: one with a
+				// flush running only notes the request and keeps its
+				// buffer until then.
+				open -= t.buf.Mem()
+			}
 			s.requestFlush(t, "memory")
 		}
 	}

@@ -146,6 +146,8 @@ type Sink struct {
 	parts        map[topicPartition]*partition
 	buffered     int64
 	peakBuffered int64
+	// flushing is the part of buffered held by running flush jobs.
+	flushing int64
 	// ctrl decides when the memory budget pauses and resumes fetching.
 	ctrl         *buffer.Controller
 	fatal        error
