@@ -279,13 +279,14 @@ func (t *Table) Drain() Batch {
 	}
 	t.hint = codec.RowsHint{}
 	if t.rows != nil && (2*t.bytes >= t.opts.TargetBytes || 2*t.rows.Len() >= t.opts.FlushThreshold) {
-		// Half the last batch: the memory budget counts what is
-		// allocated, so a buffer should not start much larger than it
-		// may end up; growing from half costs one copy. A batch that
-		// overflowed past the target counts as the target.
-		f := 0.5
+		// The size of the last batch, so a steady table never grows
+		// its arrays (each growth allocates, clears and copies them);
+		// the memory budget counts the allocation as soon as the first
+		// change arrives. A batch that overflowed past the target
+		// counts as the target.
+		f := 1.0
 		if t.bytes > t.opts.TargetBytes {
-			f *= float64(t.opts.TargetBytes) / float64(t.bytes)
+			f = float64(t.opts.TargetBytes) / float64(t.bytes)
 		}
 		h := t.rows.Hint()
 		t.hint = codec.RowsHint{Rows: int(float64(h.Rows) * f), Cells: int(float64(h.Cells) * f), Bytes: int(float64(h.Bytes) * f)}
