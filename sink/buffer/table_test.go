@@ -414,3 +414,35 @@ func TestBatchWithoutDurable(t *testing.T) {
 		})
 	}
 }
+
+// MemFor predicts what Add allocates, first without a hint, then after a
+// hot batch (at least half the flush threshold) from that batch's size, so
+// the next batch of the same size never grows; a small batch leaves no
+// hint behind.
+func TestTableMemFor(t *testing.T) {
+	tb, err := NewTable("users", opts())
+	require.NoError(t, err)
+	fill := func(n int) {
+		for i := range n {
+			ch := change("cdc", 0, int64(i), uint64(i), "payload")
+			want := tb.Mem() + tb.MemFor(&ch)
+			require.NoError(t, tb.Add(ch, t0))
+			require.Equal(t, want, tb.Mem(), "change %d", i)
+			require.GreaterOrEqual(t, tb.Mem(), tb.Bytes())
+		}
+	}
+	fill(80) // hot: 80 of a threshold of 100
+	first := tb.Drain()
+	require.Equal(t, first.Mem, first.Rows.Mem())
+
+	ch := change("cdc", 0, 100, 100, "payload")
+	hinted := tb.MemFor(&ch)
+	require.Greater(t, hinted, int64(0))
+	fill(80)
+	require.Equal(t, hinted, tb.Mem(), "a batch like the last one never grows its arrays")
+	tb.Drain()
+
+	fill(10) // quiet
+	tb.Drain()
+	require.Less(t, tb.MemFor(&ch), hinted, "no hint after a small batch")
+}
