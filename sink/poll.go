@@ -372,13 +372,13 @@ func (s *Sink) applyBackpressureLocked() {
 	if b := s.ctrl.Budget(); pause || s.buffered > b.High {
 		// Above the high watermark, and until fetching resumes below the
 		// low one, flush the largest buffers. Flushes already running will
-		// free s.flushing: start more only for what stays in open buffers
-		// beyond the low watermark. Flushing the largest few on every poll
-		// until the running flushes finish would close nearly every
-		// table's buffer, each into a small file.
+		// free s.flushing: start more only until what stays in open
+		// buffers is below the low watermark. Flushing the largest few on
+		// every poll until the running flushes finish would close nearly
+		// every table's buffer, each into a small file.
 		open := s.buffered - s.flushing
 		for _, t := range s.largestTablesLocked(len(s.tables)) {
-			if open <= b.Low {
+			if open < b.Low {
 				break
 			}
 			if t.inflight == nil {
