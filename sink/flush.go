@@ -21,6 +21,7 @@ import (
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/sink/buffer"
 )
 
 // flushJob is one drained table buffer on its way to a commit.
@@ -143,7 +144,7 @@ func (s *Sink) runFlush(job *flushJob) {
 // it drops the durable records and commits the rest.
 func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 	t := job.table
-	rows := dedupeOffsets(job.rows)
+	batch := buffer.BatchOf(t.path, dedupeOffsets(job.rows), job.started)
 	schema := job.schema
 	var snap *committer.Snapshot
 	s.mu.Lock()
@@ -158,25 +159,25 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			}
 			snap = created
 		}
-		kept, dropped := s.filterDurable(rows, snap)
+		kept, dropped := s.filterDurable(batch, snap)
 		if dropped > 0 {
 			s.metrics.durableSkipped.WithLabelValues(t.path).Add(float64(dropped))
 			s.log.Info("dropping records already durable in table", "table", t.path, "records", dropped, "version", snap.Version)
 		}
-		rows = kept
+		batch = kept
 		if t.dedupe != nil {
 			// Other members may have committed the originals of replays
 			// this job holds: learn their files before filtering.
 			if err := s.absorbFiles(ctx, t, snap, 0); err != nil {
 				return nil, err
 			}
-			kept, dropped = s.filterCommittedLSN(t, rows)
+			rows, dropped := s.filterCommittedLSN(t, batch.Rows)
 			if dropped > 0 {
 				s.metrics.dedupeDropped.WithLabelValues(t.path).Add(float64(dropped))
+				batch = buffer.BatchOf(t.path, rows, batch.FirstAdded)
 			}
-			rows = kept
 		}
-		if rows.Len() == 0 {
+		if batch.Len() == 0 {
 			s.mu.Lock()
 			err := s.adoptSnapshotLocked(t, snap)
 			s.mu.Unlock()
@@ -192,14 +193,14 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			}
 		}
 
-		add, ev, err := s.upload(ctx, t, schema, rows)
+		add, ev, err := s.upload(ctx, t, schema, batch)
 		if err != nil {
 			return nil, err
 		}
 		c := committer.Commit{
 			Operation:   committer.OpStreamingUpdate,
 			Adds:        []committer.Add{add},
-			Txns:        s.txnConditions(rows),
+			Txns:        s.txnConditions(batch.Sources),
 			ReadVersion: snap.Version,
 			Info: map[string]string{
 				"group":  s.cfg.Kafka.Group,
@@ -261,17 +262,17 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		}
 		err = s.adoptSnapshotLocked(t, res.Snapshot)
 		t.lastCommit = s.now()
-		t.rowsWritten += int64(rows.Len())
-		for i := range rows.Len() {
-			t.newestTS = max(t.newestTS, rows.Meta(i).TS)
+		t.rowsWritten += int64(batch.Len())
+		for i := range batch.Len() {
+			t.newestTS = max(t.newestTS, batch.Rows.Meta(i).TS)
 		}
 		s.metrics.freshness.WithLabelValues(t.path).Set(max(0, float64(s.now().UnixMilli()-t.newestTS)/1000))
 		s.mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
-		s.metrics.rowsCommitted.WithLabelValues(t.path).Add(float64(rows.Len()))
-		s.log.Debug("block committed", "table", t.path, "version", res.Version, "rows", rows.Len(), "bytes", ev.Bytes)
+		s.metrics.rowsCommitted.WithLabelValues(t.path).Add(float64(batch.Len()))
+		s.log.Debug("block committed", "table", t.path, "version", res.Version, "rows", batch.Len(), "bytes", ev.Bytes)
 		s.notify(ctx, ev)
 		return ev, nil
 	}
@@ -304,31 +305,24 @@ func (s *Sink) createTable(ctx context.Context, t *table, schema *codec.Schema) 
 
 // filterDurable drops changes whose offset is at or below the table's txn
 // version for their source partition.
-func (s *Sink) filterDurable(rows *codec.Rows, snap *committer.Snapshot) (*codec.Rows, int) {
-	versions := map[topicPartition]int64{}
-	version := func(m codec.RowMeta) int64 {
-		tp := topicPartition{m.Topic, m.Partition}
-		v, ok := versions[tp]
-		if !ok {
-			var found bool
-			if v, found = snap.Txns[s.appID(tp)]; !found {
-				v = -1
-			}
-			versions[tp] = v
-		}
-		return v
-	}
-	drop := 0
-	for i := range rows.Len() {
-		if m := rows.Meta(i); m.Offset <= version(m) {
-			drop++
+func (s *Sink) filterDurable(b buffer.Batch, snap *committer.Snapshot) (buffer.Batch, int) {
+	durable := map[buffer.SourceKey]int64{}
+	overlap := false
+	for k, r := range b.Sources {
+		if v, ok := snap.Txns[s.appID(topicPartition{k.Topic, k.Partition})]; ok {
+			durable[k] = v
+			overlap = overlap || v >= r.First
 		}
 	}
-	if drop == 0 {
+	if !overlap {
 		// The common case: nothing is durable yet, no copy.
-		return rows, 0
+		return b, 0
 	}
-	return rows.Filter(func(m codec.RowMeta) bool { return m.Offset > version(m) }), drop
+	rest, ok := b.WithoutDurable(durable)
+	if !ok {
+		rest = buffer.BatchOf(b.Table, nil, b.FirstAdded)
+	}
+	return rest, b.Len() - rest.Len()
 }
 
 // dedupeOffsets removes a repeated (topic, partition, offset) within one
@@ -366,63 +360,23 @@ func dedupeOffsets(rows *codec.Rows) *codec.Rows {
 	})
 }
 
-// sourceRanges returns the first and last offset of each source partition
-// in rows, sorted by topic and partition.
-func sourceRanges(rows *codec.Rows) []partitioner.SourceRange {
-	ranges := map[topicPartition]*partitioner.SourceRange{}
-	for i := range rows.Len() {
-		m := rows.Meta(i)
-		tp := topicPartition{m.Topic, m.Partition}
-		r := ranges[tp]
-		if r == nil {
-			r = &partitioner.SourceRange{Topic: m.Topic, Partition: m.Partition, FirstOffset: m.Offset, LastOffset: m.Offset}
-			ranges[tp] = r
-		}
-		r.FirstOffset = min(r.FirstOffset, m.Offset)
-		r.LastOffset = max(r.LastOffset, m.Offset)
-	}
-	out := make([]partitioner.SourceRange, 0, len(ranges))
-	for _, r := range ranges {
-		out = append(out, *r)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Topic != b.Topic {
-			return a.Topic < b.Topic
-		}
-		return a.Partition < b.Partition
-	})
-	return out
-}
-
-// txnConditions builds one txn condition per source partition in rows.
-func (s *Sink) txnConditions(rows *codec.Rows) []committer.TxnCondition {
-	var out []committer.TxnCondition
-	for _, r := range sourceRanges(rows) {
+// txnConditions builds one txn condition per source partition, sorted by
+// app id.
+func (s *Sink) txnConditions(sources map[buffer.SourceKey]buffer.OffsetRange) []committer.TxnCondition {
+	out := make([]committer.TxnCondition, 0, len(sources))
+	for k, r := range sources {
 		out = append(out, committer.TxnCondition{
-			AppID: s.appID(topicPartition{r.Topic, r.Partition}), FirstOffset: r.FirstOffset, LastOffset: r.LastOffset,
+			AppID: s.appID(topicPartition{k.Topic, k.Partition}), FirstOffset: r.First, LastOffset: r.Last,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].AppID < out[j].AppID })
 	return out
 }
 
-// blockID names a block by its coordinates, so a retry of the same flush
-// reuses the same name.
-func blockID(rows *codec.Rows) partitioner.BlockID {
-	first := rows.Meta(0).LSN
-	id := partitioner.BlockID{FirstLSN: first, LastLSN: first, Sources: sourceRanges(rows)}
-	for i := range rows.Len() {
-		lsn := rows.Meta(i).LSN
-		id.FirstLSN = min(id.FirstLSN, lsn)
-		id.LastLSN = max(id.LastLSN, lsn)
-	}
-	return id
-}
-
-// upload encodes rows into a Parquet block and writes it create-only.
+// upload encodes a batch into a Parquet block and writes it create-only.
 // The block is invisible to readers until a commit names it.
-func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, rows *codec.Rows) (committer.Add, *CommitEvent, error) {
+func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, batch buffer.Batch) (committer.Add, *CommitEvent, error) {
+	rows := batch.Rows
 	// Blocks hold rows in LSN order (then source offset) so readers can
 	// skip by _lsn and compaction merges sorted runs.
 	rows.Sort()
@@ -439,7 +393,7 @@ func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, rows 
 	if err != nil {
 		return committer.Add{}, nil, fmt.Errorf("block stats: %w", err)
 	}
-	id := blockID(rows)
+	id := batch.BlockID()
 	rel := partitioner.DataFileKey(id)
 	body := bytes.NewReader(buf.Bytes())
 	err = s.retry(ctx, "upload", func() error {

@@ -2,11 +2,13 @@ package sink
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/sink/buffer"
 )
 
 func TestDedupeOffsets(t *testing.T) {
@@ -45,12 +47,16 @@ func TestFilterDurable(t *testing.T) {
 		s.appID(topicPartition{"a", 0}): 10,
 	}}
 	in := []codec.Change{{Topic: "a", Partition: 0, Offset: 9}, {Topic: "a", Partition: 0, Offset: 10}, {Topic: "a", Partition: 0, Offset: 11}, {Topic: "a", Partition: 1, Offset: 3}}
-	kept, dropped := s.filterDurable(rowsOf(t, in), snap)
+	batchOf := func(changes []codec.Change) buffer.Batch { return buffer.BatchOf("t", rowsOf(t, changes), time.Time{}) }
+	kept, dropped := s.filterDurable(batchOf(in), snap)
 	require.Equal(t, 2, dropped)
-	require.Equal(t, []int64{11, 3}, []int64{kept.Meta(0).Offset, kept.Meta(1).Offset})
-	kept, dropped = s.filterDurable(rowsOf(t, in[2:]), snap)
+	require.Equal(t, []int64{11, 3}, []int64{kept.Rows.Meta(0).Offset, kept.Rows.Meta(1).Offset})
+	kept, dropped = s.filterDurable(batchOf(in[2:]), snap)
 	require.Zero(t, dropped)
 	require.Equal(t, 2, kept.Len())
+	kept, dropped = s.filterDurable(batchOf(in[:2]), snap)
+	require.Equal(t, 2, dropped)
+	require.Zero(t, kept.Len())
 }
 
 func rowsOf(t *testing.T, changes []codec.Change) *codec.Rows {

@@ -1,8 +1,10 @@
 package buffer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/evodb/sink/codec"
@@ -125,8 +127,43 @@ type Batch struct {
 	FirstAdded time.Time
 }
 
+// BatchOf describes rows of a table as a batch: their LSN range and the
+// offset range of each source partition. Rows may be nil (an empty batch).
+func BatchOf(table string, rows *codec.Rows, firstAdded time.Time) Batch {
+	b := Batch{Table: table, Rows: rows, Sources: make(map[SourceKey]OffsetRange), FirstAdded: firstAdded}
+	if rows == nil {
+		return b
+	}
+	for i := range rows.Len() {
+		m := rows.Meta(i)
+		if i == 0 {
+			b.MinLSN, b.MaxLSN = m.LSN, m.LSN
+		} else {
+			b.MinLSN = min(b.MinLSN, m.LSN)
+			b.MaxLSN = max(b.MaxLSN, m.LSN)
+		}
+		k := SourceKey{Topic: m.Topic, Partition: m.Partition}
+		if r, ok := b.Sources[k]; !ok {
+			b.Sources[k] = OffsetRange{First: m.Offset, Last: m.Offset}
+		} else if m.Offset < r.First || m.Offset > r.Last {
+			b.Sources[k] = OffsetRange{First: min(r.First, m.Offset), Last: max(r.Last, m.Offset)}
+		}
+	}
+	b.Bytes, b.Mem = rows.Bytes(), rows.Mem()
+	return b
+}
+
+// Len returns the number of changes in the batch.
+func (b Batch) Len() int {
+	if b.Rows == nil {
+		return 0
+	}
+	return b.Rows.Len()
+}
+
 // BlockID returns the coordinates that name the block written from the
-// batch. It is the same for a retry of the same batch.
+// batch, sources sorted by topic and partition. It is the same for a retry
+// of the same batch.
 func (b Batch) BlockID() partitioner.BlockID {
 	id := partitioner.BlockID{FirstLSN: b.MinLSN, LastLSN: b.MaxLSN}
 	for k, r := range b.Sources {
@@ -134,6 +171,9 @@ func (b Batch) BlockID() partitioner.BlockID {
 			Topic: k.Topic, Partition: k.Partition, FirstOffset: r.First, LastOffset: r.Last,
 		})
 	}
+	slices.SortFunc(id.Sources, func(a, b partitioner.SourceRange) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
 	return id
 }
 
@@ -319,16 +359,8 @@ func (t *Table) DropPartition(topic string, partition int32) int64 {
 		t.reset()
 		return before
 	}
-	t.rows, t.bytes = kept, kept.Bytes()
-	for i := range kept.Len() {
-		m := kept.Meta(i)
-		if i == 0 {
-			t.minLSN, t.maxLSN = m.LSN, m.LSN
-		} else {
-			t.minLSN = min(t.minLSN, m.LSN)
-			t.maxLSN = max(t.maxLSN, m.LSN)
-		}
-	}
+	b := BatchOf(t.name, kept, t.first)
+	t.rows, t.bytes, t.minLSN, t.maxLSN = kept, b.Bytes, b.MinLSN, b.MaxLSN
 	return before - t.bytes
 }
 
@@ -340,32 +372,15 @@ func (t *Table) DropPartition(topic string, partition int32) int64 {
 // different block. The receiver is not modified; ok is false when nothing is
 // left.
 func (b Batch) WithoutDurable(durable map[SourceKey]int64) (rest Batch, ok bool) {
-	if b.Rows == nil {
+	if b.Len() == 0 {
 		return Batch{}, false
 	}
-	rest = Batch{Table: b.Table, FirstAdded: b.FirstAdded, Sources: make(map[SourceKey]OffsetRange)}
-	rest.Rows = b.Rows.Filter(func(m codec.RowMeta) bool {
+	rest = BatchOf(b.Table, b.Rows.Filter(func(m codec.RowMeta) bool {
 		last, ok := durable[SourceKey{Topic: m.Topic, Partition: m.Partition}]
 		return !ok || m.Offset > last
-	})
-	if rest.Rows.Len() == 0 {
+	}), b.FirstAdded)
+	if rest.Len() == 0 {
 		return Batch{}, false
 	}
-	for i := range rest.Rows.Len() {
-		m := rest.Rows.Meta(i)
-		k := SourceKey{Topic: m.Topic, Partition: m.Partition}
-		if i == 0 {
-			rest.MinLSN, rest.MaxLSN = m.LSN, m.LSN
-		} else {
-			rest.MinLSN = min(rest.MinLSN, m.LSN)
-			rest.MaxLSN = max(rest.MaxLSN, m.LSN)
-		}
-		if r, ok := rest.Sources[k]; !ok {
-			rest.Sources[k] = OffsetRange{First: m.Offset, Last: m.Offset}
-		} else {
-			rest.Sources[k] = OffsetRange{First: min(r.First, m.Offset), Last: max(r.Last, m.Offset)}
-		}
-	}
-	rest.Bytes = rest.Rows.Bytes()
 	return rest, true
 }
