@@ -135,22 +135,26 @@ func BatchOf(table string, rows *codec.Rows, firstAdded time.Time) Batch {
 		return b
 	}
 	for i := range rows.Len() {
-		m := rows.Meta(i)
-		if i == 0 {
-			b.MinLSN, b.MaxLSN = m.LSN, m.LSN
-		} else {
-			b.MinLSN = min(b.MinLSN, m.LSN)
-			b.MaxLSN = max(b.MaxLSN, m.LSN)
-		}
-		k := SourceKey{Topic: m.Topic, Partition: m.Partition}
-		if r, ok := b.Sources[k]; !ok {
-			b.Sources[k] = OffsetRange{First: m.Offset, Last: m.Offset}
-		} else if m.Offset < r.First || m.Offset > r.Last {
-			b.Sources[k] = OffsetRange{First: min(r.First, m.Offset), Last: max(r.Last, m.Offset)}
-		}
+		widen(&b.MinLSN, &b.MaxLSN, b.Sources, rows.Meta(i), i == 0)
 	}
 	b.Bytes, b.Mem = rows.Bytes(), rows.Mem()
 	return b
+}
+
+// widen extends an LSN range and the offset range of a change's source by
+// the change; first starts the LSN range at it.
+func widen(minLSN, maxLSN *uint64, sources map[SourceKey]OffsetRange, m codec.RowMeta, first bool) {
+	if first {
+		*minLSN, *maxLSN = m.LSN, m.LSN
+	} else {
+		*minLSN, *maxLSN = min(*minLSN, m.LSN), max(*maxLSN, m.LSN)
+	}
+	k := SourceKey{Topic: m.Topic, Partition: m.Partition}
+	if r, ok := sources[k]; !ok {
+		sources[k] = OffsetRange{First: m.Offset, Last: m.Offset}
+	} else if m.Offset < r.First || m.Offset > r.Last {
+		sources[k] = OffsetRange{First: min(r.First, m.Offset), Last: max(r.Last, m.Offset)}
+	}
 }
 
 // Len returns the number of changes in the batch.
@@ -267,17 +271,9 @@ func (t *Table) Add(ch codec.Change, now time.Time) error {
 	}
 	if t.rows.Len() == 1 {
 		t.first = now
-		t.minLSN, t.maxLSN = ch.LSN, ch.LSN
-	} else {
-		t.minLSN = min(t.minLSN, ch.LSN)
-		t.maxLSN = max(t.maxLSN, ch.LSN)
 	}
-	k := SourceKey{Topic: ch.Topic, Partition: ch.Partition}
-	if r, ok := t.sources[k]; !ok {
-		t.sources[k] = OffsetRange{First: ch.Offset, Last: ch.Offset}
-	} else if ch.Offset < r.First || ch.Offset > r.Last {
-		t.sources[k] = OffsetRange{First: min(r.First, ch.Offset), Last: max(r.Last, ch.Offset)}
-	}
+	widen(&t.minLSN, &t.maxLSN, t.sources,
+		codec.RowMeta{Topic: ch.Topic, Partition: ch.Partition, Offset: ch.Offset, LSN: ch.LSN}, t.rows.Len() == 1)
 	t.bytes += size
 	return nil
 }
