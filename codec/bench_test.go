@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
 // benchRow is a realistic row of 12 columns; with the envelope a record is
@@ -196,4 +198,40 @@ func BenchmarkRowsAppend(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkEncodeLevels encodes the 10,000-row block with each zstd level
+// and with snappy, reporting the block's bytes: the measurement behind the
+// choice of zstd's fastest level.
+func BenchmarkEncodeLevels(b *testing.B) {
+	changes, s, _ := acceptedChanges(b, 10000)
+	rows, err := RowsOf(changes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	shared := zstdCodec
+	defer func() { zstdCodec = shared }()
+	for _, tc := range []struct {
+		name  string
+		codec *zstd.Codec
+		comp  string
+	}{
+		{"zstd-fastest", &zstd.Codec{Level: zstd.SpeedFastest}, "zstd"},
+		{"zstd-default", &zstd.Codec{Level: zstd.SpeedDefault}, "zstd"},
+		{"zstd-better", &zstd.Codec{Level: zstd.SpeedBetterCompression}, "zstd"},
+		{"snappy", shared, "snappy"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			zstdCodec = tc.codec
+			var out int64
+			for b.Loop() {
+				st, err := EncodeRows(io.Discard, s, rows, EncodeOptions{RowGroupBytes: 4 << 20, Compression: tc.comp})
+				if err != nil {
+					b.Fatal(err)
+				}
+				out = st.Bytes
+			}
+			b.ReportMetric(float64(out), "block-bytes")
+		})
+	}
 }
