@@ -213,12 +213,12 @@ func BenchmarkEncodeLevels(b *testing.B) {
 	defer func() { zstdCodec = shared }()
 	for _, tc := range []struct {
 		name  string
-		codec *zstd.Codec
+		codec *pageZstd
 		comp  string
 	}{
-		{"zstd-fastest", &zstd.Codec{Level: zstd.SpeedFastest}, "zstd"},
-		{"zstd-default", &zstd.Codec{Level: zstd.SpeedDefault}, "zstd"},
-		{"zstd-better", &zstd.Codec{Level: zstd.SpeedBetterCompression}, "zstd"},
+		{"zstd-fastest", newPageZstd(zstd.SpeedFastest), "zstd"},
+		{"zstd-default", newPageZstd(zstd.SpeedDefault), "zstd"},
+		{"zstd-better", newPageZstd(zstd.SpeedBetterCompression), "zstd"},
 		{"snappy", shared, "snappy"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

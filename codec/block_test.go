@@ -186,6 +186,36 @@ func TestEncodeBlockErrors(t *testing.T) {
 	}
 }
 
+// TestEncodeBlockTypeMismatch sends each column type a value it cannot
+// hold: the error names the change and the column, whatever the column's
+// encoding path.
+func TestEncodeBlockTypeMismatch(t *testing.T) {
+	for _, tc := range []struct {
+		typ Type
+		bad Value
+	}{
+		{Type{Kind: TypeLong}, String("x")},
+		{Type{Kind: TypeInteger}, Int(math.MaxInt32 + 1)},
+		{Type{Kind: TypeTimestamp}, Int(1)},
+		{Type{Kind: TypeDate}, Float(1.5)},
+		{Type{Kind: TypeDouble}, Bool(true)},
+		{Type{Kind: TypeBoolean}, Int(1)},
+		{Type{Kind: TypeBinary}, String("x")},
+		{Type{Kind: TypeDecimal, Precision: 5, Scale: 2}, dec("12345678", 3)},
+	} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			s := NewSchema()
+			require.NoError(t, s.AddColumn(Column{Name: "c", Type: tc.typ, Nullable: true}))
+			changes := []Change{
+				{Table: "t", Op: OpInsert, LSN: 1, Topic: "tp", Partition: 3, Offset: 7, Row: []Field{{"c", Null()}}},
+				{Table: "t", Op: OpInsert, LSN: 2, Topic: "tp", Partition: 3, Offset: 8, Row: []Field{{"c", tc.bad}}},
+			}
+			_, err := EncodeBlock(&bytes.Buffer{}, s, changes, EncodeOptions{})
+			require.ErrorContains(t, err, `change at tp/3@8: column "c": expected`)
+		})
+	}
+}
+
 func TestBlockStats(t *testing.T) {
 	changes := roundTripChanges()
 	_, _, st := encodeAll(t, changes, EncodeOptions{})
