@@ -123,3 +123,12 @@ func BenchmarkSinkThroughput(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/wall.Seconds(), "records/s")
 }
+
+func TestNextPoll(t *testing.T) {
+	require.Equal(t, maxChildPoll/5, nextPoll(0, 100, time.Second))
+	// Half done after 1 s: the rest should take 1 s, checked after 250 ms
+	// at most (the cap), then ever more often towards the end.
+	require.Equal(t, maxChildPoll, nextPoll(50, 100, time.Second))
+	require.Equal(t, 50*time.Millisecond, nextPoll(90, 100, 900*time.Millisecond))
+	require.Equal(t, minChildPoll, nextPoll(999, 1000, time.Second))
+}
