@@ -172,6 +172,9 @@ func (s *Sink) decode(ctx context.Context, dec codec.Decoder, d *decoded) error 
 func (s *Sink) bufferBatch(ctx context.Context, batch []decoded) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// One clock read for the chunk (a record's age is only compared with
+	// flush intervals of seconds); addLocked renews it after any wait.
+	now := s.now()
 	for i := range batch {
 		d := &batch[i]
 		tp := topicPartition{d.rec.Topic, d.rec.Partition}
@@ -189,7 +192,7 @@ func (s *Sink) bufferBatch(ctx context.Context, batch []decoded) error {
 			continue
 		}
 		if d.err == nil {
-			d.err = s.addLocked(ctx, p, d)
+			d.err = s.addLocked(ctx, p, d, &now)
 			if d.err != nil && !isRecordError(d.err) {
 				return d.err
 			}
@@ -216,8 +219,9 @@ func isRecordError(err error) bool {
 	return errors.As(err, &re)
 }
 
-// addLocked buffers one decoded change.
-func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
+// addLocked buffers one decoded change, added at *now; a wait for memory
+// or a flush sets *now to the time it ended.
+func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *time.Time) error {
 	t := d.table
 	rec := d.rec
 	if v, ok := t.durable[p.appID]; ok && rec.Offset <= v {
@@ -243,12 +247,12 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 		if err := s.waitForMemoryLocked(ctx); err != nil {
 			return err
 		}
+		*now = s.now()
 	}
-	now := s.now()
 	var grew int64
 	for {
 		before := t.buf.Mem()
-		err := t.buf.Add(d.change, now)
+		err := t.buf.Add(d.change, *now)
 		if err == nil {
 			grew = t.buf.Mem() - before
 			break
@@ -264,7 +268,7 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 		if err := s.waitFlushLocked(ctx); err != nil {
 			return err
 		}
-		now = s.now()
+		*now = s.now()
 	}
 	if t.dedupe != nil {
 		t.dedupe.record(p.tp, &d.change)
@@ -282,7 +286,7 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded) error {
 	if _, ok := p.pending[t.path]; !ok {
 		p.pending[t.path] = rec.Offset
 	}
-	if ok, reason := t.buf.ShouldFlush(now); ok {
+	if ok, reason := t.buf.ShouldFlush(*now); ok {
 		s.requestFlush(t, reason)
 	}
 	return nil
