@@ -22,13 +22,56 @@ import (
 
 // Key-value metadata stored in every block so ReadBlock can restore the
 // column order, JSON columns and the table name, which Parquet itself does
-// not keep (parquet-go orders a group's columns by name).
+// not keep (parquet-go orders a group's columns by name). evodb.columns
+// lists the data columns in order as [name, type] pairs, type being the
+// Delta type name or "json": a fifth of the size of the whole Delta schema
+// that blocks carried before (evodb.schema, still read), which a small
+// block pays in every file.
 const (
-	metaSchema = "evodb.schema"
-	metaDB     = "evodb.db"
-	metaNS     = "evodb.namespace"
-	metaTable  = "evodb.table"
+	metaColumnList = "evodb.columns"
+	metaSchema     = "evodb.schema"
+	metaDB         = "evodb.db"
+	metaNS         = "evodb.namespace"
+	metaTable      = "evodb.table"
 )
+
+// columnsJSON renders s's data columns as the evodb.columns metadata.
+func columnsJSON(s *Schema) (string, error) {
+	pairs := make([][2]string, len(s.cols))
+	for i, c := range s.cols {
+		pairs[i] = [2]string{c.Name, c.Type.describe()}
+	}
+	b, err := json.Marshal(pairs)
+	if err != nil {
+		return "", fmt.Errorf("encode column list: %w", err)
+	}
+	return string(b), nil
+}
+
+// parseColumnsJSON is the inverse of columnsJSON.
+func parseColumnsJSON(text string) (*Schema, error) {
+	var pairs [][2]string
+	if err := json.Unmarshal([]byte(text), &pairs); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", metaColumnList, err)
+	}
+	s := NewSchema()
+	for _, p := range pairs {
+		t := Type{Kind: TypeJSON}
+		if p[1] != "json" {
+			var err error
+			if t, err = parseDeltaType(p[1]); err != nil {
+				return nil, fmt.Errorf("parse %s: column %q: %w", metaColumnList, p[0], err)
+			}
+		}
+		if isReserved(p[0]) {
+			return nil, fmt.Errorf("parse %s: column %q is reserved", metaColumnList, p[0])
+		}
+		if err := s.AddColumn(Column{Name: p[0], Type: t, Nullable: true}); err != nil {
+			return nil, fmt.Errorf("parse %s: %w", metaColumnList, err)
+		}
+	}
+	return s, nil
+}
 
 // DefaultRowGroupBytes bounds a row group when EncodeOptions leaves it 0.
 const DefaultRowGroupBytes = 8 << 20
@@ -225,7 +268,7 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 	if rgBytes <= 0 {
 		rgBytes = DefaultRowGroupBytes
 	}
-	schemaJSON, err := s.DeltaSchemaJSON()
+	colsJSON, err := columnsJSON(s)
 	if err != nil {
 		return BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
@@ -253,7 +296,7 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 		// groups' statistics; computing them walked every page's values
 		// a second time (BenchmarkEncodeBlock 201-217 -> 262 MB/s).
 		parquet.DataPageStatistics(false),
-		parquet.KeyValueMetadata(metaSchema, schemaJSON),
+		parquet.KeyValueMetadata(metaColumnList, colsJSON),
 		parquet.KeyValueMetadata(metaDB, db),
 		parquet.KeyValueMetadata(metaNS, ns),
 		parquet.KeyValueMetadata(metaTable, table),
@@ -604,11 +647,18 @@ func ReadBlock(r io.ReaderAt, size int64) (*Schema, []Change, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read block: %w", err)
 	}
-	text, ok := f.Lookup(metaSchema)
-	if !ok {
-		return nil, nil, errors.New("read block: no " + metaSchema + " metadata")
+	var s *Schema
+	if text, ok := f.Lookup(metaColumnList); ok {
+		s, err = parseColumnsJSON(text)
+		if err == nil {
+			_, hasTopic := f.Schema().Lookup(ColTopic)
+			s.SetKafkaColumns(hasTopic)
+		}
+	} else if text, ok := f.Lookup(metaSchema); ok {
+		s, err = ParseDeltaSchema(text)
+	} else {
+		err = errors.New("no " + metaColumnList + " metadata")
 	}
-	s, err := ParseDeltaSchema(text)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read block: %w", err)
 	}
@@ -618,7 +668,7 @@ func ReadBlock(r io.ReaderAt, size int64) (*Schema, []Change, error) {
 	_, hasTopic := f.Schema().Lookup(ColTopic)
 	ps, cols := blockLayout(s, hasTopic)
 	if !parquet.SameNodes(ps, f.Schema()) {
-		return nil, nil, fmt.Errorf("read block: file schema does not match its %s metadata", metaSchema)
+		return nil, nil, fmt.Errorf("read block: file schema does not match its %s metadata", metaColumnList)
 	}
 	nmeta := len(metaColumns(hasTopic))
 	changes := make([]Change, 0, f.NumRows())
