@@ -15,6 +15,12 @@ import (
 // klauspost Encoder is safe for concurrent EncodeAll calls and holds one
 // encoder state per allowed concurrent call; a call beyond that waits for
 // a free state. Decoding is parquet-go's.
+//
+// Each state keeps a history buffer of the window size (plus a block): at
+// zstd's default 8 MiB window, four states held 33 MiB for as long as the
+// process ran. Pages are cut at parquet-go's 256 KiB page buffer, so a
+// 1 MiB window loses no match a page could use.
+const pageZstdWindow = 1 << 20
 type pageZstd struct {
 	zstd.Codec
 	enc *kzstd.Encoder
@@ -26,6 +32,8 @@ func newPageZstd(level kzstd.EncoderLevel) *pageZstd {
 		kzstd.WithEncoderLevel(level),
 		kzstd.WithZeroFrames(true),
 		kzstd.WithEncoderCRC(false),
+		kzstd.WithWindowSize(pageZstdWindow),
+		kzstd.WithLowerEncoderMem(true),
 	)
 	if err != nil {
 		panic(err) // only for invalid options, which these are not
