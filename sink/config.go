@@ -52,9 +52,13 @@ type KafkaConfig struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// MaxPollRecords bounds one poll; smaller polls give finer-grained
 	// memory control.
-	MaxPollRecords int        `yaml:"max_poll_records"`
-	TLS            TLSConfig  `yaml:"tls"`
-	SASL           SASLConfig `yaml:"sasl"`
+	MaxPollRecords int `yaml:"max_poll_records"`
+	// FetchMaxBytes bounds what one fetch from a broker returns (Kafka's
+	// fetch.max.bytes). Fetched batches wait in memory, decompressed,
+	// until polled, outside the memory budget.
+	FetchMaxBytes int32      `yaml:"fetch_max_bytes"`
+	TLS           TLSConfig  `yaml:"tls"`
+	SASL          SASLConfig `yaml:"sasl"`
 }
 
 // TLSConfig enables TLS to the brokers.
@@ -176,6 +180,7 @@ func DefaultConfig() Config {
 			SessionTimeout: 45 * time.Second,
 			ConnectTimeout: time.Minute,
 			MaxPollRecords: 5000,
+			FetchMaxBytes:  8 << 20,
 		},
 		Tables: TablesConfig{Default: TableConfig{
 			Mode:           "standard",
@@ -211,6 +216,9 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Kafka.ConnectTimeout, d.Kafka.ConnectTimeout)
 	if c.Kafka.MaxPollRecords == 0 {
 		c.Kafka.MaxPollRecords = d.Kafka.MaxPollRecords
+	}
+	if c.Kafka.FetchMaxBytes == 0 {
+		c.Kafka.FetchMaxBytes = d.Kafka.FetchMaxBytes
 	}
 	c.Tables.Default = c.Tables.Default.withPreset().merge(d.Tables.Default)
 	if c.Memory.Budget == 0 {

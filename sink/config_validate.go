@@ -61,6 +61,9 @@ func (c *Config) Validate() error {
 	if k.MaxPollRecords <= 0 {
 		bad("kafka.max_poll_records", "must be positive")
 	}
+	if k.FetchMaxBytes < 1<<10 {
+		bad("kafka.fetch_max_bytes", "must be at least 1024 (the default is 8 MiB)")
+	}
 	switch k.SASL.Mechanism {
 	case "":
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":

@@ -437,9 +437,10 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	cfg.Tables.Default.Mode = "huge"
 	cfg.Errors.Tolerance = "all"
 	cfg.Memory.LowWatermark = 0.95
+	cfg.Kafka.FetchMaxBytes = -1
 	err := cfg.Validate()
 	require.Error(t, err)
-	for _, key := range []string{"kafka.brokers", "kafka.topics", "tables.default.mode", "errors.dlq_topic", "memory"} {
+	for _, key := range []string{"kafka.brokers", "kafka.topics", "tables.default.mode", "errors.dlq_topic", "memory", "kafka.fetch_max_bytes"} {
 		require.Contains(t, err.Error(), key)
 	}
 }
