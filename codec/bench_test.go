@@ -32,7 +32,7 @@ func benchRecords(n int, format Format) []Record {
 	return recs
 }
 
-func benchDecode(b *testing.B, format Format) {
+func benchDecode(b *testing.B, format Format, borrow bool) {
 	d, err := NewDecoder(format)
 	if err != nil {
 		b.Fatal(err)
@@ -44,10 +44,14 @@ func benchDecode(b *testing.B, format Format) {
 	}
 	b.SetBytes(int64(total / len(recs)))
 	b.ReportAllocs()
+	decode := d.Decode
+	if borrow {
+		decode = d.(BorrowingDecoder).DecodeBorrowed
+	}
 	var ch Change
 	i := 0
 	for b.Loop() {
-		if err := d.Decode(recs[i%len(recs)], &ch); err != nil {
+		if err := decode(recs[i%len(recs)], &ch); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -55,8 +59,13 @@ func benchDecode(b *testing.B, format Format) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
-func BenchmarkDecodeEvoDB(b *testing.B)    { benchDecode(b, FormatEvoDB) }
-func BenchmarkDecodeDebezium(b *testing.B) { benchDecode(b, FormatDebezium) }
+func BenchmarkDecodeEvoDB(b *testing.B)    { benchDecode(b, FormatEvoDB, false) }
+func BenchmarkDecodeDebezium(b *testing.B) { benchDecode(b, FormatDebezium, false) }
+
+// The sink's poll loop decodes borrowing the record's memory and reusing
+// the last row's array.
+func BenchmarkDecodeBorrowedEvoDB(b *testing.B)    { benchDecode(b, FormatEvoDB, true) }
+func BenchmarkDecodeBorrowedDebezium(b *testing.B) { benchDecode(b, FormatDebezium, true) }
 
 // BenchmarkDecodeMap is the baseline the tokenizer is measured against:
 // encoding/json into map[string]any (with UseNumber so LSNs stay exact),

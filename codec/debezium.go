@@ -196,9 +196,9 @@ func (d *debeziumDecoder) DecodeBorrowed(rec Record, dst *Change) error {
 }
 
 func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
-	var scratch []Field
+	var scratch, keyScratch []Field
 	if borrow {
-		scratch = dst.Row
+		scratch, keyScratch = dst.Row, dst.Key
 	}
 	*dst = Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, TS: rec.TimestampMs}
 	if isNullRecord(rec.Value) {
@@ -270,7 +270,7 @@ func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
 		dst.Declared = rs.cols
 	}
 	if image != "" && image != "null" {
-		row, err := decodeRow(image, rs)
+		row, err := decodeRow(image, rs, p.scratch)
 		if err != nil {
 			return decodeErr(&rec, table, imageName, err.Error())
 		}
@@ -280,7 +280,7 @@ func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
 	}
 
 	if !isNullRecord(rec.Key) {
-		key, err := d.decodeKey(rec.Key)
+		key, err := d.decodeKey(recordText(rec.Key, borrow), keyScratch)
 		if err != nil {
 			return decodeErr(&rec, table, "key", err.Error())
 		}
@@ -528,9 +528,10 @@ func fieldConv(f *connectSchema) (fieldSchema, Type, error) {
 	return fieldSchema{}, Type{}, fmt.Errorf("unsupported type %q", f.Type)
 }
 
-// decodeRow decodes a before/after object, typed by rs when not nil.
-func decodeRow(text string, rs *rowSchema) ([]Field, error) {
-	p := scanner{s: text}
+// decodeRow decodes a before/after object, typed by rs when not nil, into
+// scratch's backing array when not nil (a borrowing decode).
+func decodeRow(text string, rs *rowSchema, scratch []Field) ([]Field, error) {
+	p := scanner{s: text, scratch: scratch}
 	if p.peek() != '{' {
 		return nil, errNotObject
 	}
@@ -783,8 +784,8 @@ func parseDecimalText(tok string, scale int32) (Value, error) {
 
 // decodeKey decodes a record key: an object, optionally wrapped with a
 // schema. Keys that are not objects carry no column names and are ignored.
-func (d *debeziumDecoder) decodeKey(key []byte) ([]Field, error) {
-	p := scanner{s: string(key)}
+func (d *debeziumDecoder) decodeKey(key string, scratch []Field) ([]Field, error) {
+	p := scanner{s: key}
 	if p.peek() != '{' {
 		if _, err := p.skip(); err != nil || !p.atEnd() {
 			return nil, errSyntax
@@ -796,7 +797,7 @@ func (d *debeziumDecoder) decodeKey(key []byte) ([]Field, error) {
 		return nil, err
 	}
 	if !env.hasPayload || env.schema == "" {
-		return decodeRow(p.s, nil)
+		return decodeRow(p.s, nil, scratch)
 	}
 	if env.payload == "null" || !strings.HasPrefix(env.payload, "{") {
 		return nil, nil
@@ -817,5 +818,5 @@ func (d *debeziumDecoder) decodeKey(key []byte) ([]Field, error) {
 			return nil, nil
 		}
 	}
-	return decodeRow(env.payload, rs)
+	return decodeRow(env.payload, rs, scratch)
 }
