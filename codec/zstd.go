@@ -21,6 +21,7 @@ import (
 // process ran. Pages are cut at parquet-go's 256 KiB page buffer, so a
 // 1 MiB window loses no match a page could use.
 const pageZstdWindow = 1 << 20
+
 type pageZstd struct {
 	zstd.Codec
 	enc *kzstd.Encoder
