@@ -15,17 +15,17 @@ import (
 // klauspost Encoder is safe for concurrent EncodeAll calls and holds one
 // encoder state per allowed concurrent call; a call beyond that waits for
 // a free state. Decoding is parquet-go's.
-//
-// Each state keeps a history buffer of the window size (plus a block): at
-// zstd's default 8 MiB window, four states held 33 MiB for as long as the
-// process ran. Pages are cut at parquet-go's 256 KiB page buffer, so a
-// 1 MiB window loses no match a page could use.
-const pageZstdWindow = 1 << 20
-
 type pageZstd struct {
 	zstd.Codec
 	enc *kzstd.Encoder
 }
+
+// pageZstdWindow is the encoders' window. Each encoder state keeps a
+// history buffer of the window size (plus a block): at zstd's default 8 MiB
+// window, four states held 33 MiB for as long as the process ran. Pages
+// are cut at parquet-go's 256 KiB page buffer, so a 1 MiB window loses no
+// match a page could use.
+const pageZstdWindow = 1 << 20
 
 func newPageZstd(level kzstd.EncoderLevel) *pageZstd {
 	enc, err := kzstd.NewWriter(nil,
