@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -439,7 +440,7 @@ func (e *rowsEncoder) column(i int) error {
 		case TypeDate:
 			want = KindDate
 		}
-		lo, hi, seen := int64(math.MaxInt64), int64(math.MinInt64), false
+		var b bounds[int64]
 		for k := range src {
 			v := &src[k]
 			if v.kind == KindNull {
@@ -451,19 +452,19 @@ func (e *rowsEncoder) column(i int) error {
 			if v.kind != want || (narrow && (x < math.MinInt32 || x > math.MaxInt32)) {
 				return mismatch(k)
 			}
-			lo, hi, seen = min(lo, x), max(hi, x), true
+			b.add(x)
 			if narrow {
 				out = append(out, present(opt, leaf, parquet.Int32Value(int32(x))))
 			} else {
 				out = append(out, present(opt, leaf, parquet.Int64Value(x)))
 			}
 		}
-		if seen {
-			e.st.add(i, Value{kind: want, num: uint64(lo)})
-			e.st.add(i, Value{kind: want, num: uint64(hi)})
+		if b.seen {
+			e.st.add(i, Value{kind: want, num: uint64(b.lo)})
+			e.st.add(i, Value{kind: want, num: uint64(b.hi)})
 		}
 	case TypeDouble:
-		lo, hi, seen := math.Inf(1), math.Inf(-1), false
+		var b bounds[float64]
 		for k := range src {
 			v := &src[k]
 			var x float64
@@ -480,23 +481,16 @@ func (e *rowsEncoder) column(i int) error {
 				return mismatch(k)
 			}
 			if x == x { // NaN has no order and stays out of the statistics
-				if x < lo || !seen {
-					lo = x
-				}
-				if x > hi || !seen {
-					hi = x
-				}
-				seen = true
+				b.add(x)
 			}
 			out = append(out, present(opt, leaf, parquet.DoubleValue(x)))
 		}
-		if seen {
-			e.st.add(i, Float(lo))
-			e.st.add(i, Float(hi))
+		if b.seen {
+			e.st.add(i, Float(b.lo))
+			e.st.add(i, Float(b.hi))
 		}
 	case TypeString:
-		var lo, hi string
-		seen := false
+		var b bounds[string]
 		for k := range src {
 			v := &src[k]
 			switch v.kind {
@@ -508,19 +502,13 @@ func (e *rowsEncoder) column(i int) error {
 			default:
 				*v = String(v.Text())
 			}
-			if !seen || v.str < lo {
-				lo = v.str
-			}
-			if !seen || v.str > hi {
-				hi = v.str
-			}
-			seen = true
+			b.add(v.str)
 			strBytes += int64(len(v.str))
 			out = append(out, present(opt, leaf, parquet.ByteArrayValue(bytesOf(v.str))))
 		}
-		if seen {
-			e.st.add(i, String(lo))
-			e.st.add(i, String(hi))
+		if b.seen {
+			e.st.add(i, String(b.lo))
+			e.st.add(i, String(b.hi))
 		}
 	case TypeBoolean:
 		for k := range src {
@@ -549,6 +537,23 @@ func (e *rowsEncoder) column(i int) error {
 	e.bytes += int64(8*len(src)) + strBytes
 	e.out = out
 	return nil
+}
+
+// bounds tracks the minimum and maximum of a column's values in a batch;
+// on ties the first value seen stays, as in statsBuilder.
+type bounds[T cmp.Ordered] struct {
+	lo, hi T
+	seen   bool
+}
+
+func (b *bounds[T]) add(x T) {
+	if !b.seen || x < b.lo {
+		b.lo = x
+	}
+	if !b.seen || x > b.hi {
+		b.hi = x
+	}
+	b.seen = true
 }
 
 // present sets a non-null value's levels when its column is optional.
