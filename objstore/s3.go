@@ -166,9 +166,16 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if cfg.ChecksumWhenRequired != nil {
 		whenRequired = *cfg.ChecksumWhenRequired
 	}
+	var static *staticEndpoint
+	if cfg.Endpoint != "" {
+		if static, err = newStaticEndpoint(cfg.Endpoint, cfg.PathStyle); err != nil {
+			return nil, err
+		}
+	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if cfg.Endpoint != "" {
+		if static != nil {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
+			o.EndpointResolverV2 = static
 		}
 		o.UsePathStyle = cfg.PathStyle
 		o.Retryer = aws.NopRetryer{}

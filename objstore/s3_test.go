@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	smithyauth "github.com/aws/smithy-go/auth"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
 )
 
@@ -216,4 +219,36 @@ func TestS3MultipartRequests(t *testing.T) {
 	require.Equal(t, map[string]int64{"1": 5 << 20, "2": 5 << 20, "3": 1 << 20}, partSizes)
 	require.Empty(t, checksums)
 	require.Equal(t, "*", ifNoneMatch)
+}
+
+func TestStaticEndpoint(t *testing.T) {
+	bucket, region := "lake", "auto"
+	params := s3.EndpointParameters{Bucket: &bucket, Region: &region}
+	for _, tc := range []struct {
+		endpoint  string
+		pathStyle bool
+		want      string
+	}{
+		{"https://acct.r2.cloudflarestorage.com", true, "https://acct.r2.cloudflarestorage.com/lake"},
+		{"http://127.0.0.1:7070/", true, "http://127.0.0.1:7070/lake"},
+		{"https://acct.r2.cloudflarestorage.com", false, "https://lake.acct.r2.cloudflarestorage.com"},
+	} {
+		e, err := newStaticEndpoint(tc.endpoint, tc.pathStyle)
+		require.NoError(t, err)
+		got, err := e.ResolveEndpoint(context.Background(), params)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got.URI.String())
+		opts, ok := smithyauth.GetAuthOptions(&got.Properties)
+		require.True(t, ok)
+		require.Len(t, opts, 1)
+		require.Equal(t, smithyauth.SchemeIDSigV4, opts[0].SchemeID)
+		name, _ := smithyhttp.GetSigV4SigningName(&opts[0].SignerProperties)
+		reg, _ := smithyhttp.GetSigV4SigningRegion(&opts[0].SignerProperties)
+		double, _ := smithyhttp.GetDisableDoubleEncoding(&opts[0].SignerProperties)
+		require.Equal(t, "s3", name)
+		require.Equal(t, "auto", reg)
+		require.True(t, double)
+	}
+	_, err := newStaticEndpoint("not a url", true)
+	require.Error(t, err)
 }
