@@ -238,10 +238,17 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 		c.Operation = OpWrite
 	}
 	bo := t.newBackoff()
-	var s *Snapshot
-	for attempt := 1; ; attempt++ {
+	// The first attempt goes out against the snapshot this Table last saw,
+	// without reading the log for newer versions: the put of the next
+	// version is conditional, so it can only land if that snapshot is
+	// still the latest (and the checks below held against the table as it
+	// is); otherwise it fails, and the log is read then. Uncontended, a
+	// commit costs one request instead of two, the other being a read of a
+	// version that does not exist yet.
+	s := t.cached()
+	for attempt := 1; s == nil; attempt++ {
 		var err error
-		s, err = t.latestSnapshot(ctx)
+		s, err = t.Snapshot(ctx)
 		if err == nil {
 			break
 		}

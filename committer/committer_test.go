@@ -783,3 +783,65 @@ func TestCreateAfterAmbiguousFailure(t *testing.T) {
 		require.Equal(t, int64(1), fb.Calls(objstore.OpPut), "the table was found, not created twice")
 	})
 }
+
+// countingBucket counts the requests that reach a bucket.
+type countingBucket struct {
+	objstore.Bucket
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (b *countingBucket) count(op string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls[op]++
+}
+
+func (b *countingBucket) Put(ctx context.Context, key string, body io.ReaderAt, size int64, opts objstore.PutOptions) (string, error) {
+	b.count("put")
+	return b.Bucket.Put(ctx, key, body, size, opts)
+}
+
+func (b *countingBucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	b.count("get")
+	return b.Bucket.Get(ctx, key)
+}
+
+func (b *countingBucket) List(ctx context.Context, prefix string, fn func(objstore.ObjectInfo) error) error {
+	b.count("list")
+	return b.Bucket.List(ctx, prefix, fn)
+}
+
+func (b *countingBucket) Head(ctx context.Context, key string) (objstore.ObjectInfo, error) {
+	b.count("head")
+	return b.Bucket.Head(ctx, key)
+}
+
+// TestCommitRequests: a writer alone on its table commits with one put and
+// no read; a writer whose view is stale finds out from its put, reads the
+// versions it missed, and lands after them.
+func TestCommitRequests(t *testing.T) {
+	ctx := context.Background()
+	b := &countingBucket{Bucket: objstore.NewMemory(), calls: map[string]int{}}
+	a := createTable(t, b)
+	clear(b.calls)
+	res, err := a.Commit(ctx, appendCommit("data/a1.parquet", testAppID, 0, 9))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), res.Version)
+	require.Equal(t, map[string]int{"put": 1}, b.calls)
+
+	other := Open(b, testRoot, testOptions("other"))
+	_, err = other.Commit(ctx, appendCommit("data/b1.parquet", testAppID2, 0, 9))
+	require.NoError(t, err)
+
+	clear(b.calls)
+	res, err = a.Commit(ctx, appendCommit("data/a2.parquet", testAppID, 10, 19))
+	require.NoError(t, err)
+	require.Equal(t, int64(3), res.Version)
+	require.Equal(t, map[string]int{"put": 2, "get": 2}, b.calls, "a lost put, version 2 read, version 3 found free, a second put")
+	paths := map[string]bool{}
+	for path := range res.Snapshot.Files {
+		paths[path] = true
+	}
+	require.Equal(t, map[string]bool{"data/a1.parquet": true, "data/b1.parquet": true, "data/a2.parquet": true}, paths)
+}

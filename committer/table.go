@@ -235,15 +235,6 @@ func (t *Table) Update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
 	return s, nil
 }
 
-// latestSnapshot returns the cached snapshot brought up to date, loading it
-// if there is none.
-func (t *Table) latestSnapshot(ctx context.Context) (*Snapshot, error) {
-	if s := t.cached(); s != nil {
-		return t.Update(ctx, s)
-	}
-	return t.Snapshot(ctx)
-}
-
 // Create creates the table at version 0 (protocol (1,2) and md) unless it
 // exists, and returns its snapshot. Concurrent creators converge: one put of
 // version 0 wins and every other creator returns the winner's table, whose
