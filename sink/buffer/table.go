@@ -192,10 +192,10 @@ type Table struct {
 	maxLSN  uint64
 	sources map[SourceKey]OffsetRange
 	first   time.Time
-	// hint is the size of the last drained batch when it was large (a hot
-	// table), so the next batch's memory is allocated once instead of
-	// growing through repeated copies; zero after a small batch, so a table
-	// gone quiet does not keep allocating a large buffer.
+	// hint is the size of the last drained batch, so the next batch's
+	// memory is allocated once instead of growing through repeated copies;
+	// a table gone quiet has small batches, so it does not keep allocating
+	// a large buffer.
 	hint codec.RowsHint
 }
 
@@ -314,9 +314,11 @@ func (t *Table) Drain() Batch {
 		FirstAdded: t.first,
 	}
 	t.hint = codec.RowsHint{}
-	if t.rows != nil && (2*t.bytes >= t.opts.TargetBytes || 2*t.rows.Len() >= t.opts.FlushThreshold) {
+	if t.rows != nil && t.rows.Len() > 0 {
 		// The size of the last batch, so a steady table never grows
-		// its arrays (each growth allocates, clears and copies them);
+		// its arrays (each growth allocates, clears and copies them:
+		// four times for a batch of 300 changes, as at 512 tables with
+		// buffers closed by age, since arrays start at 64 entries);
 		// the memory budget counts the allocation as soon as the first
 		// change arrives. A batch that overflowed past the target
 		// counts as the target. A sixteenth more room: batches cut at

@@ -416,9 +416,8 @@ func TestBatchWithoutDurable(t *testing.T) {
 }
 
 // MemFor predicts what Add allocates, first without a hint, then after a
-// hot batch (at least half the flush threshold) from that batch's size, so
-// the next batch of about the same size never grows; a small batch leaves no
-// hint behind.
+// batch from that batch's size, so the next batch of about the same size
+// never grows; after a small batch the hint is small again.
 func TestTableMemFor(t *testing.T) {
 	tb, err := NewTable("users", opts())
 	require.NoError(t, err)
@@ -444,5 +443,17 @@ func TestTableMemFor(t *testing.T) {
 
 	fill(10) // quiet
 	tb.Drain()
-	require.Less(t, tb.MemFor(&ch), hinted, "no hint after a small batch")
+	require.Less(t, tb.MemFor(&ch), hinted, "a small hint after a small batch")
+
+	// Batches far below the flush threshold (closed by age) are sized
+	// from their predecessor too.
+	o := opts()
+	o.FlushThreshold = 10_000
+	tb, err = NewTable("users", o)
+	require.NoError(t, err)
+	fill(300)
+	tb.Drain()
+	small := tb.MemFor(&ch)
+	fill(300)
+	require.Equal(t, small, tb.Mem(), "a batch like the last one never grows its arrays")
 }
