@@ -62,11 +62,11 @@ type sinkRunner interface {
 
 // waitFor polls cond until it holds, ctx ends or timeout passes.
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
-	return waitEvery(ctx, pollEvery, timeout, what, cond)
+	return waitEvery(ctx, func() time.Duration { return pollEvery }, timeout, what, cond)
 }
 
-// waitEvery is waitFor checking cond every interval.
-func waitEvery(ctx context.Context, every, timeout time.Duration, what string, cond func() (bool, error)) error {
+// waitEvery is waitFor checking cond again after every() each time.
+func waitEvery(ctx context.Context, every func() time.Duration, timeout time.Duration, what string, cond func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, err := cond()
@@ -82,7 +82,7 @@ func waitEvery(ctx context.Context, every, timeout time.Duration, what string, c
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(every):
+		case <-time.After(every()):
 		}
 	}
 }
@@ -302,23 +302,15 @@ func (c *child) measure(ctx context.Context, rows int, input int64) (Throughput,
 	if err != nil {
 		return Throughput{}, 0, err
 	}
-	for {
-		n, err := c.committed()
-		if err != nil {
-			return Throughput{}, 0, err
-		}
-		if n >= int64(rows) {
-			break
-		}
-		elapsed := time.Since(start)
-		if elapsed > measureTimeout {
-			return Throughput{}, 0, fmt.Errorf("sink commits: not done after %s", measureTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return Throughput{}, 0, ctx.Err()
-		case <-time.After(nextPoll(n, int64(rows), elapsed)):
-		}
+	var done int64
+	err = waitEvery(ctx, func() time.Duration { return nextPoll(done, int64(rows), time.Since(start)) },
+		measureTimeout, "sink commits", func() (bool, error) {
+			var err error
+			done, err = c.committed()
+			return done >= int64(rows), err
+		})
+	if err != nil {
+		return Throughput{}, 0, err
 	}
 	wall := time.Since(start)
 	cpu1, err := procCPU(pid)
