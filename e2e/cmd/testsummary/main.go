@@ -184,6 +184,63 @@ func (s *summary) add(ev event) {
 	}
 }
 
+// skipReason is the message a skipped test gave to t.Skip: the last line
+// of its output before go test's own "--- SKIP" line, without the
+// "file_test.go:12: " prefix the testing package puts before it.
+func skipReason(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "--- SKIP") || strings.HasPrefix(l, "=== ") {
+			continue
+		}
+		if _, rest, ok := strings.Cut(l, ": "); ok && strings.Contains(l[:len(l)-len(rest)], ".go:") {
+			l = rest
+		}
+		return l
+	}
+	return "(no reason given)"
+}
+
+// reportSkipped prints how many tests were skipped and, grouped by the
+// reason they gave, which packages they are in, so a run that lacked a
+// service (an S3 server, the Python readers, a broker) says so at its end
+// instead of passing quietly with less coverage.
+func (s *summary) reportSkipped(w io.Writer) {
+	fmt.Fprintf(w, "\n%d skipped\n", s.skip)
+	type group struct {
+		n    int
+		pkgs []string
+	}
+	groups := map[string]*group{}
+	var reasons []string
+	for _, k := range s.order {
+		t := s.tests[k]
+		if t.action != "skip" || strings.Contains(k.test, "/") {
+			// A subtest skipped for the same reason as its parent
+			// would only repeat the parent's line.
+			continue
+		}
+		r := skipReason(t.output.String())
+		g, ok := groups[r]
+		if !ok {
+			g = &group{}
+			groups[r] = g
+			reasons = append(reasons, r)
+		}
+		g.n++
+		short := k.pkg[strings.LastIndex(k.pkg, "/")+1:]
+		if len(g.pkgs) == 0 || g.pkgs[len(g.pkgs)-1] != short {
+			g.pkgs = append(g.pkgs, short)
+		}
+	}
+	sort.Slice(reasons, func(i, j int) bool { return groups[reasons[i]].n > groups[reasons[j]].n })
+	for _, r := range reasons {
+		g := groups[r]
+		fmt.Fprintf(w, "  skip %3d  %s  [%s]\n", g.n, r, strings.Join(g.pkgs, " "))
+	}
+}
+
 // finish counts every test once by its final action. A test that started
 // but never finished (its binary panicked or timed out) counts as failed.
 func (s *summary) finish() {
@@ -242,7 +299,7 @@ func (s *summary) report(w io.Writer) error {
 	if s.pass+s.failed()+s.skip == 0 {
 		fmt.Fprintln(bw, "\nno test ran")
 	}
-	fmt.Fprintf(bw, "\n%d skipped\n", s.skip)
+	s.reportSkipped(bw)
 	fmt.Fprintf(bw, "%d passed, %d failed\n", s.pass, s.failed())
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
