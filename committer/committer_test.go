@@ -88,6 +88,13 @@ func (c *testClock) Now() time.Time {
 	return c.now
 }
 
+// advance moves the clock d forward.
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func testOptions(instance string) Options {
 	return Options{
 		Instance:             instance,
@@ -828,7 +835,7 @@ func TestCommitRequests(t *testing.T) {
 	res, err := a.Commit(ctx, appendCommit("data/a1.parquet", testAppID, 0, 9))
 	require.NoError(t, err)
 	require.Equal(t, int64(1), res.Version)
-	require.Equal(t, map[string]int{"put": 1}, b.calls)
+	require.Equal(t, map[string]int{"put": 1, "head": 1}, b.calls, "one put, and one HEAD of the anchor")
 
 	other := Open(b, testRoot, testOptions("other"))
 	_, err = other.Commit(ctx, appendCommit("data/b1.parquet", testAppID2, 0, 9))
@@ -838,7 +845,7 @@ func TestCommitRequests(t *testing.T) {
 	res, err = a.Commit(ctx, appendCommit("data/a2.parquet", testAppID, 10, 19))
 	require.NoError(t, err)
 	require.Equal(t, int64(3), res.Version)
-	require.Equal(t, map[string]int{"put": 2, "get": 2}, b.calls, "a lost put, version 2 read, version 3 found free, a second put")
+	require.Equal(t, map[string]int{"put": 2, "get": 2, "head": 1}, b.calls, "a lost put, version 2 read, version 3 found free, a second put, the anchor's HEAD")
 	paths := map[string]bool{}
 	for path := range res.Snapshot.Files {
 		paths[path] = true

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/evodb/sink/objstore"
 )
@@ -40,6 +41,11 @@ type Snapshot struct {
 	// commitIDs maps the evodb commit ids of recently replayed commits to
 	// their versions.
 	commitIDs map[string]int64
+	// seenAt is a time (on the Table's clock) at which Version was the
+	// table's latest version: taken before the read that found no later
+	// version, or before the put that created Version. Zero for a snapshot
+	// no Table has confirmed.
+	seenAt time.Time
 }
 
 // TxnVersion returns the table's txn version for appID: the last source
@@ -176,14 +182,30 @@ func (t *Table) readCommit(ctx context.Context, version int64) (*logEntry, error
 
 // update applies the commits after s.Version, probing version by version
 // until one does not exist. Probing instead of listing keeps an update at one
-// request per new commit plus one, whatever the length of the log. It
-// returns s itself when there is nothing new.
+// request per new commit plus one, whatever the length of the log. When
+// there is nothing new it returns s, or a copy of s with a later seenAt.
+//
+// Probing relies on the versions after s.Version not having been deleted
+// by log cleanup, which holds while s is fresh (see the Table doc) and for
+// a snapshot just read from the newest checkpoint (cleanup keeps it and
+// everything after it); callers ensure one or the other.
 func (t *Table) update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
+	seenAt := t.opts.Now()
 	out := s
 	for {
 		v := out.Version + 1
 		e, err := t.readCommit(ctx, v)
 		if errors.Is(err, objstore.ErrNotExist) {
+			if out == s && !seenAt.After(s.seenAt) {
+				return s, nil
+			}
+			if out == s {
+				// A shallow copy: the maps are shared, and neither
+				// snapshot ever changes them.
+				c := *s
+				out = &c
+			}
+			out.seenAt = seenAt
 			return out, nil
 		}
 		if err != nil {
@@ -196,14 +218,19 @@ func (t *Table) update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
 	}
 }
 
+// errUnrooted is returned (wrapped) by load for a log that has versions but
+// neither version 0 nor a readable checkpoint: no engine can load it.
+var errUnrooted = errors.New("log has no version 0 and no readable checkpoint")
+
 // load builds the latest snapshot from scratch: the checkpoint named by
 // _last_checkpoint, or failing that the newest readable checkpoint found by
-// listing, or failing that a replay from version 0; then the commits after it.
-func (t *Table) load(ctx context.Context) (*Snapshot, error) {
+// listing, or failing that a replay from version 0; then the commits after
+// it. It also returns the anchor the snapshot was built from.
+func (t *Table) load(ctx context.Context) (*Snapshot, anchor, error) {
 	if v, ok := t.readLastCheckpoint(ctx); ok {
 		s, err := t.readCheckpoint(ctx, v)
 		if err == nil {
-			return t.finishLoad(ctx, s)
+			return t.finishLoad(ctx, s, t.logKey(checkpointName(v)), v)
 		}
 		t.logger.Warn("read checkpoint named by _last_checkpoint", "table", t.root, "version", v, "err", err)
 	}
@@ -222,35 +249,44 @@ func (t *Table) load(ctx context.Context) (*Snapshot, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list log of table %s: %w", t.root, err)
+		return nil, anchor{}, fmt.Errorf("list log of table %s: %w", t.root, err)
 	}
 	if !found && len(checkpoints) == 0 {
-		return nil, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
 	}
 	for i := len(checkpoints) - 1; i >= 0; i-- {
 		s, err := t.readCheckpoint(ctx, checkpoints[i])
 		if err == nil {
-			return t.finishLoad(ctx, s)
+			return t.finishLoad(ctx, s, t.logKey(checkpointName(checkpoints[i])), checkpoints[i])
 		}
 		t.logger.Warn("read checkpoint", "table", t.root, "version", checkpoints[i], "err", err)
 	}
-	s, err := t.finishLoad(ctx, emptySnapshot())
+	s, a, err := t.finishLoad(ctx, emptySnapshot(), t.logKey(commitName(0)), 0)
 	if errors.Is(err, ErrNoTable) {
-		return nil, fmt.Errorf("table %s: log has no version 0 and no readable checkpoint", t.root)
+		return nil, anchor{}, fmt.Errorf("table %s: %w; if the table's prefix was deleted, delete what is left of it", t.root, errUnrooted)
 	}
-	return s, err
+	return s, a, err
 }
 
-func (t *Table) finishLoad(ctx context.Context, s *Snapshot) (*Snapshot, error) {
+// finishLoad advances s, just read from the object at rootKey (the
+// checkpoint of version base, or version 0), to the latest version, and
+// returns it with the anchor it came from.
+func (t *Table) finishLoad(ctx context.Context, s *Snapshot, rootKey string, base int64) (*Snapshot, anchor, error) {
 	s, err := t.update(ctx, s)
 	if err != nil {
-		return nil, err
+		return nil, anchor{}, err
 	}
 	if s.Version < 0 {
-		return nil, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
 	}
 	if s.Metadata.ID == "" && s.Metadata.SchemaString == "" {
-		return nil, fmt.Errorf("table %s at version %d has no metaData", t.root, s.Version)
+		return nil, anchor{}, fmt.Errorf("table %s at version %d has no metaData", t.root, s.Version)
 	}
-	return s, nil
+	// The anchor's ETag lets later commits notice the table being deleted
+	// or created again; the object was just read, so a HEAD finds it.
+	info, err := t.bucket.Head(ctx, rootKey)
+	if err != nil {
+		return nil, anchor{}, fmt.Errorf("table %s: head %s: %w", t.root, rootKey, err)
+	}
+	return s, anchor{key: rootKey, etag: info.ETag, base: base}, nil
 }
