@@ -280,6 +280,7 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 		if err == nil {
 			next := s.clone()
 			next.apply(version, e)
+			t.expireTombstones(next)
 			// Versions are created in order, so none after this one
 			// existed before the put started.
 			next.seenAt = seenAt

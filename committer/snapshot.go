@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"strconv"
 	"strings"
@@ -30,9 +31,10 @@ type Snapshot struct {
 	Files map[string]Add
 	// Txns maps a txn appId to the last source offset the table holds for it.
 	Txns map[string]int64
-	// Tombstones are removed files, by path, kept for vacuum.
-	Tombstones map[string]Remove
 
+	// tombs are the removed files kept for vacuum and checkpoints, until
+	// TombstoneRetention after their removal; see Tombstones.
+	tombs tombstoneSet
 	// txnUpdated keeps each txn's lastUpdated so checkpoints preserve it.
 	txnUpdated map[string]int64
 	// metadataVersion is the version that last set metaData (for a snapshot
@@ -75,12 +77,23 @@ func statsNumRecords(stats string) int64 {
 	return st.NumRecords
 }
 
+// Tombstone returns the remove action of path if the snapshot keeps it as a
+// tombstone: removed less than the Table's TombstoneRetention ago (or a
+// little longer; expiry runs in batches).
+func (s *Snapshot) Tombstone(path string) (Remove, bool) { return s.tombs.get(path) }
+
+// NumTombstones returns how many tombstones the snapshot keeps.
+func (s *Snapshot) NumTombstones() int { return s.tombs.n }
+
+// Tombstones yields the tombstones the snapshot keeps, by path, in no
+// particular order.
+func (s *Snapshot) Tombstones() iter.Seq2[string, Remove] { return s.tombs.all() }
+
 func emptySnapshot() *Snapshot {
 	return &Snapshot{
 		Version:         -1,
 		Files:           map[string]Add{},
 		Txns:            map[string]int64{},
-		Tombstones:      map[string]Remove{},
 		txnUpdated:      map[string]int64{},
 		metadataVersion: -1,
 		commitIDs:       map[string]int64{},
@@ -91,7 +104,7 @@ func (s *Snapshot) clone() *Snapshot {
 	c := *s
 	c.Files = maps.Clone(s.Files)
 	c.Txns = maps.Clone(s.Txns)
-	c.Tombstones = maps.Clone(s.Tombstones)
+	c.tombs = s.tombs.share()
 	c.txnUpdated = maps.Clone(s.txnUpdated)
 	c.commitIDs = maps.Clone(s.commitIDs)
 	return &c
@@ -115,11 +128,11 @@ func (s *Snapshot) apply(version int64, e *logEntry) {
 	}
 	for _, r := range e.removes {
 		delete(s.Files, r.Path)
-		s.Tombstones[r.Path] = r
+		s.tombs.put(r)
 	}
 	for _, a := range e.adds {
 		s.Files[a.Path] = a
-		delete(s.Tombstones, a.Path)
+		s.tombs.remove(a.Path)
 	}
 	if id := e.commitID(); id != "" {
 		s.commitIDs[id] = version
@@ -131,6 +144,15 @@ func (s *Snapshot) apply(version int64, e *logEntry) {
 			}
 		}
 	}
+}
+
+// expireTombstones drops from s, which no caller holds yet, the tombstones
+// removed more than TombstoneRetention ago, as checkpoints leave them out:
+// without it a long-running writer would keep every file compaction ever
+// removed. Expiry runs in batches, at most every sixteenth of the retention.
+func (t *Table) expireTombstones(s *Snapshot) {
+	r := t.opts.TombstoneRetention
+	s.tombs.expire(t.opts.Now().Add(-r).UnixMilli(), (r / 16).Milliseconds())
 }
 
 // committedAt reports the version holding the commit with the given id, if
@@ -203,7 +225,10 @@ func (t *Table) update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
 				// A shallow copy: the maps are shared, and neither
 				// snapshot ever changes them.
 				c := *s
+				c.tombs = s.tombs.share()
 				out = &c
+			} else {
+				t.expireTombstones(out)
 			}
 			out.seenAt = seenAt
 			return out, nil

@@ -75,7 +75,7 @@ func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention 
 			res.Kept++
 			return nil
 		}
-		if r, ok := snap.Tombstones[rel]; ok {
+		if r, ok := snap.Tombstone(rel); ok {
 			if r.DeletionTimestamp > cutoff.UnixMilli() || o.LastModified.After(cutoff) {
 				res.Kept++
 				return nil
