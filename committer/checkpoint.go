@@ -120,8 +120,13 @@ func checkpointRows(s *Snapshot, expireBefore int64) []cpRow {
 		}
 		rows = append(rows, cpRow{Add: ca})
 	}
-	for _, p := range sortedKeys(s.Tombstones) {
-		r := s.Tombstones[p]
+	tombs := make([]string, 0, s.NumTombstones())
+	for p := range s.Tombstones() {
+		tombs = append(tombs, p)
+	}
+	sort.Strings(tombs)
+	for _, p := range tombs {
+		r, _ := s.Tombstone(p)
 		if r.DeletionTimestamp < expireBefore {
 			continue
 		}
@@ -221,13 +226,13 @@ func decodeCheckpoint(data []byte, version int64) (s *Snapshot, err error) {
 				}
 				s.Files[a.Path] = a
 			case row.Remove != nil:
-				s.Tombstones[row.Remove.Path] = Remove{
+				s.tombs.put(Remove{
 					Path:              row.Remove.Path,
 					DeletionTimestamp: derefInt(row.Remove.DeletionTimestamp),
 					DataChange:        row.Remove.DataChange,
 					Size:              derefInt(row.Remove.Size),
 					PartitionValues:   row.Remove.PartitionValues,
-				}
+				})
 			}
 		}
 		if errors.Is(err, io.EOF) {
@@ -254,6 +259,7 @@ func (t *Table) readCheckpoint(ctx context.Context, version int64) (*Snapshot, e
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", key, err)
 	}
+	t.expireTombstones(s)
 	return s, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/evodb/sink/objstore"
 )
 
@@ -221,12 +223,12 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 // Commit commits c as the next version of the table, retrying lost races and
 // ambiguous store failures as the Table doc describes. It refuses with a
 // *TxnConflictError, a *FileRemovedError, or an error wrapping ErrFileExists,
-// ErrMetadataChanged, ErrUnsupportedProtocol or ErrNoTable; the table is
-// then unchanged by the commit. An error wrapping ErrTooManyAttempts or the
-// context's error can follow an ambiguous put, so the commit may have
-// landed: calling Commit again with the same ID on the same Table finds it
-// (AlreadyCommitted), and for an append the txn fencing refuses a second
-// landing in any case.
+// ErrMetadataChanged, ErrUnsupportedProtocol, ErrNoTable or
+// ErrTableReplaced; the table is then unchanged by the commit. An error
+// wrapping ErrTooManyAttempts or the context's error can follow an
+// ambiguous put, so the commit may have landed: calling Commit again with
+// the same ID on the same Table finds it (AlreadyCommitted), and for an
+// append the txn fencing refuses a second landing in any case.
 func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
@@ -238,32 +240,31 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 		c.Operation = OpWrite
 	}
 	bo := t.newBackoff()
-	// The first attempt goes out against the snapshot this Table last saw,
-	// without reading the log for newer versions: the put of the next
-	// version is conditional, so it can only land if that snapshot is
-	// still the latest (and the checks below held against the table as it
-	// is); otherwise it fails, and the log is read then. Uncontended, a
-	// commit costs one request instead of two, the other being a read of a
-	// version that does not exist yet.
+	// An attempt goes out against the snapshot this Table last saw, without
+	// reading the log for newer versions: the put of the next version is
+	// conditional, so it can only land if that snapshot is still the latest
+	// (and the checks below held against the table as it is); otherwise it
+	// fails, and the log is read then. Uncontended, a commit costs one put
+	// and the HEAD that checks the anchor, instead of also reading a version
+	// that does not exist yet. The invariant this relies on, that no version
+	// after the snapshot's was deleted by log cleanup, holds while the
+	// snapshot is fresh; an older one is loaded again first (Table doc).
 	s := t.cached()
-	for attempt := 1; s == nil; attempt++ {
-		var err error
-		s, err = t.Snapshot(ctx)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, ErrNoTable) || ctx.Err() != nil || attempt >= t.opts.MaxCommitAttempts {
-			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
-		}
-		t.logger.Warn("commit: read log", "attempt", attempt, "err", err)
-		if err := sleep(ctx, bo.NextBackOff()); err != nil {
-			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
-		}
-	}
-	if v, ok := s.committedAt(c.ID); ok {
-		return &CommitResult{Version: v, Snapshot: s, AlreadyCommitted: true}, nil
-	}
 	for attempt := 1; ; attempt++ {
+		if s == nil || !t.fresh(s) {
+			var err error
+			if s, err = t.reload(ctx, bo, c.ID); err != nil {
+				return nil, err
+			}
+		}
+		if v, ok := s.committedAt(c.ID); ok {
+			// An earlier attempt, or an earlier call that failed after its
+			// put, landed. Readers must reach it before it counts.
+			if err := t.confirm(ctx, bo, v, c.ID); err != nil {
+				return nil, err
+			}
+			return &CommitResult{Version: v, Snapshot: s, Attempts: attempt - 1, AlreadyCommitted: true}, nil
+		}
 		if err := c.check(s); err != nil {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
 		}
@@ -274,10 +275,18 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
 		}
 		key := t.logKey(commitName(version))
+		seenAt := t.opts.Now()
 		_, err = t.bucket.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true})
 		if err == nil {
 			next := s.clone()
 			next.apply(version, e)
+			t.expireTombstones(next)
+			// Versions are created in order, so none after this one
+			// existed before the put started.
+			next.seenAt = seenAt
+			if err := t.confirm(ctx, bo, version, c.ID); err != nil {
+				return nil, err
+			}
 			t.remember(next)
 			t.maybeCheckpoint(ctx, next)
 			return &CommitResult{Version: version, Snapshot: next, Attempts: attempt}, nil
@@ -294,9 +303,14 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 				return nil, fmt.Errorf("commit %s to table %s: outcome unknown: %w", c.ID, t.root, err)
 			}
 		}
+		if !t.fresh(s) {
+			// Too old to probe safely: the top of the loop loads the table.
+			continue
+		}
 		// Read what took the version (and any later ones). The snapshot only
-		// ever advances through update, which records every commit id it
-		// replays, so a landed attempt is always found here.
+		// ever advances through update or a load, which record every commit
+		// id they replay, so a landed attempt is found at the top of the
+		// loop.
 		next, err := t.update(ctx, s)
 		if err != nil {
 			t.logger.Warn("commit: read log after failed put", "version", version, "err", err)
@@ -307,9 +321,102 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 		}
 		s = next
 		t.remember(s)
-		if v, ok := s.committedAt(c.ID); ok {
-			return &CommitResult{Version: v, Snapshot: s, Attempts: attempt, AlreadyCommitted: true}, nil
+	}
+}
+
+// reload loads the table for a commit, retrying store errors.
+func (t *Table) reload(ctx context.Context, bo *backoff.ExponentialBackOff, id string) (*Snapshot, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := t.Snapshot(ctx)
+		if err == nil {
+			return s, nil
 		}
+		if errors.Is(err, ErrNoTable) || ctx.Err() != nil || attempt >= t.opts.MaxCommitAttempts {
+			return nil, fmt.Errorf("commit %s to table %s: %w", id, t.root, err)
+		}
+		t.logger.Warn("commit: read log", "attempt", attempt, "err", err)
+		if err := sleep(ctx, bo.NextBackOff()); err != nil {
+			return nil, fmt.Errorf("commit %s to table %s: %w", id, t.root, err)
+		}
+	}
+}
+
+// confirm makes sure readers reach the commit id at version, as "Deleted
+// tables" in the Table doc describes: one HEAD of the anchor when the table
+// is as this Table last saw it, a load otherwise. A commit readers cannot
+// reach is withdrawn and reported as ErrTableReplaced. Store errors are
+// retried; if they persist, the outcome is reported as unknown, and a later
+// Commit with the same id on this Table confirms it again.
+func (t *Table) confirm(ctx context.Context, bo *backoff.ExponentialBackOff, version int64, id string) error {
+	for attempt := 1; ; attempt++ {
+		ok, err := t.reachable(ctx, version, id)
+		if err == nil && ok {
+			return nil
+		}
+		if err == nil {
+			t.withdraw(ctx, version, id)
+			return fmt.Errorf("commit %s to table %s: version %d landed where no reader reaches it: %w; the commit was withdrawn, so nothing it holds is durable",
+				id, t.root, version, ErrTableReplaced)
+		}
+		if ctx.Err() != nil || attempt >= t.opts.MaxCommitAttempts {
+			return fmt.Errorf("commit %s to table %s: landed at version %d, but checking that readers reach it failed, so the outcome is unknown (commit again with the same id): %w",
+				id, t.root, version, err)
+		}
+		t.logger.Warn("commit: check the log's anchor", "version", version, "attempt", attempt, "err", err)
+		if err := sleep(ctx, bo.NextBackOff()); err != nil {
+			return fmt.Errorf("commit %s to table %s: landed at version %d, outcome unknown: %w", id, t.root, version, err)
+		}
+	}
+}
+
+// reachable reports whether a reader loading the table now reaches the
+// commit id at version.
+func (t *Table) reachable(ctx context.Context, version int64, id string) (bool, error) {
+	a := t.currentAnchor()
+	if a.key != "" {
+		info, err := t.bucket.Head(ctx, a.key)
+		if err == nil && info.ETag == a.etag {
+			// The object readers start from is the one this Table loaded
+			// or created, so the log below the commit is still there.
+			return true, nil
+		}
+		if err != nil && !errors.Is(err, objstore.ErrNotExist) {
+			return false, err
+		}
+	}
+	// The anchor is gone or was replaced: the table was deleted (and maybe
+	// created again), or log cleanup removed version 0 or an old
+	// checkpoint. Ask the log as a reader would.
+	s, na, err := t.load(ctx)
+	if errors.Is(err, ErrNoTable) || errors.Is(err, errUnrooted) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	t.setAnchor(na)
+	t.remember(s)
+	if na.base >= version {
+		// The load started from a checkpoint at or after the commit, which
+		// someone wrote after replaying it.
+		return s.Version >= version, nil
+	}
+	v, ok := s.committedAt(id)
+	return ok && v == version, nil
+}
+
+// withdraw deletes the commit id at version, if the object there is still
+// that commit. It is best effort: the caller reports the commit as failed
+// either way.
+func (t *Table) withdraw(ctx context.Context, version int64, id string) {
+	defer t.forget()
+	e, err := t.readCommit(ctx, version)
+	if err != nil || e.commitID() != id {
+		return
+	}
+	if err := t.bucket.Delete(ctx, t.logKey(commitName(version))); err != nil {
+		t.logger.Warn("withdraw a commit no reader reaches; delete it by hand before the table is created again",
+			"version", version, "key", t.logKey(commitName(version)), "err", err)
 	}
 }
 

@@ -88,6 +88,13 @@ func (c *testClock) Now() time.Time {
 	return c.now
 }
 
+// advance moves the clock d forward.
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func testOptions(instance string) Options {
 	return Options{
 		Instance:             instance,
@@ -177,7 +184,7 @@ func exportedState(s *Snapshot) exported {
 		}
 		e.Files[p] = a
 	}
-	for p, r := range s.Tombstones {
+	for p, r := range s.Tombstones() {
 		if len(r.PartitionValues) == 0 {
 			r.PartitionValues = nil
 		}
@@ -514,7 +521,9 @@ func TestConflictingRemove(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(4), res.Version)
 		require.NotContains(t, res.Snapshot.Files, "data/a.parquet")
-		require.Equal(t, int64(110), res.Snapshot.Tombstones["data/a.parquet"].Size, "tombstone completed from the add")
+		tomb, ok := res.Snapshot.Tombstone("data/a.parquet")
+		require.True(t, ok)
+		require.Equal(t, int64(110), tomb.Size, "tombstone completed from the add")
 
 		// other's snapshot still has b active; its commit must be refused.
 		_, err = other.Commit(ctx, compact("data/bc.parquet", "data/b.parquet", "data/c.parquet"))
@@ -630,8 +639,8 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, lc.Close())
 		at20 := emptySnapshotUpTo(t, b, 20)
-		require.Len(t, at20.Tombstones, 2)
-		require.JSONEq(t, fmt.Sprintf(`{"version":20,"size":%d}`, 2+len(at20.Txns)+len(at20.Files)+len(at20.Tombstones)), string(hint),
+		require.Equal(t, 2, at20.NumTombstones())
+		require.JSONEq(t, fmt.Sprintf(`{"version":20,"size":%d}`, 2+len(at20.Txns)+len(at20.Files)+at20.NumTombstones()), string(hint),
 			"a checkpoint holds protocol, metaData, txns, active files and tombstones")
 
 		checks := []struct {
@@ -729,8 +738,10 @@ func TestCheckpointExpiresTombstones(t *testing.T) {
 	cp, err := tbl.readCheckpoint(ctx, 3)
 	require.NoError(t, err)
 	require.Empty(t, cp.Files)
-	require.Contains(t, cp.Tombstones, "data/new.parquet")
-	require.NotContains(t, cp.Tombstones, "data/old.parquet", "a tombstone past retention has expired")
+	_, ok := cp.Tombstone("data/new.parquet")
+	require.True(t, ok)
+	_, ok = cp.Tombstone("data/old.parquet")
+	require.False(t, ok, "a tombstone past retention has expired")
 }
 
 func TestCheckpointFailureIsNotFatal(t *testing.T) {
@@ -828,7 +839,7 @@ func TestCommitRequests(t *testing.T) {
 	res, err := a.Commit(ctx, appendCommit("data/a1.parquet", testAppID, 0, 9))
 	require.NoError(t, err)
 	require.Equal(t, int64(1), res.Version)
-	require.Equal(t, map[string]int{"put": 1}, b.calls)
+	require.Equal(t, map[string]int{"put": 1, "head": 1}, b.calls, "one put, and one HEAD of the anchor")
 
 	other := Open(b, testRoot, testOptions("other"))
 	_, err = other.Commit(ctx, appendCommit("data/b1.parquet", testAppID2, 0, 9))
@@ -838,7 +849,7 @@ func TestCommitRequests(t *testing.T) {
 	res, err = a.Commit(ctx, appendCommit("data/a2.parquet", testAppID, 10, 19))
 	require.NoError(t, err)
 	require.Equal(t, int64(3), res.Version)
-	require.Equal(t, map[string]int{"put": 2, "get": 2}, b.calls, "a lost put, version 2 read, version 3 found free, a second put")
+	require.Equal(t, map[string]int{"put": 2, "get": 2, "head": 1}, b.calls, "a lost put, version 2 read, version 3 found free, a second put, the anchor's HEAD")
 	paths := map[string]bool{}
 	for path := range res.Snapshot.Files {
 		paths[path] = true

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/evodb/sink/objstore"
 )
@@ -29,9 +31,10 @@ type Snapshot struct {
 	Files map[string]Add
 	// Txns maps a txn appId to the last source offset the table holds for it.
 	Txns map[string]int64
-	// Tombstones are removed files, by path, kept for vacuum.
-	Tombstones map[string]Remove
 
+	// tombs are the removed files kept for vacuum and checkpoints, until
+	// TombstoneRetention after their removal; see Tombstones.
+	tombs tombstoneSet
 	// txnUpdated keeps each txn's lastUpdated so checkpoints preserve it.
 	txnUpdated map[string]int64
 	// metadataVersion is the version that last set metaData (for a snapshot
@@ -40,6 +43,11 @@ type Snapshot struct {
 	// commitIDs maps the evodb commit ids of recently replayed commits to
 	// their versions.
 	commitIDs map[string]int64
+	// seenAt is a time (on the Table's clock) at which Version was the
+	// table's latest version: taken before the read that found no later
+	// version, or before the put that created Version. Zero for a snapshot
+	// no Table has confirmed.
+	seenAt time.Time
 }
 
 // TxnVersion returns the table's txn version for appID: the last source
@@ -69,12 +77,23 @@ func statsNumRecords(stats string) int64 {
 	return st.NumRecords
 }
 
+// Tombstone returns the remove action of path if the snapshot keeps it as a
+// tombstone: removed less than the Table's TombstoneRetention ago (or a
+// little longer; expiry runs in batches).
+func (s *Snapshot) Tombstone(path string) (Remove, bool) { return s.tombs.get(path) }
+
+// NumTombstones returns how many tombstones the snapshot keeps.
+func (s *Snapshot) NumTombstones() int { return s.tombs.n }
+
+// Tombstones yields the tombstones the snapshot keeps, by path, in no
+// particular order.
+func (s *Snapshot) Tombstones() iter.Seq2[string, Remove] { return s.tombs.all() }
+
 func emptySnapshot() *Snapshot {
 	return &Snapshot{
 		Version:         -1,
 		Files:           map[string]Add{},
 		Txns:            map[string]int64{},
-		Tombstones:      map[string]Remove{},
 		txnUpdated:      map[string]int64{},
 		metadataVersion: -1,
 		commitIDs:       map[string]int64{},
@@ -85,7 +104,7 @@ func (s *Snapshot) clone() *Snapshot {
 	c := *s
 	c.Files = maps.Clone(s.Files)
 	c.Txns = maps.Clone(s.Txns)
-	c.Tombstones = maps.Clone(s.Tombstones)
+	c.tombs = s.tombs.share()
 	c.txnUpdated = maps.Clone(s.txnUpdated)
 	c.commitIDs = maps.Clone(s.commitIDs)
 	return &c
@@ -109,11 +128,11 @@ func (s *Snapshot) apply(version int64, e *logEntry) {
 	}
 	for _, r := range e.removes {
 		delete(s.Files, r.Path)
-		s.Tombstones[r.Path] = r
+		s.tombs.put(r)
 	}
 	for _, a := range e.adds {
 		s.Files[a.Path] = a
-		delete(s.Tombstones, a.Path)
+		s.tombs.remove(a.Path)
 	}
 	if id := e.commitID(); id != "" {
 		s.commitIDs[id] = version
@@ -125,6 +144,15 @@ func (s *Snapshot) apply(version int64, e *logEntry) {
 			}
 		}
 	}
+}
+
+// expireTombstones drops from s, which no caller holds yet, the tombstones
+// removed more than TombstoneRetention ago, as checkpoints leave them out:
+// without it a long-running writer would keep every file compaction ever
+// removed. Expiry runs in batches, at most every sixteenth of the retention.
+func (t *Table) expireTombstones(s *Snapshot) {
+	r := t.opts.TombstoneRetention
+	s.tombs.expire(t.opts.Now().Add(-r).UnixMilli(), (r / 16).Milliseconds())
 }
 
 // committedAt reports the version holding the commit with the given id, if
@@ -176,14 +204,33 @@ func (t *Table) readCommit(ctx context.Context, version int64) (*logEntry, error
 
 // update applies the commits after s.Version, probing version by version
 // until one does not exist. Probing instead of listing keeps an update at one
-// request per new commit plus one, whatever the length of the log. It
-// returns s itself when there is nothing new.
+// request per new commit plus one, whatever the length of the log. When
+// there is nothing new it returns s, or a copy of s with a later seenAt.
+//
+// Probing relies on the versions after s.Version not having been deleted
+// by log cleanup, which holds while s is fresh (see the Table doc) and for
+// a snapshot just read from the newest checkpoint (cleanup keeps it and
+// everything after it); callers ensure one or the other.
 func (t *Table) update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
+	seenAt := t.opts.Now()
 	out := s
 	for {
 		v := out.Version + 1
 		e, err := t.readCommit(ctx, v)
 		if errors.Is(err, objstore.ErrNotExist) {
+			if out == s && !seenAt.After(s.seenAt) {
+				return s, nil
+			}
+			if out == s {
+				// A shallow copy: the maps are shared, and neither
+				// snapshot ever changes them.
+				c := *s
+				c.tombs = s.tombs.share()
+				out = &c
+			} else {
+				t.expireTombstones(out)
+			}
+			out.seenAt = seenAt
 			return out, nil
 		}
 		if err != nil {
@@ -196,14 +243,19 @@ func (t *Table) update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
 	}
 }
 
+// errUnrooted is returned (wrapped) by load for a log that has versions but
+// neither version 0 nor a readable checkpoint: no engine can load it.
+var errUnrooted = errors.New("log has no version 0 and no readable checkpoint")
+
 // load builds the latest snapshot from scratch: the checkpoint named by
 // _last_checkpoint, or failing that the newest readable checkpoint found by
-// listing, or failing that a replay from version 0; then the commits after it.
-func (t *Table) load(ctx context.Context) (*Snapshot, error) {
+// listing, or failing that a replay from version 0; then the commits after
+// it. It also returns the anchor the snapshot was built from.
+func (t *Table) load(ctx context.Context) (*Snapshot, anchor, error) {
 	if v, ok := t.readLastCheckpoint(ctx); ok {
 		s, err := t.readCheckpoint(ctx, v)
 		if err == nil {
-			return t.finishLoad(ctx, s)
+			return t.finishLoad(ctx, s, t.logKey(checkpointName(v)), v)
 		}
 		t.logger.Warn("read checkpoint named by _last_checkpoint", "table", t.root, "version", v, "err", err)
 	}
@@ -222,35 +274,44 @@ func (t *Table) load(ctx context.Context) (*Snapshot, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list log of table %s: %w", t.root, err)
+		return nil, anchor{}, fmt.Errorf("list log of table %s: %w", t.root, err)
 	}
 	if !found && len(checkpoints) == 0 {
-		return nil, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
 	}
 	for i := len(checkpoints) - 1; i >= 0; i-- {
 		s, err := t.readCheckpoint(ctx, checkpoints[i])
 		if err == nil {
-			return t.finishLoad(ctx, s)
+			return t.finishLoad(ctx, s, t.logKey(checkpointName(checkpoints[i])), checkpoints[i])
 		}
 		t.logger.Warn("read checkpoint", "table", t.root, "version", checkpoints[i], "err", err)
 	}
-	s, err := t.finishLoad(ctx, emptySnapshot())
+	s, a, err := t.finishLoad(ctx, emptySnapshot(), t.logKey(commitName(0)), 0)
 	if errors.Is(err, ErrNoTable) {
-		return nil, fmt.Errorf("table %s: log has no version 0 and no readable checkpoint", t.root)
+		return nil, anchor{}, fmt.Errorf("table %s: %w; if the table's prefix was deleted, delete what is left of it", t.root, errUnrooted)
 	}
-	return s, err
+	return s, a, err
 }
 
-func (t *Table) finishLoad(ctx context.Context, s *Snapshot) (*Snapshot, error) {
+// finishLoad advances s, just read from the object at rootKey (the
+// checkpoint of version base, or version 0), to the latest version, and
+// returns it with the anchor it came from.
+func (t *Table) finishLoad(ctx context.Context, s *Snapshot, rootKey string, base int64) (*Snapshot, anchor, error) {
 	s, err := t.update(ctx, s)
 	if err != nil {
-		return nil, err
+		return nil, anchor{}, err
 	}
 	if s.Version < 0 {
-		return nil, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
 	}
 	if s.Metadata.ID == "" && s.Metadata.SchemaString == "" {
-		return nil, fmt.Errorf("table %s at version %d has no metaData", t.root, s.Version)
+		return nil, anchor{}, fmt.Errorf("table %s at version %d has no metaData", t.root, s.Version)
 	}
-	return s, nil
+	// The anchor's ETag lets later commits notice the table being deleted
+	// or created again; the object was just read, so a HEAD finds it.
+	info, err := t.bucket.Head(ctx, rootKey)
+	if err != nil {
+		return nil, anchor{}, fmt.Errorf("table %s: head %s: %w", t.root, rootKey, err)
+	}
+	return s, anchor{key: rootKey, etag: info.ETag, base: base}, nil
 }

@@ -53,6 +53,25 @@ var ErrUnsupportedProtocol = errors.New("unsupported table protocol")
 // Options.MaxCommitAttempts attempts.
 var ErrTooManyAttempts = errors.New("too many commit attempts")
 
+// ErrTableReplaced is returned (wrapped) when a commit's put succeeded but
+// no reader can reach it: the table's log was deleted, or deleted and
+// created again, while this writer held it. The committer has withdrawn
+// (deleted) the commit, so the table is unchanged by it; nothing the commit
+// held is durable. The caller must not treat its data as committed; a sink
+// stops, and on restart it reads the table as it now is.
+var ErrTableReplaced = errors.New("table log was deleted or replaced under this writer")
+
+// MinLogRetention is the shortest retention any log cleanup may use: a
+// cleanup (sink vacuum -log, or another engine's) must never delete a log
+// version written less than MinLogRetention ago. Writers rely on it; see
+// Table.
+const MinLogRetention = time.Hour
+
+// maxSnapshotAge is how long after a Table last saw the log it still puts
+// the next version without reading the log first. The Table doc proves it
+// safe for clock skews and attempt durations up to 3/4 of MinLogRetention.
+const maxSnapshotAge = MinLogRetention / 4
+
 // TxnConflictError refuses an append whose records from a source partition
 // are, at least in part, already in the table: the table's txn version for
 // AppID is at or past the block's first offset. The sink drops the
@@ -152,6 +171,54 @@ type Options struct {
 // during step 6, a checkpoint without _last_checkpoint (or a stale
 // _last_checkpoint), which readers tolerate since the JSON commits remain.
 //
+// Log cleanup and the unread put. A put of version N+1 is only correct if N
+// is the table's latest version; the create-only put proves that no N+1
+// exists, not that one never existed. Log cleanup deletes old versions, so
+// a writer holding a snapshot older than the cleaned range would see its
+// put of N+1 succeed below the newest checkpoint, where no reader looks.
+// The committer therefore never puts a version at or below the oldest
+// retained version or the newest checkpoint, by this rule:
+//
+//   - Cleanup invariant (relied on, not checked): a cleanup deletes only
+//     versions below the newest checkpoint whose objects were written more
+//     than MinLogRetention before the cleanup runs. VacuumLog keeps it.
+//   - Every snapshot records seenAt, a time at which its version was the
+//     latest: taken before the read that found no version after it, or
+//     before the put that created it. Versions are created in order (a
+//     writer puts only the successor of a version it has read or written),
+//     so any version after N was created after seenAt.
+//   - Before each put, a snapshot older than maxSnapshotAge
+//     (MinLogRetention/4) is replaced by a full load from the newest
+//     checkpoint, and a lost race is read from a snapshot within that age.
+//     So when the put (or a read of the versions after N) happens, every
+//     version after N is younger than maxSnapshotAge plus the attempt's
+//     duration, measured on the writer's clock.
+//   - A version younger than MinLogRetention is never deleted. With the
+//     clocks of writer, store and cleanup host within MinLogRetention/2 of
+//     each other and an attempt shorter than MinLogRetention/4, every
+//     version after N that exists still exists: if N+1 was ever created,
+//     the put fails and the writer reads it, as in step 4. Hence a put
+//     that succeeds is the true successor of the latest version, which is
+//     at or above the newest checkpoint.
+//
+// The test TestStaleWriterAfterLogCleanup breaks the rule's premise on
+// purpose (a writer whose snapshot is older than cleanup allows) and shows
+// the commit landing after the checkpoint instead of below it.
+//
+// Deleted tables. No retention bounds an operator deleting a table's prefix,
+// so no age makes the unread put safe against it: a writer whose snapshot
+// predates the deletion would put N+1 into an empty prefix, a log without
+// version 0 or a checkpoint that no engine can load. Therefore after every
+// put of a version above 0 the committer checks the log's anchor, the object
+// readers start from (version 0, or the checkpoint it loaded from), with one
+// HEAD that compares the anchor's ETag with the one it last saw. If the
+// anchor is gone or replaced, it loads the table as a reader would; if that
+// load does not reach the commit, the commit is withdrawn (its object is
+// deleted, so a table created again later cannot collide with it) and
+// Commit fails with ErrTableReplaced, before the caller moves any offset.
+// A deletion that completes between the check and the put's return cannot
+// be detected by any single request; the check closes every other case.
+//
 // A Table is safe for concurrent use; it caches the latest snapshot it saw.
 type Table struct {
 	bucket objstore.Bucket
@@ -159,8 +226,22 @@ type Table struct {
 	opts   Options
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	latest *Snapshot
+	mu struct {
+		sync.Mutex
+		// latest is the newest snapshot this Table saw.
+		latest *Snapshot
+		// anchor is the log object readers start from, as last seen.
+		anchor anchor
+	}
+}
+
+// anchor names the log object a table's readers start from (version 0 or a
+// checkpoint) and the ETag it had when this Table last saw it. A deleted or
+// re-created table has the object missing or with another ETag.
+type anchor struct {
+	key, etag string
+	// base is the version of the anchor's snapshot: the checkpoint's, or 0.
+	base int64
 }
 
 // Open returns the table under root (a key prefix such as
@@ -198,36 +279,77 @@ func Open(b objstore.Bucket, root string, opts Options) *Table {
 // Root returns the table's key prefix without a trailing slash.
 func (t *Table) Root() string { return strings.TrimSuffix(t.root, "/") }
 
+// remember caches s if it is newer than the cached snapshot: a later
+// version, the same version seen more recently, or another table (the log
+// was deleted and created again, so versions start over).
 func (t *Table) remember(s *Snapshot) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.latest == nil || s.Version > t.latest.Version {
-		t.latest = s
+	cur := t.mu.latest
+	if cur == nil || s.Version > cur.Version ||
+		(s.Version == cur.Version && s.seenAt.After(cur.seenAt)) ||
+		s.Metadata.ID != cur.Metadata.ID {
+		t.mu.latest = s
 	}
 }
 
 func (t *Table) cached() *Snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.latest
+	return t.mu.latest
+}
+
+// forget drops the cached snapshot and anchor, so that the next use of the
+// Table loads the log from scratch.
+func (t *Table) forget() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.mu.latest = nil
+	t.mu.anchor = anchor{}
+}
+
+func (t *Table) currentAnchor() anchor {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.anchor
+}
+
+func (t *Table) setAnchor(a anchor) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.mu.anchor = a
+}
+
+// fresh reports whether s was seen to be the latest version recently enough
+// for a put of its successor, or a probe for the versions after it, to be
+// safe against log cleanup (see the Table doc).
+func (t *Table) fresh(s *Snapshot) bool {
+	return t.opts.Now().Sub(s.seenAt) <= maxSnapshotAge
 }
 
 // Snapshot loads the latest snapshot: the latest checkpoint (found through
 // _last_checkpoint, or by listing the log), then the JSON commits after it.
 // It returns ErrNoTable (wrapped) if the table has no log.
 func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
-	s, err := t.load(ctx)
+	s, a, err := t.load(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t.remember(s)
+	t.setAnchor(a)
 	return s, nil
 }
 
-// Update returns s advanced by the commits after s.Version; s itself if there
-// are none. It costs one read per new commit plus one.
+// Update returns the table advanced past s: s, or the Table's cached
+// snapshot if that is newer, advanced by the commits after it (a snapshot of
+// the same version if there are none). It costs one read per new commit plus
+// one. A snapshot too old to be advanced safely after log cleanup (see the
+// Table doc) is not advanced: the table is loaded again instead.
 func (t *Table) Update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
-	if s == nil {
+	if c := t.cached(); s == nil || (c != nil && c.Version > s.Version && c.Metadata.ID == s.Metadata.ID) {
+		s = c
+	}
+	if s == nil || !t.fresh(s) {
 		return t.Snapshot(ctx)
 	}
 	s, err := t.update(ctx, s)
@@ -278,11 +400,15 @@ func (t *Table) Create(ctx context.Context, md Metadata) (*Snapshot, error) {
 	}
 	bo := t.newBackoff()
 	for attempt := 1; ; attempt++ {
-		_, err := t.bucket.Put(ctx, t.logKey(commitName(0)), bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true})
+		seenAt := t.opts.Now()
+		key := t.logKey(commitName(0))
+		etag, err := t.bucket.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true})
 		if err == nil {
 			s := emptySnapshot()
 			s.apply(0, e)
+			s.seenAt = seenAt
 			t.remember(s)
+			t.setAnchor(anchor{key: key, etag: etag})
 			return s, nil
 		}
 		if !errors.Is(err, objstore.ErrPreconditionFailed) {

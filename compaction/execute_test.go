@@ -117,7 +117,7 @@ func TestExecuteMergesRows(t *testing.T) {
 	_, ok := schema.Column("score")
 	require.True(t, ok, "the table schema was widened")
 	for _, in := range job.Inputs {
-		r, ok := snap.Tombstones[in.Path]
+		r, ok := snap.Tombstone(in.Path)
 		require.True(t, ok)
 		require.False(t, r.DataChange)
 	}

@@ -75,7 +75,7 @@ func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention 
 			res.Kept++
 			return nil
 		}
-		if r, ok := snap.Tombstones[rel]; ok {
+		if r, ok := snap.Tombstone(rel); ok {
 			if r.DeletionTimestamp > cutoff.UnixMilli() || o.LastModified.After(cutoff) {
 				res.Kept++
 				return nil
@@ -131,10 +131,16 @@ type LogVacuumResult struct {
 // and everything after it are kept, so every reader still loads the latest
 // version; so is version 0, by which tools find tables. Time travel to a
 // deleted version is no longer possible, as with Delta's own log cleanup.
+//
+// Writers put the next version without reading the log first, which is
+// safe only because no cleanup deletes a version written less than
+// committer.MinLogRetention ago (the committer.Table doc has the proof):
+// VacuumLog refuses a shorter retention, and judges age by the store's
+// LastModified.
 func VacuumLog(ctx context.Context, b objstore.Bucket, tablePath string, retention time.Duration, dryRun bool, now time.Time) (LogVacuumResult, error) {
 	res := LogVacuumResult{Checkpoint: -1, DryRun: dryRun}
-	if retention < time.Hour {
-		return res, fmt.Errorf("vacuum log of %s: retention %s is under the 1h minimum", tablePath, retention)
+	if retention < committer.MinLogRetention {
+		return res, fmt.Errorf("vacuum log of %s: retention %s is under the 1h minimum, which writers rely on", tablePath, retention)
 	}
 	logDir := joinKey(tablePath, "_delta_log/")
 	cp, err := lastCheckpoint(ctx, b, logDir)

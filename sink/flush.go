@@ -230,7 +230,8 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			var cerr error
 			res, cerr = t.log.Commit(ctx, c)
 			var conflict *committer.TxnConflictError
-			if errors.As(cerr, &conflict) || errors.Is(cerr, committer.ErrMetadataChanged) {
+			if errors.As(cerr, &conflict) || errors.Is(cerr, committer.ErrMetadataChanged) ||
+				errors.Is(cerr, committer.ErrNoTable) || errors.Is(cerr, committer.ErrTableReplaced) {
 				return backoff.Permanent(cerr)
 			}
 			return cerr
@@ -250,6 +251,11 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 				return nil, fmt.Errorf("reload table: %w", err)
 			}
 			continue
+		case errors.Is(err, committer.ErrNoTable), errors.Is(err, committer.ErrTableReplaced):
+			// The table was deleted under this sink. Its records are not
+			// durable and their offsets have not moved; a restarted sink
+			// reads the table as it now is and writes them again.
+			return nil, fmt.Errorf("commit block %s: %w: the table was deleted while this sink was writing to it; restart the sink to create it again from the group's committed offsets", add.Path, err)
 		default:
 			return nil, fmt.Errorf("commit block %s: %w", add.Path, err)
 		}

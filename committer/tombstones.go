@@ -1,0 +1,164 @@
+package committer
+
+import (
+	"iter"
+	"maps"
+)
+
+// tombstoneShards is how many shards a tombstoneSet splits its files into.
+// A change copies one shard, so at 100,000 tombstones a commit that removes
+// one file copies about 400 entries instead of 100,000.
+const tombstoneShards = 256
+
+// tombstoneSet holds the removed files a snapshot keeps for vacuum and for
+// checkpoints, by path. It is copy-on-write, so that a commit does not copy
+// every tombstone the table has: share returns a set that uses the same
+// shards, and the first change to a shard copies that shard (and, once, the
+// array of shards). The zero value is an empty set.
+//
+// The shortcut relies on this invariant: a set is changed only through the
+// snapshot that owns it, and a snapshot is never changed once it has been
+// returned to a caller or shared (Snapshot's immutability). A set may
+// change in place the shards that owned marks; every other shard may be
+// shared with other snapshots. TestTombstonesAreCopiedOnWrite changes a
+// clone and checks its source is untouched, which breaks if the set ever
+// writes to a shard it does not own.
+type tombstoneSet struct {
+	shards *[tombstoneShards]map[string]Remove
+	// owned marks the shards this set created or copied; nil means none,
+	// and that the array of shards is shared too.
+	owned *[tombstoneShards]bool
+	n     int
+	// oldest is at most the smallest DeletionTimestamp in the set, so that
+	// expiry can skip the scan when nothing can have expired.
+	oldest int64
+}
+
+// share returns a set with the same contents that copies whatever it
+// changes. After share, neither set may change the shards they share,
+// which holds because the source belongs to a snapshot that is no longer
+// changed.
+func (ts tombstoneSet) share() tombstoneSet {
+	ts.owned = nil
+	return ts
+}
+
+// shardOf returns the shard of path (FNV-1a).
+func shardOf(path string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(path); i++ {
+		h ^= uint32(path[i])
+		h *= 16777619
+	}
+	return int(h % tombstoneShards)
+}
+
+func (ts *tombstoneSet) get(path string) (Remove, bool) {
+	if ts.shards == nil {
+		return Remove{}, false
+	}
+	r, ok := ts.shards[shardOf(path)][path]
+	return r, ok
+}
+
+// ownArray makes the array of shards this set's own, copying it if shared.
+func (ts *tombstoneSet) ownArray() {
+	if ts.owned != nil {
+		return
+	}
+	ts.owned = new([tombstoneShards]bool)
+	if ts.shards == nil {
+		ts.shards = new([tombstoneShards]map[string]Remove)
+	} else {
+		shards := *ts.shards
+		ts.shards = &shards
+	}
+}
+
+// writable returns shard i, copied first unless this set owns it.
+func (ts *tombstoneSet) writable(i int) map[string]Remove {
+	ts.ownArray()
+	if !ts.owned[i] {
+		m := maps.Clone(ts.shards[i])
+		if m == nil {
+			m = map[string]Remove{}
+		}
+		ts.shards[i] = m
+		ts.owned[i] = true
+	}
+	return ts.shards[i]
+}
+
+func (ts *tombstoneSet) put(r Remove) {
+	m := ts.writable(shardOf(r.Path))
+	if _, ok := m[r.Path]; !ok {
+		ts.n++
+	}
+	m[r.Path] = r
+	if ts.n == 1 || r.DeletionTimestamp < ts.oldest {
+		ts.oldest = r.DeletionTimestamp
+	}
+}
+
+func (ts *tombstoneSet) remove(path string) {
+	if _, ok := ts.get(path); !ok {
+		return
+	}
+	delete(ts.writable(shardOf(path)), path)
+	ts.n--
+}
+
+// expire drops the tombstones deleted before cutoff (Unix milliseconds).
+// It scans the set only when the oldest tombstone is more than slack past
+// the cutoff, so a table removing files steadily pays one scan per slack,
+// and a tombstone outlives its retention by at most slack.
+func (ts *tombstoneSet) expire(cutoff, slack int64) {
+	if ts.n == 0 || ts.oldest >= cutoff-slack {
+		return
+	}
+	oldest := int64(0)
+	first := true
+	for i := range tombstoneShards {
+		expired := false
+		for _, r := range ts.shards[i] {
+			if r.DeletionTimestamp < cutoff {
+				expired = true
+				continue
+			}
+			if first || r.DeletionTimestamp < oldest {
+				oldest, first = r.DeletionTimestamp, false
+			}
+		}
+		if !expired {
+			continue
+		}
+		// A new map rather than deletes: a Go map never shrinks, so the
+		// memory of expired tombstones is only freed with their map.
+		kept := map[string]Remove{}
+		for p, r := range ts.shards[i] {
+			if r.DeletionTimestamp >= cutoff {
+				kept[p] = r
+			}
+		}
+		ts.n -= len(ts.shards[i]) - len(kept)
+		ts.ownArray()
+		ts.shards[i] = kept
+		ts.owned[i] = true
+	}
+	ts.oldest = oldest
+}
+
+func (ts *tombstoneSet) all() iter.Seq2[string, Remove] {
+	return func(yield func(string, Remove) bool) {
+		if ts.shards == nil {
+			return
+		}
+		for _, m := range ts.shards {
+			for p, r := range m {
+				if !yield(p, r) {
+					return
+				}
+			}
+		}
+	}
+}
