@@ -284,6 +284,12 @@ func (s *Sink) Run(ctx context.Context) error {
 		return err
 	}
 	opts = append(opts, kgo.WithHooks(newKafkaMetrics(s.reg)))
+	// The store is probed before the Kafka client exists: the client joins
+	// the group as soon as it is created, and a member that cannot write
+	// must never take partitions from healthy ones.
+	if err := s.checkStore(ctx); err != nil {
+		return err
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("create kafka client: %w", err)
@@ -292,10 +298,6 @@ func (s *Sink) Run(ctx context.Context) error {
 	s.flushCtx, s.cancelFlush = context.WithCancel(context.WithoutCancel(ctx))
 	defer s.cancelFlush()
 
-	if err := s.checkStore(ctx); err != nil {
-		cl.Close()
-		return err
-	}
 	if err := s.checkKafka(ctx); err != nil {
 		cl.Close()
 		return err
@@ -332,13 +334,19 @@ func (s *Sink) Run(ctx context.Context) error {
 }
 
 // checkStore makes one request to the store so a wrong URL or missing
-// credentials fail at start, not at the first flush.
+// credentials fail at start, not at the first flush. A configuration error
+// (objstore.ConfigError) fails at once; anything else is retried until
+// commit.store_retry_timeout, since a store that is down may come back.
 func (s *Sink) checkStore(ctx context.Context) error {
 	err := s.retry(ctx, "probe", func() error {
 		return s.bucket.List(ctx, "_evodb_probe/", func(objstore.ObjectInfo) error { return nil })
 	})
-	if err != nil {
-		return fmt.Errorf("object store unreachable: %w", err)
+	switch {
+	case err == nil:
+	case objstore.IsConfigError(err):
+		return fmt.Errorf("probe object store: %w", err)
+	default:
+		return fmt.Errorf("object store unreachable within commit.store_retry_timeout (%s): %w", s.cfg.Commit.StoreRetryTimeout, err)
 	}
 	s.storeOK.Store(true)
 	return nil
