@@ -106,6 +106,11 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "sink %s: %v\nusage: sink %s\n", args[0], err, cmd.usage)
 		return 2
 	}
+	if hint := storeHint(err); hint != "" {
+		// The fix first, on its own line; the store's full answer after it.
+		fmt.Fprintf(e.stderr, "sink %s: %s\n  %v\n", args[0], hint, err)
+		return 1
+	}
 	fmt.Fprintf(e.stderr, "sink %s: %v\n", args[0], err)
 	return 1
 }
