@@ -54,8 +54,26 @@ type RecordError struct {
 }
 
 func (e *RecordError) Error() string {
+	if hint := formatHint(e.Topic, e.Err); hint != "" {
+		// A dead-letter topic would take every record of the topic.
+		return fmt.Sprintf("record %s/%d@%d cannot be decoded: %s: %v", e.Topic, e.Partition, e.Offset, hint, e.Err)
+	}
 	return fmt.Sprintf("record %s/%d@%d cannot be processed (set errors.tolerance: all and errors.dlq_topic to divert such records and go on): %v",
 		e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// formatHint names the keys to set when a record failed to decode because
+// it has another format's envelope, or returns "".
+func formatHint(topic string, err error) string {
+	var de *codec.DecodeError
+	if !errors.As(err, &de) || de.LooksLike == "" {
+		return ""
+	}
+	name := string(de.LooksLike)
+	if de.LooksLike == codec.FormatDebezium {
+		name = "Debezium"
+	}
+	return fmt.Sprintf("this looks like a %s envelope: set kafka.format or kafka.formats.%s to %s", name, topic, de.LooksLike)
 }
 
 func (e *RecordError) Unwrap() error { return e.Err }
