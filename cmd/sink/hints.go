@@ -7,11 +7,26 @@ import (
 	"github.com/evodb/sink/objstore"
 )
 
+// hinted is an error with the fix a command knows for it, which runMain
+// prints before the error itself.
+type hinted struct {
+	hint string
+	err  error
+}
+
+func (h hinted) Error() string { return h.err.Error() }
+
+func (h hinted) Unwrap() error { return h.err }
+
 // storeHint names the configuration key to fix for a store error that no
 // retry can fix, or returns "" for any other error. The store package
 // knows what went wrong; only the command knows which keys the operator
-// wrote.
+// wrote. A hint the command attached (hinted) comes first.
 func storeHint(err error) string {
+	var h hinted
+	if errors.As(err, &h) {
+		return h.hint
+	}
 	var ce *objstore.ConfigError
 	if !errors.As(err, &ce) {
 		return ""

@@ -4,7 +4,8 @@
 //
 //	sink run -c config.yaml           run the sink
 //	sink demo [-dir ./evodb-demo]     a self-contained demo: in-process broker, generated CDC, local tables
-//	sink inspect <store-url> [table]  versions, files, sizes, LSN ranges and txn offsets of the tables
+//	sink inspect [-c config.yaml] [<store-url or directory>] [table]
+//	                                  versions, files, sizes, LSN ranges and txn offsets of the tables
 //	sink produce -brokers … -topic …  produce a generated CDC workload to any broker
 //	sink bench [-tables 8,64,512]     measure the sink beside consume-only and decode+encode baselines
 //	sink version                      print the version
