@@ -17,6 +17,7 @@ package codec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -83,6 +84,10 @@ type DecodeError struct {
 	Table     string // empty when the table could not be determined
 	Field     string // JSON field or column name, empty if not applicable
 	Reason    string
+	// LooksLike is the other built-in format whose envelope the record
+	// has, when it has one: the topic's format is then misconfigured, and
+	// every record of the topic will fail the same way.
+	LooksLike Format
 }
 
 func (e *DecodeError) Error() string {
@@ -93,7 +98,70 @@ func (e *DecodeError) Error() string {
 	if e.Field != "" {
 		msg += " field " + e.Field
 	}
-	return msg + ": " + e.Reason
+	msg += ": " + e.Reason
+	if e.LooksLike != "" {
+		msg += " (this looks like " + e.LooksLike.envelope() + ")"
+	}
+	return msg
+}
+
+// envelope names a format's envelope for a message.
+func (f Format) envelope() string {
+	switch f {
+	case FormatDebezium:
+		return "a Debezium envelope"
+	case FormatEvoDB:
+		return "an evodb envelope"
+	}
+	return "a " + string(f) + " envelope"
+}
+
+// withLooksLike sets LooksLike on a decode error of a record in format own
+// that has the envelope of another built-in format. It runs only on the
+// error path, so it may be slow.
+func withLooksLike(err error, rec *Record, own Format) error {
+	if err == nil {
+		return nil
+	}
+	var de *DecodeError
+	if !errors.As(err, &de) {
+		return err
+	}
+	if f := sniffEnvelope(rec.Value); f != "" && f != own {
+		de.LooksLike = f
+	}
+	return err
+}
+
+// sniffEnvelope returns the built-in format whose envelope value has, or ""
+// when it has neither: a Debezium envelope (inside a payload wrapper or
+// not) has op c, u, d or r beside before, after or source; an evodb entry
+// has op INSERT, UPDATE or DELETE beside table and lsn.
+func sniffEnvelope(value []byte) Format {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(value, &top) != nil {
+		return ""
+	}
+	if p, ok := top["payload"]; ok {
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(p, &inner) == nil && inner != nil {
+			top = inner
+		}
+	}
+	var op string
+	if json.Unmarshal(top["op"], &op) != nil {
+		return ""
+	}
+	has := func(k string) bool { _, ok := top[k]; return ok }
+	switch {
+	case (op == "c" || op == "u" || op == "d" || op == "r") && (has("after") || has("before") || has("source")):
+		return FormatDebezium
+	case has("table") && has("lsn"):
+		if _, ok := parseEvoOp(op); ok {
+			return FormatEvoDB
+		}
+	}
+	return ""
 }
 
 // Change is one normalized change, whatever the input format.

@@ -189,10 +189,12 @@ func readEnvelope(p *scanner, env *envelope) (field string, err error) {
 	return "", nil
 }
 
-func (d *debeziumDecoder) Decode(rec Record, dst *Change) error { return d.decode(rec, dst, false) }
+func (d *debeziumDecoder) Decode(rec Record, dst *Change) error {
+	return withLooksLike(d.decode(rec, dst, false), &rec, FormatDebezium)
+}
 
 func (d *debeziumDecoder) DecodeBorrowed(rec Record, dst *Change) error {
-	return d.decode(rec, dst, true)
+	return withLooksLike(d.decode(rec, dst, true), &rec, FormatDebezium)
 }
 
 func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {

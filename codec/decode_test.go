@@ -306,3 +306,39 @@ func TestDecodeBorrowed(t *testing.T) {
 		})
 	}
 }
+
+// A record of the other built-in format fails to decode, and the error says
+// which envelope it has, so the operator fixes the topic's format instead
+// of diverting every record.
+func TestDecodeErrorNamesTheOtherEnvelope(t *testing.T) {
+	const (
+		dbz        = `{"before":null,"after":{"id":1},"source":{"db":"shop","table":"users","lsn":5},"op":"c","ts_ms":1}`
+		dbzWrapped = `{"schema":null,"payload":` + dbz + `}`
+		evo        = `{"op":"INSERT","table":"users","data":{"id":1},"lsn":100}`
+	)
+	for _, tc := range []struct {
+		name   string
+		format Format
+		value  string
+		want   Format
+	}{
+		{name: "debezium read as evodb", format: FormatEvoDB, value: dbz, want: FormatDebezium},
+		{name: "wrapped debezium read as evodb", format: FormatEvoDB, value: dbzWrapped, want: FormatDebezium},
+		{name: "evodb read as debezium", format: FormatDebezium, value: evo, want: FormatEvoDB},
+		{name: "broken evodb", format: FormatEvoDB, value: `{"op":"INSERT","table":"users","data":{"id":1},"lsn":-1}`},
+		{name: "broken debezium", format: FormatDebezium, value: `{"after":{"id":1},"op":"x"}`},
+		{name: "not json", format: FormatEvoDB, value: `hello`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decodeOne(t, tc.format, "", tc.value)
+			var de *DecodeError
+			require.ErrorAs(t, err, &de)
+			require.Equal(t, tc.want, de.LooksLike)
+			if tc.want == "" {
+				require.NotContains(t, err.Error(), "looks like")
+				return
+			}
+			require.Contains(t, err.Error(), "(this looks like "+tc.want.envelope()+")")
+		})
+	}
+}

@@ -24,9 +24,13 @@ import (
 // only does with UseNumber.
 type evodbDecoder struct{}
 
-func (evodbDecoder) Decode(rec Record, dst *Change) error { return decodeEvoDB(rec, dst, false) }
+func (evodbDecoder) Decode(rec Record, dst *Change) error {
+	return withLooksLike(decodeEvoDB(rec, dst, false), &rec, FormatEvoDB)
+}
 
-func (evodbDecoder) DecodeBorrowed(rec Record, dst *Change) error { return decodeEvoDB(rec, dst, true) }
+func (evodbDecoder) DecodeBorrowed(rec Record, dst *Change) error {
+	return withLooksLike(decodeEvoDB(rec, dst, true), &rec, FormatEvoDB)
+}
 
 func decodeEvoDB(rec Record, dst *Change, borrow bool) error {
 	var scratch []Field

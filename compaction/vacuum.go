@@ -30,6 +30,12 @@ type VacuumResult struct {
 	DryRun bool
 }
 
+// MinRetention is the shortest retention Vacuum and VacuumLog accept: a
+// writer between its upload and its commit, and a reader of an old version,
+// must never lose a file under them, and a writer must never put a log
+// version below one that log cleanup deleted (committer.MinLogRetention).
+const MinRetention = committer.MinLogRetention // the messages below say "1h"
+
 // Vacuum deletes the data files of the table at tablePath that no reader of
 // a version within retention of now can need:
 //
@@ -50,7 +56,7 @@ type VacuumResult struct {
 // dryRun it deletes nothing and reports what it would delete.
 func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention time.Duration, dryRun bool, now time.Time) (VacuumResult, error) {
 	res := VacuumResult{DryRun: dryRun}
-	if retention < time.Hour {
+	if retention < MinRetention {
 		return res, fmt.Errorf("vacuum %s: retention %s is under the 1h minimum", tablePath, retention)
 	}
 	table := committer.Open(b, tablePath, committer.Options{})
@@ -139,7 +145,7 @@ type LogVacuumResult struct {
 // LastModified.
 func VacuumLog(ctx context.Context, b objstore.Bucket, tablePath string, retention time.Duration, dryRun bool, now time.Time) (LogVacuumResult, error) {
 	res := LogVacuumResult{Checkpoint: -1, DryRun: dryRun}
-	if retention < committer.MinLogRetention {
+	if retention < MinRetention {
 		return res, fmt.Errorf("vacuum log of %s: retention %s is under the 1h minimum, which writers rely on", tablePath, retention)
 	}
 	logDir := joinKey(tablePath, "_delta_log/")

@@ -132,6 +132,10 @@ type S3 struct {
 	maxRetries int
 	timeout    time.Duration
 	maxElapsed time.Duration
+	// endpointHost is the configured endpoint's host, "" for AWS; with
+	// pathStyle it tells a bucket host name that cannot resolve.
+	endpointHost string
+	pathStyle    bool
 }
 
 var _ Bucket = (*S3)(nil)
@@ -172,6 +176,10 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 			return nil, err
 		}
 	}
+	endpointHost := ""
+	if static != nil {
+		endpointHost = static.base.Hostname()
+	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if static != nil {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
@@ -192,6 +200,9 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		maxRetries: cfg.MaxRetries,
 		timeout:    cfg.RequestTimeout,
 		maxElapsed: cfg.RetryMaxElapsed,
+
+		endpointHost: endpointHost,
+		pathStyle:    cfg.PathStyle,
 	}
 	if s.partSize == 0 {
 		s.partSize = DefaultPartSize
@@ -222,7 +233,9 @@ func normalizePrefix(p string) string {
 }
 
 // retry runs fn until it succeeds, fails permanently, or the retry budget or
-// ctx runs out.
+// ctx runs out. Answers that only a configuration change can fix (see
+// ConfigError) are permanent: a wrong secret or a missing bucket fails the
+// first request instead of every retry.
 func (s *S3) retry(ctx context.Context, fn func() error) error {
 	b := backoff.WithContext(backoff.WithMaxRetries(backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(100*time.Millisecond),
@@ -234,6 +247,9 @@ func (s *S3) retry(ctx context.Context, fn func() error) error {
 		err := fn()
 		if err == nil {
 			return nil
+		}
+		if ce := configError(err, s.bucket, s.endpointHost, s.pathStyle); ce != nil {
+			err = ce
 		}
 		last = err
 		if ctx.Err() != nil || !retryable(err) {
@@ -258,7 +274,7 @@ func (s *S3) attempt(ctx context.Context) (context.Context, context.CancelFunc) 
 // is called only while the caller's context is still live, so a context
 // error here is an attempt timeout.
 func retryable(err error) bool {
-	if errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrNotExist) {
+	if errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrNotExist) || IsConfigError(err) {
 		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -314,6 +330,10 @@ func classify(err error) error {
 		case "NoSuchKey", "NotFound":
 			return fmt.Errorf("%w: %w", ErrNotExist, err)
 		case "NoSuchBucket", "NoSuchUpload":
+			return err
+		}
+		if isAccessCode(ae.ErrorCode()) {
+			// Refused credentials, whatever the status: see configError.
 			return err
 		}
 	}

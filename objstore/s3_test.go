@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyauth "github.com/aws/smithy-go/auth"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/require"
 )
@@ -99,7 +101,7 @@ func TestS3Retries(t *testing.T) {
 		{name: "500 then ok", statuses: []int{500}, wantCalls: 2},
 		{name: "412 not retried", statuses: []int{412}, wantCalls: 1, wantErr: ErrPreconditionFailed},
 		{name: "404 not retried", statuses: []int{404}, wantCalls: 1, wantErr: ErrNotExist},
-		{name: "403 not retried", statuses: []int{403}, wantCalls: 1, anyErr: true},
+		{name: "403 not retried", statuses: []int{403}, wantCalls: 1, wantErr: ErrAccessDenied},
 		{name: "retries exhausted", statuses: []int{503, 503, 503, 503}, wantCalls: 3, anyErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +137,70 @@ func TestS3Retries(t *testing.T) {
 			require.Equal(t, tc.wantCalls, int(calls.Load()))
 		})
 	}
+}
+
+// TestS3ConfigErrors checks against the real server that the answers only
+// a configuration change can fix come back at once as ConfigErrors of the
+// right kind, without a retry.
+func TestS3ConfigErrors(t *testing.T) {
+	good := testS3Config(t)
+	for _, tc := range []struct {
+		name     string
+		edit     func(*S3Config)
+		want     error
+		wantText string
+	}{
+		{name: "wrong secret", edit: func(c *S3Config) { c.SecretAccessKey += "x" }, want: ErrAccessDenied, wantText: "SignatureDoesNotMatch"},
+		{name: "unknown access key", edit: func(c *S3Config) { c.AccessKeyID += "x" }, want: ErrAccessDenied, wantText: `access denied to bucket "` + good.Bucket + `"`},
+		{name: "missing bucket", edit: func(c *S3Config) { c.Bucket = "evodb-no-such-bucket" }, want: ErrNoBucket, wantText: `bucket "evodb-no-such-bucket" does not exist`},
+		{name: "virtual-hosted style on a self-hosted server", edit: func(c *S3Config) { c.PathStyle = false }, want: ErrNeedsPathStyle, wantText: "host " + good.Bucket + "."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := good
+			tc.edit(&cfg)
+			// A retry budget that would be spent many times over if these
+			// errors were retried: the retry count below is what shows it.
+			cfg.MaxRetries = 5
+			var tries atomic.Int32
+			b, err := NewS3(context.Background(), cfg)
+			require.NoError(t, err)
+			b.client = s3.New(b.client.Options(), func(o *s3.Options) {
+				o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+					return st.Initialize.Add(middleware.InitializeMiddlewareFunc("count", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+						tries.Add(1)
+						return next.HandleInitialize(ctx, in)
+					}), middleware.Before)
+				})
+			})
+			err = b.List(context.Background(), "probe/", func(ObjectInfo) error { return nil })
+			require.ErrorIs(t, err, tc.want)
+			require.True(t, IsConfigError(err))
+			// versitygw answers an unknown key with a 404: not a missing object.
+			require.NotErrorIs(t, err, ErrNotExist)
+			require.ErrorContains(t, err, tc.wantText)
+			require.Equal(t, tc.want.Error(), Cause(err))
+			require.EqualValues(t, 1, tries.Load(), "a configuration error must not be retried")
+		})
+	}
+}
+
+// TestCause checks that a log line gets the gist of a store error, not
+// the SDK's framing.
+func TestCause(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	b, err := NewS3(context.Background(), S3Config{
+		Bucket: "b", Endpoint: "http://" + addr, Region: "auto", PathStyle: true,
+		AccessKeyID: "k", SecretAccessKey: "s", MaxRetries: -1,
+	})
+	require.NoError(t, err)
+	err = b.List(context.Background(), "", func(ObjectInfo) error { return nil })
+	require.Error(t, err)
+	require.False(t, IsConfigError(err))
+	require.Contains(t, err.Error(), "operation error S3")
+	require.Equal(t, "dial tcp "+addr+": connect: connection refused", Cause(err))
 }
 
 func TestS3ConfigValidate(t *testing.T) {

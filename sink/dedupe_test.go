@@ -108,3 +108,20 @@ func TestSinkRefusesTwoTablesOnOnePath(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond)
 	require.NoError(t, stop())
 }
+
+// A Debezium topic read with the default evodb format stops the sink with
+// the keys to set, not with the advice to divert records to a dead-letter
+// topic, which would take every record of the topic.
+func TestSinkNamesTheFormatOfAForeignEnvelope(t *testing.T) {
+	c := newCluster(t, 2, "dbz")
+	produceDebezium(t, c.ListenAddrs(), "dbz", []dbzChange{{id: 1, lsn: 10, op: "c"}})
+	s, err := New(testConfig(c.ListenAddrs(), "dbz"), objstore.NewMemory())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = s.Run(ctx)
+	var rerr *RecordError
+	require.ErrorAs(t, err, &rerr)
+	require.ErrorContains(t, err, "record dbz/1@0 cannot be decoded: this looks like a Debezium envelope: set kafka.format or kafka.formats.dbz to debezium")
+	require.NotContains(t, err.Error(), "errors.tolerance")
+}

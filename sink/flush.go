@@ -450,16 +450,28 @@ func formatSources(rs []partitioner.SourceRange) string {
 }
 
 // retry runs op with exponential backoff until it succeeds, returns a
-// permanent error, or commit.store_retry_timeout passes.
+// permanent error, or commit.store_retry_timeout passes. A store
+// configuration error (objstore.ConfigError: refused credentials, a missing
+// bucket) is permanent: no wait makes it go away, and stopping with it says
+// what to fix. Each retry logs one warning with the gist of the error; the
+// store's full answer is in the error finally returned.
 func (s *Sink) retry(ctx context.Context, step string, op func() error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 100 * time.Millisecond
 	b.MaxInterval = 10 * time.Second
 	b.MaxElapsedTime = s.cfg.Commit.StoreRetryTimeout
-	return backoff.RetryNotify(op, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+	attempt := 0
+	return backoff.RetryNotify(func() error {
+		err := op()
+		if objstore.IsConfigError(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+		attempt++
 		s.metrics.storeRetries.WithLabelValues(step).Inc()
 		if !errors.Is(err, objstore.ErrPreconditionFailed) {
-			s.log.Warn("store operation failed, retrying", "step", step, "err", err, "in", d)
+			s.log.Warn("store operation failed, retrying", "step", step, "attempt", attempt, "cause", objstore.Cause(err), "in", d.Round(time.Millisecond))
 		}
 	})
 }

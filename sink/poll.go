@@ -341,6 +341,10 @@ func (s *Sink) badRecordLocked(ctx context.Context, rec *kgo.Record, cause error
 		return fmt.Errorf("send record %s/%d@%d to dead-letter topic %s: %w", rec.Topic, rec.Partition, rec.Offset, s.cfg.Errors.DLQTopic, err)
 	}
 	s.metrics.dlqRecords.WithLabelValues(rec.Topic).Inc()
+	if hint := formatHint(rec.Topic, cause); hint != "" {
+		s.log.Warn("record sent to dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "dlq", s.cfg.Errors.DLQTopic, "err", cause, "hint", hint)
+		return nil
+	}
 	s.log.Warn("record sent to dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "dlq", s.cfg.Errors.DLQTopic, "err", cause)
 	return nil
 }

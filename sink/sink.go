@@ -54,8 +54,26 @@ type RecordError struct {
 }
 
 func (e *RecordError) Error() string {
+	if hint := formatHint(e.Topic, e.Err); hint != "" {
+		// A dead-letter topic would take every record of the topic.
+		return fmt.Sprintf("record %s/%d@%d cannot be decoded: %s: %v", e.Topic, e.Partition, e.Offset, hint, e.Err)
+	}
 	return fmt.Sprintf("record %s/%d@%d cannot be processed (set errors.tolerance: all and errors.dlq_topic to divert such records and go on): %v",
 		e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// formatHint names the keys to set when a record failed to decode because
+// it has another format's envelope, or returns "".
+func formatHint(topic string, err error) string {
+	var de *codec.DecodeError
+	if !errors.As(err, &de) || de.LooksLike == "" {
+		return ""
+	}
+	name := string(de.LooksLike)
+	if de.LooksLike == codec.FormatDebezium {
+		name = "Debezium"
+	}
+	return fmt.Sprintf("this looks like a %s envelope: set kafka.format or kafka.formats.%s to %s", name, topic, de.LooksLike)
 }
 
 func (e *RecordError) Unwrap() error { return e.Err }
@@ -284,6 +302,12 @@ func (s *Sink) Run(ctx context.Context) error {
 		return err
 	}
 	opts = append(opts, kgo.WithHooks(newKafkaMetrics(s.reg)))
+	// The store is probed before the Kafka client exists: the client joins
+	// the group as soon as it is created, and a member that cannot write
+	// must never take partitions from healthy ones.
+	if err := s.checkStore(ctx); err != nil {
+		return err
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("create kafka client: %w", err)
@@ -292,10 +316,6 @@ func (s *Sink) Run(ctx context.Context) error {
 	s.flushCtx, s.cancelFlush = context.WithCancel(context.WithoutCancel(ctx))
 	defer s.cancelFlush()
 
-	if err := s.checkStore(ctx); err != nil {
-		cl.Close()
-		return err
-	}
 	if err := s.checkKafka(ctx); err != nil {
 		cl.Close()
 		return err
@@ -332,13 +352,19 @@ func (s *Sink) Run(ctx context.Context) error {
 }
 
 // checkStore makes one request to the store so a wrong URL or missing
-// credentials fail at start, not at the first flush.
+// credentials fail at start, not at the first flush. A configuration error
+// (objstore.ConfigError) fails at once; anything else is retried until
+// commit.store_retry_timeout, since a store that is down may come back.
 func (s *Sink) checkStore(ctx context.Context) error {
 	err := s.retry(ctx, "probe", func() error {
 		return s.bucket.List(ctx, "_evodb_probe/", func(objstore.ObjectInfo) error { return nil })
 	})
-	if err != nil {
-		return fmt.Errorf("object store unreachable: %w", err)
+	switch {
+	case err == nil:
+	case objstore.IsConfigError(err):
+		return fmt.Errorf("probe object store: %w", err)
+	default:
+		return fmt.Errorf("object store unreachable within commit.store_retry_timeout (%s): %w", s.cfg.Commit.StoreRetryTimeout, err)
 	}
 	s.storeOK.Store(true)
 	return nil

@@ -104,9 +104,16 @@ func TestCompactAndVacuumCommands(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(30), s.Rows)
 
+	// A retention under the minimum is refused, 0s too: it does not mean
+	// the default.
+	for r, shown := range map[string]string{"1m": "1m0s", "30m": "30m0s", "0s": "0s"} {
+		e, _, errOut = testEnv(nil)
+		require.Equal(t, 2, runMain(ctx, e, []string{"vacuum", "-c", cfgPath, "-retention", r}), "-retention %s", r)
+		require.Contains(t, errOut.String(), "-retention "+shown+" is under the 1h minimum")
+	}
 	e, _, errOut = testEnv(nil)
-	require.Equal(t, 1, runMain(ctx, e, []string{"vacuum", "-c", cfgPath, "-retention", "1m"}))
-	require.Contains(t, errOut.String(), "under the 1h minimum")
+	require.Equal(t, 0, runMain(ctx, e, []string{"vacuum", "-h"}))
+	require.Contains(t, errOut.String(), "at least 1h")
 	e, _, errOut = testEnv(nil)
 	require.Equal(t, 2, runMain(ctx, e, []string{"compact", "-c", cfgPath, "a", "b"}))
 	require.Contains(t, errOut.String(), "at most one table")

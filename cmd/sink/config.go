@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -50,6 +50,9 @@ type logConfig struct {
 // configuration file at path, with environment variables from lookup.
 func loadConfig(path string, lookup func(string) (string, bool)) (*fileConfig, error) {
 	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read config: %w (start from the example: cp config.example.yaml %s)", err, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -76,7 +79,7 @@ func parseConfig(data []byte, lookup func(string) (string, bool)) (*fileConfig, 
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nameKeys(err, &root)
+		return nil, explainDecodeError(err, &root)
 	}
 	cfg.applyDefaults()
 	if err := cfg.validate(); err != nil {
@@ -206,52 +209,6 @@ func splitComment(line string) (code, comment string) {
 		}
 	}
 	return line, ""
-}
-
-// lineKey matches the line numbers yaml.v3 puts in its errors.
-var lineKey = regexp.MustCompile(`line (\d+): `)
-
-// nameKeys rewrites yaml.v3's "line N: …" errors to also name the key at
-// that line ("line N (kafka.brokers): …"), since an operator thinks in keys.
-func nameKeys(err error, root *yaml.Node) error {
-	keys := map[int]string{}
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, path)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				p := k.Value
-				if path != "" {
-					p = path + "." + k.Value
-				}
-				keys[k.Line] = p
-				walk(v, p)
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				p := path + "[" + strconv.Itoa(i) + "]"
-				if _, ok := keys[c.Line]; !ok {
-					keys[c.Line] = p
-				}
-				walk(c, p)
-			}
-		}
-	}
-	walk(root, "")
-	msg := lineKey.ReplaceAllStringFunc(err.Error(), func(m string) string {
-		n, _ := strconv.Atoi(lineKey.FindStringSubmatch(m)[1])
-		if k, ok := keys[n]; ok {
-			return fmt.Sprintf("line %d (%s): ", n, k)
-		}
-		return m
-	})
-	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  ")
-	return errors.New(strings.ReplaceAll(msg, "\n  ", "; "))
 }
 
 // newLogger builds the process logger.

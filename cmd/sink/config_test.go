@@ -114,22 +114,45 @@ log: {level: debug, format: json}
 		{
 			name: "unknown top-level key",
 			yaml: minimal + "bogus: 1\n",
-			errs: []string{"line 7 (bogus)", "field bogus not found"},
+			errs: []string{"line 7: unknown key bogus (top-level keys: commit, compaction, "},
 		},
 		{
 			name: "unknown nested key",
 			yaml: minimal + "memory:\n  budget: 5\n",
-			errs: []string{"line 8 (memory.budget)", "field budget not found"},
+			errs: []string{"line 8: unknown key memory.budget (did you mean budget_bytes?)"},
 		},
 		{
 			name: "wrong type names the key",
 			yaml: minimal + "memory:\n  budget_bytes: lots\n",
-			errs: []string{"line 8 (memory.budget_bytes)", "cannot unmarshal"},
+			errs: []string{"line 8 (memory.budget_bytes): want a whole number, got lots"},
 		},
 		{
 			name: "bad duration",
 			yaml: minimal + "shutdown_timeout: soon\n",
-			errs: []string{"line 7 (shutdown_timeout)"},
+			errs: []string{"line 7 (shutdown_timeout): want a duration such as 5s, 1m30s or 2h, got soon"},
+		},
+		{
+			name: "duration without a unit",
+			yaml: minimal + "tables:\n  default:\n    flush_interval: 5\n",
+			errs: []string{"line 9 (tables.default.flush_interval): want a duration such as 5s, 1m30s or 2h, got 5"},
+		},
+		{
+			name: "misspelt key in a table override",
+			yaml: minimal + "tables:\n  default:\n    flush_intervall: 5s\n  overrides:\n    users: {mode: standard, flush_intervall: 5s}\n",
+			errs: []string{
+				"line 9: unknown key tables.default.flush_intervall (did you mean flush_interval?)",
+				"line 11: unknown key tables.overrides.users.flush_intervall (did you mean flush_interval?)",
+			},
+		},
+		{
+			name: "key at the wrong level",
+			yaml: minimal + "kafka_columns: true\n",
+			errs: []string{"line 7: unknown key kafka_columns (kafka_columns is a key under tables.default and tables.overrides.<name>)"},
+		},
+		{
+			name: "mapping where a list belongs",
+			yaml: "kafka:\n  brokers: {a: 1}\n  topics: [cdc]\nstore: {url: 'mem://'}\n",
+			errs: []string{"line 2 (kafka.brokers): want a list, got a mapping"},
 		},
 		{
 			name: "missing env",
@@ -221,6 +244,7 @@ func TestExampleConfig(t *testing.T) {
 func TestLoadConfigMissingFile(t *testing.T) {
 	_, err := loadConfig(filepath.Join(t.TempDir(), "nope.yaml"), envMap(nil))
 	require.ErrorContains(t, err, "read config")
+	require.ErrorContains(t, err, "(start from the example: cp config.example.yaml ")
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 

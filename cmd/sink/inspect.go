@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/evodb/sink/committer"
@@ -12,37 +18,91 @@ import (
 )
 
 func inspectCommand() command {
-	const usage = "inspect [-c config.yaml] <store-url> [table]"
+	const usage = "inspect [-c config.yaml] [<store-url or directory>] [table]"
 	return command{
 		usage:   usage,
 		summary: "show tables: versions, files, sizes, rows, LSN ranges, txn offsets",
 		run: func(ctx context.Context, e *env, args []string) error {
 			fs := newFlags(e, "inspect", usage)
-			path := fs.String("c", "", "configuration file whose store.s3 settings (credentials) apply to an s3:// URL")
+			path := fs.String("c", "", "configuration file: its store.url is the default store, its store.s3 settings (endpoint, region, credentials) apply to an s3:// URL")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
-			if fs.NArg() < 1 || fs.NArg() > 2 {
-				return fmt.Errorf("%w: want a store URL and at most one table", errUsage)
-			}
-			var s3 objstore.S3Config
+			args = fs.Args()
+			var (
+				s3       objstore.S3Config
+				storeURL string
+			)
 			if *path != "" {
 				cfg, err := loadConfig(*path, e.lookupEnv)
 				if err != nil {
 					return err
 				}
-				s3 = cfg.Store.S3
+				s3, storeURL = cfg.Store.S3, cfg.Store.URL
 			}
-			bucket, err := objstore.Open(ctx, fs.Arg(0), s3)
+			// Without -c the first argument is the store. With -c it is
+			// the store only if it looks like one, else it is a table of
+			// the configured store.
+			if len(args) > 0 && (*path == "" || looksLikeStore(args[0])) {
+				storeURL, args = args[0], args[1:]
+			}
+			switch {
+			case storeURL == "":
+				return fmt.Errorf("%w: want a store URL or directory, or -c config.yaml", errUsage)
+			case len(args) > 1:
+				return fmt.Errorf("%w: want a store URL or directory and at most one table", errUsage)
+			}
+			storeURL, err := storeFromArg(storeURL)
 			if err != nil {
 				return err
 			}
-			if fs.NArg() == 2 {
-				return inspectTable(ctx, e.stdout, bucket, fs.Arg(1))
+			bucket, err := objstore.Open(ctx, storeURL, s3)
+			if err == nil {
+				if len(args) == 1 {
+					err = inspectTable(ctx, e.stdout, bucket, args[0])
+				} else {
+					err = inspectAll(ctx, e.stdout, bucket)
+				}
 			}
-			return inspectAll(ctx, e.stdout, bucket)
+			if err != nil && *path == "" && strings.HasPrefix(storeURL, "s3://") && !errors.Is(err, committer.ErrNoTable) {
+				return hinted{hint: "pass -c config.yaml to use the configuration's store.s3 settings: " +
+					"an s3:// URL alone carries no credentials, and no endpoint or region unless its query sets them", err: err}
+			}
+			return err
 		},
 	}
+}
+
+// looksLikeStore reports whether an inspect argument names a store rather
+// than a table: a URL, or a path that starts like one.
+func looksLikeStore(arg string) bool {
+	return strings.Contains(arg, "://") || strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, ".")
+}
+
+// storeFromArg turns an inspect argument into a store URL: a URL is used
+// as is, a plain path names a directory of tables, which must exist
+// (inspect never creates a store).
+func storeFromArg(arg string) (string, error) {
+	if !strings.Contains(arg, "://") {
+		abs, err := filepath.Abs(arg)
+		if err != nil {
+			return "", err
+		}
+		arg = "file://" + filepath.ToSlash(abs)
+	}
+	u, err := url.Parse(arg)
+	if err != nil || u.Scheme != "file" {
+		// objstore.Open reports a malformed URL with the forms it takes.
+		return arg, nil
+	}
+	dir := u.Host + u.Path
+	if u.Host == "localhost" {
+		dir = u.Path
+	}
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		return "", fmt.Errorf("store %s: no directory %s", arg, dir)
+	}
+	return arg, nil
 }
 
 // inspectAll prints one block per table.
@@ -86,7 +146,7 @@ func printSummary(w io.Writer, s *tableSummary) {
 	for a := range s.Txns {
 		apps = append(apps, a)
 	}
-	sort.Strings(apps)
+	sortAppIDs(apps)
 	if len(apps) == 0 {
 		return
 	}
@@ -98,9 +158,37 @@ func printSummary(w io.Writer, s *tableSummary) {
 	tw.Flush()
 }
 
+// sortAppIDs sorts txn app ids (".../<topic>/<partition>") by everything
+// before the partition, then by partition number, so partition 10 follows
+// partition 9.
+func sortAppIDs(ids []string) {
+	split := func(id string) (string, int64, bool) {
+		i := strings.LastIndexByte(id, '/')
+		n, err := strconv.ParseInt(id[i+1:], 10, 32)
+		return id[:i+1], n, err == nil
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		pi, ni, oki := split(ids[i])
+		pj, nj, okj := split(ids[j])
+		if pi != pj || !oki || !okj {
+			return ids[i] < ids[j]
+		}
+		return ni < nj
+	})
+}
+
 // inspectTable prints one table's summary and its files.
 func inspectTable(ctx context.Context, w io.Writer, b objstore.Bucket, path string) error {
 	s, err := summarize(ctx, b, path)
+	if errors.Is(err, committer.ErrNoTable) {
+		// Name the tables there are, for a misspelt one.
+		if paths, lerr := committer.ListTables(ctx, b); lerr == nil {
+			if len(paths) == 0 {
+				return fmt.Errorf("%w; the store holds no tables", err)
+			}
+			return fmt.Errorf("%w; the store holds: %s", err, strings.Join(paths, ", "))
+		}
+	}
 	if err != nil {
 		return err
 	}

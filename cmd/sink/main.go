@@ -4,7 +4,8 @@
 //
 //	sink run -c config.yaml           run the sink
 //	sink demo [-dir ./evodb-demo]     a self-contained demo: in-process broker, generated CDC, local tables
-//	sink inspect <store-url> [table]  versions, files, sizes, LSN ranges and txn offsets of the tables
+//	sink inspect [-c config.yaml] [<store-url or directory>] [table]
+//	                                  versions, files, sizes, LSN ranges and txn offsets of the tables
 //	sink produce -brokers … -topic …  produce a generated CDC workload to any broker
 //	sink bench [-tables 8,64,512]     measure the sink beside consume-only and decode+encode baselines
 //	sink version                      print the version
@@ -105,6 +106,11 @@ func runMain(ctx context.Context, e *env, args []string) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(e.stderr, "sink %s: %v\nusage: sink %s\n", args[0], err, cmd.usage)
 		return 2
+	}
+	if hint := storeHint(err); hint != "" {
+		// The fix first, on its own line; the store's full answer after it.
+		fmt.Fprintf(e.stderr, "sink %s: %s\n  %v\n", args[0], hint, err)
+		return 1
 	}
 	fmt.Fprintf(e.stderr, "sink %s: %v\n", args[0], err)
 	return 1

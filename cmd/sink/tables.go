@@ -37,12 +37,20 @@ type tableSummary struct {
 	Snapshot       *committer.Snapshot
 }
 
+// noTableError is a table path with no table under it.
+type noTableError struct{ path string }
+
+func (e noTableError) Error() string { return fmt.Sprintf("no table %q", e.path) }
+
+func (e noTableError) Unwrap() error { return committer.ErrNoTable }
+
 // summarize reads the latest snapshot of the table at path.
 func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSummary, error) {
 	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
 	if err != nil {
 		if errors.Is(err, committer.ErrNoTable) {
-			return nil, fmt.Errorf("no table at %q: %w", path, err)
+			// The committer's own text would repeat the path and "table".
+			return nil, noTableError{path: path}
 		}
 		return nil, fmt.Errorf("read table %s: %w", path, err)
 	}

@@ -3,13 +3,20 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/evodb/sink/compaction"
 	"github.com/evodb/sink/objstore"
 )
+
+// minRetention is compaction.MinRetention as an operator writes it ("1h").
+func minRetention() string {
+	return strings.TrimSuffix(strings.TrimSuffix(compaction.MinRetention.String(), "0s"), "0m")
+}
 
 func vacuumCommand() command {
 	const usage = "vacuum -c config.yaml [-retention 168h] [-dry-run] [-log] [table]"
@@ -19,7 +26,7 @@ func vacuumCommand() command {
 		run: func(ctx context.Context, e *env, args []string) error {
 			fs := newFlags(e, "vacuum", usage)
 			path := fs.String("c", "config.yaml", "configuration file (see config.example.yaml)")
-			retention := fs.Duration("retention", 0, "keep files removed or written more recently than this (default compaction.retention, 168h)")
+			retention := fs.Duration("retention", 0, "keep files removed or written more recently than this; at least "+minRetention()+" (default compaction.retention, 168h)")
 			dryRun := fs.Bool("dry-run", false, "list what would be deleted, delete nothing")
 			logs := fs.Bool("log", false, "also delete log entries before the latest checkpoint that are older than the retention")
 			if err := parseFlags(fs, args); err != nil {
@@ -28,12 +35,20 @@ func vacuumCommand() command {
 			if fs.NArg() > 1 {
 				return fmt.Errorf("%w: at most one table", errUsage)
 			}
+			// An explicit -retention 0s is not "the default": it would
+			// be refused as too short, and so it is, here, before the
+			// configuration is read.
+			set := false
+			fs.Visit(func(f *flag.Flag) { set = set || f.Name == "retention" })
+			if set && *retention < compaction.MinRetention {
+				return fmt.Errorf("%w: -retention %s is under the %s minimum", errUsage, *retention, minRetention())
+			}
 			cfg, err := loadConfig(*path, e.lookupEnv)
 			if err != nil {
 				return err
 			}
 			cc := cfg.Compaction // defaulted and validated by loadConfig
-			if *retention == 0 {
+			if !set {
 				*retention = cc.Retention
 			}
 			bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)

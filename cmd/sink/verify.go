@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/objstore"
@@ -23,7 +27,7 @@ func verifyCommand() command {
 		run: func(ctx context.Context, e *env, args []string) error {
 			fs := newFlags(e, "verify", usage)
 			path := fs.String("c", "config.yaml", "configuration file of the sink whose tables to verify")
-			topic := fs.String("topic", "", "verify only this topic (default: every topic of kafka.topics)")
+			topic := fs.String("topic", "", "verify only this topic (default: every topic of kafka.topics, or every topic matching kafka.topic_regex)")
 			from := fs.Int64("from", -1, "first offset to verify in every partition (default: the log start)")
 			to := fs.Int64("to", -1, "first offset not to verify in every partition (default: the high watermark)")
 			maxProblems := fs.Int("max", 50, "problems listed one by one (all are counted)")
@@ -37,16 +41,21 @@ func verifyCommand() command {
 			if err != nil {
 				return err
 			}
-			topics := cfg.Kafka.Topics
-			if *topic != "" {
-				topics = []string{*topic}
-			}
-			if len(topics) == 0 {
-				return fmt.Errorf("%w: no topics: set kafka.topics or -topic", errUsage)
-			}
 			kopts, err := sink.ClientOptions(cfg.Kafka)
 			if err != nil {
 				return err
+			}
+			topics := cfg.Kafka.Topics
+			switch {
+			case *topic != "":
+				topics = []string{*topic}
+			case cfg.Kafka.TopicRegex != "":
+				if topics, err = matchingTopics(ctx, kopts, cfg); err != nil {
+					return err
+				}
+			}
+			if len(topics) == 0 {
+				return fmt.Errorf("%w: no topics: set kafka.topics or -topic", errUsage)
 			}
 			bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)
 			if err != nil {
@@ -75,4 +84,37 @@ func verifyCommand() command {
 			return nil
 		},
 	}
+}
+
+// matchingTopics lists the topics the sink of cfg consumes through
+// kafka.topic_regex, as the sink's consumer matches them: the expression
+// matches anywhere in the name and internal topics never match. The
+// dead-letter and notification topics are the sink's output, not its
+// input, and are left out.
+func matchingTopics(ctx context.Context, kopts []kgo.Opt, cfg *fileConfig) ([]string, error) {
+	re, err := regexp.Compile(cfg.Kafka.TopicRegex)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.topic_regex: %w", err)
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	listed, err := kadm.NewClient(cl).ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list topics for kafka.topic_regex: %w", err)
+	}
+	var topics []string
+	for _, d := range listed.Sorted() {
+		if d.IsInternal || d.Err != nil || !re.MatchString(d.Topic) ||
+			d.Topic == cfg.Errors.DLQTopic || d.Topic == cfg.Notify.Topic {
+			continue
+		}
+		topics = append(topics, d.Topic)
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("no topic matches kafka.topic_regex %q", cfg.Kafka.TopicRegex)
+	}
+	return topics, nil
 }

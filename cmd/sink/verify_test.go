@@ -86,3 +86,49 @@ http:
 	code, _, errOut = verifyOnce("extra")
 	require.Equal(t, 2, code, errOut)
 }
+
+// TestVerifyTopicRegex checks that verify reads the topics a kafka.topic_regex
+// sink consumes: every matching topic, but neither the dead-letter topic nor
+// topics the expression does not match.
+func TestVerifyTopicRegex(t *testing.T) {
+	ctx := testContext(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "cdc.dlq"), kfake.AllowAutoTopicCreation())
+	require.NoError(t, err)
+	defer cluster.Close()
+	brokers := strings.Join(cluster.ListenAddrs(), ",")
+	for topic, partitions := range map[string]string{"cdc.a": "2", "cdc.b": "1", "other": "1"} {
+		e, _, errOut := testEnv(nil)
+		code := runMain(ctx, e, []string{"produce", "-brokers", brokers, "-topic", topic, "-records", "20", "-partitions", partitions})
+		require.Equal(t, 0, code, errOut.String())
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	write := func(regex string) {
+		require.NoError(t, os.WriteFile(cfgPath, []byte(`
+kafka:
+  brokers: ["${BROKERS}"]
+  topic_regex: '`+regex+`'
+store:
+  url: file://${DIR}/store
+errors: {tolerance: all, dlq_topic: cdc.dlq}
+`), 0o644))
+	}
+	vars := map[string]string{"BROKERS": brokers, "DIR": dir}
+
+	write(`^cdc\.`)
+	e, out, errOut := testEnv(vars)
+	// Nothing was consumed: verify finds every record missing, in every
+	// partition of both matching topics.
+	require.Equal(t, 1, runMain(ctx, e, []string{"verify", "-c", cfgPath}), "stderr: %s", errOut)
+	require.Contains(t, out.String(), "FAILED: 40 records in 3 partitions")
+	for _, p := range []string{"cdc.a/0 ", "cdc.a/1 ", "cdc.b/0 "} {
+		require.Contains(t, out.String(), "  "+p)
+	}
+	require.NotContains(t, out.String(), "cdc.dlq/")
+	require.NotContains(t, out.String(), "other/")
+
+	write(`^nothing$`)
+	e, _, errOut = testEnv(vars)
+	require.Equal(t, 1, runMain(ctx, e, []string{"verify", "-c", cfgPath}))
+	require.Contains(t, errOut.String(), `no topic matches kafka.topic_regex "^nothing$"`)
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
+)
+
+// TestInspect covers the ways an operator names the store: the
+// configuration's store.url, a plain directory, a URL; and what inspect
+// says when the table or the store is not there.
+func TestInspect(t *testing.T) {
+	ctx := testContext(t)
+	dir := t.TempDir()
+	storeDir := filepath.Join(dir, "store")
+	b, err := objstore.NewFilesystem(storeDir)
+	require.NoError(t, err)
+	writeSmallTable(t, ctx, b, 1)
+	// Twelve source partitions, so that lexical order (0, 1, 10, 11, 2)
+	// and numeric order differ.
+	var txns []committer.TxnCondition
+	for p := range 12 {
+		txns = append(txns, committer.TxnCondition{AppID: fmt.Sprintf("evodb-sink/g/cdc/%d", p), FirstOffset: 0, LastOffset: int64(100 + p)})
+	}
+	_, err = committer.Open(b, "users", committer.Options{}).Commit(ctx, committer.Commit{ReadVersion: -1, Txns: txns})
+	require.NoError(t, err)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte("kafka: {brokers: [b:9092], topics: [cdc]}\nstore: {url: 'file://"+filepath.ToSlash(storeDir)+"'}\n"), 0o644))
+
+	inspect := func(args ...string) (int, string, string) {
+		e, out, errOut := testEnv(nil)
+		code := runMain(ctx, e, append([]string{"inspect"}, args...))
+		return code, out.String(), errOut.String()
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"store.url of the configuration", []string{"-c", cfgPath}},
+		{"a table of the configured store", []string{"-c", cfgPath, "users"}},
+		{"a plain directory", []string{storeDir}},
+		{"a plain directory and a table", []string{storeDir, "users"}},
+		{"a URL", []string{"file://" + filepath.ToSlash(storeDir)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := inspect(tc.args...)
+			require.Equal(t, 0, code, "stderr: %s", errOut)
+			require.Contains(t, out, "table users\n")
+			var order []string
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "evodb-sink/g/cdc/") {
+					order = append(order, strings.TrimPrefix(f[0], "evodb-sink/g/cdc/"))
+				}
+			}
+			require.Equal(t, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}, order)
+		})
+	}
+
+	code, _, errOut := inspect(storeDir, "orders")
+	require.Equal(t, 1, code)
+	require.Equal(t, "sink inspect: no table \"orders\"; the store holds: users\n", errOut)
+
+	missing := filepath.Join(dir, "nowhere")
+	code, _, errOut = inspect(missing)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "no directory "+missing)
+	_, err = os.Stat(missing)
+	require.ErrorIs(t, err, os.ErrNotExist, "inspect must not create a store")
+
+	code, _, errOut = inspect()
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "want a store URL or directory, or -c config.yaml")
+}
+
+// TestInspectS3WithoutConfig checks that an s3:// URL the store cannot be
+// reached with alone (no endpoint, so no region; no credentials) says to
+// pass the configuration.
+func TestInspectS3WithoutConfig(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	e, _, errOut := testEnv(nil)
+	require.Equal(t, 1, runMain(testContext(t), e, []string{"inspect", "s3://lake/tables"}))
+	require.True(t, strings.HasPrefix(errOut.String(), "sink inspect: pass -c config.yaml to use the configuration's store.s3 settings"), errOut.String())
+}
