@@ -154,6 +154,11 @@ type Sink struct {
 	aborting     bool
 	lastOffsetAt time.Time
 	lastProgress time.Time
+	// progress is what happened since the last progress line.
+	progress interval
+	// revokedSince are the partitions revoked since the last rebalance
+	// line.
+	revokedSince map[string][]int32
 	flushSem     chan struct{}
 	flushes      sync.WaitGroup
 	flushCtx     context.Context
@@ -177,6 +182,8 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 		now:    time.Now,
 		tables: map[string]*table{},
 		parts:  map[topicPartition]*partition{},
+
+		revokedSince: map[string][]int32{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -317,6 +324,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		stopEnds()
 		<-endsDone
 	}()
+	s.mu.Lock()
+	s.lastProgress = s.now()
+	s.progress.reset(s.lastProgress)
+	s.mu.Unlock()
 	s.log.Info("sink started", "instance", s.instance, "group", s.cfg.Kafka.Group)
 	runErr := s.poll(ctx)
 	if errors.Is(runErr, ErrKilled) {
