@@ -560,6 +560,7 @@ func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for topic, ps := range assigned {
+		s.metrics.initTopic(topic)
 		for _, n := range ps {
 			tp := topicPartition{topic, n}
 			s.parts[tp] = &partition{tp: tp, appID: s.appID(tp), next: -1, hwm: -1, committed: -1,

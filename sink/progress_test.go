@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/objstore"
@@ -147,4 +148,58 @@ func TestSinkLogsOneLinePerRebalance(t *testing.T) {
 	require.Len(t, left, 1)
 	require.True(t, strings.HasPrefix(left[0]["revoked"].(string), "cdc:"), left[0])
 	require.Empty(t, logsA.with(t, "partition assigned"))
+}
+
+// Every counter an alert may watch exists at 0 from the start, per topic
+// once the sink is created and per table once it opens the table, so
+// rate() and increase() see the first error.
+func TestCountersExportedAtZero(t *testing.T) {
+	c := newCluster(t, 1, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 1, 50, 0, 3, 0, want)
+	b := objstore.NewMemory()
+	reg := prometheus.NewRegistry()
+	series := func() map[string]float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if m.GetCounter() == nil {
+					continue
+				}
+				var labels []string
+				for _, l := range m.GetLabel() {
+					labels = append(labels, l.GetName()+"="+l.GetValue())
+				}
+				out[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = m.GetCounter().GetValue()
+			}
+		}
+		return out
+	}
+	s, stop := runSink(t, testConfig(c.ListenAddrs(), "cdc"), b, WithRegisterer(reg))
+	for _, name := range []string{
+		"evodb_sink_decode_errors_total{topic=cdc}",
+		"evodb_sink_dlq_records_total{topic=cdc}",
+		"evodb_sink_tombstones_total{topic=cdc}",
+		"evodb_sink_store_retries_total{step=commit}",
+		"evodb_sink_store_retries_total{step=upload}",
+	} {
+		v, ok := series()[name]
+		require.True(t, ok, "%s is exported before anything happened", name)
+		require.Zero(t, v, name)
+	}
+	waitCommitted(t, b, 50, 30*time.Second)
+	tables := s.Tables()
+	require.Len(t, tables, 1)
+	got := series()
+	for _, name := range []string{
+		"evodb_sink_records_already_durable_total{table=" + tables[0].Path + "}",
+		"evodb_sink_commit_conflicts_total{table=" + tables[0].Path + "}",
+	} {
+		v, ok := got[name]
+		require.True(t, ok, "%s is exported once the table is open", name)
+		require.Zero(t, v, name)
+	}
+	require.NoError(t, stop())
 }

@@ -190,6 +190,10 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 	}
 	s.flushDone = sync.NewCond(&s.mu)
 	s.metrics = newMetrics(s.reg)
+	s.metrics.initFixed()
+	for _, topic := range cfg.Kafka.Topics {
+		s.metrics.initTopic(topic)
+	}
 	s.flushSem = make(chan struct{}, cfg.Commit.MaxConcurrentFlushes)
 	budget, err := buffer.BudgetFromFractions(cfg.Memory.Budget, cfg.Memory.HighWatermark, cfg.Memory.LowWatermark)
 	if err != nil {

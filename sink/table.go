@@ -177,6 +177,7 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 		return nil, err
 	}
 	s.tables[path] = nt
+	s.metrics.initTable(path, nt.dedupe != nil)
 	s.log.Info("table opened", "table", path, "version", versionOf(snap))
 	return nt, nil
 }
