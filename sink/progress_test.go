@@ -203,3 +203,29 @@ func TestCountersExportedAtZero(t *testing.T) {
 	}
 	require.NoError(t, stop())
 }
+
+// Opening a table that does not exist yet says so instead of naming a
+// version -1; reopening it names its version.
+func TestSinkLogsTableOpened(t *testing.T) {
+	c := newCluster(t, 1, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 1, 20, 0, 3, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	var first, second logLines
+	_, stop := runSink(t, cfg, b, WithLogger(first.logger()))
+	waitCommitted(t, b, 20, 30*time.Second)
+	require.NoError(t, stop())
+	require.Empty(t, first.with(t, "table opened"))
+	lines := first.with(t, "table opened: it does not exist yet and is created by its first commit")
+	require.Len(t, lines, 1)
+	require.NotContains(t, lines[0], "version")
+
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 1, 5, 0, 4, 1000, want)
+	_, stop = runSink(t, cfg, b, WithLogger(second.logger()))
+	waitCommitted(t, b, 25, 30*time.Second)
+	require.NoError(t, stop())
+	lines = second.with(t, "table opened")
+	require.Len(t, lines, 1)
+	require.GreaterOrEqual(t, lines[0]["version"], 1.0)
+}

@@ -178,7 +178,11 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 	}
 	s.tables[path] = nt
 	s.metrics.initTable(path, nt.dedupe != nil)
-	s.log.Info("table opened", "table", path, "version", versionOf(snap))
+	if snap == nil {
+		s.log.Info("table opened: it does not exist yet and is created by its first commit", "table", path)
+	} else {
+		s.log.Info("table opened", "table", path, "version", snap.Version)
+	}
 	return nt, nil
 }
 
