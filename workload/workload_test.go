@@ -283,3 +283,31 @@ func BenchmarkNext(b *testing.B) {
 		})
 	}
 }
+
+// By default timestamps come from StartMs, one millisecond apart; with Now
+// every change carries the time it was generated, in every envelope.
+func TestTimestamps(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			dec, err := codec.NewDecoder(f.cfg.Format)
+			require.NoError(t, err)
+			ts := func(g *Generator) int64 {
+				r := g.Next()
+				var ch codec.Change
+				require.NoError(t, dec.Decode(codec.Record{Key: r.Key, Value: r.Value}, &ch))
+				return ch.TS
+			}
+			g := newGen(f.cfg, 1)
+			require.Equal(t, int64(DefaultStartMs), ts(g))
+			require.Equal(t, int64(DefaultStartMs+1), ts(g))
+
+			now := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)
+			cfg := f.cfg
+			cfg.Now = func() time.Time { return now }
+			g = newGen(cfg, 1)
+			require.Equal(t, now.UnixMilli(), ts(g))
+			now = now.Add(time.Second)
+			require.Equal(t, now.UnixMilli(), ts(g))
+		})
+	}
+}

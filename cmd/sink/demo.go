@@ -247,11 +247,11 @@ func produceDemo(ctx context.Context, e *env, brokers []string, o demoOptions) (
 	}{
 		{workload.New(workload.Config{
 			Format: codec.FormatEvoDB, Topic: demoTopicEvoDB, Partitions: demoPartitions,
-			TableNames: []string{"users", "orders", "payments"}, EvolveAfter: evolve,
+			TableNames: []string{"users", "orders", "payments"}, EvolveAfter: evolve, Now: time.Now,
 		}, rng), o.records / 2},
 		{workload.New(workload.Config{
 			Format: codec.FormatDebezium, SchemaWrapper: true, Topic: demoTopicDebezium, Partitions: demoPartitions,
-			TableNames: []string{"customers", "products", "shipments"}, EvolveAfter: evolve,
+			TableNames: []string{"customers", "products", "shipments"}, EvolveAfter: evolve, Now: time.Now,
 		}, rng), o.records - o.records/2},
 	}
 	printer := progressPrinter(e, "produced", o.records, time.Now())
