@@ -88,6 +88,13 @@ type Config struct {
 	// demo's. Records then depend on the clock; leave it nil wherever a
 	// seed must replay the same bytes.
 	Now func() time.Time
+	// DescriptiveColumns names the generated columns like a real schema
+	// (email, amount, created_at) instead of by kind and position (s5,
+	// d2, at11), for demos whose tables people query; an "email" column
+	// holds addresses. A seed draws the same values either way; the
+	// records are longer, so the trailing columns of the widest rows are
+	// null more often to stay within MaxRecordBytes.
+	DescriptiveColumns bool
 	// EvolveAfter adds a column to a table after that many changes to it
 	// (0: never).
 	EvolveAfter int
@@ -162,7 +169,7 @@ func New(cfg Config, rng *rand.Rand) *Generator {
 		g.zipf = rand.NewZipf(rng, cfg.ZipfS, 1, uint64(cfg.Tables-1))
 	}
 	for i, name := range cfg.TableNames {
-		g.tables = append(g.tables, newTable(i, name, rng))
+		g.tables = append(g.tables, newTable(i, name, rng, cfg.DescriptiveColumns))
 	}
 	return g
 }

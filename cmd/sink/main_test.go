@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -181,7 +182,18 @@ func TestDemo(t *testing.T) {
 	}
 	require.EqualValues(t, 2000, rows)
 
+	// The tables' columns are named like a real schema, and the printed
+	// queries select them.
+	short := regexp.MustCompile(`^(n|b|d|f|s|u|at|j)[0-9]+$`)
+	for _, s := range res.tables {
+		schema, err := codec.ParseDeltaSchema(s.Snapshot.Metadata.SchemaString)
+		require.NoError(t, err)
+		for _, c := range schema.Columns() {
+			require.NotRegexp(t, short, c.Name, "table %s", s.Path)
+		}
+	}
 	printDemo(e, dir, res)
+	require.Regexp(t, `SELECT id, [a-z_]+, [a-z_]+, [a-z_]+, _op, _ts FROM delta_scan\('`+regexp.QuoteMeta(filepath.Join(dir, "users"))+`'\) ORDER BY _lsn DESC LIMIT 5`, out.String())
 	require.Contains(t, out.String(), "delta_scan('"+filepath.Join(dir, "inventory", "public", "customers")+"')")
 	require.Contains(t, out.String(), "deltalake.DeltaTable('"+filepath.Join(dir, "users")+"')")
 
