@@ -1,12 +1,10 @@
 package compaction
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
 )
@@ -101,9 +99,14 @@ type fileRef struct {
 // Plan returns the merge jobs for a table snapshot; it is a pure function of
 // its inputs. No two jobs share an input.
 //
-// Files are ordered by LSN range (the evodb.minLsn/maxLsn tags, else the
-// _lsn column stats, else the range in the file name; a file with none is
-// left alone). A file of at least SizeCap/2 bytes is finished and never an
+// Only files the sink wrote are planned: those with the evodb.minLsn and
+// evodb.maxLsn tags, or named like a sink block or compacted file (a log
+// rewritten by another tool may have dropped the tags, never the name).
+// Another writer's files (a Spark or delta-rs job appending to the table)
+// carry neither, have no evodb Parquet metadata the executor could read
+// them by, and are left alone as they are; their _lsn statistics, if any,
+// are not used. Files are ordered by LSN range, from the tags, else the
+// name. A file of at least SizeCap/2 bytes is finished and never an
 // input. The other, small, files are merged in three passes, each used only
 // when the ones before it found nothing, so write amplification stays low:
 //
@@ -251,40 +254,16 @@ func fileLevel(a committer.Add) int {
 	return 0
 }
 
-// lsnRange is a file's LSN range: from its tags, else its _lsn stats, else
-// its name.
+// lsnRange is the LSN range of a file the sink wrote: from its tags, else
+// its name. ok is false for any other file.
 func lsnRange(a committer.Add) (lo, hi uint64, ok bool) {
 	lo, errLo := strconv.ParseUint(a.Tags[TagMinLSN], 10, 64)
 	hi, errHi := strconv.ParseUint(a.Tags[TagMaxLSN], 10, 64)
 	if errLo == nil && errHi == nil && lo <= hi {
 		return lo, hi, true
 	}
-	if lo, hi, ok := statsLSN(a.Stats); ok {
-		return lo, hi, true
-	}
 	if f, err := partitioner.ParseFileKey(a.Path); err == nil {
 		return f.FirstLSN, f.LastLSN, true
 	}
 	return 0, 0, false
-}
-
-// statsLSN reads the _lsn min and max from Delta stats JSON.
-func statsLSN(stats string) (lo, hi uint64, ok bool) {
-	if stats == "" {
-		return 0, 0, false
-	}
-	// Other columns' min/max may be strings or dates; decode only _lsn.
-	var st struct {
-		MinValues map[string]json.RawMessage `json:"minValues"`
-		MaxValues map[string]json.RawMessage `json:"maxValues"`
-	}
-	if json.Unmarshal([]byte(stats), &st) != nil {
-		return 0, 0, false
-	}
-	lo, errLo := strconv.ParseUint(string(st.MinValues[codec.ColLSN]), 10, 64)
-	hi, errHi := strconv.ParseUint(string(st.MaxValues[codec.ColLSN]), 10, 64)
-	if errLo != nil || errHi != nil || lo > hi {
-		return 0, 0, false
-	}
-	return lo, hi, true
 }

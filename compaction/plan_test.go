@@ -143,20 +143,24 @@ func TestPlanLSNSources(t *testing.T) {
 	adds := []committer.Add{
 		// Tags win over stats and names.
 		{Path: "data/x.parquet", Size: 10, Stats: stats(1, 1), Tags: map[string]string{TagMinLSN: "40", TagMaxLSN: "49"}},
-		// Stats when there are no tags.
-		{Path: "data/y.parquet", Size: 10, Stats: stats(10, 19)},
-		// The name when there are neither.
-		{Path: partitioner.PartitionFileKey(20, 29, 2, "z"), Size: 10},
+		// The name when there are no tags.
+		{Path: partitioner.PartitionFileKey(20, 29, 2, "z"), Size: 10, Stats: stats(1, 1)},
 		{Path: partitioner.DataFileKey(partitioner.BlockID{FirstLSN: 30, LastLSN: 39}), Size: 10},
+		{Path: partitioner.DataFileKey(partitioner.BlockID{FirstLSN: 50, LastLSN: 59}), Size: 10},
+		// Another writer's file, with the table's _lsn column in its
+		// stats but neither tags nor a sink name: never planned, since
+		// the executor cannot read it as a block.
+		{Path: "part-00000-0b5f-c000.snappy.parquet", Size: 10, Stats: stats(10, 19)},
+		{Path: "data/y.parquet", Size: 10, Stats: stats(10, 19)},
 		// No LSN at all: never planned.
 		{Path: "data/w.parquet", Size: 10},
 	}
 	jobs := Plan(snapOf(adds...), planMode, PlanOptions{})
 	require.Len(t, jobs, 1)
-	require.Equal(t, []string{"data/y.parquet", adds[2].Path, adds[3].Path, "data/x.parquet"}, jobs[0].Paths())
+	require.Equal(t, []string{adds[1].Path, adds[2].Path, "data/x.parquet", adds[3].Path}, jobs[0].Paths())
 	require.Equal(t, 3, jobs[0].Level, "one above the level-2 name")
-	require.Equal(t, uint64(10), jobs[0].MinLSN)
-	require.Equal(t, uint64(49), jobs[0].MaxLSN)
+	require.Equal(t, uint64(20), jobs[0].MinLSN)
+	require.Equal(t, uint64(59), jobs[0].MaxLSN)
 }
 
 // TestPlanBound compacts random tables to a fixpoint with a simulated

@@ -41,7 +41,7 @@ const MinRetention = committer.MinLogRetention // the messages below say "1h"
 //
 //   - a file tombstoned by a remove action whose deletionTimestamp is more
 //     than retention before now;
-//   - any other data/*.parquet object the current snapshot does not
+//   - any other data/<file>.parquet object the current snapshot does not
 //     reference whose LastModified is more than retention before now. That
 //     covers orphans (uploads whose commit never landed: a crash, a lost
 //     compaction race) and files removed so long ago that checkpoints have
@@ -54,6 +54,11 @@ const MinRetention = committer.MinLogRetention // the messages below say "1h"
 // read an old version and the longest a writer may take between uploading a
 // file and committing it; Vacuum refuses a retention under one hour. With
 // dryRun it deletes nothing and reports what it would delete.
+//
+// Only objects directly under data/ are candidates: a key with a further
+// slash belongs to something else, such as a table routed to
+// "<tablePath>/data" (its data files and checkpoints lie under this
+// table's data/ prefix), and is never this table's orphan.
 func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention time.Duration, dryRun bool, now time.Time) (VacuumResult, error) {
 	res := VacuumResult{DryRun: dryRun}
 	if retention < MinRetention {
@@ -74,7 +79,7 @@ func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention 
 	var cands []candidate
 	err = b.List(ctx, prefix, func(o objstore.ObjectInfo) error {
 		rel := strings.TrimPrefix(o.Key, joinKey(tablePath, ""))
-		if !strings.HasSuffix(rel, ".parquet") {
+		if !isDataFile(rel) {
 			return nil
 		}
 		if _, active := snap.Files[rel]; active {
@@ -120,6 +125,13 @@ func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention 
 		res.Bytes += c.size
 	}
 	return res, nil
+}
+
+// isDataFile says whether rel, a key relative to the table root, names one
+// of the files this sink writes for the table: "data/<file>.parquet".
+func isDataFile(rel string) bool {
+	name, ok := strings.CutPrefix(rel, "data/")
+	return ok && name != "" && !strings.Contains(name, "/") && strings.HasSuffix(name, ".parquet")
 }
 
 // LogVacuumResult lists the log objects VacuumLog deleted, or would delete.

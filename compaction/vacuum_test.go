@@ -2,6 +2,8 @@ package compaction
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,4 +97,45 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 
 	_, err = VacuumLog(ctx, b, path, committer.MinLogRetention-time.Minute, true, later)
 	require.ErrorContains(t, err, "writers rely on")
+}
+
+// TestVacuumLeavesNestedTable vacuums a table at "inv" while another table
+// lives at "inv/data" (an evodb table "inv" and a Debezium table "inv.data"
+// routed by a template): the nested table's data files and checkpoints lie
+// under inv/data/ but are not inv's orphans. A real orphan of inv, uploaded
+// and never committed, is still removed.
+func TestVacuumLeavesNestedTable(t *testing.T) {
+	ctx := testContext(t)
+	b := objstore.NewMemory()
+	outer := newFixture(t, b, "inv")
+	outer.mustAppend(ctx, 2, 2)
+	nested := newFixture(t, b, "inv/data")
+	nested.table = committer.Open(b, nested.path, committer.Options{CheckpointInterval: 2})
+	nested.mustAppend(ctx, 2, 2, 2)
+	_, err := b.Put(ctx, "inv/data/orphan.parquet", strings.NewReader("never committed"), 15, objstore.PutOptions{})
+	require.NoError(t, err)
+
+	var nestedKeys []string
+	require.NoError(t, b.List(ctx, "inv/data/", func(o objstore.ObjectInfo) error {
+		if strings.HasPrefix(o.Key, "inv/data/data/") || strings.HasSuffix(o.Key, ".checkpoint.parquet") {
+			nestedKeys = append(nestedKeys, o.Key)
+		}
+		return nil
+	}))
+	require.NotEmpty(t, nestedKeys)
+	require.True(t, slices.ContainsFunc(nestedKeys, func(k string) bool { return strings.HasSuffix(k, ".checkpoint.parquet") }),
+		"the nested table has a checkpoint: %v", nestedKeys)
+
+	later := time.Now().Add(8 * 24 * time.Hour)
+	res, err := Vacuum(ctx, b, "inv", 7*24*time.Hour, false, later)
+	require.NoError(t, err)
+	require.Equal(t, []string{"data/orphan.parquet"}, res.Orphans)
+	for _, k := range nestedKeys {
+		_, err := b.Head(ctx, k)
+		require.NoError(t, err, "%s belongs to table inv/data", k)
+	}
+	nestedRows, _ := readRows(t, ctx, b, "inv/data")
+	require.Len(t, nestedRows, 6)
+	outerRows, _ := readRows(t, ctx, b, "inv")
+	require.Len(t, outerRows, 4)
 }

@@ -267,12 +267,21 @@ func NewRouter(defaultTemplate PathTemplate, overrides map[string]string) (*Rout
 	for i, a := range keys {
 		for _, b := range keys[i+1:] {
 			pa, pb := overrides[a], overrides[b]
-			if pa == pb || strings.HasPrefix(pa, pb+"/") || strings.HasPrefix(pb, pa+"/") {
+			if pa == pb || Nested(pa, pb) || Nested(pb, pa) {
 				return nil, fmt.Errorf("new router: overrides for %q (%s) and %q (%s) overlap", a, pa, b, pb)
 			}
 		}
 	}
 	return r, nil
+}
+
+// Nested says whether the table path inner lies inside the table path
+// outer ("inv/data" inside "inv"). Such tables cannot coexist: the outer
+// table's data/ and the inner table's files share keys, and the outer
+// table's vacuum and readers listing its directory would see the inner
+// table's objects.
+func Nested(outer, inner string) bool {
+	return len(inner) > len(outer) && strings.HasPrefix(inner, outer) && inner[len(outer)] == '/'
 }
 
 // Route returns the table path of a change.

@@ -153,6 +153,11 @@ type NotifyConfig struct {
 // HTTPConfig serves /metrics, /healthz, /readyz and /status.
 type HTTPConfig struct {
 	Addr string `yaml:"addr"`
+	// Pprof also serves the Go profiler under /debug/pprof/. It is off by
+	// default: the endpoints have no authentication, and a profile or
+	// trace shows the process's memory contents and costs CPU, so they are
+	// for a trusted network or a loopback address only.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Presets are the seed writer's parent-DO variants as named table presets:

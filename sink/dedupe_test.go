@@ -125,3 +125,37 @@ func TestSinkNamesTheFormatOfAForeignEnvelope(t *testing.T) {
 	require.ErrorContains(t, err, "record dbz/1@0 cannot be decoded: this looks like a Debezium envelope: set kafka.format or kafka.formats.dbz to debezium")
 	require.NotContains(t, err.Error(), "errors.tolerance")
 }
+
+// An evodb table "inv" and a Debezium MySQL table "inv.data" rendered by
+// "{db}/{table}" land on paths "inv" and "inv/data", one inside the other.
+// The second one to arrive is refused as a record error naming both
+// tables, which with errors.tolerance none stops the sink.
+func TestSinkRefusesNestedTablePaths(t *testing.T) {
+	c := newCluster(t, 1, "evo", "dbz")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	require.NoError(t, err)
+	defer cl.Close()
+	outer := `{"op":"INSERT","table":"inv","data":{"id":1},"lsn":1}`
+	inner := `{"before":null,"after":{"id":2},"source":{"db":"inv","table":"data","pos":7,"ts_ms":1},"op":"c"}`
+	require.NoError(t, cl.ProduceSync(context.Background(), &kgo.Record{Topic: "evo", Value: []byte(outer)}).FirstErr())
+
+	cfg := testConfig(c.ListenAddrs(), "evo", "dbz")
+	cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
+	cfg.Tables.Default.Path = "{db}/{table}"
+	b := objstore.NewMemory()
+	s, err := New(cfg, b)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	// The inner table's change is produced once the outer table exists,
+	// so the refusal names the tables in a known order.
+	waitCommitted(t, b, 1, 30*time.Second)
+	require.NoError(t, cl.ProduceSync(context.Background(), &kgo.Record{Topic: "dbz", Value: []byte(inner)}).FirstErr())
+	err = <-done
+	var rerr *RecordError
+	require.ErrorAs(t, err, &rerr)
+	require.Equal(t, "dbz", rerr.Topic)
+	require.ErrorContains(t, err, "table inv.data (path inv/data) and table inv (path inv) are nested")
+}

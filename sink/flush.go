@@ -78,6 +78,7 @@ func (s *Sink) startFlushLocked(t *table, reason string) {
 	t.flushWanted = ""
 	s.flushing += job.bytes
 	s.metrics.flushes.WithLabelValues(reason).Inc()
+	s.noteFlushLocked(reason)
 	s.flushes.Add(1)
 	go s.runFlush(job)
 }
@@ -269,6 +270,7 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		err = s.adoptSnapshotLocked(t, res.Snapshot)
 		t.lastCommit = s.now()
 		t.rowsWritten += int64(batch.Len())
+		s.noteCommitLocked(t.path, batch.Len(), ev.Bytes)
 		for i := range batch.Len() {
 			t.newestTS = max(t.newestTS, batch.Rows.Meta(i).TS)
 		}

@@ -95,16 +95,19 @@ func (s *Sink) status(detail bool) Status {
 	return st
 }
 
-// Handler serves /metrics (from gatherer), /healthz, /readyz, /status and
-// the Go profiler under /debug/pprof/ (bind http.addr to loopback, its
-// default, unless the network is trusted).
+// Handler serves /metrics (from gatherer), /healthz, /readyz, /status and,
+// only with http.pprof set, the Go profiler under /debug/pprof/: nothing
+// here is authenticated, and the profiler's answers reveal the process's
+// memory and cost CPU.
 func (s *Sink) Handler(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if s.cfg.HTTP.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()

@@ -102,3 +102,48 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 	}
 }
+
+// storeSteps are the steps Sink.retry names in evodb_sink_store_retries_total.
+var storeSteps = []string{"probe", "load", "create", "upload", "commit", "dedupe-read"}
+
+// flushReasons are the reasons a flush starts for.
+var flushReasons = []string{"records", "bytes", "age", "memory", "overflow", "revoke", "shutdown"}
+
+// initFixed exports the counters whose labels are known in advance at 0.
+// A counter vector exports a series only once a label set was used, and
+// an alert on rate() or increase() of a series that does not exist yet
+// never fires on the first error; so every series the sink may increment
+// exists from the start.
+func (m *metrics) initFixed() {
+	for _, step := range storeSteps {
+		m.storeRetries.WithLabelValues(step)
+	}
+	for _, reason := range flushReasons {
+		m.flushes.WithLabelValues(reason)
+	}
+	for _, result := range []string{"ok", "error"} {
+		m.offsetCommits.WithLabelValues(result)
+	}
+}
+
+// initTopic exports the per-topic counters of topic at 0 (see initFixed);
+// topics are known from the configuration or, with a topic regex, when
+// their partitions are assigned.
+func (m *metrics) initTopic(topic string) {
+	m.recordsIn.WithLabelValues(topic)
+	m.decodeErrors.WithLabelValues(topic)
+	m.dlqRecords.WithLabelValues(topic)
+	m.tombstones.WithLabelValues(topic)
+}
+
+// initTable exports the per-table counters of a table at 0 when the sink
+// opens it (see initFixed); the deduplication counter only if the table
+// deduplicates.
+func (m *metrics) initTable(path string, dedupe bool) {
+	m.rowsCommitted.WithLabelValues(path)
+	m.durableSkipped.WithLabelValues(path)
+	m.commitConflicts.WithLabelValues(path)
+	if dedupe {
+		m.dedupeDropped.WithLabelValues(path)
+	}
+}

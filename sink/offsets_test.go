@@ -98,11 +98,24 @@ func TestSinkHTTPEndpoints(t *testing.T) {
 		return sum.RowsWritten == 300 && sum.Tables == nil && sum.Partitions == nil
 	}, 10*time.Second, 50*time.Millisecond)
 	code, _ = get("/debug/pprof/")
-	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, http.StatusNotFound, code, "the profiler is off unless http.pprof is set")
 	code, body := get("/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, string(body), "evodb_sink_rows_committed_total")
 	require.NoError(t, stop())
+}
+
+// With http.pprof set, the handler serves the Go profiler.
+func TestSinkPprofOptIn(t *testing.T) {
+	cfg := testConfig([]string{"127.0.0.1:1"}, "cdc")
+	cfg.HTTP.Pprof = true
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, objstore.NewMemory(), WithRegisterer(reg))
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	s.Handler(reg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Body.String(), "goroutine")
 }
 
 // With notifications.topic set, every table commit publishes a JSON event

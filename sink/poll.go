@@ -547,30 +547,6 @@ func (s *Sink) refreshEndOffsets(ctx context.Context) {
 // endOffsetsEvery is how often high watermarks are refreshed.
 const endOffsetsEvery = 5 * time.Second
 
-// progressEvery is how often a running sink logs a progress line.
-const progressEvery = 30 * time.Second
-
-// logProgressLocked logs, every progressEvery, what the sink has done, so
-// a long run shows its progress without scraping metrics.
-func (s *Sink) logProgressLocked() {
-	now := s.now()
-	if now.Sub(s.lastProgress) < progressEvery {
-		return
-	}
-	s.lastProgress = now
-	var rows, lag int64
-	for _, t := range s.tables {
-		rows += t.rowsWritten
-	}
-	for _, p := range s.parts {
-		if p.hwm >= 0 {
-			lag += max(0, p.hwm-p.durableFrom())
-		}
-	}
-	s.log.Info("progress", "tables", len(s.tables), "partitions", len(s.parts),
-		"rows_committed", rows, "lag_records", lag, "buffered_bytes", s.buffered, "paused", s.ctrl.Paused())
-}
-
 func (s *Sink) updateLagLocked() {
 	for _, p := range s.parts {
 		if p.hwm >= 0 {
@@ -579,19 +555,24 @@ func (s *Sink) updateLagLocked() {
 	}
 }
 
-// onAssigned creates the bookkeeping of newly assigned partitions.
+// onAssigned creates the bookkeeping of newly assigned partitions. It ends
+// every rebalance (the client calls it even when nothing new is assigned),
+// so it logs the rebalance as one line: what this member gained, what it
+// gave up since the last rebalance line, and how many partitions it owns.
 func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	s.joined.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for topic, ps := range assigned {
+		s.metrics.initTopic(topic)
 		for _, n := range ps {
 			tp := topicPartition{topic, n}
 			s.parts[tp] = &partition{tp: tp, appID: s.appID(tp), next: -1, hwm: -1, committed: -1,
 				pending: map[string]int64{}, inflight: map[*flushJob]int64{}}
-			s.log.Info("partition assigned", "topic", topic, "partition", n)
 		}
 	}
+	s.log.Info("rebalance", "assigned", formatPartitions(assigned), "revoked", formatPartitions(s.revokedSince), "owned", len(s.parts))
+	clear(s.revokedSince)
 	// Another member may have committed to our tables while these
 	// partitions were elsewhere: refresh txn versions before buffering.
 	for _, t := range s.tables {
@@ -607,10 +588,16 @@ func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 func (s *Sink) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	s.mu.Lock()
 	if s.aborting {
+		// Leaving the group: no rebalance line follows, so say it here.
+		if len(revoked) > 0 {
+			s.log.Info("partitions revoked on leaving the group", "revoked", formatPartitions(revoked))
+		}
 		s.dropLocked(revoked)
 		s.mu.Unlock()
 		return
 	}
+	// The rebalance's line, logged by onAssigned, names these.
+	addPartitions(s.revokedSince, revoked)
 	timer := time.AfterFunc(s.cfg.Commit.RevokeTimeout, func() {
 		s.mu.Lock()
 		s.flushDone.Broadcast()
@@ -657,7 +644,7 @@ func (s *Sink) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string
 func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.log.Warn("partitions lost", "partitions", lost)
+	s.log.Warn("partitions lost", "lost", formatPartitions(lost))
 	s.dropLocked(lost)
 }
 

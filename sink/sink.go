@@ -172,6 +172,11 @@ type Sink struct {
 	aborting     bool
 	lastOffsetAt time.Time
 	lastProgress time.Time
+	// progress is what happened since the last progress line.
+	progress interval
+	// revokedSince are the partitions revoked since the last rebalance
+	// line.
+	revokedSince map[string][]int32
 	flushSem     chan struct{}
 	flushes      sync.WaitGroup
 	flushCtx     context.Context
@@ -195,12 +200,18 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 		now:    time.Now,
 		tables: map[string]*table{},
 		parts:  map[topicPartition]*partition{},
+
+		revokedSince: map[string][]int32{},
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	s.flushDone = sync.NewCond(&s.mu)
 	s.metrics = newMetrics(s.reg)
+	s.metrics.initFixed()
+	for _, topic := range cfg.Kafka.Topics {
+		s.metrics.initTopic(topic)
+	}
 	s.flushSem = make(chan struct{}, cfg.Commit.MaxConcurrentFlushes)
 	budget, err := buffer.BudgetFromFractions(cfg.Memory.Budget, cfg.Memory.HighWatermark, cfg.Memory.LowWatermark)
 	if err != nil {
@@ -337,6 +348,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		stopEnds()
 		<-endsDone
 	}()
+	s.mu.Lock()
+	s.lastProgress = s.now()
+	s.progress.reset(s.lastProgress)
+	s.mu.Unlock()
 	s.log.Info("sink started", "instance", s.instance, "group", s.cfg.Kafka.Group)
 	runErr := s.poll(ctx)
 	if errors.Is(runErr, ErrKilled) {

@@ -122,6 +122,9 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 	if t != nil {
 		return t, s.refresh(ctx, t)
 	}
+	if err := s.checkNested(path, name); err != nil {
+		return nil, err
+	}
 
 	cfg := s.cfg.TableConfig(name)
 	mode, err := partitioner.ModeByName(cfg.Mode)
@@ -174,8 +177,32 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 		return nil, err
 	}
 	s.tables[path] = nt
-	s.log.Info("table opened", "table", path, "version", versionOf(snap))
+	s.metrics.initTable(path, nt.dedupe != nil)
+	if snap == nil {
+		s.log.Info("table opened: it does not exist yet and is created by its first commit", "table", path)
+	} else {
+		s.log.Info("table opened", "table", path, "version", snap.Version)
+	}
 	return nt, nil
+}
+
+// checkNested refuses a new table whose path lies inside an open table's
+// path or contains one: "inv" and "inv/data" (an evodb table inv and a
+// Debezium MySQL table inv.data under "{db}/{table}") would share objects,
+// and neither the log nor vacuum of the outer table could tell them apart.
+// It is a record error, so the change goes to the dead-letter topic or
+// stops the sink naming both tables, as errors.tolerance says. Tables are
+// only opened by the poll goroutine, so no table can appear between this
+// check and the new table's registration.
+func (s *Sink) checkNested(path, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, t := range s.tables {
+		if partitioner.Nested(p, path) || partitioner.Nested(path, p) {
+			return &routeError{fmt.Errorf("table %s (path %s) and table %s (path %s) are nested: one table's path may not lie inside another's; give one of them a path in tables.overrides or change tables.default.path", name, path, t.name, p)}
+		}
+	}
+	return nil
 }
 
 func versionOf(s *committer.Snapshot) int64 {

@@ -32,9 +32,25 @@ var kindPrefix = [...]string{
 	kindText: "s", kindUnicode: "u", kindTimestamp: "at", kindJSON: "j",
 }
 
+// kindNames are the descriptive column names of each kind (see
+// Config.DescriptiveColumns), in the order a table takes them before its
+// shuffle. Each name suits the values its kind generates.
+var kindNames = [...][]string{
+	kindInt:       {"quantity", "age", "stock", "score", "visits", "rank"},
+	kindBigint:    {"external_id", "account_no", "tracking_no", "balance_cents", "device_id"},
+	kindDouble:    {"amount", "price", "weight_kg", "discount", "tax"},
+	kindBool:      {"active", "verified", "paid", "express", "subscribed"},
+	kindText:      {"email", "status", "tier", "region", "channel", "plan"},
+	kindUnicode:   {"city", "display_name", "country", "address"},
+	kindTimestamp: {"created_at", "updated_at", "shipped_at", "paid_at", "last_login_at"},
+	kindJSON:      {"attributes", "metadata", "preferences", "settings"},
+}
+
 type column struct {
 	name string
 	kind kind
+	// email makes a text column's values e-mail addresses.
+	email bool
 }
 
 // addedColumn is the name of the column schema evolution adds.
@@ -57,7 +73,7 @@ type table struct {
 	keySchema   string
 }
 
-func newTable(index int, name string, rng *rand.Rand) *table {
+func newTable(index int, name string, rng *rand.Rand, descriptive bool) *table {
 	t := &table{
 		index:    index,
 		name:     name,
@@ -68,17 +84,40 @@ func newTable(index int, name string, rng *rand.Rand) *table {
 	// 6–20 columns: id and note plus 4–18 drawn ones, every kind at least
 	// once when there is room, so each table exercises the decoder widely.
 	n := 4 + rng.IntN(15)
-	t.cols = append(t.cols, column{"id", kindID})
+	t.cols = append(t.cols, column{name: "id", kind: kindID})
 	for i := range n {
 		k := columnKinds[i%len(columnKinds)]
 		if i >= len(columnKinds) {
 			k = columnKinds[rng.IntN(len(columnKinds))]
 		}
-		t.cols = append(t.cols, column{kindPrefix[k] + strconv.Itoa(i+1), k})
+		t.cols = append(t.cols, column{name: kindPrefix[k] + strconv.Itoa(i+1), kind: k})
 	}
 	rng.Shuffle(len(t.cols)-1, func(i, j int) { t.cols[i+1], t.cols[j+1] = t.cols[j+1], t.cols[i+1] })
-	t.cols = append(t.cols, column{"note", kindNote})
+	t.cols = append(t.cols, column{name: "note", kind: kindNote})
+	if descriptive {
+		t.describe()
+	}
 	return t
+}
+
+// describe renames the drawn columns from kindNames: the first column of a
+// kind takes its kind's first name, and so on; a kind used more often than
+// it has names repeats them with a suffix ("amount_2"). It draws nothing
+// from the generator's random source, so a seed gives the same values with
+// either naming.
+func (t *table) describe() {
+	used := map[kind]int{}
+	for i := 1; i < len(t.cols)-1; i++ {
+		c := &t.cols[i]
+		names := kindNames[c.kind]
+		n := used[c.kind]
+		used[c.kind]++
+		c.name = names[n%len(names)]
+		if n >= len(names) {
+			c.name += "_" + strconv.Itoa(n/len(names)+1)
+		}
+		c.email = c.name == "email"
+	}
 }
 
 func (t *table) add(id int64) {
@@ -105,7 +144,7 @@ func (t *table) columns(evolved bool) []column {
 	}
 	cols := make([]column, 0, len(t.cols)+1)
 	cols = append(cols, t.cols[:len(t.cols)-1]...)
-	cols = append(cols, column{addedColumn, kindAdded}, t.cols[len(t.cols)-1])
+	cols = append(cols, column{name: addedColumn, kind: kindAdded}, t.cols[len(t.cols)-1])
 	return cols
 }
 
@@ -153,6 +192,10 @@ func appendRow(dst []byte, seed uint64, t *table, id int64, version uint32, evol
 		// other columns do not depend on the squeeze.
 		n := len(dst)
 		dst = appendValue(dst, r, c.kind, id, version, sz.pad, f)
+		if c.email && dst[n] == '"' {
+			// The word drawn becomes the address's local part.
+			dst = append(dst[:len(dst)-1], "."+strconv.FormatInt(id, 10)+"@example.com\""...)
+		}
 		if c.kind != kindID && c.kind != kindNote && c.kind != kindAdded {
 			if drawn >= firstSqueezed {
 				dst = append(dst[:n], "null"...)

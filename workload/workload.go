@@ -20,6 +20,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/evodb/sink/codec"
 )
@@ -78,8 +79,22 @@ type Config struct {
 	// StartLSN is the LSN of the first change (default 1); each change
 	// takes the next one, so LSNs grow in every table.
 	StartLSN uint64
-	// StartMs is the source timestamp of the first change.
+	// StartMs is the source timestamp of the first change; later changes
+	// are one millisecond apart. It is ignored when Now is set.
 	StartMs int64
+	// Now, when set, stamps each change with the time it is generated
+	// instead, so that a sink's freshness (now minus the newest committed
+	// source timestamp) means what it says for live traffic such as the
+	// demo's. Records then depend on the clock; leave it nil wherever a
+	// seed must replay the same bytes.
+	Now func() time.Time
+	// DescriptiveColumns names the generated columns like a real schema
+	// (email, amount, created_at) instead of by kind and position (s5,
+	// d2, at11), for demos whose tables people query; an "email" column
+	// holds addresses. A seed draws the same values either way; the
+	// records are longer, so the trailing columns of the widest rows are
+	// null more often to stay within MaxRecordBytes.
+	DescriptiveColumns bool
 	// EvolveAfter adds a column to a table after that many changes to it
 	// (0: never).
 	EvolveAfter int
@@ -154,7 +169,7 @@ func New(cfg Config, rng *rand.Rand) *Generator {
 		g.zipf = rand.NewZipf(rng, cfg.ZipfS, 1, uint64(cfg.Tables-1))
 	}
 	for i, name := range cfg.TableNames {
-		g.tables = append(g.tables, newTable(i, name, rng))
+		g.tables = append(g.tables, newTable(i, name, rng, cfg.DescriptiveColumns))
 	}
 	return g
 }
@@ -231,7 +246,7 @@ type change struct {
 func (g *Generator) change(t *table) change {
 	c := change{
 		lsn:    g.lsn,
-		ts:     g.cfg.StartMs + g.seq,
+		ts:     g.timestamp(),
 		target: MinRecordBytes + g.rng.IntN(MaxRecordBytes-MinRecordBytes+1),
 	}
 	g.lsn++
@@ -259,20 +274,28 @@ func (g *Generator) change(t *table) change {
 	return c
 }
 
+// timestamp is the source timestamp of the next change.
+func (g *Generator) timestamp() int64 {
+	if g.cfg.Now != nil {
+		return g.cfg.Now().UnixMilli()
+	}
+	return g.cfg.StartMs + g.seq
+}
+
 // bad returns an undecodable record for table t.
 func (g *Generator) bad(t *table) Record {
 	id := t.nextID
+	ts := g.timestamp()
 	var v []byte
 	switch g.rng.IntN(3) {
 	case 0:
 		// Truncated JSON, as a broken producer or a cut write leaves it.
-		good := g.cfg.StartMs
-		v = fmt.Appendf(nil, `{"op":"INSERT","table":%q,"data":{"id":%d,"ts":%d`, t.name, id, good)
+		v = fmt.Appendf(nil, `{"op":"INSERT","table":%q,"data":{"id":%d,"ts":%d`, t.name, id, ts)
 	case 1:
 		// An ordering key of the wrong type.
 		if g.cfg.Format == codec.FormatDebezium {
 			v = fmt.Appendf(nil, `{"op":"c","after":{"id":%d},"source":{"db":%q,"schema":%q,"table":%q,"lsn":"not-a-number","ts_ms":%d}}`,
-				id, g.cfg.DB, g.cfg.Schema, t.name, g.cfg.StartMs)
+				id, g.cfg.DB, g.cfg.Schema, t.name, ts)
 		} else {
 			v = fmt.Appendf(nil, `{"op":"INSERT","table":%q,"data":{"id":%d},"lsn":"not-a-number"}`, t.name, id)
 		}
@@ -280,7 +303,7 @@ func (g *Generator) bad(t *table) Record {
 		// A row image that is not an object.
 		if g.cfg.Format == codec.FormatDebezium {
 			v = fmt.Appendf(nil, `{"op":"c","after":"id=%d","source":{"db":%q,"schema":%q,"table":%q,"lsn":1,"ts_ms":%d}}`,
-				id, g.cfg.DB, g.cfg.Schema, t.name, g.cfg.StartMs)
+				id, g.cfg.DB, g.cfg.Schema, t.name, ts)
 		} else {
 			v = fmt.Appendf(nil, `{"op":"INSERT","table":%q,"data":"id=%d","lsn":1}`, t.name, id)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +88,17 @@ func TestOpMixAndState(t *testing.T) {
 }
 
 func TestRecordSizesAndColumns(t *testing.T) {
+	var cases []struct {
+		name string
+		cfg  Config
+	}
 	for _, f := range formats {
+		cases = append(cases, f)
+		f.name += "-descriptive"
+		f.cfg.DescriptiveColumns = true
+		cases = append(cases, f)
+	}
+	for _, f := range cases {
 		t.Run(f.name, func(t *testing.T) {
 			cfg := f.cfg
 			cfg.Tables = 64
@@ -282,4 +293,84 @@ func BenchmarkNext(b *testing.B) {
 			b.SetBytes(bytes / int64(b.N))
 		})
 	}
+}
+
+// By default timestamps come from StartMs, one millisecond apart; with Now
+// every change carries the time it was generated, in every envelope.
+func TestTimestamps(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			dec, err := codec.NewDecoder(f.cfg.Format)
+			require.NoError(t, err)
+			ts := func(g *Generator) int64 {
+				r := g.Next()
+				var ch codec.Change
+				require.NoError(t, dec.Decode(codec.Record{Key: r.Key, Value: r.Value}, &ch))
+				return ch.TS
+			}
+			g := newGen(f.cfg, 1)
+			require.Equal(t, int64(DefaultStartMs), ts(g))
+			require.Equal(t, int64(DefaultStartMs+1), ts(g))
+
+			now := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)
+			cfg := f.cfg
+			cfg.Now = func() time.Time { return now }
+			g = newGen(cfg, 1)
+			require.Equal(t, now.UnixMilli(), ts(g))
+			now = now.Add(time.Second)
+			require.Equal(t, now.UnixMilli(), ts(g))
+		})
+	}
+}
+
+// With DescriptiveColumns the columns are named like a real schema, an
+// email column holds addresses, and every other value is the one the same
+// seed gives with the short names.
+func TestDescriptiveColumns(t *testing.T) {
+	known := map[string]bool{"id": true, "note": true}
+	for _, names := range kindNames {
+		for _, n := range names {
+			known[n] = true
+		}
+	}
+	dec, err := codec.NewDecoder(codec.FormatEvoDB)
+	require.NoError(t, err)
+	short := newGen(Config{}, 9)
+	descriptive := newGen(Config{DescriptiveColumns: true}, 9)
+	seen := map[string]bool{}
+	emails := 0
+	for range 3000 {
+		a, b := short.Next(), descriptive.Next()
+		var ca, cb codec.Change
+		require.NoError(t, dec.Decode(codec.Record{Key: a.Key, Value: a.Value}, &ca))
+		require.NoError(t, dec.Decode(codec.Record{Key: b.Key, Value: b.Value}, &cb))
+		require.Equal(t, ca.Op, cb.Op)
+		require.Len(t, cb.Row, len(ca.Row))
+		for i, f := range cb.Row {
+			base := f.Name
+			if i := strings.LastIndexByte(f.Name, '_'); i > 0 && strings.Trim(f.Name[i+1:], "0123456789") == "" {
+				base = f.Name[:i]
+			}
+			require.True(t, known[f.Name] || known[base], "column %q", f.Name)
+			seen[f.Name] = true
+			if f.Name == "email" && f.Value.Kind() == codec.KindString {
+				require.Regexp(t, `^[a-z]+\.[0-9]+@example\.com$`, f.Value.Text())
+				emails++
+				continue
+			}
+			if f.Name == "note" || ca.Row[i].Name == "note" {
+				continue
+			}
+			if f.Value.Kind() == codec.KindNull {
+				// The longer names leave less room: a wide row's
+				// trailing columns may be squeezed to null.
+				continue
+			}
+			require.Equal(t, ca.Row[i].Value, f.Value, "column %s (short name %s)", f.Name, ca.Row[i].Name)
+		}
+	}
+	for _, name := range []string{"email", "amount", "created_at", "active", "city", "quantity"} {
+		require.True(t, seen[name], "%s generated", name)
+	}
+	require.Positive(t, emails)
 }

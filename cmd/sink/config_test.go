@@ -237,8 +237,10 @@ func TestExampleConfig(t *testing.T) {
 	want.Kafka.Brokers, want.Kafka.Topics = cfg.Kafka.Brokers, cfg.Kafka.Topics
 	want.Kafka.Formats = map[string]string{}
 	want.Tables.Overrides = map[string]sink.TableConfig{}
-	want.HTTP = cfg.HTTP
+	want.HTTP.Addr = cfg.HTTP.Addr
 	require.Equal(t, want, cfg.Config)
+	require.False(t, cfg.HTTP.Pprof, "the profiler is opt-in")
+	require.Empty(t, sink.DefaultConfig().HTTP.Addr, "no HTTP server unless configured")
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {

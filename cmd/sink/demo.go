@@ -247,11 +247,13 @@ func produceDemo(ctx context.Context, e *env, brokers []string, o demoOptions) (
 	}{
 		{workload.New(workload.Config{
 			Format: codec.FormatEvoDB, Topic: demoTopicEvoDB, Partitions: demoPartitions,
-			TableNames: []string{"users", "orders", "payments"}, EvolveAfter: evolve,
+			TableNames: []string{"users", "orders", "payments"}, EvolveAfter: evolve, Now: time.Now,
+			DescriptiveColumns: true,
 		}, rng), o.records / 2},
 		{workload.New(workload.Config{
 			Format: codec.FormatDebezium, SchemaWrapper: true, Topic: demoTopicDebezium, Partitions: demoPartitions,
-			TableNames: []string{"customers", "products", "shipments"}, EvolveAfter: evolve,
+			TableNames: []string{"customers", "products", "shipments"}, EvolveAfter: evolve, Now: time.Now,
+			DescriptiveColumns: true,
 		}, rng), o.records - o.records/2},
 	}
 	printer := progressPrinter(e, "produced", o.records, time.Now())
@@ -308,8 +310,29 @@ func printDemo(e *env, dir string, res *demoResult) {
 		}
 		fmt.Fprintf(e.stdout, "\n  %s\n    version %d, %d files (%s), %d rows, lsn %s\n", t.Path, t.Version, len(t.Files),
 			humanBytes(t.Bytes), t.Rows, lsnRange(t.HasLSN, t.MinLSN, t.MaxLSN))
-		fmt.Fprintf(e.stdout, "    duckdb -c \"INSTALL delta; LOAD delta; SELECT count(*) FROM delta_scan('%s')\"\n", loc)
+		fmt.Fprintf(e.stdout, "    duckdb -c \"INSTALL delta; LOAD delta; SELECT %s FROM delta_scan('%s') ORDER BY _lsn DESC LIMIT 5\"\n",
+			strings.Join(demoColumns(t), ", "), loc)
 		fmt.Fprintf(e.stdout, "    python -c \"import deltalake; print(deltalake.DeltaTable('%s').to_pyarrow_table().num_rows)\"\n", loc)
 	}
 	fmt.Fprintf(e.stdout, "\nInspect them with: go run ./cmd/sink inspect file://%s\n", filepath.ToSlash(dir))
+}
+
+// demoColumns are the columns the demo's example query selects: the key,
+// the table's first three other columns and the change's operation and
+// source time, so the rows printed read like the table they come from.
+func demoColumns(t *tableSummary) []string {
+	cols := []string{"id"}
+	if t.Snapshot != nil {
+		if schema, err := codec.ParseDeltaSchema(t.Snapshot.Metadata.SchemaString); err == nil {
+			for _, c := range schema.Columns() {
+				if c.Name == "id" || c.Name == "note" {
+					continue
+				}
+				if cols = append(cols, c.Name); len(cols) == 4 {
+					break
+				}
+			}
+		}
+	}
+	return append(cols, codec.ColOp, codec.ColTS)
 }

@@ -17,10 +17,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -34,6 +36,22 @@ var version string
 type env struct {
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
+	// logger is the logger of a command that logs (run, once its
+	// configuration is loaded), nil before. The signal handler and the
+	// final error go through it, so that with log.format json every line
+	// on stderr is JSON; it is atomic because the signal handler runs on
+	// its own goroutine.
+	logger atomic.Pointer[slog.Logger]
+}
+
+// notice tells the operator what the process does, through the command's
+// logger if it has one, else as a plain line on stderr.
+func (e *env) notice(msg string) {
+	if l := e.logger.Load(); l != nil {
+		l.Info(msg)
+		return
+	}
+	fmt.Fprintf(e.stderr, "sink: %s\n", msg)
 }
 
 // command is one subcommand.
@@ -69,17 +87,17 @@ func main() {
 	// fetching, flushes, commits and leaves the group. A second one exits
 	// at once; that is safe because no offset is committed past data that
 	// is not durable, so the next run re-reads whatever was in flight.
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		fmt.Fprintln(os.Stderr, "sink: shutting down gracefully (signal again to exit at once)")
+		e.notice("shutting down gracefully (signal again to exit at once)")
 		cancel()
 		<-sigs
-		fmt.Fprintln(os.Stderr, "sink: exiting at once; uncommitted changes will be re-read on the next start")
+		e.notice("exiting at once; uncommitted changes will be re-read on the next start")
 		os.Exit(130)
 	}()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
 	os.Exit(runMain(ctx, e, os.Args[1:]))
 }
 
@@ -107,7 +125,16 @@ func runMain(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "sink %s: %v\nusage: sink %s\n", args[0], err, cmd.usage)
 		return 2
 	}
-	if hint := storeHint(err); hint != "" {
+	hint := storeHint(err)
+	if l := e.logger.Load(); l != nil {
+		if hint != "" {
+			l.Error("exiting with an error", "command", args[0], "fix", hint, "err", err)
+		} else {
+			l.Error("exiting with an error", "command", args[0], "err", err)
+		}
+		return 1
+	}
+	if hint != "" {
 		// The fix first, on its own line; the store's full answer after it.
 		fmt.Fprintf(e.stderr, "sink %s: %s\n  %v\n", args[0], hint, err)
 		return 1

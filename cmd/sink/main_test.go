@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,6 +167,9 @@ func TestDemo(t *testing.T) {
 	for c, ch := range got {
 		require.True(t, want[c], "unexpected row %v", c)
 		ops[ch.Op]++
+		// The demo's changes are stamped when generated, so the tables'
+		// freshness is the sink's real delay.
+		require.WithinDuration(t, time.Now(), time.UnixMilli(ch.TS), time.Hour, "row %v", c)
 	}
 	require.Positive(t, ops[codec.OpInsert])
 	require.Positive(t, ops[codec.OpUpdate])
@@ -177,7 +182,18 @@ func TestDemo(t *testing.T) {
 	}
 	require.EqualValues(t, 2000, rows)
 
+	// The tables' columns are named like a real schema, and the printed
+	// queries select them.
+	short := regexp.MustCompile(`^(n|b|d|f|s|u|at|j)[0-9]+$`)
+	for _, s := range res.tables {
+		schema, err := codec.ParseDeltaSchema(s.Snapshot.Metadata.SchemaString)
+		require.NoError(t, err)
+		for _, c := range schema.Columns() {
+			require.NotRegexp(t, short, c.Name, "table %s", s.Path)
+		}
+	}
 	printDemo(e, dir, res)
+	require.Regexp(t, `SELECT id, [a-z_]+, [a-z_]+, [a-z_]+, _op, _ts FROM delta_scan\('`+regexp.QuoteMeta(filepath.Join(dir, "users"))+`'\) ORDER BY _lsn DESC LIMIT 5`, out.String())
 	require.Contains(t, out.String(), "delta_scan('"+filepath.Join(dir, "inventory", "public", "customers")+"')")
 	require.Contains(t, out.String(), "deltalake.DeltaTable('"+filepath.Join(dir, "users")+"')")
 
@@ -311,17 +327,27 @@ func TestProduceToExistingTopic(t *testing.T) {
 	require.NoError(t, err)
 	defer cl.Close()
 	n := 0
+	dec, err := codec.NewDecoder(codec.FormatEvoDB)
+	require.NoError(t, err)
 	for n < 50 {
 		fs := cl.PollFetches(ctx)
 		require.NoError(t, fs.Err())
 		n += fs.NumRecords()
+		fs.EachRecord(func(r *kgo.Record) {
+			var ch codec.Change
+			if dec.Decode(codec.Record{Key: r.Key, Value: r.Value}, &ch) == nil {
+				// Stamped now, not at a fixed date years ago.
+				require.WithinDuration(t, time.Now(), time.UnixMilli(ch.TS), time.Hour)
+			}
+		})
 	}
 	require.Equal(t, 50, n)
 }
 
 // startSinkProcess produces n changes to a fresh in-process broker and
-// starts the sink as a child process consuming them into store.
-func startSinkProcess(t *testing.T, ctx context.Context, n int, store string) (*exec.Cmd, *syncBuffer) {
+// starts the sink as a child process consuming them into store; extra is
+// appended to its configuration.
+func startSinkProcess(t *testing.T, ctx context.Context, n int, store string, extra ...string) (*exec.Cmd, *syncBuffer) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "cdc"))
 	require.NoError(t, err)
 	t.Cleanup(cluster.Close)
@@ -339,7 +365,8 @@ store:
   s3: {access_key_id: test, secret_access_key: test, max_retries: -1}
 tables: {default: {flush_interval: 100ms}}
 shutdown_timeout: 1m
-`, cluster.ListenAddrs()[0], store)), 0o644))
+%s
+`, cluster.ListenAddrs()[0], store, strings.Join(extra, "\n"))), 0o644))
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "EVODB_SINK_TEST_MAIN=1", "EVODB_SINK_TEST_ARGS=run -c "+cfgPath)
 	stderr := &syncBuffer{}
@@ -372,6 +399,56 @@ func TestSignalGraceful(t *testing.T) {
 	require.Equal(t, 0, exitCode(t, cmd), stderr.String())
 	require.Contains(t, stderr.String(), "shutting down gracefully")
 	require.Contains(t, stderr.String(), "everything consumed is committed")
+}
+
+// With log.format json every line on stderr is JSON, the shutdown
+// notices included.
+func TestSignalGracefulJSON(t *testing.T) {
+	ctx := testContext(t)
+	dir := t.TempDir()
+	cmd, stderr := startSinkProcess(t, ctx, 300, "file://"+dir, "log: {format: json}")
+	b, err := objstore.NewFilesystem(dir)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return countRows(ctx, b) == 300 },
+		time.Minute, 50*time.Millisecond, "stderr: %s", stderr)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, exitCode(t, cmd), stderr.String())
+	msgs := jsonMessages(t, stderr.String())
+	require.Contains(t, msgs, "shutting down gracefully (signal again to exit at once)")
+	require.Contains(t, msgs, "sink stopped; everything consumed is committed")
+}
+
+// With log.format json the error a run stops with is a JSON line too.
+func TestRunErrorJSON(t *testing.T) {
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+kafka: {brokers: ["127.0.0.1:1"], topics: [cdc], connect_timeout: 1s}
+store: {url: %q}
+log: {format: json}
+`, "file://"+t.TempDir())), 0o644))
+	e, _, errOut := testEnv(nil)
+	require.Equal(t, 1, runMain(testContext(t), e, []string{"run", "-c", cfgPath}))
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	msgs := jsonMessages(t, errOut.String())
+	require.Equal(t, "exiting with an error", msgs[len(msgs)-1])
+	var last struct{ Level, Command, Err string }
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last))
+	require.Equal(t, "ERROR", last.Level)
+	require.Equal(t, "run", last.Command)
+	require.Contains(t, last.Err, "unreachable within kafka.connect_timeout")
+}
+
+// jsonMessages decodes every line of stderr as a JSON log line, failing
+// on any other line, and returns their messages.
+func jsonMessages(t *testing.T, stderr string) []string {
+	t.Helper()
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var l struct{ Msg string }
+		require.NoError(t, json.Unmarshal([]byte(line), &l), "not a JSON line: %q", line)
+		msgs = append(msgs, l.Msg)
+	}
+	return msgs
 }
 
 // TestSignalTwiceExitsAtOnce stops a sink whose graceful shutdown cannot

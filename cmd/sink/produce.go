@@ -78,6 +78,9 @@ func produceCommand() command {
 				StartLSN:      *startLSN,
 				EvolveAfter:   *evolveAfter,
 				BadRate:       *badRate,
+				// Live traffic: stamped with the wall clock, so the
+				// sink's freshness is the real delay.
+				Now: time.Now,
 			}, rand.New(rand.NewPCG(*seed, *seed)))
 			start := time.Now()
 			err = workload.Produce(ctx, cl, g, *records, progressPrinter(e, "produced", *records, start))
