@@ -29,7 +29,6 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
@@ -346,7 +345,8 @@ func (s *Sink) checkStore(ctx context.Context) error {
 
 // checkKafka reaches a broker before joining the group, so wrong brokers,
 // TLS or credentials fail at start with a clear error instead of a sink that
-// polls nothing. Authentication failures are not retried.
+// polls nothing. Errors no wait can fix (an untrusted certificate, TLS on
+// one side only, refused credentials) are not retried.
 func (s *Sink) checkKafka(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 200 * time.Millisecond
@@ -359,19 +359,23 @@ func (s *Sink) checkKafka(ctx context.Context) error {
 		if err != nil && pctx.Err() == nil {
 			last = err
 		}
-		if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
-			errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		if _, permanent := connectProblem(err); permanent {
 			return backoff.Permanent(err)
 		}
 		return err
 	}, backoff.WithContext(b, ctx))
-	if err != nil {
-		if last != nil && !errors.Is(err, last) {
-			err = fmt.Errorf("%w (last error from a broker: %v)", err, last)
-		}
-		return fmt.Errorf("kafka brokers %v unreachable within kafka.connect_timeout (check kafka.brokers, kafka.tls and kafka.sasl): %w", s.cfg.Kafka.Brokers, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if last != nil && !errors.Is(err, last) {
+		err = fmt.Errorf("%w (last error from a broker: %v)", err, last)
+	}
+	if hint, permanent := connectProblem(last); permanent {
+		return fmt.Errorf("kafka brokers %v: %s: %w", s.cfg.Kafka.Brokers, hint, err)
+	} else if hint != "" {
+		return fmt.Errorf("kafka brokers %v unreachable within kafka.connect_timeout (%s; %s): %w", s.cfg.Kafka.Brokers, s.cfg.Kafka.ConnectTimeout, hint, err)
+	}
+	return fmt.Errorf("kafka brokers %v unreachable within kafka.connect_timeout (%s; check kafka.brokers, kafka.tls and kafka.sasl): %w", s.cfg.Kafka.Brokers, s.cfg.Kafka.ConnectTimeout, err)
 }
 
 // Abort stops at once without flushing: what is buffered is lost and will be
