@@ -125,6 +125,12 @@ func (c *Config) Validate() error {
 	default:
 		bad("errors.tolerance", "%q is not one of none, all", c.Errors.Tolerance)
 	}
+	if c.Errors.DLQTopicPartitions < 0 {
+		bad("errors.dlq_topic_partitions", "must be positive, or 0 for the cluster's default")
+	}
+	if c.Errors.DLQTopicReplicationFactor < 0 {
+		bad("errors.dlq_topic_replication_factor", "must be positive, or 0 for the cluster's default")
+	}
 	cc := c.Commit
 	if cc.MaxConcurrentFlushes <= 0 {
 		bad("commit.max_concurrent_flushes", "must be positive")

@@ -299,6 +299,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		cl.Close()
 		return err
 	}
+	if err := s.prepareDLQ(ctx); err != nil {
+		cl.Close()
+		return err
+	}
 	// Wake the poll loop if it waits for memory when the run is cancelled.
 	stopWake := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
