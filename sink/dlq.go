@@ -5,10 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Sizes of a record batch on the wire beyond the record's own bytes, as a
+// broker measures them against max.message.bytes: the batch header, and a
+// bound on one record's length, delta and attribute varints and of each
+// header's two length varints.
+const (
+	batchOverhead     = 61
+	recordOverhead    = 24
+	headerOverhead    = 10
+	defaultDLQMax     = 1048588  // Kafka's default max.message.bytes
+	maxDLQBatchBytes  = 64 << 20 // below franz-go's broker write limit
+	maxDLQErrorHeader = 1 << 10
+	maxDLQPointerKey  = 1 << 10
 )
 
 // prepareDLQ makes sure, at start, that the dead-letter topic exists and
@@ -43,7 +59,123 @@ func (s *Sink) prepareDLQ(ctx context.Context) error {
 	if ops := md.AuthorizedOperations; ops != math.MinInt32 && ops&write == 0 {
 		return fmt.Errorf("errors.dlq_topic %s: the sink's user may not write to it: grant it WRITE on the topic, or choose another errors.dlq_topic", topic)
 	}
+	s.dlqMaxBytes = s.dlqMessageMax(ctx)
+	// The DLQ has its own producer, sized to the topic's limit rather than
+	// franz-go's 1 MB default, and without compression so that what the
+	// broker measures is what dlqRecord measured.
+	opts, err := ClientOptions(s.cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	s.dlq, err = kgo.NewClient(append(opts,
+		kgo.ClientID(s.cfg.Kafka.ClientID),
+		kgo.ProducerBatchMaxBytes(s.dlqMaxBytes),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)...)
+	if err != nil {
+		return fmt.Errorf("errors.dlq_topic %s: create producer: %w", topic, err)
+	}
 	return nil
+}
+
+// dlqMessageMax returns the DLQ topic's max.message.bytes (its own or the
+// broker's default), or Kafka's default when the configuration cannot be
+// read.
+func (s *Sink) dlqMessageMax(ctx context.Context) int32 {
+	topic := s.cfg.Errors.DLQTopic
+	res, err := kadm.NewClient(s.cl).DescribeTopicConfigs(ctx, topic)
+	var rc kadm.ResourceConfig
+	if err == nil {
+		rc, err = res.On(topic, nil)
+	}
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		s.log.Warn("cannot read the dead-letter topic's max.message.bytes; assuming Kafka's default", "topic", topic, "default", defaultDLQMax, "err", err)
+		return defaultDLQMax
+	}
+	for _, c := range rc.Configs {
+		if c.Key != "max.message.bytes" {
+			continue
+		}
+		n, perr := strconv.ParseInt(c.MaybeValue(), 10, 32)
+		if perr != nil || n < 1024 {
+			break
+		}
+		return int32(min(n, maxDLQBatchBytes))
+	}
+	return defaultDLQMax
+}
+
+// dlqRecord builds the dead-letter record of rec. One that would not fit
+// in the DLQ topic's max.message.bytes becomes a pointer record instead:
+// the evodb headers naming the source record and the error, the original
+// value's size, and as much of the value as fits (valueMax further caps
+// it; negative for no cap). The source partition then always moves on, and
+// the record itself stays readable at its source offset until retention.
+func (s *Sink) dlqRecord(rec *kgo.Record, cause error, valueMax int) (dlq *kgo.Record, pointer bool) {
+	errText := cause.Error()
+	evodb := []kgo.RecordHeader{
+		{Key: "evodb.source.topic", Value: []byte(rec.Topic)},
+		{Key: "evodb.source.partition", Value: []byte(strconv.Itoa(int(rec.Partition)))},
+		{Key: "evodb.source.offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+	}
+	dlq = &kgo.Record{
+		Topic:   s.cfg.Errors.DLQTopic,
+		Key:     rec.Key,
+		Value:   rec.Value,
+		Headers: append(append(append([]kgo.RecordHeader(nil), rec.Headers...), kgo.RecordHeader{Key: "evodb.error", Value: []byte(errText)}), evodb...),
+	}
+	if valueMax < 0 && wireSize(dlq) <= int(s.dlqMaxBytes) {
+		return dlq, false
+	}
+	if len(errText) > maxDLQErrorHeader {
+		errText = errText[:maxDLQErrorHeader]
+	}
+	p := &kgo.Record{
+		Topic: s.cfg.Errors.DLQTopic,
+		Headers: append([]kgo.RecordHeader{
+			{Key: "evodb.error", Value: []byte(errText)},
+			{Key: "evodb.truncated", Value: []byte("true")},
+			{Key: "evodb.original.size", Value: []byte(strconv.Itoa(len(rec.Value)))},
+			{Key: "evodb.original.key.size", Value: []byte(strconv.Itoa(len(rec.Key)))},
+		}, evodb...),
+	}
+	if len(rec.Key) <= maxDLQPointerKey {
+		p.Key = rec.Key
+	}
+	room := max(0, int(s.dlqMaxBytes)-wireSize(p))
+	if valueMax >= 0 {
+		room = min(room, valueMax)
+	}
+	p.Value = rec.Value[:min(room, len(rec.Value))]
+	return p, true
+}
+
+// wireSize bounds what a record takes alone in a batch on the wire.
+func wireSize(r *kgo.Record) int {
+	n := batchOverhead + recordOverhead + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += headerOverhead + len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// sendDLQ writes the dead-letter record of rec synchronously. When the
+// broker still finds it too large (a topic limit lowered since start), it
+// sends a pointer with a smaller and finally an empty value, so that no
+// record can stop the sink on every restart.
+func (s *Sink) sendDLQ(ctx context.Context, rec *kgo.Record, cause error) (pointer bool, err error) {
+	for _, valueMax := range []int{-1, 1 << 10, 0} {
+		var dlq *kgo.Record
+		dlq, pointer = s.dlqRecord(rec, cause, valueMax)
+		err = s.dlq.ProduceSync(ctx, dlq).FirstErr()
+		if !errors.Is(err, kerr.MessageTooLarge) && !errors.Is(err, kerr.RecordListTooLarge) {
+			return pointer, err
+		}
+	}
+	return pointer, err
 }
 
 // describeDLQ returns the DLQ topic's metadata with the operations this

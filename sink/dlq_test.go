@@ -2,6 +2,8 @@ package sink
 
 import (
 	"context"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -82,6 +84,77 @@ func TestSinkStopsAtStartWhenDLQIsUnusable(t *testing.T) {
 			require.NoError(t, ctx.Err(), "stopped at start, not at the test deadline")
 			require.Contains(t, err.Error(), "errors.dlq_topic cdc.dlq")
 			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// A dead-letter record is sized against the DLQ topic's max.message.bytes,
+// not the producer's 1 MB default: one that fits goes whole, however large;
+// one that does not becomes a pointer (coordinates, error, original size,
+// the start of the value), and the partition moves on either way.
+func TestSinkDLQRecordSizes(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		dlqMax, size  int
+		wantTruncated bool
+	}{
+		{"larger than 1 MB but within the topic's limit", 4 << 20, 2 << 20, false},
+		{"larger than the topic's limit", 64 << 10, 200 << 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			require.NoError(t, err)
+			defer c.Close()
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchMaxBytes(8<<20),
+				kgo.ConsumeTopics("cdc.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(16<<20))
+			require.NoError(t, err)
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			adm := kadm.NewClient(cl)
+			_, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": kmsg.StringPtr("8388608")}, "cdc")
+			require.NoError(t, err)
+			_, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": kmsg.StringPtr(strconv.Itoa(tc.dlqMax))}, "cdc.dlq")
+			require.NoError(t, err)
+
+			// Bad (not JSON), large and incompressible, then a good record.
+			big := make([]byte, tc.size)
+			rng := rand.New(rand.NewPCG(1, 2))
+			for i := range big {
+				big[i] = byte(rng.Uint32())
+			}
+			good := []byte(`{"op":"INSERT","table":"users","data":{"id":1},"lsn":1}`)
+			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "cdc", Key: []byte("k"), Value: big}, &kgo.Record{Topic: "cdc", Value: good}).FirstErr())
+
+			b := objstore.NewMemory()
+			cfg := testConfig(c.ListenAddrs(), "cdc")
+			cfg.Errors = ErrorsConfig{Tolerance: "all", DLQTopic: "cdc.dlq"}
+			_, stop := runSink(t, cfg, b)
+			waitCommitted(t, b, 1, 30*time.Second)
+			require.NoError(t, stop())
+
+			fs := cl.PollRecords(ctx, 1)
+			require.NoError(t, fs.Err())
+			got := fs.Records()[0]
+			headers := map[string]string{}
+			for _, h := range got.Headers {
+				headers[h.Key] = string(h.Value)
+			}
+			require.Equal(t, "cdc", headers["evodb.source.topic"])
+			require.Equal(t, "0", headers["evodb.source.partition"])
+			require.Equal(t, "0", headers["evodb.source.offset"])
+			require.NotEmpty(t, headers["evodb.error"])
+			require.Equal(t, []byte("k"), got.Key)
+			if !tc.wantTruncated {
+				require.Equal(t, big, got.Value)
+				require.NotContains(t, headers, "evodb.truncated")
+				return
+			}
+			require.Equal(t, "true", headers["evodb.truncated"])
+			require.Equal(t, strconv.Itoa(tc.size), headers["evodb.original.size"])
+			require.NotEmpty(t, got.Value)
+			require.Less(t, len(got.Value), tc.dlqMax)
+			require.Equal(t, big[:len(got.Value)], got.Value, "the pointer holds the start of the value")
 		})
 	}
 }

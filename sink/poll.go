@@ -324,21 +324,15 @@ func (s *Sink) badRecordLocked(ctx context.Context, rec *kgo.Record, cause error
 	if s.cfg.Errors.Tolerance != "all" {
 		return &RecordError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: cause}
 	}
-	dlq := &kgo.Record{
-		Topic: s.cfg.Errors.DLQTopic,
-		Key:   rec.Key,
-		Value: rec.Value,
-		Headers: append(append([]kgo.RecordHeader(nil), rec.Headers...),
-			kgo.RecordHeader{Key: "evodb.error", Value: []byte(cause.Error())},
-			kgo.RecordHeader{Key: "evodb.source.topic", Value: []byte(rec.Topic)},
-			kgo.RecordHeader{Key: "evodb.source.partition", Value: []byte(strconv.Itoa(int(rec.Partition)))},
-			kgo.RecordHeader{Key: "evodb.source.offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
-		),
-	}
 	// Synchronous: the record's offset may only pass into the group offset
 	// once the DLQ holds it.
-	if err := s.cl.ProduceSync(ctx, dlq).FirstErr(); err != nil {
-		return fmt.Errorf("send record %s/%d@%d to dead-letter topic %s: %w", rec.Topic, rec.Partition, rec.Offset, s.cfg.Errors.DLQTopic, err)
+	pointer, err := s.sendDLQ(ctx, rec, cause)
+	if err != nil {
+		return fmt.Errorf("send record %s/%d@%d to dead-letter topic %s (errors.dlq_topic): %w", rec.Topic, rec.Partition, rec.Offset, s.cfg.Errors.DLQTopic, err)
+	}
+	if pointer {
+		s.log.Warn("record too large for the dead-letter topic's max.message.bytes: sent a pointer with its coordinates and the start of its value",
+			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "size", len(rec.Value), "dlq", s.cfg.Errors.DLQTopic, "max_message_bytes", s.dlqMaxBytes)
 	}
 	s.metrics.dlqRecords.WithLabelValues(rec.Topic).Inc()
 	s.log.Warn("record sent to dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "dlq", s.cfg.Errors.DLQTopic, "err", cause)

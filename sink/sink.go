@@ -138,6 +138,10 @@ type Sink struct {
 	decoders map[string]codec.Decoder
 	instance string
 	cl       *kgo.Client
+	// dlq produces to errors.dlq_topic, sized to its max.message.bytes
+	// (dlqMaxBytes); nil without a DLQ. Set before polling starts.
+	dlq         *kgo.Client
+	dlqMaxBytes int32
 
 	mu           sync.Mutex
 	flushDone    *sync.Cond
@@ -302,6 +306,10 @@ func (s *Sink) Run(ctx context.Context) error {
 	if err := s.prepareDLQ(ctx); err != nil {
 		cl.Close()
 		return err
+	}
+	if s.dlq != nil {
+		// Run returns only after the poll loop, its only user, ended.
+		defer s.dlq.Close()
 	}
 	// Wake the poll loop if it waits for memory when the run is cancelled.
 	stopWake := context.AfterFunc(ctx, func() {
