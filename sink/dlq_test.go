@@ -158,3 +158,48 @@ func TestSinkDLQRecordSizes(t *testing.T) {
 		})
 	}
 }
+
+// A topic_regex that also matches the DLQ and notification topics consumes
+// neither: the sink never reads its own dead letters or commit events.
+func TestTopicRegexExcludesOwnTopics(t *testing.T) {
+	c := newCluster(t, 1, "cdc.users", "cdc.dlq", "cdc.commits")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec := func(topic, table string) *kgo.Record {
+		return &kgo.Record{Topic: topic, Value: []byte(`{"op":"INSERT","table":"` + table + `","data":{"id":1},"lsn":1}`)}
+	}
+	// Decodable changes in the sink's own topics: consumed, they would
+	// become rows.
+	require.NoError(t, cl.ProduceSync(ctx, rec("cdc.dlq", "from_dlq"), rec("cdc.commits", "from_commits"), rec("cdc.users", "users")).FirstErr())
+
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs())
+	cfg.Kafka.TopicRegex = `cdc\..*`
+	cfg.Errors = ErrorsConfig{Tolerance: "all", DLQTopic: "cdc.dlq"}
+	cfg.Notify.Topic = "cdc.commits"
+	_, stop := runSink(t, cfg, b)
+	waitCommitted(t, b, 1, 30*time.Second)
+	require.NoError(t, stop())
+
+	rows, _ := readTables(t, b)
+	for k, ch := range rows {
+		require.Equal(t, "cdc.users", k.topic, "row of table %s read from the sink's own topic", ch.Table)
+	}
+	for _, topic := range []string{"cdc.dlq", "cdc.commits"} {
+		require.Empty(t, fetchGroupOffsets(t, c.ListenAddrs(), cfg.Kafka.Group, topic), "group offsets committed for %s", topic)
+	}
+}
+
+// Listing the DLQ or notification topic in kafka.topics is a configuration
+// error naming the key.
+func TestTopicsListingOwnTopicsIsInvalid(t *testing.T) {
+	cfg := testConfig([]string{"127.0.0.1:1"}, "cdc", "cdc.dlq", "cdc.commits")
+	cfg.Errors = ErrorsConfig{Tolerance: "all", DLQTopic: "cdc.dlq"}
+	cfg.Notify.Topic = "cdc.commits"
+	_, err := New(cfg, objstore.NewMemory())
+	require.ErrorContains(t, err, `kafka.topics[1]: "cdc.dlq" is errors.dlq_topic`)
+	require.ErrorContains(t, err, `kafka.topics[2]: "cdc.commits" is notifications.topic`)
+}

@@ -264,9 +264,12 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 	}
 	if k.TopicRegex != "" {
 		opts = append(opts, kgo.ConsumeTopics(k.TopicRegex), kgo.ConsumeRegex())
-		// The DLQ and notification topics must never be consumed as input.
-		if _, err := regexp.Compile(k.TopicRegex); err != nil {
-			return nil, err
+		// The DLQ and notification topics must never be consumed as input:
+		// a regex such as cdc\..* also matches cdc.dlq, and the sink would
+		// read its own dead letters (and fail on them again) and its own
+		// commit events.
+		if excl := s.ownTopics(); len(excl) > 0 {
+			opts = append(opts, kgo.ConsumeExcludeTopics(excl...))
 		}
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
@@ -277,6 +280,19 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 	}
 	opts = append(opts, sec...)
 	return append(opts, s.kopts...), nil
+}
+
+// ownTopics returns the topics the sink writes (dead letters and commit
+// notifications) as anchored, quoted regular expressions, for
+// kgo.ConsumeExcludeTopics.
+func (s *Sink) ownTopics() []string {
+	var out []string
+	for _, t := range []string{s.cfg.Errors.DLQTopic, s.cfg.Notify.Topic} {
+		if t != "" {
+			out = append(out, "^"+regexp.QuoteMeta(t)+"$")
+		}
+	}
+	return out
 }
 
 // Run consumes until ctx is cancelled (then shuts down gracefully: flush,
