@@ -534,6 +534,51 @@ func (s *Sink) refreshEndOffsets(ctx context.Context) {
 	}
 }
 
+// missingTopicsEvery is how often a topic of kafka.topics that does not
+// exist is reported again.
+const missingTopicsEvery = time.Minute
+
+// watchMissingTopics warns at start, and every s.missingEvery while it
+// lasts, about each topic of kafka.topics that does not exist: the group
+// gets no partition of it, and without the warning the sink would idle
+// with partitions=0 and say nothing. It runs until ctx ends.
+func (s *Sink) watchMissingTopics(ctx context.Context) {
+	topics := s.cfg.Kafka.Topics
+	if len(topics) == 0 {
+		return
+	}
+	adm := kadm.NewClient(s.cl)
+	missing := map[string]bool{}
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		listed, err := adm.ListTopics(lctx, topics...)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.log.Debug("list topics", "err", err)
+		}
+		for _, t := range topics {
+			if err != nil {
+				break
+			}
+			d, ok := listed[t]
+			switch exists := ok && d.Err == nil; {
+			case !exists:
+				missing[t] = true
+				s.log.Warn("topic in kafka.topics does not exist: nothing is consumed from it until it is created; check the name in kafka.topics or create the topic",
+					"topic", t, "recheck_in", s.missingEvery)
+			case missing[t]:
+				delete(missing, t)
+				s.log.Info("topic in kafka.topics exists now", "topic", t)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.missingEvery):
+		}
+	}
+}
+
 // endOffsetsEvery is how often high watermarks are refreshed.
 const endOffsetsEvery = 5 * time.Second
 

@@ -164,6 +164,10 @@ type Sink struct {
 
 	joined  atomic.Bool
 	storeOK atomic.Bool
+
+	// missingEvery is how often a missing topic of kafka.topics is
+	// reported again (missingTopicsEvery; tests shorten it).
+	missingEvery time.Duration
 }
 
 // New validates cfg and returns a sink writing to bucket.
@@ -180,6 +184,8 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 		now:    time.Now,
 		tables: map[string]*table{},
 		parts:  map[topicPartition]*partition{},
+
+		missingEvery: missingTopicsEvery,
 	}
 	for _, o := range opts {
 		o(s)
@@ -340,9 +346,15 @@ func (s *Sink) Run(ctx context.Context) error {
 		defer close(endsDone)
 		s.refreshEndOffsets(endsCtx)
 	}()
+	topicsDone := make(chan struct{})
+	go func() {
+		defer close(topicsDone)
+		s.watchMissingTopics(endsCtx)
+	}()
 	defer func() {
 		stopEnds()
 		<-endsDone
+		<-topicsDone
 	}()
 	s.log.Info("sink started", "instance", s.instance, "group", s.cfg.Kafka.Group)
 	runErr := s.poll(ctx)
