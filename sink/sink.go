@@ -168,7 +168,13 @@ type Sink struct {
 	// missingEvery is how often a missing topic of kafka.topics is
 	// reported again (missingTopicsEvery; tests shorten it).
 	missingEvery time.Duration
+	// reachEvery is how often a start that cannot reach the brokers says
+	// it is still trying (reachBrokersEvery; tests shorten it).
+	reachEvery time.Duration
 }
+
+// reachBrokersEvery is how often checkKafka logs that it is still trying.
+const reachBrokersEvery = 10 * time.Second
 
 // New validates cfg and returns a sink writing to bucket.
 func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
@@ -186,6 +192,7 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 		parts:  map[topicPartition]*partition{},
 
 		missingEvery: missingTopicsEvery,
+		reachEvery:   reachBrokersEvery,
 	}
 	for _, o := range opts {
 		o(s)
@@ -392,7 +399,9 @@ func (s *Sink) checkKafka(ctx context.Context) error {
 	b.InitialInterval = 200 * time.Millisecond
 	b.MaxElapsedTime = s.cfg.Kafka.ConnectTimeout
 	var last error
-	err := backoff.Retry(func() error {
+	start := s.now()
+	reported := start
+	err := backoff.RetryNotify(func() error {
 		pctx, cancel := context.WithTimeout(ctx, min(10*time.Second, s.cfg.Kafka.ConnectTimeout))
 		defer cancel()
 		err := s.cl.Ping(pctx)
@@ -403,7 +412,18 @@ func (s *Sink) checkKafka(ctx context.Context) error {
 			return backoff.Permanent(err)
 		}
 		return err
-	}, backoff.WithContext(b, ctx))
+	}, backoff.WithContext(b, ctx), func(err error, _ time.Duration) {
+		// Without this a sink that cannot reach its brokers would say
+		// nothing until kafka.connect_timeout ends.
+		if now := s.now(); now.Sub(reported) >= s.reachEvery {
+			reported = now
+			if last != nil {
+				err = last
+			}
+			s.log.Warn("still trying to reach the kafka brokers", "brokers", s.cfg.Kafka.Brokers,
+				"elapsed", now.Sub(start).Round(time.Second), "connect_timeout", s.cfg.Kafka.ConnectTimeout, "err", err)
+		}
+	})
 	if err == nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -50,4 +51,31 @@ func TestMissingTopicIsReported(t *testing.T) {
 	_, err = kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "orders")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "topic in kafka.topics exists now") }, 30*time.Second, 10*time.Millisecond)
+}
+
+// A sink that cannot reach its brokers says so while it keeps trying,
+// instead of printing nothing until kafka.connect_timeout.
+func TestUnreachableBrokerIsReportedWhileTrying(t *testing.T) {
+	// An address nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	var logs logBuffer
+	cfg := testConfig([]string{addr}, "cdc")
+	cfg.Kafka.ConnectTimeout = 10 * time.Minute
+	s, err := New(cfg, objstore.NewMemory(), WithLogger(logs.logger()))
+	require.NoError(t, err)
+	s.reachEvery = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		return strings.Count(logs.String(), "still trying to reach the kafka brokers") >= 2
+	}, 60*time.Second, 10*time.Millisecond)
+	require.Contains(t, logs.String(), addr)
+	require.Contains(t, logs.String(), "connection refused")
+	cancel()
+	require.Error(t, <-done)
 }
