@@ -8,6 +8,7 @@
 //
 //	SINK_E2E_KAFKA                 broker host:port (unset: the suite skips)
 //	SINK_E2E_KAFKA_DIR             the broker's state dir, for restarts (optional)
+//	SINK_E2E_KAFKA_SSL, _SASL_SSL, _MTLS, _CA, ... the same broker's TLS listeners (see tls_test.go)
 //	SINK_E2E_S3_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _REGION
 //	SINK_E2E_S3_DATA_DIR           where the S3 server keeps objects as files (optional)
 //	SINK_TEST_PYTHON               the Python with the readers (optional: skipped when unset)
@@ -272,6 +273,11 @@ type sinkOptions struct {
 	// compactionInterval, when set, runs background compaction this often
 	// (otherwise it runs at the default interval, in practice once).
 	compactionInterval time.Duration
+	// brokers, when set, replaces the broker address (a TLS listener).
+	brokers string
+	// kafka holds extra YAML lines of the kafka section (tls, sasl,
+	// connect_timeout), each indented by two spaces.
+	kafka string
 }
 
 // config writes a configuration file for one sink process.
@@ -313,6 +319,10 @@ func (h *harness) config(o sinkOptions, httpAddr string) string {
 	for i, t := range o.topics {
 		quoted[i] = fmt.Sprintf("%q", t)
 	}
+	brokers := h.svc.brokers
+	if o.brokers != "" {
+		brokers = o.brokers
+	}
 	text := fmt.Sprintf(`kafka:
   brokers: [%q]
   group: %q
@@ -320,7 +330,7 @@ func (h *harness) config(o sinkOptions, httpAddr string) string {
   format: evodb
   formats: {%s}
   session_timeout: %s
-store:
+%sstore:
   url: %q
   s3:
     access_key_id: %q
@@ -344,7 +354,7 @@ shutdown_timeout: %s
 log:
   level: info
   format: text
-`, h.svc.brokers, h.name, strings.Join(quoted, ", "), strings.Join(pairs, ", "), o.sessionTimeout, url,
+`, brokers, h.name, strings.Join(quoted, ", "), strings.Join(pairs, ", "), o.sessionTimeout, o.kafka, url,
 		h.svc.s3.AccessKey, h.svc.s3.SecretKey, o.mode, o.flushThreshold, o.flushInterval, errorsCfg, compaction, httpAddr, o.shutdown)
 	h.nextID++
 	path := filepath.Join(h.dir, fmt.Sprintf("sink-%d.yaml", h.nextID))

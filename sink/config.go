@@ -127,6 +127,11 @@ type ErrorsConfig struct {
 	// (send it to DLQTopic and go on).
 	Tolerance string `yaml:"tolerance"`
 	DLQTopic  string `yaml:"dlq_topic"`
+	// DLQTopicPartitions and DLQTopicReplicationFactor are what the sink
+	// creates a missing DLQTopic with at start; zero takes the cluster's
+	// defaults.
+	DLQTopicPartitions        int32 `yaml:"dlq_topic_partitions"`
+	DLQTopicReplicationFactor int16 `yaml:"dlq_topic_replication_factor"`
 }
 
 // CommitConfig tunes flushing and committing.

@@ -41,6 +41,15 @@ func (c *Config) Validate() error {
 			bad("kafka.topic_regex", "invalid regular expression: %v", err)
 		}
 	}
+	for i, t := range k.Topics {
+		switch t {
+		case "":
+		case c.Errors.DLQTopic:
+			bad(fmt.Sprintf("kafka.topics[%d]", i), "%q is errors.dlq_topic: the sink must not consume its own dead letters", t)
+		case c.Notify.Topic:
+			bad(fmt.Sprintf("kafka.topics[%d]", i), "%q is notifications.topic: the sink must not consume its own commit events", t)
+		}
+	}
 	if err := validFormat(k.Format); err != nil {
 		bad("kafka.format", "%v", err)
 	}
@@ -124,6 +133,12 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("errors.tolerance", "%q is not one of none, all", c.Errors.Tolerance)
+	}
+	if c.Errors.DLQTopicPartitions < 0 {
+		bad("errors.dlq_topic_partitions", "must be positive, or 0 for the cluster's default")
+	}
+	if c.Errors.DLQTopicReplicationFactor < 0 {
+		bad("errors.dlq_topic_replication_factor", "must be positive, or 0 for the cluster's default")
 	}
 	cc := c.Commit
 	if cc.MaxConcurrentFlushes <= 0 {

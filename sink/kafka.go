@@ -3,12 +3,14 @@ package sink
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
-	"time"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -54,7 +56,10 @@ func securityOptions(k KafkaConfig) ([]kgo.Opt, error) {
 			}
 			cfg.Certificates = []tls.Certificate{cert}
 		}
-		opts = append(opts, kgo.DialTLSConfig(cfg), kgo.Dialer((&net.Dialer{Timeout: 10 * time.Second}).DialContext))
+		// franz-go refuses a custom Dialer together with DialTLSConfig; its
+		// own dialer applies the dial timeout and sets each broker's host
+		// as the server name to verify.
+		opts = append(opts, kgo.DialTLSConfig(cfg))
 	}
 	switch k.SASL.Mechanism {
 	case "PLAIN":
@@ -65,4 +70,45 @@ func securityOptions(k KafkaConfig) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha512Mechanism()))
 	}
 	return opts, nil
+}
+
+// connectProblem explains an error from the first requests to the brokers,
+// naming the configuration keys to check. Permanent is true when waiting
+// cannot help: the brokers' certificate is not trusted, one side speaks TLS
+// and the other does not, or the broker refused the credentials. Anything
+// else (a broker still starting, a network that is down, a connection
+// closed at once) is retried until kafka.connect_timeout, because a broker
+// that is restarting produces it too.
+func connectProblem(err error) (hint string, permanent bool) {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var header tls.RecordHeaderError
+	var op *net.OpError
+	var firstEOF *kgo.ErrFirstReadEOF
+	switch {
+	case err == nil:
+		return "", false
+	case errors.As(err, &unknownCA):
+		return "the brokers' certificate is not signed by a CA in kafka.tls.ca_file (or, when it is empty, the system's roots): set kafka.tls.ca_file to the CA that signed it", true
+	case errors.As(err, &hostname):
+		return "the brokers' certificate does not name the address in kafka.brokers: use the host name the certificate names", true
+	case errors.As(err, &invalid):
+		return "the brokers' certificate is not valid (expired, not yet valid or not for servers)", true
+	case errors.As(err, &header):
+		return "the broker does not speak TLS on this port: use its TLS listener's port in kafka.brokers, or turn kafka.tls off for a plaintext listener", true
+	case strings.Contains(err.Error(), "plaintext connection speaking to a tls endpoint"):
+		return "the broker expects TLS on this port: set kafka.tls.enabled (and kafka.tls.ca_file for a private CA)", true
+	case errors.As(err, &op) && op.Op == "remote error":
+		return "the broker ended the TLS handshake (" + op.Err.Error() + "): if it requires mutual TLS, set kafka.tls.cert_file and kafka.tls.key_file to a client certificate it trusts", true
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		return "the broker refused the credentials: check kafka.sasl.username, kafka.sasl.password and kafka.sasl.mechanism", true
+	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
+		return "the broker does not accept kafka.sasl.mechanism on this listener", true
+	case errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return "the user in kafka.sasl.username may not describe the cluster: grant it access", true
+	case errors.As(err, &firstEOF):
+		return "check that kafka.tls and kafka.sasl match the broker's listener", false
+	}
+	return "", false
 }

@@ -324,21 +324,15 @@ func (s *Sink) badRecordLocked(ctx context.Context, rec *kgo.Record, cause error
 	if s.cfg.Errors.Tolerance != "all" {
 		return &RecordError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Err: cause}
 	}
-	dlq := &kgo.Record{
-		Topic: s.cfg.Errors.DLQTopic,
-		Key:   rec.Key,
-		Value: rec.Value,
-		Headers: append(append([]kgo.RecordHeader(nil), rec.Headers...),
-			kgo.RecordHeader{Key: "evodb.error", Value: []byte(cause.Error())},
-			kgo.RecordHeader{Key: "evodb.source.topic", Value: []byte(rec.Topic)},
-			kgo.RecordHeader{Key: "evodb.source.partition", Value: []byte(strconv.Itoa(int(rec.Partition)))},
-			kgo.RecordHeader{Key: "evodb.source.offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
-		),
-	}
 	// Synchronous: the record's offset may only pass into the group offset
 	// once the DLQ holds it.
-	if err := s.cl.ProduceSync(ctx, dlq).FirstErr(); err != nil {
-		return fmt.Errorf("send record %s/%d@%d to dead-letter topic %s: %w", rec.Topic, rec.Partition, rec.Offset, s.cfg.Errors.DLQTopic, err)
+	pointer, err := s.sendDLQ(ctx, rec, cause)
+	if err != nil {
+		return fmt.Errorf("send record %s/%d@%d to dead-letter topic %s (errors.dlq_topic): %w", rec.Topic, rec.Partition, rec.Offset, s.cfg.Errors.DLQTopic, err)
+	}
+	if pointer {
+		s.log.Warn("record too large for the dead-letter topic's max.message.bytes: sent a pointer with its coordinates and the start of its value",
+			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "size", len(rec.Value), "dlq", s.cfg.Errors.DLQTopic, "max_message_bytes", s.dlqMaxBytes)
 	}
 	s.metrics.dlqRecords.WithLabelValues(rec.Topic).Inc()
 	if hint := formatHint(rec.Topic, cause); hint != "" {
@@ -541,6 +535,51 @@ func (s *Sink) refreshEndOffsets(ctx context.Context) {
 		})
 		s.updateLagLocked()
 		s.mu.Unlock()
+	}
+}
+
+// missingTopicsEvery is how often a topic of kafka.topics that does not
+// exist is reported again.
+const missingTopicsEvery = time.Minute
+
+// watchMissingTopics warns at start, and every s.missingEvery while it
+// lasts, about each topic of kafka.topics that does not exist: the group
+// gets no partition of it, and without the warning the sink would idle
+// with partitions=0 and say nothing. It runs until ctx ends.
+func (s *Sink) watchMissingTopics(ctx context.Context) {
+	topics := s.cfg.Kafka.Topics
+	if len(topics) == 0 {
+		return
+	}
+	adm := kadm.NewClient(s.cl)
+	missing := map[string]bool{}
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		listed, err := adm.ListTopics(lctx, topics...)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.log.Debug("list topics", "err", err)
+		}
+		for _, t := range topics {
+			if err != nil {
+				break
+			}
+			d, ok := listed[t]
+			switch exists := ok && d.Err == nil; {
+			case !exists:
+				missing[t] = true
+				s.log.Warn("topic in kafka.topics does not exist: nothing is consumed from it until it is created; check the name in kafka.topics or create the topic",
+					"topic", t, "recheck_in", s.missingEvery)
+			case missing[t]:
+				delete(missing, t)
+				s.log.Info("topic in kafka.topics exists now", "topic", t)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.missingEvery):
+		}
 	}
 }
 

@@ -29,7 +29,6 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
@@ -157,6 +156,10 @@ type Sink struct {
 	decoders map[string]codec.Decoder
 	instance string
 	cl       *kgo.Client
+	// dlq produces to errors.dlq_topic, sized to its max.message.bytes
+	// (dlqMaxBytes); nil without a DLQ. Set before polling starts.
+	dlq         *kgo.Client
+	dlqMaxBytes int32
 
 	mu           sync.Mutex
 	flushDone    *sync.Cond
@@ -184,7 +187,17 @@ type Sink struct {
 
 	joined  atomic.Bool
 	storeOK atomic.Bool
+
+	// missingEvery is how often a missing topic of kafka.topics is
+	// reported again (missingTopicsEvery; tests shorten it).
+	missingEvery time.Duration
+	// reachEvery is how often a start that cannot reach the brokers says
+	// it is still trying (reachBrokersEvery; tests shorten it).
+	reachEvery time.Duration
 }
+
+// reachBrokersEvery is how often checkKafka logs that it is still trying.
+const reachBrokersEvery = 10 * time.Second
 
 // New validates cfg and returns a sink writing to bucket.
 func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
@@ -201,6 +214,8 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 		tables: map[string]*table{},
 		parts:  map[topicPartition]*partition{},
 
+		missingEvery: missingTopicsEvery,
+		reachEvery:   reachBrokersEvery,
 		revokedSince: map[string][]int32{},
 	}
 	for _, o := range opts {
@@ -290,9 +305,12 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 	}
 	if k.TopicRegex != "" {
 		opts = append(opts, kgo.ConsumeTopics(k.TopicRegex), kgo.ConsumeRegex())
-		// The DLQ and notification topics must never be consumed as input.
-		if _, err := regexp.Compile(k.TopicRegex); err != nil {
-			return nil, err
+		// The DLQ and notification topics must never be consumed as input:
+		// a regex such as cdc\..* also matches cdc.dlq, and the sink would
+		// read its own dead letters (and fail on them again) and its own
+		// commit events.
+		if excl := s.ownTopics(); len(excl) > 0 {
+			opts = append(opts, kgo.ConsumeExcludeTopics(excl...))
 		}
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
@@ -303,6 +321,19 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 	}
 	opts = append(opts, sec...)
 	return append(opts, s.kopts...), nil
+}
+
+// ownTopics returns the topics the sink writes (dead letters and commit
+// notifications) as anchored, quoted regular expressions, for
+// kgo.ConsumeExcludeTopics.
+func (s *Sink) ownTopics() []string {
+	var out []string
+	for _, t := range []string{s.cfg.Errors.DLQTopic, s.cfg.Notify.Topic} {
+		if t != "" {
+			out = append(out, "^"+regexp.QuoteMeta(t)+"$")
+		}
+	}
+	return out
 }
 
 // Run consumes until ctx is cancelled (then shuts down gracefully: flush,
@@ -331,6 +362,14 @@ func (s *Sink) Run(ctx context.Context) error {
 		cl.Close()
 		return err
 	}
+	if err := s.prepareDLQ(ctx); err != nil {
+		cl.Close()
+		return err
+	}
+	if s.dlq != nil {
+		// Run returns only after the poll loop, its only user, ended.
+		defer s.dlq.Close()
+	}
 	// Wake the poll loop if it waits for memory when the run is cancelled.
 	stopWake := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -344,9 +383,15 @@ func (s *Sink) Run(ctx context.Context) error {
 		defer close(endsDone)
 		s.refreshEndOffsets(endsCtx)
 	}()
+	topicsDone := make(chan struct{})
+	go func() {
+		defer close(topicsDone)
+		s.watchMissingTopics(endsCtx)
+	}()
 	defer func() {
 		stopEnds()
 		<-endsDone
+		<-topicsDone
 	}()
 	s.mu.Lock()
 	s.lastProgress = s.now()
@@ -387,32 +432,50 @@ func (s *Sink) checkStore(ctx context.Context) error {
 
 // checkKafka reaches a broker before joining the group, so wrong brokers,
 // TLS or credentials fail at start with a clear error instead of a sink that
-// polls nothing. Authentication failures are not retried.
+// polls nothing. Errors no wait can fix (an untrusted certificate, TLS on
+// one side only, refused credentials) are not retried.
 func (s *Sink) checkKafka(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 200 * time.Millisecond
 	b.MaxElapsedTime = s.cfg.Kafka.ConnectTimeout
 	var last error
-	err := backoff.Retry(func() error {
+	start := s.now()
+	reported := start
+	err := backoff.RetryNotify(func() error {
 		pctx, cancel := context.WithTimeout(ctx, min(10*time.Second, s.cfg.Kafka.ConnectTimeout))
 		defer cancel()
 		err := s.cl.Ping(pctx)
 		if err != nil && pctx.Err() == nil {
 			last = err
 		}
-		if errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
-			errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		if _, permanent := connectProblem(err); permanent {
 			return backoff.Permanent(err)
 		}
 		return err
-	}, backoff.WithContext(b, ctx))
-	if err != nil {
-		if last != nil && !errors.Is(err, last) {
-			err = fmt.Errorf("%w (last error from a broker: %v)", err, last)
+	}, backoff.WithContext(b, ctx), func(err error, _ time.Duration) {
+		// Without this a sink that cannot reach its brokers would say
+		// nothing until kafka.connect_timeout ends.
+		if now := s.now(); now.Sub(reported) >= s.reachEvery {
+			reported = now
+			if last != nil {
+				err = last
+			}
+			s.log.Warn("still trying to reach the kafka brokers", "brokers", s.cfg.Kafka.Brokers,
+				"elapsed", now.Sub(start).Round(time.Second), "connect_timeout", s.cfg.Kafka.ConnectTimeout, "err", err)
 		}
-		return fmt.Errorf("kafka brokers %v unreachable within kafka.connect_timeout (check kafka.brokers, kafka.tls and kafka.sasl): %w", s.cfg.Kafka.Brokers, err)
+	})
+	if err == nil {
+		return nil
 	}
-	return nil
+	if last != nil && !errors.Is(err, last) {
+		err = fmt.Errorf("%w (last error from a broker: %v)", err, last)
+	}
+	if hint, permanent := connectProblem(last); permanent {
+		return fmt.Errorf("kafka brokers %v: %s: %w", s.cfg.Kafka.Brokers, hint, err)
+	} else if hint != "" {
+		return fmt.Errorf("kafka brokers %v unreachable within kafka.connect_timeout (%s; %s): %w", s.cfg.Kafka.Brokers, s.cfg.Kafka.ConnectTimeout, hint, err)
+	}
+	return fmt.Errorf("kafka brokers %v unreachable within kafka.connect_timeout (%s; check kafka.brokers, kafka.tls and kafka.sasl): %w", s.cfg.Kafka.Brokers, s.cfg.Kafka.ConnectTimeout, err)
 }
 
 // Abort stops at once without flushing: what is buffered is lost and will be

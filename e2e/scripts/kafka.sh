@@ -11,8 +11,12 @@
 #   kafka.sh topics <dir> ARGS...     run kafka-topics against the broker
 #   kafka.sh run-class CLASS ARGS...  run any class from the Kafka jars (CLI tools)
 #
-# The broker listens on <port> (PLAINTEXT) and its controller on <port>+1.
-# Everything it writes (config, data, logs, pid file) stays under <dir>.
+# The broker listens on <port> (PLAINTEXT) and its controller on <port>+1;
+# the same broker also listens on <port>+2 (SSL), <port>+3 (SASL_SSL with
+# SCRAM-SHA-512) and <port>+4 (SSL requiring a client certificate), with a
+# CA, certificates and a SCRAM user that start makes under <dir>/tls.
+# Everything it writes (config, data, logs, certificates, pid file) stays
+# under <dir>.
 set -euo pipefail
 
 # shellcheck source=e2e/scripts/common.sh
@@ -28,7 +32,8 @@ KAFKA_HEAP="${KAFKA_HEAP:--Xmx512m -Xms128m}"
 READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-60s}"
 
 usage() {
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+	# The comment block at the top of this file, whatever its length.
+	awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
 	exit 2
 }
 
@@ -79,19 +84,67 @@ EOF
 	e2e_log "installed $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars"
 }
 
+# make_certs DIR writes, once, what the TLS listeners and their tests need
+# into DIR/tls: a CA, a server certificate for 127.0.0.1 and localhost, a
+# client certificate for mutual TLS, a second CA that signed neither (for
+# wrong-CA tests), and the SCRAM user's password.
+make_certs() {
+	local t="$1/tls"
+	[[ -f "$t/.complete" ]] && return 0
+	e2e_require_cmd openssl
+	rm -rf "$t"
+	mkdir -p "$t"
+	local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+	openssl req -x509 "${ec[@]}" -keyout "$t/ca-key.pem" -out "$t/ca.pem" \
+		-days 3650 -subj "/CN=evodb-sink e2e CA" 2>>"$t/openssl.log"
+	openssl req -x509 "${ec[@]}" -keyout "$t/other-ca-key.pem" -out "$t/other-ca.pem" \
+		-days 3650 -subj "/CN=evodb-sink e2e other CA" 2>>"$t/openssl.log"
+	local name ext
+	for name in server client; do
+		if [[ "$name" == server ]]; then
+			ext=$'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
+		else
+			ext=$'extendedKeyUsage=clientAuth'
+		fi
+		openssl req -new "${ec[@]}" -keyout "$t/$name-key.pem" -out "$t/$name.csr" \
+			-subj "/CN=$name" 2>>"$t/openssl.log"
+		openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" \
+			-CAcreateserial -days 3650 -out "$t/$name.pem" \
+			-extfile <(printf '%s\n' "$ext") 2>>"$t/openssl.log"
+	done
+	# The broker reads its key and certificate chain from one PEM file.
+	cat "$t/server-key.pem" "$t/server.pem" "$t/ca.pem" >"$t/server-keystore.pem"
+	openssl rand -hex 16 >"$t/scram-password"
+	chmod 600 "$t"/*key*.pem "$t/scram-password"
+	touch "$t/.complete"
+}
+
 write_config() {
 	local dir="$1" port="$2" cport=$(($2 + 1))
+	local ssl=$(($2 + 2)) sasl_ssl=$(($2 + 3)) mtls=$(($2 + 4))
 	cat >"$dir/server.properties" <<EOF
 # One node that is both the KRaft controller and the broker.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$cport
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SSL://127.0.0.1:$ssl,SASL_SSL://127.0.0.1:$sasl_ssl,MTLS://127.0.0.1:$mtls
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SSL://127.0.0.1:$ssl,SASL_SSL://127.0.0.1:$sasl_ssl,MTLS://127.0.0.1:$mtls
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,MTLS:SSL
 log.dirs=$dir/data
+
+# The TLS listeners (clients only: brokers and controller talk plaintext).
+# SSL and SASL_SSL verify the server only; MTLS also requires a client
+# certificate signed by the same CA.
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/server-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.pem
+ssl.client.auth=none
+listener.name.mtls.ssl.client.auth=required
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 
 # A single replica everywhere, internal topics included.
 num.partitions=1
@@ -191,12 +244,13 @@ cmd_start() {
 	# A broker already on the port would answer the readiness probe in
 	# this one's place.
 	local p
-	for p in "$port" $((port + 1)); do
+	for p in "$port" $((port + 1)) $((port + 2)) $((port + 3)) $((port + 4)); do
 		if e2e_port_open "$p"; then
 			e2e_die "something already listens on 127.0.0.1:$p"
 		fi
 	done
 	mkdir -p "$dir/logs"
+	make_certs "$dir"
 	write_config "$dir" "$port"
 	local java cp="$KAFKA_LIBS/*"
 	java="$(e2e_java)"
@@ -226,7 +280,10 @@ cmd_start() {
 	local pid=$!
 	echo "$pid" >"$dir/kafka.pid"
 
-	if ! "$dir/kafkaready" -brokers "127.0.0.1:$port" -timeout "$READY_TIMEOUT" -pid "$pid"; then
+	# Once ready, kafkaready also creates (or updates) the SCRAM user of
+	# the SASL_SSL listener through the admin API.
+	if ! "$dir/kafkaready" -brokers "127.0.0.1:$port" -timeout "$READY_TIMEOUT" -pid "$pid" \
+		-scram-user sink -scram-password-file "$dir/tls/scram-password"; then
 		print_log_tail "$dir"
 		e2e_stop_pidfile "$dir/kafka.pid" 10
 		e2e_die "Kafka did not become ready on 127.0.0.1:$port"
@@ -254,7 +311,22 @@ cmd_env() {
 	[[ -f "$dir/port" ]] || e2e_die "no Kafka was started in $dir"
 	echo "export SINK_E2E_KAFKA=127.0.0.1:$(cat "$dir/port")"
 	# The broker-restart scenario runs `kafka.sh restart "$SINK_E2E_KAFKA_DIR"`.
-	echo "export SINK_E2E_KAFKA_DIR=$(cd "$dir" && pwd)"
+	local abs port t
+	abs="$(cd "$dir" && pwd)"
+	port="$(cat "$dir/port")"
+	t="$abs/tls"
+	echo "export SINK_E2E_KAFKA_DIR=$abs"
+	# The same broker's TLS listeners, their CA, a client certificate for
+	# mutual TLS, a CA that signed nothing of it, and the SCRAM user.
+	echo "export SINK_E2E_KAFKA_SSL=127.0.0.1:$((port + 2))"
+	echo "export SINK_E2E_KAFKA_SASL_SSL=127.0.0.1:$((port + 3))"
+	echo "export SINK_E2E_KAFKA_MTLS=127.0.0.1:$((port + 4))"
+	echo "export SINK_E2E_KAFKA_CA=$t/ca.pem"
+	echo "export SINK_E2E_KAFKA_OTHER_CA=$t/other-ca.pem"
+	echo "export SINK_E2E_KAFKA_CLIENT_CERT=$t/client.pem"
+	echo "export SINK_E2E_KAFKA_CLIENT_KEY=$t/client-key.pem"
+	echo "export SINK_E2E_KAFKA_SCRAM_USER=sink"
+	echo "export SINK_E2E_KAFKA_SCRAM_PASSWORD=$(cat "$t/scram-password")"
 }
 
 cmd_run_class() {

@@ -5,6 +5,10 @@
 // It exits 0 once the broker is ready, and 1 when the deadline passes or the
 // watched broker process (-pid) exits first, which lets the caller print the
 // broker's log at once instead of waiting out the whole timeout.
+//
+// With -scram-user it then creates (or updates) that SCRAM-SHA-512 user
+// through the admin API, with the password read from -scram-password-file,
+// for the broker's SASL_SSL listener.
 package main
 
 import (
@@ -25,12 +29,49 @@ func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	timeout := flag.Duration("timeout", 60*time.Second, "how long to wait for the broker")
 	pid := flag.Int("pid", 0, "broker process id; stop waiting if it exits (0 to not watch)")
+	scramUser := flag.String("scram-user", "", "once ready, create or update this SCRAM-SHA-512 user")
+	scramPasswordFile := flag.String("scram-password-file", "", "file holding the -scram-user's password")
 	flag.Parse()
 
-	if err := run(strings.Split(*brokers, ","), *timeout, *pid); err != nil {
+	seeds := strings.Split(*brokers, ",")
+	err := run(seeds, *timeout, *pid)
+	if err == nil && *scramUser != "" {
+		err = upsertSCRAM(seeds, *scramUser, *scramPasswordFile)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "kafkaready: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// upsertSCRAM creates or updates a SCRAM-SHA-512 user through the admin API
+// (AlterUserScramCredentials), as an operator of a managed cluster would.
+func upsertSCRAM(seeds []string, user, passwordFile string) error {
+	pw, err := os.ReadFile(passwordFile)
+	if err != nil {
+		return fmt.Errorf("-scram-password-file: %w", err)
+	}
+	password := strings.TrimSpace(string(pw))
+	if password == "" {
+		return fmt.Errorf("-scram-password-file %s is empty", passwordFile)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{
+		User: user, Mechanism: kadm.ScramSha512, Iterations: 8192, Password: password,
+	}})
+	if err != nil {
+		return fmt.Errorf("create SCRAM user %s: %w", user, err)
+	}
+	if r, ok := res[user]; ok && r.Err != nil {
+		return fmt.Errorf("create SCRAM user %s: %w", user, r.Err)
+	}
+	return nil
 }
 
 func run(seeds []string, timeout time.Duration, pid int) error {
