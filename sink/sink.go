@@ -276,8 +276,9 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 	return append(opts, s.kopts...), nil
 }
 
-// Run consumes until ctx is cancelled (then shuts down gracefully: flush,
-// commit, leave the group) or a fatal error occurs.
+// Run consumes until ctx ends, by cancellation or deadline (then it shuts
+// down gracefully: flush, commit, leave the group, and returns nil), or a
+// fatal error occurs.
 func (s *Sink) Run(ctx context.Context) error {
 	opts, err := s.kafkaOptions()
 	if err != nil {
@@ -323,7 +324,11 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.abort()
 		return runErr
 	}
-	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+	// Any end of ctx, a deadline as much as a cancellation, is the caller
+	// asking for a stop: the error it surfaces as (from a poll, a wait for
+	// memory or a dead-letter produce) is the stop, not a failure.
+	stopped := ctx.Err() != nil && errors.Is(runErr, ctx.Err())
+	if runErr != nil && !stopped && !errors.Is(runErr, context.Canceled) {
 		s.log.Error("sink stopping", "err", runErr)
 		s.abort()
 		return runErr
