@@ -74,6 +74,7 @@ func (s *Sink) startFlushLocked(t *table, reason string) {
 			delete(p.pending, t.path)
 		}
 	}
+	t.drainedLocked()
 	t.inflight = job
 	t.flushWanted = ""
 	s.flushing += job.bytes

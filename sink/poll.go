@@ -236,9 +236,6 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *tim
 		s.metrics.dedupeDropped.WithLabelValues(t.path).Inc()
 		return nil
 	}
-	if _, err := t.schema.Accept(&d.change); err != nil {
-		return &recordErr{err}
-	}
 	// The budget counts the memory buffers hold (their arrays' capacity),
 	// which grows now and then by more than one change. It holds: wait for
 	// flushes until the growth fits (a record alone larger than the budget
@@ -251,9 +248,23 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *tim
 	}
 	var grew int64
 	for {
+		// The schema the change needs is applied only once the buffer
+		// has taken the change: a change refused (too large) or never
+		// buffered (the run ends while it waits) must not evolve the
+		// schema the next flush commits. A wait lets flushes adopt
+		// commits that widen t.schema, so the evolution is computed
+		// after the last one; from here to the Add s.mu is held.
+		next, err := t.schema.Evolved(&d.change)
+		if err != nil {
+			return &recordErr{err}
+		}
 		before := t.buf.Mem()
-		err := t.buf.Add(d.change, *now)
+		err = t.buf.Add(d.change, *now)
 		if err == nil {
+			if next != nil {
+				t.schema = next
+			}
+			t.acceptedLocked(p.tp, &d.change, next != nil)
 			grew = t.buf.Mem() - before
 			break
 		}
@@ -658,7 +669,10 @@ func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 }
 
 // dropLocked removes the buffered changes and bookkeeping of partitions.
+// A table whose schema the dropped changes evolved gets its schema rebuilt
+// from what it still holds.
 func (s *Sink) dropLocked(parts map[string][]int32) {
+	rebuild := map[*table]bool{}
 	for topic, ps := range parts {
 		for _, n := range ps {
 			tp := topicPartition{topic, n}
@@ -669,10 +683,21 @@ func (s *Sink) dropLocked(parts map[string][]int32) {
 				if t.dedupe != nil {
 					t.dedupe.dropPartition(tp)
 				}
+				if t.evolvedBy[tp] {
+					rebuild[t] = true
+				}
+				delete(t.evolvedBy, tp)
+				delete(t.declared, tp)
+				if t.lastDeclared.tp == tp {
+					t.lastDeclared.cols = nil
+				}
 			}
 			delete(s.parts, tp)
 			s.metrics.lag.DeleteLabelValues(topic, strconv.Itoa(int(n)))
 		}
+	}
+	for t := range rebuild {
+		s.rebuildSchemaLocked(t)
 	}
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
 	s.flushDone.Broadcast()
