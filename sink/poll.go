@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -63,10 +64,13 @@ func (s *Sink) poll(ctx context.Context) error {
 		// goroutines need the lock to finish.
 		batch = batch[:0]
 		var derr error
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		eachPartition(fetches, func(p kgo.FetchTopicPartition, topicID [16]byte) {
 			s.mu.Lock()
 			if st := s.parts[topicPartition{p.Topic, p.Partition}]; st != nil {
 				st.hwm = p.HighWatermark
+				if err := st.learnTopicID(topicID, s.cfg.Kafka.Group); err != nil && derr == nil {
+					derr = err
+				}
 			}
 			s.mu.Unlock()
 			if derr != nil || len(p.Records) == 0 {
@@ -128,6 +132,44 @@ func (s *Sink) poll(ctx context.Context) error {
 		s.cl.AllowRebalance()
 	}
 }
+
+// eachPartition calls fn for each partition of fetches, as
+// Fetches.EachPartition does, with the topic ID the fetch response gave
+// for the partition's topic (zero when it gave none).
+func eachPartition(fetches kgo.Fetches, fn func(p kgo.FetchTopicPartition, topicID [16]byte)) {
+	for _, f := range fetches {
+		for _, t := range f.Topics {
+			for i := range t.Partitions {
+				fn(kgo.FetchTopicPartition{Topic: t.Topic, FetchPartition: t.Partitions[i]}, t.TopicID)
+			}
+		}
+	}
+}
+
+// learnTopicID records the topic ID a fetch response gave for p's topic.
+// A zero ID (a broker without topic IDs) teaches nothing. An ID other than
+// the one learnt before means the topic was re-created under p's name
+// while it was being read.
+func (p *partition) learnTopicID(raw [16]byte, group string) error {
+	if raw == ([16]byte{}) {
+		return nil
+	}
+	id := topicIDString(raw)
+	switch p.topicID {
+	case "":
+		p.topicID = id
+	case id:
+	default:
+		return fmt.Errorf("%w: partition %s/%d returned records of topic ID %s after records of topic ID %s; the topic was re-created: stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the tables' data for this topic",
+			ErrOffsetsWentBack, p.tp.topic, p.tp.partition, id, p.topicID, group)
+	}
+	return nil
+}
+
+// topicIDString renders a topic ID as Kafka does (kafka-topics.sh
+// --describe): unpadded URL-safe base64. It has no '@' or '/', as a
+// committer lineage must not.
+func topicIDString(id [16]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
 
 // decode decodes one record and resolves its table. A record that cannot
 // be decoded is marked in d.err; a tombstone is marked skip.
@@ -224,13 +266,22 @@ func isRecordError(err error) bool {
 func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *time.Time) error {
 	t := d.table
 	rec := d.rec
-	if v, ok := t.durable[p.appID]; ok && rec.Offset <= v {
-		if p.hwm >= 0 && v >= p.hwm {
-			return fmt.Errorf("%w: table %s holds offset %d of %s/%d but the partition ends at %d; if the topic was re-created, stop all sinks of group %q, then either use a new group or delete the table's data for this topic",
-				ErrOffsetsWentBack, t.path, v, p.tp.topic, p.tp.partition, p.hwm, s.cfg.Kafka.Group)
+	if st, ok := t.durable[p.appID]; ok {
+		if other, ok := st.otherTopic(p.topicID); ok {
+			return topicChangedError(t.path, st.version, p.tp, other, p.topicID, s.cfg.Kafka.Group)
 		}
-		s.metrics.durableSkipped.WithLabelValues(t.path).Inc()
-		return nil
+		if rec.Offset <= st.version {
+			// Without topic IDs to compare (a table written before they
+			// were recorded, or a broker without them), a table holding
+			// offsets the partition does not have is the only sign of a
+			// re-created topic.
+			if p.hwm >= 0 && st.version >= p.hwm {
+				return fmt.Errorf("%w: table %s holds offset %d of %s/%d but the partition ends at %d; if the topic was re-created, stop all sinks of group %q, then either use a new group or delete the table's data for this topic",
+					ErrOffsetsWentBack, t.path, st.version, p.tp.topic, p.tp.partition, p.hwm, s.cfg.Kafka.Group)
+			}
+			s.metrics.durableSkipped.WithLabelValues(t.path).Inc()
+			return nil
+		}
 	}
 	if t.dedupe != nil && t.dedupe.isDup(&d.change) {
 		s.metrics.dedupeDropped.WithLabelValues(t.path).Inc()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,9 +45,9 @@ type table struct {
 		tp   topicPartition
 		cols []codec.Column
 	}
-	// durable maps a txn appId to the table's txn version: the last offset
-	// of that source partition already in the table.
-	durable map[string]int64
+	// durable maps a txn appId to what the table holds from that source
+	// partition.
+	durable map[string]txnState
 	// snap is the latest snapshot this sink saw, nil before the table exists.
 	snap *committer.Snapshot
 	// stale asks for a snapshot refresh before the next record is
@@ -67,6 +68,33 @@ type table struct {
 	lastCommit  time.Time
 	newestTS    int64
 	rowsWritten int64
+}
+
+// txnState is what a table holds from one source partition.
+type txnState struct {
+	// version is the table's txn version: the last offset of the
+	// partition already in the table; -1 if none.
+	version int64
+	// topicIDs are the topic IDs the table's commits recorded with the
+	// version (committer.LineageAppID), sorted: none for a table written
+	// before topic IDs were recorded or from a broker without them, one
+	// normally, more only if sinks raced on a re-created topic.
+	topicIDs []string
+}
+
+// otherTopic returns a topic ID the table recorded for the partition that
+// is not id, if there is one. It never finds one when id is empty (the
+// broker gives no topic IDs) or when the table recorded none.
+func (st txnState) otherTopic(id string) (string, bool) {
+	if id == "" {
+		return "", false
+	}
+	for _, t := range st.topicIDs {
+		if t != id {
+			return t, true
+		}
+	}
+	return "", false
 }
 
 // routeError is a change whose table cannot be routed (a bad name for a
@@ -164,7 +192,7 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 	nt := &table{
 		path: path, name: name, cfg: cfg, mode: mode, buf: buf,
 		schema:    codec.NewSchema(),
-		durable:   map[string]int64{},
+		durable:   map[string]txnState{},
 		evolvedBy: map[topicPartition]bool{},
 		declared:  map[topicPartition][][]codec.Column{},
 		log: committer.Open(s.bucket, path, committer.Options{
@@ -243,11 +271,21 @@ func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
 	}
 	t.snap = snap
 	for app, v := range snap.Txns {
-		if v > t.durable[app] {
-			t.durable[app] = v
-		} else if _, ok := t.durable[app]; !ok {
-			t.durable[app] = v
+		id, topicID, isTopicID := committer.SplitLineage(app)
+		if !isTopicID {
+			id = app
 		}
+		st, ok := t.durable[id]
+		if !ok {
+			st.version = -1
+		}
+		if !isTopicID {
+			st.version = max(st.version, v)
+		} else if !slices.Contains(st.topicIDs, topicID) {
+			st.topicIDs = append(st.topicIDs, topicID)
+			slices.Sort(st.topicIDs)
+		}
+		t.durable[id] = st
 	}
 	if pk := snap.Metadata.Configuration[primaryKeyConfig]; pk != "" && t.pk == "" {
 		t.pk = pk
