@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/cenkalti/backoff/v4"
 
@@ -29,6 +30,49 @@ type TxnCondition struct {
 	AppID       string
 	FirstOffset int64
 	LastOffset  int64
+	// Lineage, if not empty, names the incarnation of the source the
+	// offsets come from (for a Kafka partition, its topic ID): offsets of
+	// two incarnations are not comparable. The commit then also writes
+	// txn(LineageAppID(AppID, Lineage), LastOffset), and is refused with a
+	// *LineageConflictError if the table holds such a txn for AppID with
+	// another lineage. Tables written without lineages hold none, so the
+	// first commit with a lineage is never refused for it. It must not
+	// contain '@' or '/'.
+	Lineage string
+}
+
+// LineageAppID is the txn appId that records the lineage of appID's
+// offsets: appID + "@" + lineage. Its version is the last offset of that
+// lineage the table holds, like appID's. The txn action being the only
+// per-source state Delta keeps in checkpoints, the lineage lives in the
+// appId so it survives them.
+func LineageAppID(appID, lineage string) string { return appID + "@" + lineage }
+
+// SplitLineage is the inverse of LineageAppID: it reports whether app
+// records a lineage, and of which appId. An appId that merely contains an
+// '@' is not one unless what follows its last '@' is a valid lineage
+// (non-empty, without '/').
+func SplitLineage(app string) (appID, lineage string, ok bool) {
+	i := strings.LastIndexByte(app, '@')
+	if i <= 0 || i == len(app)-1 || strings.IndexByte(app[i+1:], '/') >= 0 {
+		return "", "", false
+	}
+	return app[:i], app[i+1:], true
+}
+
+// LineageConflictError refuses an append whose offsets from a source come
+// from another lineage (for Kafka: another topic ID, the topic was deleted
+// and re-created) than the offsets the table holds for it.
+type LineageConflictError struct {
+	AppID        string
+	Lineage      string
+	TableLineage string
+	TableVersion int64
+}
+
+func (e *LineageConflictError) Error() string {
+	return fmt.Sprintf("lineage conflict for %s: table version %d holds offsets of lineage %s, the commit's offsets are of lineage %s",
+		e.AppID, e.TableVersion, e.TableLineage, e.Lineage)
 }
 
 // Commit is one atomic change to a table.
@@ -80,6 +124,8 @@ func (c *Commit) validate() error {
 			return fmt.Errorf("txn appId %s appears twice", tc.AppID)
 		case tc.FirstOffset < 0 || tc.LastOffset < tc.FirstOffset:
 			return fmt.Errorf("txn %s: offsets [%d, %d] are not a range", tc.AppID, tc.FirstOffset, tc.LastOffset)
+		case strings.ContainsAny(tc.Lineage, "@/"):
+			return fmt.Errorf("txn %s: lineage %q contains '@' or '/'", tc.AppID, tc.Lineage)
 		}
 		apps[tc.AppID] = true
 	}
@@ -120,6 +166,9 @@ func (c *Commit) check(s *Snapshot) error {
 			return &TxnConflictError{AppID: tc.AppID, TableTxnVersion: v, FirstOffset: tc.FirstOffset, TableVersion: s.Version}
 		}
 	}
+	if err := c.checkLineages(s); err != nil {
+		return err
+	}
 	removed := map[string]bool{}
 	for _, r := range c.Removes {
 		if _, ok := s.Files[r.Path]; !ok {
@@ -136,6 +185,34 @@ func (c *Commit) check(s *Snapshot) error {
 		s.Metadata.SchemaString != c.Metadata.SchemaString {
 		return fmt.Errorf("schema changed at version %d, after read version %d: %w",
 			s.metadataVersion, c.ReadVersion, ErrMetadataChanged)
+	}
+	return nil
+}
+
+// checkLineages refuses c if the table holds, for one of c's appIds, a
+// lineage other than c's. It reads every txn of the table once, and only
+// when c names a lineage.
+func (c *Commit) checkLineages(s *Snapshot) error {
+	var want map[string]string
+	for _, tc := range c.Txns {
+		if tc.Lineage != "" {
+			if want == nil {
+				want = make(map[string]string, len(c.Txns))
+			}
+			want[tc.AppID] = tc.Lineage
+		}
+	}
+	if want == nil {
+		return nil
+	}
+	for app := range s.Txns {
+		id, lineage, ok := SplitLineage(app)
+		if !ok {
+			continue
+		}
+		if w, ok := want[id]; ok && w != lineage {
+			return &LineageConflictError{AppID: id, Lineage: w, TableLineage: lineage, TableVersion: s.Version}
+		}
 	}
 	return nil
 }
@@ -189,6 +266,9 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 	}
 	for _, tc := range c.Txns {
 		e.txns = append(e.txns, Txn{AppID: tc.AppID, Version: tc.LastOffset, LastUpdated: now})
+		if tc.Lineage != "" {
+			e.txns = append(e.txns, Txn{AppID: LineageAppID(tc.AppID, tc.Lineage), Version: tc.LastOffset, LastUpdated: now})
+		}
 	}
 	for _, r := range c.Removes {
 		// Complete the tombstone from the add it removes, so vacuum and other
@@ -222,9 +302,9 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 
 // Commit commits c as the next version of the table, retrying lost races and
 // ambiguous store failures as the Table doc describes. It refuses with a
-// *TxnConflictError, a *FileRemovedError, or an error wrapping ErrFileExists,
-// ErrMetadataChanged, ErrUnsupportedProtocol, ErrNoTable or
-// ErrTableReplaced; the table is then unchanged by the commit. An error
+// *TxnConflictError, a *LineageConflictError, a *FileRemovedError, or an
+// error wrapping ErrFileExists, ErrMetadataChanged, ErrUnsupportedProtocol,
+// ErrNoTable or ErrTableReplaced; the table is then unchanged by the commit. An error
 // wrapping ErrTooManyAttempts or the context's error can follow an
 // ambiguous put, so the commit may have landed: calling Commit again with
 // the same ID on the same Table finds it (AlreadyCommitted), and for an

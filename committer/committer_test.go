@@ -856,3 +856,82 @@ func TestCommitRequests(t *testing.T) {
 	}
 	require.Equal(t, map[string]bool{"data/a1.parquet": true, "data/b1.parquet": true, "data/a2.parquet": true}, paths)
 }
+
+// A txn condition with a lineage records it next to the appId's version,
+// in a txn action checkpoints keep, and an append of another lineage's
+// offsets is refused however the offsets compare: also when it races the
+// commit that recorded the first lineage, and also after a checkpoint.
+func TestTxnLineage(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		ctx := context.Background()
+		createTable(t, b)
+		withLineage := func(c Commit, lineage string) Commit {
+			c.Txns[0].Lineage = lineage
+			return c
+		}
+		opts := testOptions("a")
+		opts.CheckpointInterval = 2
+		a := Open(b, testRoot, opts)
+		other := Open(b, testRoot, testOptions("other"))
+		// A table written without lineages (by an earlier version).
+		_, err := a.Commit(ctx, appendCommit("data/0.parquet", testAppID, 0, 9))
+		require.NoError(t, err)
+		_, err = other.Snapshot(ctx)
+		require.NoError(t, err)
+
+		// The first lineage is recorded; the legacy version still fences.
+		_, err = a.Commit(ctx, withLineage(appendCommit("data/1.parquet", testAppID, 10, 19), "AAAAAAAAAAAAAAAAAAAAAQ"))
+		require.NoError(t, err)
+		var conflict *TxnConflictError
+		_, err = a.Commit(ctx, withLineage(appendCommit("data/x.parquet", testAppID, 15, 30), "AAAAAAAAAAAAAAAAAAAAAQ"))
+		require.ErrorAs(t, err, &conflict)
+
+		// other still holds the snapshot from before the lineage: its put
+		// loses the race, and the re-check refuses it although its offsets
+		// are past the table's.
+		_, err = other.Commit(ctx, withLineage(appendCommit("data/y.parquet", testAppID, 500, 600), "BBBBBBBBBBBBBBBBBBBBBQ"))
+		var lc *LineageConflictError
+		require.ErrorAs(t, err, &lc)
+		require.Equal(t, testAppID, lc.AppID)
+		require.Equal(t, "AAAAAAAAAAAAAAAAAAAAAQ", lc.TableLineage)
+		require.Equal(t, "BBBBBBBBBBBBBBBBBBBBBQ", lc.Lineage)
+
+		// A writer that records no lineage (an earlier version, during an
+		// upgrade) is fenced by the version alone.
+		_, err = other.Commit(ctx, appendCommit("data/2.parquet", testAppID, 20, 29))
+		require.NoError(t, err)
+
+		// Read back through the checkpoint (version 2 was checkpointed).
+		_, err = b.Head(ctx, testRoot+"/_delta_log/"+fmt.Sprintf("%020d.checkpoint.parquet", 2))
+		require.NoError(t, err)
+		s, err := Open(b, testRoot, Options{}).Snapshot(ctx)
+		require.NoError(t, err)
+		v, ok := s.TxnVersion(LineageAppID(testAppID, "AAAAAAAAAAAAAAAAAAAAAQ"))
+		require.True(t, ok)
+		require.Equal(t, int64(19), v)
+		v, _ = s.TxnVersion(testAppID)
+		require.Equal(t, int64(29), v)
+		_, err = Open(b, testRoot, testOptions("late")).Commit(ctx, withLineage(appendCommit("data/z.parquet", testAppID, 30, 40), "BBBBBBBBBBBBBBBBBBBBBQ"))
+		require.ErrorAs(t, err, &lc)
+		_, err = Open(b, testRoot, testOptions("late")).Commit(ctx, withLineage(appendCommit("data/3.parquet", testAppID, 30, 40), "AAAAAAAAAAAAAAAAAAAAAQ"))
+		require.NoError(t, err)
+	})
+}
+
+func TestSplitLineage(t *testing.T) {
+	for _, tc := range []struct {
+		app, id, lineage string
+		ok               bool
+	}{
+		{app: LineageAppID("evodb-sink/g/t/0", "vJZ6j9qWQ7qY8Yd8Z5C3Hw"), id: "evodb-sink/g/t/0", lineage: "vJZ6j9qWQ7qY8Yd8Z5C3Hw", ok: true},
+		{app: "evodb-sink/g/t/0"},
+		{app: "evodb-sink/team@x/t/0"}, // an '@' in the group is not a lineage
+		{app: "evodb-sink/g/t/0@"},
+		{app: "@x"},
+	} {
+		id, lineage, ok := SplitLineage(tc.app)
+		require.Equal(t, tc.ok, ok, tc.app)
+		require.Equal(t, tc.id, id, tc.app)
+		require.Equal(t, tc.lineage, lineage, tc.app)
+	}
+}

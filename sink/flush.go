@@ -35,6 +35,9 @@ type flushJob struct {
 	// firsts is the first offset of each source partition in the job, the
 	// entries this job holds in partition.inflight.
 	firsts map[topicPartition]int64
+	// topicIDs is the topic ID of each source partition in the job, where
+	// the broker gave one (partition.topicID).
+	topicIDs map[topicPartition]string
 }
 
 // CommitEvent describes one durable table commit. It is what the
@@ -59,21 +62,26 @@ func (s *Sink) startFlushLocked(t *table, reason string) {
 		return
 	}
 	job := &flushJob{
-		table:   t,
-		reason:  reason,
-		rows:    batch.Rows,
-		schema:  t.schema.Clone(),
-		bytes:   batch.Mem,
-		started: s.now(),
-		firsts:  map[topicPartition]int64{},
+		table:    t,
+		reason:   reason,
+		rows:     batch.Rows,
+		schema:   t.schema.Clone(),
+		bytes:    batch.Mem,
+		started:  s.now(),
+		firsts:   map[topicPartition]int64{},
+		topicIDs: map[topicPartition]string{},
 	}
 	for _, p := range s.parts {
 		if first, ok := p.pending[t.path]; ok {
 			job.firsts[p.tp] = first
+			if p.topicID != "" {
+				job.topicIDs[p.tp] = p.topicID
+			}
 			p.inflight[job] = first
 			delete(p.pending, t.path)
 		}
 	}
+	t.drainedLocked()
 	t.inflight = job
 	t.flushWanted = ""
 	s.flushing += job.bytes
@@ -160,6 +168,11 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			}
 			snap = created
 		}
+		// Before anything is filtered as already durable: offsets of
+		// another topic ID say nothing about these records.
+		if err := s.checkTopicIDs(t, snap, job.topicIDs); err != nil {
+			return nil, err
+		}
 		kept, dropped := s.filterDurable(batch, snap)
 		if dropped > 0 {
 			s.metrics.durableSkipped.WithLabelValues(t.path).Add(float64(dropped))
@@ -201,7 +214,7 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		c := committer.Commit{
 			Operation:   committer.OpStreamingUpdate,
 			Adds:        []committer.Add{add},
-			Txns:        s.txnConditions(batch.Sources),
+			Txns:        s.txnConditions(batch.Sources, job.topicIDs),
 			ReadVersion: snap.Version,
 			Info: map[string]string{
 				"group":  s.cfg.Kafka.Group,
@@ -231,7 +244,8 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			var cerr error
 			res, cerr = t.log.Commit(ctx, c)
 			var conflict *committer.TxnConflictError
-			if errors.As(cerr, &conflict) || errors.Is(cerr, committer.ErrMetadataChanged) ||
+			var changed *committer.LineageConflictError
+			if errors.As(cerr, &conflict) || errors.As(cerr, &changed) || errors.Is(cerr, committer.ErrMetadataChanged) ||
 				errors.Is(cerr, committer.ErrNoTable) || errors.Is(cerr, committer.ErrTableReplaced) {
 				return backoff.Permanent(cerr)
 			}
@@ -239,9 +253,13 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		})
 		s.metrics.commitDuration.Observe(time.Since(start).Seconds())
 		var conflict *committer.TxnConflictError
+		var changed *committer.LineageConflictError
 		switch {
 		case err == nil:
-		case errors.As(err, &conflict), errors.Is(err, committer.ErrMetadataChanged):
+		case errors.As(err, &conflict), errors.As(err, &changed), errors.Is(err, committer.ErrMetadataChanged):
+			// A lineage conflict (another sink committed records of
+			// another topic ID meanwhile) is reported by checkTopicIDs
+			// once the table is read again.
 			s.metrics.commitConflicts.WithLabelValues(t.path).Inc()
 			s.log.Info("commit refused, re-reading the table", "table", t.path, "err", err, "attempt", attempt)
 			if err := s.retry(ctx, "load", func() error {
@@ -368,13 +386,37 @@ func dedupeOffsets(rows *codec.Rows) *codec.Rows {
 	})
 }
 
+// checkTopicIDs returns ErrOffsetsWentBack (wrapped) if snap recorded,
+// for a source partition of a flush, another topic ID than the one the
+// flush's records were read from. It reads every txn of the table once.
+func (s *Sink) checkTopicIDs(t *table, snap *committer.Snapshot, topicIDs map[topicPartition]string) error {
+	if len(topicIDs) == 0 {
+		return nil
+	}
+	byApp := make(map[string]topicPartition, len(topicIDs))
+	for tp := range topicIDs {
+		byApp[s.appID(tp)] = tp
+	}
+	for app := range snap.Txns {
+		id, topicID, ok := committer.SplitLineage(app)
+		if !ok {
+			continue
+		}
+		if tp, ok := byApp[id]; ok && topicIDs[tp] != topicID {
+			return topicChangedError(t.path, snap.Txns[id], tp, topicID, topicIDs[tp], s.cfg.Kafka.Group)
+		}
+	}
+	return nil
+}
+
 // txnConditions builds one txn condition per source partition, sorted by
-// app id.
-func (s *Sink) txnConditions(sources map[buffer.SourceKey]buffer.OffsetRange) []committer.TxnCondition {
+// app id, with the partition's topic ID as its lineage where it is known.
+func (s *Sink) txnConditions(sources map[buffer.SourceKey]buffer.OffsetRange, topicIDs map[topicPartition]string) []committer.TxnCondition {
 	out := make([]committer.TxnCondition, 0, len(sources))
 	for k, r := range sources {
+		tp := topicPartition{k.Topic, k.Partition}
 		out = append(out, committer.TxnCondition{
-			AppID: s.appID(topicPartition{k.Topic, k.Partition}), FirstOffset: r.First, LastOffset: r.Last,
+			AppID: s.appID(tp), FirstOffset: r.First, LastOffset: r.Last, Lineage: topicIDs[tp],
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].AppID < out[j].AppID })

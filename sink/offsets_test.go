@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -52,6 +55,108 @@ func TestSinkStopsWhenOffsetsGoBackwards(t *testing.T) {
 	require.Contains(t, err.Error(), "new group")
 	// Nothing of the new topic was written, and the old data is intact.
 	requireExactlyOnce(t, b, want)
+}
+
+// recreateTopic deletes a topic and creates it again with the same name.
+func recreateTopic(t *testing.T, brokers []string, topic string, partitions int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = adm.DeleteTopics(ctx, topic)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond)
+}
+
+// lineages returns the topic IDs the tables recorded, by txn appId.
+func lineages(t *testing.T, b objstore.Bucket) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	roots, err := committer.ListTables(ctx, b)
+	require.NoError(t, err)
+	out := map[string][]string{}
+	for _, root := range roots {
+		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
+		require.NoError(t, err)
+		for app := range snap.Txns {
+			if id, lineage, ok := committer.SplitLineage(app); ok && !slices.Contains(out[id], lineage) {
+				out[id] = append(out[id], lineage)
+			}
+		}
+	}
+	return out
+}
+
+// A re-created topic already longer than what the tables hold from it
+// cannot be told from the old one by its offsets: the topic ID each commit
+// records with the partition's txn version tells them apart, also once it
+// is read back from a checkpoint. Nothing of the new topic is filtered or
+// written.
+func TestSinkStopsWhenARecreatedTopicIsLonger(t *testing.T) {
+	c := newCluster(t, 1, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 200, 0, 11, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	cfg.Tables.Default.FlushThreshold = 20
+	cfg.Commit.CheckpointInterval = 2
+	_, stop := runSink(t, cfg, b)
+	waitCommitted(t, b, 200, 30*time.Second)
+	require.NoError(t, stop())
+	ids := lineages(t, b)
+	require.Len(t, ids, 1, "the topic ID is recorded")
+
+	recreateTopic(t, c.ListenAddrs(), "cdc", 1)
+	fresh := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 400, 0, 12, 1000, fresh)
+
+	s, err := New(cfg, b)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = s.Run(ctx)
+	require.ErrorIs(t, err, ErrOffsetsWentBack)
+	require.Contains(t, err.Error(), "topic ID")
+	require.Contains(t, err.Error(), "new group")
+	requireExactlyOnce(t, b, want)
+}
+
+// Tables written before topic IDs were recorded (their txn appIds carry
+// none; a broker that returns no topic IDs writes the same) keep their
+// exactly-once state: a replay from offset zero writes nothing twice, and
+// the next commits start recording the topic ID.
+func TestSinkKeepsExactlyOnceWhenTopicIDsAppear(t *testing.T) {
+	c := newCluster(t, 2, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 2, 3, 600, 0, 21, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	// Fetch requests before version 13 (Kafka 3.0) carry no topic IDs.
+	_, stop := runSink(t, cfg, b, WithKafkaOptions(kgo.MaxVersions(kversion.V3_0_0())))
+	waitCommitted(t, b, 600, 30*time.Second)
+	require.NoError(t, stop())
+	require.Empty(t, lineages(t, b), "no topic ID without one from the broker")
+
+	adm, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	require.NoError(t, err)
+	defer adm.Close()
+	deleteGroupOffsets(t, adm, cfg.Kafka.Group)
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 2, 3, 300, 0, 22, 10_000, want)
+	_, stop = runSink(t, cfg, b)
+	waitCommitted(t, b, 900, 30*time.Second)
+	require.NoError(t, stop())
+	requireExactlyOnce(t, b, want)
+	ids := lineages(t, b)
+	require.Len(t, ids, 2, "both partitions' txns record the topic ID")
+	for _, l := range ids {
+		require.Len(t, l, 1)
+	}
 }
 
 func TestSinkHTTPEndpoints(t *testing.T) {

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -63,10 +64,13 @@ func (s *Sink) poll(ctx context.Context) error {
 		// goroutines need the lock to finish.
 		batch = batch[:0]
 		var derr error
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		eachPartition(fetches, func(p kgo.FetchTopicPartition, topicID [16]byte) {
 			s.mu.Lock()
 			if st := s.parts[topicPartition{p.Topic, p.Partition}]; st != nil {
 				st.hwm = p.HighWatermark
+				if err := st.learnTopicID(topicID, s.cfg.Kafka.Group); err != nil && derr == nil {
+					derr = err
+				}
 			}
 			s.mu.Unlock()
 			if derr != nil || len(p.Records) == 0 {
@@ -128,6 +132,44 @@ func (s *Sink) poll(ctx context.Context) error {
 		s.cl.AllowRebalance()
 	}
 }
+
+// eachPartition calls fn for each partition of fetches, as
+// Fetches.EachPartition does, with the topic ID the fetch response gave
+// for the partition's topic (zero when it gave none).
+func eachPartition(fetches kgo.Fetches, fn func(p kgo.FetchTopicPartition, topicID [16]byte)) {
+	for _, f := range fetches {
+		for _, t := range f.Topics {
+			for i := range t.Partitions {
+				fn(kgo.FetchTopicPartition{Topic: t.Topic, FetchPartition: t.Partitions[i]}, t.TopicID)
+			}
+		}
+	}
+}
+
+// learnTopicID records the topic ID a fetch response gave for p's topic.
+// A zero ID (a broker without topic IDs) teaches nothing. An ID other than
+// the one learnt before means the topic was re-created under p's name
+// while it was being read.
+func (p *partition) learnTopicID(raw [16]byte, group string) error {
+	if raw == ([16]byte{}) {
+		return nil
+	}
+	id := topicIDString(raw)
+	switch p.topicID {
+	case "":
+		p.topicID = id
+	case id:
+	default:
+		return fmt.Errorf("%w: partition %s/%d returned records of topic ID %s after records of topic ID %s; the topic was re-created: stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the tables' data for this topic",
+			ErrOffsetsWentBack, p.tp.topic, p.tp.partition, id, p.topicID, group)
+	}
+	return nil
+}
+
+// topicIDString renders a topic ID as Kafka does (kafka-topics.sh
+// --describe): unpadded URL-safe base64. It has no '@' or '/', as a
+// committer lineage must not.
+func topicIDString(id [16]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
 
 // decode decodes one record and resolves its table. A record that cannot
 // be decoded is marked in d.err; a tombstone is marked skip.
@@ -224,20 +266,26 @@ func isRecordError(err error) bool {
 func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *time.Time) error {
 	t := d.table
 	rec := d.rec
-	if v, ok := t.durable[p.appID]; ok && rec.Offset <= v {
-		if p.hwm >= 0 && v >= p.hwm {
-			return fmt.Errorf("%w: table %s holds offset %d of %s/%d but the partition ends at %d; if the topic was re-created, stop all sinks of group %q, then either use a new group or delete the table's data for this topic",
-				ErrOffsetsWentBack, t.path, v, p.tp.topic, p.tp.partition, p.hwm, s.cfg.Kafka.Group)
+	if st, ok := t.durable[p.appID]; ok {
+		if other, ok := st.otherTopic(p.topicID); ok {
+			return topicChangedError(t.path, st.version, p.tp, other, p.topicID, s.cfg.Kafka.Group)
 		}
-		s.metrics.durableSkipped.WithLabelValues(t.path).Inc()
-		return nil
+		if rec.Offset <= st.version {
+			// Without topic IDs to compare (a table written before they
+			// were recorded, or a broker without them), a table holding
+			// offsets the partition does not have is the only sign of a
+			// re-created topic.
+			if p.hwm >= 0 && st.version >= p.hwm {
+				return fmt.Errorf("%w: table %s holds offset %d of %s/%d but the partition ends at %d; if the topic was re-created, stop all sinks of group %q, then either use a new group or delete the table's data for this topic",
+					ErrOffsetsWentBack, t.path, st.version, p.tp.topic, p.tp.partition, p.hwm, s.cfg.Kafka.Group)
+			}
+			s.metrics.durableSkipped.WithLabelValues(t.path).Inc()
+			return nil
+		}
 	}
 	if t.dedupe != nil && t.dedupe.isDup(&d.change) {
 		s.metrics.dedupeDropped.WithLabelValues(t.path).Inc()
 		return nil
-	}
-	if _, err := t.schema.Accept(&d.change); err != nil {
-		return &recordErr{err}
 	}
 	// The budget counts the memory buffers hold (their arrays' capacity),
 	// which grows now and then by more than one change. It holds: wait for
@@ -251,9 +299,23 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *tim
 	}
 	var grew int64
 	for {
+		// The schema the change needs is applied only once the buffer
+		// has taken the change: a change refused (too large) or never
+		// buffered (the run ends while it waits) must not evolve the
+		// schema the next flush commits. A wait lets flushes adopt
+		// commits that widen t.schema, so the evolution is computed
+		// after the last one; from here to the Add s.mu is held.
+		next, err := t.schema.Evolved(&d.change)
+		if err != nil {
+			return &recordErr{err}
+		}
 		before := t.buf.Mem()
-		err := t.buf.Add(d.change, *now)
+		err = t.buf.Add(d.change, *now)
 		if err == nil {
+			if next != nil {
+				t.schema = next
+			}
+			t.acceptedLocked(p.tp, &d.change, next != nil)
 			grew = t.buf.Mem() - before
 			break
 		}
@@ -688,7 +750,10 @@ func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 }
 
 // dropLocked removes the buffered changes and bookkeeping of partitions.
+// A table whose schema the dropped changes evolved gets its schema rebuilt
+// from what it still holds.
 func (s *Sink) dropLocked(parts map[string][]int32) {
+	rebuild := map[*table]bool{}
 	for topic, ps := range parts {
 		for _, n := range ps {
 			tp := topicPartition{topic, n}
@@ -699,10 +764,21 @@ func (s *Sink) dropLocked(parts map[string][]int32) {
 				if t.dedupe != nil {
 					t.dedupe.dropPartition(tp)
 				}
+				if t.evolvedBy[tp] {
+					rebuild[t] = true
+				}
+				delete(t.evolvedBy, tp)
+				delete(t.declared, tp)
+				if t.lastDeclared.tp == tp {
+					t.lastDeclared.cols = nil
+				}
 			}
 			delete(s.parts, tp)
 			s.metrics.lag.DeleteLabelValues(topic, strconv.Itoa(int(n)))
 		}
+	}
+	for t := range rebuild {
+		s.rebuildSchemaLocked(t)
 	}
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
 	s.flushDone.Broadcast()

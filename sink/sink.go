@@ -40,8 +40,18 @@ import (
 // ErrOffsetsWentBack is returned (wrapped) when a partition's offsets are
 // behind what a table already holds from it: the topic was deleted and
 // re-created, or the cluster was replaced. The sink stops rather than
-// silently filtering the new records as duplicates.
+// silently filtering the new records as duplicates. It is detected exactly
+// through the topic ID (KIP-516) each commit records with a partition's
+// txn version; with a broker that returns no topic IDs, only when the
+// table holds offsets at or past the partition's end.
 var ErrOffsetsWentBack = errors.New("source offsets went backwards")
+
+// topicChangedError is the ErrOffsetsWentBack of a table that recorded
+// another topic ID for a partition than the one its records now come from.
+func topicChangedError(table string, version int64, tp topicPartition, tableTopicID, topicID, group string) error {
+	return fmt.Errorf("%w: table %s holds offsets through %d of %s/%d from topic ID %s, but the topic now has ID %s: it was deleted and re-created. Stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the table's data for this topic",
+		ErrOffsetsWentBack, table, version, tp.topic, tp.partition, tableTopicID, topicID, group)
+}
 
 // RecordError is a record that could not be processed with
 // errors.tolerance "none". It names the record and the reason.
@@ -109,6 +119,12 @@ type partition struct {
 	tp topicPartition
 	// appID is the txn app id of the partition (Sink.appID).
 	appID string
+	// topicID is the topic's ID (KIP-516) in Kafka's text form, as this
+	// assignment's fetch responses carry it; empty while unknown or when
+	// the broker returns none (before Kafka 3.1). franz-go keeps a
+	// partition's topic ID for as long as it consumes it, so it names the
+	// topic every record of this assignment was read from.
+	topicID string
 	// next is the offset after the last record processed.
 	next int64
 	// hwm is the partition's high watermark as of the last fetch, -1 if unknown.
@@ -336,8 +352,9 @@ func (s *Sink) ownTopics() []string {
 	return out
 }
 
-// Run consumes until ctx is cancelled (then shuts down gracefully: flush,
-// commit, leave the group) or a fatal error occurs.
+// Run consumes until ctx ends, by cancellation or deadline (then it shuts
+// down gracefully: flush, commit, leave the group, and returns nil), or a
+// fatal error occurs.
 func (s *Sink) Run(ctx context.Context) error {
 	opts, err := s.kafkaOptions()
 	if err != nil {
@@ -403,7 +420,11 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.abort()
 		return runErr
 	}
-	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+	// Any end of ctx, a deadline as much as a cancellation, is the caller
+	// asking for a stop: the error it surfaces as (from a poll, a wait for
+	// memory or a dead-letter produce) is the stop, not a failure.
+	stopped := ctx.Err() != nil && errors.Is(runErr, ctx.Err())
+	if runErr != nil && !stopped && !errors.Is(runErr, context.Canceled) {
 		s.log.Error("sink stopping", "err", runErr)
 		s.abort()
 		return runErr

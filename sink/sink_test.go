@@ -444,3 +444,66 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 		require.Contains(t, err.Error(), key)
 	}
 }
+
+// expiringContext is a context with a deadline that the test makes pass
+// when it chooses, so the test does not race a clock: its Err is
+// context.DeadlineExceeded once expire is called, as a real deadline's is.
+type expiringContext struct {
+	context.Context
+	deadline time.Time
+	done     chan struct{}
+	once     sync.Once
+}
+
+func newExpiringContext() *expiringContext {
+	return &expiringContext{Context: context.Background(), deadline: time.Now().Add(time.Hour), done: make(chan struct{})}
+}
+
+func (c *expiringContext) expire()                     { c.once.Do(func() { close(c.done) }) }
+func (c *expiringContext) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *expiringContext) Done() <-chan struct{}       { return c.done }
+func (c *expiringContext) Value(key any) any           { return c.Context.Value(key) }
+func (c *expiringContext) String() string              { return "expiringContext" }
+func (c *expiringContext) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+// A run whose context reaches its deadline stops as gracefully as one whose
+// context is cancelled: it flushes what is buffered, commits the group
+// offsets and returns no error.
+func TestSinkDeadlineIsAGracefulStop(t *testing.T) {
+	c := newCluster(t, 2, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 2, 3, 600, 0, 19, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	cfg.Tables.Default.FlushInterval = time.Hour // only the shutdown flushes
+	cfg.Tables.Default.FlushThreshold = 1_000_000
+	cfg.Tables.Default.Mode = "enterprise"
+	s, err := New(cfg, b)
+	require.NoError(t, err)
+	ctx := newExpiringContext()
+	defer ctx.expire()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, tb := range s.Status().Tables {
+			n += tb.BufferedRecords
+		}
+		return n == 600
+	}, 30*time.Second, 50*time.Millisecond)
+	ctx.expire()
+	require.NoError(t, <-done)
+	requireExactlyOnce(t, b, want)
+	ends := map[int32]int64{}
+	for k := range want.recs {
+		ends[k.partition] = max(ends[k.partition], k.offset+1)
+	}
+	require.Equal(t, ends, fetchGroupOffsets(t, c.ListenAddrs(), cfg.Kafka.Group, "cdc"))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,16 +18,36 @@ import (
 // table is the runtime state of one destination table. Fields are guarded
 // by Sink.mu except log, which is safe for concurrent use.
 type table struct {
-	path   string
-	name   string // the routed table name the config overrides are keyed by
-	cfg    TableConfig
-	mode   partitioner.Mode
-	log    *committer.Table
-	buf    *buffer.Table
-	schema *codec.Schema // every buffered change fits it; grows by Accept
-	// durable maps a txn appId to the table's txn version: the last offset
-	// of that source partition already in the table.
-	durable map[string]int64
+	path string
+	name string // the routed table name the config overrides are keyed by
+	cfg  TableConfig
+	mode partitioner.Mode
+	log  *committer.Table
+	buf  *buffer.Table
+	// schema is the table's committed schema evolved by the changes in
+	// the buffer and in the running flush; every buffered change fits it.
+	// A change evolves it only once the buffer has taken the change, and
+	// dropping changes from the buffer rebuilds it (rebuildSchemaLocked),
+	// so a change that is refused or dropped never reaches a commit's
+	// schema.
+	schema *codec.Schema
+	// evolvedBy holds the source partitions whose changes in the buffer
+	// evolved schema, and declared the column schemas (Change.Declared,
+	// shared between changes) those partitions' buffered changes carry:
+	// what rebuildSchemaLocked needs. Both are reset when the buffer is
+	// drained.
+	evolvedBy map[topicPartition]bool
+	declared  map[topicPartition][][]codec.Column
+	// lastDeclared is the Declared slice and partition recorded last, so
+	// the common case (a partition's consecutive changes share one)
+	// records nothing.
+	lastDeclared struct {
+		tp   topicPartition
+		cols []codec.Column
+	}
+	// durable maps a txn appId to what the table holds from that source
+	// partition.
+	durable map[string]txnState
 	// snap is the latest snapshot this sink saw, nil before the table exists.
 	snap *committer.Snapshot
 	// stale asks for a snapshot refresh before the next record is
@@ -47,6 +68,33 @@ type table struct {
 	lastCommit  time.Time
 	newestTS    int64
 	rowsWritten int64
+}
+
+// txnState is what a table holds from one source partition.
+type txnState struct {
+	// version is the table's txn version: the last offset of the
+	// partition already in the table; -1 if none.
+	version int64
+	// topicIDs are the topic IDs the table's commits recorded with the
+	// version (committer.LineageAppID), sorted: none for a table written
+	// before topic IDs were recorded or from a broker without them, one
+	// normally, more only if sinks raced on a re-created topic.
+	topicIDs []string
+}
+
+// otherTopic returns a topic ID the table recorded for the partition that
+// is not id, if there is one. It never finds one when id is empty (the
+// broker gives no topic IDs) or when the table recorded none.
+func (st txnState) otherTopic(id string) (string, bool) {
+	if id == "" {
+		return "", false
+	}
+	for _, t := range st.topicIDs {
+		if t != id {
+			return t, true
+		}
+	}
+	return "", false
 }
 
 // routeError is a change whose table cannot be routed (a bad name for a
@@ -146,8 +194,10 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 	}
 	nt := &table{
 		path: path, name: name, cfg: cfg, mode: mode, buf: buf,
-		schema:  codec.NewSchema(),
-		durable: map[string]int64{},
+		schema:    codec.NewSchema(),
+		durable:   map[string]txnState{},
+		evolvedBy: map[topicPartition]bool{},
+		declared:  map[topicPartition][][]codec.Column{},
 		log: committer.Open(s.bucket, path, committer.Options{
 			Instance:           s.instance,
 			CheckpointInterval: s.cfg.Commit.CheckpointInterval,
@@ -248,11 +298,21 @@ func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
 	}
 	t.snap = snap
 	for app, v := range snap.Txns {
-		if v > t.durable[app] {
-			t.durable[app] = v
-		} else if _, ok := t.durable[app]; !ok {
-			t.durable[app] = v
+		id, topicID, isTopicID := committer.SplitLineage(app)
+		if !isTopicID {
+			id = app
 		}
+		st, ok := t.durable[id]
+		if !ok {
+			st.version = -1
+		}
+		if !isTopicID {
+			st.version = max(st.version, v)
+		} else if !slices.Contains(st.topicIDs, topicID) {
+			st.topicIDs = append(st.topicIDs, topicID)
+			slices.Sort(st.topicIDs)
+		}
+		t.durable[id] = st
 	}
 	if pk := snap.Metadata.Configuration[primaryKeyConfig]; pk != "" && t.pk == "" {
 		t.pk = pk
@@ -268,6 +328,77 @@ func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
 	}
 	s.metrics.tableVersion.WithLabelValues(t.path).Set(float64(snap.Version))
 	return nil
+}
+
+// acceptedLocked records what rebuildSchemaLocked needs about a change
+// the buffer took from p: whether it evolved the schema, and the column
+// schema it declared.
+func (t *table) acceptedLocked(tp topicPartition, ch *codec.Change, evolved bool) {
+	if evolved {
+		t.evolvedBy[tp] = true
+	}
+	d := ch.Declared
+	if len(d) == 0 || (t.lastDeclared.tp == tp && len(t.lastDeclared.cols) == len(d) && &t.lastDeclared.cols[0] == &d[0]) {
+		return
+	}
+	t.lastDeclared.tp, t.lastDeclared.cols = tp, d
+	for _, seen := range t.declared[tp] {
+		if len(seen) == len(d) && &seen[0] == &d[0] {
+			return
+		}
+	}
+	t.declared[tp] = append(t.declared[tp], d)
+}
+
+// drainedLocked forgets what the buffer's changes told about the schema:
+// they are in a flush now, and their evolutions are in its schema.
+func (t *table) drainedLocked() {
+	clear(t.evolvedBy)
+	clear(t.declared)
+	t.lastDeclared.tp, t.lastDeclared.cols = topicPartition{}, nil
+}
+
+// rebuildSchemaLocked recomputes t.schema after changes were dropped from
+// the buffer: the committed schema of the latest snapshot, evolved by the
+// declared column schemas and the values of the changes still buffered.
+// The running flush's evolutions, if any, come back when its commit is
+// adopted. If the remaining changes somehow do not fit the rebuilt schema,
+// the schema is left as it was: wider than needed, never too narrow.
+func (s *Sink) rebuildSchemaLocked(t *table) {
+	next := codec.NewSchema()
+	next.SetKafkaColumns(t.schema.KafkaColumns())
+	err := func() error {
+		if t.snap != nil && t.snap.Metadata.SchemaString != "" {
+			theirs, err := codec.ParseDeltaSchema(t.snap.Metadata.SchemaString)
+			if err != nil {
+				return err
+			}
+			if err := next.Merge(theirs); err != nil {
+				return err
+			}
+		}
+		for _, ds := range t.declared {
+			for _, d := range ds {
+				if _, err := next.Accept(&codec.Change{Table: t.name, Declared: d}); err != nil {
+					return err
+				}
+			}
+		}
+		if rows := t.buf.Rows(); rows != nil {
+			for k := range rows.Len() {
+				ch := rows.Change(k)
+				if _, err := next.Accept(&ch); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		s.log.Warn("keeping the table's schema after dropping buffered changes", "table", t.path, "err", err)
+		return
+	}
+	t.schema = next
 }
 
 // requestFlush starts a flush of t, or asks for one after the running one.

@@ -239,6 +239,11 @@ func (t *Table) MemFor(ch *codec.Change) int64 {
 	return t.rows.MemFor(ch)
 }
 
+// Rows returns the buffered changes, nil when there are none. The caller
+// must not modify them; they are valid until the next Add, Drain or
+// DropPartition.
+func (t *Table) Rows() *codec.Rows { return t.rows }
+
 // Bytes returns the size of the buffered changes (Change.Size each).
 func (t *Table) Bytes() int64 { return t.bytes }
 
