@@ -239,7 +239,28 @@ func TestDecodeDebezium(t *testing.T) {
 		{name: "bad zoned", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":1,"ts_z":"yesterday"},` + source + `,"op":"c"}}`, field: "after"},
 		{name: "decimal too many digits", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":1,"num":1.25},` + source + `,"op":"c"}}`, field: "after"},
 		{name: "bad schema", value: `{"schema":{"type":"struct","fields":[{"type":"struct","field":"after","fields":[{"type":"weird","field":"x"}]}]},"payload":{"after":{},` + source + `,"op":"c"}}`, field: "schema"},
-		{name: "bad key", key: `{"id":`, value: `{"after":{},` + source + `,"op":"c"}`, field: "key"},
+		{name: "broken JSON key kept opaque", key: `{"id":`, value: `{"after":{"id":1},` + source + `,"op":"c"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, []Field{{"id", Int(1)}}, ch.Row)
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(`{"id":`))}}, ch.Key)
+				require.True(t, ch.HasOpaqueKey())
+			}},
+		{name: "string converter key kept opaque", key: `Struct{id=1}`, value: `{"after":{"id":1},` + source + `,"op":"u"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpUpdate, ch.Op)
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(`Struct{id=1}`))}}, ch.Key)
+			}},
+		{name: "JSON scalar key kept opaque", key: `42`, value: `{"after":{"id":42},` + source + `,"op":"c"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(`42`))}}, ch.Key)
+			}},
+		{name: "delete without before, opaque key", key: `users:42`, value: `{"before":null,"after":null,` + source + `,"op":"d"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpDelete, ch.Op)
+				require.Empty(t, ch.Row, "an opaque key names no column, so it is not a row")
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(`users:42`))}}, ch.Key)
+			}},
+		{name: "bad value with opaque key", key: `users:42`, value: `{"after":{},` + source + `,"op":"t"}`, field: "op"},
 		{name: "not json", value: `nope`, field: ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,6 +281,31 @@ func TestDecodeDebezium(t *testing.T) {
 func TestNewDecoderUnknown(t *testing.T) {
 	_, err := NewDecoder("avro")
 	require.Error(t, err)
+}
+
+// A record key is metadata: whatever its bytes, a valid value decodes.
+// Debezium keeps a key without column names as opaque bytes, also when
+// decoding borrows the record's memory; evodb does not read keys.
+func TestDecodeOpaqueKeys(t *testing.T) {
+	evo := `{"op":"INSERT","table":"users","data":{"id":42},"lsn":7}`
+	dbz := `{"after":{"id":42},"source":{"table":"users","lsn":7},"op":"c"}`
+	for _, key := range []string{`users:42`, `Struct{id=42}`, `"42"`, `{"id":`, "\xff\x00"} {
+		t.Run(key, func(t *testing.T) {
+			ch, err := decodeOne(t, FormatEvoDB, key, evo)
+			require.NoError(t, err)
+			require.Equal(t, []Field{{"id", Int(42)}}, ch.Row)
+
+			d, err := NewDecoder(FormatDebezium)
+			require.NoError(t, err)
+			rec := Record{Topic: "t", Key: []byte(key), Value: []byte(dbz)}
+			var dst Change
+			for range 2 {
+				require.NoError(t, d.(BorrowingDecoder).DecodeBorrowed(rec, &dst))
+				require.Equal(t, []Field{{"id", Int(42)}}, dst.Row)
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(key))}}, dst.Key)
+			}
+		})
+	}
 }
 
 func TestDecodeErrorIsTyped(t *testing.T) {
