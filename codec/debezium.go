@@ -654,6 +654,9 @@ func (p *scanner) typedValue(fs *fieldSchema) (Value, error) {
 		return Value{}, errors.New("want a boolean")
 	case convString:
 		s, err := p.str()
+		if err == errUTF8 {
+			return Value{}, err
+		}
 		if err != nil {
 			return Value{}, errors.New("want a string")
 		}
@@ -702,6 +705,9 @@ func (p *scanner) typedValue(fs *fieldSchema) (Value, error) {
 		return p.varDecimal()
 	case convJSONText:
 		s, err := p.str()
+		if err == errUTF8 {
+			return Value{}, err
+		}
 		if err != nil {
 			return Value{}, errors.New("want a string of JSON text")
 		}
@@ -711,7 +717,7 @@ func (p *scanner) typedValue(fs *fieldSchema) (Value, error) {
 		}
 		return JSON(s), nil
 	case convNested:
-		raw, err := p.skip()
+		raw, err := p.keep()
 		return JSON(raw), err
 	}
 	return p.inferValue()

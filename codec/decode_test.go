@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/big"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -304,6 +305,57 @@ func TestDecodeOpaqueKeys(t *testing.T) {
 				require.Equal(t, []Field{{"id", Int(42)}}, dst.Row)
 				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(key))}}, dst.Key)
 			}
+		})
+	}
+}
+
+// Invalid UTF-8 is a record error at every depth, naming the column,
+// never rewritten and never stored: string values, names, nested objects
+// and arrays, escaped strings, and Debezium's typed string and JSON
+// columns. Escapes (a lone surrogate included) are valid JSON and decode.
+func TestDecodeInvalidUTF8(t *testing.T) {
+	const bad = "\xff\xfe"
+	evo := func(data string) string {
+		return `{"op":"INSERT","table":"users","data":` + data + `,"lsn":7}`
+	}
+	dbz := func(after string) string {
+		return `{"schema":` + dbzSchema + `,"payload":{"after":` + after + `,"source":{"table":"users","lsn":7},"op":"c"}}`
+	}
+	for _, tc := range []struct {
+		name   string
+		format Format
+		value  string
+		field  string // the failing field; "" with reason "" means the record decodes
+		reason string
+	}{
+		{"evodb top-level string", FormatEvoDB, evo(`{"id":1,"name":"a` + bad + `"}`), "data", `column "name": string is not valid UTF-8`},
+		{"evodb escaped string", FormatEvoDB, evo(`{"name":"\n` + bad + `"}`), "data", `column "name": string is not valid UTF-8`},
+		{"evodb nested object", FormatEvoDB, evo(`{"doc":{"k":"` + bad + `"}}`), "data", `column "doc": string is not valid UTF-8`},
+		{"evodb nested key", FormatEvoDB, evo(`{"doc":{"` + bad + `":1}}`), "data", `column "doc": string is not valid UTF-8`},
+		{"evodb nested array", FormatEvoDB, evo(`{"tags":[1,["` + bad + `"]]}`), "data", `column "tags": string is not valid UTF-8`},
+		{"evodb column name", FormatEvoDB, evo(`{"n` + bad + `":1}`), "data", "string is not valid UTF-8"},
+		{"evodb table name", FormatEvoDB, `{"op":"INSERT","table":"u` + bad + `","data":{},"lsn":7}`, "table", "not a string"},
+		{"evodb unused field", FormatEvoDB, `{"op":"INSERT","table":"users","data":{"id":1},"lsn":7,"extra":"` + bad + `"}`, "", ""},
+		{"evodb lone surrogate escape", FormatEvoDB, evo(`{"name":"\ud800","doc":{"k":"\ud800"}}`), "", ""},
+		{"debezium inferred", FormatDebezium, `{"after":{"name":"` + bad + `"},"source":{"table":"users","lsn":7},"op":"c"}`, "after", `column "name": string is not valid UTF-8`},
+		{"debezium inferred nested", FormatDebezium, `{"after":{"o":{"a":["` + bad + `"]}},"source":{"table":"users","lsn":7},"op":"c"}`, "after", `column "o": string is not valid UTF-8`},
+		{"debezium typed string", FormatDebezium, dbz(`{"id":1,"name":"` + bad + `"}`), "after", `column "name": string is not valid UTF-8`},
+		{"debezium JSON text", FormatDebezium, dbz(`{"id":1,"doc":"{\"a\":\"` + bad + `\"}"}`), "after", `column "doc": string is not valid UTF-8`},
+		{"debezium struct", FormatDebezium, dbz(`{"id":1,"tags":["` + bad + `"]}`), "after", `column "tags": string is not valid UTF-8`},
+		{"debezium unused before", FormatDebezium, `{"before":{"name":"` + bad + `"},"after":{"name":"ok"},"source":{"table":"users","lsn":7},"op":"u"}`, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch, err := decodeOne(t, tc.format, "", tc.value)
+			if tc.reason == "" {
+				require.NoError(t, err)
+				for _, f := range ch.Row {
+					require.True(t, utf8.ValidString(f.Value.Str()), "column %s", f.Name)
+				}
+				return
+			}
+			requireDecodeErr(t, err, tc.field)
+			require.Contains(t, err.Error(), tc.reason)
+			require.True(t, utf8.ValidString(err.Error()), "the error text goes into a DLQ header")
 		})
 	}
 }
