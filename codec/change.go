@@ -186,12 +186,26 @@ type Change struct {
 	// repeat when the input repeats a key; the last occurrence wins.
 	Row []Field
 	// Key holds the primary key columns (the Debezium record key); it may
-	// be empty.
+	// be empty. A record key without column names (not JSON, or JSON that
+	// is not an object) is one field named OpaqueKey holding the key's
+	// bytes as a binary value: it still tells changes with the same LSN
+	// apart, but names no column.
 	Key []Field
 	// Declared is the column schema the envelope declared (Debezium with
 	// the schema wrapper), nil when types are inferred from the values. It
 	// is shared between changes and must not be modified.
 	Declared []Column
+}
+
+// OpaqueKey is the name of the single Key field that holds a record key
+// without column names. No column can have it (column names are not
+// empty).
+const OpaqueKey = ""
+
+// HasOpaqueKey reports whether the change's key is opaque bytes rather
+// than named primary key columns.
+func (c *Change) HasOpaqueKey() bool {
+	return len(c.Key) == 1 && c.Key[0].Name == OpaqueKey
 }
 
 // Field is one named column value.

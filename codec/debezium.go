@@ -17,7 +17,9 @@ import (
 // Kafka Connect {"schema":…,"payload":…} wrapper.
 //
 // Row: the after-image for c/u/r, the before-image for d (when the source
-// sends no before-image, the record key stands in for it). A null record
+// sends no before-image, the record key's columns stand in for it). A
+// record key that is not a JSON object with named columns is kept as one
+// OpaqueKey field and is never a decode error. A null record
 // value or null payload is ErrTombstone. Other ops (t, m) are decode
 // errors.
 //
@@ -282,13 +284,18 @@ func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
 	}
 
 	if !isNullRecord(rec.Key) {
-		key, err := d.decodeKey(recordText(rec.Key, borrow), keyScratch)
-		if err != nil {
-			return decodeErr(&rec, table, "key", err.Error())
+		text := recordText(rec.Key, borrow)
+		// The value is authoritative: a key the decoder cannot read as
+		// named columns (a string converter's text, "users:42", a JSON
+		// scalar, broken JSON) is kept as opaque bytes for deduplication
+		// and never refuses the change.
+		if key, err := d.decodeKey(text, keyScratch); err == nil && len(key) > 0 {
+			dst.Key = key
+		} else {
+			dst.Key = append(keyScratch[:0], Field{Name: OpaqueKey, Value: Value{kind: KindBinary, str: text}})
 		}
-		dst.Key = key
 	}
-	if dst.Op == OpDelete && len(dst.Row) == 0 {
+	if dst.Op == OpDelete && len(dst.Row) == 0 && !dst.HasOpaqueKey() {
 		dst.Row = append([]Field(nil), dst.Key...)
 	}
 
@@ -649,6 +656,9 @@ func (p *scanner) typedValue(fs *fieldSchema) (Value, error) {
 		return Value{}, errors.New("want a boolean")
 	case convString:
 		s, err := p.str()
+		if err == errUTF8 {
+			return Value{}, err
+		}
 		if err != nil {
 			return Value{}, errors.New("want a string")
 		}
@@ -697,6 +707,9 @@ func (p *scanner) typedValue(fs *fieldSchema) (Value, error) {
 		return p.varDecimal()
 	case convJSONText:
 		s, err := p.str()
+		if err == errUTF8 {
+			return Value{}, err
+		}
 		if err != nil {
 			return Value{}, errors.New("want a string of JSON text")
 		}
@@ -706,7 +719,7 @@ func (p *scanner) typedValue(fs *fieldSchema) (Value, error) {
 		}
 		return JSON(s), nil
 	case convNested:
-		raw, err := p.skip()
+		raw, err := p.keep()
 		return JSON(raw), err
 	}
 	return p.inferValue()
@@ -785,7 +798,8 @@ func parseDecimalText(tok string, scale int32) (Value, error) {
 }
 
 // decodeKey decodes a record key: an object, optionally wrapped with a
-// schema. Keys that are not objects carry no column names and are ignored.
+// schema. Keys that are not objects carry no column names and yield no
+// fields; the caller keeps them as an opaque key.
 func (d *debeziumDecoder) decodeKey(key string, scratch []Field) ([]Field, error) {
 	p := scanner{s: key}
 	if p.peek() != '{' {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/big"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -239,7 +240,28 @@ func TestDecodeDebezium(t *testing.T) {
 		{name: "bad zoned", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":1,"ts_z":"yesterday"},` + source + `,"op":"c"}}`, field: "after"},
 		{name: "decimal too many digits", value: `{"schema":` + dbzSchema + `,"payload":{"after":{"id":1,"num":1.25},` + source + `,"op":"c"}}`, field: "after"},
 		{name: "bad schema", value: `{"schema":{"type":"struct","fields":[{"type":"struct","field":"after","fields":[{"type":"weird","field":"x"}]}]},"payload":{"after":{},` + source + `,"op":"c"}}`, field: "schema"},
-		{name: "bad key", key: `{"id":`, value: `{"after":{},` + source + `,"op":"c"}`, field: "key"},
+		{name: "broken JSON key kept opaque", key: `{"id":`, value: `{"after":{"id":1},` + source + `,"op":"c"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, []Field{{"id", Int(1)}}, ch.Row)
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(`{"id":`))}}, ch.Key)
+				require.True(t, ch.HasOpaqueKey())
+			}},
+		{name: "string converter key kept opaque", key: `Struct{id=1}`, value: `{"after":{"id":1},` + source + `,"op":"u"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpUpdate, ch.Op)
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(`Struct{id=1}`))}}, ch.Key)
+			}},
+		{name: "JSON scalar key kept opaque", key: `42`, value: `{"after":{"id":42},` + source + `,"op":"c"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(`42`))}}, ch.Key)
+			}},
+		{name: "delete without before, opaque key", key: `users:42`, value: `{"before":null,"after":null,` + source + `,"op":"d"}`,
+			check: func(t *testing.T, ch Change) {
+				require.Equal(t, OpDelete, ch.Op)
+				require.Empty(t, ch.Row, "an opaque key names no column, so it is not a row")
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(`users:42`))}}, ch.Key)
+			}},
+		{name: "bad value with opaque key", key: `users:42`, value: `{"after":{},` + source + `,"op":"t"}`, field: "op"},
 		{name: "not json", value: `nope`, field: ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,6 +282,82 @@ func TestDecodeDebezium(t *testing.T) {
 func TestNewDecoderUnknown(t *testing.T) {
 	_, err := NewDecoder("avro")
 	require.Error(t, err)
+}
+
+// A record key is metadata: whatever its bytes, a valid value decodes.
+// Debezium keeps a key without column names as opaque bytes, also when
+// decoding borrows the record's memory; evodb does not read keys.
+func TestDecodeOpaqueKeys(t *testing.T) {
+	evo := `{"op":"INSERT","table":"users","data":{"id":42},"lsn":7}`
+	dbz := `{"after":{"id":42},"source":{"table":"users","lsn":7},"op":"c"}`
+	for _, key := range []string{`users:42`, `Struct{id=42}`, `"42"`, `{"id":`, "\xff\x00"} {
+		t.Run(key, func(t *testing.T) {
+			ch, err := decodeOne(t, FormatEvoDB, key, evo)
+			require.NoError(t, err)
+			require.Equal(t, []Field{{"id", Int(42)}}, ch.Row)
+
+			d, err := NewDecoder(FormatDebezium)
+			require.NoError(t, err)
+			rec := Record{Topic: "t", Key: []byte(key), Value: []byte(dbz)}
+			var dst Change
+			for range 2 {
+				require.NoError(t, d.(BorrowingDecoder).DecodeBorrowed(rec, &dst))
+				require.Equal(t, []Field{{"id", Int(42)}}, dst.Row)
+				require.Equal(t, []Field{{OpaqueKey, Binary([]byte(key))}}, dst.Key)
+			}
+		})
+	}
+}
+
+// Invalid UTF-8 is a record error at every depth, naming the column,
+// never rewritten and never stored: string values, names, nested objects
+// and arrays, escaped strings, and Debezium's typed string and JSON
+// columns. Escapes (a lone surrogate included) are valid JSON and decode.
+func TestDecodeInvalidUTF8(t *testing.T) {
+	const bad = "\xff\xfe"
+	evo := func(data string) string {
+		return `{"op":"INSERT","table":"users","data":` + data + `,"lsn":7}`
+	}
+	dbz := func(after string) string {
+		return `{"schema":` + dbzSchema + `,"payload":{"after":` + after + `,"source":{"table":"users","lsn":7},"op":"c"}}`
+	}
+	for _, tc := range []struct {
+		name   string
+		format Format
+		value  string
+		field  string // the failing field; "" with reason "" means the record decodes
+		reason string
+	}{
+		{"evodb top-level string", FormatEvoDB, evo(`{"id":1,"name":"a` + bad + `"}`), "data", `column "name": string is not valid UTF-8`},
+		{"evodb escaped string", FormatEvoDB, evo(`{"name":"\n` + bad + `"}`), "data", `column "name": string is not valid UTF-8`},
+		{"evodb nested object", FormatEvoDB, evo(`{"doc":{"k":"` + bad + `"}}`), "data", `column "doc": string is not valid UTF-8`},
+		{"evodb nested key", FormatEvoDB, evo(`{"doc":{"` + bad + `":1}}`), "data", `column "doc": string is not valid UTF-8`},
+		{"evodb nested array", FormatEvoDB, evo(`{"tags":[1,["` + bad + `"]]}`), "data", `column "tags": string is not valid UTF-8`},
+		{"evodb column name", FormatEvoDB, evo(`{"n` + bad + `":1}`), "data", "string is not valid UTF-8"},
+		{"evodb table name", FormatEvoDB, `{"op":"INSERT","table":"u` + bad + `","data":{},"lsn":7}`, "table", "not a string"},
+		{"evodb unused field", FormatEvoDB, `{"op":"INSERT","table":"users","data":{"id":1},"lsn":7,"extra":"` + bad + `"}`, "", ""},
+		{"evodb lone surrogate escape", FormatEvoDB, evo(`{"name":"\ud800","doc":{"k":"\ud800"}}`), "", ""},
+		{"debezium inferred", FormatDebezium, `{"after":{"name":"` + bad + `"},"source":{"table":"users","lsn":7},"op":"c"}`, "after", `column "name": string is not valid UTF-8`},
+		{"debezium inferred nested", FormatDebezium, `{"after":{"o":{"a":["` + bad + `"]}},"source":{"table":"users","lsn":7},"op":"c"}`, "after", `column "o": string is not valid UTF-8`},
+		{"debezium typed string", FormatDebezium, dbz(`{"id":1,"name":"` + bad + `"}`), "after", `column "name": string is not valid UTF-8`},
+		{"debezium JSON text", FormatDebezium, dbz(`{"id":1,"doc":"{\"a\":\"` + bad + `\"}"}`), "after", `column "doc": string is not valid UTF-8`},
+		{"debezium struct", FormatDebezium, dbz(`{"id":1,"tags":["` + bad + `"]}`), "after", `column "tags": string is not valid UTF-8`},
+		{"debezium unused before", FormatDebezium, `{"before":{"name":"` + bad + `"},"after":{"name":"ok"},"source":{"table":"users","lsn":7},"op":"u"}`, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch, err := decodeOne(t, tc.format, "", tc.value)
+			if tc.reason == "" {
+				require.NoError(t, err)
+				for _, f := range ch.Row {
+					require.True(t, utf8.ValidString(f.Value.Str()), "column %s", f.Name)
+				}
+				return
+			}
+			requireDecodeErr(t, err, tc.field)
+			require.Contains(t, err.Error(), tc.reason)
+			require.True(t, utf8.ValidString(err.Error()), "the error text goes into a DLQ header")
+		})
+	}
 }
 
 func TestDecodeErrorIsTyped(t *testing.T) {

@@ -214,8 +214,8 @@ func (p *scanner) inferRow() ([]Field, error) {
 	err := p.object(func(key string) error {
 		v, err := p.inferValue()
 		if err != nil {
-			if err == errRange {
-				return &fieldErr{key, "number out of range"}
+			if err == errRange || err == errUTF8 {
+				return &fieldErr{key, err.Error()}
 			}
 			return err
 		}

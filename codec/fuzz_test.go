@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"testing"
+	"unicode/utf8"
 )
 
 // checkDecoded asserts the decoder contract for any input: a tombstone, a
@@ -22,6 +23,12 @@ func checkDecoded(t *testing.T, d Decoder, key, value []byte) {
 	}
 	if ch.Table == "" || ch.Op < OpInsert || ch.Op > OpSnapshot || ch.LSN > math.MaxInt64 {
 		t.Fatalf("invalid change: %+v", ch)
+	}
+	for _, f := range ch.Row {
+		k := f.Value.Kind()
+		if !utf8.ValidString(f.Name) || (k == KindString || k == KindJSON) && !utf8.ValidString(f.Value.Str()) {
+			t.Fatalf("column %q holds invalid UTF-8: %#v", f.Name, f.Value)
+		}
 	}
 	s := NewSchema()
 	if _, err := s.Accept(&ch); err != nil {

@@ -12,8 +12,17 @@ import (
 // scanner is a minimal, strict JSON tokenizer over one record. The record
 // is converted to a string once; strings without escapes are returned as
 // substrings of it, so decoding a row costs one copy of the record instead
-// of one allocation per value. It validates everything it reads, including
-// skipped nested values, so JSON text kept in a column is always valid.
+// of one allocation per value. It validates the syntax of everything it
+// reads, including skipped nested values, so JSON text kept in a column is
+// always valid JSON.
+//
+// Invalid UTF-8 is refused wherever the decoder keeps text: a string value
+// or name (str), and nested JSON stored as text (keep). A string column
+// must hold valid UTF-8 (strict Parquet readers refuse other bytes), and
+// rewriting the bytes would store something the source never sent, so the
+// record is an error at any depth instead. Parts of a record the decoder
+// skips without keeping (an envelope field it does not use) are not
+// checked.
 type scanner struct {
 	s string
 	i int
@@ -46,6 +55,7 @@ const maxDepth = 512
 
 var (
 	errSyntax = errors.New("invalid JSON")
+	errUTF8   = errors.New("string is not valid UTF-8 (JSON text must be UTF-8): fix the producer's character encoding, or send such data as base64 bytes")
 	errDepth  = errors.New("JSON nested too deeply")
 )
 
@@ -117,11 +127,20 @@ func (p *scanner) object(fn func(key string) error) error {
 	}
 }
 
-// str reads a string token.
+// str reads a string token; a string that is not valid UTF-8 is errUTF8.
 func (p *scanner) str() (string, error) {
+	s, valid, err := p.rawStr()
+	if err == nil && !valid {
+		return "", errUTF8
+	}
+	return s, err
+}
+
+// rawStr reads a string token and reports whether it is valid UTF-8.
+func (p *scanner) rawStr() (string, bool, error) {
 	p.ws()
 	if p.i >= len(p.s) || p.s[p.i] != '"' {
-		return "", errSyntax
+		return "", false, errSyntax
 	}
 	start := p.i + 1
 	ascii := true
@@ -131,23 +150,22 @@ func (p *scanner) str() (string, error) {
 		case c == '"':
 			p.i = j + 1
 			out := p.s[start:j]
-			if !ascii && !utf8.ValidString(out) {
-				out = strings.ToValidUTF8(out, "\uFFFD")
-			}
-			return out, nil
+			return out, ascii || utf8.ValidString(out), nil
 		case c == '\\':
 			return p.strEscaped(start)
 		case c < 0x20:
-			return "", errSyntax
+			return "", false, errSyntax
 		case c >= 0x80:
 			ascii = false
 		}
 	}
-	return "", errSyntax
+	return "", false, errSyntax
 }
 
-// strEscaped is the slow path of str for strings with escapes.
-func (p *scanner) strEscaped(start int) (string, error) {
+// strEscaped is the slow path of rawStr for strings with escapes. A \u
+// escape of a lone surrogate is valid JSON and becomes U+FFFD, as in
+// encoding/json; only raw bytes can make the result invalid UTF-8.
+func (p *scanner) strEscaped(start int) (string, bool, error) {
 	var b strings.Builder
 	j := start
 	for j < len(p.s) {
@@ -156,19 +174,16 @@ func (p *scanner) strEscaped(start int) (string, error) {
 		case c == '"':
 			p.i = j + 1
 			out := b.String()
-			if !utf8.ValidString(out) {
-				out = strings.ToValidUTF8(out, "\uFFFD")
-			}
-			return out, nil
+			return out, utf8.ValidString(out), nil
 		case c < 0x20:
-			return "", errSyntax
+			return "", false, errSyntax
 		case c != '\\':
 			b.WriteByte(c)
 			j++
 			continue
 		}
 		if j+1 >= len(p.s) {
-			return "", errSyntax
+			return "", false, errSyntax
 		}
 		e := p.s[j+1]
 		j += 2
@@ -188,7 +203,7 @@ func (p *scanner) strEscaped(start int) (string, error) {
 		case 'u':
 			r, ok := hex4(p.s, j)
 			if !ok {
-				return "", errSyntax
+				return "", false, errSyntax
 			}
 			j += 4
 			if utf16.IsSurrogate(r) {
@@ -203,10 +218,10 @@ func (p *scanner) strEscaped(start int) (string, error) {
 			}
 			b.WriteRune(r)
 		default:
-			return "", errSyntax
+			return "", false, errSyntax
 		}
 	}
-	return "", errSyntax
+	return "", false, errSyntax
 }
 
 func hex4(s string, i int) (rune, bool) {
@@ -291,7 +306,18 @@ func (p *scanner) literal(word string) bool {
 	return false
 }
 
-// skip consumes any value and returns its raw text.
+// keep consumes any value and returns its raw text to be stored: skip, and
+// errUTF8 when the text is not valid UTF-8.
+func (p *scanner) keep() (string, error) {
+	raw, err := p.skip()
+	if err == nil && !utf8.ValidString(raw) {
+		return "", errUTF8
+	}
+	return raw, err
+}
+
+// skip consumes any value and returns its raw text, checking its syntax
+// but not its encoding.
 func (p *scanner) skip() (string, error) {
 	p.ws()
 	start := p.i
@@ -326,7 +352,7 @@ func (p *scanner) skipValue(depth int) error {
 			return errSyntax
 		}
 	case '"':
-		_, err := p.str()
+		_, _, err := p.rawStr()
 		return err
 	case 't':
 		if p.literal("true") {
@@ -367,7 +393,7 @@ func (p *scanner) inferValue() (Value, error) {
 			return Null(), nil
 		}
 	case '{', '[':
-		raw, err := p.skip()
+		raw, err := p.keep()
 		return JSON(raw), err
 	default:
 		tok, integer, err := p.number()

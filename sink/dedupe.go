@@ -28,7 +28,10 @@ import (
 // this sink commits, and with the files other members committed whenever a
 // flush re-reads the log. Replays arrive within seconds of the originals,
 // far inside the window. Changes without a record key are keyed by LSN
-// alone.
+// alone. A record key without column names (see codec.OpaqueKey) is
+// compared byte for byte; data files do not keep record keys, so such
+// changes are matched against what this process buffered and committed,
+// not against the files read at table load.
 
 // primaryKeyConfig is the table metaData configuration key that records the
 // primary key columns (from the Debezium record key), comma-separated.
@@ -90,6 +93,8 @@ func newDedupeState(window int) *dedupeState {
 }
 
 // keyOf returns the dedupe key of a change: its LSN and primary key values.
+// An opaque record key is the one key field named codec.OpaqueKey, so it
+// is compared by its bytes like a one-column key.
 func (d *dedupeState) keyOf(ch *codec.Change) lsnKey {
 	if len(d.pk) == 0 && len(ch.Key) > 0 {
 		for _, f := range ch.Key {
