@@ -136,15 +136,18 @@ type Options struct {
 //  1. The caller has uploaded every data file the commit adds. Until step 3
 //     succeeds they are orphans no reader sees; vacuum removes them later.
 //  2. The committer checks the commit's conditions against the latest
-//     snapshot it knows (loading one if it has none), without reading the
-//     log for newer commits: for each source partition the table's txn
-//     version must be below the block's first offset, and every file the
-//     commit removes must be active.
+//     snapshot it knows (loading one if it has none, or if it last saw the
+//     log more than maxSnapshotAge ago: see "Log cleanup" below), without
+//     reading the log for newer commits: for each source partition the
+//     table's txn version must be below the block's first offset, and every
+//     file the commit removes must be active.
 //  3. It puts that snapshot's version+1 with If-None-Match: the put can only
 //     land if no one committed since, so the checks held against the table
 //     as it is. The commit file holds commitInfo (first, with the commit
 //     id), then protocol/metaData if any, txn, remove and add actions.
-//     Success makes the commit visible whole.
+//     Success makes the commit visible whole, once one HEAD has checked
+//     that the table was not deleted under the writer (see "Deleted
+//     tables" below).
 //  4. If the put lost the race (precondition failed), another commit took the
 //     version: the committer reads the new commits; if one carries this
 //     commit's id, an earlier attempt landed and the commit is done
