@@ -196,13 +196,17 @@ type Options struct {
 //     So when the put (or a read of the versions after N) happens, every
 //     version after N is younger than maxSnapshotAge plus the attempt's
 //     duration, measured on the writer's clock.
-//   - A version younger than MinLogRetention is never deleted. With the
-//     clocks of writer, store and cleanup host within MinLogRetention/2 of
-//     each other and an attempt shorter than MinLogRetention/4, every
-//     version after N that exists still exists: if N+1 was ever created,
-//     the put fails and the writer reads it, as in step 4. Hence a put
-//     that succeeds is the true successor of the latest version, which is
-//     at or above the newest checkpoint.
+//   - A version younger than MinLogRetention is never deleted. Deleting a
+//     version after N would need its store timestamp, at least seenAt, to
+//     be more than MinLogRetention before the cleanup's clock, which ran
+//     before the put, at most maxSnapshotAge plus the attempt after
+//     seenAt. That takes the writer's clock skew to the store plus its
+//     skew to the cleanup host plus the attempt's duration to reach 3/4 of
+//     MinLogRetention (45 minutes). Short of that, every version after N
+//     that was ever created still exists: if N+1 was, the put fails and
+//     the writer reads it, as in step 4. Hence a put that succeeds is the
+//     true successor of the latest version, which is at or above the
+//     newest checkpoint.
 //
 // The test TestStaleWriterAfterLogCleanup breaks the rule's premise on
 // purpose (a writer whose snapshot is older than cleanup allows) and shows
