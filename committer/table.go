@@ -136,15 +136,18 @@ type Options struct {
 //  1. The caller has uploaded every data file the commit adds. Until step 3
 //     succeeds they are orphans no reader sees; vacuum removes them later.
 //  2. The committer checks the commit's conditions against the latest
-//     snapshot it knows (loading one if it has none), without reading the
-//     log for newer commits: for each source partition the table's txn
-//     version must be below the block's first offset, and every file the
-//     commit removes must be active.
+//     snapshot it knows (loading one if it has none, or if it last saw the
+//     log more than maxSnapshotAge ago: see "Log cleanup" below), without
+//     reading the log for newer commits: for each source partition the
+//     table's txn version must be below the block's first offset, and every
+//     file the commit removes must be active.
 //  3. It puts that snapshot's version+1 with If-None-Match: the put can only
 //     land if no one committed since, so the checks held against the table
 //     as it is. The commit file holds commitInfo (first, with the commit
 //     id), then protocol/metaData if any, txn, remove and add actions.
-//     Success makes the commit visible whole.
+//     Success makes the commit visible whole, once one HEAD has checked
+//     that the table was not deleted under the writer (see "Deleted
+//     tables" below).
 //  4. If the put lost the race (precondition failed), another commit took the
 //     version: the committer reads the new commits; if one carries this
 //     commit's id, an earlier attempt landed and the commit is done
@@ -193,13 +196,17 @@ type Options struct {
 //     So when the put (or a read of the versions after N) happens, every
 //     version after N is younger than maxSnapshotAge plus the attempt's
 //     duration, measured on the writer's clock.
-//   - A version younger than MinLogRetention is never deleted. With the
-//     clocks of writer, store and cleanup host within MinLogRetention/2 of
-//     each other and an attempt shorter than MinLogRetention/4, every
-//     version after N that exists still exists: if N+1 was ever created,
-//     the put fails and the writer reads it, as in step 4. Hence a put
-//     that succeeds is the true successor of the latest version, which is
-//     at or above the newest checkpoint.
+//   - A version younger than MinLogRetention is never deleted. Deleting a
+//     version after N would need its store timestamp, at least seenAt, to
+//     be more than MinLogRetention before the cleanup's clock, which ran
+//     before the put, at most maxSnapshotAge plus the attempt after
+//     seenAt. That takes the writer's clock skew to the store plus its
+//     skew to the cleanup host plus the attempt's duration to reach 3/4 of
+//     MinLogRetention (45 minutes). Short of that, every version after N
+//     that was ever created still exists: if N+1 was, the put fails and
+//     the writer reads it, as in step 4. Hence a put that succeeds is the
+//     true successor of the latest version, which is at or above the
+//     newest checkpoint.
 //
 // The test TestStaleWriterAfterLogCleanup breaks the rule's premise on
 // purpose (a writer whose snapshot is older than cleanup allows) and shows
