@@ -296,25 +296,56 @@ func endOffsets(ctx context.Context, brokers []string) (map[string]map[int32]int
 	return out, firstErr
 }
 
-// printDemo prints each table and how to query it.
+// duckdbPython is a Python command line that loads DuckDB's Delta
+// extension from the duckdb-extension-delta package by its file path (a
+// plain LOAD looks only in DuckDB's own extension directory, and INSTALL
+// needs DuckDB's extension server) and runs the SQL given as its argument.
+const duckdbPython = `python -c "import sys, pathlib, duckdb, duckdb_extension_delta as d; c = duckdb.connect(); ` +
+	`c.load_extension(str(next(pathlib.Path(d.__file__).parent.glob('extensions/*/delta.duckdb_extension')))); ` +
+	`c.sql(sys.argv[1]).show()"`
+
+// printDemo prints each table with a query that reads it, and the commands
+// that run such queries with nothing but pip-installed packages.
 func printDemo(e *env, dir string, res *demoResult) {
 	var rows int64
 	for _, t := range res.tables {
 		rows += t.Rows
 	}
 	fmt.Fprintf(e.stdout, "\n%d tables holding %d rows for the %d changes produced:\n", len(res.tables), rows, res.produced)
+	var first, firstLoc string
 	for _, t := range res.tables {
-		loc := filepath.Join(dir, filepath.FromSlash(t.Path))
-		if !filepath.IsAbs(loc) && !strings.HasPrefix(loc, ".") {
-			loc = "." + string(filepath.Separator) + loc
-		}
+		loc := demoLocation(dir, t.Path)
 		fmt.Fprintf(e.stdout, "\n  %s\n    version %d, %d files (%s), %d rows, lsn %s\n", t.Path, t.Version, len(t.Files),
 			humanBytes(t.Bytes), t.Rows, lsnRange(t.HasLSN, t.MinLSN, t.MaxLSN))
-		fmt.Fprintf(e.stdout, "    duckdb -c \"INSTALL delta; LOAD delta; SELECT %s FROM delta_scan('%s') ORDER BY _lsn DESC LIMIT 5\"\n",
-			strings.Join(demoColumns(t), ", "), loc)
-		fmt.Fprintf(e.stdout, "    python -c \"import deltalake; print(deltalake.DeltaTable('%s').to_pyarrow_table().num_rows)\"\n", loc)
+		q := fmt.Sprintf("SELECT %s FROM delta_scan('%s') ORDER BY _lsn DESC LIMIT 5", strings.Join(demoColumns(t), ", "), loc)
+		fmt.Fprintf(e.stdout, "    %s\n", q)
+		if first == "" || t.Path == "users" {
+			first, firstLoc = q, loc
+		}
 	}
+	if first == "" {
+		return
+	}
+	// Every table is a change log; the current state is the latest change
+	// per key without the deleted keys (docs/current-state.md).
+	current := fmt.Sprintf("SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY _lsn DESC) AS rn "+
+		"FROM delta_scan('%s')) WHERE rn = 1 AND _op <> 'DELETE' ORDER BY id LIMIT 5", firstLoc)
+	fmt.Fprintf(e.stdout, "\nEach table is a change log: one row per insert, update and delete.\n")
+	fmt.Fprintf(e.stdout, "Run a query above with DuckDB after `pip install duckdb duckdb-extension-delta`:\n  %s \"%s\"\n", duckdbPython, first)
+	fmt.Fprintf(e.stdout, "The current state (latest change per id, deleted ids left out):\n  %s \"%s\"\n", duckdbPython, current)
+	fmt.Fprintf(e.stdout, "The duckdb CLI runs the same SQL after INSTALL delta; LOAD delta; and delta-rs reads the tables too:\n")
+	fmt.Fprintf(e.stdout, "  python -c \"import deltalake; print(deltalake.DeltaTable('%s').to_pyarrow_table().num_rows)\"\n", firstLoc)
 	fmt.Fprintf(e.stdout, "\nInspect them with: go run ./cmd/sink inspect file://%s\n", filepath.ToSlash(dir))
+}
+
+// demoLocation is the path of a demo table as a query names it: relative
+// paths start with "./" so readers do not take them for URLs.
+func demoLocation(dir, tablePath string) string {
+	loc := filepath.Join(dir, filepath.FromSlash(tablePath))
+	if !filepath.IsAbs(loc) && !strings.HasPrefix(loc, ".") {
+		loc = "." + string(filepath.Separator) + loc
+	}
+	return loc
 }
 
 // demoColumns are the columns the demo's example query selects: the key,

@@ -196,6 +196,7 @@ func TestDemo(t *testing.T) {
 	require.Regexp(t, `SELECT id, [a-z_]+, [a-z_]+, [a-z_]+, _op, _ts FROM delta_scan\('`+regexp.QuoteMeta(filepath.Join(dir, "users"))+`'\) ORDER BY _lsn DESC LIMIT 5`, out.String())
 	require.Contains(t, out.String(), "delta_scan('"+filepath.Join(dir, "inventory", "public", "customers")+"')")
 	require.Contains(t, out.String(), "deltalake.DeltaTable('"+filepath.Join(dir, "users")+"')")
+	runPrintedQueries(t, out.String())
 
 	// A second run replaces the first run's directory.
 	o.records = 200
@@ -217,6 +218,32 @@ func TestDemo(t *testing.T) {
 	e, _, errOut = testEnv(nil)
 	require.Equal(t, 1, runMain(ctx, e, []string{"inspect", "file://" + dir, "nope"}))
 	require.Contains(t, errOut.String(), "no table")
+}
+
+// runPrintedQueries runs every "python -c" command line the demo printed,
+// as a user would paste it into a shell, with the Python that
+// SINK_TEST_PYTHON names (one with duckdb, duckdb-extension-delta and
+// deltalake installed from PyPI, and nothing else).
+func runPrintedQueries(t *testing.T, printed string) {
+	python := os.Getenv("SINK_TEST_PYTHON")
+	if python == "" {
+		t.Log("SINK_TEST_PYTHON is not set: the printed queries are not run")
+		return
+	}
+	var n int
+	for _, line := range strings.Split(printed, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "python -c ") {
+			continue
+		}
+		n++
+		cmd := exec.Command("sh", "-c", "\"$PY\" "+strings.TrimPrefix(line, "python "))
+		cmd.Env = append(os.Environ(), "PY="+python)
+		got, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s\n%s", line, got)
+		require.NotEmpty(t, strings.TrimSpace(string(got)), line)
+	}
+	require.Equal(t, 3, n, "the demo prints two DuckDB commands and one delta-rs command:\n%s", printed)
 }
 
 func TestDemoRefusesForeignDirectory(t *testing.T) {
