@@ -115,10 +115,17 @@ make_certs() {
 	rm -rf "$t"
 	mkdir -p "$t"
 	local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-	openssl req -x509 "${ec[@]}" -keyout "$t/ca-key.pem" -out "$t/ca.pem" \
-		-days 3650 -subj "/CN=evodb-sink e2e CA" 2>>"$t/openssl.log"
-	openssl req -x509 "${ec[@]}" -keyout "$t/other-ca-key.pem" -out "$t/other-ca.pem" \
-		-days 3650 -subj "/CN=evodb-sink e2e other CA" 2>>"$t/openssl.log"
+	# ossl runs openssl quietly, and shows what it said when it fails.
+	ossl() {
+		openssl "$@" 2>>"$t/openssl.log" || {
+			cat "$t/openssl.log" >&2
+			e2e_die "openssl $1 failed making the certificates in $t"
+		}
+	}
+	ossl req -x509 "${ec[@]}" -keyout "$t/ca-key.pem" -out "$t/ca.pem" \
+		-days 3650 -subj "/CN=evodb-sink e2e CA"
+	ossl req -x509 "${ec[@]}" -keyout "$t/other-ca-key.pem" -out "$t/other-ca.pem" \
+		-days 3650 -subj "/CN=evodb-sink e2e other CA"
 	local name ext
 	for name in server client; do
 		if [[ "$name" == server ]]; then
@@ -126,11 +133,9 @@ make_certs() {
 		else
 			ext=$'extendedKeyUsage=clientAuth'
 		fi
-		openssl req -new "${ec[@]}" -keyout "$t/$name-key.pem" -out "$t/$name.csr" \
-			-subj "/CN=$name" 2>>"$t/openssl.log"
-		openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" \
-			-CAcreateserial -days 3650 -out "$t/$name.pem" \
-			-extfile <(printf '%s\n' "$ext") 2>>"$t/openssl.log"
+		ossl req -new "${ec[@]}" -keyout "$t/$name-key.pem" -out "$t/$name.csr" -subj "/CN=$name"
+		ossl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" \
+			-CAcreateserial -days 3650 -out "$t/$name.pem" -extfile <(printf '%s\n' "$ext")
 	done
 	# The broker reads its key and certificate chain from one PEM file.
 	cat "$t/server-key.pem" "$t/server.pem" "$t/ca.pem" >"$t/server-keystore.pem"
