@@ -71,8 +71,8 @@ func TestTLSListeners(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, 31)
+			// The sink creates the dead-letter topic at start, over TLS.
 			topic, dlq := h.topic("cdc"), h.topic("dlq")
-			h.createTopics(1, dlq)
 			opts := sinkOptions{topics: []string{topic}, dlq: dlq, brokers: tc.addr, kafka: tc.kafka, flushInterval: 300 * time.Millisecond}
 			cfg := h.config(opts, freeAddr(t))
 

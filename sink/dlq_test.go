@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"encoding/hex"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -96,10 +97,14 @@ func TestSinkDLQRecordSizes(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		dlqMax, size  int
+		decodable     bool
 		wantTruncated bool
 	}{
-		{"larger than 1 MB but within the topic's limit", 4 << 20, 2 << 20, false},
-		{"larger than the topic's limit", 64 << 10, 200 << 10, true},
+		{"larger than 1 MB but within the topic's limit", 4 << 20, 2 << 20, false, false},
+		{"larger than the topic's limit", 64 << 10, 200 << 10, false, true},
+		// A valid change over do-sqlite's buffer limit (256 KiB) is a bad
+		// record too.
+		{"a change over the table buffer limit, larger than 1 MB", 4 << 20, 2 << 20, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -117,11 +122,16 @@ func TestSinkDLQRecordSizes(t *testing.T) {
 			_, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": kmsg.StringPtr(strconv.Itoa(tc.dlqMax))}, "cdc.dlq")
 			require.NoError(t, err)
 
-			// Bad (not JSON), large and incompressible, then a good record.
+			// Bad, large and incompressible (random bytes, or a change
+			// holding them in hex), then a good record.
 			big := make([]byte, tc.size)
 			rng := rand.New(rand.NewPCG(1, 2))
 			for i := range big {
 				big[i] = byte(rng.Uint32())
+			}
+			if tc.decodable {
+				blob := hex.EncodeToString(big)[:tc.size-100]
+				big = []byte(`{"op":"INSERT","table":"users","data":{"id":2,"blob":"` + blob + `"},"lsn":2}`)
 			}
 			good := []byte(`{"op":"INSERT","table":"users","data":{"id":1},"lsn":1}`)
 			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "cdc", Key: []byte("k"), Value: big}, &kgo.Record{Topic: "cdc", Value: good}).FirstErr())
@@ -151,7 +161,7 @@ func TestSinkDLQRecordSizes(t *testing.T) {
 				return
 			}
 			require.Equal(t, "true", headers["evodb.truncated"])
-			require.Equal(t, strconv.Itoa(tc.size), headers["evodb.original.size"])
+			require.Equal(t, strconv.Itoa(len(big)), headers["evodb.original.size"])
 			require.NotEmpty(t, got.Value)
 			require.Less(t, len(got.Value), tc.dlqMax)
 			require.Equal(t, big[:len(got.Value)], got.Value, "the pointer holds the start of the value")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -627,14 +628,18 @@ func (s *Sink) watchMissingTopics(ctx context.Context) {
 				break
 			}
 			d, ok := listed[t]
-			switch exists := ok && d.Err == nil; {
-			case !exists:
+			switch {
+			case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
 				missing[t] = true
 				s.log.Warn("topic in kafka.topics does not exist: nothing is consumed from it until it is created; check the name in kafka.topics or create the topic",
 					"topic", t, "recheck_in", s.missingEvery)
+			case d.Err != nil:
+				missing[t] = true
+				s.log.Warn("topic in kafka.topics cannot be described: nothing may be consumed from it; grant the sink's user DESCRIBE and READ on it",
+					"topic", t, "err", d.Err, "recheck_in", s.missingEvery)
 			case missing[t]:
 				delete(missing, t)
-				s.log.Info("topic in kafka.topics exists now", "topic", t)
+				s.log.Info("topic in kafka.topics is available now", "topic", t)
 			}
 		}
 		select {

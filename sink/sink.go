@@ -176,6 +176,12 @@ type Sink struct {
 	// (dlqMaxBytes); nil without a DLQ. Set before polling starts.
 	dlq         *kgo.Client
 	dlqMaxBytes int32
+	// missingEvery is how often a missing topic of kafka.topics is
+	// reported again (missingTopicsEvery; tests shorten it).
+	missingEvery time.Duration
+	// reachEvery is how often a start that cannot reach the brokers says
+	// it is still trying (reachBrokersEvery; tests shorten it).
+	reachEvery time.Duration
 
 	mu           sync.Mutex
 	flushDone    *sync.Cond
@@ -203,13 +209,6 @@ type Sink struct {
 
 	joined  atomic.Bool
 	storeOK atomic.Bool
-
-	// missingEvery is how often a missing topic of kafka.topics is
-	// reported again (missingTopicsEvery; tests shorten it).
-	missingEvery time.Duration
-	// reachEvery is how often a start that cannot reach the brokers says
-	// it is still trying (reachBrokersEvery; tests shorten it).
-	reachEvery time.Duration
 }
 
 // reachBrokersEvery is how often checkKafka logs that it is still trying.

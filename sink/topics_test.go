@@ -50,7 +50,7 @@ func TestMissingTopicIsReported(t *testing.T) {
 	defer cl.Close()
 	_, err = kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "orders")
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "topic in kafka.topics exists now") }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "topic in kafka.topics is available now") }, 30*time.Second, 10*time.Millisecond)
 }
 
 // A sink that cannot reach its brokers says so while it keeps trying,

@@ -9,6 +9,7 @@
 #   kafka.sh restart <dir>            stop and start again on the same data and port
 #   kafka.sh env <dir>                print the environment the tests read
 #   kafka.sh topics <dir> ARGS...     run kafka-topics against the broker
+#   kafka.sh produce <dir> <topic>    console producer: one record per stdin line
 #   kafka.sh run-class CLASS ARGS...  run any class from the Kafka jars (CLI tools)
 #
 # The broker listens on <port> (PLAINTEXT) and its controller on <port>+1;
@@ -17,6 +18,11 @@
 # CA, certificates and a SCRAM user that start makes under <dir>/tls.
 # Everything it writes (config, data, logs, certificates, pid file) stays
 # under <dir>.
+#
+# start waits KAFKA_READY_TIMEOUT (a duration such as 300s) for the broker
+# to serve; unset, 180s, times the load average per core (up to 4) on a busy
+# machine. While it waits it says why the broker is not ready yet; if it
+# gives up, it prints the broker's errors, not its whole log.
 set -euo pipefail
 
 # shellcheck source=e2e/scripts/common.sh
@@ -29,7 +35,21 @@ LOG4J_VERSION="2.25.4"
 KAFKA_HOME="${KAFKA_HOME:-$E2E_CACHE_DIR/kafka-$KAFKA_VERSION}"
 KAFKA_LIBS="$KAFKA_HOME/libs"
 KAFKA_HEAP="${KAFKA_HEAP:--Xmx512m -Xms128m}"
-READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-60s}"
+
+# ready_timeout prints how long start waits for the broker to serve:
+# KAFKA_READY_TIMEOUT when set, else 180 s, multiplied by the load average
+# per core (at most 4): a JVM sharing two cores with running tests takes
+# minutes, not seconds, to start.
+ready_timeout() {
+	if [[ -n "${KAFKA_READY_TIMEOUT:-}" ]]; then
+		echo "$KAFKA_READY_TIMEOUT"
+		return
+	fi
+	local cores load
+	cores="$(nproc 2>/dev/null || echo 1)"
+	load="$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)"
+	awk -v l="$load" -v c="$cores" 'BEGIN { f = int(l / c + 0.5); if (f < 1) f = 1; if (f > 4) f = 4; print 180 * f "s" }'
+}
 
 usage() {
 	# The comment block at the top of this file, whatever its length.
@@ -95,10 +115,17 @@ make_certs() {
 	rm -rf "$t"
 	mkdir -p "$t"
 	local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-	openssl req -x509 "${ec[@]}" -keyout "$t/ca-key.pem" -out "$t/ca.pem" \
-		-days 3650 -subj "/CN=evodb-sink e2e CA" 2>>"$t/openssl.log"
-	openssl req -x509 "${ec[@]}" -keyout "$t/other-ca-key.pem" -out "$t/other-ca.pem" \
-		-days 3650 -subj "/CN=evodb-sink e2e other CA" 2>>"$t/openssl.log"
+	# ossl runs openssl quietly, and shows what it said when it fails.
+	ossl() {
+		openssl "$@" 2>>"$t/openssl.log" || {
+			cat "$t/openssl.log" >&2
+			e2e_die "openssl $1 failed making the certificates in $t"
+		}
+	}
+	ossl req -x509 "${ec[@]}" -keyout "$t/ca-key.pem" -out "$t/ca.pem" \
+		-days 3650 -subj "/CN=evodb-sink e2e CA"
+	ossl req -x509 "${ec[@]}" -keyout "$t/other-ca-key.pem" -out "$t/other-ca.pem" \
+		-days 3650 -subj "/CN=evodb-sink e2e other CA"
 	local name ext
 	for name in server client; do
 		if [[ "$name" == server ]]; then
@@ -106,11 +133,9 @@ make_certs() {
 		else
 			ext=$'extendedKeyUsage=clientAuth'
 		fi
-		openssl req -new "${ec[@]}" -keyout "$t/$name-key.pem" -out "$t/$name.csr" \
-			-subj "/CN=$name" 2>>"$t/openssl.log"
-		openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" \
-			-CAcreateserial -days 3650 -out "$t/$name.pem" \
-			-extfile <(printf '%s\n' "$ext") 2>>"$t/openssl.log"
+		ossl req -new "${ec[@]}" -keyout "$t/$name-key.pem" -out "$t/$name.csr" -subj "/CN=$name"
+		ossl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" \
+			-CAcreateserial -days 3650 -out "$t/$name.pem" -extfile <(printf '%s\n' "$ext")
 	done
 	# The broker reads its key and certificate chain from one PEM file.
 	cat "$t/server-key.pem" "$t/server.pem" "$t/ca.pem" >"$t/server-keystore.pem"
@@ -221,14 +246,26 @@ EOF
 	echo "$f"
 }
 
-print_log_tail() {
-	local dir="$1" f
-	for f in "$dir/stdout.log" "$dir/logs/server.log"; do
-		if [[ -s "$f" ]]; then
-			echo "--- last lines of $f" >&2
-			tail -n 60 "$f" >&2
+# print_not_ready DIR TIMEOUT says why the broker in DIR did not become
+# ready: what the JVM printed (it fails there before logging starts: a port
+# in use, too little memory) and the broker's errors, not its routine log.
+print_not_ready() {
+	local dir="$1" timeout="$2" errors
+	if [[ -s "$dir/stdout.log" ]]; then
+		echo "--- the JVM's output ($dir/stdout.log), last lines:" >&2
+		tail -n 20 "$dir/stdout.log" >&2
+	fi
+	if [[ -s "$dir/logs/server.log" ]]; then
+		errors="$(grep -E '^\[[^]]*\] (ERROR|FATAL) |Exception' "$dir/logs/server.log" | tail -n 20 || true)"
+		if [[ -n "$errors" ]]; then
+			echo "--- the broker's errors ($dir/logs/server.log):" >&2
+			echo "$errors" >&2
+		else
+			echo "--- no errors in $dir/logs/server.log: the broker is only slow; last line:" >&2
+			tail -n 1 "$dir/logs/server.log" >&2
 		fi
-	done
+	fi
+	e2e_log "waited $timeout; set KAFKA_READY_TIMEOUT (e.g. KAFKA_READY_TIMEOUT=600s) to wait longer on a loaded machine"
 }
 
 cmd_start() {
@@ -282,9 +319,11 @@ cmd_start() {
 
 	# Once ready, kafkaready also creates (or updates) the SCRAM user of
 	# the SASL_SSL listener through the admin API.
-	if ! "$dir/kafkaready" -brokers "127.0.0.1:$port" -timeout "$READY_TIMEOUT" -pid "$pid" \
+	local timeout
+	timeout="$(ready_timeout)"
+	if ! "$dir/kafkaready" -brokers "127.0.0.1:$port" -timeout "$timeout" -pid "$pid" \
 		-scram-user sink -scram-password-file "$dir/tls/scram-password"; then
-		print_log_tail "$dir"
+		print_not_ready "$dir" "$timeout"
 		e2e_stop_pidfile "$dir/kafka.pid" 10
 		e2e_die "Kafka did not become ready on 127.0.0.1:$port"
 	fi
@@ -347,6 +386,14 @@ cmd_topics() {
 		--bootstrap-server "127.0.0.1:$(cat "$dir/port")" "$@"
 }
 
+cmd_produce() {
+	local dir="${1:-}" topic="${2:-}"
+	[[ -n "$dir" && -n "$topic" ]] || usage
+	[[ -f "$dir/port" ]] || e2e_die "no Kafka was started in $dir"
+	cmd_run_class org.apache.kafka.tools.ConsoleProducer \
+		--bootstrap-server "127.0.0.1:$(cat "$dir/port")" --topic "$topic"
+}
+
 sub="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$sub" in
@@ -356,6 +403,7 @@ stop) cmd_stop "$@" ;;
 restart) cmd_restart "$@" ;;
 env) cmd_env "$@" ;;
 topics) cmd_topics "$@" ;;
+produce) cmd_produce "$@" ;;
 run-class) cmd_run_class "$@" ;;
 *) usage ;;
 esac

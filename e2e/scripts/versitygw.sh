@@ -7,7 +7,7 @@
 #   versitygw.sh install              build versitygw unless it is already installed
 #   versitygw.sh start <dir> <port>   start it on 127.0.0.1:<port>, storing under <dir>,
 #                                     wait until it answers, create the test bucket
-#   versitygw.sh env <dir>            print the SINK_TEST_S3_* exports (for eval)
+#   versitygw.sh env <dir>            print the SINK_TEST_S3_* and EVODB_* exports (for eval)
 #   versitygw.sh stop <dir>           stop the gateway started in <dir>
 #
 # The credentials, region and bucket come from VGW_ACCESS_KEY, VGW_SECRET_KEY,
@@ -118,6 +118,13 @@ cmd_env() {
 	echo "export SINK_TEST_S3_ACCESS_KEY=$ACCESS_KEY"
 	echo "export SINK_TEST_S3_SECRET_KEY=$SECRET_KEY"
 	echo "export SINK_TEST_S3_REGION=$REGION"
+	# The same server under the names config.example.yaml reads, so that
+	# `sink run -c config.example.yaml` writes its tables there.
+	echo "export EVODB_STORE_URL='s3://$BUCKET/evodb?path_style=true'"
+	echo "export EVODB_S3_ENDPOINT=http://127.0.0.1:$port"
+	echo "export EVODB_S3_REGION=$REGION"
+	echo "export EVODB_S3_ACCESS_KEY_ID=$ACCESS_KEY"
+	echo "export EVODB_S3_SECRET_ACCESS_KEY=$SECRET_KEY"
 }
 
 cmd_stop() {

@@ -29,12 +29,13 @@ func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 	timeout := flag.Duration("timeout", 60*time.Second, "how long to wait for the broker")
 	pid := flag.Int("pid", 0, "broker process id; stop waiting if it exits (0 to not watch)")
+	progress := flag.Duration("progress", 15*time.Second, "how often to say why the broker is not ready yet")
 	scramUser := flag.String("scram-user", "", "once ready, create or update this SCRAM-SHA-512 user")
 	scramPasswordFile := flag.String("scram-password-file", "", "file holding the -scram-user's password")
 	flag.Parse()
 
 	seeds := strings.Split(*brokers, ",")
-	err := run(seeds, *timeout, *pid)
+	err := run(seeds, *timeout, *pid, *progress)
 	if err == nil && *scramUser != "" {
 		err = upsertSCRAM(seeds, *scramUser, *scramPasswordFile)
 	}
@@ -74,7 +75,7 @@ func upsertSCRAM(seeds []string, user, passwordFile string) error {
 	return nil
 }
 
-func run(seeds []string, timeout time.Duration, pid int) error {
+func run(seeds []string, timeout time.Duration, pid int, progress time.Duration) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(seeds...),
 		kgo.DialTimeout(2*time.Second),
@@ -88,7 +89,9 @@ func run(seeds []string, timeout time.Duration, pid int) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	reported := start
 	var lastErr error
 	for time.Now().Before(deadline) {
 		if pid > 0 && !alive(pid) {
@@ -97,6 +100,13 @@ func run(seeds []string, timeout time.Duration, pid int) error {
 		lastErr = probe(adm)
 		if lastErr == nil {
 			return nil
+		}
+		// On a loaded machine a broker takes minutes: say what it is
+		// waiting for rather than nothing.
+		if now := time.Now(); progress > 0 && now.Sub(reported) >= progress {
+			reported = now
+			fmt.Fprintf(os.Stderr, "kafkaready: broker %s not ready after %s (of %s): %v\n",
+				strings.Join(seeds, ","), now.Sub(start).Round(time.Second), timeout, lastErr)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
