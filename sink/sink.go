@@ -309,12 +309,21 @@ func (s *Sink) Run(ctx context.Context) error {
 	s.flushCtx, s.cancelFlush = context.WithCancel(context.WithoutCancel(ctx))
 	defer s.cancelFlush()
 
+	// A run whose ctx ends while it still checks its store and brokers
+	// stops as asked, with nothing read and nothing to flush: that is no
+	// failure to reach them.
 	if err := s.checkStore(ctx); err != nil {
 		cl.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	if err := s.checkKafka(ctx); err != nil {
 		cl.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	// Wake the poll loop if it waits for memory when the run is cancelled.
