@@ -50,7 +50,7 @@ var ErrOffsetsWentBack = errors.New("source offsets went backwards")
 // topicChangedError is the ErrOffsetsWentBack of a table that recorded
 // another topic ID for a partition than the one its records now come from.
 func topicChangedError(table string, version int64, tp topicPartition, tableTopicID, topicID, group string) error {
-	return fmt.Errorf("%w: table %s holds offsets through %d of %s/%d from topic ID %s, but the topic now has ID %s: it was deleted and re-created. Stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the table's data for this topic",
+	return fmt.Errorf("%w: table %s holds offsets through %d of %s/%d from topic ID %s, but the topic now has ID %s: it was deleted and re-created (or the cluster was replaced). Stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the table's data for this topic",
 		ErrOffsetsWentBack, table, version, tp.topic, tp.partition, tableTopicID, topicID, group)
 }
 
