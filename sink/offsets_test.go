@@ -245,3 +245,53 @@ func TestSinkCommitNotifications(t *testing.T) {
 	require.Equal(t, int64(600), rows)
 	require.Len(t, versions, 3)
 }
+
+// A commit of another topic ID's offsets that lands after this sink read
+// the table (a sink still reading the deleted topic, say) is caught at the
+// commit: the committer refuses the block, and the sink stops instead of
+// committing records of two topics under one txn id.
+func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
+	c := newCluster(t, 1, "cdc")
+	produceValues(t, c.ListenAddrs(), "cdc", 0,
+		`{"op":"INSERT","table":"users","data":{"id":1},"lsn":1}`,
+		`{"op":"INSERT","table":"users","data":{"id":2},"lsn":2}`)
+	b := objstore.NewMemory()
+	ctx := context.Background()
+	other := committer.Open(b, "users", committer.Options{Instance: "other"})
+	_, err := other.Create(ctx, committer.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`})
+	require.NoError(t, err)
+
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	cfg.Tables.Default.FlushInterval = time.Hour // only the shutdown flushes
+	cfg.Tables.Default.FlushThreshold = 1_000_000
+	s, err := New(cfg, b)
+	require.NoError(t, err)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, tb := range s.Status().Tables {
+			n += tb.BufferedRecords
+		}
+		return n == 2
+	}, 30*time.Second, 50*time.Millisecond)
+
+	// Another sink commits offsets of the partition read under another
+	// topic ID, recording only that ID, so that no txn version refuses
+	// this sink's block first.
+	app := s.appID(topicPartition{"cdc", 0})
+	_, err = other.Commit(ctx, committer.Commit{
+		Txns:        []committer.TxnCondition{{AppID: committer.LineageAppID(app, "AAAAAAAAAAAAAAAAAAAAAA"), FirstOffset: 7, LastOffset: 7}},
+		ReadVersion: -1,
+	})
+	require.NoError(t, err)
+	cancel()
+	err = <-done
+	require.ErrorIs(t, err, ErrOffsetsWentBack)
+	require.Contains(t, err.Error(), "AAAAAAAAAAAAAAAAAAAAAA")
+	snap, err := committer.Open(b, "users", committer.Options{}).Snapshot(ctx)
+	require.NoError(t, err)
+	require.Empty(t, snap.Files, "nothing of this sink's block was committed")
+}
