@@ -119,8 +119,9 @@ type Options struct {
 //  2. The committer checks the commit's conditions against the latest
 //     snapshot it knows (loading one if it has none), without reading the
 //     log for newer commits: for each source partition the table's txn
-//     version must be below the block's first offset, and every file the
-//     commit removes must be active.
+//     version must be below the block's first offset (and the table must
+//     record no other lineage for it, TxnCondition.Lineage), and every
+//     file the commit removes must be active.
 //  3. It puts that snapshot's version+1 with If-None-Match: the put can only
 //     land if no one committed since, so the checks held against the table
 //     as it is. The commit file holds commitInfo (first, with the commit
