@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -104,3 +106,80 @@ func TestRecreatedTopic(t *testing.T) {
 
 // kafkaTopicID renders a topic ID as Kafka does: unpadded URL-safe base64.
 func kafkaTopicID(id kadm.TopicID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// TestRecreatedTopicWhileRunning deletes and re-creates the topic while a
+// sink reads it, with records of the old topic still in its buffers: the
+// sink must find the new topic ID, commit what it read of the old topic,
+// and stop without writing anything of the new one.
+func TestRecreatedTopicWhileRunning(t *testing.T) {
+	h := newHarness(t, 10)
+	ws := h.singleTopic(workload.Config{Partitions: 2})
+	// Only the stop flushes: the old topic's records are in the buffers
+	// when it is deleted.
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: time.Hour, flushThreshold: 1_000_000, mode: "enterprise"}
+	ctx := h.ctx(5 * time.Minute)
+	require.NoError(t, h.produce(ctx, ws, 2000))
+	a := h.startSink(opts)
+	require.Eventually(t, func() bool { return bufferedRecords(a) == ws.count() },
+		2*time.Minute, 200*time.Millisecond, "the sink did not buffer the whole topic")
+
+	adm := kadm.NewClient(h.cl)
+	_, err := adm.DeleteTopics(ctx, ws.topic)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		resp, err := adm.CreateTopics(ctx, 2, 1, nil, ws.topic)
+		return err == nil && resp[ws.topic].Err == nil
+	}, time.Minute, 500*time.Millisecond, "re-create %s", ws.topic)
+	cl, err := kgo.NewClient(append(workload.ProducerOptions(), kgo.SeedBrokers(h.svc.brokers))...)
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	h.cl = cl
+	h.produceRetrying(ctx, h.stream(workload.Config{Topic: ws.topic, Partitions: 2}), 6000)
+
+	select {
+	case <-a.exited:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the sink did not stop on the re-created topic")
+	}
+	require.Error(t, a.exitErr, "the sink must exit with an error")
+	log, err := os.ReadFile(a.logPath)
+	require.NoError(t, err)
+	require.Contains(t, string(log), "re-created while the sink read it")
+
+	// Every record of the old topic is in the tables once, and nothing
+	// else.
+	b := h.bucket()
+	roots, err := committer.ListTables(ctx, b)
+	require.NoError(t, err)
+	var rows int64
+	for _, root := range roots {
+		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
+		require.NoError(t, err)
+		rows += snap.NumRecords()
+	}
+	require.Equal(t, int64(ws.count()), rows)
+}
+
+// bufferedRecords is how many records a sink process holds in its table
+// buffers, per its /status; -1 when it does not answer.
+func bufferedRecords(p *sinkProc) int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + p.addr + "/status")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Tables []struct {
+			BufferedRecords int `json:"buffered_records"`
+		} `json:"tables"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return -1
+	}
+	n := 0
+	for _, t := range st.Tables {
+		n += t.BufferedRecords
+	}
+	return n
+}

@@ -295,3 +295,38 @@ func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, snap.Files, "nothing of this sink's block was committed")
 }
+
+// A topic deleted and re-created while the sink reads it: franz-go keeps
+// fetching under the old topic ID and fails with UNKNOWN_TOPIC_ID. The
+// sink commits what it read of the old topic, commits no group offset (the
+// name now means another topic), and stops with the documented error.
+func TestSinkStopsWhenItsTopicIsRecreatedWhileRunning(t *testing.T) {
+	c := newCluster(t, 1, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 200, 0, 31, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	cfg.Tables.Default.FlushInterval = time.Hour // only the stop flushes
+	cfg.Tables.Default.FlushThreshold = 1_000_000
+	s, err := New(cfg, b)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, tb := range s.Status().Tables {
+			n += tb.BufferedRecords
+		}
+		return n == 200
+	}, 30*time.Second, 50*time.Millisecond)
+
+	recreateTopic(t, c.ListenAddrs(), "cdc", 1)
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 400, 0, 32, 1000, &produced{recs: map[coord]producedRec{}})
+	err = <-done
+	require.ErrorIs(t, err, ErrOffsetsWentBack)
+	require.Contains(t, err.Error(), "re-created while")
+	requireExactlyOnce(t, b, want)
+	require.Empty(t, fetchGroupOffsets(t, c.ListenAddrs(), cfg.Kafka.Group, "cdc"))
+}

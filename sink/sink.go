@@ -349,6 +349,15 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.abort()
 		return runErr
 	}
+	if errors.Is(runErr, errRecreatedWhileRead) {
+		// Everything buffered was read from the topic before it was
+		// deleted: flush it, for it cannot be read again.
+		s.log.Error("sink stopping", "err", runErr)
+		if err := s.shutdown(false); err != nil {
+			return fmt.Errorf("%w (and flushing what was read before: %v)", runErr, err)
+		}
+		return runErr
+	}
 	// Any end of ctx, a deadline as much as a cancellation, is the caller
 	// asking for a stop: the error it surfaces as (from a poll, a wait for
 	// memory or a dead-letter produce) is the stop, not a failure.
@@ -358,7 +367,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.abort()
 		return runErr
 	}
-	return s.shutdown()
+	return s.shutdown(true)
 }
 
 // checkStore makes one request to the store so a wrong URL or missing
@@ -417,8 +426,9 @@ func (s *Sink) abort() {
 }
 
 // shutdown flushes everything, waits for in-flight flushes, commits the
-// group offsets and leaves the group, all within the shutdown timeout.
-func (s *Sink) shutdown() error {
+// group offsets (if commitOffsets) and leaves the group, all within the
+// shutdown timeout.
+func (s *Sink) shutdown(commitOffsets bool) error {
 	deadline := time.AfterFunc(s.cfg.ShutdownTimeout, func() {
 		s.log.Warn("shutdown timeout reached, abandoning in-flight flushes")
 		s.cancelFlush()
@@ -434,7 +444,7 @@ func (s *Sink) shutdown() error {
 	fatal := s.fatal
 	offsets := s.committableLocked(nil)
 	s.mu.Unlock()
-	if len(offsets) > 0 && fatal == nil {
+	if len(offsets) > 0 && fatal == nil && commitOffsets {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s.commitOffsetsSync(ctx, offsets)
 		cancel()
