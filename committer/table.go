@@ -139,7 +139,8 @@ type Options struct {
 //     snapshot it knows (loading one if it has none, or if it last saw the
 //     log more than maxSnapshotAge ago: see "Log cleanup" below), without
 //     reading the log for newer commits: for each source partition the
-//     table's txn version must be below the block's first offset, and every
+//     table's txn version must be below the block's first offset (and the
+//     table must record no other lineage for it, TxnCondition.Lineage), and every
 //     file the commit removes must be active.
 //  3. It puts that snapshot's version+1 with If-None-Match: the put can only
 //     land if no one committed since, so the checks held against the table

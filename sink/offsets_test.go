@@ -258,3 +258,88 @@ func TestSinkCommitNotifications(t *testing.T) {
 	require.Equal(t, int64(600), rows)
 	require.Len(t, versions, 3)
 }
+
+// A commit of another topic ID's offsets that lands after this sink read
+// the table (a sink still reading the deleted topic, say) is caught at the
+// commit: the committer refuses the block, and the sink stops instead of
+// committing records of two topics under one txn id.
+func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
+	c := newCluster(t, 1, "cdc")
+	produceValues(t, c.ListenAddrs(), "cdc", 0,
+		`{"op":"INSERT","table":"users","data":{"id":1},"lsn":1}`,
+		`{"op":"INSERT","table":"users","data":{"id":2},"lsn":2}`)
+	b := objstore.NewMemory()
+	ctx := context.Background()
+	other := committer.Open(b, "users", committer.Options{Instance: "other"})
+	_, err := other.Create(ctx, committer.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`})
+	require.NoError(t, err)
+
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	cfg.Tables.Default.FlushInterval = time.Hour // only the shutdown flushes
+	cfg.Tables.Default.FlushThreshold = 1_000_000
+	s, err := New(cfg, b)
+	require.NoError(t, err)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, tb := range s.Status().Tables {
+			n += tb.BufferedRecords
+		}
+		return n == 2
+	}, 30*time.Second, 50*time.Millisecond)
+
+	// Another sink commits offsets of the partition read under another
+	// topic ID, recording only that ID, so that no txn version refuses
+	// this sink's block first.
+	app := s.appID(topicPartition{"cdc", 0})
+	_, err = other.Commit(ctx, committer.Commit{
+		Txns:        []committer.TxnCondition{{AppID: committer.LineageAppID(app, "AAAAAAAAAAAAAAAAAAAAAA"), FirstOffset: 7, LastOffset: 7}},
+		ReadVersion: -1,
+	})
+	require.NoError(t, err)
+	cancel()
+	err = <-done
+	require.ErrorIs(t, err, ErrOffsetsWentBack)
+	require.Contains(t, err.Error(), "AAAAAAAAAAAAAAAAAAAAAA")
+	snap, err := committer.Open(b, "users", committer.Options{}).Snapshot(ctx)
+	require.NoError(t, err)
+	require.Empty(t, snap.Files, "nothing of this sink's block was committed")
+}
+
+// A topic deleted and re-created while the sink reads it: franz-go keeps
+// fetching under the old topic ID and fails with UNKNOWN_TOPIC_ID. The
+// sink commits what it read of the old topic, commits no group offset (the
+// name now means another topic), and stops with the documented error.
+func TestSinkStopsWhenItsTopicIsRecreatedWhileRunning(t *testing.T) {
+	c := newCluster(t, 1, "cdc")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 200, 0, 31, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs(), "cdc")
+	cfg.Tables.Default.FlushInterval = time.Hour // only the stop flushes
+	cfg.Tables.Default.FlushThreshold = 1_000_000
+	s, err := New(cfg, b)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, tb := range s.Status().Tables {
+			n += tb.BufferedRecords
+		}
+		return n == 200
+	}, 30*time.Second, 50*time.Millisecond)
+
+	recreateTopic(t, c.ListenAddrs(), "cdc", 1)
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 400, 0, 32, 1000, &produced{recs: map[coord]producedRec{}})
+	err = <-done
+	require.ErrorIs(t, err, ErrOffsetsWentBack)
+	require.Contains(t, err.Error(), "re-created while")
+	requireExactlyOnce(t, b, want)
+	require.Empty(t, fetchGroupOffsets(t, c.ListenAddrs(), cfg.Kafka.Group, "cdc"))
+}

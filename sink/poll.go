@@ -37,6 +37,9 @@ const decodeChunk = 256
 // (BlockRebalanceOnPoll), so a revoke never races with buffering.
 func (s *Sink) poll(ctx context.Context) error {
 	var batch []decoded
+	// lookedUp is when poll last asked the broker for a topic's ID after
+	// a fetch of it failed with UNKNOWN_TOPIC_ID.
+	lookedUp := map[string]time.Time{}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -57,6 +60,12 @@ func (s *Sink) poll(ctx context.Context) error {
 		for _, fe := range fetches.Errors() {
 			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
 				continue
+			}
+			if errors.Is(fe.Err, kerr.UnknownTopicID) && time.Since(lookedUp[fe.Topic]) >= time.Second {
+				lookedUp[fe.Topic] = time.Now()
+				if err := s.checkRecreated(ctx, fe.Topic, fe.Partition); err != nil {
+					return err
+				}
 			}
 			s.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 		}
@@ -163,6 +172,46 @@ func (p *partition) learnTopicID(raw [16]byte, group string) error {
 	default:
 		return fmt.Errorf("%w: partition %s/%d returned records of topic ID %s after records of topic ID %s; the topic was re-created: stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the tables' data for this topic",
 			ErrOffsetsWentBack, p.tp.topic, p.tp.partition, id, p.topicID, group)
+	}
+	return nil
+}
+
+// errRecreatedWhileRead marks the ErrOffsetsWentBack of a topic re-created
+// while the sink read it: what was read before is valid and is flushed,
+// but no group offset may be committed, since under the topic's name it
+// would count in the new topic.
+var errRecreatedWhileRead = errors.New("the topic was re-created while the sink read it")
+
+// checkRecreated runs after a fetch of a partition failed with
+// UNKNOWN_TOPIC_ID: franz-go keeps fetching a partition under the topic
+// ID it started with, so the topic was deleted, and perhaps created again.
+// A topic that is only gone is left to the group (its partitions are
+// revoked); one that exists under another ID stops the sink. Lookups that
+// fail teach nothing: the next failed fetch asks again.
+func (s *Sink) checkRecreated(ctx context.Context, topic string, partition int32) error {
+	s.mu.Lock()
+	var readID string
+	if p := s.parts[topicPartition{topic, partition}]; p != nil {
+		readID = p.topicID
+	}
+	s.mu.Unlock()
+	if readID == "" {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	topics, err := kadm.NewClient(s.cl).ListTopics(lctx, topic)
+	if err != nil {
+		s.log.Debug("look up topic id", "topic", topic, "err", err)
+		return nil
+	}
+	d, ok := topics[topic]
+	if !ok || d.Err != nil || d.ID == (kadm.TopicID{}) {
+		return nil
+	}
+	if id := topicIDString(d.ID); id != readID {
+		return fmt.Errorf("%w: partition %s/%d was read under topic ID %s, but the topic now has ID %s: %w. What was read before is committed and no group offset is; stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the tables' data for this topic",
+			ErrOffsetsWentBack, topic, partition, readID, id, errRecreatedWhileRead, s.cfg.Kafka.Group)
 	}
 	return nil
 }

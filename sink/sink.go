@@ -49,7 +49,7 @@ var ErrOffsetsWentBack = errors.New("source offsets went backwards")
 // topicChangedError is the ErrOffsetsWentBack of a table that recorded
 // another topic ID for a partition than the one its records now come from.
 func topicChangedError(table string, version int64, tp topicPartition, tableTopicID, topicID, group string) error {
-	return fmt.Errorf("%w: table %s holds offsets through %d of %s/%d from topic ID %s, but the topic now has ID %s: it was deleted and re-created. Stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the table's data for this topic",
+	return fmt.Errorf("%w: table %s holds offsets through %d of %s/%d from topic ID %s, but the topic now has ID %s: it was deleted and re-created (or the cluster was replaced). Stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the table's data for this topic",
 		ErrOffsetsWentBack, table, version, tp.topic, tp.partition, tableTopicID, topicID, group)
 }
 
@@ -363,7 +363,13 @@ func (s *Sink) Run(ctx context.Context) error {
 	// The store is probed before the Kafka client exists: the client joins
 	// the group as soon as it is created, and a member that cannot write
 	// must never take partitions from healthy ones.
+	// A run whose ctx ends while it still checks its store and brokers
+	// stops as asked, with nothing read and nothing to flush: that is no
+	// failure to reach them.
 	if err := s.checkStore(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	cl, err := kgo.NewClient(opts...)
@@ -376,10 +382,16 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	if err := s.checkKafka(ctx); err != nil {
 		cl.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	if err := s.prepareDLQ(ctx); err != nil {
 		cl.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	if s.dlq != nil {
@@ -419,6 +431,15 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.abort()
 		return runErr
 	}
+	if errors.Is(runErr, errRecreatedWhileRead) {
+		// Everything buffered was read from the topic before it was
+		// deleted: flush it, for it cannot be read again.
+		s.log.Error("sink stopping", "err", runErr)
+		if err := s.shutdown(false); err != nil {
+			return fmt.Errorf("%w (and flushing what was read before: %v)", runErr, err)
+		}
+		return runErr
+	}
 	// Any end of ctx, a deadline as much as a cancellation, is the caller
 	// asking for a stop: the error it surfaces as (from a poll, a wait for
 	// memory or a dead-letter produce) is the stop, not a failure.
@@ -428,7 +449,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.abort()
 		return runErr
 	}
-	return s.shutdown()
+	return s.shutdown(true)
 }
 
 // checkStore makes one request to the store so a wrong URL or missing
@@ -511,8 +532,9 @@ func (s *Sink) abort() {
 }
 
 // shutdown flushes everything, waits for in-flight flushes, commits the
-// group offsets and leaves the group, all within the shutdown timeout.
-func (s *Sink) shutdown() error {
+// group offsets (if commitOffsets) and leaves the group, all within the
+// shutdown timeout.
+func (s *Sink) shutdown(commitOffsets bool) error {
 	deadline := time.AfterFunc(s.cfg.ShutdownTimeout, func() {
 		s.log.Warn("shutdown timeout reached, abandoning in-flight flushes")
 		s.cancelFlush()
@@ -528,7 +550,7 @@ func (s *Sink) shutdown() error {
 	fatal := s.fatal
 	offsets := s.committableLocked(nil)
 	s.mu.Unlock()
-	if len(offsets) > 0 && fatal == nil {
+	if len(offsets) > 0 && fatal == nil && commitOffsets {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		s.commitOffsetsSync(ctx, offsets)
 		cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -506,4 +507,19 @@ func TestSinkDeadlineIsAGracefulStop(t *testing.T) {
 		ends[k.partition] = max(ends[k.partition], k.offset+1)
 	}
 	require.Equal(t, ends, fetchGroupOffsets(t, c.ListenAddrs(), cfg.Kafka.Group, "cdc"))
+}
+
+// A run whose context ends before it has reached its brokers (here: there
+// are none) stops as asked instead of reporting them unreachable.
+func TestSinkContextEndingAtStartIsAGracefulStop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	cfg := testConfig([]string{addr}, "cdc")
+	s, err := New(cfg, objstore.NewMemory())
+	require.NoError(t, err)
+	ctx := newExpiringContext()
+	ctx.expire()
+	require.NoError(t, s.Run(ctx))
 }

@@ -33,9 +33,9 @@ type table struct {
 	schema *codec.Schema
 	// evolvedBy holds the source partitions whose changes in the buffer
 	// evolved schema, and declared the column schemas (Change.Declared,
-	// shared between changes) those partitions' buffered changes carry:
-	// what rebuildSchemaLocked needs. Both are reset when the buffer is
-	// drained.
+	// shared between changes) each partition's buffered changes carry:
+	// what rebuildSchemaLocked needs, since the buffer keeps values but
+	// not declared types. Both are reset when the buffer is drained.
 	evolvedBy map[topicPartition]bool
 	declared  map[topicPartition][][]codec.Column
 	// lastDeclared is the Declared slice and partition recorded last, so
@@ -331,8 +331,8 @@ func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
 }
 
 // acceptedLocked records what rebuildSchemaLocked needs about a change
-// the buffer took from p: whether it evolved the schema, and the column
-// schema it declared.
+// the buffer took from source partition tp: whether it evolved the
+// schema, and the column schema it declared.
 func (t *table) acceptedLocked(tp topicPartition, ch *codec.Change, evolved bool) {
 	if evolved {
 		t.evolvedBy[tp] = true
