@@ -110,3 +110,16 @@ func TestSinkProbeRetriesTransientErrorsWithShortWarnings(t *testing.T) {
 		require.NotContains(t, w, "operation error S3")
 	}
 }
+
+// A stop requested while the start-up checks still run is graceful: Run
+// returns nil, not an error blaming the brokers or the store. The broker
+// address answers nothing, so only the cancellation can end the checks.
+func TestSinkStopDuringStartIsGraceful(t *testing.T) {
+	cfg := testConfig([]string{"127.0.0.1:1"}, "cdc")
+	cfg.Kafka.ConnectTimeout = time.Hour
+	s, err := New(cfg, objstore.NewMemory())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, s.Run(ctx))
+}

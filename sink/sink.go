@@ -305,7 +305,12 @@ func (s *Sink) Run(ctx context.Context) error {
 	// The store is probed before the Kafka client exists: the client joins
 	// the group as soon as it is created, and a member that cannot write
 	// must never take partitions from healthy ones.
+	// A stop requested while the start-up checks run is a graceful stop
+	// like any other: nothing was consumed, so nothing is left to flush.
 	if err := s.checkStore(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	cl, err := kgo.NewClient(opts...)
@@ -318,6 +323,9 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	if err := s.checkKafka(ctx); err != nil {
 		cl.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	// Wake the poll loop if it waits for memory when the run is cancelled.
