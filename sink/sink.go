@@ -62,6 +62,8 @@ func (e *RecordError) Error() string {
 		e.Topic, e.Partition, e.Offset, e.Err)
 }
 
+func (e *RecordError) Unwrap() error { return e.Err }
+
 // formatHint names the keys to set when a record failed to decode because
 // it has another format's envelope, or returns "".
 func formatHint(topic string, err error) string {
@@ -69,14 +71,8 @@ func formatHint(topic string, err error) string {
 	if !errors.As(err, &de) || de.LooksLike == "" {
 		return ""
 	}
-	name := string(de.LooksLike)
-	if de.LooksLike == codec.FormatDebezium {
-		name = "Debezium"
-	}
-	return fmt.Sprintf("this looks like a %s envelope: set kafka.format or kafka.formats.%s to %s", name, topic, de.LooksLike)
+	return fmt.Sprintf("this looks like %s: set kafka.format or kafka.formats.%s to %s", de.LooksLike.Envelope(), topic, de.LooksLike)
 }
-
-func (e *RecordError) Unwrap() error { return e.Err }
 
 // Option configures a Sink beyond its Config: the seams tests and the CLI use.
 type Option func(*Sink)
@@ -305,6 +301,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	// The store is probed before the Kafka client exists: the client joins
 	// the group as soon as it is created, and a member that cannot write
 	// must never take partitions from healthy ones.
+	//
 	// A stop requested while the start-up checks run is a graceful stop
 	// like any other: nothing was consumed, so nothing is left to flush.
 	if err := s.checkStore(ctx); err != nil {
