@@ -274,10 +274,22 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	}
 	if k.TopicRegex != "" {
-		opts = append(opts, kgo.ConsumeTopics(k.TopicRegex), kgo.ConsumeRegex())
-		// The DLQ and notification topics must never be consumed as input.
 		if _, err := regexp.Compile(k.TopicRegex); err != nil {
 			return nil, err
+		}
+		opts = append(opts, kgo.ConsumeTopics(k.TopicRegex), kgo.ConsumeRegex())
+		// The DLQ and notification topics are the sink's output and must
+		// never be consumed as input, even when the expression matches
+		// them: a record diverted to the DLQ would come back, fail again
+		// and be diverted again, for ever.
+		var exclude []string
+		for _, t := range []string{s.cfg.Errors.DLQTopic, s.cfg.Notify.Topic} {
+			if t != "" {
+				exclude = append(exclude, "^"+regexp.QuoteMeta(t)+"$")
+			}
+		}
+		if len(exclude) > 0 {
+			opts = append(opts, kgo.ConsumeExcludeTopics(exclude...))
 		}
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(k.Topics...))
