@@ -100,13 +100,14 @@ func (e *DecodeError) Error() string {
 	}
 	msg += ": " + e.Reason
 	if e.LooksLike != "" {
-		msg += " (this looks like " + e.LooksLike.envelope() + ")"
+		msg += " (this looks like " + e.LooksLike.Envelope() + ")"
 	}
 	return msg
 }
 
-// envelope names a format's envelope for a message.
-func (f Format) envelope() string {
+// Envelope names the format's envelope for a message: "a Debezium
+// envelope".
+func (f Format) Envelope() string {
 	switch f {
 	case FormatDebezium:
 		return "a Debezium envelope"

@@ -436,7 +436,7 @@ func TestDecodeErrorNamesTheOtherEnvelope(t *testing.T) {
 				require.NotContains(t, err.Error(), "looks like")
 				return
 			}
-			require.Contains(t, err.Error(), "(this looks like "+tc.want.envelope()+")")
+			require.Contains(t, err.Error(), "(this looks like "+tc.want.Envelope()+")")
 		})
 	}
 }

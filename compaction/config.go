@@ -34,7 +34,7 @@ type Config struct {
 	// it is renewed after every job. Default 10m.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// Retention is how long vacuum keeps files removed from the log and
-	// files never committed. Default 168h, Delta's default.
+	// files never committed. Default 168h, Delta's default; at least 1h.
 	Retention time.Duration `yaml:"retention"`
 }
 
@@ -100,6 +100,10 @@ func (c Config) Validate() error {
 	}
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("compaction.retention: %s is negative", c.Retention))
+	} else if c.Retention > 0 && c.Retention < MinRetention {
+		// Vacuum would refuse it; say so when the file is read, not at the
+		// first vacuum.
+		errs = append(errs, fmt.Errorf("compaction.retention: %s is under the 1h minimum", c.Retention))
 	}
 	return errors.Join(errs...)
 }

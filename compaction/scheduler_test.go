@@ -117,6 +117,9 @@ func TestConfig(t *testing.T) {
 	for _, key := range []string{"min_inputs", "max_inputs", "lease_ttl", "interval", "retention", "max_job_bytes", "concurrency"} {
 		require.ErrorContains(t, err, "compaction."+key)
 	}
+	short := DefaultConfig()
+	short.Retention = 30 * time.Minute
+	require.ErrorContains(t, short.Validate(), "compaction.retention: 30m0s is under the 1h minimum")
 }
 
 // bigBlocks appends n blocks with wide rows so that sizes vary.

@@ -1,13 +1,16 @@
 package objstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -21,6 +24,10 @@ var (
 	ErrAccessDenied = errors.New("access denied")
 	// ErrNoBucket is the store saying the bucket does not exist.
 	ErrNoBucket = errors.New("bucket does not exist")
+	// ErrNoCredentials is the credential chain (static keys, environment,
+	// shared files, instance or task roles) never having produced
+	// credentials.
+	ErrNoCredentials = errors.New("no credentials")
 	// ErrNeedsPathStyle is a bucket addressed in virtual-hosted style
 	// (bucket.endpoint) whose host name does not resolve: self-hosted
 	// servers answer only under their own host name, in path style.
@@ -28,7 +35,7 @@ var (
 )
 
 // ConfigError is a store error that retrying cannot fix. Kind is one of
-// ErrAccessDenied, ErrNoBucket and ErrNeedsPathStyle; errors.Is matches
+// ErrAccessDenied, ErrNoBucket, ErrNoCredentials and ErrNeedsPathStyle; errors.Is matches
 // both Kind and the underlying error.
 type ConfigError struct {
 	Kind error
@@ -46,6 +53,8 @@ func (e *ConfigError) Error() string {
 		return fmt.Sprintf("access denied to bucket %q: %v", e.Bucket, e.Err)
 	case ErrNoBucket:
 		return fmt.Sprintf("bucket %q does not exist: %v", e.Bucket, e.Err)
+	case ErrNoCredentials:
+		return fmt.Sprintf("no credentials for bucket %q: %v", e.Bucket, e.Err)
 	case ErrNeedsPathStyle:
 		return fmt.Sprintf("bucket %q addressed as host %s, which does not resolve (self-hosted servers need path-style addressing): %v", e.Bucket, e.Host, e.Err)
 	}
@@ -65,6 +74,10 @@ func IsConfigError(err error) bool {
 // retrying cannot change, or nil. endpointHost is the configured endpoint's
 // host ("" for AWS) and pathStyle its addressing.
 func configError(err error, bucket, endpointHost string, pathStyle bool) *ConfigError {
+	var ce *credentialsError
+	if errors.As(err, &ce) && !ce.everRetrieved {
+		return &ConfigError{Kind: ErrNoCredentials, Bucket: bucket, Err: err}
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch {
@@ -132,3 +145,34 @@ func Cause(err error) string {
 	}
 	return err.Error()
 }
+
+// markedCredentials marks the errors of a credential provider, so that a
+// chain that finds no credentials at all is told apart from the store's
+// answers and from network errors, which the SDK reports alike.
+type markedCredentials struct {
+	p aws.CredentialsProvider
+	// retrieved is set once the chain has produced credentials: a failure
+	// after that (an instance role's refresh during an outage of the
+	// metadata service) may pass and is retried; one before it is
+	// misconfiguration.
+	retrieved atomic.Bool
+}
+
+func (m *markedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := m.p.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err: err, everRetrieved: m.retrieved.Load()}
+	}
+	m.retrieved.Store(true)
+	return c, nil
+}
+
+// credentialsError is an error of the credential chain.
+type credentialsError struct {
+	err           error
+	everRetrieved bool
+}
+
+func (e *credentialsError) Error() string { return e.err.Error() }
+
+func (e *credentialsError) Unwrap() error { return e.err }

@@ -166,6 +166,9 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		}
 		awsCfg.Region = "auto"
 	}
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = &markedCredentials{p: awsCfg.Credentials}
+	}
 	whenRequired := cfg.Endpoint != ""
 	if cfg.ChecksumWhenRequired != nil {
 		whenRequired = *cfg.ChecksumWhenRequired

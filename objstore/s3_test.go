@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyauth "github.com/aws/smithy-go/auth"
 	"github.com/aws/smithy-go/middleware"
@@ -182,6 +184,50 @@ func TestS3ConfigErrors(t *testing.T) {
 			require.EqualValues(t, 1, tries.Load(), "a configuration error must not be retried")
 		})
 	}
+}
+
+// TestS3NoCredentials checks that a credential chain that finds nothing
+// is a ConfigError at the first request, against an endpoint that would
+// otherwise answer, and that a chain that has produced credentials before
+// is retried when it fails.
+func TestS3NoCredentials(t *testing.T) {
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		t.Setenv(k, "")
+	}
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/credentials")
+	// No instance metadata: the chain's last resort fails at once.
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	b, err := NewS3(context.Background(), S3Config{Bucket: "b", Endpoint: srv.URL, Region: "auto", PathStyle: true, MaxRetries: 5})
+	require.NoError(t, err)
+	err = b.List(context.Background(), "", func(ObjectInfo) error { return nil })
+	require.ErrorIs(t, err, ErrNoCredentials)
+	require.ErrorContains(t, err, `no credentials for bucket "b"`)
+	require.Zero(t, calls.Load(), "no request can be signed")
+
+	// Credentials that came once and fail now (a role's refresh during an
+	// outage) are not a configuration error.
+	fail := false
+	m := &markedCredentials{p: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		if fail {
+			return aws.Credentials{}, errors.New("metadata service unreachable")
+		}
+		return aws.Credentials{AccessKeyID: "k", SecretAccessKey: "s"}, nil
+	})}
+	_, err = m.Retrieve(context.Background())
+	require.NoError(t, err)
+	fail = true
+	_, err = m.Retrieve(context.Background())
+	require.Error(t, err)
+	require.Nil(t, configError(err, "b", "", true))
 }
 
 // TestCause checks that a log line gets the gist of a store error, not

@@ -1,8 +1,11 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,4 +205,41 @@ func TestSinkOpaqueKeys(t *testing.T) {
 	}
 	require.Equal(t, map[string]int{"1": 1, "2": 1, "3": 1}, ids)
 	require.Zero(t, counterValue(t, s.metrics.decodeErrors.WithLabelValues("dbz")))
+}
+
+// With a dead-letter topic, records in the wrong format are diverted as
+// configured, and each warning says which keys to set.
+func TestSinkDeadLetterWarningNamesTheFormat(t *testing.T) {
+	c := newCluster(t, 2, "dbz", "dbz.dlq")
+	produceDebezium(t, c.ListenAddrs(), "dbz", []dbzChange{{id: 1, lsn: 10, op: "c"}})
+	cfg := testConfig(c.ListenAddrs(), "dbz")
+	cfg.Errors.Tolerance = "all"
+	cfg.Errors.DLQTopic = "dbz.dlq"
+	logs := &lockedBuffer{}
+	s, stop := runSink(t, cfg, objstore.NewMemory(), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	require.Eventually(t, func() bool {
+		return counterValue(t, s.metrics.dlqRecords.WithLabelValues("dbz")) == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, stop())
+	require.Contains(t, logs.String(), `msg="record sent to dead-letter topic"`)
+	require.Contains(t, logs.String(), `hint="this looks like a Debezium envelope: set kafka.format or kafka.formats.dbz to debezium"`)
+}
+
+// lockedBuffer is a bytes.Buffer for a logger that writes from several
+// goroutines while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

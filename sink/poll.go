@@ -447,11 +447,12 @@ func (s *Sink) badRecordLocked(ctx context.Context, rec *kgo.Record, cause error
 			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "size", len(rec.Value), "dlq", s.cfg.Errors.DLQTopic, "max_message_bytes", s.dlqMaxBytes)
 	}
 	s.metrics.dlqRecords.WithLabelValues(rec.Topic).Inc()
+	attrs := []any{"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "dlq", s.cfg.Errors.DLQTopic, "err", cause}
 	if hint := formatHint(rec.Topic, cause); hint != "" {
-		s.log.Warn("record sent to dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "dlq", s.cfg.Errors.DLQTopic, "err", cause, "hint", hint)
-		return nil
+		// Every record of a topic read in the wrong format ends here.
+		attrs = append(attrs, "hint", hint)
 	}
-	s.log.Warn("record sent to dead-letter topic", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "dlq", s.cfg.Errors.DLQTopic, "err", cause)
+	s.log.Warn("record sent to dead-letter topic", attrs...)
 	return nil
 }
 

@@ -110,3 +110,41 @@ func TestSinkProbeRetriesTransientErrorsWithShortWarnings(t *testing.T) {
 		require.NotContains(t, w, "operation error S3")
 	}
 }
+
+// A stop requested while the start-up checks still run is graceful: Run
+// returns nil, not an error blaming the brokers or the store. The broker
+// address answers nothing, so only the cancellation can end the checks.
+func TestSinkStopDuringStartIsGraceful(t *testing.T) {
+	cfg := testConfig([]string{"127.0.0.1:1"}, "cdc")
+	cfg.Kafka.ConnectTimeout = time.Hour
+	s, err := New(cfg, objstore.NewMemory())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, s.Run(ctx))
+}
+
+// A topic_regex that matches the dead-letter topic does not make the sink
+// consume its own output.
+func TestSinkTopicRegexSkipsTheDeadLetterTopic(t *testing.T) {
+	c := newCluster(t, 2, "cdc", "cdc.dlq")
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "cdc", 2, 2, 200, 20, 5, 0, want)
+	b := objstore.NewMemory()
+	cfg := testConfig(c.ListenAddrs())
+	cfg.Kafka.TopicRegex = "^cdc"
+	cfg.Errors.Tolerance = "all"
+	cfg.Errors.DLQTopic = "cdc.dlq"
+	s, stop := runSink(t, cfg, b)
+	waitCommitted(t, b, countGood(want), 60*time.Second)
+	s.mu.Lock()
+	var owned []string
+	for tp := range s.parts {
+		owned = append(owned, tp.topic)
+	}
+	s.mu.Unlock()
+	require.NoError(t, stop())
+	require.NotEmpty(t, owned)
+	require.NotContains(t, owned, "cdc.dlq")
+	requireExactlyOnce(t, b, want)
+}

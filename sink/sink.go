@@ -71,6 +71,8 @@ func (e *RecordError) Error() string {
 		e.Topic, e.Partition, e.Offset, e.Err)
 }
 
+func (e *RecordError) Unwrap() error { return e.Err }
+
 // formatHint names the keys to set when a record failed to decode because
 // it has another format's envelope, or returns "".
 func formatHint(topic string, err error) string {
@@ -78,14 +80,8 @@ func formatHint(topic string, err error) string {
 	if !errors.As(err, &de) || de.LooksLike == "" {
 		return ""
 	}
-	name := string(de.LooksLike)
-	if de.LooksLike == codec.FormatDebezium {
-		name = "Debezium"
-	}
-	return fmt.Sprintf("this looks like a %s envelope: set kafka.format or kafka.formats.%s to %s", name, topic, de.LooksLike)
+	return fmt.Sprintf("this looks like %s: set kafka.format or kafka.formats.%s to %s", de.LooksLike.Envelope(), topic, de.LooksLike)
 }
-
-func (e *RecordError) Unwrap() error { return e.Err }
 
 // Option configures a Sink beyond its Config: the seams tests and the CLI use.
 type Option func(*Sink)
@@ -319,6 +315,9 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	}
 	if k.TopicRegex != "" {
+		if _, err := regexp.Compile(k.TopicRegex); err != nil {
+			return nil, err
+		}
 		opts = append(opts, kgo.ConsumeTopics(k.TopicRegex), kgo.ConsumeRegex())
 		// The DLQ and notification topics must never be consumed as input:
 		// a regex such as cdc\..* also matches cdc.dlq, and the sink would

@@ -35,6 +35,9 @@ func storeHint(err error) string {
 	case errors.Is(ce.Kind, objstore.ErrAccessDenied):
 		return fmt.Sprintf("access denied to bucket %q: check store.s3.access_key_id and store.s3.secret_access_key "+
 			"(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when those are unset)", ce.Bucket)
+	case errors.Is(ce.Kind, objstore.ErrNoCredentials):
+		return fmt.Sprintf("no credentials for bucket %q: set store.s3.access_key_id and store.s3.secret_access_key "+
+			"(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)", ce.Bucket)
 	case errors.Is(ce.Kind, objstore.ErrNoBucket):
 		return fmt.Sprintf("bucket %q does not exist (store.url): create it or correct the bucket in store.url", ce.Bucket)
 	case errors.Is(ce.Kind, objstore.ErrNeedsPathStyle):

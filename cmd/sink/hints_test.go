@@ -37,6 +37,10 @@ func TestRunStoreMisconfigured(t *testing.T) {
 			name: "no path style", bucket: bucket, secret: secret,
 			wantLine: "sink run: host " + bucket + ".127.0.0.1 does not resolve: set store.s3.path_style: true",
 		},
+		{
+			name: "no credentials", bucket: bucket, query: "&path_style=true",
+			wantLine: `sink run: no credentials for bucket "` + bucket + `": set store.s3.access_key_id and store.s3.secret_access_key`,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Kafka is never reached: the store is probed first, and no
@@ -52,6 +56,18 @@ store:
   url: s3://` + tc.bucket + `/misconfigured?endpoint=` + endpoint + `&region=auto` + tc.query + `
   s3: {access_key_id: ` + key + `, secret_access_key: ` + tc.secret + `}
 `
+			if tc.secret == "" {
+				// Nothing in the environment either: the credential
+				// chain ends at the instance metadata, which is off.
+				cfg = strings.Replace(cfg, "  s3: {access_key_id: "+key+", secret_access_key: }\n", "", 1)
+				for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+					"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+					t.Setenv(k, "")
+				}
+				t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
+				t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "credentials"))
+				t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+			}
 			path := filepath.Join(t.TempDir(), "config.yaml")
 			require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
 			e, _, errOut := testEnv(nil)
@@ -65,6 +81,9 @@ store:
 				}
 			}
 			require.True(t, strings.HasPrefix(last, tc.wantLine), "got %q", last)
+			if tc.secret == "" {
+				require.NotContains(t, cfg, "access_key_id", "the case must run without configured credentials")
+			}
 		})
 	}
 }
