@@ -7,7 +7,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sink ./cmd/sink
+# VERSION is what `sink version` reports: the build context has no .git to
+# read a revision from, so pass it, e.g.
+# docker build --build-arg VERSION=$(git describe --tags --always --dirty) .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/sink ./cmd/sink
 
 FROM alpine:3.22
 RUN apk add --no-cache ca-certificates && adduser -D -H -u 65532 evodb

@@ -9,8 +9,9 @@ import (
 	"github.com/evodb/sink/objstore"
 )
 
-// firstCommit is the log object every table has: version 0.
-var firstCommit = "_delta_log/" + commitName(0)
+// FirstCommit is the key, relative to a table's root, of the log object
+// every table has: version 0, which log cleanup never deletes.
+const FirstCommit = "_delta_log/00000000000000000000.json"
 
 // ListTables returns the roots of the tables in a bucket, sorted: every
 // prefix holding a version 0 log entry ("" for a table at the bucket root).
@@ -18,10 +19,10 @@ func ListTables(ctx context.Context, b objstore.Bucket) ([]string, error) {
 	var roots []string
 	err := b.List(ctx, "", func(o objstore.ObjectInfo) error {
 		switch {
-		case o.Key == firstCommit:
+		case o.Key == FirstCommit:
 			roots = append(roots, "")
-		case strings.HasSuffix(o.Key, "/"+firstCommit):
-			roots = append(roots, strings.TrimSuffix(o.Key, "/"+firstCommit))
+		case strings.HasSuffix(o.Key, "/"+FirstCommit):
+			roots = append(roots, strings.TrimSuffix(o.Key, "/"+FirstCommit))
 		}
 		return nil
 	})

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,18 +15,42 @@ import (
 	"github.com/evodb/sink/objstore"
 )
 
-// TestCompactTableAnotherWriterAppendedTo compacts a table after delta-rs
-// appended to it with write_deltalake(mode="append"), as a Spark or Python
-// job appending to a sink's table does. The foreign file has the table's
-// columns, _lsn statistics included, but none of the sink's tags or Parquet
-// metadata: compaction merges the sink's blocks around it, leaves it
-// active, and every row, the appended ones too, stays readable. It runs
-// when SINK_TEST_PYTHON names a Python with the deltalake package.
+// TestCompactTableAnotherWriterAppendedTo compacts a table after another
+// Delta writer appended to it, as a Spark or Python job appending to a
+// sink's table does. The foreign file has the table's columns, _lsn
+// statistics included, but none of the sink's tags or Parquet metadata:
+// compaction merges the sink's blocks around it, leaves it active, and
+// every row, the appended ones too, stays readable.
+//
+// The delta-rs writer (write_deltalake(mode="append")) runs when
+// SINK_TEST_PYTHON names a Python with the deltalake package; the Spark
+// writer (Delta Lake on Spark, timestamps as INT96) when SINK_TEST_SPARK
+// names a Python with pyspark and delta-spark whose Delta jars Spark can
+// resolve. Spark takes minutes to start on a small machine, hence its own
+// switch.
 func TestCompactTableAnotherWriterAppendedTo(t *testing.T) {
-	python := os.Getenv("SINK_TEST_PYTHON")
-	if python == "" {
-		t.Skip("SINK_TEST_PYTHON is not set")
+	for _, w := range []struct{ name, env, script string }{
+		{"delta-rs", "SINK_TEST_PYTHON", "append_foreign.py"},
+		{"spark", "SINK_TEST_SPARK", "append_spark.py"},
+	} {
+		t.Run(w.name, func(t *testing.T) {
+			python := os.Getenv(w.env)
+			if python == "" {
+				t.Skip(w.env + " is not set")
+			}
+			// Reading the result back takes delta-rs.
+			reader := os.Getenv("SINK_TEST_PYTHON")
+			if reader == "" {
+				reader = python
+			}
+			compactForeign(t, python, w.script, reader)
+		})
 	}
+}
+
+// compactForeign builds a table, has script append to it, compacts it and
+// reads it back with delta-rs.
+func compactForeign(t *testing.T, python, script, reader string) {
 	ctx := testContext(t)
 	dir := t.TempDir()
 	b, err := objstore.NewFilesystem(dir)
@@ -33,7 +58,10 @@ func TestCompactTableAnotherWriterAppendedTo(t *testing.T) {
 	f := newFixture(t, b, "users")
 	bigBlocks(t, ctx, f, 5, 5, 5, 5)
 	const appended, base = 7, 1_000_000
-	runPython(t, python, "append_foreign.py", filepath.Join(dir, f.path), "7", "1000000")
+	runPython(t, python, script, filepath.Join(dir, f.path), strconv.Itoa(appended), strconv.Itoa(base))
+	// The other writer may take minutes (Spark): the rest gets a fresh
+	// deadline.
+	ctx = testContext(t)
 	bigBlocks(t, ctx, f, 5, 5, 5, 5)
 
 	snap, err := f.table.Snapshot(ctx)
@@ -44,7 +72,7 @@ func TestCompactTableAnotherWriterAppendedTo(t *testing.T) {
 			foreign = append(foreign, p)
 		}
 	}
-	require.Len(t, foreign, 1, "delta-rs wrote one file: %v", foreign)
+	require.Len(t, foreign, 1, "the other writer wrote one file: %v", foreign)
 
 	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
 	require.NoError(t, err)
@@ -57,7 +85,7 @@ func TestCompactTableAnotherWriterAppendedTo(t *testing.T) {
 	var got struct {
 		Offsets []int64 `json:"offsets"`
 	}
-	out := runPython(t, python, "read_delta.py", filepath.Join(dir, f.path))
+	out := runPython(t, reader, "read_delta.py", filepath.Join(dir, f.path))
 	require.NoError(t, json.Unmarshal(out, &got), "output: %s", out)
 	var want []int64
 	for o := int64(1); o < f.next; o++ {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -242,4 +243,44 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A table nested with one that already exists on the store (written by
+// another sink or an earlier run) is refused too, naming both paths, and
+// nothing is written for it.
+func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
+	for _, tc := range []struct {
+		name, stored, topic, value, wantPath string
+	}{
+		{name: "inside", stored: "inv", topic: "dbz", wantPath: "inv/data",
+			value: `{"before":null,"after":{"id":2},"source":{"db":"inv","table":"data","pos":7,"ts_ms":1},"op":"c"}`},
+		{name: "around", stored: "inv/data", topic: "evo", wantPath: "inv",
+			value: `{"op":"INSERT","table":"inv","data":{"id":1},"lsn":1}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b := objstore.NewMemory()
+			_, err := committer.Open(b, tc.stored, committer.Options{}).Create(ctx, committer.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
+			require.NoError(t, err)
+			c := newCluster(t, 1, "evo", "dbz")
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+			require.NoError(t, err)
+			defer cl.Close()
+			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: tc.topic, Value: []byte(tc.value)}).FirstErr())
+
+			cfg := testConfig(c.ListenAddrs(), "evo", "dbz")
+			cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
+			cfg.Tables.Default.Path = "{db}/{table}"
+			s, err := New(cfg, b)
+			require.NoError(t, err)
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			err = s.Run(rctx)
+			var rerr *RecordError
+			require.ErrorAs(t, err, &rerr)
+			require.ErrorContains(t, err, "(path "+tc.wantPath+") and the table at path "+tc.stored+" on the store are nested")
+			_, err = b.Head(ctx, tc.wantPath+"/"+committer.FirstCommit)
+			require.ErrorIs(t, err, objstore.ErrNotExist, "no table was created at %s", tc.wantPath)
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
 )
@@ -112,6 +113,10 @@ type routeEntry struct {
 	key        routeKey // cloned: the change's strings may share a whole fetch's memory
 	path, name string
 	table      *table
+	// refused is why the table may not be opened (its path is nested
+	// with another table's), so that its later changes are refused
+	// without asking the store again.
+	refused error
 }
 
 // maxRoutes bounds the route cache; past it the cache starts over.
@@ -151,6 +156,9 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.refused != nil {
+		return nil, e.refused
+	}
 	path, name := e.path, e.name
 	s.mu.Lock()
 	t := e.table
@@ -171,6 +179,7 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 		return t, s.refresh(ctx, t)
 	}
 	if err := s.checkNested(path, name); err != nil {
+		e.refused = err
 		return nil, err
 	}
 
@@ -209,6 +218,15 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 	snap, err := s.loadSnapshot(ctx, nt)
 	if err != nil {
 		return nil, err
+	}
+	if snap == nil {
+		if err := s.checkNestedOnStore(ctx, path, name); err != nil {
+			var rerr *routeError
+			if errors.As(err, &rerr) {
+				e.refused = err
+			}
+			return nil, err
+		}
 	}
 	if s.cfg.Dedupe == "lsn" {
 		nt.dedupe = newDedupeState(s.cfg.DedupeWindow)
@@ -253,6 +271,71 @@ func (s *Sink) checkNested(path, name string) error {
 		}
 	}
 	return nil
+}
+
+// errNestedFound stops a listing at the first nested table.
+var errNestedFound = errors.New("nested table found")
+
+// checkNestedOnStore refuses to create a table at path when the store
+// already holds a table at a path that contains it or lies inside it,
+// written by another sink or an earlier run (checkNested sees only the
+// tables this process opened). A table is known by its version 0, which
+// log cleanup never deletes. It runs only for a table that does not exist
+// yet, once per table: a HEAD per ancestor path and one listing of the
+// path's own prefix, which for a table not yet created holds little but
+// the tables nested in it.
+func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error {
+	refuse := func(other string) error {
+		return &routeError{fmt.Errorf("table %s (path %s) and the table at path %s on the store are nested: one table's path may not lie inside another's; give %s a path in tables.overrides or change tables.default.path", name, path, other, name)}
+	}
+	for i := strings.IndexByte(path, '/'); i > 0; i = nextSlash(path, i) {
+		outer := path[:i]
+		var found bool
+		err := s.retry(ctx, "load", func() error {
+			_, err := s.bucket.Head(ctx, outer+"/"+committer.FirstCommit)
+			found = err == nil
+			if errors.Is(err, objstore.ErrNotExist) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("look for a table at %s: %w", outer, err)
+		}
+		if found {
+			return refuse(outer)
+		}
+	}
+	var inner string
+	err := s.retry(ctx, "load", func() error {
+		err := s.bucket.List(ctx, path+"/", func(o objstore.ObjectInfo) error {
+			if root, ok := strings.CutSuffix(o.Key, "/"+committer.FirstCommit); ok && root != path {
+				inner = root
+				return errNestedFound
+			}
+			return nil
+		})
+		if errors.Is(err, errNestedFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("look for tables inside %s: %w", path, err)
+	}
+	if inner != "" {
+		return refuse(inner)
+	}
+	return nil
+}
+
+// nextSlash returns the index of the first '/' in path after i, or -1.
+func nextSlash(path string, i int) int {
+	j := strings.IndexByte(path[i+1:], '/')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
 }
 
 func versionOf(s *committer.Snapshot) int64 {

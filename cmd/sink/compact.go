@@ -30,6 +30,9 @@ func compactCommand() command {
 			if err != nil {
 				return err
 			}
+			log := newLogger(e.stderr, cfg.Log)
+			// Errors from here on are logged in the configured format.
+			e.logger.Store(log)
 			cc := cfg.Compaction // defaulted and validated by loadConfig
 			bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)
 			if err != nil {
@@ -39,7 +42,7 @@ func compactCommand() command {
 			if err != nil {
 				return err
 			}
-			s := compaction.NewScheduler(bucket, cc, compaction.WithLogger(newLogger(e.stderr, cfg.Log)), compaction.WithInstance(cfg.Instance))
+			s := compaction.NewScheduler(bucket, cc, compaction.WithLogger(log), compaction.WithInstance(cfg.Instance))
 			var errs []error
 			for _, p := range paths {
 				ref, err := tableRef(ctx, bucket, cfg, p)

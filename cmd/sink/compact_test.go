@@ -117,4 +117,13 @@ func TestCompactAndVacuumCommands(t *testing.T) {
 	e, _, errOut = testEnv(nil)
 	require.Equal(t, 2, runMain(ctx, e, []string{"compact", "-c", cfgPath, "a", "b"}))
 	require.Contains(t, errOut.String(), "at most one table")
+
+	// With log.format json the error compact stops with is a JSON line.
+	jsonCfg := filepath.Join(dir, "json.yaml")
+	require.NoError(t, os.WriteFile(jsonCfg, []byte(fmt.Sprintf(
+		"kafka: {brokers: [127.0.0.1:9092], topics: [cdc]}\nstore: {url: %q}\nlog: {format: json}\n", "file://"+store)), 0o644))
+	e, _, errOut = testEnv(nil)
+	require.Equal(t, 1, runMain(ctx, e, []string{"compact", "-c", jsonCfg, "nope"}))
+	msgs := jsonMessages(t, errOut.String())
+	require.Equal(t, "exiting with an error", msgs[len(msgs)-1], errOut.String())
 }

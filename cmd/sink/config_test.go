@@ -1,12 +1,16 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/evodb/sink/sink"
 )
@@ -257,4 +261,60 @@ func TestComposeConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "debezium", cfg.Kafka.Formats["cdc.debezium"])
 	require.Equal(t, "evodb", cfg.Store.S3.AccessKeyID)
+}
+
+// TestComposeFile keeps docker-compose.yml usable as documented: the sink's
+// HTTP port is published (on the host's loopback) at the address its
+// configuration serves, the sink and the S3 server have healthchecks on
+// endpoints they serve, the image is stamped with a version, and a local
+// config.yaml is never committed.
+func TestComposeFile(t *testing.T) {
+	root := filepath.Join("..", "..")
+	data, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	require.NoError(t, err)
+	type service struct {
+		Command     []string `yaml:"command"`
+		Ports       []string `yaml:"ports"`
+		Healthcheck *struct {
+			Test []string `yaml:"test"`
+		} `yaml:"healthcheck"`
+		DependsOn map[string]struct {
+			Condition string `yaml:"condition"`
+		} `yaml:"depends_on"`
+		Build struct {
+			Args map[string]string `yaml:"args"`
+		} `yaml:"build"`
+	}
+	var compose struct {
+		Services map[string]service `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &compose))
+
+	cfg, err := loadConfig(filepath.Join(root, "e2e", "compose", "config.yaml"), envMap(map[string]string{"S3_ACCESS_KEY": "k", "S3_SECRET_KEY": "s"}))
+	require.NoError(t, err)
+	_, port, err := net.SplitHostPort(cfg.HTTP.Addr)
+	require.NoError(t, err)
+	require.False(t, cfg.HTTP.Pprof)
+
+	sinkSvc := compose.Services["sink"]
+	require.Contains(t, sinkSvc.Ports, "127.0.0.1:"+port+":"+port)
+	require.NotNil(t, sinkSvc.Healthcheck, "sink healthcheck")
+	require.Contains(t, strings.Join(sinkSvc.Healthcheck.Test, " "), "http://127.0.0.1:"+port+"/readyz")
+	require.Contains(t, sinkSvc.Build.Args, "VERSION")
+
+	s3 := compose.Services["s3"]
+	require.NotNil(t, s3.Healthcheck, "s3 healthcheck")
+	i := slices.Index(s3.Command, "--health")
+	require.Positive(t, i, "the S3 server serves a health endpoint")
+	require.Contains(t, strings.Join(s3.Healthcheck.Test, " "), "http://127.0.0.1:7070"+s3.Command[i+1])
+	require.Equal(t, "service_healthy", compose.Services["bucket"].DependsOn["s3"].Condition)
+
+	dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	require.NoError(t, err)
+	require.Contains(t, string(dockerfile), "ARG VERSION")
+	require.Contains(t, string(dockerfile), "-X main.version=${VERSION}")
+
+	ignore, err := os.ReadFile(filepath.Join(root, ".gitignore"))
+	require.NoError(t, err)
+	require.Contains(t, strings.Split(string(ignore), "\n"), "/config.yaml")
 }
