@@ -109,6 +109,9 @@ type Schema struct {
 	cols  []Column
 	index map[string]int
 	kafka bool
+	// committed marks the columns the table's log already has (see
+	// Rebase): their types are the types of the files readers hold.
+	committed map[string]bool
 	// pos is the column last found at each field position of a change
 	// (-1: none), so Accept compares a name instead of hashing it.
 	pos []int
@@ -145,7 +148,74 @@ func (s *Schema) Clone() *Schema {
 	for k, v := range s.index {
 		c.index[k] = v
 	}
+	if len(s.committed) > 0 {
+		c.committed = make(map[string]bool, len(s.committed))
+		for k := range s.committed {
+			c.committed[k] = true
+		}
+	}
 	return c
+}
+
+// Committed reports whether the named column is in the table's committed
+// schema (see Rebase).
+func (s *Schema) Committed(name string) bool { return s.committed[name] }
+
+// Rebase makes the table's committed schema the base of s, which may hold
+// columns of changes not yet committed: the result has the committed
+// columns, in their order and with their committed types, then the columns
+// only s has. A column both have takes the committed type, whatever s
+// widened it to, because the table's files hold that type (another writer
+// may have committed it first, or with another type): changes that no
+// longer fit are found by Check and refused as record errors, as Accept
+// refuses them once the column is committed. Rebase never fails.
+func (s *Schema) Rebase(committed *Schema) {
+	next := committed.Clone()
+	if next.committed == nil {
+		next.committed = make(map[string]bool, len(next.cols))
+	}
+	for _, c := range committed.cols {
+		next.committed[c.Name] = true
+	}
+	for _, c := range s.cols {
+		if _, ok := next.index[c.Name]; !ok {
+			next.index[c.Name] = len(next.cols)
+			next.cols = append(next.cols, c)
+		}
+	}
+	for name := range s.committed {
+		next.committed[name] = true
+	}
+	next.kafka = next.kafka || s.kafka
+	*s = *next
+}
+
+// Check reports, as a *DecodeError naming the column, a value of ch that
+// does not fit its column's type (its column may have been rebased onto a
+// committed type since ch was accepted).
+func (s *Schema) Check(ch *Change) error {
+	for i := range ch.Row {
+		f := &ch.Row[i]
+		if f.Value.kind == KindNull {
+			continue
+		}
+		j, ok := s.index[f.Name]
+		if !ok {
+			return s.recordErr(ch, f.Name, "no such column")
+		}
+		if _, ok := coerce(f.Value, s.cols[j].Type); !ok {
+			return s.recordErr(ch, f.Name, s.refusal(s.cols[j], f.Value))
+		}
+	}
+	return nil
+}
+
+// refusal says why v does not fit column c and what to do about it.
+func (s *Schema) refusal(c Column, v Value) string {
+	if s.committed[c.Name] {
+		return fmt.Sprintf("expected %s, got %s: the table's files hold column %q as %s, and a type change would make them unreadable for Spark and Polars; send values that fit, or move the column to a new name or table", c.Type.describe(), v.kind, c.Name, c.Type.describe())
+	}
+	return fmt.Sprintf("expected %s, got %s", c.Type.describe(), v.kind)
 }
 
 // Equal reports whether two schemas have the same columns in the same

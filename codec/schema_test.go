@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -137,4 +138,77 @@ func TestChangeSizeAndName(t *testing.T) {
 	require.Equal(t, rowMetaBytes+cellBytes+5, ch.Size())
 	ch.Schema = "s"
 	require.Equal(t, "d.s.t", ch.TableName())
+}
+
+// Rebase keeps the committed columns with their committed types, then the
+// columns only the writer has; Check then finds the changes that no longer
+// fit, naming the column and what the table's files hold.
+func TestSchemaRebase(t *testing.T) {
+	ours := NewSchema()
+	for _, c := range []Column{
+		{Name: "x", Type: Type{Kind: TypeLong}, Nullable: true},
+		{Name: "mine", Type: Type{Kind: TypeDouble}, Nullable: true},
+		{Name: "y", Type: Type{Kind: TypeDouble}, Nullable: true},
+	} {
+		require.NoError(t, ours.AddColumn(c))
+	}
+	theirs := NewSchema()
+	for _, c := range []Column{
+		{Name: "y", Type: Type{Kind: TypeLong}, Nullable: true},
+		{Name: "x", Type: Type{Kind: TypeString}, Nullable: true},
+		{Name: "theirs", Type: Type{Kind: TypeBoolean}, Nullable: true},
+	} {
+		require.NoError(t, theirs.AddColumn(c))
+	}
+	theirs.SetKafkaColumns(true)
+	ours.Rebase(theirs)
+	require.Equal(t, []Column{
+		{Name: "y", Type: Type{Kind: TypeLong}, Nullable: true},
+		{Name: "x", Type: Type{Kind: TypeString}, Nullable: true},
+		{Name: "theirs", Type: Type{Kind: TypeBoolean}, Nullable: true},
+		{Name: "mine", Type: Type{Kind: TypeDouble}, Nullable: true},
+	}, ours.Columns())
+	require.True(t, ours.KafkaColumns())
+	require.True(t, ours.Committed("x"))
+	require.False(t, ours.Committed("mine"))
+	require.False(t, theirs.Committed("x"), "the committed schema is not modified")
+
+	ch := Change{Topic: "cdc", Partition: 1, Offset: 9, Table: "users", Row: []Field{{"x", Int(1)}, {"y", Int(2)}, {"mine", Float(0.5)}}}
+	require.NoError(t, ours.Check(&ch), "a long fits a string column as text, and a long column")
+	ch.Row[1].Value = Float(2.5)
+	err := ours.Check(&ch)
+	var de *DecodeError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, "y", de.Field)
+	require.Contains(t, err.Error(), "record cdc/1@9 table users field y: expected long, got float: the table's files hold column \"y\" as long")
+
+	c := ours.Clone()
+	require.True(t, c.Committed("y"), "Clone keeps what is committed")
+}
+
+// AppendEvoDB renders a change as an evodb record that decodes back to the
+// same values (JSON text, escapes and exact decimals included).
+func TestAppendEvoDB(t *testing.T) {
+	in := Change{Table: "users", Op: OpSnapshot, LSN: 1<<62 + 1, TS: 1700000000000, Row: []Field{
+		{"id", Int(-7)}, {"name", String("a \"quoted\"\n\\ name")}, {"f", Float(0.25)}, {"nan", Float(math.NaN())},
+		{"ok", Bool(true)}, {"doc", JSON(`{"k":[1,"x"]}`)}, {"price", Decimal([]byte{0x30, 0x39}, 2)}, {"none", Null()},
+	}}
+	text := AppendEvoDB(nil, &in)
+	out, err := decodeOne(t, FormatEvoDB, "", string(text))
+	require.NoError(t, err, "%s", text)
+	require.Equal(t, OpInsert, out.Op)
+	require.Equal(t, in.LSN, out.LSN)
+	require.Equal(t, in.TS, out.TS)
+	require.Equal(t, "users", out.Table)
+	for _, f := range in.Row {
+		got := out.Get(f.Name)
+		switch f.Name {
+		case "nan":
+			require.Equal(t, String("NaN"), got)
+		case "price":
+			require.Equal(t, "123.45", got.Text())
+		default:
+			require.Equal(t, f.Value, got, f.Name)
+		}
+	}
 }
