@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -101,10 +102,16 @@ func isReserved(name string) bool {
 
 // Schema is a table's ordered data columns. It evolves as changes are
 // accepted: a new column is added (nullable) when a non-null value or a
-// declared column first appears; an integer column widens to long or
-// double when a value needs it; a string column takes any scalar as text;
-// a JSON column takes any value as JSON text. Anything else is an error
-// that leaves the schema unchanged. A Schema is not safe for concurrent use.
+// declared column first appears (integers of any declared width as long);
+// a string column takes any scalar as text; a JSON column takes any value
+// as JSON text; a double column takes integers. A column not yet committed
+// (only in buffered changes) also widens: long to double, a decimal to a
+// larger precision. A committed column (see Rebase) never changes type:
+// its files hold that type, and Spark and Polars refuse files whose
+// physical type differs from the table's (Delta's typeWidening feature
+// does not cover long to double, and not every reader supports it), so a
+// value that needs a wider type is an error. Any error leaves the schema
+// unchanged. A Schema is not safe for concurrent use.
 type Schema struct {
 	cols  []Column
 	index map[string]int
@@ -305,8 +312,15 @@ func (s *Schema) recordErr(ch *Change, col, reason string) *DecodeError {
 func (s *Schema) fits(ch *Change) bool {
 	for _, d := range ch.Declared {
 		i, ok := s.index[d.Name]
-		if !ok || s.cols[i].Type != d.Type {
+		if !ok {
 			return false
+		}
+		// A committed column's type is fixed (its values are checked
+		// below); any other column fits a declaration it already holds.
+		if cur := s.cols[i].Type; cur != d.Type && !s.committed[d.Name] {
+			if wide, ok := widen(cur, d.Type); !ok || wide != cur {
+				return false
+			}
 		}
 	}
 	for i := range ch.Row {
@@ -342,10 +356,12 @@ func (s *Schema) fits(ch *Change) bool {
 func (s *Schema) acceptDeclared(d Column) error {
 	i, ok := s.index[d.Name]
 	if !ok {
-		return s.AddColumn(Column{Name: d.Name, Type: d.Type, Nullable: true})
+		return s.AddColumn(Column{Name: d.Name, Type: newColumnType(d.Type), Nullable: true})
 	}
 	cur := s.cols[i].Type
-	if cur == d.Type {
+	if cur == d.Type || s.committed[d.Name] {
+		// A committed column keeps its type whatever a change declares:
+		// Accept then checks that each value fits it.
 		return nil
 	}
 	wide, ok := widen(cur, d.Type)
@@ -370,6 +386,9 @@ func (s *Schema) acceptValue(name string, v Value) error {
 	if _, ok := coerce(v, cur); ok {
 		return nil
 	}
+	if s.committed[name] {
+		return errors.New(s.refusal(s.cols[i], v))
+	}
 	wide, ok := widen(cur, naturalType(v))
 	if ok {
 		if _, ok := coerce(v, wide); ok {
@@ -378,6 +397,19 @@ func (s *Schema) acceptValue(name string, v Value) error {
 		}
 	}
 	return fmt.Errorf("expected %s, got %s", cur.describe(), v.kind)
+}
+
+// newColumnType is the type a new column gets for a declared type. A
+// declared 8, 16 or 32-bit integer column is created as long: a column's
+// type never changes once it has files (see Schema), and a source that
+// widens its column later (Debezium's int32 to int64 after an ALTER) then
+// still fits, where an integer column would need Delta's typeWidening
+// feature that not every reader supports.
+func newColumnType(t Type) Type {
+	if t.Kind == TypeInteger {
+		return Type{Kind: TypeLong}
+	}
+	return t
 }
 
 // naturalType is the column type a value creates.

@@ -13,7 +13,9 @@ func TestSchemaAccept(t *testing.T) {
 		name    string
 		changes []*Change
 		want    []Column // final columns
+		base    []Column // committed columns the schema starts from
 		errCol  string   // the last change fails on this column
+		reason  string   // and the error says this
 		evolved []bool
 	}{
 		{name: "new columns nullable, nulls wait for a type",
@@ -47,17 +49,44 @@ func TestSchemaAccept(t *testing.T) {
 			changes: []*Change{{Table: "t", Op: OpInsert, Declared: []Column{{"d", Type{Kind: TypeDecimal, Precision: 10, Scale: 2}, true}}, Row: []Field{{"d", Null()}}}},
 			want:    []Column{{"d", Type{Kind: TypeDecimal, Precision: 10, Scale: 2}, true}},
 			evolved: []bool{true}},
-		{name: "declared integer widens to long",
+		{name: "declared integer is created as long",
 			changes: []*Change{
 				{Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeInteger}, true}}},
 				{Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeLong}, true}}},
 				{Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeInteger}, true}}}},
 			want:    []Column{{"i", Type{Kind: TypeLong}, true}},
-			evolved: []bool{true, true, false}},
-		{name: "integer column widens on a large value",
+			evolved: []bool{true, false, false}},
+		{name: "declared integer holds a large value",
 			changes: []*Change{{Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeInteger}, true}}}, row(Field{"i", Int(1 << 40)})},
 			want:    []Column{{"i", Type{Kind: TypeLong}, true}},
-			evolved: []bool{true, true}},
+			evolved: []bool{true, false}},
+		{name: "committed long refuses a double",
+			base:    []Column{{"a", Type{Kind: TypeLong}, true}},
+			changes: []*Change{row(Field{"a", Int(1)}), row(Field{"a", Float(1.5)})},
+			want:    []Column{{"a", Type{Kind: TypeLong}, true}},
+			errCol:  "a", reason: `the table's files hold column "a" as long`, evolved: []bool{false}},
+		{name: "committed long keeps its type whatever is declared",
+			base: []Column{{"a", Type{Kind: TypeLong}, true}},
+			changes: []*Change{
+				{Table: "t", Op: OpInsert, Declared: []Column{{"a", Type{Kind: TypeDouble}, true}}, Row: []Field{{"a", Int(2)}}},
+				{Table: "t", Op: OpInsert, Declared: []Column{{"a", Type{Kind: TypeDouble}, true}}, Row: []Field{{"a", Float(2.5)}}}},
+			want:   []Column{{"a", Type{Kind: TypeLong}, true}},
+			errCol: "a", reason: "files hold", evolved: []bool{false}},
+		{name: "committed integer of an earlier version refuses a long",
+			base:    []Column{{"i", Type{Kind: TypeInteger}, true}},
+			changes: []*Change{row(Field{"i", Int(7)}), {Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeLong}, true}}, Row: []Field{{"i", Int(1 << 40)}}}},
+			want:    []Column{{"i", Type{Kind: TypeInteger}, true}},
+			errCol:  "i", reason: "files hold", evolved: []bool{false}},
+		{name: "committed decimal keeps its precision",
+			base:    []Column{{"d", Type{Kind: TypeDecimal, Precision: 4, Scale: 2}, true}},
+			changes: []*Change{{Table: "t", Op: OpInsert, Declared: []Column{{"d", Type{Kind: TypeDecimal, Precision: 10, Scale: 2}, true}}, Row: []Field{{"d", Int(12)}}}, row(Field{"d", Int(100)})},
+			want:    []Column{{"d", Type{Kind: TypeDecimal, Precision: 4, Scale: 2}, true}},
+			errCol:  "d", reason: "files hold", evolved: []bool{false}},
+		{name: "committed double takes integers, string takes scalars",
+			base:    []Column{{"f", Type{Kind: TypeDouble}, true}, {"s", Type{Kind: TypeString}, true}},
+			changes: []*Change{row(Field{"f", Int(1)}, Field{"s", Float(0.5)}), row(Field{"n", Float(1)})},
+			want:    []Column{{"f", Type{Kind: TypeDouble}, true}, {"s", Type{Kind: TypeString}, true}, {"n", Type{Kind: TypeDouble}, true}},
+			evolved: []bool{false, true}},
 		{name: "decimal rescale and precision",
 			changes: []*Change{
 				{Table: "t", Op: OpInsert, Declared: []Column{{"d", Type{Kind: TypeDecimal, Precision: 4, Scale: 2}, true}}},
@@ -71,6 +100,13 @@ func TestSchemaAccept(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewSchema()
+			if tc.base != nil {
+				committed := NewSchema()
+				for _, c := range tc.base {
+					require.NoError(t, committed.AddColumn(c))
+				}
+				s.Rebase(committed)
+			}
 			for i, ch := range tc.changes {
 				before := s.Clone()
 				evolved, err := s.Accept(ch)
@@ -82,6 +118,7 @@ func TestSchemaAccept(t *testing.T) {
 					if !isReserved(tc.errCol) {
 						require.Contains(t, de.Reason, "expected")
 					}
+					require.Contains(t, de.Reason, tc.reason)
 					require.True(t, before.Equal(s), "schema unchanged on error")
 					continue
 				}
