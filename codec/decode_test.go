@@ -196,7 +196,7 @@ func TestDecodeDebezium(t *testing.T) {
 				c, _ := s.Column("price")
 				require.Equal(t, Type{Kind: TypeDecimal, Precision: 10, Scale: 2}, c.Type)
 				c, _ = s.Column("small")
-				require.Equal(t, Type{Kind: TypeInteger}, c.Type)
+				require.Equal(t, Type{Kind: TypeLong}, c.Type, "int16 is created as long")
 				c, _ = s.Column("num")
 				require.Equal(t, Type{Kind: TypeDecimal, Precision: 38, Scale: 1}, c.Type)
 			}},

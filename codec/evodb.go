@@ -229,3 +229,70 @@ func (p *scanner) inferRow() ([]Field, error) {
 type fieldErr struct{ name, reason string }
 
 func (e *fieldErr) Error() string { return "column " + strconv.Quote(e.name) + ": " + e.reason }
+
+// AppendEvoDB appends ch as an evodb record: what the sink sends to the
+// dead-letter topic for a change it had decoded and buffered but must
+// refuse later, when the original record is no longer at hand. Values are
+// rendered as the sink decoded them: numbers as JSON numbers (non-finite
+// doubles as strings), JSON columns as their JSON text, binary as base64,
+// decimals as their exact text, dates and timestamps as ISO-8601 strings.
+func AppendEvoDB(dst []byte, ch *Change) []byte {
+	dst = append(dst, `{"op":`...)
+	op := ch.Op.String()
+	if ch.Op == OpSnapshot {
+		op = OpInsert.String()
+	}
+	dst = strconv.AppendQuote(dst, op)
+	dst = append(dst, `,"table":`...)
+	dst = appendJSONString(dst, ch.TableName())
+	dst = append(dst, `,"data":{`...)
+	for i, f := range ch.Row {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, f.Name)
+		dst = append(dst, ':')
+		dst = appendJSONValue(dst, f.Value)
+	}
+	dst = append(dst, `},"lsn":`...)
+	dst = strconv.AppendUint(dst, ch.LSN, 10)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, ch.TS, 10)
+	return append(dst, '}')
+}
+
+func appendJSONValue(dst []byte, v Value) []byte {
+	switch v.kind {
+	case KindNull:
+		return append(dst, "null"...)
+	case KindBool, KindInt, KindDecimal:
+		return append(dst, v.Text()...)
+	case KindFloat:
+		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return appendJSONString(dst, v.Text())
+		}
+		return append(dst, v.Text()...)
+	case KindJSON:
+		return append(dst, v.str...)
+	}
+	return appendJSONString(dst, v.Text())
+}
+
+// appendJSONString appends s as a JSON string. s is valid UTF-8 (the
+// decoders refuse anything else), so only quotes, backslashes and control
+// characters need escapes.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -101,14 +102,23 @@ func isReserved(name string) bool {
 
 // Schema is a table's ordered data columns. It evolves as changes are
 // accepted: a new column is added (nullable) when a non-null value or a
-// declared column first appears; an integer column widens to long or
-// double when a value needs it; a string column takes any scalar as text;
-// a JSON column takes any value as JSON text. Anything else is an error
-// that leaves the schema unchanged. A Schema is not safe for concurrent use.
+// declared column first appears (integers of any declared width as long);
+// a string column takes any scalar as text; a JSON column takes any value
+// as JSON text; a double column takes integers. A column not yet committed
+// (only in buffered changes) also widens: long to double, a decimal to a
+// larger precision. A committed column (see Rebase) never changes type:
+// its files hold that type, and Spark and Polars refuse files whose
+// physical type differs from the table's (Delta's typeWidening feature
+// does not cover long to double, and not every reader supports it), so a
+// value that needs a wider type is an error. Any error leaves the schema
+// unchanged. A Schema is not safe for concurrent use.
 type Schema struct {
 	cols  []Column
 	index map[string]int
 	kafka bool
+	// committed marks the columns the table's log already has (see
+	// Rebase): their types are the types of the files readers hold.
+	committed map[string]bool
 	// pos is the column last found at each field position of a change
 	// (-1: none), so Accept compares a name instead of hashing it.
 	pos []int
@@ -145,7 +155,74 @@ func (s *Schema) Clone() *Schema {
 	for k, v := range s.index {
 		c.index[k] = v
 	}
+	if len(s.committed) > 0 {
+		c.committed = make(map[string]bool, len(s.committed))
+		for k := range s.committed {
+			c.committed[k] = true
+		}
+	}
 	return c
+}
+
+// Committed reports whether the named column is in the table's committed
+// schema (see Rebase).
+func (s *Schema) Committed(name string) bool { return s.committed[name] }
+
+// Rebase makes the table's committed schema the base of s, which may hold
+// columns of changes not yet committed: the result has the committed
+// columns, in their order and with their committed types, then the columns
+// only s has. A column both have takes the committed type, whatever s
+// widened it to, because the table's files hold that type (another writer
+// may have committed it first, or with another type): changes that no
+// longer fit are found by Check and refused as record errors, as Accept
+// refuses them once the column is committed. Rebase never fails.
+func (s *Schema) Rebase(committed *Schema) {
+	next := committed.Clone()
+	if next.committed == nil {
+		next.committed = make(map[string]bool, len(next.cols))
+	}
+	for _, c := range committed.cols {
+		next.committed[c.Name] = true
+	}
+	for _, c := range s.cols {
+		if _, ok := next.index[c.Name]; !ok {
+			next.index[c.Name] = len(next.cols)
+			next.cols = append(next.cols, c)
+		}
+	}
+	for name := range s.committed {
+		next.committed[name] = true
+	}
+	next.kafka = next.kafka || s.kafka
+	*s = *next
+}
+
+// Check reports, as a *DecodeError naming the column, a value of ch that
+// does not fit its column's type (its column may have been rebased onto a
+// committed type since ch was accepted).
+func (s *Schema) Check(ch *Change) error {
+	for i := range ch.Row {
+		f := &ch.Row[i]
+		if f.Value.kind == KindNull {
+			continue
+		}
+		j, ok := s.index[f.Name]
+		if !ok {
+			return s.recordErr(ch, f.Name, "no such column")
+		}
+		if _, ok := coerce(f.Value, s.cols[j].Type); !ok {
+			return s.recordErr(ch, f.Name, s.refusal(s.cols[j], f.Value))
+		}
+	}
+	return nil
+}
+
+// refusal says why v does not fit column c and what to do about it.
+func (s *Schema) refusal(c Column, v Value) string {
+	if s.committed[c.Name] {
+		return fmt.Sprintf("expected %s, got %s: the table's files hold column %q as %s, and a type change would make them unreadable for Spark and Polars; send values that fit, or move the column to a new name or table", c.Type.describe(), v.kind, c.Name, c.Type.describe())
+	}
+	return fmt.Sprintf("expected %s, got %s", c.Type.describe(), v.kind)
 }
 
 // Equal reports whether two schemas have the same columns in the same
@@ -235,8 +312,15 @@ func (s *Schema) recordErr(ch *Change, col, reason string) *DecodeError {
 func (s *Schema) fits(ch *Change) bool {
 	for _, d := range ch.Declared {
 		i, ok := s.index[d.Name]
-		if !ok || s.cols[i].Type != d.Type {
+		if !ok {
 			return false
+		}
+		// A committed column's type is fixed (its values are checked
+		// below); any other column fits a declaration it already holds.
+		if cur := s.cols[i].Type; cur != d.Type && !s.committed[d.Name] {
+			if wide, ok := widen(cur, d.Type); !ok || wide != cur {
+				return false
+			}
 		}
 	}
 	for i := range ch.Row {
@@ -272,10 +356,12 @@ func (s *Schema) fits(ch *Change) bool {
 func (s *Schema) acceptDeclared(d Column) error {
 	i, ok := s.index[d.Name]
 	if !ok {
-		return s.AddColumn(Column{Name: d.Name, Type: d.Type, Nullable: true})
+		return s.AddColumn(Column{Name: d.Name, Type: newColumnType(d.Type), Nullable: true})
 	}
 	cur := s.cols[i].Type
-	if cur == d.Type {
+	if cur == d.Type || s.committed[d.Name] {
+		// A committed column keeps its type whatever a change declares:
+		// Accept then checks that each value fits it.
 		return nil
 	}
 	wide, ok := widen(cur, d.Type)
@@ -300,6 +386,9 @@ func (s *Schema) acceptValue(name string, v Value) error {
 	if _, ok := coerce(v, cur); ok {
 		return nil
 	}
+	if s.committed[name] {
+		return errors.New(s.refusal(s.cols[i], v))
+	}
 	wide, ok := widen(cur, naturalType(v))
 	if ok {
 		if _, ok := coerce(v, wide); ok {
@@ -308,6 +397,19 @@ func (s *Schema) acceptValue(name string, v Value) error {
 		}
 	}
 	return fmt.Errorf("expected %s, got %s", cur.describe(), v.kind)
+}
+
+// newColumnType is the type a new column gets for a declared type. A
+// declared 8, 16 or 32-bit integer column is created as long: a column's
+// type never changes once it has files (see Schema), and a source that
+// widens its column later (Debezium's int32 to int64 after an ALTER) then
+// still fits, where an integer column would need Delta's typeWidening
+// feature that not every reader supports.
+func newColumnType(t Type) Type {
+	if t.Kind == TypeInteger {
+		return Type{Kind: TypeLong}
+	}
+	return t
 }
 
 // naturalType is the column type a value creates.

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,7 +13,9 @@ func TestSchemaAccept(t *testing.T) {
 		name    string
 		changes []*Change
 		want    []Column // final columns
+		base    []Column // committed columns the schema starts from
 		errCol  string   // the last change fails on this column
+		reason  string   // and the error says this
 		evolved []bool
 	}{
 		{name: "new columns nullable, nulls wait for a type",
@@ -46,17 +49,44 @@ func TestSchemaAccept(t *testing.T) {
 			changes: []*Change{{Table: "t", Op: OpInsert, Declared: []Column{{"d", Type{Kind: TypeDecimal, Precision: 10, Scale: 2}, true}}, Row: []Field{{"d", Null()}}}},
 			want:    []Column{{"d", Type{Kind: TypeDecimal, Precision: 10, Scale: 2}, true}},
 			evolved: []bool{true}},
-		{name: "declared integer widens to long",
+		{name: "declared integer is created as long",
 			changes: []*Change{
 				{Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeInteger}, true}}},
 				{Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeLong}, true}}},
 				{Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeInteger}, true}}}},
 			want:    []Column{{"i", Type{Kind: TypeLong}, true}},
-			evolved: []bool{true, true, false}},
-		{name: "integer column widens on a large value",
+			evolved: []bool{true, false, false}},
+		{name: "declared integer holds a large value",
 			changes: []*Change{{Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeInteger}, true}}}, row(Field{"i", Int(1 << 40)})},
 			want:    []Column{{"i", Type{Kind: TypeLong}, true}},
-			evolved: []bool{true, true}},
+			evolved: []bool{true, false}},
+		{name: "committed long refuses a double",
+			base:    []Column{{"a", Type{Kind: TypeLong}, true}},
+			changes: []*Change{row(Field{"a", Int(1)}), row(Field{"a", Float(1.5)})},
+			want:    []Column{{"a", Type{Kind: TypeLong}, true}},
+			errCol:  "a", reason: `the table's files hold column "a" as long`, evolved: []bool{false}},
+		{name: "committed long keeps its type whatever is declared",
+			base: []Column{{"a", Type{Kind: TypeLong}, true}},
+			changes: []*Change{
+				{Table: "t", Op: OpInsert, Declared: []Column{{"a", Type{Kind: TypeDouble}, true}}, Row: []Field{{"a", Int(2)}}},
+				{Table: "t", Op: OpInsert, Declared: []Column{{"a", Type{Kind: TypeDouble}, true}}, Row: []Field{{"a", Float(2.5)}}}},
+			want:   []Column{{"a", Type{Kind: TypeLong}, true}},
+			errCol: "a", reason: "files hold", evolved: []bool{false}},
+		{name: "committed integer of an earlier version refuses a long",
+			base:    []Column{{"i", Type{Kind: TypeInteger}, true}},
+			changes: []*Change{row(Field{"i", Int(7)}), {Table: "t", Op: OpInsert, Declared: []Column{{"i", Type{Kind: TypeLong}, true}}, Row: []Field{{"i", Int(1 << 40)}}}},
+			want:    []Column{{"i", Type{Kind: TypeInteger}, true}},
+			errCol:  "i", reason: "files hold", evolved: []bool{false}},
+		{name: "committed decimal keeps its precision",
+			base:    []Column{{"d", Type{Kind: TypeDecimal, Precision: 4, Scale: 2}, true}},
+			changes: []*Change{{Table: "t", Op: OpInsert, Declared: []Column{{"d", Type{Kind: TypeDecimal, Precision: 10, Scale: 2}, true}}, Row: []Field{{"d", Int(12)}}}, row(Field{"d", Int(100)})},
+			want:    []Column{{"d", Type{Kind: TypeDecimal, Precision: 4, Scale: 2}, true}},
+			errCol:  "d", reason: "files hold", evolved: []bool{false}},
+		{name: "committed double takes integers, string takes scalars",
+			base:    []Column{{"f", Type{Kind: TypeDouble}, true}, {"s", Type{Kind: TypeString}, true}},
+			changes: []*Change{row(Field{"f", Int(1)}, Field{"s", Float(0.5)}), row(Field{"n", Float(1)})},
+			want:    []Column{{"f", Type{Kind: TypeDouble}, true}, {"s", Type{Kind: TypeString}, true}, {"n", Type{Kind: TypeDouble}, true}},
+			evolved: []bool{false, true}},
 		{name: "decimal rescale and precision",
 			changes: []*Change{
 				{Table: "t", Op: OpInsert, Declared: []Column{{"d", Type{Kind: TypeDecimal, Precision: 4, Scale: 2}, true}}},
@@ -70,6 +100,13 @@ func TestSchemaAccept(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewSchema()
+			if tc.base != nil {
+				committed := NewSchema()
+				for _, c := range tc.base {
+					require.NoError(t, committed.AddColumn(c))
+				}
+				s.Rebase(committed)
+			}
 			for i, ch := range tc.changes {
 				before := s.Clone()
 				evolved, err := s.Accept(ch)
@@ -81,6 +118,7 @@ func TestSchemaAccept(t *testing.T) {
 					if !isReserved(tc.errCol) {
 						require.Contains(t, de.Reason, "expected")
 					}
+					require.Contains(t, de.Reason, tc.reason)
 					require.True(t, before.Equal(s), "schema unchanged on error")
 					continue
 				}
@@ -137,4 +175,77 @@ func TestChangeSizeAndName(t *testing.T) {
 	require.Equal(t, rowMetaBytes+cellBytes+5, ch.Size())
 	ch.Schema = "s"
 	require.Equal(t, "d.s.t", ch.TableName())
+}
+
+// Rebase keeps the committed columns with their committed types, then the
+// columns only the writer has; Check then finds the changes that no longer
+// fit, naming the column and what the table's files hold.
+func TestSchemaRebase(t *testing.T) {
+	ours := NewSchema()
+	for _, c := range []Column{
+		{Name: "x", Type: Type{Kind: TypeLong}, Nullable: true},
+		{Name: "mine", Type: Type{Kind: TypeDouble}, Nullable: true},
+		{Name: "y", Type: Type{Kind: TypeDouble}, Nullable: true},
+	} {
+		require.NoError(t, ours.AddColumn(c))
+	}
+	theirs := NewSchema()
+	for _, c := range []Column{
+		{Name: "y", Type: Type{Kind: TypeLong}, Nullable: true},
+		{Name: "x", Type: Type{Kind: TypeString}, Nullable: true},
+		{Name: "theirs", Type: Type{Kind: TypeBoolean}, Nullable: true},
+	} {
+		require.NoError(t, theirs.AddColumn(c))
+	}
+	theirs.SetKafkaColumns(true)
+	ours.Rebase(theirs)
+	require.Equal(t, []Column{
+		{Name: "y", Type: Type{Kind: TypeLong}, Nullable: true},
+		{Name: "x", Type: Type{Kind: TypeString}, Nullable: true},
+		{Name: "theirs", Type: Type{Kind: TypeBoolean}, Nullable: true},
+		{Name: "mine", Type: Type{Kind: TypeDouble}, Nullable: true},
+	}, ours.Columns())
+	require.True(t, ours.KafkaColumns())
+	require.True(t, ours.Committed("x"))
+	require.False(t, ours.Committed("mine"))
+	require.False(t, theirs.Committed("x"), "the committed schema is not modified")
+
+	ch := Change{Topic: "cdc", Partition: 1, Offset: 9, Table: "users", Row: []Field{{"x", Int(1)}, {"y", Int(2)}, {"mine", Float(0.5)}}}
+	require.NoError(t, ours.Check(&ch), "a long fits a string column as text, and a long column")
+	ch.Row[1].Value = Float(2.5)
+	err := ours.Check(&ch)
+	var de *DecodeError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, "y", de.Field)
+	require.Contains(t, err.Error(), "record cdc/1@9 table users field y: expected long, got float: the table's files hold column \"y\" as long")
+
+	c := ours.Clone()
+	require.True(t, c.Committed("y"), "Clone keeps what is committed")
+}
+
+// AppendEvoDB renders a change as an evodb record that decodes back to the
+// same values (JSON text, escapes and exact decimals included).
+func TestAppendEvoDB(t *testing.T) {
+	in := Change{Table: "users", Op: OpSnapshot, LSN: 1<<62 + 1, TS: 1700000000000, Row: []Field{
+		{"id", Int(-7)}, {"name", String("a \"quoted\"\n\\ name")}, {"f", Float(0.25)}, {"nan", Float(math.NaN())},
+		{"ok", Bool(true)}, {"doc", JSON(`{"k":[1,"x"]}`)}, {"price", Decimal([]byte{0x30, 0x39}, 2)}, {"none", Null()},
+	}}
+	text := AppendEvoDB(nil, &in)
+	out, err := decodeOne(t, FormatEvoDB, "", string(text))
+	require.NoError(t, err, "%s", text)
+	require.Equal(t, OpInsert, out.Op)
+	require.Equal(t, in.LSN, out.LSN)
+	require.Equal(t, in.TS, out.TS)
+	require.Equal(t, "users", out.Table)
+	for _, f := range in.Row {
+		got := out.Get(f.Name)
+		switch f.Name {
+		case "nan":
+			require.Equal(t, String("NaN"), got)
+		case "price":
+			require.Equal(t, "123.45", got.Text())
+		default:
+			require.Equal(t, f.Value, got, f.Name)
+		}
+	}
 }

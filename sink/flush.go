@@ -202,8 +202,18 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			if err != nil {
 				return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, err)
 			}
-			if err := schema.Merge(theirs); err != nil {
-				return nil, fmt.Errorf("merge schema of version %d: %w", snap.Version, err)
+			// Another member may have committed a column with another
+			// type than this job's changes gave it: the committed type
+			// wins, and changes that do not fit it are record errors.
+			schema.Rebase(theirs)
+			if batch, err = s.refuseMisfits(ctx, t, schema, batch); err != nil {
+				return nil, err
+			}
+			if batch.Len() == 0 {
+				s.mu.Lock()
+				err := s.adoptSnapshotLocked(t, snap)
+				s.mu.Unlock()
+				return nil, err
 			}
 		}
 
@@ -302,6 +312,58 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		s.notify(ctx, ev)
 		return ev, nil
 	}
+}
+
+// refuseMisfits takes out of batch the changes whose values do not fit the
+// job's schema once it is rebased onto the committed one (another member
+// committed a column first, with a type these values cannot take). They
+// are record errors like those refused at decode: with errors.tolerance
+// all they go to the dead-letter topic, rendered as evodb records (the
+// original record is no longer at hand; the headers name it), before the
+// commit lets their offsets pass; otherwise the first stops the sink.
+func (s *Sink) refuseMisfits(ctx context.Context, t *table, schema *codec.Schema, batch buffer.Batch) (buffer.Batch, error) {
+	var misfit []bool
+	var dlq []*kgo.Record
+	for i := range batch.Len() {
+		ch := batch.Rows.Change(i)
+		cause := schema.Check(&ch)
+		if cause == nil {
+			continue
+		}
+		s.metrics.decodeErrors.WithLabelValues(ch.Topic).Inc()
+		if s.cfg.Errors.Tolerance != "all" {
+			return batch, &RecordError{Topic: ch.Topic, Partition: ch.Partition, Offset: ch.Offset, Err: cause}
+		}
+		if misfit == nil {
+			misfit = make([]bool, batch.Len())
+		}
+		misfit[i] = true
+		dlq = append(dlq, &kgo.Record{
+			Topic: s.cfg.Errors.DLQTopic,
+			Value: codec.AppendEvoDB(nil, &ch),
+			Headers: []kgo.RecordHeader{
+				{Key: "evodb.error", Value: []byte(cause.Error())},
+				{Key: "evodb.source.topic", Value: []byte(ch.Topic)},
+				{Key: "evodb.source.partition", Value: []byte(strconv.Itoa(int(ch.Partition)))},
+				{Key: "evodb.source.offset", Value: []byte(strconv.FormatInt(ch.Offset, 10))},
+				{Key: "evodb.format", Value: []byte(codec.FormatEvoDB)},
+			},
+		})
+	}
+	if len(dlq) == 0 {
+		return batch, nil
+	}
+	if err := s.cl.ProduceSync(ctx, dlq...).FirstErr(); err != nil {
+		return batch, fmt.Errorf("send %d changes of table %s to dead-letter topic %s: %w", len(dlq), t.path, s.cfg.Errors.DLQTopic, err)
+	}
+	for _, r := range dlq {
+		topic := string(r.Headers[1].Value)
+		s.metrics.dlqRecords.WithLabelValues(topic).Inc()
+		s.log.Warn("change sent to dead-letter topic", "table", t.path, "topic", topic, "partition", string(r.Headers[2].Value), "offset", string(r.Headers[3].Value), "dlq", s.cfg.Errors.DLQTopic, "err", string(r.Headers[0].Value))
+	}
+	i := -1
+	rows := batch.Rows.Filter(func(codec.RowMeta) bool { i++; return !misfit[i] })
+	return buffer.BatchOf(t.path, rows, batch.FirstAdded), nil
 }
 
 // createTable writes version 0 of a new table; concurrent creators converge.

@@ -405,9 +405,9 @@ func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
 		if err != nil {
 			return fmt.Errorf("table %s: parse schema of version %d: %w", t.path, snap.Version, err)
 		}
-		if err := t.schema.Merge(theirs); err != nil {
-			return fmt.Errorf("table %s: merge schema of version %d: %w", t.path, snap.Version, err)
-		}
+		// The committed types win; buffered changes that no longer fit
+		// are refused when their flush checks them.
+		t.schema.Rebase(theirs)
 	}
 	s.metrics.tableVersion.WithLabelValues(t.path).Set(float64(snap.Version))
 	return nil
