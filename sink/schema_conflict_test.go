@@ -18,9 +18,9 @@ import (
 	"github.com/evodb/sink/objstore"
 )
 
-// produceValues writes one evodb change of table users per value of column
+// produceXValues writes one evodb change of table users per value of column
 // x to topic, with LSNs from lsn.
-func produceValues(t *testing.T, brokers []string, topic string, lsn int, xs ...string) {
+func produceXValues(t *testing.T, brokers []string, topic string, lsn int, xs ...string) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	require.NoError(t, err)
@@ -64,7 +64,7 @@ func TestSinkSchemaConflictAcrossMembers(t *testing.T) {
 			if tc.tolerance == "all" {
 				cfgA.Errors.DLQTopic = "a.dlq"
 			}
-			produceValues(t, c.ListenAddrs(), "a", 1, "1")
+			produceXValues(t, c.ListenAddrs(), "a", 1, "1")
 			a, stopA := runSink(t, cfgA, b)
 			require.Eventually(t, func() bool {
 				st := a.Status()
@@ -74,13 +74,13 @@ func TestSinkSchemaConflictAcrossMembers(t *testing.T) {
 			cfgB := testConfig(c.ListenAddrs(), "b")
 			cfgB.Kafka.Group = "group-b"
 			cfgB.Tables.Default.FlushThreshold = 1
-			produceValues(t, c.ListenAddrs(), "b", 100, tc.committed)
+			produceXValues(t, c.ListenAddrs(), "b", 100, tc.committed)
 			_, stopB := runSink(t, cfgB, b)
 			waitCommitted(t, b, 1, 30*time.Second)
 			require.NoError(t, stopB())
 
 			// A's second change fills its buffer: the flush meets B's type.
-			produceValues(t, c.ListenAddrs(), "a", 2, "2")
+			produceXValues(t, c.ListenAddrs(), "a", 2, "2")
 			if tc.wantErr != "" {
 				require.Eventually(t, func() bool { return a.Status().Error != "" }, 30*time.Second, 20*time.Millisecond)
 				err := stopA()
@@ -122,10 +122,10 @@ func TestSinkKeepsCommittedTypes(t *testing.T) {
 	cfg.Tables.Default.FlushThreshold = 1
 	cfg.Errors.Tolerance = "all"
 	cfg.Errors.DLQTopic = "a.dlq"
-	produceValues(t, c.ListenAddrs(), "a", 1, "1")
+	produceXValues(t, c.ListenAddrs(), "a", 1, "1")
 	s, stop := runSink(t, cfg, b)
 	waitCommitted(t, b, 1, 30*time.Second)
-	produceValues(t, c.ListenAddrs(), "a", 2, "1.5", "2")
+	produceXValues(t, c.ListenAddrs(), "a", 2, "1.5", "2")
 	waitCommitted(t, b, 2, 30*time.Second)
 	require.Eventually(t, func() bool {
 		return counterValue(t, s.metrics.dlqRecords.WithLabelValues("a")) == 1
