@@ -76,6 +76,8 @@ func TestUnreachableBrokerIsReportedWhileTrying(t *testing.T) {
 	}, 60*time.Second, 10*time.Millisecond)
 	require.Contains(t, logs.String(), addr)
 	require.Contains(t, logs.String(), "connection refused")
+	// Stopping while still trying is a graceful stop like any other:
+	// nothing was consumed, so nothing is left to flush.
 	cancel()
-	require.Error(t, <-done)
+	require.NoError(t, <-done)
 }
