@@ -61,8 +61,8 @@ func (s *Sink) poll(ctx context.Context) error {
 			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
 				continue
 			}
-			if errors.Is(fe.Err, kerr.UnknownTopicID) && time.Since(lookedUp[fe.Topic]) >= time.Second {
-				lookedUp[fe.Topic] = time.Now()
+			if errors.Is(fe.Err, kerr.UnknownTopicID) && s.now().Sub(lookedUp[fe.Topic]) >= time.Second {
+				lookedUp[fe.Topic] = s.now()
 				if err := s.checkRecreated(ctx, fe.Topic, fe.Partition); err != nil {
 					return err
 				}

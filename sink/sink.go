@@ -12,7 +12,10 @@
 // record twice: the refused flush drops what is already durable and commits
 // the rest. The Kafka group offset is only a hint of where to start reading;
 // it is the lowest offset of the partition not yet durable in every table,
-// so it never passes data that is not durable.
+// so it never passes data that is not durable. Each commit also records the
+// partition's topic ID next to its txn version, so the offsets of a topic
+// deleted and re-created under the same name are never taken for offsets
+// the table already holds: the sink stops instead (ErrOffsetsWentBack).
 package sink
 
 import (
