@@ -12,11 +12,11 @@ import (
 // progressEvery is how often a running sink logs a progress line.
 const progressEvery = 30 * time.Second
 
-// interval is what the sink did since its last progress line: the
+// progressInterval is what the sink did since its last progress line: the
 // cumulative totals alone cannot tell a sink that writes from one that is
 // stuck, so each line also states the interval's rates. Its fields are
 // guarded by Sink.mu.
-type interval struct {
+type progressInterval struct {
 	start   time.Time
 	rows    int64
 	bytes   int64
@@ -28,8 +28,8 @@ type interval struct {
 }
 
 // reset starts a new interval at now.
-func (iv *interval) reset(now time.Time) {
-	*iv = interval{start: now, tables: map[string]struct{}{}, reasons: map[string]int{}}
+func (iv *progressInterval) reset(now time.Time) {
+	*iv = progressInterval{start: now, tables: map[string]struct{}{}, reasons: map[string]int{}}
 }
 
 // noteFlushLocked counts a flush started for reason.

@@ -118,8 +118,19 @@ func TestSinkLogsOneLinePerRebalance(t *testing.T) {
 	b := objstore.NewMemory()
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	var logsA, logsB logLines
-	_, stopA := runSink(t, cfg, b, WithLogger(logsA.logger()))
+	a, stopA := runSink(t, cfg, b, WithLogger(logsA.logger()))
 	waitCommitted(t, b, 200, 30*time.Second)
+	// The flushes and commits that made the rows durable feed the next
+	// progress line.
+	a.mu.Lock()
+	commits, rows, nbytes := a.progress.commits, a.progress.rows, a.progress.bytes
+	tables, reasons := len(a.progress.tables), len(a.progress.reasons)
+	a.mu.Unlock()
+	require.Positive(t, commits)
+	require.Positive(t, rows)
+	require.Positive(t, nbytes)
+	require.Positive(t, tables)
+	require.Positive(t, reasons)
 	lines := logsA.with(t, "rebalance")
 	require.Len(t, lines, 1)
 	require.Equal(t, "cdc:0-3", lines[0]["assigned"])

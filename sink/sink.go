@@ -197,7 +197,7 @@ type Sink struct {
 	lastOffsetAt time.Time
 	lastProgress time.Time
 	// progress is what happened since the last progress line.
-	progress interval
+	progress progressInterval
 	// revokedSince are the partitions revoked since the last rebalance
 	// line.
 	revokedSince map[string][]int32
