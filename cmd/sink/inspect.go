@@ -193,12 +193,8 @@ func sortAppIDs(ids []string) {
 func inspectTable(ctx context.Context, w io.Writer, b objstore.Bucket, path string) error {
 	s, err := summarize(ctx, b, path)
 	if errors.Is(err, committer.ErrNoTable) {
-		// Name the tables there are, for a misspelt one.
 		if paths, lerr := committer.ListTables(ctx, b); lerr == nil {
-			if len(paths) == 0 {
-				return fmt.Errorf("%w; the store holds no tables", err)
-			}
-			return fmt.Errorf("%w; the store holds: %s", err, strings.Join(paths, ", "))
+			return withTables(err, paths)
 		}
 	}
 	if err != nil {
