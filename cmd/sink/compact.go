@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"io"
+	"slices"
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/compaction"
