@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/smithy-go"
@@ -94,13 +95,26 @@ func configError(err error, bucket, endpointHost string, pathStyle bool) *Config
 	var dns *net.DNSError
 	if endpointHost != "" && !pathStyle && errors.As(err, &dns) {
 		// The bucket's host name under an IP address never resolves; under
-		// a name it does not when the server has no wildcard DNS entry.
-		_, ipErr := netip.ParseAddr(strings.Trim(endpointHost, "[]"))
-		if dns.IsNotFound || ipErr == nil {
+		// a name it does not when the server has no wildcard DNS entry,
+		// which only path style can help if the endpoint's own name
+		// resolves (else the endpoint is what is wrong, or DNS is down).
+		if _, ipErr := netip.ParseAddr(strings.Trim(endpointHost, "[]")); ipErr == nil {
+			return &ConfigError{Kind: ErrNeedsPathStyle, Bucket: bucket, Host: dns.Name, Err: err}
+		}
+		if dns.IsNotFound && dns.Name != endpointHost && resolves(endpointHost) {
 			return &ConfigError{Kind: ErrNeedsPathStyle, Bucket: bucket, Host: dns.Name, Err: err}
 		}
 	}
 	return nil
+}
+
+// resolves reports whether a host name resolves now. It runs only on the
+// error path, to tell which of two names is the wrong one.
+func resolves(host string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := net.DefaultResolver.LookupHost(ctx, host)
+	return err == nil
 }
 
 // isAccessCode reports whether an error code refuses the credentials.

@@ -230,6 +230,21 @@ func TestS3NoCredentials(t *testing.T) {
 	require.Nil(t, configError(err, "b", "", true))
 }
 
+// TestS3UnresolvableEndpoint checks that an endpoint whose own name does
+// not resolve is not blamed on the addressing style: path style would not
+// help, so it is no ConfigError.
+func TestS3UnresolvableEndpoint(t *testing.T) {
+	b, err := NewS3(context.Background(), S3Config{
+		Bucket: "b", Endpoint: "http://no-such-host.invalid:9000", Region: "auto",
+		AccessKeyID: "k", SecretAccessKey: "s", MaxRetries: -1,
+	})
+	require.NoError(t, err)
+	err = b.List(context.Background(), "", func(ObjectInfo) error { return nil })
+	require.Error(t, err)
+	require.False(t, IsConfigError(err), "%v", err)
+	require.NotErrorIs(t, err, ErrNeedsPathStyle)
+}
+
 // TestCause checks that a log line gets the gist of a store error, not
 // the SDK's framing.
 func TestCause(t *testing.T) {

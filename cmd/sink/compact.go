@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/compaction"
@@ -60,12 +61,18 @@ func compactCommand() command {
 	}
 }
 
-// tablePaths returns the named table, or every table in the bucket.
+// tablePaths returns the named table, or every table in the bucket. A
+// named table that is not there is a noTableError naming the tables that
+// are.
 func tablePaths(ctx context.Context, b objstore.Bucket, args []string) ([]string, error) {
-	if len(args) == 1 {
-		return args, nil
+	paths, err := committer.ListTables(ctx, b)
+	if err != nil || len(args) == 0 {
+		return paths, err
 	}
-	return committer.ListTables(ctx, b)
+	if !slices.Contains(paths, args[0]) {
+		return nil, withTables(noTableError{path: args[0]}, paths)
+	}
+	return args, nil
 }
 
 // tableRef sizes a table's compaction: the partition mode recorded when the

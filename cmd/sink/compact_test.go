@@ -114,6 +114,12 @@ func TestCompactAndVacuumCommands(t *testing.T) {
 	e, _, errOut = testEnv(nil)
 	require.Equal(t, 0, runMain(ctx, e, []string{"vacuum", "-h"}))
 	require.Contains(t, errOut.String(), "at least 1h")
+	// A table that is not there is named once, with the ones that are.
+	for _, cmd := range []string{"compact", "vacuum"} {
+		e, _, errOut = testEnv(nil)
+		require.Equal(t, 1, runMain(ctx, e, []string{cmd, "-c", cfgPath, "orders"}))
+		require.Equal(t, "sink "+cmd+": no table \"orders\"; the store holds: users\n", errOut.String())
+	}
 	e, _, errOut = testEnv(nil)
 	require.Equal(t, 2, runMain(ctx, e, []string{"compact", "-c", cfgPath, "a", "b"}))
 	require.Contains(t, errOut.String(), "at most one table")

@@ -64,13 +64,25 @@ func inspectCommand() command {
 					err = inspectAll(ctx, e.stdout, bucket)
 				}
 			}
-			if err != nil && *path == "" && strings.HasPrefix(storeURL, "s3://") && !errors.Is(err, committer.ErrNoTable) {
+			if err != nil && *path == "" && lacksSettings(storeURL, err) {
 				return hinted{hint: "pass -c config.yaml to use the configuration's store.s3 settings: " +
 					"an s3:// URL alone carries no credentials, and no endpoint or region unless its query sets them", err: err}
 			}
 			return err
 		},
 	}
+}
+
+// lacksSettings reports whether err, from a store named by URL alone, may
+// come from what only a configuration file carries: an s3:// URL without
+// an endpoint (a self-hosted or R2 store read as AWS), or no accepted
+// credentials.
+func lacksSettings(storeURL string, err error) bool {
+	u, perr := url.Parse(storeURL)
+	if perr != nil || u.Scheme != "s3" || errors.Is(err, committer.ErrNoTable) {
+		return false
+	}
+	return !u.Query().Has("endpoint") || errors.Is(err, objstore.ErrNoCredentials) || errors.Is(err, objstore.ErrAccessDenied)
 }
 
 // looksLikeStore reports whether an inspect argument names a store rather
@@ -181,12 +193,8 @@ func sortAppIDs(ids []string) {
 func inspectTable(ctx context.Context, w io.Writer, b objstore.Bucket, path string) error {
 	s, err := summarize(ctx, b, path)
 	if errors.Is(err, committer.ErrNoTable) {
-		// Name the tables there are, for a misspelt one.
 		if paths, lerr := committer.ListTables(ctx, b); lerr == nil {
-			if len(paths) == 0 {
-				return fmt.Errorf("%w; the store holds no tables", err)
-			}
-			return fmt.Errorf("%w; the store holds: %s", err, strings.Join(paths, ", "))
+			return withTables(err, paths)
 		}
 	}
 	if err != nil {

@@ -79,6 +79,33 @@ func TestInspect(t *testing.T) {
 	require.Contains(t, errOut, "want a store URL or directory, or -c config.yaml")
 }
 
+// TestInspectS3Hints checks, against the real S3 server, which hint an
+// s3:// URL without -c gets: pass -c when the credentials are what is
+// missing, the store's own hint when the URL names a missing bucket.
+func TestInspectS3Hints(t *testing.T) {
+	endpoint, bucket := os.Getenv("SINK_TEST_S3_ENDPOINT"), os.Getenv("SINK_TEST_S3_BUCKET")
+	key, secret := os.Getenv("SINK_TEST_S3_ACCESS_KEY"), os.Getenv("SINK_TEST_S3_SECRET_KEY")
+	if endpoint == "" || bucket == "" || key == "" || secret == "" {
+		t.Skip("set SINK_TEST_S3_ENDPOINT, SINK_TEST_S3_BUCKET, SINK_TEST_S3_ACCESS_KEY and SINK_TEST_S3_SECRET_KEY to test against S3")
+	}
+	query := "?endpoint=" + endpoint + "&region=auto&path_style=true"
+	// The SDK reads credentials from the process environment.
+	t.Setenv("AWS_ACCESS_KEY_ID", key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret+"x")
+	e, _, errOut := testEnv(nil)
+	require.Equal(t, 1, runMain(testContext(t), e, []string{"inspect", "s3://" + bucket + "/inspect" + query}))
+	require.True(t, strings.HasPrefix(errOut.String(), "sink inspect: pass -c config.yaml"), errOut.String())
+
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	e, _, errOut = testEnv(nil)
+	require.Equal(t, 1, runMain(testContext(t), e, []string{"inspect", "s3://evodb-no-such-bucket/inspect" + query}))
+	require.True(t, strings.HasPrefix(errOut.String(), `sink inspect: bucket "evodb-no-such-bucket" does not exist`), errOut.String())
+
+	e, out, errOut := testEnv(nil)
+	require.Equal(t, 0, runMain(testContext(t), e, []string{"inspect", "s3://" + bucket + "/inspect-empty" + query}), errOut.String())
+	require.Equal(t, "no tables\n", out.String())
+}
+
 // TestInspectS3WithoutConfig checks that an s3:// URL the store cannot be
 // reached with alone (no endpoint, so no region; no credentials) says to
 // pass the configuration.

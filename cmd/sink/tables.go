@@ -44,6 +44,15 @@ func (e noTableError) Error() string { return fmt.Sprintf("no table %q", e.path)
 
 func (e noTableError) Unwrap() error { return committer.ErrNoTable }
 
+// withTables adds the tables a store holds to an error about a missing
+// one, for a misspelt name.
+func withTables(err error, paths []string) error {
+	if len(paths) == 0 {
+		return fmt.Errorf("%w; the store holds no tables", err)
+	}
+	return fmt.Errorf("%w; the store holds: %s", err, strings.Join(paths, ", "))
+}
+
 // summarize reads the latest snapshot of the table at path.
 func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSummary, error) {
 	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
