@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -46,7 +48,7 @@ func (s *Sink) prepareDLQ(ctx context.Context) error {
 		if err := s.createDLQ(ctx); err != nil {
 			return err
 		}
-		if md, err = s.describeDLQ(ctx); err != nil {
+		if md, err = s.awaitDLQ(ctx); err != nil {
 			return err
 		}
 	}
@@ -198,6 +200,34 @@ func (s *Sink) describeDLQ(ctx context.Context) (kmsg.MetadataResponseTopic, err
 		}
 	}
 	return kmsg.MetadataResponseTopic{}, fmt.Errorf("errors.dlq_topic %s: the broker's metadata answer does not list it", topic)
+}
+
+// awaitDLQ describes the DLQ topic until the broker knows it. A broker
+// answers CreateTopics before every broker's metadata holds the new topic
+// (KRaft propagates it asynchronously), so a describe right after creation
+// may still say UNKNOWN_TOPIC_OR_PARTITION; it is asked again until
+// kafka.connect_timeout.
+func (s *Sink) awaitDLQ(ctx context.Context) (kmsg.MetadataResponseTopic, error) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 50 * time.Millisecond
+	b.MaxInterval = time.Second
+	b.MaxElapsedTime = s.cfg.Kafka.ConnectTimeout
+	var md kmsg.MetadataResponseTopic
+	err := backoff.Retry(func() error {
+		var err error
+		md, err = s.describeDLQ(ctx)
+		if err != nil {
+			return backoff.Permanent(err)
+		}
+		if err := kerr.ErrorForCode(md.ErrorCode); errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return err
+		}
+		return nil
+	}, backoff.WithContext(b, ctx))
+	if err != nil {
+		return md, fmt.Errorf("errors.dlq_topic %s: created, but the brokers do not list it within kafka.connect_timeout (%s): %w", s.cfg.Errors.DLQTopic, s.cfg.Kafka.ConnectTimeout, err)
+	}
+	return md, nil
 }
 
 // createDLQ creates the DLQ topic; one created meanwhile by another member

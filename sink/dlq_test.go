@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/hex"
 	"math/rand/v2"
+	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,12 +21,48 @@ import (
 )
 
 // A missing dead-letter topic is created at start with the configured
-// partitions, not found missing at the first bad record.
+// partitions, not found missing at the first bad record; and a broker whose
+// metadata does not list the new topic at once (as a real one) is asked
+// again rather than taken for a refusal.
 func TestSinkCreatesMissingDLQTopicAtStart(t *testing.T) {
 	// No automatic topic creation: only the sink can create the DLQ.
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "cdc"))
 	require.NoError(t, err)
 	defer c.Close()
+	// After the creation, answer the first three metadata requests for the
+	// DLQ alone as a broker whose metadata lags does: unknown topic.
+	var mu sync.Mutex
+	created, lagged := false, 0
+	c.ControlKey(kmsg.CreateTopics.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		created = true
+		c.KeepControl()
+		return nil, nil, false
+	})
+	c.ControlKey(kmsg.Metadata.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		req := r.(*kmsg.MetadataRequest)
+		mu.Lock()
+		defer mu.Unlock()
+		c.KeepControl()
+		if !created || lagged == 3 || len(req.Topics) != 1 || req.Topics[0].Topic == nil || *req.Topics[0].Topic != "cdc.dlq" {
+			return nil, nil, false
+		}
+		lagged++
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Version = req.Version
+		for i, addr := range c.ListenAddrs() {
+			host, port, _ := net.SplitHostPort(addr)
+			p, _ := strconv.Atoi(port)
+			resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: int32(i), Host: host, Port: int32(p)})
+		}
+		tp := kmsg.NewMetadataResponseTopic()
+		tp.Topic = kmsg.StringPtr("cdc.dlq")
+		tp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		resp.Topics = append(resp.Topics, tp)
+		return resp, nil, true
+	})
+
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Errors = ErrorsConfig{Tolerance: "all", DLQTopic: "cdc.dlq", DLQTopicPartitions: 3}
 	s, stop := runSink(t, cfg, objstore.NewMemory())
@@ -32,13 +71,30 @@ func TestSinkCreatesMissingDLQTopicAtStart(t *testing.T) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	require.NoError(t, err)
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topics, err := kadm.NewClient(cl).ListTopics(ctx, "cdc.dlq")
-	require.NoError(t, err)
-	require.True(t, topics.Has("cdc.dlq"), "the DLQ topic exists before any bad record")
+	// The group may be joined before the DLQ check ends; no bad record is
+	// ever produced, so only that check can create the topic. (Two topics
+	// per request, so these are never the lagged ones.)
+	var topics kadm.TopicDetails
+	require.Eventually(t, func() bool {
+		topics, err = kadm.NewClient(cl).ListTopics(ctx, "cdc", "cdc.dlq")
+		return err == nil && topics["cdc.dlq"].Err == nil && len(topics["cdc.dlq"].Partitions) > 0
+	}, 30*time.Second, 10*time.Millisecond, "the DLQ topic is created without any bad record")
 	require.Len(t, topics["cdc.dlq"].Partitions, 3)
+
+	// The sink got past the lagging metadata: a bad record reaches the DLQ.
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "cdc", Value: []byte("not json")}).FirstErr())
+	dlq, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("cdc.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer dlq.Close()
+	fs := dlq.PollRecords(ctx, 1)
+	require.NoError(t, fs.Err())
+	require.Equal(t, []byte("not json"), fs.Records()[0].Value)
 	require.NoError(t, stop())
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 3, lagged, "the sink asked again while the metadata did not list the new topic")
 }
 
 // A dead-letter topic the sink's user can neither create nor write stops
