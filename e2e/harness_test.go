@@ -2,7 +2,8 @@
 // S3 server, with crashes, rebalances and faults, and proves after each
 // scenario that every produced change is in its table exactly once: with
 // the verify package and with independent readers (delta-rs, pyarrow,
-// DuckDB) that share no code with the sink.
+// DuckDB, Polars, Apache Spark with Delta Lake) that share no code with the
+// sink.
 //
 // The services come from the environment (.ci/run starts them):
 //
@@ -15,7 +16,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,6 +46,10 @@ import (
 
 // sinkBin is the sink binary TestMain builds once.
 var sinkBin string
+
+// tableReaders is the readers' server TestMain starts once when
+// SINK_TEST_PYTHON is set; nil otherwise.
+var tableReaders *readerServer
 
 // startContainers, when built with the testcontainers tag on a machine
 // with a Docker engine, starts Redpanda and an S3 server in containers and
@@ -81,6 +85,14 @@ func runMain(m *testing.M) int {
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build sink:", err)
 		return 1
+	}
+	if python := os.Getenv("SINK_TEST_PYTHON"); python != "" {
+		tableReaders, err = startReaderServer(python)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer tableReaders.close()
 	}
 	return m.Run()
 }
@@ -607,7 +619,7 @@ type readerResult struct {
 // row count, distinct coordinates and digest with want.
 func (h *harness) readers(want map[string][]string) {
 	h.t.Helper()
-	if h.svc.python == "" {
+	if h.svc.python == "" || tableReaders == nil {
 		h.t.Log("SINK_TEST_PYTHON is not set: independent readers skipped")
 		return
 	}
@@ -623,11 +635,9 @@ func (h *harness) readers(want map[string][]string) {
 		"tables": tables, "local_root": h.svc.s3.DataDir,
 	})
 	require.NoError(h.t, err)
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(h.ctx(5*time.Minute), h.svc.python, "readers/check_tables.py", string(arg))
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(h.t, err, "check_tables.py: %s", stderr.String())
+	// The first check of a run includes Spark's start.
+	out, err := tableReaders.check(arg, 10*time.Minute)
+	require.NoError(h.t, err)
 	var got map[string]map[string]readerResult
 	require.NoError(h.t, json.Unmarshal(out, &got), string(out))
 	duck := ""
@@ -637,7 +647,7 @@ func (h *harness) readers(want map[string][]string) {
 		sum := sha256.Sum256([]byte(strings.Join(coords, "\n")))
 		digest := hex.EncodeToString(sum[:])
 		res := got[tb]
-		for _, reader := range []string{"deltalake", "pyarrow", "duckdb"} {
+		for _, reader := range []string{"deltalake", "pyarrow", "duckdb", "polars", "spark"} {
 			r, ok := res[reader]
 			if reader == "duckdb" && (!ok || r.Error != "") {
 				// DuckDB is a third opinion; without S3 access or a local
@@ -655,7 +665,7 @@ func (h *harness) readers(want map[string][]string) {
 			}
 		}
 	}
-	h.t.Logf("readers: %d tables agree in deltalake, pyarrow and %s (%s)", len(tables), duck, time.Since(start).Round(time.Millisecond))
+	h.t.Logf("readers: %d tables agree in deltalake, pyarrow, polars, spark and %s (%s)", len(tables), duck, time.Since(start).Round(time.Millisecond))
 }
 
 // freeAddr returns a free 127.0.0.1 address.

@@ -1,13 +1,25 @@
 """Independent readers for the end-to-end tests.
 
 Reads every table named on the command line with delta-rs (deltalake),
-with pyarrow over the data files the Delta log lists, and with DuckDB's
-delta_scan, and prints one JSON object: per table and reader, the row
-count, the number of distinct (_topic, _partition, _offset) coordinates,
-and a SHA-256 digest of the sorted coordinates ("topic/partition/offset"
+with pyarrow over the data files the Delta log lists, with DuckDB's
+delta_scan, with Polars, and with Apache Spark and Delta Lake's own
+reader, and prints one JSON object: per table and reader, the row count,
+the number of distinct (_topic, _partition, _offset) coordinates, and a
+SHA-256 digest of the sorted coordinates ("topic/partition/offset"
 lines). The Go test compares these with what it produced.
 
+Polars, Spark, delta-rs and pyarrow read every column, not just the
+coordinates: Spark and Polars refuse a file whose physical column type
+differs from the table's schema only when they read that column.
+
+Spark reads the tables from the S3 server's local copy (local_root), so
+it needs no S3 connector. Its JVM takes tens of seconds to start, so the
+e2e suite runs this script once, as a server (--serve), and sends it one
+CONFIG_JSON line per check: one Spark JVM per run reads every table.
+
 Usage: check_tables.py CONFIG_JSON
+       check_tables.py --serve    (one CONFIG_JSON per stdin line, one
+                                   result per stdout line)
   CONFIG_JSON: {"endpoint", "bucket", "prefix", "access_key", "secret_key",
                 "region", "tables": [...], "local_root": optional dir where
                 the S3 server keeps bucket objects as files}
@@ -45,8 +57,84 @@ def attempt(fn):
         return {"error": f"{type(e).__name__}: {e}"}
 
 
+class Spark:
+    """One Spark session with Delta Lake, started on first use."""
+
+    def __init__(self):
+        self.session = None
+
+    def get(self):
+        if self.session is None:
+            from delta import configure_spark_with_delta_pip
+            from pyspark.sql import SparkSession
+
+            builder = (
+                SparkSession.builder.master("local[2]")
+                .appName("evodb-sink-e2e-readers")
+                .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+                .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.shuffle.partitions", "2")
+                .config("spark.driver.memory", "1g")
+            )
+            # The Delta jars matching the delta-spark package come from
+            # Maven Central (python.sh install fetches them into Ivy's cache).
+            self.session = configure_spark_with_delta_pip(builder).getOrCreate()
+            self.session.sparkContext.setLogLevel("ERROR")
+        return self.session
+
+
+def spark_scan(spark, path):
+    from pyspark.sql import functions as F
+
+    df = spark.get().read.format("delta").load(path)
+    # The noop sink reads every column of every file and keeps nothing.
+    df.write.format("noop").mode("overwrite").save()
+    # The summary is computed in Spark, so no row crosses into Python: the
+    # same digest as summarize(), over the distinct coordinates sorted as
+    # strings (byte order, which is Python's for these ASCII strings).
+    coords = df.select(F.concat_ws("/", *COLS).alias("c"))
+    rows = coords.count()
+    got = (
+        coords.distinct()
+        .agg(F.count("c").alias("n"), F.sort_array(F.collect_list("c")).alias("all"))
+        .select("n", F.sha2(F.concat_ws("\n", "all"), 256).alias("digest"))
+        .first()
+    )
+    return {"rows": rows, "distinct": got["n"], "digest": got["digest"]}
+
+
+def polars_scan(uri, opts, local):
+    import polars as pl
+
+    try:
+        df = pl.read_delta(uri, storage_options=opts)
+        mode = "s3"
+    except Exception:
+        if not local:
+            raise
+        df, mode = pl.read_delta(local), "local"
+    r = summarize(df["_topic"].to_list(), df["_partition"].to_list(), df["_offset"].to_list())
+    r["mode"] = mode
+    return r
+
+
 def main():
-    cfg = json.loads(sys.argv[1])
+    if sys.argv[1:] == ["--serve"]:
+        # Spark's JVM and libraries may print to standard output: answers go
+        # to a copy of it, everything else to standard error.
+        answers = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        spark = Spark()
+        for line in sys.stdin:
+            answers.write(json.dumps(check(json.loads(line), spark)) + "\n")
+            answers.flush()
+        return
+    print(json.dumps(check(json.loads(sys.argv[1]), Spark())))
+
+
+def check(cfg, spark):
     import deltalake
     import pyarrow.fs
     import pyarrow.parquet as pq
@@ -78,7 +166,7 @@ def main():
 
         def delta():
             dt = deltalake.DeltaTable(uri, storage_options=opts)
-            r = from_arrow(dt.to_pyarrow_table(columns=COLS))
+            r = from_arrow(dt.to_pyarrow_table())
             r["version"] = dt.version()
             r["files"] = len(dt.file_uris())
             return r, dt
@@ -91,7 +179,7 @@ def main():
         res["deltalake"], dt = d
 
         def files():
-            parts = [pq.read_table(u.removeprefix("s3://"), filesystem=s3, columns=COLS) for u in dt.file_uris()]
+            parts = [pq.read_table(u.removeprefix("s3://"), filesystem=s3) for u in dt.file_uris()]
             t, p, o = [], [], []
             for part in parts:
                 t += part.column("_topic").to_pylist()
@@ -105,8 +193,14 @@ def main():
         else:
             con, mode = duck
             res["duckdb"] = attempt(lambda: duckdb_scan(con, mode, cfg, key, uri))
+        local = os.path.join(cfg["local_root"], cfg["bucket"], key) if cfg.get("local_root") else ""
+        res["polars"] = attempt(lambda: polars_scan(uri, opts, local))
+        if local:
+            res["spark"] = attempt(lambda: spark_scan(spark, local))
+        else:
+            res["spark"] = {"error": "no local copy of the bucket (local_root): Spark reads only local tables here"}
         out[table] = res
-    print(json.dumps(out))
+    return out
 
 
 def duckdb_connection(cfg, host):

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # A Python virtual environment with the independent table readers the
-# end-to-end verification uses: delta-rs (deltalake), pyarrow, and DuckDB with
-# its Delta extension (see requirements.txt for the pinned versions).
+# end-to-end verification uses: delta-rs (deltalake), pyarrow, DuckDB with
+# its Delta extension, Polars, and Apache Spark with Delta Lake (see
+# requirements.txt for the pinned versions; Spark needs Java 17 or newer).
 #
 #   python.sh install <venvdir>   create the venv and install the readers (idempotent),
 #                                 then run the check below
 #   python.sh check <venvdir>     write a small Delta table with delta-rs and read it
-#                                 back with delta-rs, pyarrow and DuckDB, offline
+#                                 back with every reader (offline but for Spark's
+#                                 first start, which fetches the Delta jars)
 #   python.sh env <venvdir>       print the environment the tests read
 set -euo pipefail
 
@@ -24,7 +26,7 @@ usage() {
 cmd_install() {
 	local venv="${1:-}"
 	[[ -n "$venv" ]] || usage
-	e2e_require_cmd "$PYTHON"
+	e2e_require_cmd "$PYTHON" java
 	# The stamp records which requirements the venv was built from, so a
 	# changed pin reinstalls and an unchanged one costs nothing.
 	local want have=""
@@ -46,8 +48,10 @@ cmd_check() {
 	[[ -n "$venv" ]] || usage
 	local tmp
 	tmp="$(mktemp -d)"
-	# The check must not reach any network: DuckDB's automatic extension
-	# install is off, so a missing extension fails here instead of later.
+	# The check must not reach any network but Maven Central: DuckDB's
+	# automatic extension install is off, so a missing extension fails here
+	# instead of later; Spark resolves the Delta jars into Ivy's cache the
+	# first time, so the tests find them there.
 	if ! "$venv/bin/python" - "$tmp/table" <<'EOF'; then
 import os
 import pathlib
@@ -73,7 +77,20 @@ con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_kn
 con.sql(f"LOAD '{ext}'")
 got = con.sql(f"SELECT count(*), sum(id) FROM delta_scan('{path}')").fetchone()
 assert got == (3, 6), f"duckdb delta_scan returned {got}"
-print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta extension")
+
+import polars as pl
+assert pl.read_delta(path)["id"].sum() == 6, "polars read"
+
+from delta import configure_spark_with_delta_pip
+from pyspark.sql import SparkSession
+builder = (SparkSession.builder.master("local[1]").appName("python.sh-check")
+    .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+    .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+    .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false"))
+spark = configure_spark_with_delta_pip(builder).getOrCreate()
+got = spark.read.format("delta").load(path).selectExpr("count(*)", "sum(id)").first()
+assert tuple(got) == (3, 6), f"spark returned {got}"
+print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta extension, polars {pl.__version__}, spark {spark.version} with delta-spark")
 # delta-rs can abort the interpreter while its runtime threads shut down;
 # every check has passed by now, so leave without that teardown.
 sys.stdout.flush()
