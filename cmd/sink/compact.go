@@ -32,8 +32,7 @@ func compactCommand() command {
 				return err
 			}
 			log := newLogger(e.stderr, cfg.Log)
-			// Errors from here on are logged in the configured format.
-			e.logger.Store(log)
+			e.useLogger(log, cfg.Log)
 			cc := cfg.Compaction // defaulted and validated by loadConfig
 			bucket, err := objstore.Open(ctx, cfg.Store.URL, cfg.Store.S3)
 			if err != nil {

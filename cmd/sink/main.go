@@ -36,12 +36,23 @@ var version string
 type env struct {
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
-	// logger is the logger of a command that logs (run, once its
-	// configuration is loaded), nil before. The signal handler and the
+	// logger is the JSON logger of a command that logs (run, compact,
+	// once its configuration is loaded), nil before and in the text
+	// format. The signal handler and the
 	// final error go through it, so that with log.format json every line
 	// on stderr is JSON; it is atomic because the signal handler runs on
 	// its own goroutine.
 	logger atomic.Pointer[slog.Logger]
+}
+
+// useLogger makes log the command's logger for its notices and final
+// error when the configured format is JSON, so that every line on stderr
+// is JSON. In the text format they stay plain "sink <command>: …" lines,
+// which lead with the fix and read better than a log record.
+func (e *env) useLogger(log *slog.Logger, c logConfig) {
+	if c.Format == "json" {
+		e.logger.Store(log)
+	}
 }
 
 // notice tells the operator what the process does, through the command's

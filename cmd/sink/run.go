@@ -78,7 +78,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 // flush is committed) or it fails.
 func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 	log := newLogger(e.stderr, cfg.Log)
-	e.logger.Store(log)
+	e.useLogger(log, cfg.Log)
 	// The Go collector lets the heap grow to twice the live data before it
 	// collects; with a full memory budget that doubles the process's
 	// footprint. A soft limit a little above the budget makes the collector
