@@ -62,9 +62,6 @@ func WithLogger(l *slog.Logger) Option { return func(s *Scheduler) { s.log = l }
 // WithRegisterer registers the scheduler's metrics with r.
 func WithRegisterer(r prometheus.Registerer) Option { return func(s *Scheduler) { s.reg = r } }
 
-// WithClock sets the clock for leases, commit timestamps and backoff.
-func WithClock(now func() time.Time) Option { return func(s *Scheduler) { s.now = now } }
-
 // WithInstance names this compactor in leases and commits; default the host
 // name and process id. It must differ between sink instances.
 func WithInstance(name string) Option { return func(s *Scheduler) { s.instance = name } }
