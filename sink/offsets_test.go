@@ -138,7 +138,7 @@ func TestSinkKeepsExactlyOnceWhenTopicIDsAppear(t *testing.T) {
 	b := objstore.NewMemory()
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	// Fetch requests before version 13 (Kafka 3.0) carry no topic IDs.
-	_, stop := runSink(t, cfg, b, WithKafkaOptions(kgo.MaxVersions(kversion.V3_0_0())))
+	_, stop := runSink(t, cfg, b, withKafkaOptions(kgo.MaxVersions(kversion.V3_0_0())))
 	waitCommitted(t, b, 600, 30*time.Second)
 	require.NoError(t, stop())
 	require.Empty(t, lineages(t, b), "no topic ID without one from the broker")
