@@ -26,8 +26,8 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
-	"github.com/evodb/sink/workload"
 )
 
 // The signal tests run the test binary itself as the sink process: with
