@@ -22,6 +22,8 @@ import (
 type TableRef struct {
 	// Path is the table root in the bucket.
 	Path string
+	// Mode is the configured partition mode, for a table whose metadata
+	// records none; a recorded mode wins (partitioner.TableMode).
 	Mode partitioner.Mode
 	// Compression of compacted files: "zstd" (default), "snappy", "none".
 	Compression string
@@ -61,9 +63,6 @@ func WithLogger(l *slog.Logger) Option { return func(s *Scheduler) { s.log = l }
 
 // WithRegisterer registers the scheduler's metrics with r.
 func WithRegisterer(r prometheus.Registerer) Option { return func(s *Scheduler) { s.reg = r } }
-
-// WithClock sets the clock for leases, commit timestamps and backoff.
-func WithClock(now func() time.Time) Option { return func(s *Scheduler) { s.now = now } }
 
 // WithInstance names this compactor in leases and commits; default the host
 // name and process id. It must differ between sink instances.
@@ -258,12 +257,15 @@ func failureBackoff(n int) time.Duration {
 // table, if another instance is compacting it.
 func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error) {
 	res := Result{Table: t.Path}
-	if err := t.Mode.Validate(); err != nil {
-		return res, fmt.Errorf("compact %s: %w", t.Path, err)
-	}
 	table := committer.Open(s.b, t.Path, committer.Options{Instance: s.instance, Now: s.now, Logger: s.log})
 	snap, err := table.Snapshot(ctx)
 	if err != nil {
+		return res, fmt.Errorf("compact %s: %w", t.Path, err)
+	}
+	if t.Mode, err = partitioner.TableMode(snap.Metadata.Configuration, t.Mode); err != nil {
+		return res, fmt.Errorf("compact %s: %w", t.Path, err)
+	}
+	if err := t.Mode.Validate(); err != nil {
 		return res, fmt.Errorf("compact %s: %w", t.Path, err)
 	}
 	res.FilesBefore, res.BytesBefore = countFiles(snap)

@@ -39,9 +39,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/verify"
-	"github.com/evodb/sink/workload"
 )
 
 // sinkBin is the sink binary TestMain builds once.

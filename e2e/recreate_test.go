@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/committer"
-	"github.com/evodb/sink/workload"
+	"github.com/evodb/sink/internal/workload"
 )
 
 // TestRecreatedTopic deletes the topic after the sink wrote it and creates

@@ -12,7 +12,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
-	"github.com/evodb/sink/workload"
+	"github.com/evodb/sink/internal/workload"
 )
 
 // Record counts are scaled so the whole suite stays within about twelve

@@ -67,6 +67,27 @@ func ModeByName(name string) (Mode, error) {
 	return Mode{}, fmt.Errorf("unknown partition mode %q (allowed: %s)", name, strings.Join(names, ", "))
 }
 
+// ModeConfigKey is the key of a table's metadata configuration that records
+// the partition mode the table was created with.
+const ModeConfigKey = "evodb.partitionMode"
+
+// TableMode returns the partition mode of a table: the one its metadata
+// configuration records, or configured when it records none (a table made
+// by another writer). The recorded mode wins over the configuration, so
+// every process that sizes a table's files sizes them alike, whatever its
+// configuration says today.
+func TableMode(configuration map[string]string, configured Mode) (Mode, error) {
+	name, ok := configuration[ModeConfigKey]
+	if !ok || name == "" {
+		return configured, nil
+	}
+	m, err := ModeByName(name)
+	if err != nil {
+		return Mode{}, fmt.Errorf("table metadata %s: %w", ModeConfigKey, err)
+	}
+	return m, nil
+}
+
 // Validate reports whether the mode's sizes are usable. The presets are
 // valid; this guards modes assembled from configuration.
 func (m Mode) Validate() error {

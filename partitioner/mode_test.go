@@ -62,3 +62,33 @@ func TestModeValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestTableMode(t *testing.T) {
+	configured := Mode{Name: "test", BlockSize: 4 << 10, PartitionMax: 48 << 10, MaxMergeInputs: 8}
+	sqlite, err := ModeByName(ModeDOSQLite)
+	require.NoError(t, err)
+	cases := []struct {
+		name          string
+		configuration map[string]string
+		want          Mode
+		wantError     string
+	}{
+		{name: "no configuration", want: configured},
+		{name: "none recorded", configuration: map[string]string{"other": "x"}, want: configured},
+		{name: "empty recorded", configuration: map[string]string{ModeConfigKey: ""}, want: configured},
+		{name: "recorded wins", configuration: map[string]string{ModeConfigKey: ModeDOSQLite}, want: sqlite},
+		{name: "unknown recorded", configuration: map[string]string{ModeConfigKey: "huge"},
+			wantError: `table metadata evodb.partitionMode: unknown partition mode "huge"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := TableMode(tc.configuration, configured)
+			if tc.wantError != "" {
+				require.ErrorContains(t, err, tc.wantError)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -30,7 +30,7 @@ func TestSinkVacuumLogUnderStaleMember(t *testing.T) {
 	cfgA := testConfig(c.ListenAddrs(), "a")
 	cfgA.Kafka.Group = "group-a"
 	produceEvoDB(t, c.ListenAddrs(), "a", 2, 1, 200, 0, 21, 0, want)
-	_, stopA := runSink(t, cfgA, b, WithClock(staleClock))
+	_, stopA := runSink(t, cfgA, b, withClock(staleClock))
 	waitCommitted(t, b, 200, 30*time.Second)
 
 	cfgB := testConfig(c.ListenAddrs(), "b")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/partitioner"
 )
 
 // Source-level deduplication (`dedupe: lsn`).
@@ -244,7 +245,7 @@ func (s *Sink) primaryKey(t *table) string {
 
 // createConfiguration is the metaData configuration of a new table.
 func (s *Sink) createConfiguration(t *table) map[string]string {
-	cfg := map[string]string{"evodb.partitionMode": t.mode.Name}
+	cfg := map[string]string{partitioner.ModeConfigKey: t.mode.Name}
 	if pk := s.primaryKey(t); pk != "" {
 		cfg[primaryKeyConfig] = pk
 	}

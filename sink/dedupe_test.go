@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -24,9 +25,6 @@ type dbzChange struct {
 
 func produceDebezium(t *testing.T, brokers []string, topic string, changes []dbzChange) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	require.NoError(t, err)
-	defer cl.Close()
 	var recs []*kgo.Record
 	for _, c := range changes {
 		row := fmt.Sprintf(`{"id":%d,"name":"n%d-%d"}`, c.id, c.id, c.lsn)
@@ -38,7 +36,7 @@ func produceDebezium(t *testing.T, brokers []string, topic string, changes []dbz
 			before, after, c.lsn, c.op)
 		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(c.id % 2), Key: []byte(fmt.Sprintf(`{"id":%d}`, c.id)), Value: []byte(val)})
 	}
-	require.NoError(t, cl.ProduceSync(context.Background(), recs...).FirstErr())
+	kafkatest.Produce(t, brokers, recs...)
 }
 
 // With `dedupe: lsn`, a change re-sent by the source (same LSN and key,
@@ -94,11 +92,8 @@ func TestSinkRefusesTwoTablesOnOnePath(t *testing.T) {
 	c := newCluster(t, 1, "evo", "dbz", "evo.dlq")
 	want := &produced{recs: map[coord]producedRec{}}
 	produceEvoDB(t, c.ListenAddrs(), "evo", 1, 1, 10, 0, 31, 0, want) // table t00
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	require.NoError(t, err)
-	defer cl.Close()
 	val := `{"before":null,"after":{"id":1},"source":{"db":"inventory","schema":"public","table":"t00","lsn":5,"ts_ms":1},"op":"c"}`
-	require.NoError(t, cl.ProduceSync(context.Background(), &kgo.Record{Topic: "dbz", Value: []byte(val)}).FirstErr())
+	kafkatest.ProduceValues(t, c.ListenAddrs(), "dbz", 0, val)
 
 	cfg := testConfig(c.ListenAddrs(), "evo", "dbz")
 	cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
@@ -136,12 +131,9 @@ func TestSinkNamesTheFormatOfAForeignEnvelope(t *testing.T) {
 // tables, which with errors.tolerance none stops the sink.
 func TestSinkRefusesNestedTablePaths(t *testing.T) {
 	c := newCluster(t, 1, "evo", "dbz")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	require.NoError(t, err)
-	defer cl.Close()
 	outer := `{"op":"INSERT","table":"inv","data":{"id":1},"lsn":1}`
 	inner := `{"before":null,"after":{"id":2},"source":{"db":"inv","table":"data","pos":7,"ts_ms":1},"op":"c"}`
-	require.NoError(t, cl.ProduceSync(context.Background(), &kgo.Record{Topic: "evo", Value: []byte(outer)}).FirstErr())
+	kafkatest.ProduceValues(t, c.ListenAddrs(), "evo", 0, outer)
 
 	cfg := testConfig(c.ListenAddrs(), "evo", "dbz")
 	cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
@@ -156,7 +148,7 @@ func TestSinkRefusesNestedTablePaths(t *testing.T) {
 	// The inner table's change is produced once the outer table exists,
 	// so the refusal names the tables in a known order.
 	waitCommitted(t, b, 1, 30*time.Second)
-	require.NoError(t, cl.ProduceSync(context.Background(), &kgo.Record{Topic: "dbz", Value: []byte(inner)}).FirstErr())
+	kafkatest.ProduceValues(t, c.ListenAddrs(), "dbz", 0, inner)
 	err = <-done
 	var rerr *RecordError
 	require.ErrorAs(t, err, &rerr)
@@ -170,9 +162,6 @@ func TestSinkRefusesNestedTablePaths(t *testing.T) {
 // replay (same LSN, same key) is still dropped.
 func TestSinkOpaqueKeys(t *testing.T) {
 	c := newCluster(t, 1, "dbz")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	require.NoError(t, err)
-	defer cl.Close()
 	var recs []*kgo.Record
 	for _, r := range []struct {
 		key string
@@ -187,7 +176,7 @@ func TestSinkOpaqueKeys(t *testing.T) {
 		val := fmt.Sprintf(`{"before":null,"after":{"id":%d},"source":{"db":"inventory","schema":"public","table":"users","lsn":%d,"ts_ms":1},"op":"c"}`, r.id, r.lsn)
 		recs = append(recs, &kgo.Record{Topic: "dbz", Key: []byte(r.key), Value: []byte(val)})
 	}
-	require.NoError(t, cl.ProduceSync(context.Background(), recs...).FirstErr())
+	kafkatest.Produce(t, c.ListenAddrs(), recs...)
 
 	cfg := testConfig(c.ListenAddrs(), "dbz")
 	cfg.Kafka.Format = "debezium"

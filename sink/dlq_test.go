@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -26,9 +27,7 @@ import (
 // again rather than taken for a refusal.
 func TestSinkCreatesMissingDLQTopicAtStart(t *testing.T) {
 	// No automatic topic creation: only the sink can create the DLQ.
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "cdc"))
-	require.NoError(t, err)
-	defer c.Close()
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(1, "cdc"))
 	// After the creation, answer the first three metadata requests for the
 	// DLQ alone as a broker whose metadata lags does: unknown topic.
 	var mu sync.Mutex
@@ -125,10 +124,8 @@ func TestSinkStopsAtStartWhenDLQIsUnusable(t *testing.T) {
 			if tc.dlq != "" {
 				topics = append(topics, tc.dlq)
 			}
-			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...), kfake.EnableSASL(), kfake.EnableACLs(),
+			c := kafkatest.NewCluster(t, kfake.SeedTopics(1, topics...), kfake.EnableSASL(), kfake.EnableACLs(),
 				kfake.Superuser("SCRAM-SHA-256", "admin", "a"), kfake.User("SCRAM-SHA-256", "sink", "s", tc.acls...))
-			require.NoError(t, err)
-			defer c.Close()
 			cfg := testConfig(c.ListenAddrs(), "cdc")
 			cfg.Kafka.SASL = SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "sink", Password: "s"}
 			cfg.Errors = ErrorsConfig{Tolerance: "all", DLQTopic: "cdc.dlq"}
@@ -163,9 +160,7 @@ func TestSinkDLQRecordSizes(t *testing.T) {
 		{"a change over the table buffer limit, larger than 1 MB", 4 << 20, 2 << 20, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1))
-			require.NoError(t, err)
-			defer c.Close()
+			c := kafkatest.NewCluster(t)
 			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchMaxBytes(8<<20),
 				kgo.ConsumeTopics("cdc.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(16<<20))
 			require.NoError(t, err)
@@ -229,17 +224,12 @@ func TestSinkDLQRecordSizes(t *testing.T) {
 // neither: the sink never reads its own dead letters or commit events.
 func TestTopicRegexExcludesOwnTopics(t *testing.T) {
 	c := newCluster(t, 1, "cdc.users", "cdc.dlq", "cdc.commits")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	require.NoError(t, err)
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	rec := func(topic, table string) *kgo.Record {
 		return &kgo.Record{Topic: topic, Value: []byte(`{"op":"INSERT","table":"` + table + `","data":{"id":1},"lsn":1}`)}
 	}
 	// Decodable changes in the sink's own topics: consumed, they would
 	// become rows.
-	require.NoError(t, cl.ProduceSync(ctx, rec("cdc.dlq", "from_dlq"), rec("cdc.commits", "from_commits"), rec("cdc.users", "users")).FirstErr())
+	kafkatest.Produce(t, c.ListenAddrs(), rec("cdc.dlq", "from_dlq"), rec("cdc.commits", "from_commits"), rec("cdc.users", "users"))
 
 	b := objstore.NewMemory()
 	cfg := testConfig(c.ListenAddrs())

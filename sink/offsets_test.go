@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -138,7 +139,7 @@ func TestSinkKeepsExactlyOnceWhenTopicIDsAppear(t *testing.T) {
 	b := objstore.NewMemory()
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	// Fetch requests before version 13 (Kafka 3.0) carry no topic IDs.
-	_, stop := runSink(t, cfg, b, WithKafkaOptions(kgo.MaxVersions(kversion.V3_0_0())))
+	_, stop := runSink(t, cfg, b, withKafkaOptions(kgo.MaxVersions(kversion.V3_0_0())))
 	waitCommitted(t, b, 600, 30*time.Second)
 	require.NoError(t, stop())
 	require.Empty(t, lineages(t, b), "no topic ID without one from the broker")
@@ -265,7 +266,7 @@ func TestSinkCommitNotifications(t *testing.T) {
 // committing records of two topics under one txn id.
 func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 	c := newCluster(t, 1, "cdc")
-	produceValues(t, c.ListenAddrs(), "cdc", 0,
+	kafkatest.ProduceValues(t, c.ListenAddrs(), "cdc", 0,
 		`{"op":"INSERT","table":"users","data":{"id":1},"lsn":1}`,
 		`{"op":"INSERT","table":"users","data":{"id":2},"lsn":2}`)
 	b := objstore.NewMemory()

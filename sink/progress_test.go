@@ -73,7 +73,7 @@ func TestProgressLineStatesTheInterval(t *testing.T) {
 	var logs logLines
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	s, err := New(testConfig([]string{"127.0.0.1:1"}, "cdc"), objstore.NewMemory(),
-		WithLogger(logs.logger()), WithClock(func() time.Time { return now }))
+		WithLogger(logs.logger()), withClock(func() time.Time { return now }))
 	require.NoError(t, err)
 
 	s.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -18,10 +19,8 @@ import (
 func TestSinkSASL(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "cdc"), kfake.EnableSASL(),
+			c := kafkatest.NewCluster(t, kfake.SeedTopics(1, "cdc"), kfake.EnableSASL(),
 				kfake.Superuser(mech, "sink", "s3cret"), kfake.Superuser("SCRAM-SHA-256", "producer", "p"))
-			require.NoError(t, err)
-			defer c.Close()
 			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...),
 				kgo.SASL(scram.Auth{User: "producer", Pass: "p"}.AsSha256Mechanism()))
 			require.NoError(t, err)
@@ -42,10 +41,8 @@ func TestSinkSASL(t *testing.T) {
 }
 
 func TestSinkWrongPasswordStopsWithAClearError(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "cdc"), kfake.EnableSASL(),
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(1, "cdc"), kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-256", "sink", "s3cret"))
-	require.NoError(t, err)
-	defer c.Close()
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Kafka.SASL = SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "sink", Password: "wrong"}
 	cfg.Kafka.ConnectTimeout = 3 * time.Second

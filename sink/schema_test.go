@@ -8,26 +8,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
-
-// produceValues writes raw record values to one partition of a topic, in
-// order.
-func produceValues(t *testing.T, brokers []string, topic string, partition int32, values ...string) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	require.NoError(t, err)
-	defer cl.Close()
-	recs := make([]*kgo.Record, len(values))
-	for i, v := range values {
-		recs[i] = &kgo.Record{Topic: topic, Partition: partition, Value: []byte(v)}
-	}
-	require.NoError(t, cl.ProduceSync(context.Background(), recs...).FirstErr())
-}
 
 // tableSchema returns the committed schema of the table at root.
 func tableSchema(t *testing.T, b objstore.Bucket, root string) *codec.Schema {
@@ -53,7 +39,7 @@ func columnNames(s *codec.Schema) []string {
 func TestSinkRefusedRecordDoesNotChangeSchema(t *testing.T) {
 	c := newCluster(t, 1, "cdc", "cdc.dlq")
 	big := strings.Repeat("x", 100<<10)
-	produceValues(t, c.ListenAddrs(), "cdc", 0,
+	kafkatest.ProduceValues(t, c.ListenAddrs(), "cdc", 0,
 		`{"op":"INSERT","table":"users","data":{"id":1,"name":"a"},"lsn":1}`,
 		fmt.Sprintf(`{"op":"INSERT","table":"users","data":{"id":2,"name":"b","blob":%q},"lsn":2}`, big),
 		`{"op":"INSERT","table":"users","data":{"id":3,"name":"c"},"lsn":3}`,
@@ -83,8 +69,8 @@ func TestSinkDroppedRecordsDoNotChangeSchema(t *testing.T) {
 		`{"type":"int64","field":"id"},{"type":"string","optional":true,"field":"note"}]}]},` +
 		`"payload":{"after":{"id":%d,"note":null},` + source + `,"op":"c"}}`
 	plain := `{"after":{"id":%d,"extra":"only here"},` + source + `,"op":"c"}`
-	produceValues(t, c.ListenAddrs(), "cdc", 0, fmt.Sprintf(wrapped, 1, 1), fmt.Sprintf(wrapped, 2, 2))
-	produceValues(t, c.ListenAddrs(), "cdc", 1, fmt.Sprintf(plain, 3, 3))
+	kafkatest.ProduceValues(t, c.ListenAddrs(), "cdc", 0, fmt.Sprintf(wrapped, 1, 1), fmt.Sprintf(wrapped, 2, 2))
+	kafkatest.ProduceValues(t, c.ListenAddrs(), "cdc", 1, fmt.Sprintf(plain, 3, 3))
 	b := objstore.NewMemory()
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Kafka.Format = "debezium"

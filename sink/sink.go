@@ -95,15 +95,6 @@ func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
 // WithRegisterer sets the Prometheus registerer metrics are registered on.
 func WithRegisterer(r prometheus.Registerer) Option { return func(s *Sink) { s.reg = r } }
 
-// WithClock injects the clock.
-func WithClock(now func() time.Time) Option { return func(s *Sink) { s.now = now } }
-
-// WithKafkaOptions appends franz-go client options (TLS dialers, hooks,
-// test seams).
-func WithKafkaOptions(opts ...kgo.Opt) Option {
-	return func(s *Sink) { s.kopts = append(s.kopts, opts...) }
-}
-
 // WithCommitHook registers a function called after every durable table
 // commit (the CLI prints progress with it).
 func WithCommitHook(fn func(CommitEvent)) Option { return func(s *Sink) { s.onCommit = fn } }
@@ -156,8 +147,8 @@ type Sink struct {
 	bucket   objstore.Bucket
 	log      *slog.Logger
 	reg      prometheus.Registerer
-	now      func() time.Time
-	kopts    []kgo.Opt
+	now      func() time.Time // time.Now; tests set another clock
+	kopts    []kgo.Opt        // extra client options only tests set
 	onCommit func(CommitEvent)
 	metrics  *metrics
 	router   *partitioner.Router

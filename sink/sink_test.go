@@ -1,11 +1,9 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -18,7 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/internal/kafkatest"
+	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -50,12 +49,11 @@ type producedRec struct {
 	bad   bool
 }
 
+// newCluster starts the cluster of the sink's tests: topics seeded with
+// partitions each, and topic auto-creation.
 func newCluster(t *testing.T, partitions int32, topics ...string) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...), kfake.AllowAutoTopicCreation())
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	return c
+	return kafkatest.NewCluster(t, kfake.SeedTopics(partitions, topics...), kfake.AllowAutoTopicCreation())
 }
 
 // produceEvoDB writes n evodb changes over the given tables and partitions
@@ -111,29 +109,12 @@ func produceEvoDB(t *testing.T, brokers []string, topic string, partitions int32
 // as counts above one).
 func readTables(t *testing.T, b objstore.Bucket) (map[coord]codec.Change, map[coord]int) {
 	t.Helper()
-	ctx := context.Background()
-	roots, err := committer.ListTables(ctx, b)
-	require.NoError(t, err)
 	rows := map[coord]codec.Change{}
 	counts := map[coord]int{}
-	for _, root := range roots {
-		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
-		require.NoError(t, err)
-		for path, add := range snap.Files {
-			rc, err := b.Get(ctx, root+"/"+path)
-			require.NoError(t, err)
-			data, err := io.ReadAll(rc)
-			require.NoError(t, err)
-			require.NoError(t, rc.Close())
-			require.Equal(t, add.Size, int64(len(data)), "size of %s/%s", root, path)
-			_, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
-			require.NoError(t, err)
-			for _, ch := range changes {
-				k := coord{ch.Topic, ch.Partition, ch.Offset}
-				counts[k]++
-				rows[k] = ch
-			}
-		}
+	for _, ch := range tabletest.Changes(t, context.Background(), b) {
+		k := coord{ch.Topic, ch.Partition, ch.Offset}
+		counts[k]++
+		rows[k] = ch
 	}
 	return rows, counts
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/tlstest"
 	"github.com/evodb/sink/objstore"
 )
@@ -17,10 +18,8 @@ import (
 // client certificate with mutualTLS), seeded with topics.
 func tlsCluster(t *testing.T, certs tlstest.Files, mutualTLS bool, topics ...string) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...),
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(1, topics...),
 		kfake.TLS(certs.ServerConfig(t, mutualTLS)))
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
 	return c
 }
 

@@ -12,15 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
 
 // A topic of kafka.topics that does not exist is reported at start and
 // again while it is missing, naming the key; once created, that is said.
 func TestMissingTopicIsReported(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "cdc"))
-	require.NoError(t, err)
-	defer c.Close()
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(1, "cdc"))
 	var logs logBuffer
 	s, err := New(testConfig(c.ListenAddrs(), "cdc", "orders"), objstore.NewMemory(), WithLogger(logs.logger()))
 	require.NoError(t, err)

@@ -14,9 +14,10 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/internal/kafkatest"
+	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
-	"github.com/evodb/sink/workload"
 )
 
 const (
@@ -28,9 +29,7 @@ const (
 // and runs a sink over them until every partition is durable.
 func ingest(t *testing.T, n int) (*kfake.Cluster, *objstore.Memory) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic, dlq))
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(3, topic, dlq))
 	produce(t, c, n, 1)
 
 	cfg := sink.DefaultConfig()

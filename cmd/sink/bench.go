@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/evodb/sink/bench"
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/internal/bench"
 	"github.com/evodb/sink/objstore"
 )
 

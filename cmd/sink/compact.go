@@ -74,20 +74,16 @@ func tablePaths(ctx context.Context, b objstore.Bucket, args []string) ([]string
 	return args, nil
 }
 
-// tableRef sizes a table's compaction: the partition mode recorded when the
-// table was created (evodb.partitionMode), else the configured one, and the
-// configured compression.
+// tableRef sizes a table's compaction with the configuration of the table
+// the log names: its partition mode (which the mode recorded in the table
+// overrides, as in background compaction) and compression.
 func tableRef(ctx context.Context, b objstore.Bucket, cfg *fileConfig, path string) (compaction.TableRef, error) {
 	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
 	if err != nil {
 		return compaction.TableRef{}, fmt.Errorf("read table: %w", err)
 	}
 	tc := cfg.TableConfig(snap.Metadata.Name)
-	name := snap.Metadata.Configuration["evodb.partitionMode"]
-	if name == "" {
-		name = tc.Mode
-	}
-	mode, err := partitioner.ModeByName(name)
+	mode, err := partitioner.ModeByName(tc.Mode)
 	if err != nil {
 		return compaction.TableRef{}, err
 	}

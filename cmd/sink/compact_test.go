@@ -47,7 +47,7 @@ func writeSmallTable(t *testing.T, ctx context.Context, b objstore.Bucket, n int
 		text, err := schema.DeltaSchemaJSON()
 		require.NoError(t, err)
 		_, err = table.Create(ctx, committer.Metadata{Name: "users", SchemaString: text,
-			Configuration: map[string]string{"evodb.partitionMode": partitioner.ModeDOSQLite}})
+			Configuration: map[string]string{partitioner.ModeConfigKey: partitioner.ModeDOSQLite}})
 		require.NoError(t, err)
 		_, err = table.Commit(ctx, committer.Commit{ReadVersion: -1, Adds: []committer.Add{{
 			Path: rel, Size: int64(buf.Len()), DataChange: true, Stats: statsJSON,

@@ -19,9 +19,9 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
-	"github.com/evodb/sink/workload"
 )
 
 // Demo topics, one per input format.

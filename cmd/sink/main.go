@@ -1,11 +1,17 @@
 // Command sink runs evodb-sink: it consumes CDC topics from Kafka or
 // Redpanda and commits them as Delta Lake tables on R2, S3 or a
-// filesystem, exactly once. Subcommands:
+// filesystem, exactly once. Subcommands ('sink <command> -h' lists a
+// command's flags):
 //
 //	sink run -c config.yaml           run the sink
 //	sink demo [-dir ./evodb-demo]     a self-contained demo: in-process broker, generated CDC, local tables
 //	sink inspect [-c config.yaml] [<store-url or directory>] [table]
 //	                                  versions, files, sizes, LSN ranges and txn offsets of the tables
+//	sink verify -c config.yaml        prove the tables hold every change of the topics exactly once
+//	sink compact -c config.yaml [table]
+//	                                  merge small files once, printing file counts before and after
+//	sink vacuum -c config.yaml [table]
+//	                                  delete data files removed from the log or never committed
 //	sink produce -brokers … -topic …  produce a generated CDC workload to any broker
 //	sink bench [-tables 8,64,512]     measure the sink beside consume-only and decode+encode baselines
 //	sink version                      print the version
@@ -73,7 +79,7 @@ type command struct {
 }
 
 // commands is the subcommand table: one line registers a subcommand
-// implemented in its own file (verify, compact and vacuum join here).
+// implemented in its own file (and one line of the package doc names it).
 func commands() map[string]command {
 	return map[string]command{
 		"run":     runCommand(),

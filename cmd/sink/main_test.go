@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -26,8 +25,10 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/internal/kafkatest"
+	"github.com/evodb/sink/internal/tabletest"
+	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
-	"github.com/evodb/sink/workload"
 )
 
 // The signal tests run the test binary itself as the sink process: with
@@ -113,27 +114,12 @@ type coord struct {
 // readCoords reads every active file of every table in b and returns the
 // coordinates of the rows, failing on a duplicate.
 func readCoords(t *testing.T, ctx context.Context, b objstore.Bucket) map[coord]codec.Change {
-	paths, err := committer.ListTables(ctx, b)
-	require.NoError(t, err)
 	got := map[coord]codec.Change{}
-	for _, p := range paths {
-		s, err := summarize(ctx, b, p)
-		require.NoError(t, err)
-		for _, f := range s.Snapshot.Files {
-			rc, err := b.Get(ctx, p+"/"+f.Path)
-			require.NoError(t, err)
-			data, err := io.ReadAll(rc)
-			require.NoError(t, rc.Close())
-			require.NoError(t, err)
-			_, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
-			require.NoError(t, err)
-			for _, ch := range changes {
-				c := coord{ch.Topic, ch.Partition, ch.Offset}
-				_, dup := got[c]
-				require.False(t, dup, "%v is in the tables twice", c)
-				got[c] = ch
-			}
-		}
+	for _, ch := range tabletest.Changes(t, ctx, b) {
+		c := coord{ch.Topic, ch.Partition, ch.Offset}
+		_, dup := got[c]
+		require.False(t, dup, "%v is in the tables twice", c)
+		got[c] = ch
 	}
 	return got
 }
@@ -261,9 +247,7 @@ func TestDemoRefusesForeignDirectory(t *testing.T) {
 // first SIGTERM does) and expects a clean exit.
 func TestRunAndProduce(t *testing.T) {
 	ctx := testContext(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	require.NoError(t, err)
-	defer cluster.Close()
+	cluster := kafkatest.NewCluster(t, kfake.AllowAutoTopicCreation())
 	brokers := strings.Join(cluster.ListenAddrs(), ",")
 
 	e, out, errOut := testEnv(nil)
@@ -341,9 +325,7 @@ func countRows(ctx context.Context, b objstore.Bucket) int64 {
 // TestProduceToExistingTopic keeps the partition count of an existing topic.
 func TestProduceToExistingTopic(t *testing.T) {
 	ctx := testContext(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "two"))
-	require.NoError(t, err)
-	defer cluster.Close()
+	cluster := kafkatest.NewCluster(t, kfake.SeedTopics(2, "two"))
 	e, out, errOut := testEnv(nil)
 	code := runMain(ctx, e, []string{"produce", "-brokers", strings.Join(cluster.ListenAddrs(), ","),
 		"-topic", "two", "-records", "50", "-partitions", "12", "-bad-rate", "0.1"})
@@ -375,9 +357,7 @@ func TestProduceToExistingTopic(t *testing.T) {
 // starts the sink as a child process consuming them into store; extra is
 // appended to its configuration.
 func startSinkProcess(t *testing.T, ctx context.Context, n int, store string, extra ...string) (*exec.Cmd, *syncBuffer) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "cdc"))
-	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
+	cluster := kafkatest.NewCluster(t, kfake.SeedTopics(2, "cdc"))
 	cl, err := kgo.NewClient(append(workload.ProducerOptions(), kgo.SeedBrokers(cluster.ListenAddrs()...))...)
 	require.NoError(t, err)
 	g := workload.New(workload.Config{Topic: "cdc", Partitions: 2, Tables: 2}, rand.New(rand.NewPCG(1, 1)))

@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/sink"
-	"github.com/evodb/sink/workload"
 )
 
 func produceCommand() command {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -19,9 +20,7 @@ import (
 // listed as gaps and exit 1.
 func TestVerifyCommand(t *testing.T) {
 	ctx := testContext(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "cdc.dlq"), kfake.AllowAutoTopicCreation())
-	require.NoError(t, err)
-	defer cluster.Close()
+	cluster := kafkatest.NewCluster(t, kfake.SeedTopics(2, "cdc.dlq"), kfake.AllowAutoTopicCreation())
 	brokers := strings.Join(cluster.ListenAddrs(), ",")
 	produce := func(seed string) {
 		e, _, errOut := testEnv(nil)
@@ -92,9 +91,7 @@ http:
 // topics the expression does not match.
 func TestVerifyTopicRegex(t *testing.T) {
 	ctx := testContext(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "cdc.dlq"), kfake.AllowAutoTopicCreation())
-	require.NoError(t, err)
-	defer cluster.Close()
+	cluster := kafkatest.NewCluster(t, kfake.SeedTopics(1, "cdc.dlq"), kfake.AllowAutoTopicCreation())
 	brokers := strings.Join(cluster.ListenAddrs(), ",")
 	for topic, partitions := range map[string]string{"cdc.a": "2", "cdc.b": "1", "other": "1"} {
 		e, _, errOut := testEnv(nil)

@@ -50,8 +50,8 @@ func BudgetFromFractions(limit int64, high, low float64) (Budget, error) {
 	return b, nil
 }
 
-// Controller decides when fetching pauses and which buffers flush early. It
-// is safe for concurrent use.
+// Controller decides when fetching pauses and resumes. It is safe for
+// concurrent use.
 //
 // Unlike a one-shot flag, the decision is recomputed from the buffered bytes
 // on every Update: call it after each Add batch and after each flush, and a
@@ -105,19 +105,4 @@ func (c *Controller) Paused() bool {
 // within the limit or, at most, at one record.
 func (c *Controller) WouldExceed(buffered, record int64) bool {
 	return buffered > 0 && buffered+record > c.budget.Limit
-}
-
-// FlushEarly returns the largest tables of m to flush now, or nil if none
-// need to. Tables are chosen while usage is above High or fetching is paused
-// (call Update first), and enough of them to bring usage below Low: flushing
-// only to just under High would leave fetching paused until the remaining
-// buffers aged out.
-func (c *Controller) FlushEarly(m *Multi) []string {
-	paused := c.Paused()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !paused && m.bytes <= c.budget.High {
-		return nil
-	}
-	return m.largestUntil(c.budget.Low)
 }

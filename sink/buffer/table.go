@@ -181,8 +181,8 @@ func (b Batch) BlockID() partitioner.BlockID {
 	return id
 }
 
-// Table buffers one table's changes. It is not safe for concurrent use; Multi
-// adds the locking.
+// Table buffers one table's changes. It is not safe for concurrent use: its
+// owner holds a lock around every call.
 type Table struct {
 	name    string
 	opts    Options

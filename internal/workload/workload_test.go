@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/internal/kafkatest"
 )
 
 func newGen(cfg Config, seed uint64) *Generator {
@@ -216,9 +217,7 @@ func TestBadRecords(t *testing.T) {
 }
 
 func TestProduce(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "w"))
-	require.NoError(t, err)
-	defer c.Close()
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(4, "w"))
 	cl, err := kgo.NewClient(append(ProducerOptions(), kgo.SeedBrokers(c.ListenAddrs()...))...)
 	require.NoError(t, err)
 	defer cl.Close()
@@ -254,9 +253,7 @@ func TestProduce(t *testing.T) {
 }
 
 func TestProduceError(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "w"))
-	require.NoError(t, err)
-	defer c.Close()
+	c := kafkatest.NewCluster(t, kfake.SeedTopics(2, "w"))
 	cl, err := kgo.NewClient(append(ProducerOptions(), kgo.SeedBrokers(c.ListenAddrs()...))...)
 	require.NoError(t, err)
 	defer cl.Close()

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/workload"
+	"github.com/evodb/sink/internal/workload"
 )
 
 // TestRun runs a small scenario end to end and checks that every figure is

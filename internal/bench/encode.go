@@ -5,9 +5,9 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink"
-	"github.com/evodb/sink/workload"
 )
 
 // EncodeConfig sets up the decode+encode baseline.

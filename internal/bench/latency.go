@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
-	"github.com/evodb/sink/workload"
 )
 
 // latencyRun is the paced phase after the throughput pass.
