@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Python virtual environment with the independent table readers the
 # end-to-end verification uses: delta-rs (deltalake), pyarrow, and DuckDB with
-# its Delta extension (see requirements.txt for the pinned versions).
+# its Delta extension, and confluent-kafka for the peer of `sink bench -peer
+# python` (see requirements.txt for the pinned versions).
 #
 #   python.sh install <venvdir>   create the venv and install the readers (idempotent),
 #                                 then run the check below
@@ -17,7 +18,7 @@ REQUIREMENTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements.txt"
 PYTHON="${PYTHON:-python3}"
 
 usage() {
-	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -53,6 +54,7 @@ import os
 import pathlib
 import sys
 
+import confluent_kafka
 import deltalake
 import duckdb
 import duckdb_extension_delta
@@ -73,7 +75,7 @@ con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_kn
 con.sql(f"LOAD '{ext}'")
 got = con.sql(f"SELECT count(*), sum(id) FROM delta_scan('{path}')").fetchone()
 assert got == (3, 6), f"duckdb delta_scan returned {got}"
-print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta extension")
+print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta extension; confluent-kafka {confluent_kafka.version()}")
 # delta-rs can abort the interpreter while its runtime threads shut down;
 # every check has passed by now, so leave without that teardown.
 sys.stdout.flush()
