@@ -321,6 +321,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		res.Peer.CPUVsPeer = ratio(res.Sink.RecordsPerCPUSec, res.Peer.Throughput.RecordsPerCPUSec)
+		cfg.Log("sink %.0f, peer %.0f records per CPU-second (%.2f×); check: %d differences in %d values",
+			res.Sink.RecordsPerCPUSec, res.Peer.Throughput.RecordsPerCPUSec, res.Peer.CPUVsPeer,
+			res.Peer.Check.DifferencesTotal, res.Peer.Check.Values)
 	}
 
 	if cfg.LatencyDuration > 0 {

@@ -9,8 +9,11 @@ sink's flush threshold of rows or its oldest row is older than the flush
 interval, and after each write the group's offsets are committed
 (synchronously) up to the first record some table still buffers on each
 partition. The rows carry the columns the sink writes: _op, _lsn, _ts,
-_topic, _partition, _offset, then the data columns, nested JSON as compact
-text, a column appearing once it has a non-null value.
+_topic, _partition, _offset, then the data columns, typed from the batch's
+values as the sink infers them (integers long, numbers with a fraction
+double, nested JSON as compact text), a column appearing once it has a
+non-null value. A write passes the open table, so it does not reload the
+table's log each time.
 
 Protocol on stdout, one line each, flushed: "ready" once the group has
 assigned every partition, then "written N" after each write and commit,
@@ -26,7 +29,7 @@ import time
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 META = [
     ("_op", pa.string()),
@@ -36,23 +39,26 @@ META = [
     ("_partition", pa.int32()),
     ("_offset", pa.int64()),
 ]
+META_NAMES = {m for m, _ in META}
 
 
-def value_type(v):
-    """The Arrow type of a decoded JSON value, as the sink infers it."""
-    if isinstance(v, bool):
-        return pa.bool_()
-    if isinstance(v, int):
-        return pa.int64() if -(2**63) <= v < 2**63 else pa.float64()
-    if isinstance(v, float):
-        return pa.float64()
-    return pa.string()
-
-
-def widen(a, b):
-    if a == b:
-        return a
-    if {a, b} == {pa.int64(), pa.float64()}:
+def column_type(types, known):
+    """The Arrow type of a column from the Python types of its values in a
+    batch and its type so far, as the sink infers it: integers are longs,
+    longs and doubles make doubles, nested objects and arrays are JSON text,
+    and a column that mixes anything else is text."""
+    types.discard(type(None))
+    if not types:
+        return known
+    if types == {bool}:
+        t = pa.bool_()
+    elif types <= {int, float}:
+        t = pa.float64() if float in types else pa.int64()
+    else:
+        t = pa.string()
+    if known is None or known == t:
+        return t
+    if {known, t} == {pa.int64(), pa.float64()}:
         return pa.float64()
     return pa.string()
 
@@ -60,46 +66,51 @@ def widen(a, b):
 class Table:
     def __init__(self, path):
         self.path = path
+        self.dt = None  # the open table after its first write, so later writes do not reload its log
         self.cols = {}  # data column -> Arrow type, in order of appearance
+        self.keys = set()
         self.rows = []
         self.first = 0.0  # monotonic time of the oldest buffered row
         self.low = {}  # partition -> first buffered offset
 
     def add(self, row, partition, offset):
-        for k, v in row.items():
-            if v is None or k.startswith("_"):
-                continue
-            t = value_type(v)
-            cur = self.cols.get(k)
-            if cur is None:
-                self.cols[k] = t
-            elif cur != t:
-                self.cols[k] = widen(cur, t)
         if not self.rows:
             self.first = time.monotonic()
+        self.keys.update(row)
         self.rows.append(row)
         self.low.setdefault(partition, offset)
 
     def flush(self):
-        schema = pa.schema(META + [(k, t) for k, t in self.cols.items()])
-        cols = {}
-        for name, t in self.cols.items():
-            vals = [r.get(name) for r in self.rows]
+        rows = self.rows
+        data = {}
+        for name in sorted(self.keys - META_NAMES):
+            vals = [r.get(name) for r in rows]
+            t = column_type(set(map(type, vals)), self.cols.get(name))
+            if t is None:
+                continue  # only nulls so far: the column does not exist yet
             if t == pa.string():
-                vals = [v if v is None or isinstance(v, str) else text(v) for v in vals]
-            elif t == pa.float64():
-                vals = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in vals]
-            cols[name] = vals
-        arrays = [pa.array([r[m] for r in self.rows], type=t) for m, t in META]
-        arrays += [pa.array(cols[k], type=t) for k, t in self.cols.items()]
-        write_deltalake(self.path, pa.Table.from_arrays(arrays, schema=schema), mode="append", schema_mode="merge")
-        n = len(self.rows)
-        self.rows, self.low = [], {}
+                vals = [v if v is None or type(v) is str else text(v) for v in vals]
+            try:
+                arr = pa.array(vals, type=t)
+            except OverflowError:  # an integer beyond int64: a double, as the sink makes it
+                t = pa.float64()
+                arr = pa.array(vals, type=t)
+            self.cols[name] = t
+            data[name] = arr
+        fields = META + [(k, t) for k, t in self.cols.items()]
+        arrays = [pa.array([r[m] for r in rows], type=t) for m, t in META]
+        arrays += [data[k] if k in data else pa.nulls(len(rows), t) for k, t in self.cols.items()]
+        batch = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        write_deltalake(self.dt or self.path, batch, mode="append", schema_mode="merge")
+        if self.dt is None:
+            self.dt = DeltaTable(self.path)
+        n = len(rows)
+        self.rows, self.keys, self.low = [], set(), {}
         return n
 
 
 def text(v):
-    """Nested JSON (and any value in a text column) as compact JSON text."""
+    """Nested JSON (and any other value in a text column) as compact JSON text."""
     if isinstance(v, (dict, list)):
         return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
     if isinstance(v, bool):
@@ -144,7 +155,6 @@ def main():
             e = json.loads(m.value())
             op = e["op"].upper()
             row = e.get("before") if op == "DELETE" and e.get("before") is not None else e["data"]
-            row = dict(row)
             ts = e.get("ts")
             if ts is None:
                 ts = m.timestamp()[1]
