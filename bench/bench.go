@@ -3,7 +3,10 @@
 // floor any Kafka sink pays) and a decode + Parquet encode loop with no
 // Kafka and no store (the floor of the format work). It reports throughput,
 // records per CPU-second, peak RSS, store amplification, objects per GB and
-// the produce-to-visible delay at half the measured maximum load.
+// the produce-to-visible delay at half the measured maximum load. With
+// Config.Peer it also runs what a user would write instead (a Python
+// consumer writing with delta-rs, bench/peer) on the same records and
+// compares both outputs value by value.
 //
 // The backlog is generated and produced before any clock starts. The sink
 // runs in this process (its CPU is then the process's, which includes the
