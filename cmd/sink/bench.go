@@ -14,7 +14,7 @@ import (
 )
 
 func benchCommand() command {
-	const usage = "bench [-tables 8,64,512] [-format evodb,debezium] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-json] [-json-out file]"
+	const usage = "bench [-tables 8,64,512] [-format evodb,debezium] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-peer python] [-json] [-json-out file]"
 	return command{
 		usage:   usage,
 		summary: "measure the sink beside consume-only and decode+encode-only baselines on a generated backlog",
@@ -32,6 +32,8 @@ func benchCommand() command {
 			budget := fs.Int64("memory", 128<<20, "memory.budget_bytes")
 			mode := fs.String("mode", "standard", "partition mode: do-sqlite, standard or enterprise")
 			latency := fs.Duration("latency", 15*time.Second, "duration of the paced phase at half the measured maximum (0 skips it)")
+			peer := fs.String("peer", "", "also run what a user would write instead, on the same records after the sink, and compare both outputs value by value: python (a confluent-kafka consumer writing with deltalake; needs a filesystem store)")
+			peerPython := fs.String("peer-python", "python3", "the Python that runs the peer and the comparison, with confluent-kafka, deltalake and pyarrow (e2e/scripts/python.sh install)")
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink (the child process with -process, else this process) to this file; with several runs the last one is kept")
 			asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 			jsonOut := fs.String("json-out", "", "also write the results as JSON to this file")
@@ -102,6 +104,7 @@ func benchCommand() command {
 							Brokers: splitList(*brokers), StoreURL: *store, S3: objstore.S3Config{},
 							FlushInterval: *flushInterval, MemoryBudget: *budget, Mode: *mode,
 							LatencyDuration: *latency, SinkCommand: sinkCmd, TempDir: tmp,
+							Peer: *peer, PeerInterpreter: *peerPython,
 							Log: func(format string, args ...any) {
 								fmt.Fprintf(e.stderr, "bench [%d tables %s, run %d/%d]: %s\n", n, f.f, i+1, *runs, fmt.Sprintf(format, args...))
 							},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Python virtual environment with the independent table readers the
 # end-to-end verification uses: delta-rs (deltalake), pyarrow, DuckDB with
-# its Delta extension, Polars, and Apache Spark with Delta Lake (see
+# its Delta extension, Polars, and Apache Spark with Delta Lake, and
+# confluent-kafka for the peer of `sink bench -peer python` (see
 # requirements.txt for the pinned versions; Spark needs Java 17 or newer).
 #
 #   python.sh install <venvdir>   create the venv and install the readers (idempotent),
@@ -19,7 +20,7 @@ REQUIREMENTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/requirements.txt"
 PYTHON="${PYTHON:-python3}"
 
 usage() {
-	sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -57,6 +58,7 @@ import os
 import pathlib
 import sys
 
+import confluent_kafka
 import deltalake
 import duckdb
 import duckdb_extension_delta
@@ -90,7 +92,7 @@ builder = (SparkSession.builder.master("local[1]").appName("python.sh-check")
 spark = configure_spark_with_delta_pip(builder).getOrCreate()
 got = spark.read.format("delta").load(path).selectExpr("count(*)", "sum(id)").first()
 assert tuple(got) == (3, 6), f"spark returned {got}"
-print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta extension, polars {pl.__version__}, spark {spark.version} with delta-spark")
+print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta extension, polars {pl.__version__}, spark {spark.version} with delta-spark; confluent-kafka {confluent_kafka.version()}")
 # delta-rs can abort the interpreter while its runtime threads shut down;
 # every check has passed by now, so leave without that teardown.
 sys.stdout.flush()

@@ -3,7 +3,10 @@
 // floor any Kafka sink pays) and a decode + Parquet encode loop with no
 // Kafka and no store (the floor of the format work). It reports throughput,
 // records per CPU-second, peak RSS, store amplification, objects per GB and
-// the produce-to-visible delay at half the measured maximum load.
+// the produce-to-visible delay at half the measured maximum load. With
+// Config.Peer it also runs what a user would write instead (a Python
+// consumer writing with delta-rs, internal/bench/peer) on the same records and
+// compares both outputs value by value.
 //
 // The backlog is generated and produced before any clock starts. The sink
 // runs in this process (its CPU is then the process's, which includes the
@@ -69,6 +72,12 @@ type Config struct {
 	SinkCommand []string
 	// TempDir holds the default store, the child's config and its log.
 	TempDir string
+	// Peer, when set (PeerPython), also runs what a user would write
+	// instead of the sink on the same records, after the sink's pass, and
+	// compares both outputs value by value. It needs a filesystem store and
+	// PeerInterpreter, a Python with confluent-kafka, deltalake and pyarrow.
+	Peer            string
+	PeerInterpreter string
 	// Log, when not nil, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -183,6 +192,8 @@ type Result struct {
 	PeakRSS     int64   `json:"peak_rss"`
 	Latency     Latency `json:"latency"`
 	Ratios      Ratios  `json:"ratios"`
+	// Peer is the peer's pass and the comparison, when Config.Peer is set.
+	Peer *Peer `json:"peer,omitempty"`
 	// Notes name anything that qualifies the figures.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -221,6 +232,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	bucket, err := objstore.Open(ctx, storeURL, cfg.S3)
 	if err != nil {
 		return nil, err
+	}
+	var storeRoot string
+	if cfg.Peer != "" {
+		if cfg.Peer != PeerPython {
+			return nil, fmt.Errorf("peer %q: the only peer is %q", cfg.Peer, PeerPython)
+		}
+		if storeRoot, err = fileRoot(storeURL); err != nil {
+			return nil, err
+		}
+		if err := writePeerScripts(cfg.TempDir); err != nil {
+			return nil, err
+		}
 	}
 
 	// Names unique to this run, so runs against one broker or bucket never
@@ -293,6 +316,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Sink, res.PeakRSS = sinkTP, rss
 	if res.Written, err = storeStats(ctx, objstore.Prefixed(bucket, prefix), len(recs), input); err != nil {
 		return nil, err
+	}
+	if cfg.Peer != "" {
+		// Before the paced phase, whose records the peer would not read:
+		// both sides then hold exactly the backlog.
+		if res.Peer, err = runPeer(ctx, cfg, brokers, topic, prefix, storeRoot, len(recs), input); err != nil {
+			return nil, err
+		}
+		res.Peer.CPUVsPeer = ratio(res.Sink.RecordsPerCPUSec, res.Peer.Throughput.RecordsPerCPUSec)
+		cfg.Log("sink %.0f, peer %.0f records per CPU-second (%.2f×); check: %d differences in %d values",
+			res.Sink.RecordsPerCPUSec, res.Peer.Throughput.RecordsPerCPUSec, res.Peer.CPUVsPeer,
+			res.Peer.Check.DifferencesTotal, res.Peer.Check.Values)
 	}
 
 	if cfg.LatencyDuration > 0 {

@@ -72,6 +72,7 @@ func Median(runs []*Result) *Result {
 		CPUVsConsume:        f(func(r *Result) float64 { return r.Ratios.CPUVsConsume }),
 		StoreVsEncode:       f(func(r *Result) float64 { return r.Ratios.StoreVsEncode }),
 	}
+	out.Peer = medianPeer(runs)
 	return &out
 }
 
@@ -120,9 +121,11 @@ func WriteTable(w io.Writer, results []*Result) error {
 	row("produce→visible p50", func(r *Result) string { return r.Latency.P50.Round(time.Millisecond).String() })
 	row("produce→visible p99", func(r *Result) string { return r.Latency.P99.Round(time.Millisecond).String() })
 	row("flush interval", func(r *Result) string { return r.Flush })
+	writePeerRows(results, row)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	writePeerDifferences(w, results)
 	for _, r := range results {
 		for _, n := range r.Notes {
 			fmt.Fprintf(w, "note (%d tables %s): %s\n", r.Tables, r.Format, n)

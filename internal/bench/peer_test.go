@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
+)
+
+// peerPython returns the Python of SINK_TEST_PYTHON when it has what the
+// peer and the comparison import, and skips the test otherwise.
+func peerPython(t *testing.T) string {
+	t.Helper()
+	python := os.Getenv("SINK_TEST_PYTHON")
+	if python == "" {
+		t.Skip("SINK_TEST_PYTHON is not set: it names a Python with confluent-kafka, deltalake and pyarrow (e2e/scripts/python.sh install <venv>)")
+	}
+	out, err := exec.Command(python, "-c", "import confluent_kafka, deltalake, pyarrow").CombinedOutput()
+	if err != nil {
+		t.Skipf("SINK_TEST_PYTHON=%s cannot import confluent_kafka, deltalake and pyarrow (e2e/scripts/python.sh install <venv>): %s", python, out)
+	}
+	return python
+}
+
+// TestRunPeer runs the Python peer beside the sink on the in-process broker
+// and requires both to have written the same tables, rows and values. It
+// asserts nothing about speed.
+func TestRunPeer(t *testing.T) {
+	python := peerPython(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{
+		Tables: 8, Format: codec.FormatEvoDB, Records: 3000, Seed: 1,
+		FlushInterval: 300 * time.Millisecond, TempDir: t.TempDir(),
+		Peer: PeerPython, PeerInterpreter: python,
+	})
+	require.NoError(t, err)
+	require.NotNil(t, res.Peer)
+	require.Equal(t, 3000, res.Peer.Throughput.Records)
+	require.Positive(t, res.Peer.Throughput.RecordsPerCPUSec)
+	require.Positive(t, res.Peer.CPUVsPeer)
+	require.True(t, res.Peer.Check.OK, "differences: %v", res.Peer.Check.Differences)
+	require.Equal(t, 8, res.Peer.Check.Tables)
+	require.Equal(t, 3000, res.Peer.Check.Rows)
+	require.Greater(t, res.Peer.Check.Values, 3000*9, "at least the metadata columns and id of every row")
+
+	var out strings.Builder
+	require.NoError(t, WriteTable(&out, []*Result{Median([]*Result{res, res, res})}))
+	require.Contains(t, out.String(), "sink/peer records/CPU-s")
+	require.Contains(t, out.String(), "same: 8 tables, 3000 rows")
+}
+
+// TestComparePeerFindsDifferences breaks the peer's table on purpose in the
+// ways peers have differed from the sink (JSON null written as the text
+// "null", a double one ULP off, a row missing, a column of another type)
+// and requires the comparison to report each.
+func TestComparePeerFindsDifferences(t *testing.T) {
+	python := peerPython(t)
+	dir := t.TempDir()
+	require.NoError(t, writePeerScripts(dir))
+	sinkRoot, peerRoot := filepath.Join(dir, "sink"), filepath.Join(dir, "peer")
+	script := `
+import sys, pyarrow as pa
+from deltalake import write_deltalake
+sink, peer = sys.argv[1], sys.argv[2]
+ts = pa.array([1_700_000_000_000_000] * 3, pa.timestamp("us", tz="UTC"))
+def table(lsn, j, d, n, ntype):
+    return pa.table({"_op": ["INSERT"] * len(lsn), "_lsn": pa.array(lsn, pa.int64()), "_ts": ts[:len(lsn)],
+                     "j": pa.array(j, pa.string()), "d": pa.array(d, pa.float64()), "n": pa.array(n, ntype)})
+write_deltalake(sink + "/t0", table([1, 2, 3], ['{"k":1}', None, "x"], [0.1, 2.25, 3.5], [1, 2, 3], pa.int64()))
+write_deltalake(peer + "/t0", table([1, 2], ['{"k":1}', "null"], [0.1, 2.2500000000000004], [1, 2], pa.int32()))
+write_deltalake(sink + "/t1", table([4], ["a"], [1.0], [1], pa.int64()))
+`
+	out, err := exec.Command(python, "-c", script, sinkRoot, peerRoot).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	check, err := comparePeer(context.Background(), python, dir, sinkRoot, peerRoot)
+	require.NoError(t, err)
+	require.False(t, check.OK)
+	require.Equal(t, 5, check.DifferencesTotal, "%v", check.Differences)
+	find := func(key string, want any) map[string]any {
+		for _, d := range check.Differences {
+			if d[key] == want {
+				return d
+			}
+		}
+		require.Failf(t, "difference not reported", "%s=%v in %v", key, want, check.Differences)
+		return nil
+	}
+	require.Equal(t, "table only in sink", find("table", "t1")["what"])
+	require.Equal(t, "rows differ", find("what", "rows differ")["what"])
+	require.Equal(t, "int32", find("what", "type differs")["peer"])
+	null := find("column", "j")
+	require.Nil(t, null["sink"])
+	require.Equal(t, "null", null["peer"])
+	require.EqualValues(t, 1, find("column", "d")["ulps"])
+}
