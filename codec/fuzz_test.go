@@ -46,6 +46,9 @@ func checkDecoded(t *testing.T, d Decoder, key, value []byte) {
 func FuzzDecodeEvoDB(f *testing.F) {
 	f.Add([]byte(`{"op":"INSERT","table":"users","data":{"id":1,"n":"a","o":{"x":[1]}},"lsn":100,"ts":1}`))
 	f.Add([]byte(`{"op":"DELETE","table":"t","before":{"id":1},"lsn":"18014398509481985"}`))
+	// Invalid UTF-8 at the top level and nested: a record error, never a
+	// string column holding it.
+	f.Add([]byte("{\"op\":\"INSERT\",\"table\":\"t\",\"data\":{\"s\":\"\xff\",\"o\":{\"k\":[\"\xc3\"]}},\"lsn\":1}"))
 	d, _ := NewDecoder(FormatEvoDB)
 	f.Fuzz(func(t *testing.T, value []byte) { checkDecoded(t, d, nil, value) })
 }
@@ -53,6 +56,7 @@ func FuzzDecodeEvoDB(f *testing.F) {
 func FuzzDecodeDebezium(f *testing.F) {
 	f.Add([]byte(`{"id":1}`), []byte(`{"before":null,"after":{"id":1},"source":{"table":"t","lsn":5},"op":"c"}`))
 	f.Add([]byte(``), []byte(`{"schema":`+dbzSchema+`,"payload":{"after":{"id":1,"price":"MDk=","ts_z":"2020-01-01T00:00:00Z"},"source":{"table":"t","lsn":5},"op":"u"}}`))
+	f.Add([]byte("users:\xff"), []byte("{\"after\":{\"id\":1,\"o\":{\"\xfe\":1}},\"source\":{\"table\":\"t\",\"lsn\":5},\"op\":\"c\"}"))
 	d, _ := NewDecoder(FormatDebezium)
 	f.Fuzz(func(t *testing.T, key, value []byte) { checkDecoded(t, d, key, value) })
 }

@@ -608,11 +608,12 @@ func (h *harness) verdict(dlq string, streams ...*workloadStream) {
 
 // readerResult is one reader's summary of one table.
 type readerResult struct {
-	Rows     int64  `json:"rows"`
-	Distinct int64  `json:"distinct"`
-	Digest   string `json:"digest"`
-	Mode     string `json:"mode"`
-	Error    string `json:"error"`
+	Rows     int64   `json:"rows"`
+	Distinct int64   `json:"distinct"`
+	Digest   string  `json:"digest"`
+	Mode     string  `json:"mode"`
+	Error    string  `json:"error"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // readers runs e2e/readers/check_tables.py and compares every reader's
@@ -641,6 +642,7 @@ func (h *harness) readers(want map[string][]string) {
 	var got map[string]map[string]readerResult
 	require.NoError(h.t, json.Unmarshal(out, &got), string(out))
 	duck := ""
+	seconds := map[string]float64{}
 	for _, tb := range tables {
 		coords := append([]string(nil), want[tb]...)
 		sort.Strings(coords)
@@ -649,6 +651,7 @@ func (h *harness) readers(want map[string][]string) {
 		res := got[tb]
 		for _, reader := range []string{"deltalake", "pyarrow", "duckdb", "polars", "spark"} {
 			r, ok := res[reader]
+			seconds[reader] += r.Seconds
 			if reader == "duckdb" && (!ok || r.Error != "") {
 				// DuckDB is a third opinion; without S3 access or a local
 				// copy of the objects it cannot read the tables.
@@ -665,7 +668,7 @@ func (h *harness) readers(want map[string][]string) {
 			}
 		}
 	}
-	h.t.Logf("readers: %d tables agree in deltalake, pyarrow, polars, spark and %s (%s)", len(tables), duck, time.Since(start).Round(time.Millisecond))
+	h.t.Logf("readers: %d tables agree in deltalake, pyarrow, polars, spark and %s (%s; seconds per reader: %v)", len(tables), duck, time.Since(start).Round(time.Millisecond), seconds)
 }
 
 // freeAddr returns a free 127.0.0.1 address.

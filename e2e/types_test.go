@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evodb/sink/committer"
 )
 
 // everyTypeSchema is a Debezium envelope schema declaring every type the
@@ -106,6 +108,22 @@ func TestEveryType(t *testing.T) {
 		h.waitDone(opts.topics, 2*time.Minute)
 	}
 	a.stop()
+	// The readers below read tables with a checkpoint and compacted files.
+	b := h.bucket()
+	for _, table := range []string{"types", "inferred"} {
+		rc, err := b.Get(h.ctx(time.Minute), table+"/_delta_log/_last_checkpoint")
+		require.NoError(t, err, "table %s has no checkpoint", table)
+		require.NoError(t, rc.Close())
+		snap, err := committer.Open(b, table, committer.Options{}).Snapshot(h.ctx(time.Minute))
+		require.NoError(t, err)
+		compacted := 0
+		for _, add := range snap.Files {
+			if lvl := add.Tags["evodb.level"]; lvl != "" && lvl != "0" {
+				compacted++
+			}
+		}
+		require.Positive(t, compacted, "table %s has no compacted file", table)
+	}
 	require.Positive(t, refused)
 	end, err := endOffset(h, dlq)
 	require.NoError(t, err)
