@@ -109,6 +109,9 @@ cmd_env() {
 	[[ -n "$venv" ]] || usage
 	[[ -x "$venv/bin/python" ]] || e2e_die "no venv at $venv: run $0 install $venv"
 	echo "export SINK_TEST_PYTHON=$(cd "$venv" && pwd)/bin/python"
+	# The same venv has pyspark and delta-spark: the tests that need a
+	# Spark writer (a table Spark appended to) run with it too.
+	echo "export SINK_TEST_SPARK=$(cd "$venv" && pwd)/bin/python"
 }
 
 sub="${1:-}"
