@@ -735,4 +735,3 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
-
