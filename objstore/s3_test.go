@@ -83,6 +83,10 @@ func TestS3Multipart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, etag, info.ETag)
 	require.Equal(t, int64(len(data)), info.Size)
+	require.NoError(t, b.List(ctx, "big", func(o ObjectInfo) error {
+		require.Equal(t, etag, o.ETag, "a listing reports a multipart object's ETag as a HEAD does")
+		return nil
+	}))
 
 	// The conditions hold for multipart uploads too.
 	_, err = b.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), PutOptions{IfNoneMatch: true})
