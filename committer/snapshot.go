@@ -303,18 +303,18 @@ func (t *Table) listLog(ctx context.Context) (logListing, bool, error) {
 // readable checkpoint, or version 0, then the commits after it that the
 // listing names, read once each. That takes no request that answers with an
 // error (no probe of _last_checkpoint or of the version after the latest,
-// which S3 servers answer with 404, and versitygw by closing the
-// connection), and no HEAD: the anchor's ETag is the listing's. It relies on
-// the store listing every object created before the listing began
-// (read-after-write consistent listings, as S3, R2, versitygw and the
-// filesystem and memory buckets give) and reporting the same ETag in a
-// listing as in a HEAD (the acceptance test checks it). A listing that
-// missed the newest versions gives a snapshot that is older than the log
-// but was the latest when the listing started as far as any put can tell:
-// the next commit's create-only put finds the version taken and reads the
-// log, as in step 4 of the Table doc (TestLoadFromLaggingListing). A
-// listing that skips a version between the ones it names is detected, and
-// the log is loaded as a longer one is.
+// which S3 servers answer with 404), and no HEAD: the anchor's ETag is the
+// listing's. It relies on the store listing every object created before
+// the listing began (read-after-write consistent listings, as S3, R2,
+// versitygw and the filesystem and memory buckets give) and reporting the
+// same ETag in a listing as in a HEAD (the acceptance test checks it). A
+// listing that lags behind the newest writes gives an older snapshot, as a
+// read a moment earlier would have: the next commit's create-only put finds
+// the version taken and reads the log (step 4 of the Table doc), and log
+// cleanup, which deletes no version younger than MinLogRetention, cannot
+// have removed versions that recent (TestLoadFromLaggingListing). A listing
+// that skips a version between the ones it names is detected, and the log
+// is then loaded as a longer one is.
 //
 // A longer log is loaded from the checkpoint _last_checkpoint names (or
 // failing that the newest readable checkpoint a full listing finds, or a

@@ -284,8 +284,8 @@ var errNestedFound = errors.New("nested table found")
 // yet, once per table: a listing per ancestor path of its version 0's key
 // and one listing of the path's own prefix, which for a table not yet
 // created holds little but the tables nested in it. A listing rather than
-// a HEAD, because a HEAD of a missing object is answered with a 404, after
-// which versitygw closes the connection.
+// a HEAD: it answers 200 whether or not the key exists, where a HEAD of a
+// missing key is an error answer (404), and most ancestors hold no table.
 func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error {
 	refuse := func(other string) error {
 		return &routeError{fmt.Errorf("table %s (path %s) and the table at path %s on the store are nested: one table's path may not lie inside another's; give %s a path in tables.overrides or change tables.default.path", name, path, other, name)}
