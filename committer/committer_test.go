@@ -1052,21 +1052,23 @@ func TestCommitRequests(t *testing.T) {
 	ctx := context.Background()
 	b := newCountingBucket(objstore.NewMemory())
 	a := createTable(t, b)
-	clear(b.calls)
+	b.reset()
 	res, err := a.Commit(ctx, appendCommit("data/a1.parquet", testAppID, 0, 9))
 	require.NoError(t, err)
 	require.Equal(t, int64(1), res.Version)
 	require.Equal(t, map[string]int{"put": 1, "head": 1}, b.calls, "one put, and one HEAD of the anchor")
+	require.Empty(t, b.errs, "no answer is an error")
 
 	other := Open(b, testRoot, testOptions("other"))
 	_, err = other.Commit(ctx, appendCommit("data/b1.parquet", testAppID2, 0, 9))
 	require.NoError(t, err)
 
-	clear(b.calls)
+	b.reset()
 	res, err = a.Commit(ctx, appendCommit("data/a2.parquet", testAppID, 10, 19))
 	require.NoError(t, err)
 	require.Equal(t, int64(3), res.Version)
 	require.Equal(t, map[string]int{"put": 2, "get": 2, "head": 1}, b.calls, "a lost put, version 2 read, version 3 found free, a second put, the anchor's HEAD")
+	require.Equal(t, map[string]int{"put 412": 1, "get 404": 1}, b.errs, "the lost put, and the probe past version 2")
 	paths := map[string]bool{}
 	for path := range res.Snapshot.Files {
 		paths[path] = true
