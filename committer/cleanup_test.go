@@ -114,7 +114,7 @@ func TestUpdateStaleSnapshotAfterLogCleanup(t *testing.T) {
 // difference.
 func TestFreshWriterCommitsWithoutReading(t *testing.T) {
 	ctx := context.Background()
-	b := &countingBucket{Bucket: objstore.NewMemory(), calls: map[string]int{}}
+	b := newCountingBucket(objstore.NewMemory())
 	clock := newTestClock()
 	opts := testOptions("a")
 	opts.Now = clock.Now
@@ -209,7 +209,7 @@ func TestCommitAfterTableRecreated(t *testing.T) {
 // anchor.
 func TestCommitAfterVersionZeroCleanedUp(t *testing.T) {
 	ctx := context.Background()
-	b := &countingBucket{Bucket: objstore.NewMemory(), calls: map[string]int{}}
+	b := newCountingBucket(objstore.NewMemory())
 	opts := testOptions("a")
 	opts.CheckpointInterval = 5
 	a := Open(b, testRoot, opts)

@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
+	"github.com/evodb/sink/internal/leaktest"
 	"github.com/evodb/sink/objstore"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
 const (
 	testRoot   = "sales/public/orders"
@@ -312,8 +312,8 @@ func TestAmbiguousPutFailure(t *testing.T) {
 	version1 := "_delta_log/" + commitName(1)
 	cases := []struct {
 		name string
-		// competitor commits version 1 unseen: our first read of it looks
-		// like a miss, our put of it fails ambiguously.
+		// competitor commits version 1 unseen: our first listing of the
+		// log lags and misses it, our put of it fails ambiguously.
 		competitor      bool
 		faults          []objstore.Fault
 		wantVersion     int64
@@ -335,20 +335,19 @@ func TestAmbiguousPutFailure(t *testing.T) {
 			name: "written, read-back fails, found by id on the next put",
 			faults: []objstore.Fault{
 				{Op: objstore.OpPut, KeySuffix: version1, Nth: 1, Ambiguous: true},
-				{Op: objstore.OpGet, KeySuffix: version1, Nth: 2},
+				{Op: objstore.OpGet, KeySuffix: version1, Nth: 1},
 			},
 			wantVersion: 1, wantAlready: true, wantMinAttempts: 2, wantCommits: 2,
 		},
 		{
 			name:        "log read fails before the put",
-			faults:      []objstore.Fault{{Op: objstore.OpGet, KeySuffix: version1, Nth: 1}},
+			faults:      []objstore.Fault{{Op: objstore.OpList, KeySuffix: "_delta_log/", Nth: 1}},
 			wantVersion: 1, wantMinAttempts: 1, wantCommits: 2,
 		},
 		{
 			name:       "competitor took the version",
 			competitor: true,
 			faults: []objstore.Fault{
-				{Op: objstore.OpGet, KeySuffix: version1, Nth: 1, Err: objstore.ErrNotExist},
 				{Op: objstore.OpPut, KeySuffix: version1, Nth: 1, Ambiguous: true},
 			},
 			wantVersion: 2, wantMinAttempts: 2, wantCommits: 3,
@@ -363,7 +362,11 @@ func TestAmbiguousPutFailure(t *testing.T) {
 					_, err := Open(b, testRoot, testOptions("competitor")).Commit(ctx, appendCommit("data/other.parquet", testAppID2, 0, 4))
 					require.NoError(t, err)
 				}
-				fb := objstore.NewFaulty(b, 1)
+				var under objstore.Bucket = b
+				if tc.competitor {
+					under = &laggingBucket{Bucket: b, hide: version1, times: 1}
+				}
+				fb := objstore.NewFaulty(under, 1)
 				for _, f := range tc.faults {
 					fb.Add(f)
 				}
@@ -800,32 +803,246 @@ type countingBucket struct {
 	objstore.Bucket
 	mu    sync.Mutex
 	calls map[string]int
+	// errs counts the calls the store answered with an error, missing
+	// objects and failed preconditions included ("get 404", "put 412"):
+	// answers after which versitygw closes the connection.
+	errs map[string]int
 }
 
-func (b *countingBucket) count(op string) {
+func newCountingBucket(b objstore.Bucket) *countingBucket {
+	return &countingBucket{Bucket: b, calls: map[string]int{}, errs: map[string]int{}}
+}
+
+func (b *countingBucket) count(op string, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.calls[op]++
+	switch {
+	case err == nil:
+	case errors.Is(err, objstore.ErrNotExist):
+		b.errs[op+" 404"]++
+	case errors.Is(err, objstore.ErrPreconditionFailed):
+		b.errs[op+" 412"]++
+	default:
+		b.errs[op+" error"]++
+	}
+}
+
+// reset clears the counts.
+func (b *countingBucket) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.calls)
+	clear(b.errs)
 }
 
 func (b *countingBucket) Put(ctx context.Context, key string, body io.ReaderAt, size int64, opts objstore.PutOptions) (string, error) {
-	b.count("put")
-	return b.Bucket.Put(ctx, key, body, size, opts)
+	etag, err := b.Bucket.Put(ctx, key, body, size, opts)
+	b.count("put", err)
+	return etag, err
 }
 
 func (b *countingBucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	b.count("get")
-	return b.Bucket.Get(ctx, key)
+	rc, err := b.Bucket.Get(ctx, key)
+	b.count("get", err)
+	return rc, err
 }
 
 func (b *countingBucket) List(ctx context.Context, prefix string, fn func(objstore.ObjectInfo) error) error {
-	b.count("list")
-	return b.Bucket.List(ctx, prefix, fn)
+	var stopped error
+	err := b.Bucket.List(ctx, prefix, func(info objstore.ObjectInfo) error {
+		stopped = fn(info)
+		return stopped
+	})
+	if err != nil && errors.Is(err, stopped) {
+		// The caller stopped the listing; the store did not fail.
+		b.count("list", nil)
+	} else {
+		b.count("list", err)
+	}
+	return err
 }
 
 func (b *countingBucket) Head(ctx context.Context, key string) (objstore.ObjectInfo, error) {
-	b.count("head")
-	return b.Bucket.Head(ctx, key)
+	info, err := b.Bucket.Head(ctx, key)
+	b.count("head", err)
+	return info, err
+}
+
+// laggingBucket's listings leave out the keys ending in hide, the first
+// times listings: a store whose listings lag behind its writes.
+type laggingBucket struct {
+	objstore.Bucket
+	hide  string
+	mu    sync.Mutex
+	times int
+}
+
+func (b *laggingBucket) List(ctx context.Context, prefix string, fn func(objstore.ObjectInfo) error) error {
+	b.mu.Lock()
+	lag := b.times > 0
+	b.times--
+	b.mu.Unlock()
+	return b.Bucket.List(ctx, prefix, func(info objstore.ObjectInfo) error {
+		if lag && strings.HasSuffix(info.Key, b.hide) {
+			return nil
+		}
+		return fn(info)
+	})
+}
+
+// TestOpenRequests counts the store requests of loading a table, new or
+// existing, and of the commits after it, and the answers that are errors
+// (404, 412). A log of up to one listing page is loaded from one listing
+// with no error answer and no HEAD; a longer one through _last_checkpoint.
+func TestOpenRequests(t *testing.T) {
+	ctx := context.Background()
+	type counts struct{ calls, errs map[string]int }
+	none := map[string]int{}
+	forEachBucket(t, func(t *testing.T, under objstore.Bucket) {
+		b := newCountingBucket(under)
+		expect := func(t *testing.T, want counts, what string) {
+			t.Helper()
+			require.Equal(t, want.calls, b.calls, what)
+			require.Equal(t, want.errs, b.errs, what+": answers that are errors")
+			b.reset()
+		}
+		commitN := func(t *testing.T, tbl *Table, n int) {
+			t.Helper()
+			for range n {
+				v := tbl.cached().Version
+				_, err := tbl.Commit(ctx, appendCommit(fmt.Sprintf("data/%d.parquet", v+1), testAppID, 10*v, 10*v+9))
+				require.NoError(t, err)
+			}
+		}
+
+		t.Run("new table", func(t *testing.T) {
+			b.reset()
+			tbl := Open(b, testRoot, testOptions("a"))
+			_, err := tbl.Snapshot(ctx)
+			require.ErrorIs(t, err, ErrNoTable)
+			expect(t, counts{map[string]int{"list": 1}, none}, "look for the table")
+			_, err = tbl.Create(ctx, Metadata{SchemaString: schemaV1})
+			require.NoError(t, err)
+			expect(t, counts{map[string]int{"put": 1}, none}, "create it: version 0 only")
+			commitN(t, tbl, 1)
+			expect(t, counts{map[string]int{"put": 1, "head": 1}, none}, "first commit")
+			commitN(t, tbl, 2)
+			b.reset()
+		})
+		t.Run("existing table", func(t *testing.T) {
+			tbl := Open(b, testRoot, testOptions("b"))
+			s, err := tbl.Snapshot(ctx)
+			require.NoError(t, err)
+			require.Equal(t, int64(3), s.Version)
+			expect(t, counts{map[string]int{"list": 1, "get": 4}, none}, "one listing, versions 0 to 3")
+			commitN(t, tbl, 1)
+			expect(t, counts{map[string]int{"put": 1, "head": 1}, none}, "commit after the load")
+			commitN(t, tbl, 5)
+			b.reset()
+			commitN(t, tbl, 1)
+			require.Equal(t, int64(10), tbl.cached().Version)
+			expect(t, counts{map[string]int{"put": 3, "head": 1}, none}, "commit with a checkpoint and _last_checkpoint")
+			commitN(t, tbl, 2)
+			b.reset()
+		})
+		t.Run("existing table with a checkpoint", func(t *testing.T) {
+			tbl := Open(b, testRoot, testOptions("c"))
+			s, err := tbl.Snapshot(ctx)
+			require.NoError(t, err)
+			require.Equal(t, int64(12), s.Version)
+			expect(t, counts{map[string]int{"list": 1, "get": 3}, none}, "one listing, checkpoint 10, versions 11 and 12")
+			commitN(t, tbl, 1)
+			expect(t, counts{map[string]int{"put": 1, "head": 1}, none}, "commit after the load, anchored at the checkpoint")
+		})
+		if _, ok := under.(*objstore.Memory); !ok {
+			return
+		}
+		t.Run("log longer than one listing page", func(t *testing.T) {
+			for i := range listBudget {
+				_, err := under.Put(ctx, fmt.Sprintf("%s/_delta_log/%020d.crc", testRoot, i), bytes.NewReader(nil), 0, objstore.PutOptions{})
+				require.NoError(t, err)
+			}
+			b.reset()
+			tbl := Open(b, testRoot, testOptions("d"))
+			s, err := tbl.Snapshot(ctx)
+			require.NoError(t, err)
+			require.Equal(t, int64(13), s.Version)
+			expect(t, counts{map[string]int{"list": 1, "get": 6, "head": 1}, map[string]int{"get 404": 1}},
+				"a listing page, _last_checkpoint, checkpoint 10, versions 11 to 13, a probe of 14, the anchor's HEAD")
+		})
+	})
+}
+
+// TestLoadFromLaggingListing breaks what a load from one listing relies on,
+// a listing that names every version created before it: the listing misses
+// the newest version, then a version in the middle of the log.
+func TestLoadFromLaggingListing(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		ctx := context.Background()
+		a := createTable(t, b)
+		for i := range 3 {
+			_, err := a.Commit(ctx, appendCommit(fmt.Sprintf("data/a%d.parquet", i), testAppID, int64(10*i), int64(10*i+9)))
+			require.NoError(t, err)
+		}
+
+		// The newest version is missing: the snapshot is one version old,
+		// and the next commit loses its put, reads version 3 and lands
+		// after it.
+		lag := newCountingBucket(&laggingBucket{Bucket: b, hide: commitName(3), times: 1})
+		w := Open(lag, testRoot, testOptions("w"))
+		s, err := w.Snapshot(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), s.Version)
+		res, err := w.Commit(ctx, appendCommit("data/w.parquet", testAppID2, 0, 9))
+		require.NoError(t, err)
+		require.Equal(t, int64(4), res.Version)
+		require.Equal(t, 1, lag.errs["put 412"], "the put of version 3 lost")
+		require.Len(t, res.Snapshot.Files, 4)
+		v, _ := res.Snapshot.TxnVersion(testAppID)
+		require.Equal(t, int64(29), v, "version 3's txn is seen")
+
+		// A version in the middle is missing: the load notices the gap and
+		// reads the log version by version.
+		gap := newCountingBucket(&laggingBucket{Bucket: b, hide: commitName(2), times: 1})
+		g := Open(gap, testRoot, testOptions("g"))
+		s, err = g.Snapshot(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(4), s.Version)
+		require.Equal(t, exportedState(res.Snapshot), exportedState(s))
+		require.Equal(t, 2, gap.calls["list"], "the listing, then the full listing for checkpoints")
+	})
+}
+
+// TestCreateAfterAbsent: a Table that saw no table puts version 0 without
+// looking again, and converges with a creator that came in between; one
+// whose look is older than maxSnapshotAge looks again first.
+func TestCreateAfterAbsent(t *testing.T) {
+	ctx := context.Background()
+	b := newCountingBucket(objstore.NewMemory())
+	clock := newTestClock()
+	opts := testOptions("a")
+	opts.Now = clock.Now
+	a := Open(b, testRoot, opts)
+	_, err := a.Snapshot(ctx)
+	require.ErrorIs(t, err, ErrNoTable)
+	other := createTable(t, b)
+	b.reset()
+	s, err := a.Create(ctx, Metadata{SchemaString: schemaV2})
+	require.NoError(t, err)
+	require.Equal(t, other.cached().Metadata.ID, s.Metadata.ID, "the other creator's table")
+	require.Equal(t, schemaV1, s.Metadata.SchemaString)
+	require.Equal(t, 1, b.errs["put 412"], "the put of version 0 found it taken")
+	require.Equal(t, 1, b.calls["list"], "then the table was loaded")
+
+	c := Open(b, "other/table", opts)
+	_, err = c.Snapshot(ctx)
+	require.ErrorIs(t, err, ErrNoTable)
+	clock.advance(maxSnapshotAge + time.Second)
+	b.reset()
+	_, err = c.Create(ctx, Metadata{SchemaString: schemaV1})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"list": 1, "put": 1}, b.calls, "an old look is not trusted")
 }
 
 // TestCommitRequests: a writer alone on its table commits with one put and
@@ -833,23 +1050,25 @@ func (b *countingBucket) Head(ctx context.Context, key string) (objstore.ObjectI
 // versions it missed, and lands after them.
 func TestCommitRequests(t *testing.T) {
 	ctx := context.Background()
-	b := &countingBucket{Bucket: objstore.NewMemory(), calls: map[string]int{}}
+	b := newCountingBucket(objstore.NewMemory())
 	a := createTable(t, b)
-	clear(b.calls)
+	b.reset()
 	res, err := a.Commit(ctx, appendCommit("data/a1.parquet", testAppID, 0, 9))
 	require.NoError(t, err)
 	require.Equal(t, int64(1), res.Version)
 	require.Equal(t, map[string]int{"put": 1, "head": 1}, b.calls, "one put, and one HEAD of the anchor")
+	require.Empty(t, b.errs, "no answer is an error")
 
 	other := Open(b, testRoot, testOptions("other"))
 	_, err = other.Commit(ctx, appendCommit("data/b1.parquet", testAppID2, 0, 9))
 	require.NoError(t, err)
 
-	clear(b.calls)
+	b.reset()
 	res, err = a.Commit(ctx, appendCommit("data/a2.parquet", testAppID, 10, 19))
 	require.NoError(t, err)
 	require.Equal(t, int64(3), res.Version)
 	require.Equal(t, map[string]int{"put": 2, "get": 2, "head": 1}, b.calls, "a lost put, version 2 read, version 3 found free, a second put, the anchor's HEAD")
+	require.Equal(t, map[string]int{"put 412": 1, "get 404": 1}, b.errs, "the lost put, and the probe past version 2")
 	paths := map[string]bool{}
 	for path := range res.Snapshot.Files {
 		paths[path] = true

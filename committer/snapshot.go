@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -247,11 +248,155 @@ func (t *Table) update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
 // neither version 0 nor a readable checkpoint: no engine can load it.
 var errUnrooted = errors.New("log has no version 0 and no readable checkpoint")
 
-// load builds the latest snapshot from scratch: the checkpoint named by
-// _last_checkpoint, or failing that the newest readable checkpoint found by
-// listing, or failing that a replay from version 0; then the commits after
-// it. It also returns the anchor the snapshot was built from.
+// listBudget is how many log objects load takes from one listing: one page
+// of an S3 ListObjectsV2. A longer log is loaded through _last_checkpoint.
+const listBudget = 1000
+
+// errLongLog stops a listing of a log longer than listBudget objects.
+var errLongLog = errors.New("log longer than one listing page")
+
+// logListing is what one listing of a table's _delta_log/ found.
+type logListing struct {
+	// commits and checkpoints map versions to their objects' ETags.
+	commits, checkpoints map[int64]string
+	// newest is the highest commit version listed, -1 if none.
+	newest int64
+}
+
+// listLog lists the table's log. It reports false, with no error, when the
+// log holds more than listBudget objects.
+func (t *Table) listLog(ctx context.Context) (logListing, bool, error) {
+	l := logListing{commits: map[int64]string{}, checkpoints: map[int64]string{}, newest: -1}
+	prefix := t.logKey("")
+	n := 0
+	err := t.bucket.List(ctx, prefix, func(info objstore.ObjectInfo) error {
+		if n++; n > listBudget {
+			return errLongLog
+		}
+		name := strings.TrimPrefix(info.Key, prefix)
+		if v, ok := strings.CutSuffix(name, ".json"); ok && len(v) == 20 {
+			if version, err := strconv.ParseInt(v, 10, 64); err == nil {
+				l.commits[version] = info.ETag
+				l.newest = max(l.newest, version)
+			}
+		}
+		if v, ok := strings.CutSuffix(name, ".checkpoint.parquet"); ok && len(v) == 20 {
+			if version, err := strconv.ParseInt(v, 10, 64); err == nil {
+				l.checkpoints[version] = info.ETag
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errLongLog) {
+		return logListing{}, false, nil
+	}
+	if err != nil {
+		return logListing{}, false, fmt.Errorf("list log of table %s: %w", t.root, err)
+	}
+	return l, true, nil
+}
+
+// load builds the latest snapshot from scratch and returns it with the
+// anchor it was built from.
+//
+// A log of up to listBudget objects is loaded from one listing: the newest
+// readable checkpoint, or version 0, then the commits after it that the
+// listing names, read once each. That takes no request that answers with an
+// error (no probe of _last_checkpoint or of the version after the latest,
+// which S3 servers answer with 404), and no HEAD: the anchor's ETag is the
+// listing's. It relies on the store listing every object created before
+// the listing began (read-after-write consistent listings, as S3, R2,
+// versitygw and the filesystem and memory buckets give) and reporting the
+// same ETag in a listing as in a HEAD (the acceptance test checks it). A
+// listing that lags behind the newest writes gives an older snapshot, as a
+// read a moment earlier would have: the next commit's create-only put finds
+// the version taken and reads the log (step 4 of the Table doc), and log
+// cleanup, which deletes no version younger than MinLogRetention, cannot
+// have removed versions that recent (TestLoadFromLaggingListing). A listing
+// that skips a version between the ones it names is detected, and the log
+// is then loaded as a longer one is.
+//
+// A longer log is loaded from the checkpoint _last_checkpoint names (or
+// failing that the newest readable checkpoint a full listing finds, or a
+// replay from version 0), then the commits after it, probed one by one.
 func (t *Table) load(ctx context.Context) (*Snapshot, anchor, error) {
+	seenAt := t.opts.Now()
+	l, ok, err := t.listLog(ctx)
+	if err != nil {
+		return nil, anchor{}, err
+	}
+	if ok {
+		if len(l.commits) == 0 && len(l.checkpoints) == 0 {
+			t.markAbsent(seenAt)
+			return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+		}
+		s, a, err := t.loadListed(ctx, l, seenAt)
+		if !errors.Is(err, errListingGap) {
+			return s, a, err
+		}
+		t.logger.Warn("load table: the log listing skips a version; reading the log version by version", "err", err)
+	}
+	return t.loadLong(ctx)
+}
+
+// errListingGap is returned (wrapped) by loadListed when the listing or the
+// reads after it do not give a contiguous run of versions.
+var errListingGap = errors.New("log listing is not contiguous")
+
+// loadListed builds the snapshot at the newest version of l, seen at
+// seenAt (taken before the listing). See load.
+func (t *Table) loadListed(ctx context.Context, l logListing, seenAt time.Time) (*Snapshot, anchor, error) {
+	var (
+		s    *Snapshot
+		a    anchor
+		base int64
+	)
+	cps := slices.Sorted(maps.Keys(l.checkpoints))
+	for i := len(cps) - 1; i >= 0 && s == nil; i-- {
+		cs, err := t.readCheckpoint(ctx, cps[i])
+		if err != nil {
+			t.logger.Warn("read checkpoint", "version", cps[i], "err", err)
+			continue
+		}
+		s, base = cs, cps[i]
+		a = anchor{key: t.logKey(checkpointName(base)), etag: l.checkpoints[base], base: base}
+	}
+	if s == nil {
+		etag, ok := l.commits[0]
+		if !ok {
+			return nil, anchor{}, fmt.Errorf("table %s: %w; if the table's prefix was deleted, delete what is left of it", t.root, errUnrooted)
+		}
+		s, base = emptySnapshot(), -1
+		a = anchor{key: t.logKey(commitName(0)), etag: etag}
+	}
+	for v := base + 1; v <= l.newest; v++ {
+		if _, ok := l.commits[v]; !ok {
+			return nil, anchor{}, fmt.Errorf("table %s: version %d is not listed but %d is: %w", t.root, v, l.newest, errListingGap)
+		}
+		e, err := t.readCommit(ctx, v)
+		if errors.Is(err, objstore.ErrNotExist) {
+			return nil, anchor{}, fmt.Errorf("table %s: listed version %d is gone: %w", t.root, v, errListingGap)
+		}
+		if err != nil {
+			return nil, anchor{}, fmt.Errorf("load table %s at version %d: %w", t.root, v, err)
+		}
+		s.apply(v, e)
+	}
+	if s.Version < 0 {
+		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+	}
+	if s.Version > base {
+		t.expireTombstones(s)
+	}
+	if s.Metadata.ID == "" && s.Metadata.SchemaString == "" {
+		return nil, anchor{}, fmt.Errorf("table %s at version %d has no metaData", t.root, s.Version)
+	}
+	s.seenAt = seenAt
+	return s, a, nil
+}
+
+// loadLong loads a log too long for one listing page; see load.
+func (t *Table) loadLong(ctx context.Context) (*Snapshot, anchor, error) {
 	if v, ok := t.readLastCheckpoint(ctx); ok {
 		s, err := t.readCheckpoint(ctx, v)
 		if err == nil {

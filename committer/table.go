@@ -240,6 +240,9 @@ type Table struct {
 		latest *Snapshot
 		// anchor is the log object readers start from, as last seen.
 		anchor anchor
+		// absentAt is when a listing that found no log began, while latest
+		// is nil; zero if none did. See Create.
+		absentAt time.Time
 	}
 }
 
@@ -314,6 +317,24 @@ func (t *Table) forget() {
 	defer t.mu.Unlock()
 	t.mu.latest = nil
 	t.mu.anchor = anchor{}
+	t.mu.absentAt = time.Time{}
+}
+
+// markAbsent records that a listing begun at seenAt found no log.
+func (t *Table) markAbsent(seenAt time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.latest == nil && seenAt.After(t.mu.absentAt) {
+		t.mu.absentAt = seenAt
+	}
+}
+
+// seenAbsent reports whether this Table has no snapshot and saw the table
+// absent recently enough for Create to put version 0 without looking again.
+func (t *Table) seenAbsent() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.latest == nil && !t.mu.absentAt.IsZero() && t.opts.Now().Sub(t.mu.absentAt) <= maxSnapshotAge
 }
 
 func (t *Table) currentAnchor() anchor {
@@ -335,9 +356,11 @@ func (t *Table) fresh(s *Snapshot) bool {
 	return t.opts.Now().Sub(s.seenAt) <= maxSnapshotAge
 }
 
-// Snapshot loads the latest snapshot: the latest checkpoint (found through
-// _last_checkpoint, or by listing the log), then the JSON commits after it.
-// It returns ErrNoTable (wrapped) if the table has no log.
+// Snapshot loads the latest snapshot: the newest checkpoint, then the JSON
+// commits after it. A log of up to a thousand objects costs one listing and
+// one read per object loaded; a longer one is found through
+// _last_checkpoint (see load). It returns ErrNoTable (wrapped) if the table
+// has no log.
 func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
 	s, a, err := t.load(ctx)
 	if err != nil {
@@ -372,13 +395,25 @@ func (t *Table) Update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
 // exists, and returns its snapshot. Concurrent creators converge: one put of
 // version 0 wins and every other creator returns the winner's table, whose
 // metadata may differ from md. Empty md.ID and md.CreatedTime are filled in.
+//
+// A Table whose Snapshot found no table less than maxSnapshotAge ago puts
+// version 0 at once instead of reading the log again: one request for a
+// new table. It relies on version 0 of a table created after that look
+// still existing when the put runs, which holds because a log cleanup
+// deletes no version younger than MinLogRetention (and VacuumLog never
+// deletes version 0): the create-only put then fails and the winner's
+// table is loaded, as for any concurrent creator. TestCreateAfterAbsent
+// creates the table behind the Table's back, and lets the look age past
+// maxSnapshotAge.
 func (t *Table) Create(ctx context.Context, md Metadata) (*Snapshot, error) {
-	s, err := t.Snapshot(ctx)
-	if err == nil {
-		return s, nil
-	}
-	if !errors.Is(err, ErrNoTable) {
-		return nil, err
+	if !t.seenAbsent() {
+		s, err := t.Snapshot(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, ErrNoTable) {
+			return nil, err
+		}
 	}
 	now := t.opts.Now()
 	if md.ID == "" {

@@ -53,6 +53,16 @@ func AcceptanceTest(t *testing.T, b Bucket) {
 				require.Equal(t, int64(size), info.Size)
 				require.Equal(t, etag, info.ETag)
 				require.False(t, info.LastModified.IsZero())
+				// The table log takes the ETags of its anchor objects from
+				// a listing and compares them with a HEAD's later.
+				var listed []ObjectInfo
+				require.NoError(t, b.List(ctx, key, func(o ObjectInfo) error {
+					listed = append(listed, o)
+					return nil
+				}))
+				require.Len(t, listed, 1)
+				require.Equal(t, etag, listed[0].ETag, "a listing reports the ETag a HEAD does")
+				require.Equal(t, int64(size), listed[0].Size)
 			})
 		}
 	})

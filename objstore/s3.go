@@ -136,6 +136,8 @@ type S3 struct {
 	// pathStyle it tells a bucket host name that cannot resolve.
 	endpointHost string
 	pathStyle    bool
+	// copyBufs holds the buffers putBody copies bodies through.
+	copyBufs sync.Pool
 }
 
 var _ Bucket = (*S3)(nil)
@@ -403,7 +405,7 @@ func (s *S3) Put(ctx context.Context, key string, body io.ReaderAt, size int64, 
 	err := s.retry(ctx, func() error {
 		actx, cancel := s.attempt(ctx)
 		defer cancel()
-		in.Body = io.NewSectionReader(body, 0, size)
+		in.Body = s.putBody(body, 0, size)
 		out, err := s.client.PutObject(actx, in)
 		if err != nil {
 			return classifyPut(err, opts)
@@ -419,6 +421,39 @@ func (s *S3) Put(ctx context.Context, key string, body io.ReaderAt, size int64, 
 	}
 	return etag, nil
 }
+
+// copyBufSize is the size of the buffers putBody copies through: io.Copy's.
+const copyBufSize = 32 << 10
+
+// putBody is the body of one attempt of a Put or an UploadPart. Over plain
+// HTTP the SDK hashes the payload for SigV4 with io.Copy, which allocated a
+// 32 KiB buffer for every request (half of the bytes a small Put
+// allocated) because a section reader has no WriteTo; putBody's WriteTo
+// copies through a buffer the S3 keeps for reuse. Over HTTPS the SDK sends
+// the payload unsigned and does not read it twice.
+type putBody struct {
+	*io.SectionReader
+	bufs *sync.Pool
+}
+
+func (s *S3) putBody(body io.ReaderAt, off, n int64) *putBody {
+	return &putBody{SectionReader: io.NewSectionReader(body, off, n), bufs: &s.copyBufs}
+}
+
+// WriteTo implements io.WriterTo, so that io.Copy uses no buffer of its own.
+func (b *putBody) WriteTo(w io.Writer) (int64, error) {
+	bp, _ := b.bufs.Get().(*[]byte)
+	if bp == nil {
+		buf := make([]byte, copyBufSize)
+		bp = &buf
+	}
+	defer b.bufs.Put(bp)
+	return io.CopyBuffer(writerOnly{w}, b.SectionReader, *bp)
+}
+
+// writerOnly hides a writer's ReadFrom, which io.CopyBuffer would call
+// instead of using the buffer it is given.
+type writerOnly struct{ io.Writer }
 
 // putMultipart uploads body in equal parts of s.partSize (the last may be
 // shorter) and applies the Put's condition on completion, so the object
@@ -494,7 +529,7 @@ func (s *S3) uploadParts(ctx context.Context, fullKey, uploadID string, body io.
 					UploadId:      aws.String(uploadID),
 					PartNumber:    aws.Int32(num),
 					ContentLength: aws.Int64(n),
-					Body:          io.NewSectionReader(body, off, n),
+					Body:          s.putBody(body, off, n),
 				})
 				if err != nil {
 					return classify(err)

@@ -30,6 +30,16 @@ import (
 // variables, under a fresh random prefix, or skips the test.
 func testS3Config(t *testing.T) S3Config {
 	t.Helper()
+	cfg, ok := envS3Config()
+	if !ok {
+		t.Skip("set SINK_TEST_S3_ENDPOINT, SINK_TEST_S3_BUCKET, SINK_TEST_S3_ACCESS_KEY and SINK_TEST_S3_SECRET_KEY to test against S3")
+	}
+	return cfg
+}
+
+// envS3Config returns the S3 server configured by the SINK_TEST_S3_*
+// variables, under a fresh random prefix, and whether they name one.
+func envS3Config() (S3Config, bool) {
 	cfg := S3Config{
 		Endpoint:        os.Getenv("SINK_TEST_S3_ENDPOINT"),
 		Bucket:          os.Getenv("SINK_TEST_S3_BUCKET"),
@@ -39,7 +49,7 @@ func testS3Config(t *testing.T) S3Config {
 		PathStyle:       true,
 	}
 	if cfg.Endpoint == "" || cfg.Bucket == "" || cfg.AccessKeyID == "" || cfg.SecretAccessKey == "" {
-		t.Skip("set SINK_TEST_S3_ENDPOINT, SINK_TEST_S3_BUCKET, SINK_TEST_S3_ACCESS_KEY and SINK_TEST_S3_SECRET_KEY to test against S3")
+		return S3Config{}, false
 	}
 	if cfg.Region == "" {
 		cfg.Region = "auto"
@@ -47,7 +57,7 @@ func testS3Config(t *testing.T) S3Config {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	cfg.Prefix = "objstore-test-" + hex.EncodeToString(id[:])
-	return cfg
+	return cfg, true
 }
 
 func TestAcceptanceS3(t *testing.T) {
@@ -73,6 +83,10 @@ func TestS3Multipart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, etag, info.ETag)
 	require.Equal(t, int64(len(data)), info.Size)
+	require.NoError(t, b.List(ctx, "big", func(o ObjectInfo) error {
+		require.Equal(t, etag, o.ETag, "a listing reports a multipart object's ETag as a HEAD does")
+		return nil
+	}))
 
 	// The conditions hold for multipart uploads too.
 	_, err = b.Put(ctx, "big", bytes.NewReader(data), int64(len(data)), PutOptions{IfNoneMatch: true})

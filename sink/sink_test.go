@@ -17,12 +17,13 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/internal/kafkatest"
+	"github.com/evodb/sink/internal/leaktest"
 	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/objstore"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	leaktest.VerifyTestMain(m,
 		// kfake and franz-go keep process-wide helpers alive briefly.
 		goleak.IgnoreTopFunction("github.com/twmb/franz-go/pkg/kgo.(*Client).reapConnectionsLoop"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),

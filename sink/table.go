@@ -281,9 +281,11 @@ var errNestedFound = errors.New("nested table found")
 // written by another sink or an earlier run (checkNested sees only the
 // tables this process opened). A table is known by its version 0, which
 // log cleanup never deletes. It runs only for a table that does not exist
-// yet, once per table: a HEAD per ancestor path and one listing of the
-// path's own prefix, which for a table not yet created holds little but
-// the tables nested in it.
+// yet, once per table: a listing per ancestor path of its version 0's key
+// and one listing of the path's own prefix, which for a table not yet
+// created holds little but the tables nested in it. A listing rather than
+// a HEAD: it answers 200 whether or not the key exists, where a HEAD of a
+// missing key is an error answer (404), and most ancestors hold no table.
 func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error {
 	refuse := func(other string) error {
 		return &routeError{fmt.Errorf("table %s (path %s) and the table at path %s on the store are nested: one table's path may not lie inside another's; give %s a path in tables.overrides or change tables.default.path", name, path, other, name)}
@@ -292,12 +294,12 @@ func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error 
 		outer := path[:i]
 		var found bool
 		err := s.retry(ctx, "load", func() error {
-			_, err := s.bucket.Head(ctx, outer+"/"+committer.FirstCommit)
-			found = err == nil
-			if errors.Is(err, objstore.ErrNotExist) {
+			first := outer + "/" + committer.FirstCommit
+			found = false
+			return s.bucket.List(ctx, first, func(o objstore.ObjectInfo) error {
+				found = found || o.Key == first
 				return nil
-			}
-			return err
+			})
 		})
 		if err != nil {
 			return fmt.Errorf("look for a table at %s: %w", outer, err)

@@ -21,11 +21,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/internal/kafkatest"
+	"github.com/evodb/sink/internal/leaktest"
 	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a running

@@ -76,8 +76,11 @@ cmd_start() {
 		die "something already listens on 127.0.0.1:$port"
 	fi
 
+	# --keep-alive: S3 and R2 keep connections open between requests;
+	# without it versitygw closes every connection after one response, and
+	# each request would pay for a new TCP connection.
 	ROOT_ACCESS_KEY_ID="$ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$SECRET_KEY" \
-		nohup "$bin" --port "127.0.0.1:$port" --region "$REGION" --quiet \
+		nohup "$bin" --port "127.0.0.1:$port" --region "$REGION" --quiet --keep-alive \
 		posix "$dir/data" >"$dir/versitygw.log" 2>&1 &
 	echo $! >"$dir/versitygw.pid"
 	echo "$port" >"$dir/versitygw.port"

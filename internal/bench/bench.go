@@ -136,7 +136,10 @@ func newThroughput(records int, input int64, wall, cpu time.Duration) Throughput
 
 // Store is what the sink left on the store for the backlog.
 type Store struct {
-	Objects   int   `json:"objects"`
+	Objects int `json:"objects"`
+	// Commits counts the versions of the tables' logs, version 0 (each
+	// table's creation) included.
+	Commits   int   `json:"commits"`
 	DataFiles int   `json:"data_files"`
 	Bytes     int64 `json:"bytes"`
 	DataBytes int64 `json:"data_bytes"`
@@ -145,6 +148,31 @@ type Store struct {
 	BytesPerInputByte float64 `json:"bytes_per_input_byte"`
 	BytesPerRecord    float64 `json:"bytes_per_record"`
 	ObjectsPerGB      float64 `json:"objects_per_gb"`
+}
+
+// PerCommit is what the sink spent per table log commit in the throughput
+// pass: every store request it made from its start (table opens, data
+// files, commits, checkpoints) and its CPU time, over Store.Commits.
+type PerCommit struct {
+	// Requests counts the sink's store requests by operation.
+	Requests map[string]int64 `json:"requests"`
+	// RequestsPerCommit is all requests over the commits.
+	RequestsPerCommit float64 `json:"requests_per_commit"`
+	// CPU is the sink's CPU time over the commits.
+	CPU time.Duration `json:"cpu_ns"`
+}
+
+func newPerCommit(requests map[string]int64, commits int, cpu time.Duration) PerCommit {
+	pc := PerCommit{Requests: requests}
+	if commits > 0 {
+		var n int64
+		for _, v := range requests {
+			n += v
+		}
+		pc.RequestsPerCommit = float64(n) / float64(commits)
+		pc.CPU = cpu / time.Duration(commits)
+	}
+	return pc
 }
 
 // Latency is the produce-to-visible delay at half the maximum load.
@@ -187,11 +215,12 @@ type Result struct {
 	Consume Throughput `json:"consume_only"`
 	Encode  Throughput `json:"decode_encode_only"`
 	// EncodeBytes is the Parquet bytes of the decode+encode baseline.
-	EncodeBytes int64   `json:"encode_bytes"`
-	Written     Store   `json:"store_written"`
-	PeakRSS     int64   `json:"peak_rss"`
-	Latency     Latency `json:"latency"`
-	Ratios      Ratios  `json:"ratios"`
+	EncodeBytes int64     `json:"encode_bytes"`
+	Written     Store     `json:"store_written"`
+	PeakRSS     int64     `json:"peak_rss"`
+	PerCommit   PerCommit `json:"per_commit"`
+	Latency     Latency   `json:"latency"`
+	Ratios      Ratios    `json:"ratios"`
 	// Peer is the peer's pass and the comparison, when Config.Peer is set.
 	Peer *Peer `json:"peer,omitempty"`
 	// Notes name anything that qualifies the figures.
@@ -314,9 +343,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.Sink, res.PeakRSS = sinkTP, rss
+	requests, err := runner.storeRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if res.Written, err = storeStats(ctx, objstore.Prefixed(bucket, prefix), len(recs), input); err != nil {
 		return nil, err
 	}
+	res.PerCommit = newPerCommit(requests, res.Written.Commits, res.Sink.CPU)
 	if cfg.Peer != "" {
 		// Before the paced phase, whose records the peer would not read:
 		// both sides then hold exactly the backlog.

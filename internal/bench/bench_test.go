@@ -41,6 +41,9 @@ func TestRun(t *testing.T) {
 			require.Positive(t, res.Written.DataFiles)
 			require.Positive(t, res.Written.Objects)
 			require.Greater(t, res.Written.Bytes, res.Written.DataBytes)
+			require.Greater(t, res.Written.Commits, res.Written.DataFiles, "a commit per data file and a version 0 per table")
+			require.GreaterOrEqual(t, res.PerCommit.Requests["put"], int64(res.Written.Commits+res.Written.DataFiles), "every commit and data file is a put")
+			require.Positive(t, res.PerCommit.CPU)
 			require.Equal(t, res.Latency.Records, res.Latency.Measured, "every paced record is found in exactly one committed block")
 			require.Positive(t, res.Latency.P99)
 			require.GreaterOrEqual(t, res.Latency.Max, res.Latency.P99)
@@ -48,6 +51,7 @@ func TestRun(t *testing.T) {
 			var out bytes.Buffer
 			require.NoError(t, WriteTable(&out, []*Result{Median([]*Result{res, res, res})}))
 			require.Contains(t, out.String(), "sink records/CPU-s")
+			require.Contains(t, out.String(), "store requests/commit")
 		})
 	}
 }
@@ -131,4 +135,28 @@ func TestNextPoll(t *testing.T) {
 	require.Equal(t, maxChildPoll, nextPoll(50, 100, time.Second))
 	require.Equal(t, 50*time.Millisecond, nextPoll(90, 100, 900*time.Millisecond))
 	require.Equal(t, minChildPoll, nextPoll(999, 1000, time.Second))
+}
+
+func TestParseRequests(t *testing.T) {
+	text := `# HELP objstore_requests_total Object store requests by operation.
+# TYPE objstore_requests_total counter
+objstore_requests_total{operation="delete"} 0
+objstore_requests_total{operation="head"} 12
+objstore_requests_total{operation="put"} 1.5e+06
+objstore_request_errors_total{operation="put"} 3
+`
+	require.Equal(t, map[string]int64{"delete": 0, "head": 12, "put": 1500000}, parseRequests(text))
+	require.Equal(t, "head 12, put 1500000", formatRequests(parseRequests(text)))
+}
+
+func TestIsCommitKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		"db/t/_delta_log/00000000000000000003.json":               true,
+		"_delta_log/00000000000000000000.json":                    true,
+		"db/t/_delta_log/00000000000000000010.checkpoint.parquet": false,
+		"db/t/_delta_log/_last_checkpoint":                        false,
+		"db/t/data/00000000000000000003.json":                     false,
+	} {
+		require.Equal(t, want, isCommitKey(key), key)
+	}
 }

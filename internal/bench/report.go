@@ -58,6 +58,12 @@ func Median(runs []*Result) *Result {
 	w.BytesPerInputByte = f(func(r *Result) float64 { return r.Written.BytesPerInputByte })
 	w.BytesPerRecord = f(func(r *Result) float64 { return r.Written.BytesPerRecord })
 	w.ObjectsPerGB = f(func(r *Result) float64 { return r.Written.ObjectsPerGB })
+	w.Commits = int(f(func(r *Result) float64 { return float64(r.Written.Commits) }))
+	out.PerCommit = PerCommit{
+		Requests:          runs[0].PerCommit.Requests,
+		RequestsPerCommit: f(func(r *Result) float64 { return r.PerCommit.RequestsPerCommit }),
+		CPU:               d(func(r *Result) time.Duration { return r.PerCommit.CPU }),
+	}
 	out.Latency = Latency{
 		Rate:     f(func(r *Result) float64 { return r.Latency.Rate }),
 		Records:  int(f(func(r *Result) float64 { return float64(r.Latency.Records) })),
@@ -117,6 +123,10 @@ func WriteTable(w io.Writer, results []*Result) error {
 	row("data bytes/encode-only bytes", func(r *Result) string { return fmt.Sprintf("%.3f×", r.Ratios.StoreVsEncode) })
 	row("objects (data files)", func(r *Result) string { return fmt.Sprintf("%d (%d)", r.Written.Objects, r.Written.DataFiles) })
 	row("objects/GB input", func(r *Result) string { return fmt.Sprintf("%.0f", r.Written.ObjectsPerGB) })
+	row("table log commits", func(r *Result) string { return fmt.Sprintf("%d", r.Written.Commits) })
+	row("store requests/commit", func(r *Result) string { return fmt.Sprintf("%.2f", r.PerCommit.RequestsPerCommit) })
+	row("store requests (first run)", func(r *Result) string { return formatRequests(r.PerCommit.Requests) })
+	row("sink CPU/commit", func(r *Result) string { return r.PerCommit.CPU.Round(10 * time.Microsecond).String() })
 	row("latency load records/s", func(r *Result) string { return fmt.Sprintf("%.0f", r.Latency.Rate) })
 	row("produce→visible p50", func(r *Result) string { return r.Latency.P50.Round(time.Millisecond).String() })
 	row("produce→visible p99", func(r *Result) string { return r.Latency.P99.Round(time.Millisecond).String() })
@@ -139,4 +149,20 @@ func short(s string) string {
 		return s[:25] + "..."
 	}
 	return s
+}
+
+// formatRequests prints request counts by operation, skipping zeros.
+func formatRequests(m map[string]int64) string {
+	ops := make([]string, 0, len(m))
+	for op, n := range m {
+		if n > 0 {
+			ops = append(ops, op)
+		}
+	}
+	sort.Strings(ops)
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s %d", op, m[op])
+	}
+	return strings.Join(parts, ", ")
 }

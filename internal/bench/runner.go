@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,6 +60,31 @@ type sinkRunner interface {
 	committed() (int64, error)
 	// stop shuts the sink down gracefully; later calls return nil.
 	stop() error
+	// storeRequests returns the store requests the sink has made since it
+	// started, by operation (put, get, head, list, …).
+	storeRequests(ctx context.Context) (map[string]int64, error)
+}
+
+// requestsMetric is the objstore counter of store requests by operation.
+const requestsMetric = "objstore_requests_total"
+
+// parseRequests reads requestsMetric from a Prometheus text exposition.
+func parseRequests(text string) map[string]int64 {
+	out := map[string]int64{}
+	for line := range strings.Lines(text) {
+		rest, ok := strings.CutPrefix(line, requestsMetric+`{operation="`)
+		if !ok {
+			continue
+		}
+		op, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+			out[op] = int64(v)
+		}
+	}
+	return out
 }
 
 // waitFor polls cond until it holds, ctx ends or timeout passes.
@@ -92,15 +119,18 @@ const measureTimeout = 30 * time.Minute
 
 // inProcess runs the sink in this process.
 type inProcess struct {
-	s       *sink.Sink
-	rows    atomic.Int64
+	s    *sink.Sink
+	rows atomic.Int64
+	// reg holds the store's request counters.
+	reg     *prometheus.Registry
 	cancel  context.CancelFunc
 	done    chan error
 	stopped bool
 }
 
 func startInProcess(ctx context.Context, cfg sink.Config, bucket objstore.Bucket) (*inProcess, error) {
-	r := &inProcess{done: make(chan error, 1)}
+	r := &inProcess{done: make(chan error, 1), reg: prometheus.NewRegistry()}
+	bucket = objstore.WithMetrics(bucket, r.reg)
 	s, err := sink.New(cfg, bucket, sink.WithRegisterer(prometheus.NewRegistry()), sink.WithCommitHook(func(ev sink.CommitEvent) {
 		if len(ev.FilesRemoved) == 0 {
 			r.rows.Add(ev.Rows)
@@ -147,6 +177,27 @@ func (r *inProcess) measure(ctx context.Context, rows int, input int64) (Through
 		return Throughput{}, 0, err
 	}
 	return newThroughput(rows, input, time.Since(start), selfCPU()-cpu0), peakRSS("self"), nil
+}
+
+func (r *inProcess) storeRequests(context.Context) (map[string]int64, error) {
+	families, err := r.reg.Gather()
+	if err != nil {
+		return nil, fmt.Errorf("gather store metrics: %w", err)
+	}
+	out := map[string]int64{}
+	for _, f := range families {
+		if f.GetName() != requestsMetric {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "operation" {
+					out[l.GetValue()] = int64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 func (r *inProcess) stop() error {
@@ -270,6 +321,23 @@ func (c *child) status() (sink.Status, error) {
 	return st, err
 }
 
+func (c *child) storeRequests(ctx context.Context) (map[string]int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sink metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("sink metrics: %w", err)
+	}
+	return parseRequests(string(body)), nil
+}
+
 func (c *child) committed() (int64, error) {
 	if err := c.alive(); err != nil {
 		return 0, err
@@ -391,6 +459,9 @@ func storeStats(ctx context.Context, b objstore.Bucket, records int, input int64
 	err := b.List(ctx, "", func(o objstore.ObjectInfo) error {
 		st.Objects++
 		st.Bytes += o.Size
+		if isCommitKey(o.Key) {
+			st.Commits++
+		}
 		if filepath.Ext(o.Key) == ".parquet" && !isLogKey(o.Key) {
 			st.DataFiles++
 			st.DataBytes += o.Size
@@ -404,6 +475,18 @@ func storeStats(ctx context.Context, b objstore.Bucket, records int, input int64
 	st.BytesPerRecord = ratio(float64(st.Bytes), float64(records))
 	st.ObjectsPerGB = ratio(float64(st.Objects), float64(input)/1e9)
 	return st, nil
+}
+
+// isCommitKey reports whether key is a version of a table's log,
+// "…/_delta_log/<20 digits>.json".
+func isCommitKey(key string) bool {
+	name := filepath.Base(key)
+	v, ok := strings.CutSuffix(name, ".json")
+	if !ok || len(v) != 20 || filepath.Base(filepath.Dir(key)) != "_delta_log" {
+		return false
+	}
+	_, err := strconv.ParseUint(v, 10, 64)
+	return err == nil
 }
 
 func isLogKey(key string) bool {
