@@ -244,13 +244,13 @@ func AppendEvoDB(dst []byte, ch *Change) []byte {
 	}
 	dst = strconv.AppendQuote(dst, op)
 	dst = append(dst, `,"table":`...)
-	dst = appendJSONString(dst, ch.TableName())
+	dst = AppendJSONString(dst, ch.TableName())
 	dst = append(dst, `,"data":{`...)
 	for i, f := range ch.Row {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, f.Name)
+		dst = AppendJSONString(dst, f.Name)
 		dst = append(dst, ':')
 		dst = appendJSONValue(dst, f.Value)
 	}
@@ -269,19 +269,20 @@ func appendJSONValue(dst []byte, v Value) []byte {
 		return append(dst, v.Text()...)
 	case KindFloat:
 		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
-			return appendJSONString(dst, v.Text())
+			return AppendJSONString(dst, v.Text())
 		}
 		return append(dst, v.Text()...)
 	case KindJSON:
 		return append(dst, v.str...)
 	}
-	return appendJSONString(dst, v.Text())
+	return AppendJSONString(dst, v.Text())
 }
 
-// appendJSONString appends s as a JSON string. s is valid UTF-8 (the
-// decoders refuse anything else), so only quotes, backslashes and control
-// characters need escapes.
-func appendJSONString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string. s must be valid UTF-8 (the
+// decoders refuse anything else, and it is written as is), so only quotes,
+// backslashes and control characters need escapes. The workload generator
+// writes its records with it too.
+func AppendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/evodb/sink/codec"
 )
 
 // kind is a generated column's type.
@@ -217,7 +219,7 @@ func appendValue(dst []byte, r *rand.Rand, k kind, id int64, version uint32, pad
 		}
 		return append(dst, '"')
 	case kindAdded:
-		return appendString(dst, "v"+strconv.FormatUint(uint64(version), 10))
+		return codec.AppendJSONString(dst, "v"+strconv.FormatUint(uint64(version), 10))
 	}
 	if r.IntN(20) == 0 {
 		return append(dst, "null"...)
@@ -237,44 +239,26 @@ func appendValue(dst []byte, r *rand.Rand, k kind, id int64, version uint32, pad
 	case kindBool:
 		return strconv.AppendBool(dst, r.IntN(2) == 0)
 	case kindText:
-		return appendString(dst, words[r.IntN(len(words))])
+		return codec.AppendJSONString(dst, words[r.IntN(len(words))])
 	case kindUnicode:
-		return appendString(dst, unicodes[r.IntN(len(unicodes))])
+		return codec.AppendJSONString(dst, unicodes[r.IntN(len(unicodes))])
 	case kindTimestamp:
 		ms := DefaultStartMs - r.Int64N(5*365*24*3600*1000)
 		if f.timestampMs {
 			return strconv.AppendInt(dst, ms, 10)
 		}
-		return appendString(dst, time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z"))
+		return codec.AppendJSONString(dst, time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z"))
 	case kindJSON:
 		var obj []byte
 		obj = append(obj, `{"k":`...)
 		obj = strconv.AppendInt(obj, int64(r.IntN(100)), 10)
 		obj = append(obj, `,"t":[`...)
-		obj = appendString(obj, words[r.IntN(len(words))])
+		obj = codec.AppendJSONString(obj, words[r.IntN(len(words))])
 		obj = append(obj, "]}"...)
 		if f.jsonAsText {
-			return appendString(dst, string(obj))
+			return codec.AppendJSONString(dst, string(obj))
 		}
 		return append(dst, obj...)
 	}
 	return append(dst, "null"...)
-}
-
-// appendString appends s as a JSON string. UTF-8 is written as is; quotes,
-// backslashes and control characters are escaped.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
 }
