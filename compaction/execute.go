@@ -11,13 +11,13 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/tablefile"
 )
 
 // ExecOptions configures Execute.
@@ -119,13 +119,13 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 		ModificationTime: opts.Now().UnixMilli(),
 		DataChange:       false,
 		Stats:            statsJSON,
-		Tags: map[string]string{
-			TagMinLSN:  strconv.FormatUint(stats.MinLSN, 10),
-			TagMaxLSN:  strconv.FormatUint(stats.MaxLSN, 10),
-			TagSources: mergeSources(job.Inputs),
-			TagLevel:   strconv.Itoa(job.Level),
-			TagRows:    strconv.FormatInt(stats.Rows, 10),
-		},
+		Tags: tablefile.Tags{
+			MinLSN:  stats.MinLSN,
+			MaxLSN:  stats.MaxLSN,
+			Sources: tablefile.MergeSources(job.Inputs),
+			Level:   job.Level,
+			Rows:    stats.Rows,
+		}.Map(),
 	}
 	removes := make([]committer.Remove, len(job.Inputs))
 	for i, in := range job.Inputs {
@@ -243,69 +243,4 @@ func joinKey(root, rel string) string {
 		return rel
 	}
 	return root + "/" + rel
-}
-
-// sourceKey is a topic-partition of an evodb.sources tag.
-type sourceKey struct {
-	topic     string
-	partition int32
-}
-
-// mergeSources unions the inputs' evodb.sources tags
-// ("topic:partition:first-last,...") into one range per topic-partition.
-// Entries that do not parse are dropped: the tag is informational.
-func mergeSources(inputs []committer.Add) string {
-	ranges := map[sourceKey][2]int64{}
-	for _, in := range inputs {
-		for _, item := range strings.Split(in.Tags[TagSources], ",") {
-			k, lo, hi, ok := parseSource(item)
-			if !ok {
-				continue
-			}
-			if r, seen := ranges[k]; seen {
-				lo, hi = min(lo, r[0]), max(hi, r[1])
-			}
-			ranges[k] = [2]int64{lo, hi}
-		}
-	}
-	keys := make([]sourceKey, 0, len(ranges))
-	for k := range ranges {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b sourceKey) int {
-		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		r := ranges[k]
-		parts[i] = fmt.Sprintf("%s:%d:%d-%d", k.topic, k.partition, r[0], r[1])
-	}
-	return strings.Join(parts, ",")
-}
-
-// parseSource parses "topic:partition:first-last". Kafka topic names hold
-// no colon, but the fields are taken from the right anyway.
-func parseSource(s string) (sourceKey, int64, int64, bool) {
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 {
-		return sourceKey{}, 0, 0, false
-	}
-	j := strings.LastIndexByte(s[:i], ':')
-	if j <= 0 {
-		return sourceKey{}, 0, 0, false
-	}
-	p, err := strconv.ParseInt(s[j+1:i], 10, 32)
-	if err != nil {
-		return sourceKey{}, 0, 0, false
-	}
-	first, last, ok := strings.Cut(s[i+1:], "-")
-	if !ok {
-		return sourceKey{}, 0, 0, false
-	}
-	lo, err1 := strconv.ParseInt(first, 10, 64)
-	hi, err2 := strconv.ParseInt(last, 10, 64)
-	if err1 != nil || err2 != nil || lo > hi {
-		return sourceKey{}, 0, 0, false
-	}
-	return sourceKey{topic: s[:j], partition: int32(p)}, lo, hi, true
 }

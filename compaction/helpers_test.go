@@ -18,6 +18,7 @@ import (
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/tablefile"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -96,8 +97,8 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 		return committer.Add{}, err
 	}
 	add := committer.Add{Path: rel, Size: int64(buf.Len()), DataChange: true, Stats: statsJSON, Tags: map[string]string{
-		TagMinLSN: strconv.FormatUint(stats.MinLSN, 10), TagMaxLSN: strconv.FormatUint(stats.MaxLSN, 10),
-		TagSources: fmt.Sprintf("cdc:0:%d-%d", first, first+int64(n)-1), TagLevel: "0", TagRows: strconv.FormatInt(stats.Rows, 10),
+		tablefile.TagMinLSN: strconv.FormatUint(stats.MinLSN, 10), tablefile.TagMaxLSN: strconv.FormatUint(stats.MaxLSN, 10),
+		tablefile.TagSources: fmt.Sprintf("cdc:0:%d-%d", first, first+int64(n)-1), tablefile.TagLevel: "0", tablefile.TagRows: strconv.FormatInt(stats.Rows, 10),
 	}}
 	text, err := schema.DeltaSchemaJSON()
 	if err != nil {
@@ -174,18 +175,11 @@ func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string)
 			require.False(t, dup, "offset %d appears twice (file %s)", ch.Offset, a.Path)
 			out[ch.Offset] = ch
 		}
-		require.Equal(t, int64(len(changes)), statsNumRecords(t, a.Stats), "numRecords of %s", a.Path)
+		st, err := tablefile.ParseStats(a.Stats)
+		require.NoError(t, err)
+		require.Equal(t, int64(len(changes)), st.NumRecords, "numRecords of %s", a.Path)
 	}
 	return out, snap
-}
-
-func statsNumRecords(t testing.TB, stats string) int64 {
-	t.Helper()
-	var st struct {
-		NumRecords int64 `json:"numRecords"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(stats), &st))
-	return st.NumRecords
 }
 
 // mustJSON returns the JSON of one field of a JSON object.

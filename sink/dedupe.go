@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/tablefile"
 )
 
 // Source-level deduplication (`dedupe: lsn`).
@@ -149,7 +149,7 @@ func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapsh
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(todo, func(i, j int) bool { return fileMaxLSN(todo[i]) > fileMaxLSN(todo[j]) })
+	sort.Slice(todo, func(i, j int) bool { return tablefile.MaxLSN(todo[i]) > tablefile.MaxLSN(todo[j]) })
 	if limit > 0 && len(todo) > limit {
 		for _, add := range todo[limit:] {
 			s.mu.Lock()
@@ -184,11 +184,6 @@ func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapsh
 		s.mu.Unlock()
 	}
 	return nil
-}
-
-func fileMaxLSN(a committer.Add) uint64 {
-	v, _ := strconv.ParseUint(a.Tags["evodb.maxLsn"], 10, 64)
-	return v
 }
 
 // filterCommittedLSN drops changes whose (LSN, key) the window holds.

@@ -22,6 +22,7 @@ import (
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
+	"github.com/evodb/sink/tablefile"
 )
 
 // flushJob is one drained table buffer on its way to a commit.
@@ -530,13 +531,13 @@ func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, batch
 		ModificationTime: s.now().UnixMilli(),
 		DataChange:       true,
 		Stats:            statsJSON,
-		Tags: map[string]string{
-			"evodb.minLsn":  strconv.FormatUint(stats.MinLSN, 10),
-			"evodb.maxLsn":  strconv.FormatUint(stats.MaxLSN, 10),
-			"evodb.sources": formatSources(id.Sources),
-			"evodb.level":   "0",
-			"evodb.rows":    strconv.FormatInt(stats.Rows, 10),
-		},
+		Tags: tablefile.Tags{
+			MinLSN:  stats.MinLSN,
+			MaxLSN:  stats.MaxLSN,
+			Sources: tablefile.FormatSources(id.Sources),
+			Level:   0,
+			Rows:    stats.Rows,
+		}.Map(),
 	}
 	ev := &CommitEvent{
 		Table: t.path, FilesAdded: []string{rel}, FilesRemoved: []string{},
@@ -544,15 +545,6 @@ func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, batch
 		Instance: s.instance,
 	}
 	return add, ev, nil
-}
-
-// formatSources renders source ranges as "topic:partition:first-last,...".
-func formatSources(rs []partitioner.SourceRange) string {
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = fmt.Sprintf("%s:%d:%d-%d", r.Topic, r.Partition, r.FirstOffset, r.LastOffset)
-	}
-	return strings.Join(parts, ",")
 }
 
 // retry runs op with exponential backoff until it succeeds, returns a
