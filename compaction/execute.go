@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"time"
@@ -45,7 +44,7 @@ const maxMetadataRetries = 5
 // Execute runs one job against the table t (whose root is tablePath in b),
 // planned from snap:
 //
-//  1. It reads every input fully (objstore Get, codec.ReadBlock): memory is
+//  1. It reads every input fully (tablefile.ReadFile): memory is
 //     about the decoded size of Job.Bytes, which PlanOptions.MaxJobBytes
 //     bounds.
 //  2. It unions the table's schema with the inputs' (columns missing from an
@@ -78,7 +77,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 	var rows []codec.Change
 	var read int64
 	for _, in := range job.Inputs {
-		s, changes, err := readInput(ctx, b, root, in)
+		s, changes, err := tablefile.ReadFile(ctx, b, root, in.Path)
 		if err != nil {
 			return nil, fmt.Errorf("compact %s: %w", root, err)
 		}
@@ -196,25 +195,6 @@ func widenedMetadata(snap *committer.Snapshot, out *codec.Schema) (*committer.Me
 	md := snap.Metadata
 	md.SchemaString = text
 	return &md, nil
-}
-
-// readInput reads one input file whole and decodes it.
-func readInput(ctx context.Context, b objstore.Bucket, root string, in committer.Add) (*codec.Schema, []codec.Change, error) {
-	key := joinKey(root, in.Path)
-	rc, err := b.Get(ctx, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read input %s: %w", key, err)
-	}
-	data, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read input %s: %w", key, err)
-	}
-	s, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("decode input %s: %w", key, err)
-	}
-	return s, changes, nil
 }
 
 // upload writes the output create-only under rel. If an object already

@@ -165,7 +165,7 @@ func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string)
 	require.NoError(t, err)
 	out := map[int64]codec.Change{}
 	for _, a := range snap.Files {
-		_, changes, err := readInput(ctx, b, path, a)
+		_, changes, err := tablefile.ReadFile(ctx, b, path, a.Path)
 		require.NoError(t, err)
 		for i, ch := range changes {
 			if i > 0 {

@@ -1,10 +1,8 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 
@@ -161,20 +159,12 @@ func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapsh
 	for _, add := range todo {
 		var changes []codec.Change
 		err := s.retry(ctx, "dedupe-read", func() error {
-			rc, err := s.bucket.Get(ctx, t.path+"/"+add.Path)
-			if err != nil {
-				return err
-			}
-			data, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil {
-				return err
-			}
-			_, changes, err = codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+			var err error
+			_, changes, err = tablefile.ReadFile(ctx, s.bucket, t.path, add.Path)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("read %s/%s for deduplication: %w", t.path, add.Path, err)
+			return fmt.Errorf("deduplication: %w", err)
 		}
 		s.mu.Lock()
 		for i := range changes {

@@ -15,14 +15,11 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"math/big"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +30,7 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // Options selects what Verify reads.
@@ -381,34 +379,9 @@ func readTables(ctx context.Context, bucket objstore.Bucket, topics []string, re
 	return rows, nil
 }
 
-// dataKey is the object key of a data file the log lists (paths in the log
-// are relative to the table and URL-encoded).
-func dataKey(path, file string) string {
-	if u, err := url.PathUnescape(file); err == nil {
-		file = u
-	}
-	if path == "" {
-		return file
-	}
-	return path + "/" + file
-}
-
 // readFile reads one data file of a table.
 func readFile(ctx context.Context, bucket objstore.Bucket, path, file string) ([]codec.Change, error) {
-	key := dataKey(path, file)
-	// One GET per file: Parquet reads many small ranges, each a round
-	// trip to the store.
-	rc, err := bucket.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("verify: table %s file %s: %w", tableName(path), file, err)
-	}
-	data, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("verify: table %s file %s: %w", tableName(path), file, err)
-	}
-	r := bytes.NewReader(data)
-	_, changes, err := codec.ReadBlock(r, int64(len(data)))
+	_, changes, err := tablefile.ReadFile(ctx, bucket, path, file)
 	if err != nil {
 		return nil, fmt.Errorf("verify: table %s file %s: %w", tableName(path), file, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
+	"github.com/evodb/sink/tablefile"
 )
 
 const (
@@ -109,7 +110,7 @@ func TestVerify(t *testing.T) {
 		break
 	}
 	data := readAll(t, bucket, "t0/"+add.Path)
-	schema, rows, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+	schema, rows, err := tablefile.ReadFile(ctx, bucket, "t0", add.Path)
 	require.NoError(t, err)
 
 	tests := []struct {

@@ -5,9 +5,7 @@
 package tabletest
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,6 +13,7 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // Changes returns the rows of the active data files of every table in b,
@@ -30,13 +29,10 @@ func Changes(t testing.TB, ctx context.Context, b objstore.Bucket) []codec.Chang
 		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		for path, add := range snap.Files {
-			rc, err := b.Get(ctx, root+"/"+path)
+			info, err := b.Head(ctx, tablefile.Key(root, path))
 			require.NoError(t, err)
-			data, err := io.ReadAll(rc)
-			require.NoError(t, err)
-			require.NoError(t, rc.Close())
-			require.Equal(t, add.Size, int64(len(data)), "size of %s/%s", root, path)
-			_, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+			require.Equal(t, add.Size, info.Size, "size of %s/%s", root, path)
+			_, changes, err := tablefile.ReadFile(ctx, b, root, path)
 			require.NoError(t, err)
 			out = append(out, changes...)
 		}
