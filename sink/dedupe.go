@@ -133,7 +133,8 @@ func (d *dedupeState) release(rows *codec.Rows, committed bool) {
 func (d *dedupeState) dropPartition(tp topicPartition) { delete(d.buffered, tp) }
 
 // absorbFiles adds the rows of snapshot files not yet seen to the window,
-// newest first, at most limit files (0: all).
+// newest first, at most limit files (0: all). Files the sink did not write
+// are passed over.
 func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapshot, limit int) error {
 	s.mu.Lock()
 	d := t.dedupe
@@ -142,7 +143,14 @@ func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapsh
 	}
 	var todo []committer.Add
 	for path, add := range snap.Files {
-		if !d.seen[path] {
+		switch {
+		case d.seen[path]:
+		case !tablefile.WrittenBySink(add):
+			// Another writer (a Spark or delta-rs job) appended it: it
+			// holds no changes this sink could be sent again, and has
+			// no evodb metadata to read it by.
+			d.seen[path] = true
+		default:
 			todo = append(todo, add)
 		}
 	}

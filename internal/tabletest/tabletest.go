@@ -17,7 +17,8 @@ import (
 )
 
 // Changes returns the rows of the active data files of every table in b,
-// table by table. It fails the test if a table's log cannot be read, or a
+// table by table; files another writer appended are not the sink's and
+// are passed over. It fails the test if a table's log cannot be read, or a
 // file is missing, unreadable or not the size its log action names. A row
 // in two files is returned twice: duplicates are the caller's to find.
 func Changes(t testing.TB, ctx context.Context, b objstore.Bucket) []codec.Change {
@@ -29,6 +30,9 @@ func Changes(t testing.TB, ctx context.Context, b objstore.Bucket) []codec.Chang
 		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		for path, add := range snap.Files {
+			if !tablefile.WrittenBySink(add) {
+				continue
+			}
 			info, err := b.Head(ctx, tablefile.Key(root, path))
 			require.NoError(t, err)
 			require.Equal(t, add.Size, info.Size, "size of %s/%s", root, path)
