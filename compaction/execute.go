@@ -1,7 +1,6 @@
 package compaction
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -51,7 +50,8 @@ const maxMetadataRetries = 5
 //     input are null in its rows, matched by name, never by position) and
 //     orders the rows by _lsn, then topic, partition and offset.
 //  3. It writes one Parquet file with row groups of about the mode's block
-//     size, create-only, under partitioner.PartitionFileKey.
+//     size, create-only, under partitioner.PartitionFileKey
+//     (tablefile.WriteBlock).
 //  4. It commits remove(inputs) and add(output), both dataChange=false, as
 //     one OPTIMIZE commit, with the widened schema if the inputs' schema is
 //     wider than the table's.
@@ -95,37 +95,36 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 			cmp.Compare(a.Offset, b.Offset),
 		)
 	})
-	var buf bytes.Buffer
-	stats, err := codec.EncodeBlock(&buf, schema, rows, codec.EncodeOptions{
-		Compression:   opts.Compression,
-		RowGroupBytes: opts.Mode.BlockSize,
-		KafkaColumns:  schema.KafkaColumns(),
+	paths := job.Paths()
+	w, err := tablefile.WriteBlock(ctx, b, root, tablefile.Block{
+		Schema:  schema,
+		Changes: rows,
+		Encode: codec.EncodeOptions{
+			Compression:   opts.Compression,
+			RowGroupBytes: opts.Mode.BlockSize,
+			KafkaColumns:  schema.KafkaColumns(),
+		},
+		// A crashed or concurrent compaction of the same inputs may have
+		// left an object under the name: a fresh inputs hash names the
+		// output instead.
+		Name: func(stats codec.BlockStats, attempt int) string {
+			keys := paths
+			if attempt > 0 {
+				var nonce [8]byte
+				_, _ = rand.Read(nonce[:]) // crypto/rand.Read never returns an error.
+				keys = append(slices.Clone(paths), hex.EncodeToString(nonce[:]))
+			}
+			return partitioner.PartitionFileKey(stats.MinLSN, stats.MaxLSN, job.Level, partitioner.InputsHash(keys))
+		},
+		Level:      job.Level,
+		Sources:    tablefile.MergeSources(job.Inputs),
+		DataChange: false,
+		ModTime:    opts.Now(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("compact %s: %w", root, err)
 	}
-	statsJSON, err := stats.DeltaStatsJSON()
-	if err != nil {
-		return nil, fmt.Errorf("compact %s: %w", root, err)
-	}
-	rel, err := upload(ctx, b, root, partitioner.PartitionFileKey(stats.MinLSN, stats.MaxLSN, job.Level, partitioner.InputsHash(job.Paths())), stats, job, buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("compact %s: %w", root, err)
-	}
-	add := committer.Add{
-		Path:             rel,
-		Size:             int64(buf.Len()),
-		ModificationTime: opts.Now().UnixMilli(),
-		DataChange:       false,
-		Stats:            statsJSON,
-		Tags: tablefile.Tags{
-			MinLSN:  stats.MinLSN,
-			MaxLSN:  stats.MaxLSN,
-			Sources: tablefile.MergeSources(job.Inputs),
-			Level:   job.Level,
-			Rows:    stats.Rows,
-		}.Map(),
-	}
+	add, rel := w.Add, w.Add.Path
 	removes := make([]committer.Remove, len(job.Inputs))
 	for i, in := range job.Inputs {
 		removes[i] = committer.Remove{Path: in.Path, DataChange: false, Size: in.Size, PartitionValues: in.PartitionValues}
@@ -195,26 +194,6 @@ func widenedMetadata(snap *committer.Snapshot, out *codec.Schema) (*committer.Me
 	md := snap.Metadata
 	md.SchemaString = text
 	return &md, nil
-}
-
-// upload writes the output create-only under rel. If an object already
-// holds that name (a crashed or concurrent compaction of the same inputs
-// left it), its contents cannot be vouched for, so the output goes under a
-// name with a fresh inputs hash instead of overwriting it.
-func upload(ctx context.Context, b objstore.Bucket, root, rel string, stats codec.BlockStats, job Job, data []byte) (string, error) {
-	for attempt := 0; ; attempt++ {
-		_, err := b.Put(ctx, joinKey(root, rel), bytes.NewReader(data), int64(len(data)), objstore.PutOptions{IfNoneMatch: true})
-		if err == nil {
-			return rel, nil
-		}
-		if !errors.Is(err, objstore.ErrPreconditionFailed) || attempt >= 3 {
-			return "", fmt.Errorf("upload %s: %w", rel, err)
-		}
-		var nonce [8]byte
-		_, _ = rand.Read(nonce[:]) // crypto/rand.Read never returns an error.
-		rel = partitioner.PartitionFileKey(stats.MinLSN, stats.MaxLSN, job.Level,
-			partitioner.InputsHash(append(job.Paths(), hex.EncodeToString(nonce[:]))))
-	}
 }
 
 // joinKey joins a table root and a path relative to it.

@@ -1,11 +1,9 @@
 package compaction
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -81,25 +79,21 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 	schema = schema.Clone()
 	f.mu.Unlock()
 
-	var buf bytes.Buffer
-	stats, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{RowGroupBytes: testMode.BlockSize, KafkaColumns: true})
+	sources := []partitioner.SourceRange{{Topic: "cdc", Partition: 0, FirstOffset: first, LastOffset: first + int64(n) - 1}}
+	w, err := tablefile.WriteBlock(ctx, f.b, f.path, tablefile.Block{
+		Schema:  schema,
+		Changes: changes,
+		Encode:  codec.EncodeOptions{RowGroupBytes: testMode.BlockSize, KafkaColumns: true},
+		Name: func(stats codec.BlockStats, _ int) string {
+			return partitioner.DataFileKey(partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN, Sources: sources})
+		},
+		Sources:    tablefile.FormatSources(sources),
+		DataChange: true,
+	})
 	if err != nil {
 		return committer.Add{}, err
 	}
-	statsJSON, err := stats.DeltaStatsJSON()
-	if err != nil {
-		return committer.Add{}, err
-	}
-	id := partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN,
-		Sources: []partitioner.SourceRange{{Topic: "cdc", Partition: 0, FirstOffset: first, LastOffset: first + int64(n) - 1}}}
-	rel := partitioner.DataFileKey(id)
-	if _, err := f.b.Put(ctx, f.path+"/"+rel, bytes.NewReader(buf.Bytes()), int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true}); err != nil {
-		return committer.Add{}, err
-	}
-	add := committer.Add{Path: rel, Size: int64(buf.Len()), DataChange: true, Stats: statsJSON, Tags: map[string]string{
-		tablefile.TagMinLSN: strconv.FormatUint(stats.MinLSN, 10), tablefile.TagMaxLSN: strconv.FormatUint(stats.MaxLSN, 10),
-		tablefile.TagSources: fmt.Sprintf("cdc:0:%d-%d", first, first+int64(n)-1), tablefile.TagLevel: "0", tablefile.TagRows: strconv.FormatInt(stats.Rows, 10),
-	}}
+	add := w.Add
 	text, err := schema.DeltaSchemaJSON()
 	if err != nil {
 		return committer.Add{}, err

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -493,58 +492,39 @@ func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, batch
 	// Blocks hold rows in LSN order (then source offset) so readers can
 	// skip by _lsn and compaction merges sorted runs.
 	rows.Sort()
-	var buf bytes.Buffer
-	stats, err := codec.EncodeRows(&buf, schema, rows, codec.EncodeOptions{
-		Compression:   t.cfg.Compression,
-		RowGroupBytes: t.mode.BlockSize,
-		KafkaColumns:  schema.KafkaColumns(),
-	})
-	if err != nil {
-		return committer.Add{}, nil, fmt.Errorf("encode block: %w", err)
-	}
-	statsJSON, err := stats.DeltaStatsJSON()
-	if err != nil {
-		return committer.Add{}, nil, fmt.Errorf("block stats: %w", err)
-	}
 	id := batch.BlockID()
-	rel := partitioner.DataFileKey(id)
-	body := bytes.NewReader(buf.Bytes())
-	err = s.retry(ctx, "upload", func() error {
-		_, perr := s.bucket.Put(ctx, t.path+"/"+rel, body, int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true})
-		if errors.Is(perr, objstore.ErrPreconditionFailed) {
-			// An earlier attempt (ours, or a zombie's) left an object
-			// under this name that may or may not be committed, with
-			// contents we cannot vouch for: never overwrite it, write
-			// under a fresh name instead.
-			rel = strings.TrimSuffix(partitioner.DataFileKey(id), ".parquet") + "-" + newID(4) + ".parquet"
-			return perr
-		}
-		return perr
+	w, err := tablefile.WriteBlock(ctx, s.bucket, t.path, tablefile.Block{
+		Schema: schema,
+		Rows:   rows,
+		Encode: codec.EncodeOptions{
+			Compression:   t.cfg.Compression,
+			RowGroupBytes: t.mode.BlockSize,
+			KafkaColumns:  schema.KafkaColumns(),
+		},
+		Name: func(_ codec.BlockStats, attempt int) string {
+			if attempt == 0 {
+				return partitioner.DataFileKey(id)
+			}
+			return strings.TrimSuffix(partitioner.DataFileKey(id), ".parquet") + "-" + newID(4) + ".parquet"
+		},
+		Level:      0,
+		Sources:    tablefile.FormatSources(id.Sources),
+		DataChange: true,
+		ModTime:    s.now(),
+		Retry: func(ctx context.Context, op func() error) error {
+			return s.retry(ctx, "upload", op)
+		},
 	})
 	if err != nil {
-		return committer.Add{}, nil, fmt.Errorf("upload block %s/%s: %w", t.path, rel, err)
+		return committer.Add{}, nil, err
 	}
-	s.metrics.blockBytes.Observe(float64(buf.Len()))
-	add := committer.Add{
-		Path:             rel,
-		Size:             int64(buf.Len()),
-		ModificationTime: s.now().UnixMilli(),
-		DataChange:       true,
-		Stats:            statsJSON,
-		Tags: tablefile.Tags{
-			MinLSN:  stats.MinLSN,
-			MaxLSN:  stats.MaxLSN,
-			Sources: tablefile.FormatSources(id.Sources),
-			Level:   0,
-			Rows:    stats.Rows,
-		}.Map(),
-	}
+	s.metrics.blockBytes.Observe(float64(w.Add.Size))
 	ev := &CommitEvent{
-		Table: t.path, FilesAdded: []string{rel}, FilesRemoved: []string{},
-		MinLSN: stats.MinLSN, MaxLSN: stats.MaxLSN, Rows: stats.Rows, Bytes: int64(buf.Len()),
+		Table: t.path, FilesAdded: []string{w.Add.Path}, FilesRemoved: []string{},
+		MinLSN: w.Stats.MinLSN, MaxLSN: w.Stats.MaxLSN, Rows: w.Stats.Rows, Bytes: w.Add.Size,
 		Instance: s.instance,
 	}
-	return add, ev, nil
+	return w.Add, ev, nil
 }
 
 // retry runs op with exponential backoff until it succeeds, returns a
