@@ -70,7 +70,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 		opts.Now = time.Now
 	}
 	root := t.Root()
-	schema, err := tableSchema(snap)
+	schema, err := tablefile.TableSchema(snap)
 	if err != nil {
 		return nil, fmt.Errorf("compact %s: %w", root, err)
 	}
@@ -140,7 +140,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 				"level":  strconv.Itoa(job.Level),
 			},
 		}
-		md, err := widenedMetadata(snap, schema)
+		md, err := tablefile.WidenedMetadata(snap, schema)
 		if err != nil {
 			return nil, fmt.Errorf("compact %s: %w", root, err)
 		}
@@ -159,41 +159,6 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 			return nil, fmt.Errorf("compact %s into %s: %w", root, rel, err)
 		}
 	}
-}
-
-// tableSchema parses the table's committed schema; an empty table schema
-// gives an empty codec schema.
-func tableSchema(snap *committer.Snapshot) (*codec.Schema, error) {
-	if snap.Metadata.SchemaString == "" {
-		return codec.NewSchema(), nil
-	}
-	s, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
-	if err != nil {
-		return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, err)
-	}
-	return s, nil
-}
-
-// widenedMetadata returns the table metadata to commit so that the table's
-// schema holds every column of out, or nil if it already does.
-func widenedMetadata(snap *committer.Snapshot, out *codec.Schema) (*committer.Metadata, error) {
-	merged, err := tableSchema(snap)
-	if err != nil {
-		return nil, err
-	}
-	if err := merged.Merge(out); err != nil {
-		return nil, fmt.Errorf("merge output schema into version %d: %w", snap.Version, err)
-	}
-	text, err := merged.DeltaSchemaJSON()
-	if err != nil {
-		return nil, err
-	}
-	if text == snap.Metadata.SchemaString {
-		return nil, nil
-	}
-	md := snap.Metadata
-	md.SchemaString = text
-	return &md, nil
 }
 
 // joinKey joins a table root and a path relative to it.

@@ -198,9 +198,9 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			return nil, err
 		}
 		if snap.Metadata.SchemaString != "" {
-			theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+			theirs, err := tablefile.TableSchema(snap)
 			if err != nil {
-				return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, err)
+				return nil, err
 			}
 			// Another member may have committed a column with another
 			// type than this job's changes gave it: the committed type
@@ -231,23 +231,24 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 				"reason": job.reason,
 			},
 		}
-		schemaJSON, err := schema.DeltaSchemaJSON()
+		// The job's schema is rebased onto the table's: it holds every
+		// committed column with its committed type.
+		md, err := tablefile.SchemaMetadata(snap, schema)
 		if err != nil {
-			return nil, fmt.Errorf("render schema: %w", err)
+			return nil, err
 		}
-		pk := s.primaryKey(t)
-		if schemaJSON != snap.Metadata.SchemaString || (pk != "" && snap.Metadata.Configuration[primaryKeyConfig] != pk) {
-			md := snap.Metadata
-			md.SchemaString = schemaJSON
-			if pk != "" {
-				md.Configuration = maps.Clone(md.Configuration)
-				if md.Configuration == nil {
-					md.Configuration = map[string]string{}
-				}
-				md.Configuration[primaryKeyConfig] = pk
+		if pk := s.primaryKey(t); pk != "" && snap.Metadata.Configuration[primaryKeyConfig] != pk {
+			if md == nil {
+				m := snap.Metadata
+				md = &m
 			}
-			c.Metadata = &md
+			md.Configuration = maps.Clone(md.Configuration)
+			if md.Configuration == nil {
+				md.Configuration = map[string]string{}
+			}
+			md.Configuration[primaryKeyConfig] = pk
 		}
+		c.Metadata = md
 		var res *committer.CommitResult
 		start := time.Now()
 		err = s.retry(ctx, "commit", func() error {
