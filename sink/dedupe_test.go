@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -68,15 +67,7 @@ func TestSinkDedupeLSN(t *testing.T) {
 	produceDebezium(t, c.ListenAddrs(), "dbz", []dbzChange{{1, 130, "u"}, {4, 90, "c"}, {5, 150, "c"}})
 	s, stop := runSink(t, cfg, b)
 	waitCommitted(t, b, len(first)+1, 30*time.Second)
-	require.Eventually(t, func() bool {
-		st := s.Status()
-		for _, p := range st.Partitions {
-			if p.Lag != 0 {
-				return false
-			}
-		}
-		return len(st.Partitions) > 0
-	}, 30*time.Second, 50*time.Millisecond)
+	waitCaughtUp(t, s)
 	require.NoError(t, stop())
 	rows, _ = readTables(t, b)
 	seen := map[string]int{}
@@ -290,10 +281,7 @@ func TestSinkDedupeTableAnotherWriterAppendedTo(t *testing.T) {
 		})
 	})
 	t.Run("delta-rs", func(t *testing.T) {
-		python := os.Getenv("SINK_TEST_PYTHON")
-		if python == "" {
-			t.Skip("SINK_TEST_PYTHON is not set")
-		}
+		python := tabletest.Python(t)
 		dir := t.TempDir()
 		b, err := objstore.NewFilesystem(dir)
 		require.NoError(t, err)
@@ -333,6 +321,21 @@ func dedupeAfterForeignAppend(t *testing.T, b objstore.Bucket, appendRows func(t
 
 	produceDebezium(t, c.ListenAddrs(), "dbz", []dbzChange{{1, 110, "c"}, {3, 120, "c"}, {4, 130, "c"}})
 	s, stop := runSink(t, cfg, b)
+	waitCaughtUp(t, s)
+	require.NoError(t, stop())
+	rows, _ := readTables(t, b)
+	seen := map[string]int{}
+	for _, ch := range rows {
+		seen[fmt.Sprintf("%d/%s", ch.LSN, ch.Get("id").Text())]++
+	}
+	require.Equal(t, map[string]int{"100/2": 1, "110/1": 1, "120/3": 1, "130/4": 1}, seen)
+	require.Equal(t, 2.0, counterValue(t, s.metrics.dedupeDropped.WithLabelValues(table)), "replays dropped after the restart")
+}
+
+// waitCaughtUp waits until the sink owns partitions and has read each to
+// its end.
+func waitCaughtUp(t *testing.T, s *Sink) {
+	t.Helper()
 	require.Eventually(t, func() bool {
 		st := s.Status()
 		for _, p := range st.Partitions {
@@ -342,12 +345,4 @@ func dedupeAfterForeignAppend(t *testing.T, b objstore.Bucket, appendRows func(t
 		}
 		return len(st.Partitions) > 0
 	}, 30*time.Second, 50*time.Millisecond)
-	require.NoError(t, stop())
-	rows, _ := readTables(t, b)
-	seen := map[string]int{}
-	for _, ch := range rows {
-		seen[fmt.Sprintf("%d/%s", ch.LSN, ch.Get("id").Text())]++
-	}
-	require.Equal(t, map[string]int{"100/2": 1, "110/1": 1, "120/3": 1, "130/4": 1}, seen)
-	require.Equal(t, 2.0, counterValue(t, s.metrics.dedupeDropped.WithLabelValues(table)), "replays dropped after the restart")
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -237,10 +236,7 @@ func TestVerifyTableAnotherWriterAppendedTo(t *testing.T) {
 		check(t, c, b)
 	})
 	t.Run("delta-rs", func(t *testing.T) {
-		python := os.Getenv("SINK_TEST_PYTHON")
-		if python == "" {
-			t.Skip("SINK_TEST_PYTHON is not set")
-		}
+		python := tabletest.Python(t)
 		dir := t.TempDir()
 		b, err := objstore.NewFilesystem(dir)
 		require.NoError(t, err)

@@ -21,6 +21,17 @@ import (
 //go:embed testdata/append_foreign.py
 var appendForeignPy []byte
 
+// Python returns the Python that SINK_TEST_PYTHON names, one with the
+// deltalake package, and skips the test when it is not set.
+func Python(t testing.TB) string {
+	t.Helper()
+	python := os.Getenv("SINK_TEST_PYTHON")
+	if python == "" {
+		t.Skip("SINK_TEST_PYTHON is not set")
+	}
+	return python
+}
+
 // AppendDeltaRS appends rows to the Delta table in the directory dir the
 // way another writer does: delta-rs write_deltalake(mode="append"), run
 // by python (a Python with the deltalake package). It copies the table's
