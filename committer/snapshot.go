@@ -2,7 +2,6 @@ package committer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,26 +55,6 @@ type Snapshot struct {
 func (s *Snapshot) TxnVersion(appID string) (int64, bool) {
 	v, ok := s.Txns[appID]
 	return v, ok
-}
-
-// NumRecords sums numRecords over the active files' stats; files without
-// stats count as zero.
-func (s *Snapshot) NumRecords() int64 {
-	var n int64
-	for _, a := range s.Files {
-		n += statsNumRecords(a.Stats)
-	}
-	return n
-}
-
-func statsNumRecords(stats string) int64 {
-	var st struct {
-		NumRecords int64 `json:"numRecords"`
-	}
-	if stats == "" || json.Unmarshal([]byte(stats), &st) != nil {
-		return 0
-	}
-	return st.NumRecords
 }
 
 // Tombstone returns the remove action of path if the snapshot keeps it as a

@@ -1,23 +1,21 @@
 package compaction
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/tablefile"
 )
 
 // ExecOptions configures Execute.
@@ -45,14 +43,15 @@ const maxMetadataRetries = 5
 // Execute runs one job against the table t (whose root is tablePath in b),
 // planned from snap:
 //
-//  1. It reads every input fully (objstore Get, codec.ReadBlock): memory is
+//  1. It reads every input fully (tablefile.ReadFile): memory is
 //     about the decoded size of Job.Bytes, which PlanOptions.MaxJobBytes
 //     bounds.
 //  2. It unions the table's schema with the inputs' (columns missing from an
 //     input are null in its rows, matched by name, never by position) and
 //     orders the rows by _lsn, then topic, partition and offset.
 //  3. It writes one Parquet file with row groups of about the mode's block
-//     size, create-only, under partitioner.PartitionFileKey.
+//     size, create-only, under partitioner.PartitionFileKey
+//     (tablefile.WriteBlock).
 //  4. It commits remove(inputs) and add(output), both dataChange=false, as
 //     one OPTIMIZE commit, with the widened schema if the inputs' schema is
 //     wider than the table's.
@@ -71,14 +70,14 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 		opts.Now = time.Now
 	}
 	root := t.Root()
-	schema, err := tableSchema(snap)
+	schema, err := tablefile.TableSchema(snap)
 	if err != nil {
 		return nil, fmt.Errorf("compact %s: %w", root, err)
 	}
 	var rows []codec.Change
 	var read int64
 	for _, in := range job.Inputs {
-		s, changes, err := readInput(ctx, b, root, in)
+		s, changes, err := tablefile.ReadFile(ctx, b, root, in.Path)
 		if err != nil {
 			return nil, fmt.Errorf("compact %s: %w", root, err)
 		}
@@ -96,37 +95,36 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 			cmp.Compare(a.Offset, b.Offset),
 		)
 	})
-	var buf bytes.Buffer
-	stats, err := codec.EncodeBlock(&buf, schema, rows, codec.EncodeOptions{
-		Compression:   opts.Compression,
-		RowGroupBytes: opts.Mode.BlockSize,
-		KafkaColumns:  schema.KafkaColumns(),
+	paths := job.Paths()
+	w, err := tablefile.WriteBlock(ctx, b, root, tablefile.Block{
+		Schema:  schema,
+		Changes: rows,
+		Encode: codec.EncodeOptions{
+			Compression:   opts.Compression,
+			RowGroupBytes: opts.Mode.BlockSize,
+			KafkaColumns:  schema.KafkaColumns(),
+		},
+		// A crashed or concurrent compaction of the same inputs may have
+		// left an object under the name: a fresh inputs hash names the
+		// output instead.
+		Name: func(stats codec.BlockStats, attempt int) string {
+			keys := paths
+			if attempt > 0 {
+				var nonce [8]byte
+				_, _ = rand.Read(nonce[:]) // crypto/rand.Read never returns an error.
+				keys = append(slices.Clone(paths), hex.EncodeToString(nonce[:]))
+			}
+			return partitioner.PartitionFileKey(stats.MinLSN, stats.MaxLSN, job.Level, partitioner.InputsHash(keys))
+		},
+		Level:      job.Level,
+		Sources:    tablefile.MergeSources(job.Inputs),
+		DataChange: false,
+		ModTime:    opts.Now(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("compact %s: %w", root, err)
 	}
-	statsJSON, err := stats.DeltaStatsJSON()
-	if err != nil {
-		return nil, fmt.Errorf("compact %s: %w", root, err)
-	}
-	rel, err := upload(ctx, b, root, partitioner.PartitionFileKey(stats.MinLSN, stats.MaxLSN, job.Level, partitioner.InputsHash(job.Paths())), stats, job, buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("compact %s: %w", root, err)
-	}
-	add := committer.Add{
-		Path:             rel,
-		Size:             int64(buf.Len()),
-		ModificationTime: opts.Now().UnixMilli(),
-		DataChange:       false,
-		Stats:            statsJSON,
-		Tags: map[string]string{
-			TagMinLSN:  strconv.FormatUint(stats.MinLSN, 10),
-			TagMaxLSN:  strconv.FormatUint(stats.MaxLSN, 10),
-			TagSources: mergeSources(job.Inputs),
-			TagLevel:   strconv.Itoa(job.Level),
-			TagRows:    strconv.FormatInt(stats.Rows, 10),
-		},
-	}
+	add, rel := w.Add, w.Add.Path
 	removes := make([]committer.Remove, len(job.Inputs))
 	for i, in := range job.Inputs {
 		removes[i] = committer.Remove{Path: in.Path, DataChange: false, Size: in.Size, PartitionValues: in.PartitionValues}
@@ -142,7 +140,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 				"level":  strconv.Itoa(job.Level),
 			},
 		}
-		md, err := widenedMetadata(snap, schema)
+		md, err := tablefile.WidenedMetadata(snap, schema)
 		if err != nil {
 			return nil, fmt.Errorf("compact %s: %w", root, err)
 		}
@@ -163,149 +161,10 @@ func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *c
 	}
 }
 
-// tableSchema parses the table's committed schema; an empty table schema
-// gives an empty codec schema.
-func tableSchema(snap *committer.Snapshot) (*codec.Schema, error) {
-	if snap.Metadata.SchemaString == "" {
-		return codec.NewSchema(), nil
-	}
-	s, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
-	if err != nil {
-		return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, err)
-	}
-	return s, nil
-}
-
-// widenedMetadata returns the table metadata to commit so that the table's
-// schema holds every column of out, or nil if it already does.
-func widenedMetadata(snap *committer.Snapshot, out *codec.Schema) (*committer.Metadata, error) {
-	merged, err := tableSchema(snap)
-	if err != nil {
-		return nil, err
-	}
-	if err := merged.Merge(out); err != nil {
-		return nil, fmt.Errorf("merge output schema into version %d: %w", snap.Version, err)
-	}
-	text, err := merged.DeltaSchemaJSON()
-	if err != nil {
-		return nil, err
-	}
-	if text == snap.Metadata.SchemaString {
-		return nil, nil
-	}
-	md := snap.Metadata
-	md.SchemaString = text
-	return &md, nil
-}
-
-// readInput reads one input file whole and decodes it.
-func readInput(ctx context.Context, b objstore.Bucket, root string, in committer.Add) (*codec.Schema, []codec.Change, error) {
-	key := joinKey(root, in.Path)
-	rc, err := b.Get(ctx, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read input %s: %w", key, err)
-	}
-	data, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("read input %s: %w", key, err)
-	}
-	s, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("decode input %s: %w", key, err)
-	}
-	return s, changes, nil
-}
-
-// upload writes the output create-only under rel. If an object already
-// holds that name (a crashed or concurrent compaction of the same inputs
-// left it), its contents cannot be vouched for, so the output goes under a
-// name with a fresh inputs hash instead of overwriting it.
-func upload(ctx context.Context, b objstore.Bucket, root, rel string, stats codec.BlockStats, job Job, data []byte) (string, error) {
-	for attempt := 0; ; attempt++ {
-		_, err := b.Put(ctx, joinKey(root, rel), bytes.NewReader(data), int64(len(data)), objstore.PutOptions{IfNoneMatch: true})
-		if err == nil {
-			return rel, nil
-		}
-		if !errors.Is(err, objstore.ErrPreconditionFailed) || attempt >= 3 {
-			return "", fmt.Errorf("upload %s: %w", rel, err)
-		}
-		var nonce [8]byte
-		_, _ = rand.Read(nonce[:]) // crypto/rand.Read never returns an error.
-		rel = partitioner.PartitionFileKey(stats.MinLSN, stats.MaxLSN, job.Level,
-			partitioner.InputsHash(append(job.Paths(), hex.EncodeToString(nonce[:]))))
-	}
-}
-
 // joinKey joins a table root and a path relative to it.
 func joinKey(root, rel string) string {
 	if root == "" {
 		return rel
 	}
 	return root + "/" + rel
-}
-
-// sourceKey is a topic-partition of an evodb.sources tag.
-type sourceKey struct {
-	topic     string
-	partition int32
-}
-
-// mergeSources unions the inputs' evodb.sources tags
-// ("topic:partition:first-last,...") into one range per topic-partition.
-// Entries that do not parse are dropped: the tag is informational.
-func mergeSources(inputs []committer.Add) string {
-	ranges := map[sourceKey][2]int64{}
-	for _, in := range inputs {
-		for _, item := range strings.Split(in.Tags[TagSources], ",") {
-			k, lo, hi, ok := parseSource(item)
-			if !ok {
-				continue
-			}
-			if r, seen := ranges[k]; seen {
-				lo, hi = min(lo, r[0]), max(hi, r[1])
-			}
-			ranges[k] = [2]int64{lo, hi}
-		}
-	}
-	keys := make([]sourceKey, 0, len(ranges))
-	for k := range ranges {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b sourceKey) int {
-		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		r := ranges[k]
-		parts[i] = fmt.Sprintf("%s:%d:%d-%d", k.topic, k.partition, r[0], r[1])
-	}
-	return strings.Join(parts, ",")
-}
-
-// parseSource parses "topic:partition:first-last". Kafka topic names hold
-// no colon, but the fields are taken from the right anyway.
-func parseSource(s string) (sourceKey, int64, int64, bool) {
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 {
-		return sourceKey{}, 0, 0, false
-	}
-	j := strings.LastIndexByte(s[:i], ':')
-	if j <= 0 {
-		return sourceKey{}, 0, 0, false
-	}
-	p, err := strconv.ParseInt(s[j+1:i], 10, 32)
-	if err != nil {
-		return sourceKey{}, 0, 0, false
-	}
-	first, last, ok := strings.Cut(s[i+1:], "-")
-	if !ok {
-		return sourceKey{}, 0, 0, false
-	}
-	lo, err1 := strconv.ParseInt(first, 10, 64)
-	hi, err2 := strconv.ParseInt(last, 10, 64)
-	if err1 != nil || err2 != nil || lo > hi {
-		return sourceKey{}, 0, 0, false
-	}
-	return sourceKey{topic: s[:j], partition: int32(p)}, lo, hi, true
 }

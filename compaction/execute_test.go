@@ -12,6 +12,7 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -33,8 +34,8 @@ func allJob(snap *committer.Snapshot) Job {
 func refs(adds []committer.Add) []fileRef {
 	var out []fileRef
 	for _, a := range adds {
-		lo, hi, _ := lsnRange(a)
-		out = append(out, fileRef{add: a, minLSN: lo, maxLSN: hi, level: fileLevel(a)})
+		lo, hi, _ := tablefile.LSNRange(a)
+		out = append(out, fileRef{add: a, minLSN: lo, maxLSN: hi, level: tablefile.Level(a)})
 	}
 	return out
 }
@@ -105,11 +106,11 @@ func TestExecuteMergesRows(t *testing.T) {
 
 	add := snap.Files[out.Add.Path]
 	require.False(t, add.DataChange)
-	require.Equal(t, "1", add.Tags[TagMinLSN])
-	require.Equal(t, "19", add.Tags[TagMaxLSN])
-	require.Equal(t, "1", add.Tags[TagLevel])
-	require.Equal(t, "19", add.Tags[TagRows])
-	require.Equal(t, "cdc:0:1-19", add.Tags[TagSources])
+	require.Equal(t, "1", add.Tags[tablefile.TagMinLSN])
+	require.Equal(t, "19", add.Tags[tablefile.TagMaxLSN])
+	require.Equal(t, "1", add.Tags[tablefile.TagLevel])
+	require.Equal(t, "19", add.Tags[tablefile.TagRows])
+	require.Equal(t, "cdc:0:1-19", add.Tags[tablefile.TagSources])
 	require.JSONEq(t, `{"_lsn":1,"id":1,"name":"user-1","email":"u@example.com","score":8.5,"_partition":0,"_offset":1,"_topic":"cdc","_op":"INSERT","_ts":"2023-11-14T22:13:20.001Z"}`,
 		mustJSON(t, add.Stats, "minValues"))
 	schema, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)

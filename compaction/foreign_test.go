@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -29,9 +30,15 @@ import (
 // resolve. Spark takes minutes to start on a small machine, hence its own
 // switch.
 func TestCompactTableAnotherWriterAppendedTo(t *testing.T) {
-	for _, w := range []struct{ name, env, script string }{
-		{"delta-rs", "SINK_TEST_PYTHON", "append_foreign.py"},
-		{"spark", "SINK_TEST_SPARK", "append_spark.py"},
+	spark := func(t testing.TB, python, dir string, rows int, base int64) {
+		runPython(t, python, "append_spark.py", dir, strconv.Itoa(rows), strconv.FormatInt(base, 10))
+	}
+	for _, w := range []struct {
+		name, env  string
+		appendRows func(t testing.TB, python, dir string, rows int, base int64)
+	}{
+		{"delta-rs", "SINK_TEST_PYTHON", tabletest.AppendDeltaRS},
+		{"spark", "SINK_TEST_SPARK", spark},
 	} {
 		t.Run(w.name, func(t *testing.T) {
 			python := os.Getenv(w.env)
@@ -43,14 +50,14 @@ func TestCompactTableAnotherWriterAppendedTo(t *testing.T) {
 			if reader == "" {
 				reader = python
 			}
-			compactForeign(t, python, w.script, reader)
+			compactForeign(t, python, w.appendRows, reader)
 		})
 	}
 }
 
-// compactForeign builds a table, has script append to it, compacts it and
-// reads it back with delta-rs.
-func compactForeign(t *testing.T, python, script, reader string) {
+// compactForeign builds a table, has another writer append to it, compacts
+// it and reads it back with delta-rs.
+func compactForeign(t *testing.T, python string, appendRows func(t testing.TB, python, dir string, rows int, base int64), reader string) {
 	ctx := testContext(t)
 	dir := t.TempDir()
 	b, err := objstore.NewFilesystem(dir)
@@ -58,7 +65,7 @@ func compactForeign(t *testing.T, python, script, reader string) {
 	f := newFixture(t, b, "users")
 	bigBlocks(t, ctx, f, 5, 5, 5, 5)
 	const appended, base = 7, 1_000_000
-	runPython(t, python, script, filepath.Join(dir, f.path), strconv.Itoa(appended), strconv.Itoa(base))
+	appendRows(t, python, filepath.Join(dir, f.path), appended, base)
 	// The other writer may take minutes (Spark): the rest gets a fresh
 	// deadline.
 	ctx = testContext(t)
@@ -99,7 +106,7 @@ func compactForeign(t *testing.T, python, script, reader string) {
 }
 
 // runPython runs a script from testdata and returns its standard output.
-func runPython(t *testing.T, python, script string, args ...string) []byte {
+func runPython(t testing.TB, python, script string, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command(python, append([]string{filepath.Join("testdata", script)}, args...)...)
 	out, err := cmd.Output()

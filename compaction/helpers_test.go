@@ -1,11 +1,9 @@
 package compaction
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/tablefile"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -80,25 +79,21 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 	schema = schema.Clone()
 	f.mu.Unlock()
 
-	var buf bytes.Buffer
-	stats, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{RowGroupBytes: testMode.BlockSize, KafkaColumns: true})
+	sources := []partitioner.SourceRange{{Topic: "cdc", Partition: 0, FirstOffset: first, LastOffset: first + int64(n) - 1}}
+	w, err := tablefile.WriteBlock(ctx, f.b, f.path, tablefile.Block{
+		Schema:  schema,
+		Changes: changes,
+		Encode:  codec.EncodeOptions{RowGroupBytes: testMode.BlockSize, KafkaColumns: true},
+		Name: func(stats codec.BlockStats, _ int) string {
+			return partitioner.DataFileKey(partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN, Sources: sources})
+		},
+		Sources:    tablefile.FormatSources(sources),
+		DataChange: true,
+	})
 	if err != nil {
 		return committer.Add{}, err
 	}
-	statsJSON, err := stats.DeltaStatsJSON()
-	if err != nil {
-		return committer.Add{}, err
-	}
-	id := partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN,
-		Sources: []partitioner.SourceRange{{Topic: "cdc", Partition: 0, FirstOffset: first, LastOffset: first + int64(n) - 1}}}
-	rel := partitioner.DataFileKey(id)
-	if _, err := f.b.Put(ctx, f.path+"/"+rel, bytes.NewReader(buf.Bytes()), int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true}); err != nil {
-		return committer.Add{}, err
-	}
-	add := committer.Add{Path: rel, Size: int64(buf.Len()), DataChange: true, Stats: statsJSON, Tags: map[string]string{
-		TagMinLSN: strconv.FormatUint(stats.MinLSN, 10), TagMaxLSN: strconv.FormatUint(stats.MaxLSN, 10),
-		TagSources: fmt.Sprintf("cdc:0:%d-%d", first, first+int64(n)-1), TagLevel: "0", TagRows: strconv.FormatInt(stats.Rows, 10),
-	}}
+	add := w.Add
 	text, err := schema.DeltaSchemaJSON()
 	if err != nil {
 		return committer.Add{}, err
@@ -164,7 +159,7 @@ func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string)
 	require.NoError(t, err)
 	out := map[int64]codec.Change{}
 	for _, a := range snap.Files {
-		_, changes, err := readInput(ctx, b, path, a)
+		_, changes, err := tablefile.ReadFile(ctx, b, path, a.Path)
 		require.NoError(t, err)
 		for i, ch := range changes {
 			if i > 0 {
@@ -174,18 +169,11 @@ func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string)
 			require.False(t, dup, "offset %d appears twice (file %s)", ch.Offset, a.Path)
 			out[ch.Offset] = ch
 		}
-		require.Equal(t, int64(len(changes)), statsNumRecords(t, a.Stats), "numRecords of %s", a.Path)
+		st, err := tablefile.ParseStats(a.Stats)
+		require.NoError(t, err)
+		require.Equal(t, int64(len(changes)), st.NumRecords, "numRecords of %s", a.Path)
 	}
 	return out, snap
-}
-
-func statsNumRecords(t testing.TB, stats string) int64 {
-	t.Helper()
-	var st struct {
-		NumRecords int64 `json:"numRecords"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(stats), &st))
-	return st.NumRecords
 }
 
 // mustJSON returns the JSON of one field of a JSON object.

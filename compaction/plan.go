@@ -2,20 +2,11 @@ package compaction
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
-)
-
-// Tags of an add action that the sink and the compactor write.
-const (
-	TagMinLSN  = "evodb.minLsn"
-	TagMaxLSN  = "evodb.maxLsn"
-	TagSources = "evodb.sources"
-	TagLevel   = "evodb.level"
-	TagRows    = "evodb.rows"
+	"github.com/evodb/sink/tablefile"
 )
 
 // DefaultMinInputs is the fewest files a job merges unless its output is a
@@ -99,14 +90,11 @@ type fileRef struct {
 // Plan returns the merge jobs for a table snapshot; it is a pure function of
 // its inputs. No two jobs share an input.
 //
-// Only files the sink wrote are planned: those with the evodb.minLsn and
-// evodb.maxLsn tags, or named like a sink block or compacted file (a log
-// rewritten by another tool may have dropped the tags, never the name).
-// Another writer's files (a Spark or delta-rs job appending to the table)
-// carry neither, have no evodb Parquet metadata the executor could read
-// them by, and are left alone as they are; their _lsn statistics, if any,
-// are not used. Files are ordered by LSN range, from the tags, else the
-// name. A file of at least SizeCap/2 bytes is finished and never an
+// Only files the sink wrote are planned (tablefile.WrittenBySink): another
+// writer's files (a Spark or delta-rs job appending to the table) have no
+// evodb Parquet metadata the executor could read them by, and are left
+// alone as they are; their _lsn statistics, if any, are not used. Files
+// are ordered by LSN range (tablefile.LSNRange). A file of at least SizeCap/2 bytes is finished and never an
 // input. The other, small, files are merged in three passes, each used only
 // when the ones before it found nothing, so write amplification stays low:
 //
@@ -137,11 +125,11 @@ func Plan(snap *committer.Snapshot, mode partitioner.Mode, opts PlanOptions) []J
 	limit := SizeCap(mode, opts)
 	var files []fileRef
 	for _, a := range snap.Files {
-		lo, hi, ok := lsnRange(a)
+		lo, hi, ok := tablefile.LSNRange(a)
 		if !ok {
 			continue
 		}
-		files = append(files, fileRef{add: a, minLSN: lo, maxLSN: hi, level: fileLevel(a), small: a.Size < limit/2})
+		files = append(files, fileRef{add: a, minLSN: lo, maxLSN: hi, level: tablefile.Level(a), small: a.Size < limit/2})
 	}
 	slices.SortFunc(files, func(a, b fileRef) int {
 		switch {
@@ -240,30 +228,4 @@ func cmpU64(a, b uint64) int {
 		return -1
 	}
 	return 1
-}
-
-// fileLevel is a file's compaction level: its evodb.level tag, else the
-// level in its name, else 0.
-func fileLevel(a committer.Add) int {
-	if l, err := strconv.Atoi(a.Tags[TagLevel]); err == nil && l >= 0 {
-		return l
-	}
-	if f, err := partitioner.ParseFileKey(a.Path); err == nil {
-		return f.Level
-	}
-	return 0
-}
-
-// lsnRange is the LSN range of a file the sink wrote: from its tags, else
-// its name. ok is false for any other file.
-func lsnRange(a committer.Add) (lo, hi uint64, ok bool) {
-	lo, errLo := strconv.ParseUint(a.Tags[TagMinLSN], 10, 64)
-	hi, errHi := strconv.ParseUint(a.Tags[TagMaxLSN], 10, 64)
-	if errLo == nil && errHi == nil && lo <= hi {
-		return lo, hi, true
-	}
-	if f, err := partitioner.ParseFileKey(a.Path); err == nil {
-		return f.FirstLSN, f.LastLSN, true
-	}
-	return 0, 0, false
 }

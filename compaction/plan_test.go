@@ -10,6 +10,7 @@ import (
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/tablefile"
 )
 
 // planMode: files of 500 bytes or more are finished.
@@ -30,7 +31,7 @@ func files(specs ...spec) []committer.Add {
 		lsn += 10
 		out = append(out, committer.Add{
 			Path: fmt.Sprintf("data/f%03d.parquet", i), Size: s.size,
-			Tags: map[string]string{TagMinLSN: strconv.FormatUint(lo, 10), TagMaxLSN: strconv.FormatUint(hi, 10), TagLevel: strconv.Itoa(s.level)},
+			Tags: map[string]string{tablefile.TagMinLSN: strconv.FormatUint(lo, 10), tablefile.TagMaxLSN: strconv.FormatUint(hi, 10), tablefile.TagLevel: strconv.Itoa(s.level)},
 		})
 	}
 	return out
@@ -142,7 +143,7 @@ func TestPlanLSNSources(t *testing.T) {
 	}
 	adds := []committer.Add{
 		// Tags win over stats and names.
-		{Path: "data/x.parquet", Size: 10, Stats: stats(1, 1), Tags: map[string]string{TagMinLSN: "40", TagMaxLSN: "49"}},
+		{Path: "data/x.parquet", Size: 10, Stats: stats(1, 1), Tags: map[string]string{tablefile.TagMinLSN: "40", tablefile.TagMaxLSN: "49"}},
 		// The name when there are no tags.
 		{Path: partitioner.PartitionFileKey(20, 29, 2, "z"), Size: 10, Stats: stats(1, 1)},
 		{Path: partitioner.DataFileKey(partitioner.BlockID{FirstLSN: 30, LastLSN: 39}), Size: 10},
@@ -199,7 +200,7 @@ func TestPlanBound(t *testing.T) {
 				next++
 				p := fmt.Sprintf("data/out%05d.parquet", next)
 				snap.Files[p] = committer.Add{Path: p, Size: j.Bytes, Tags: map[string]string{
-					TagMinLSN: strconv.FormatUint(j.MinLSN, 10), TagMaxLSN: strconv.FormatUint(j.MaxLSN, 10), TagLevel: strconv.Itoa(j.Level)}}
+					tablefile.TagMinLSN: strconv.FormatUint(j.MinLSN, 10), tablefile.TagMaxLSN: strconv.FormatUint(j.MaxLSN, 10), tablefile.TagLevel: strconv.Itoa(j.Level)}}
 			}
 		}
 		var total int64

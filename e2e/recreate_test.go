@@ -15,6 +15,7 @@ import (
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/internal/workload"
+	"github.com/evodb/sink/tablefile"
 )
 
 // TestRecreatedTopic deletes the topic after the sink wrote it and creates
@@ -155,7 +156,7 @@ func TestRecreatedTopicWhileRunning(t *testing.T) {
 	for _, root := range roots {
 		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
-		rows += snap.NumRecords()
+		rows += tablefile.NumRecords(snap)
 	}
 	require.Equal(t, int64(ws.count()), rows)
 }

@@ -1,17 +1,15 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/tablefile"
 )
 
 // Source-level deduplication (`dedupe: lsn`).
@@ -135,7 +133,8 @@ func (d *dedupeState) release(rows *codec.Rows, committed bool) {
 func (d *dedupeState) dropPartition(tp topicPartition) { delete(d.buffered, tp) }
 
 // absorbFiles adds the rows of snapshot files not yet seen to the window,
-// newest first, at most limit files (0: all).
+// newest first, at most limit files (0: all). Files the sink did not write
+// are passed over.
 func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapshot, limit int) error {
 	s.mu.Lock()
 	d := t.dedupe
@@ -144,12 +143,19 @@ func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapsh
 	}
 	var todo []committer.Add
 	for path, add := range snap.Files {
-		if !d.seen[path] {
+		switch {
+		case d.seen[path]:
+		case !tablefile.WrittenBySink(add):
+			// Another writer (a Spark or delta-rs job) appended it: it
+			// holds no changes this sink could be sent again, and has
+			// no evodb metadata to read it by.
+			d.seen[path] = true
+		default:
 			todo = append(todo, add)
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(todo, func(i, j int) bool { return fileMaxLSN(todo[i]) > fileMaxLSN(todo[j]) })
+	sort.Slice(todo, func(i, j int) bool { return tablefile.MaxLSN(todo[i]) > tablefile.MaxLSN(todo[j]) })
 	if limit > 0 && len(todo) > limit {
 		for _, add := range todo[limit:] {
 			s.mu.Lock()
@@ -161,20 +167,12 @@ func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapsh
 	for _, add := range todo {
 		var changes []codec.Change
 		err := s.retry(ctx, "dedupe-read", func() error {
-			rc, err := s.bucket.Get(ctx, t.path+"/"+add.Path)
-			if err != nil {
-				return err
-			}
-			data, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil {
-				return err
-			}
-			_, changes, err = codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+			var err error
+			_, changes, err = tablefile.ReadFile(ctx, s.bucket, t.path, add.Path)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("read %s/%s for deduplication: %w", t.path, add.Path, err)
+			return fmt.Errorf("deduplication: %w", err)
 		}
 		s.mu.Lock()
 		for i := range changes {
@@ -184,11 +182,6 @@ func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapsh
 		s.mu.Unlock()
 	}
 	return nil
-}
-
-func fileMaxLSN(a committer.Add) uint64 {
-	v, _ := strconv.ParseUint(a.Tags["evodb.maxLsn"], 10, 64)
-	return v
 }
 
 // filterCommittedLSN drops changes whose (LSN, key) the window holds.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/internal/kafkatest"
+	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 type dbzChange struct {
@@ -64,15 +67,7 @@ func TestSinkDedupeLSN(t *testing.T) {
 	produceDebezium(t, c.ListenAddrs(), "dbz", []dbzChange{{1, 130, "u"}, {4, 90, "c"}, {5, 150, "c"}})
 	s, stop := runSink(t, cfg, b)
 	waitCommitted(t, b, len(first)+1, 30*time.Second)
-	require.Eventually(t, func() bool {
-		st := s.Status()
-		for _, p := range st.Partitions {
-			if p.Lag != 0 {
-				return false
-			}
-		}
-		return len(st.Partitions) > 0
-	}, 30*time.Second, 50*time.Millisecond)
+	waitCaughtUp(t, s)
 	require.NoError(t, stop())
 	rows, _ = readTables(t, b)
 	seen := map[string]int{}
@@ -272,4 +267,82 @@ func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
 			require.ErrorIs(t, err, objstore.ErrNotExist, "no table was created at %s", tc.wantPath)
 		})
 	}
+}
+
+// With `dedupe: lsn`, a table another Delta writer (a Spark or delta-rs
+// job) appended to opens and takes new changes as before: the other
+// writer's file is not read as a sink block, and replays of the sink's own
+// changes are still dropped. The delta-rs writer runs when SINK_TEST_PYTHON
+// names a Python with the deltalake package.
+func TestSinkDedupeTableAnotherWriterAppendedTo(t *testing.T) {
+	t.Run("parquet", func(t *testing.T) {
+		dedupeAfterForeignAppend(t, objstore.NewMemory(), func(t *testing.T, b objstore.Bucket, table string) {
+			tabletest.AppendForeign(t, context.Background(), b, table, 3)
+		})
+	})
+	t.Run("delta-rs", func(t *testing.T) {
+		python := tabletest.Python(t)
+		dir := t.TempDir()
+		b, err := objstore.NewFilesystem(dir)
+		require.NoError(t, err)
+		dedupeAfterForeignAppend(t, b, func(t *testing.T, _ objstore.Bucket, table string) {
+			tabletest.AppendDeltaRS(t, python, filepath.Join(dir, table), 3, 1_000_000)
+		})
+	})
+}
+
+// dedupeAfterForeignAppend commits changes with dedupe on, has another
+// writer append to their table, and restarts the sink over replays and one
+// new change.
+func dedupeAfterForeignAppend(t *testing.T, b objstore.Bucket, appendRows func(t *testing.T, b objstore.Bucket, table string)) {
+	const table = "inventory/public/users"
+	c := newCluster(t, 2, "dbz")
+	cfg := testConfig(c.ListenAddrs(), "dbz")
+	cfg.Kafka.Format = "debezium"
+	cfg.Dedupe = "lsn"
+
+	first := []dbzChange{{1, 110, "c"}, {2, 100, "c"}, {3, 120, "c"}}
+	produceDebezium(t, c.ListenAddrs(), "dbz", first)
+	_, stop := runSink(t, cfg, b)
+	waitCommitted(t, b, len(first), 30*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, stop())
+
+	appendRows(t, b, table)
+	snap, err := committer.Open(b, table, committer.Options{}).Snapshot(context.Background())
+	require.NoError(t, err)
+	foreign := 0
+	for _, a := range snap.Files {
+		if !tablefile.WrittenBySink(a) {
+			foreign++
+		}
+	}
+	require.Equal(t, 1, foreign, "the other writer appended one file")
+
+	produceDebezium(t, c.ListenAddrs(), "dbz", []dbzChange{{1, 110, "c"}, {3, 120, "c"}, {4, 130, "c"}})
+	s, stop := runSink(t, cfg, b)
+	waitCaughtUp(t, s)
+	require.NoError(t, stop())
+	rows, _ := readTables(t, b)
+	seen := map[string]int{}
+	for _, ch := range rows {
+		seen[fmt.Sprintf("%d/%s", ch.LSN, ch.Get("id").Text())]++
+	}
+	require.Equal(t, map[string]int{"100/2": 1, "110/1": 1, "120/3": 1, "130/4": 1}, seen)
+	require.Equal(t, 2.0, counterValue(t, s.metrics.dedupeDropped.WithLabelValues(table)), "replays dropped after the restart")
+}
+
+// waitCaughtUp waits until the sink owns partitions and has read each to
+// its end.
+func waitCaughtUp(t *testing.T, s *Sink) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		st := s.Status()
+		for _, p := range st.Partitions {
+			if p.Lag != 0 {
+				return false
+			}
+		}
+		return len(st.Partitions) > 0
+	}, 30*time.Second, 50*time.Millisecond)
 }

@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,6 +21,7 @@ import (
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
+	"github.com/evodb/sink/tablefile"
 )
 
 // flushJob is one drained table buffer on its way to a commit.
@@ -198,9 +198,9 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			return nil, err
 		}
 		if snap.Metadata.SchemaString != "" {
-			theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+			theirs, err := tablefile.TableSchema(snap)
 			if err != nil {
-				return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, err)
+				return nil, err
 			}
 			// Another member may have committed a column with another
 			// type than this job's changes gave it: the committed type
@@ -231,23 +231,24 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 				"reason": job.reason,
 			},
 		}
-		schemaJSON, err := schema.DeltaSchemaJSON()
+		// The job's schema is rebased onto the table's: it holds every
+		// committed column with its committed type.
+		md, err := tablefile.SchemaMetadata(snap, schema)
 		if err != nil {
-			return nil, fmt.Errorf("render schema: %w", err)
+			return nil, err
 		}
-		pk := s.primaryKey(t)
-		if schemaJSON != snap.Metadata.SchemaString || (pk != "" && snap.Metadata.Configuration[primaryKeyConfig] != pk) {
-			md := snap.Metadata
-			md.SchemaString = schemaJSON
-			if pk != "" {
-				md.Configuration = maps.Clone(md.Configuration)
-				if md.Configuration == nil {
-					md.Configuration = map[string]string{}
-				}
-				md.Configuration[primaryKeyConfig] = pk
+		if pk := s.primaryKey(t); pk != "" && snap.Metadata.Configuration[primaryKeyConfig] != pk {
+			if md == nil {
+				m := snap.Metadata
+				md = &m
 			}
-			c.Metadata = &md
+			md.Configuration = maps.Clone(md.Configuration)
+			if md.Configuration == nil {
+				md.Configuration = map[string]string{}
+			}
+			md.Configuration[primaryKeyConfig] = pk
 		}
+		c.Metadata = md
 		var res *committer.CommitResult
 		start := time.Now()
 		err = s.retry(ctx, "commit", func() error {
@@ -492,67 +493,39 @@ func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, batch
 	// Blocks hold rows in LSN order (then source offset) so readers can
 	// skip by _lsn and compaction merges sorted runs.
 	rows.Sort()
-	var buf bytes.Buffer
-	stats, err := codec.EncodeRows(&buf, schema, rows, codec.EncodeOptions{
-		Compression:   t.cfg.Compression,
-		RowGroupBytes: t.mode.BlockSize,
-		KafkaColumns:  schema.KafkaColumns(),
-	})
-	if err != nil {
-		return committer.Add{}, nil, fmt.Errorf("encode block: %w", err)
-	}
-	statsJSON, err := stats.DeltaStatsJSON()
-	if err != nil {
-		return committer.Add{}, nil, fmt.Errorf("block stats: %w", err)
-	}
 	id := batch.BlockID()
-	rel := partitioner.DataFileKey(id)
-	body := bytes.NewReader(buf.Bytes())
-	err = s.retry(ctx, "upload", func() error {
-		_, perr := s.bucket.Put(ctx, t.path+"/"+rel, body, int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true})
-		if errors.Is(perr, objstore.ErrPreconditionFailed) {
-			// An earlier attempt (ours, or a zombie's) left an object
-			// under this name that may or may not be committed, with
-			// contents we cannot vouch for: never overwrite it, write
-			// under a fresh name instead.
-			rel = strings.TrimSuffix(partitioner.DataFileKey(id), ".parquet") + "-" + newID(4) + ".parquet"
-			return perr
-		}
-		return perr
+	w, err := tablefile.WriteBlock(ctx, s.bucket, t.path, tablefile.Block{
+		Schema: schema,
+		Rows:   rows,
+		Encode: codec.EncodeOptions{
+			Compression:   t.cfg.Compression,
+			RowGroupBytes: t.mode.BlockSize,
+			KafkaColumns:  schema.KafkaColumns(),
+		},
+		Name: func(_ codec.BlockStats, attempt int) string {
+			if attempt == 0 {
+				return partitioner.DataFileKey(id)
+			}
+			return strings.TrimSuffix(partitioner.DataFileKey(id), ".parquet") + "-" + newID(4) + ".parquet"
+		},
+		Level:      0,
+		Sources:    tablefile.FormatSources(id.Sources),
+		DataChange: true,
+		ModTime:    s.now(),
+		Retry: func(ctx context.Context, op func() error) error {
+			return s.retry(ctx, "upload", op)
+		},
 	})
 	if err != nil {
-		return committer.Add{}, nil, fmt.Errorf("upload block %s/%s: %w", t.path, rel, err)
+		return committer.Add{}, nil, err
 	}
-	s.metrics.blockBytes.Observe(float64(buf.Len()))
-	add := committer.Add{
-		Path:             rel,
-		Size:             int64(buf.Len()),
-		ModificationTime: s.now().UnixMilli(),
-		DataChange:       true,
-		Stats:            statsJSON,
-		Tags: map[string]string{
-			"evodb.minLsn":  strconv.FormatUint(stats.MinLSN, 10),
-			"evodb.maxLsn":  strconv.FormatUint(stats.MaxLSN, 10),
-			"evodb.sources": formatSources(id.Sources),
-			"evodb.level":   "0",
-			"evodb.rows":    strconv.FormatInt(stats.Rows, 10),
-		},
-	}
+	s.metrics.blockBytes.Observe(float64(w.Add.Size))
 	ev := &CommitEvent{
-		Table: t.path, FilesAdded: []string{rel}, FilesRemoved: []string{},
-		MinLSN: stats.MinLSN, MaxLSN: stats.MaxLSN, Rows: stats.Rows, Bytes: int64(buf.Len()),
+		Table: t.path, FilesAdded: []string{w.Add.Path}, FilesRemoved: []string{},
+		MinLSN: w.Stats.MinLSN, MaxLSN: w.Stats.MaxLSN, Rows: w.Stats.Rows, Bytes: w.Add.Size,
 		Instance: s.instance,
 	}
-	return add, ev, nil
-}
-
-// formatSources renders source ranges as "topic:partition:first-last,...".
-func formatSources(rs []partitioner.SourceRange) string {
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = fmt.Sprintf("%s:%d:%d-%d", r.Topic, r.Partition, r.FirstOffset, r.LastOffset)
-	}
-	return strings.Join(parts, ",")
+	return w.Add, ev, nil
 }
 
 // retry runs op with exponential backoff until it succeeds, returns a

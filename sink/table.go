@@ -14,6 +14,7 @@ import (
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
+	"github.com/evodb/sink/tablefile"
 )
 
 // table is the runtime state of one destination table. Fields are guarded
@@ -403,9 +404,9 @@ func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
 		t.pk = pk
 	}
 	if snap.Metadata.SchemaString != "" {
-		theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+		theirs, err := tablefile.TableSchema(snap)
 		if err != nil {
-			return fmt.Errorf("table %s: parse schema of version %d: %w", t.path, snap.Version, err)
+			return fmt.Errorf("table %s: %w", t.path, err)
 		}
 		// The committed types win; buffered changes that no longer fit
 		// are refused when their flush checks them.
@@ -454,7 +455,7 @@ func (s *Sink) rebuildSchemaLocked(t *table) {
 	next.SetKafkaColumns(t.schema.KafkaColumns())
 	err := func() error {
 		if t.snap != nil && t.snap.Metadata.SchemaString != "" {
-			theirs, err := codec.ParseDeltaSchema(t.snap.Metadata.SchemaString)
+			theirs, err := tablefile.TableSchema(t.snap)
 			if err != nil {
 				return err
 			}

@@ -9,20 +9,19 @@
 // not decode must be in the dead-letter topic, with the headers that name
 // their source.
 //
-// It shares the codec with the sink (to decode the records and read the
-// blocks) but none of the sink's buffering, routing or commit logic, so a bug
-// there shows up as a precise list of coordinates.
+// It shares the codec and the table files with the sink (to decode the
+// records and read the blocks) but none of the sink's buffering, routing or
+// commit logic, so a bug there shows up as a precise list of coordinates.
+// Files another Delta writer appended to a table are counted as skipped,
+// not read: they hold no change of the topics.
 package verify
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"math/big"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +32,7 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // Options selects what Verify reads.
@@ -106,6 +106,10 @@ type TableReport struct {
 	Version int64
 	Files   int
 	Rows    int64
+	// Skipped counts the files another writer (a Spark or delta-rs job)
+	// appended to the table: they hold no change of the topics and are
+	// not read (see tablefile.WrittenBySink). Files counts them too.
+	Skipped int
 }
 
 // Report is the result of Verify.
@@ -163,7 +167,11 @@ func (r *Report) String() string {
 	}
 	b.WriteString("tables:\n")
 	for _, t := range r.Tables {
-		fmt.Fprintf(&b, "  %s version=%d files=%d rows=%d\n", tableName(t.Path), t.Version, t.Files, t.Rows)
+		fmt.Fprintf(&b, "  %s version=%d files=%d rows=%d", tableName(t.Path), t.Version, t.Files, t.Rows)
+		if t.Skipped > 0 {
+			fmt.Fprintf(&b, " skipped=%d (files another writer appended)", t.Skipped)
+		}
+		b.WriteString("\n")
 	}
 	if len(r.Problems) > 0 {
 		var total int64
@@ -354,6 +362,10 @@ func readTables(ctx context.Context, bucket objstore.Bucket, topics []string, re
 		}
 		sort.Strings(files)
 		for _, f := range files {
+			if !tablefile.WrittenBySink(snap.Files[f]) {
+				tr.Skipped++
+				continue
+			}
 			changes, err := readFile(ctx, bucket, path, f)
 			if err != nil {
 				return nil, err
@@ -381,34 +393,9 @@ func readTables(ctx context.Context, bucket objstore.Bucket, topics []string, re
 	return rows, nil
 }
 
-// dataKey is the object key of a data file the log lists (paths in the log
-// are relative to the table and URL-encoded).
-func dataKey(path, file string) string {
-	if u, err := url.PathUnescape(file); err == nil {
-		file = u
-	}
-	if path == "" {
-		return file
-	}
-	return path + "/" + file
-}
-
 // readFile reads one data file of a table.
 func readFile(ctx context.Context, bucket objstore.Bucket, path, file string) ([]codec.Change, error) {
-	key := dataKey(path, file)
-	// One GET per file: Parquet reads many small ranges, each a round
-	// trip to the store.
-	rc, err := bucket.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("verify: table %s file %s: %w", tableName(path), file, err)
-	}
-	data, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("verify: table %s file %s: %w", tableName(path), file, err)
-	}
-	r := bytes.NewReader(data)
-	_, changes, err := codec.ReadBlock(r, int64(len(data)))
+	_, changes, err := tablefile.ReadFile(ctx, bucket, path, file)
 	if err != nil {
 		return nil, fmt.Errorf("verify: table %s file %s: %w", tableName(path), file, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,9 +16,11 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/internal/kafkatest"
+	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
+	"github.com/evodb/sink/tablefile"
 )
 
 const (
@@ -28,6 +31,13 @@ const (
 // ingest produces n workload records (2 % undecodable) to a fresh cluster
 // and runs a sink over them until every partition is durable.
 func ingest(t *testing.T, n int) (*kfake.Cluster, *objstore.Memory) {
+	t.Helper()
+	bucket := objstore.NewMemory()
+	return ingestInto(t, n, bucket), bucket
+}
+
+// ingestInto is ingest into the given bucket.
+func ingestInto(t *testing.T, n int, bucket objstore.Bucket) *kfake.Cluster {
 	t.Helper()
 	c := kafkatest.NewCluster(t, kfake.SeedTopics(3, topic, dlq))
 	produce(t, c, n, 1)
@@ -40,7 +50,6 @@ func ingest(t *testing.T, n int) (*kfake.Cluster, *objstore.Memory) {
 	cfg.Commit.OffsetCommitInterval = 50 * time.Millisecond
 	cfg.Errors.Tolerance = "all"
 	cfg.Errors.DLQTopic = dlq
-	bucket := objstore.NewMemory()
 	s, err := sink.New(cfg, bucket)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +69,7 @@ func ingest(t *testing.T, n int) (*kfake.Cluster, *objstore.Memory) {
 	}, 30*time.Second, 50*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
-	return c, bucket
+	return c
 }
 
 func produce(t *testing.T, c *kfake.Cluster, n int, seed uint64) {
@@ -109,7 +118,7 @@ func TestVerify(t *testing.T) {
 		break
 	}
 	data := readAll(t, bucket, "t0/"+add.Path)
-	schema, rows, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+	schema, rows, err := tablefile.ReadFile(ctx, bucket, "t0", add.Path)
 	require.NoError(t, err)
 
 	tests := []struct {
@@ -202,6 +211,38 @@ func TestVerify(t *testing.T) {
 		require.Len(t, capped.Problems, 5)
 		require.Equal(t, rep.Counts, capped.Counts)
 		require.Contains(t, capped.String(), "problems (5 of ")
+	})
+}
+
+// TestVerifyTableAnotherWriterAppendedTo verifies tables after another
+// Delta writer appended to one: its file holds no change of the topics, so
+// it is reported as skipped, not read as a sink block. The delta-rs writer
+// (write_deltalake(mode="append")) runs when SINK_TEST_PYTHON names a
+// Python with the deltalake package.
+func TestVerifyTableAnotherWriterAppendedTo(t *testing.T) {
+	check := func(t *testing.T, c *kfake.Cluster, b objstore.Bucket) {
+		rep := run(t, c, b, Options{From: -1, To: -1})
+		require.True(t, rep.OK(), rep.String())
+		skipped := map[string]int{}
+		for _, tr := range rep.Tables {
+			skipped[tr.Path] = tr.Skipped
+		}
+		require.Equal(t, map[string]int{"t0": 1, "t1": 0, "t2": 0, "t3": 0}, skipped)
+		require.Contains(t, rep.String(), "skipped=1 (files another writer appended)")
+	}
+	t.Run("parquet", func(t *testing.T) {
+		c, b := ingest(t, 300)
+		tabletest.AppendForeign(t, context.Background(), b, "t0", 5)
+		check(t, c, b)
+	})
+	t.Run("delta-rs", func(t *testing.T) {
+		python := tabletest.Python(t)
+		dir := t.TempDir()
+		b, err := objstore.NewFilesystem(dir)
+		require.NoError(t, err)
+		c := ingestInto(t, 300, b)
+		tabletest.AppendDeltaRS(t, python, filepath.Join(dir, "t0"), 5, 1_000_000)
+		check(t, c, b)
 	})
 }
 

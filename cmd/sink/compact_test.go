@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/tablefile"
 )
 
 // writeSmallTable commits n blocks of a few rows to table "users" the way
@@ -35,25 +35,24 @@ func writeSmallTable(t *testing.T, ctx context.Context, b objstore.Bucket, n int
 			require.NoError(t, err)
 			changes = append(changes, ch)
 		}
-		var buf bytes.Buffer
-		stats, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{KafkaColumns: true})
-		require.NoError(t, err)
-		statsJSON, err := stats.DeltaStatsJSON()
-		require.NoError(t, err)
-		rel := partitioner.DataFileKey(partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN,
-			Sources: []partitioner.SourceRange{{Topic: "cdc", FirstOffset: int64(stats.MinLSN), LastOffset: int64(stats.MaxLSN)}}})
-		_, err = b.Put(ctx, "users/"+rel, bytes.NewReader(buf.Bytes()), int64(buf.Len()), objstore.PutOptions{IfNoneMatch: true})
+		sources := []partitioner.SourceRange{{Topic: "cdc", FirstOffset: changes[0].Offset, LastOffset: changes[len(changes)-1].Offset}}
+		w, err := tablefile.WriteBlock(ctx, b, "users", tablefile.Block{
+			Schema:  schema,
+			Changes: changes,
+			Encode:  codec.EncodeOptions{KafkaColumns: true},
+			Name: func(stats codec.BlockStats, _ int) string {
+				return partitioner.DataFileKey(partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN, Sources: sources})
+			},
+			Sources:    tablefile.FormatSources(sources),
+			DataChange: true,
+		})
 		require.NoError(t, err)
 		text, err := schema.DeltaSchemaJSON()
 		require.NoError(t, err)
 		_, err = table.Create(ctx, committer.Metadata{Name: "users", SchemaString: text,
 			Configuration: map[string]string{partitioner.ModeConfigKey: partitioner.ModeDOSQLite}})
 		require.NoError(t, err)
-		_, err = table.Commit(ctx, committer.Commit{ReadVersion: -1, Adds: []committer.Add{{
-			Path: rel, Size: int64(buf.Len()), DataChange: true, Stats: statsJSON,
-			Tags: map[string]string{"evodb.minLsn": strconv.FormatUint(stats.MinLSN, 10), "evodb.maxLsn": strconv.FormatUint(stats.MaxLSN, 10),
-				"evodb.level": "0", "evodb.sources": fmt.Sprintf("cdc:0:%d-%d", stats.MinLSN, stats.MaxLSN)},
-		}}})
+		_, err = table.Commit(ctx, committer.Commit{ReadVersion: -1, Adds: []committer.Add{w.Add}})
 		require.NoError(t, err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
+	"github.com/evodb/sink/tablefile"
 )
 
 // Demo topics, one per input format.
@@ -354,7 +355,7 @@ func demoLocation(dir, tablePath string) string {
 func demoColumns(t *tableSummary) []string {
 	cols := []string{"id"}
 	if t.Snapshot != nil {
-		if schema, err := codec.ParseDeltaSchema(t.Snapshot.Metadata.SchemaString); err == nil {
+		if schema, err := tablefile.TableSchema(t.Snapshot); err == nil {
 			for _, c := range schema.Columns() {
 				if c.Name == "id" || c.Name == "note" {
 					continue

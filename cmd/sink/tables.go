@@ -11,6 +11,7 @@ import (
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // fileInfo is one active data file as inspect shows it.
@@ -65,14 +66,11 @@ func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSumma
 	}
 	s := &tableSummary{Path: path, Version: snap.Version, Txns: snap.Txns, Snapshot: snap, MinLSN: math.MaxUint64}
 	for _, a := range snap.Files {
-		f := fileInfo{Path: a.Path, Size: a.Size, Level: a.Tags["evodb.level"], Sources: a.Tags["evodb.sources"]}
-		f.Rows, err = strconv.ParseInt(a.Tags["evodb.rows"], 10, 64)
-		if err != nil {
-			f.Rows = statsRows(a.Stats)
+		f := fileInfo{Path: a.Path, Size: a.Size, Rows: tablefile.Rows(a), Sources: tablefile.Sources(a)}
+		if l, ok := tablefile.TagLevelOf(a); ok {
+			f.Level = strconv.Itoa(l)
 		}
-		lo, errLo := strconv.ParseUint(a.Tags["evodb.minLsn"], 10, 64)
-		hi, errHi := strconv.ParseUint(a.Tags["evodb.maxLsn"], 10, 64)
-		if errLo == nil && errHi == nil {
+		if lo, hi, ok := tablefile.TagLSNRange(a); ok {
 			f.MinLSN, f.MaxLSN, f.HasLSN = lo, hi, true
 			s.MinLSN, s.MaxLSN, s.HasLSN = min(s.MinLSN, lo), max(s.MaxLSN, hi), true
 		}
@@ -85,23 +83,6 @@ func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSumma
 	}
 	sort.Slice(s.Files, func(i, j int) bool { return s.Files[i].Path < s.Files[j].Path })
 	return s, nil
-}
-
-// statsRows reads numRecords from a file's Delta stats, for files written
-// without the evodb.rows tag.
-func statsRows(stats string) int64 {
-	const key = `"numRecords":`
-	i := strings.Index(stats, key)
-	if i < 0 {
-		return 0
-	}
-	rest := stats[i+len(key):]
-	end := strings.IndexAny(rest, ",}")
-	if end < 0 {
-		return 0
-	}
-	n, _ := strconv.ParseInt(strings.TrimSpace(rest[:end]), 10, 64)
-	return n
 }
 
 // lsnRange formats a summary's LSN range.

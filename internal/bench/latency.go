@@ -1,18 +1,16 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // latencyRun is the paced phase after the throughput pass.
@@ -97,7 +95,7 @@ func measureLatency(ctx context.Context, l latencyRun) (Latency, error) {
 			rows += ev.Rows
 			if ev.MaxLSN >= firstLSN {
 				for _, f := range ev.FilesAdded {
-					events = append(events, eventRows{key: ev.Table + "/" + f, at: time.UnixMilli(ev.CommittedAt)})
+					events = append(events, eventRows{table: ev.Table, file: f, at: time.UnixMilli(ev.CommittedAt)})
 				}
 			}
 		}
@@ -108,7 +106,7 @@ func measureLatency(ctx context.Context, l latencyRun) (Latency, error) {
 	}
 	delays := make([]time.Duration, 0, len(sent))
 	for _, ev := range events {
-		lsns, err := blockLSNs(ctx, l.bucket, ev.key)
+		lsns, err := blockLSNs(ctx, l.bucket, ev.table, ev.file)
 		if err != nil {
 			return Latency{}, err
 		}
@@ -128,24 +126,15 @@ func measureLatency(ctx context.Context, l latencyRun) (Latency, error) {
 }
 
 type eventRows struct {
-	key string
-	at  time.Time
+	table, file string
+	at          time.Time
 }
 
 // blockLSNs reads the _lsn of every row of a block.
-func blockLSNs(ctx context.Context, b objstore.Bucket, key string) ([]uint64, error) {
-	rc, err := b.Get(ctx, key)
+func blockLSNs(ctx context.Context, b objstore.Bucket, table, file string) ([]uint64, error) {
+	_, changes, err := tablefile.ReadFile(ctx, b, table, file)
 	if err != nil {
-		return nil, fmt.Errorf("read block %s: %w", key, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("read block %s: %w", key, err)
-	}
-	_, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return nil, fmt.Errorf("decode block %s: %w", key, err)
+		return nil, err
 	}
 	lsns := make([]uint64, len(changes))
 	for i := range changes {

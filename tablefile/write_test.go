@@ -1,0 +1,81 @@
+package tablefile
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/objstore"
+)
+
+func TestWriteBlock(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMemory()
+	schema, changes, _ := block(t, 5)
+	name := func(stats codec.BlockStats, attempt int) string {
+		return "data/" + strconv.FormatUint(stats.MinLSN, 10) + "-" + strconv.Itoa(attempt) + ".parquet"
+	}
+	blk := Block{Schema: schema, Changes: changes, Encode: codec.EncodeOptions{KafkaColumns: true}, Name: name,
+		Level: 2, Sources: "cdc:0:1-5", ModTime: time.UnixMilli(1234)}
+
+	w, err := WriteBlock(ctx, b, "db/users", blk)
+	require.NoError(t, err)
+	require.Equal(t, "data/1-0.parquet", w.Add.Path)
+	require.Equal(t, int64(1234), w.Add.ModificationTime)
+	require.False(t, w.Add.DataChange)
+	require.Equal(t, Tags{MinLSN: 1, MaxLSN: 5, Sources: "cdc:0:1-5", Level: 2, Rows: 5}.Map(), w.Add.Tags)
+	require.True(t, WrittenBySink(w.Add))
+	st, err := ParseStats(w.Add.Stats)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), st.NumRecords)
+	info, err := b.Head(ctx, "db/users/data/1-0.parquet")
+	require.NoError(t, err)
+	require.Equal(t, w.Add.Size, info.Size)
+	_, rows, err := ReadFile(ctx, b, "db/users", w.Add.Path)
+	require.NoError(t, err)
+	require.Len(t, rows, 5)
+
+	// A taken name is never overwritten: the block goes under a fresh one.
+	blk.DataChange = true
+	w2, err := WriteBlock(ctx, b, "db/users", blk)
+	require.NoError(t, err)
+	require.Equal(t, "data/1-1.parquet", w2.Add.Path)
+	require.True(t, w2.Add.DataChange)
+
+	// Rows work as changes do.
+	r := codec.NewRows(codec.RowsHint{})
+	for i := range changes {
+		_, err := r.Append(&changes[i])
+		require.NoError(t, err)
+	}
+	blk.Rows, blk.Changes = r, nil
+	w3, err := WriteBlock(ctx, b, "db/users", blk)
+	require.NoError(t, err)
+	require.Equal(t, "data/1-2.parquet", w3.Add.Path)
+	require.Equal(t, w.Add.Size, w3.Add.Size)
+
+	// Names run out after maxRenames.
+	_, err = WriteBlock(ctx, b, "db/users", Block{Schema: schema, Changes: changes, Name: func(codec.BlockStats, int) string { return "data/1-0.parquet" }})
+	require.ErrorIs(t, err, objstore.ErrPreconditionFailed)
+
+	// Retry runs the upload again on store errors.
+	faulty := objstore.NewFaulty(b, 1)
+	faulty.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: ".parquet", Rate: 1})
+	tries := 0
+	blk.Retry = func(ctx context.Context, op func() error) error {
+		for {
+			tries++
+			err := op()
+			if err == nil || tries == 3 {
+				return err
+			}
+		}
+	}
+	_, err = WriteBlock(ctx, faulty, "db/users", blk)
+	require.ErrorIs(t, err, objstore.ErrInjected)
+	require.Equal(t, 3, tries)
+}
