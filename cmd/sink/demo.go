@@ -335,7 +335,10 @@ func printDemo(e *env, dir string, res *demoResult) {
 	fmt.Fprintf(e.stdout, "Run a query above with DuckDB after `pip install duckdb duckdb-extension-delta`:\n  %s \"%s\"\n", duckdbPython, first)
 	fmt.Fprintf(e.stdout, "The current state (latest change per id, deleted ids left out):\n  %s \"%s\"\n", duckdbPython, current)
 	fmt.Fprintf(e.stdout, "The duckdb CLI runs the same SQL after INSTALL delta; LOAD delta; and delta-rs reads the tables too:\n")
-	fmt.Fprintf(e.stdout, "  python -c \"import deltalake; print(deltalake.DeltaTable('%s').to_pyarrow_table().num_rows)\"\n", firstLoc)
+	// count_rows on the dataset, not num_rows of to_pyarrow_table: with
+	// delta-rs 1.6 the latter aborts the interpreter at exit now and then
+	// (after printing), which a newcomer would take for a broken table.
+	fmt.Fprintf(e.stdout, "  python -c \"import deltalake; print(deltalake.DeltaTable('%s').to_pyarrow_dataset().count_rows())\"\n", firstLoc)
 	fmt.Fprintf(e.stdout, "\nInspect them with: go run ./cmd/sink inspect file://%s\n", filepath.ToSlash(dir))
 }
 
