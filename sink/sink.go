@@ -356,6 +356,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	// The store is probed before the Kafka client exists: the client joins
 	// the group as soon as it is created, and a member that cannot write
 	// must never take partitions from healthy ones.
+	//
 	// A run whose ctx ends while it still checks its store and brokers
 	// stops as asked, with nothing read and nothing to flush: that is no
 	// failure to reach them.
