@@ -385,6 +385,10 @@ type sinkProc struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	exitErr error
+	// stopAsked is set when the test signalled the process to end, so
+	// waitDone can tell a sink that exited by itself (a failure the
+	// scenario would otherwise only notice at its timeout).
+	stopAsked bool
 }
 
 // startSink starts a sink process with options o.
@@ -407,11 +411,12 @@ func (p *sinkProc) start() {
 	require.NoError(p.t, err)
 	fmt.Fprintf(f, "==== start %s\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(sinkBin, "run", "-c", p.cfg)
+	dieWithTest(cmd)
 	cmd.Stdout, cmd.Stderr = f, f
 	require.NoError(p.t, cmd.Start())
 	exited := make(chan struct{})
 	p.mu.Lock()
-	p.cmd, p.exited = cmd, exited
+	p.cmd, p.exited, p.stopAsked = cmd, exited, false
 	p.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
@@ -426,6 +431,9 @@ func (p *sinkProc) start() {
 func (p *sinkProc) signal(sig syscall.Signal) {
 	p.mu.Lock()
 	cmd := p.cmd
+	if sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGKILL {
+		p.stopAsked = true
+	}
 	p.mu.Unlock()
 	if cmd != nil && cmd.Process != nil {
 		_ = cmd.Process.Signal(sig)
@@ -469,6 +477,17 @@ func (p *sinkProc) running() bool {
 	default:
 		return true
 	}
+}
+
+// exitedUnasked reports whether the process ended without the test
+// asking it to, with its exit error.
+func (p *sinkProc) exitedUnasked() (bool, error) {
+	if p.running() {
+		return false, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.stopAsked, p.exitErr
 }
 
 func (p *sinkProc) dumpLog() {
@@ -531,6 +550,10 @@ func (h *harness) waitDone(topics []string, timeout time.Duration) {
 			sinks := append([]*sinkProc(nil), h.sinks...)
 			h.mu.Unlock()
 			for _, s := range sinks {
+				if gone, err := s.exitedUnasked(); gone {
+					s.dumpLog()
+					h.t.Fatalf("sink %d exited while the scenario waited for it (exit: %v); its log is above", s.id, err)
+				}
 				if !s.running() {
 					continue
 				}

@@ -54,6 +54,7 @@ func (b *lockedBuffer) tail() string {
 // startReaderServer starts check_tables.py --serve with python.
 func startReaderServer(python string) (*readerServer, error) {
 	cmd := exec.Command(python, "readers/check_tables.py", "--serve")
+	dieWithTest(cmd)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
