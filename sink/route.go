@@ -91,6 +91,14 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*tableWriter, er
 		e.refused = err
 		return nil, err
 	}
+	return s.openTable(ctx, e)
+}
+
+// openTable creates the writer of a table not open yet and loads the
+// table, running each load again as a whole while it fails in a way a wait
+// may fix.
+func (s *Sink) openTable(ctx context.Context, e *routeEntry) (*tableWriter, error) {
+	path, name := e.path, e.name
 	nw, err := newTableWriter(s.env, path, name, s.cfg.TableConfig(name))
 	if err != nil {
 		return nil, err
