@@ -28,8 +28,10 @@ type decoded struct {
 // taking the lock to buffer them costs nothing.
 const decodeChunk = 256
 
-// poll is the consumer loop. Only this goroutine buffers records; flush
-// goroutines drain buffers under s.mu. Rebalances run between polls
+// poll is the consumer loop. Only this goroutine buffers records, under
+// s.mu and each table writer's lock in turn; buffers are drained into
+// flushes under the same locks (requestFlush), by this goroutine or by a
+// flush goroutine that finished. Rebalances run between polls
 // (BlockRebalanceOnPoll), so a revoke never races with buffering.
 func (s *Sink) poll(ctx context.Context) error {
 	var batch []decoded

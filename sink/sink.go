@@ -16,6 +16,16 @@
 // partition's topic ID next to its txn version, so the offsets of a topic
 // deleted and re-created under the same name are never taken for offsets
 // the table already holds: the sink stops instead (ErrOffsetsWentBack).
+//
+// The Sink is the group member: the poll loop (poll.go), routing of
+// changes to tables (route.go), partition offsets (offsets.go), when tables
+// flush and what a finished flush releases (schedule.go), the memory
+// budget, the dead-letter topic and metrics. Each table is a tableWriter
+// (writer.go) with its own lock: its buffer, schema, snapshot and dedupe
+// window, and the flush steps that make a buffer durable (flush.go, over
+// snapshot.go and dedupe.go). Calls go one way, from the Sink's files to
+// the writer's and from the writer's entry points to its steps; retry.go
+// says which layer retries which failure.
 package sink
 
 import (

@@ -24,7 +24,8 @@ import (
 // decides what that means for partition offsets, the memory budget and the
 // group, as kafka-delta-ingest's IngestProcessor does with its DataWriter.
 //
-// Locking. mu guards the fields inside it. The Sink's lock may be held
+// Locking. mu guards the fields inside it; a writer method whose name ends
+// in Locked runs with it held (a Sink method so named, with Sink.mu held). The Sink's lock may be held
 // while taking a writer's (the poll goroutine buffers changes, and a
 // finished flush releases its partitions' offsets and the writer's state,
 // each in one critical section under Sink.mu); a writer's lock is never
