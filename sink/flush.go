@@ -27,9 +27,10 @@ import (
 // the commit names the block; a crash at any step leaves at most an orphan
 // file, which vacuum removes.
 
-// flushJob is one drained table buffer on its way to a commit. The writer
-// goroutine running it owns batch, schema and pending; the Sink owns firsts,
-// under its lock.
+// flushJob is one drained table buffer on its way to a commit. The flush
+// goroutine running it owns batch, schema and pending; the rest is set
+// before it starts and only read after. The Sink keys the offsets the job
+// holds back (partition.inflight) by the job.
 type flushJob struct {
 	reason string
 	// batch is what Drain computed, narrowed as changes are found to be
@@ -56,9 +57,6 @@ type flushJob struct {
 	// topicIDs is the topic ID of each source partition in the job, where
 	// the broker gave one (partition.topicID). Set before the job runs.
 	topicIDs map[topicPartition]string
-	// firsts is the first offset of each source partition in the job, the
-	// entries this job holds in partition.inflight. Guarded by Sink.mu.
-	firsts map[topicPartition]int64
 }
 
 func newFlushJob(reason string, batch buffer.Batch, schema *codec.Schema, now time.Time) *flushJob {
@@ -72,7 +70,6 @@ func newFlushJob(reason string, batch buffer.Batch, schema *codec.Schema, now ti
 		started:  now,
 		commitID: newID(16),
 		topicIDs: map[topicPartition]string{},
-		firsts:   map[topicPartition]int64{},
 	}
 }
 

@@ -26,7 +26,6 @@ func (s *Sink) requestFlush(w *tableWriter, reason string) {
 	}
 	for _, p := range s.parts {
 		if first, ok := p.pending[w.path]; ok {
-			job.firsts[p.tp] = first
 			if p.topicID != "" {
 				job.topicIDs[p.tp] = p.topicID
 			}
