@@ -8,7 +8,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
-	"github.com/evodb/sink/partitioner"
+	"github.com/evodb/sink/sink/buffer"
 	"github.com/evodb/sink/tablefile"
 )
 
@@ -75,7 +75,8 @@ func (w *lsnWindow) add(k lsnKey) {
 	w.head = (w.head + 1) % w.max
 }
 
-// dedupeState is one table's deduplication state, guarded by Sink.mu.
+// dedupeState is one table's deduplication state, guarded by its
+// tableWriter's mu.
 type dedupeState struct {
 	pk        []string
 	committed *lsnWindow
@@ -134,10 +135,11 @@ func (d *dedupeState) dropPartition(tp topicPartition) { delete(d.buffered, tp) 
 
 // absorbFiles adds the rows of snapshot files not yet seen to the window,
 // newest first, at most limit files (0: all). Files the sink did not write
-// are passed over.
-func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapshot, limit int) error {
-	s.mu.Lock()
-	d := t.dedupe
+// are passed over. A file that cannot be read fails the call, which the
+// caller's operation (a table load, a flush) retries as a whole.
+func (w *tableWriter) absorbFiles(ctx context.Context, snap *committer.Snapshot, limit int) error {
+	d := w.dedupe
+	w.mu.Lock()
 	if pk := snap.Metadata.Configuration[primaryKeyConfig]; pk != "" && len(d.pk) == 0 {
 		d.pk = strings.Split(pk, ",")
 	}
@@ -154,54 +156,44 @@ func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapsh
 			todo = append(todo, add)
 		}
 	}
-	s.mu.Unlock()
+	w.mu.Unlock()
 	sort.Slice(todo, func(i, j int) bool { return tablefile.MaxLSN(todo[i]) > tablefile.MaxLSN(todo[j]) })
 	if limit > 0 && len(todo) > limit {
+		w.mu.Lock()
 		for _, add := range todo[limit:] {
-			s.mu.Lock()
 			d.seen[add.Path] = true
-			s.mu.Unlock()
 		}
+		w.mu.Unlock()
 		todo = todo[:limit]
 	}
 	for _, add := range todo {
-		var changes []codec.Change
-		err := s.retry(ctx, "dedupe-read", func() error {
-			var err error
-			_, changes, err = tablefile.ReadFile(ctx, s.bucket, t.path, add.Path)
-			return err
-		})
+		_, changes, err := tablefile.ReadFile(ctx, w.env.bucket, w.path, add.Path)
 		if err != nil {
-			return fmt.Errorf("deduplication: %w", err)
+			return inStep("dedupe-read", fmt.Errorf("deduplication: %w", err))
 		}
-		s.mu.Lock()
+		w.mu.Lock()
 		for i := range changes {
 			d.committed.add(d.keyOf(&changes[i]))
 		}
 		d.seen[add.Path] = true
-		s.mu.Unlock()
+		w.mu.Unlock()
 	}
 	return nil
 }
 
-// filterCommittedLSN drops changes whose (LSN, key) the window holds.
-func (s *Sink) filterCommittedLSN(t *table, rows *codec.Rows) (*codec.Rows, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	dup := make([]bool, rows.Len())
-	n := 0
-	for i := range rows.Len() {
-		ch := rows.Change(i)
-		if t.dedupe.committed.has(t.dedupe.keyOf(&ch)) {
-			dup[i] = true
-			n++
-		}
-	}
-	if n == 0 {
-		return rows, 0
-	}
+// dropCommittedLSN takes out of batch the changes whose (LSN, key) the
+// window holds, and returns how many it dropped.
+func (w *tableWriter) dropCommittedLSN(batch buffer.Batch) (buffer.Batch, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.dedupe
 	i := -1
-	return rows.Filter(func(codec.RowMeta) bool { i++; return !dup[i] }), n
+	kept := batch.Filter(func(codec.RowMeta) bool {
+		i++
+		ch := batch.Rows.Change(i)
+		return !d.committed.has(d.keyOf(&ch))
+	})
+	return kept, batch.Len() - kept.Len()
 }
 
 // isDup reports whether a change's (LSN, key) is committed or buffered.
@@ -226,21 +218,4 @@ func (d *dedupeState) record(tp topicPartition, ch *codec.Change) {
 		d.buffered[tp] = m
 	}
 	m[d.keyOf(ch)] = struct{}{}
-}
-
-// primaryKey returns the table's primary key columns, comma-separated, as
-// learnt from record keys; empty when unknown.
-func (s *Sink) primaryKey(t *table) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return t.pk
-}
-
-// createConfiguration is the metaData configuration of a new table.
-func (s *Sink) createConfiguration(t *table) map[string]string {
-	cfg := map[string]string{partitioner.ModeConfigKey: t.mode.Name}
-	if pk := s.primaryKey(t); pk != "" {
-		cfg[primaryKeyConfig] = pk
-	}
-	return cfg
 }

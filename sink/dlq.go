@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/evodb/sink/codec"
 )
 
 // Sizes of a record batch on the wire beyond the record's own bytes, as a
@@ -253,4 +255,42 @@ func (s *Sink) createDLQ(ctx context.Context) error {
 		return nil
 	}
 	return fmt.Errorf("errors.dlq_topic %s does not exist and cannot be created: %w (create it, or grant the sink's user CREATE on it; errors.dlq_topic_partitions and errors.dlq_topic_replication_factor set how the sink creates it)", e.DLQTopic, err)
+}
+
+// refuseChanges handles the changes of a flush of table that do not fit
+// the types committed meanwhile (another member committed a column first,
+// with a type these values cannot take). They are record errors like
+// those refused at decode: with errors.tolerance all they go to the
+// dead-letter topic, rendered as evodb records (the original record is no
+// longer at hand; the headers name it), before the commit lets their
+// offsets pass; otherwise the first stops the sink.
+func (s *Sink) refuseChanges(ctx context.Context, table string, misfits []misfit) error {
+	dlq := make([]*kgo.Record, 0, len(misfits))
+	for _, m := range misfits {
+		ch := &m.change
+		s.metrics.decodeErrors.WithLabelValues(ch.Topic).Inc()
+		if s.cfg.Errors.Tolerance != "all" {
+			return &RecordError{Topic: ch.Topic, Partition: ch.Partition, Offset: ch.Offset, Err: m.cause}
+		}
+		dlq = append(dlq, &kgo.Record{
+			Topic: s.cfg.Errors.DLQTopic,
+			Value: codec.AppendEvoDB(nil, ch),
+			Headers: []kgo.RecordHeader{
+				{Key: "evodb.error", Value: []byte(m.cause.Error())},
+				{Key: "evodb.source.topic", Value: []byte(ch.Topic)},
+				{Key: "evodb.source.partition", Value: []byte(strconv.Itoa(int(ch.Partition)))},
+				{Key: "evodb.source.offset", Value: []byte(strconv.FormatInt(ch.Offset, 10))},
+				{Key: "evodb.format", Value: []byte(codec.FormatEvoDB)},
+			},
+		})
+	}
+	if err := s.cl.ProduceSync(ctx, dlq...).FirstErr(); err != nil {
+		return fmt.Errorf("send %d changes of table %s to dead-letter topic %s: %w", len(dlq), table, s.cfg.Errors.DLQTopic, err)
+	}
+	for _, m := range misfits {
+		ch := &m.change
+		s.metrics.dlqRecords.WithLabelValues(ch.Topic).Inc()
+		s.log.Warn("change sent to dead-letter topic", "table", table, "topic", ch.Topic, "partition", strconv.Itoa(int(ch.Partition)), "offset", strconv.FormatInt(ch.Offset, 10), "dlq", s.cfg.Errors.DLQTopic, "err", m.cause.Error())
+	}
+	return nil
 }

@@ -28,7 +28,7 @@ func TestDedupeOffsets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := dedupeOffsets(rowsOf(t, tt.in))
+			out := dedupeOffsets(buffer.BatchOf("t", rowsOf(t, tt.in), time.Time{})).Rows
 			require.Equal(t, tt.want, out.Len())
 			seen := map[coord]bool{}
 			for i := range out.Len() {
@@ -42,19 +42,18 @@ func TestDedupeOffsets(t *testing.T) {
 }
 
 func TestFilterDurable(t *testing.T) {
-	s := &Sink{cfg: Config{Kafka: KafkaConfig{Group: "g"}}}
 	snap := &committer.Snapshot{Txns: map[string]int64{
-		s.appID(topicPartition{"a", 0}): 10,
+		appIDOf("g", topicPartition{"a", 0}): 10,
 	}}
 	in := []codec.Change{{Topic: "a", Partition: 0, Offset: 9}, {Topic: "a", Partition: 0, Offset: 10}, {Topic: "a", Partition: 0, Offset: 11}, {Topic: "a", Partition: 1, Offset: 3}}
 	batchOf := func(changes []codec.Change) buffer.Batch { return buffer.BatchOf("t", rowsOf(t, changes), time.Time{}) }
-	kept, dropped := s.filterDurable(batchOf(in), snap)
+	kept, dropped := filterDurable(batchOf(in), snap, "g")
 	require.Equal(t, 2, dropped)
 	require.Equal(t, []int64{11, 3}, []int64{kept.Rows.Meta(0).Offset, kept.Rows.Meta(1).Offset})
-	kept, dropped = s.filterDurable(batchOf(in[2:]), snap)
+	kept, dropped = filterDurable(batchOf(in[2:]), snap, "g")
 	require.Zero(t, dropped)
 	require.Equal(t, 2, kept.Len())
-	kept, dropped = s.filterDurable(batchOf(in[:2]), snap)
+	kept, dropped = filterDurable(batchOf(in[:2]), snap, "g")
 	require.Equal(t, 2, dropped)
 	require.Zero(t, kept.Len())
 }

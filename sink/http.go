@@ -59,23 +59,15 @@ func (s *Sink) status(detail bool) Status {
 	if s.fatal != nil {
 		st.Error = s.fatal.Error()
 	}
-	for _, t := range s.tables {
-		st.RowsWritten += t.rowsWritten
+	for _, w := range s.tables {
+		st.RowsWritten += w.committedRows()
 	}
 	if !detail {
 		return st
 	}
 	now := s.now()
-	for _, t := range s.tables {
-		ts := TableStatus{
-			Table: t.path, Version: versionOf(t.snap), LastCommit: t.lastCommit,
-			BufferedBytes: t.buf.Bytes(), BufferedRecords: t.buf.Len(),
-			RowsWritten: t.rowsWritten, Flushing: t.inflight != nil,
-		}
-		if t.newestTS > 0 {
-			ts.FreshnessSeconds = max(0, float64(now.UnixMilli()-t.newestTS)/1000)
-		}
-		st.Tables = append(st.Tables, ts)
+	for _, w := range s.tables {
+		st.Tables = append(st.Tables, w.status(now))
 	}
 	sort.Slice(st.Tables, func(i, j int) bool { return st.Tables[i].Table < st.Tables[j].Table })
 	for _, p := range s.parts {
@@ -174,3 +166,6 @@ func (s *Sink) WaitUnpaused(ctx context.Context) error {
 		}
 	}
 }
+
+// Ready reports whether the sink has joined its group and reached its store.
+func (s *Sink) Ready() bool { return s.joined.Load() && s.storeOK.Load() }

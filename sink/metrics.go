@@ -103,7 +103,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 }
 
-// storeSteps are the steps Sink.retry names in evodb_sink_store_retries_total.
+// storeSteps are the steps Sink.retry names in evodb_sink_store_retries_total:
+// the failed step of a flush or table load run again (retry.go).
 var storeSteps = []string{"probe", "load", "create", "upload", "commit", "dedupe-read"}
 
 // flushReasons are the reasons a flush starts for.

@@ -6,23 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/sink/buffer"
-)
-
-// decoded is one polled record after decoding, before it is buffered.
+) // decoded is one polled record after decoding, before it is buffered.
 type decoded struct {
 	rec    *kgo.Record
 	change codec.Change
-	table  *table
+	table  *tableWriter
 	err    error
 	skip   bool // tombstone
 }
@@ -32,8 +28,10 @@ type decoded struct {
 // taking the lock to buffer them costs nothing.
 const decodeChunk = 256
 
-// poll is the consumer loop. Only this goroutine buffers records; flush
-// goroutines drain buffers under s.mu. Rebalances run between polls
+// poll is the consumer loop. Only this goroutine buffers records, under
+// s.mu and each table writer's lock in turn; buffers are drained into
+// flushes under the same locks (requestFlush), by this goroutine or by a
+// flush goroutine that finished. Rebalances run between polls
 // (BlockRebalanceOnPoll), so a revoke never races with buffering.
 func (s *Sink) poll(ctx context.Context) error {
 	var batch []decoded
@@ -299,49 +297,26 @@ func (s *Sink) bufferBatch(ctx context.Context, batch []decoded) error {
 	return nil
 }
 
-// recordError marks an error caused by one record's content (not by the
-// sink or the store): it goes to the DLQ or stops the sink.
-type recordErr struct{ err error }
-
-func (e *recordErr) Error() string { return e.err.Error() }
-func (e *recordErr) Unwrap() error { return e.err }
-
-func isRecordError(err error) bool {
-	var re *recordErr
-	return errors.As(err, &re)
-}
-
 // addLocked buffers one decoded change, added at *now; a wait for memory
 // or a flush sets *now to the time it ended.
 func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *time.Time) error {
-	t := d.table
+	w := d.table
 	rec := d.rec
-	if st, ok := t.durable[p.appID]; ok {
-		if other, ok := st.otherTopic(p.topicID); ok {
-			return topicChangedError(t.path, st.version, p.tp, other, p.topicID, s.cfg.Kafka.Group)
-		}
-		if rec.Offset <= st.version {
-			// Without topic IDs to compare (a table written before they
-			// were recorded, or a broker without them), a table holding
-			// offsets the partition does not have is the only sign of a
-			// re-created topic.
-			if p.hwm >= 0 && st.version >= p.hwm {
-				return fmt.Errorf("%w: table %s holds offset %d of %s/%d but the partition ends at %d; if the topic was re-created, stop all sinks of group %q, then either use a new group or delete the table's data for this topic",
-					ErrOffsetsWentBack, t.path, st.version, p.tp.topic, p.tp.partition, p.hwm, s.cfg.Kafka.Group)
-			}
-			s.metrics.durableSkipped.WithLabelValues(t.path).Inc()
-			return nil
-		}
-	}
-	if t.dedupe != nil && t.dedupe.isDup(&d.change) {
-		s.metrics.dedupeDropped.WithLabelValues(t.path).Inc()
+	switch adm, err := w.admit(p.tp, p.appID, p.topicID, p.hwm, rec.Offset, &d.change); {
+	case err != nil:
+		return err
+	case adm == skipDurable:
+		s.metrics.durableSkipped.WithLabelValues(w.path).Inc()
+		return nil
+	case adm == skipDuplicate:
+		s.metrics.dedupeDropped.WithLabelValues(w.path).Inc()
 		return nil
 	}
 	// The budget counts the memory buffers hold (their arrays' capacity),
 	// which grows now and then by more than one change. It holds: wait for
 	// flushes until the growth fits (a record alone larger than the budget
 	// is let in onto an empty sink).
-	for s.ctrl.WouldExceed(s.buffered, t.buf.MemFor(&d.change)) {
+	for s.ctrl.WouldExceed(s.buffered, w.memFor(&d.change)) {
 		if err := s.waitForMemoryLocked(ctx); err != nil {
 			return err
 		}
@@ -349,81 +324,29 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *tim
 	}
 	var grew int64
 	for {
-		// The schema the change needs is applied only once the buffer
-		// has taken the change: a change refused (too large) or never
-		// buffered (the run ends while it waits) must not evolve the
-		// schema the next flush commits. A wait lets flushes adopt
-		// commits that widen t.schema, so the evolution is computed
-		// after the last one; from here to the Add s.mu is held.
-		next, err := t.schema.Evolved(&d.change)
-		if err != nil {
-			return &recordErr{err}
-		}
-		before := t.buf.Mem()
-		err = t.buf.Add(d.change, *now)
+		var err error
+		grew, err = w.add(p.tp, &d.change, *now)
 		if err == nil {
-			if next != nil {
-				t.schema = next
-			}
-			t.acceptedLocked(p.tp, &d.change, next != nil)
-			grew = t.buf.Mem() - before
 			break
-		}
-		if errors.Is(err, buffer.ErrRecordTooLarge) {
-			return &recordErr{fmt.Errorf("change of %d bytes is larger than the table buffer limit (tables.*.max_buffer_bytes): %w", d.change.Size(), err)}
 		}
 		if !errors.Is(err, buffer.ErrOverflow) {
 			return err
 		}
 		// The table buffer is full: flush it and wait.
-		s.requestFlush(t, "overflow")
+		s.requestFlush(w, "overflow")
 		if err := s.waitFlushLocked(ctx); err != nil {
 			return err
 		}
 		*now = s.now()
 	}
-	if t.dedupe != nil {
-		t.dedupe.record(p.tp, &d.change)
-	}
-	if t.pk == "" && len(d.change.Key) > 0 {
-		names := make([]string, len(d.change.Key))
-		for i, f := range d.change.Key {
-			names[i] = f.Name
-		}
-		t.pk = strings.Clone(strings.Join(names, ","))
-	}
 	s.buffered += grew
 	s.peakBuffered = max(s.peakBuffered, s.buffered)
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
-	if _, ok := p.pending[t.path]; !ok {
-		p.pending[t.path] = rec.Offset
+	if _, ok := p.pending[w.path]; !ok {
+		p.pending[w.path] = rec.Offset
 	}
-	if ok, reason := t.buf.ShouldFlush(*now); ok {
-		s.requestFlush(t, reason)
-	}
-	return nil
-}
-
-// waitForMemoryLocked flushes the largest buffers and waits for a flush to
-// finish.
-func (s *Sink) waitForMemoryLocked(ctx context.Context) error {
-	for _, t := range s.largestTablesLocked(2) {
-		s.requestFlush(t, "memory")
-	}
-	return s.waitFlushLocked(ctx)
-}
-
-// waitFlushLocked waits until some flush finishes (or a fatal error).
-func (s *Sink) waitFlushLocked(ctx context.Context) error {
-	if s.fatal != nil {
-		return s.fatal
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.flushDone.Wait()
-	if s.fatal != nil {
-		return s.fatal
+	if ok, reason := w.shouldFlush(*now); ok {
+		s.requestFlush(w, reason)
 	}
 	return nil
 }
@@ -461,254 +384,12 @@ func (s *Sink) badRecordLocked(ctx context.Context, rec *kgo.Record, cause error
 func (s *Sink) nextDueLocked() time.Duration {
 	wait := 500 * time.Millisecond
 	now := s.now()
-	for _, t := range s.tables {
-		if d, ok := t.buf.DueIn(now); ok && d < wait {
+	for _, w := range s.tables {
+		if d, ok := w.dueIn(now); ok && d < wait {
 			wait = d
 		}
 	}
 	return max(wait, 5*time.Millisecond)
-}
-
-// flushReadyLocked starts a flush for every table whose trigger fired.
-func (s *Sink) flushReadyLocked() {
-	now := s.now()
-	for _, t := range s.tables {
-		if ok, reason := t.buf.ShouldFlush(now); ok {
-			s.requestFlush(t, reason)
-		}
-	}
-}
-
-// applyBackpressureLocked pauses fetching above the high watermark and
-// resumes below the low one: the budget controller's hysteresis,
-// recomputed every poll and after every flush.
-func (s *Sink) applyBackpressureLocked() {
-	pause, changed := s.ctrl.Update(s.buffered)
-	if b := s.ctrl.Budget(); pause || s.buffered > b.High {
-		// Above the high watermark, and until fetching resumes below the
-		// low one, flush the largest buffers. Flushes already running will
-		// free s.flushing: start more only until what stays in open
-		// buffers is below the low watermark. Flushing the largest few on
-		// every poll until the running flushes finish would close nearly
-		// every table's buffer, each into a small file.
-		open := s.buffered - s.flushing
-		for _, t := range s.largestTablesLocked(len(s.tables)) {
-			if open < b.Low {
-				break
-			}
-			if t.inflight == nil {
-				// A table flushes one block at a time: one with a
-				// flush running only notes the request and keeps its
-				// buffer until then.
-				open -= t.buf.Mem()
-			}
-			s.requestFlush(t, "memory")
-		}
-	}
-	if !changed {
-		return
-	}
-	if pause {
-		s.cl.PauseFetchPartitions(s.ownedLocked())
-		s.metrics.pausedPartitions.Set(1)
-		s.metrics.pauses.Inc()
-		s.log.Info("fetching paused: memory above high watermark", "buffered_bytes", s.buffered, "high", s.ctrl.Budget().High)
-		return
-	}
-	s.cl.ResumeFetchPartitions(s.cl.PauseFetchPartitions(nil))
-	s.metrics.pausedPartitions.Set(0)
-	s.metrics.resumes.Inc()
-	s.log.Info("fetching resumed: memory below low watermark", "buffered_bytes", s.buffered, "low", s.ctrl.Budget().Low)
-}
-
-func (s *Sink) ownedLocked() map[string][]int32 {
-	m := map[string][]int32{}
-	for tp := range s.parts {
-		m[tp.topic] = append(m[tp.topic], tp.partition)
-	}
-	return m
-}
-
-// committableLocked returns the group offsets to commit for the given
-// partitions (all owned ones when nil) that moved since the last commit.
-func (s *Sink) committableLocked(only map[string][]int32) map[string]map[int32]kgo.EpochOffset {
-	out := map[string]map[int32]kgo.EpochOffset{}
-	add := func(p *partition) {
-		o := p.durableFrom()
-		if o <= p.committed {
-			return
-		}
-		if out[p.tp.topic] == nil {
-			out[p.tp.topic] = map[int32]kgo.EpochOffset{}
-		}
-		out[p.tp.topic][p.tp.partition] = kgo.EpochOffset{Epoch: -1, Offset: o}
-	}
-	if only == nil {
-		for _, p := range s.parts {
-			add(p)
-		}
-		return out
-	}
-	for topic, ps := range only {
-		for _, n := range ps {
-			if p := s.parts[topicPartition{topic, n}]; p != nil {
-				add(p)
-			}
-		}
-	}
-	return out
-}
-
-func (s *Sink) offsetsCommitted(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-	if err != nil {
-		s.metrics.offsetCommits.WithLabelValues("error").Inc()
-		s.log.Warn("group offset commit failed; it is retried with the next commit", "err", err)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, t := range resp.Topics {
-		for j, p := range t.Partitions {
-			if p.ErrorCode != 0 {
-				s.metrics.offsetCommits.WithLabelValues("error").Inc()
-				continue
-			}
-			s.metrics.offsetCommits.WithLabelValues("ok").Inc()
-			if st := s.parts[topicPartition{t.Topic, p.Partition}]; st != nil && i < len(req.Topics) && j < len(req.Topics[i].Partitions) {
-				st.committed = max(st.committed, req.Topics[i].Partitions[j].Offset)
-			}
-		}
-	}
-}
-
-func (s *Sink) commitOffsetsSync(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) {
-	s.cl.CommitOffsetsSync(ctx, offsets, s.offsetsCommitted)
-}
-
-// learnStartOffsetsLocked sets, for partitions that returned no record
-// since they were assigned, where this member starts: the group's committed
-// offset. Without it a partition with nothing new would report no position.
-func (s *Sink) learnStartOffsetsLocked() {
-	var committed map[string]map[int32]kgo.EpochOffset
-	for _, p := range s.parts {
-		if p.next >= 0 {
-			continue
-		}
-		if committed == nil {
-			committed = s.cl.CommittedOffsets()
-			if committed == nil {
-				return
-			}
-		}
-		if o, ok := committed[p.tp.topic][p.tp.partition]; ok && o.Offset >= 0 {
-			p.next = o.Offset
-			p.committed = max(p.committed, o.Offset)
-		}
-	}
-}
-
-// refreshEndOffsets keeps the owned partitions' high watermarks current
-// even when they return no records, so lag and /status are right for idle
-// and freshly assigned partitions. It runs until ctx ends.
-func (s *Sink) refreshEndOffsets(ctx context.Context) {
-	adm := kadm.NewClient(s.cl)
-	tick := time.NewTicker(endOffsetsEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		s.mu.Lock()
-		topics := make([]string, 0, len(s.parts))
-		seen := map[string]bool{}
-		for tp := range s.parts {
-			if !seen[tp.topic] {
-				seen[tp.topic] = true
-				topics = append(topics, tp.topic)
-			}
-		}
-		s.mu.Unlock()
-		if len(topics) == 0 {
-			continue
-		}
-		lctx, cancel := context.WithTimeout(ctx, endOffsetsEvery)
-		ends, err := adm.ListEndOffsets(lctx, topics...)
-		cancel()
-		if err != nil {
-			s.log.Debug("list end offsets", "err", err)
-			continue
-		}
-		s.mu.Lock()
-		ends.Each(func(o kadm.ListedOffset) {
-			if p := s.parts[topicPartition{o.Topic, o.Partition}]; p != nil && o.Err == nil && o.Offset > p.hwm {
-				p.hwm = o.Offset
-			}
-		})
-		s.updateLagLocked()
-		s.mu.Unlock()
-	}
-}
-
-// missingTopicsEvery is how often a topic of kafka.topics that does not
-// exist is reported again.
-const missingTopicsEvery = time.Minute
-
-// watchMissingTopics warns at start, and every s.missingEvery while it
-// lasts, about each topic of kafka.topics that does not exist: the group
-// gets no partition of it, and without the warning the sink would idle
-// with partitions=0 and say nothing. It runs until ctx ends.
-func (s *Sink) watchMissingTopics(ctx context.Context) {
-	topics := s.cfg.Kafka.Topics
-	if len(topics) == 0 {
-		return
-	}
-	adm := kadm.NewClient(s.cl)
-	missing := map[string]bool{}
-	for {
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		listed, err := adm.ListTopics(lctx, topics...)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			s.log.Debug("list topics", "err", err)
-		}
-		for _, t := range topics {
-			if err != nil {
-				break
-			}
-			d, ok := listed[t]
-			switch {
-			case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
-				missing[t] = true
-				s.log.Warn("topic in kafka.topics does not exist: nothing is consumed from it until it is created; check the name in kafka.topics or create the topic",
-					"topic", t, "recheck_in", s.missingEvery)
-			case d.Err != nil:
-				missing[t] = true
-				s.log.Warn("topic in kafka.topics cannot be described: nothing may be consumed from it; grant the sink's user DESCRIBE and READ on it",
-					"topic", t, "err", d.Err, "recheck_in", s.missingEvery)
-			case missing[t]:
-				delete(missing, t)
-				s.log.Info("topic in kafka.topics is available now", "topic", t)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(s.missingEvery):
-		}
-	}
-}
-
-// endOffsetsEvery is how often high watermarks are refreshed.
-const endOffsetsEvery = 5 * time.Second
-
-func (s *Sink) updateLagLocked() {
-	for _, p := range s.parts {
-		if p.hwm >= 0 {
-			s.metrics.lag.WithLabelValues(p.tp.topic, strconv.Itoa(int(p.tp.partition))).Set(float64(max(0, p.hwm-p.durableFrom())))
-		}
-	}
 }
 
 // onAssigned creates the bookkeeping of newly assigned partitions. It ends
@@ -731,8 +412,8 @@ func (s *Sink) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string]
 	clear(s.revokedSince)
 	// Another member may have committed to our tables while these
 	// partitions were elsewhere: refresh txn versions before buffering.
-	for _, t := range s.tables {
-		t.stale = true
+	for _, w := range s.tables {
+		w.markStale()
 	}
 	if s.ctrl.Paused() {
 		s.cl.PauseFetchPartitions(assigned)
@@ -770,8 +451,8 @@ func (s *Sink) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string
 				}
 				for path := range p.pending {
 					busy = true
-					if t := s.tables[path]; t != nil {
-						s.requestFlush(t, "revoke")
+					if w := s.tables[path]; w != nil {
+						s.requestFlush(w, "revoke")
 					}
 				}
 				if len(p.inflight) > 0 {
@@ -808,33 +489,37 @@ func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 // A table whose schema the dropped changes evolved gets its schema rebuilt
 // from what it still holds.
 func (s *Sink) dropLocked(parts map[string][]int32) {
-	rebuild := map[*table]bool{}
 	for topic, ps := range parts {
 		for _, n := range ps {
 			tp := topicPartition{topic, n}
-			for _, t := range s.tables {
-				before := t.buf.Mem()
-				t.buf.DropPartition(topic, n)
-				s.buffered -= before - t.buf.Mem()
-				if t.dedupe != nil {
-					t.dedupe.dropPartition(tp)
-				}
-				if t.evolvedBy[tp] {
-					rebuild[t] = true
-				}
-				delete(t.evolvedBy, tp)
-				delete(t.declared, tp)
-				if t.lastDeclared.tp == tp {
-					t.lastDeclared.cols = nil
-				}
+			for _, w := range s.tables {
+				s.buffered -= w.dropPartition(tp)
 			}
 			delete(s.parts, tp)
 			s.metrics.lag.DeleteLabelValues(topic, strconv.Itoa(int(n)))
 		}
 	}
-	for t := range rebuild {
-		s.rebuildSchemaLocked(t)
-	}
 	s.metrics.bufferedBytes.Set(float64(s.buffered))
 	s.flushDone.Broadcast()
 }
+
+// decoder returns the decoder of a topic's format.
+func (s *Sink) decoder(topic string) (codec.Decoder, error) {
+	f := s.cfg.Kafka.Format
+	if tf, ok := s.cfg.Kafka.Formats[topic]; ok {
+		f = tf
+	}
+	if d, ok := s.decoders[f]; ok {
+		return d, nil
+	}
+	d, err := codec.NewDecoder(codec.Format(f))
+	if err != nil {
+		return nil, err
+	}
+	s.decoders[f] = d
+	return d, nil
+}
+
+// appID is the txn appId of a source partition: one per sink group, topic
+// and partition, so two groups can feed one table independently.
+func (s *Sink) appID(tp topicPartition) string { return appIDOf(s.cfg.Kafka.Group, tp) }

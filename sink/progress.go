@@ -62,8 +62,8 @@ func (s *Sink) logProgressLocked() {
 	}
 	s.lastProgress = now
 	var rows, lag int64
-	for _, t := range s.tables {
-		rows += t.rowsWritten
+	for _, w := range s.tables {
+		rows += w.committedRows()
 	}
 	for _, p := range s.parts {
 		if p.hwm >= 0 {

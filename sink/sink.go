@@ -16,6 +16,16 @@
 // partition's topic ID next to its txn version, so the offsets of a topic
 // deleted and re-created under the same name are never taken for offsets
 // the table already holds: the sink stops instead (ErrOffsetsWentBack).
+//
+// The Sink is the group member: the poll loop (poll.go), routing of
+// changes to tables (route.go), partition offsets (offsets.go), when tables
+// flush and what a finished flush releases (schedule.go), the memory
+// budget, the dead-letter topic and metrics. Each table is a tableWriter
+// (writer.go) with its own lock: its buffer, schema, snapshot and dedupe
+// window, and the flush steps that make a buffer durable (flush.go, over
+// snapshot.go and dedupe.go). Calls go one way, from the Sink's files to
+// the writer's and from the writer's entry points to its steps; retry.go
+// says which layer retries which failure.
 package sink
 
 import (
@@ -40,52 +50,6 @@ import (
 	"github.com/evodb/sink/sink/buffer"
 )
 
-// ErrOffsetsWentBack is returned (wrapped) when a partition's offsets are
-// behind what a table already holds from it: the topic was deleted and
-// re-created, or the cluster was replaced. The sink stops rather than
-// silently filtering the new records as duplicates. It is detected exactly
-// through the topic ID (KIP-516) each commit records with a partition's
-// txn version; with a broker that returns no topic IDs, only when the
-// table holds offsets at or past the partition's end.
-var ErrOffsetsWentBack = errors.New("source offsets went backwards")
-
-// topicChangedError is the ErrOffsetsWentBack of a table that recorded
-// another topic ID for a partition than the one its records now come from.
-func topicChangedError(table string, version int64, tp topicPartition, tableTopicID, topicID, group string) error {
-	return fmt.Errorf("%w: table %s holds offsets through %d of %s/%d from topic ID %s, but the topic now has ID %s: it was deleted and re-created (or the cluster was replaced). Stop all sinks of group %q, then either use a new group (a new set of txn ids) or delete the table's data for this topic",
-		ErrOffsetsWentBack, table, version, tp.topic, tp.partition, tableTopicID, topicID, group)
-}
-
-// RecordError is a record that could not be processed with
-// errors.tolerance "none". It names the record and the reason.
-type RecordError struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Err       error
-}
-
-func (e *RecordError) Error() string {
-	if hint := formatHint(e.Topic, e.Err); hint != "" {
-		// A dead-letter topic would take every record of the topic.
-		return fmt.Sprintf("record %s/%d@%d cannot be decoded: %s: %v", e.Topic, e.Partition, e.Offset, hint, e.Err)
-	}
-	return fmt.Sprintf("record %s/%d@%d cannot be processed (set errors.tolerance: all and errors.dlq_topic to divert such records and go on): %v",
-		e.Topic, e.Partition, e.Offset, e.Err)
-}
-
-func (e *RecordError) Unwrap() error { return e.Err }
-
-// formatHint names the keys to set when a record failed to decode because
-// it has another format's envelope, or returns "".
-func formatHint(topic string, err error) string {
-	var de *codec.DecodeError
-	if !errors.As(err, &de) || de.LooksLike == "" {
-		return ""
-	}
-	return fmt.Sprintf("this looks like %s: set kafka.format or kafka.formats.%s to %s", de.LooksLike.Envelope(), topic, de.LooksLike)
-}
-
 // Option configures a Sink beyond its Config: the seams tests and the CLI use.
 type Option func(*Sink)
 
@@ -98,48 +62,6 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(s *Sink) { s.r
 // WithCommitHook registers a function called after every durable table
 // commit (the CLI prints progress with it).
 func WithCommitHook(fn func(CommitEvent)) Option { return func(s *Sink) { s.onCommit = fn } }
-
-type topicPartition struct {
-	topic     string
-	partition int32
-}
-
-// partition is the offset bookkeeping of one assigned partition.
-type partition struct {
-	tp topicPartition
-	// appID is the txn app id of the partition (Sink.appID).
-	appID string
-	// topicID is the topic's ID (KIP-516) in Kafka's text form, as this
-	// assignment's fetch responses carry it; empty while unknown or when
-	// the broker returns none (before Kafka 3.1). franz-go keeps a
-	// partition's topic ID for as long as it consumes it, so it names the
-	// topic every record of this assignment was read from.
-	topicID string
-	// next is the offset after the last record processed.
-	next int64
-	// hwm is the partition's high watermark as of the last fetch, -1 if unknown.
-	hwm int64
-	// pending maps a table path to the first offset of this partition's
-	// records in that table's open buffer.
-	pending map[string]int64
-	// inflight maps a flush to the first offset of this partition's records in it.
-	inflight map[*flushJob]int64
-	// committed is the last group offset committed.
-	committed int64
-}
-
-// durableFrom is the lowest offset of this partition not yet durable: the
-// group offset to commit.
-func (p *partition) durableFrom() int64 {
-	low := p.next
-	for _, o := range p.pending {
-		low = min(low, o)
-	}
-	for _, o := range p.inflight {
-		low = min(low, o)
-	}
-	return low
-}
 
 // Sink is one consumer-group member. Create it with New and run it with Run.
 type Sink struct {
@@ -173,9 +95,18 @@ type Sink struct {
 	// it is still trying (reachBrokersEvery; tests shorten it).
 	reachEvery time.Duration
 
-	mu           sync.Mutex
+	// env is what the table writers share.
+	env *writerEnv
+
+	// mu guards the fields below it. A table writer's lock may be taken
+	// while mu is held, never the other way round (tableWriter doc).
+	mu sync.Mutex
+	// flushDone is signalled when a flush finished and is recorded in its
+	// writer and in the partitions' offsets, when partitions are dropped,
+	// and at a fatal error: what the poll loop waits for when memory or a
+	// table buffer is full, and what revoke and shutdown wait for.
 	flushDone    *sync.Cond
-	tables       map[string]*table
+	tables       map[string]*tableWriter
 	parts        map[topicPartition]*partition
 	buffered     int64
 	peakBuffered int64
@@ -216,7 +147,7 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 		log:    slog.New(slog.DiscardHandler),
 		reg:    prometheus.NewRegistry(),
 		now:    time.Now,
-		tables: map[string]*table{},
+		tables: map[string]*tableWriter{},
 		parts:  map[topicPartition]*partition{},
 
 		missingEvery: missingTopicsEvery,
@@ -260,30 +191,16 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 		return nil, fmt.Errorf("tables.overrides: %w", err)
 	}
 	s.decoders = map[string]codec.Decoder{}
+	s.env = &writerEnv{
+		bucket: bucket, group: cfg.Kafka.Group, instance: s.instance,
+		now: s.now, log: s.log, metrics: s.metrics,
+		checkpointInterval: cfg.Commit.CheckpointInterval,
+		refuse:             s.refuseChanges,
+	}
+	if cfg.Dedupe == "lsn" {
+		s.env.dedupeWindow = cfg.DedupeWindow
+	}
 	return s, nil
-}
-
-// decoder returns the decoder of a topic's format.
-func (s *Sink) decoder(topic string) (codec.Decoder, error) {
-	f := s.cfg.Kafka.Format
-	if tf, ok := s.cfg.Kafka.Formats[topic]; ok {
-		f = tf
-	}
-	if d, ok := s.decoders[f]; ok {
-		return d, nil
-	}
-	d, err := codec.NewDecoder(codec.Format(f))
-	if err != nil {
-		return nil, err
-	}
-	s.decoders[f] = d
-	return d, nil
-}
-
-// appID is the txn appId of a source partition: one per sink group, topic
-// and partition, so two groups can feed one table independently.
-func (s *Sink) appID(tp topicPartition) string {
-	return "evodb-sink/" + s.cfg.Kafka.Group + "/" + tp.topic + "/" + strconv.Itoa(int(tp.partition))
 }
 
 func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
@@ -535,10 +452,10 @@ func (s *Sink) shutdown(commitOffsets bool) error {
 	})
 	defer deadline.Stop()
 	s.mu.Lock()
-	for _, t := range s.tables {
-		s.requestFlush(t, "shutdown")
+	for _, w := range s.tables {
+		s.requestFlush(w, "shutdown")
 	}
-	for s.inflightCount() > 0 && s.fatal == nil && s.flushCtx.Err() == nil {
+	for s.busyTablesLocked() > 0 && s.fatal == nil && s.flushCtx.Err() == nil {
 		s.flushDone.Wait()
 	}
 	fatal := s.fatal
@@ -558,27 +475,6 @@ func (s *Sink) shutdown(commitOffsets bool) error {
 	return fatal
 }
 
-func (s *Sink) inflightCount() int {
-	n := 0
-	for _, t := range s.tables {
-		if t.inflight != nil || t.buf.Len() > 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// setFatal records the first fatal error and wakes everyone waiting.
-func (s *Sink) setFatal(err error) {
-	if s.fatal == nil {
-		s.fatal = err
-	}
-	s.flushDone.Broadcast()
-}
-
-// ErrKilled is returned by Run after Kill.
-var ErrKilled = errors.New("sink killed")
-
 // Kill stops the sink at once, as a crash would: nothing more is flushed or
 // committed, in-flight flushes are abandoned wherever they are, and the
 // buffered records are left for the partitions' next owners to re-read.
@@ -588,6 +484,3 @@ func (s *Sink) Kill() {
 	s.setFatal(ErrKilled)
 	s.mu.Unlock()
 }
-
-// Ready reports whether the sink has joined its group and reached its store.
-func (s *Sink) Ready() bool { return s.joined.Load() && s.storeOK.Load() }

@@ -382,12 +382,39 @@ func (b Batch) WithoutDurable(durable map[SourceKey]int64) (rest Batch, ok bool)
 	if b.Len() == 0 {
 		return Batch{}, false
 	}
-	rest = BatchOf(b.Table, b.Rows.Filter(func(m codec.RowMeta) bool {
+	rest = b.Filter(func(m codec.RowMeta) bool {
 		last, ok := durable[SourceKey{Topic: m.Topic, Partition: m.Partition}]
 		return !ok || m.Offset > last
-	}), b.FirstAdded)
+	})
 	if rest.Len() == 0 {
 		return Batch{}, false
 	}
 	return rest, true
+}
+
+// Filter returns the batch with only the changes keep accepts. keep is
+// called once per change, in order. When it accepts all, the batch itself
+// is returned (same Rows, ranges and key); otherwise the LSN range, offset
+// ranges, bytes and memory are those of the changes left, so the result
+// names a different block. The receiver is not modified.
+func (b Batch) Filter(keep func(codec.RowMeta) bool) Batch {
+	n := b.Len()
+	if n == 0 {
+		return b
+	}
+	var drop []bool
+	for i := range n {
+		if !keep(b.Rows.Meta(i)) {
+			if drop == nil {
+				drop = make([]bool, n)
+			}
+			drop[i] = true
+		}
+	}
+	if drop == nil {
+		return b
+	}
+	i := -1
+	rows := b.Rows.Filter(func(codec.RowMeta) bool { i++; return !drop[i] })
+	return BatchOf(b.Table, rows, b.FirstAdded)
 }

@@ -457,3 +457,50 @@ func TestTableMemFor(t *testing.T) {
 	fill(300)
 	require.Equal(t, small, tb.Mem(), "a batch like the last one never grows its arrays")
 }
+
+// Filter keeps a batch whose changes it all accepts as it is (same rows,
+// same block), and otherwise narrows ranges and bytes to what is left.
+func TestBatchFilter(t *testing.T) {
+	a0 := change("cdc", 0, 10, 5, "a")
+	a1 := change("cdc", 0, 11, 6, "bb")
+	b0 := change("cdc", 1, 3, 1, "d")
+	all := []codec.Change{a0, b0, a1}
+	cases := []struct {
+		name string
+		drop map[int64]bool // offsets dropped
+		want []codec.Change
+	}{
+		{"keep all", nil, all},
+		{"drop one", map[int64]bool{3: true}, []codec.Change{a0, a1}},
+		{"drop all", map[int64]bool{3: true, 10: true, 11: true}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tb, err := NewTable("users", opts())
+			require.NoError(t, err)
+			for _, ch := range all {
+				require.NoError(t, tb.Add(ch, t0))
+			}
+			b := tb.Drain()
+			var seen []int64
+			got := b.Filter(func(m codec.RowMeta) bool {
+				seen = append(seen, m.Offset)
+				return !tc.drop[m.Offset]
+			})
+			require.Equal(t, []int64{10, 3, 11}, seen, "called once per change, in order")
+			if tc.drop == nil {
+				require.Same(t, b.Rows, got.Rows)
+				require.Equal(t, b.BlockID(), got.BlockID())
+				return
+			}
+			require.Equal(t, len(tc.want), got.Len())
+			if len(tc.want) == 0 {
+				return
+			}
+			require.Equal(t, tc.want, changesOf(got))
+			require.Equal(t, map[SourceKey]OffsetRange{{"cdc", 0}: {10, 11}}, got.Sources)
+			require.Equal(t, uint64(5), got.MinLSN)
+			require.Equal(t, size(a0)+size(a1), got.Bytes)
+		})
+	}
+}
