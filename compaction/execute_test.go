@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
 )
@@ -22,8 +22,8 @@ func testContext(t *testing.T) context.Context {
 }
 
 // allJob is a job merging every active file.
-func allJob(snap *committer.Snapshot) Job {
-	var adds []committer.Add
+func allJob(snap *delta.Snapshot) Job {
+	var adds []delta.Add
 	for _, a := range snap.Files {
 		adds = append(adds, a)
 	}
@@ -31,7 +31,7 @@ func allJob(snap *committer.Snapshot) Job {
 	return j
 }
 
-func refs(adds []committer.Add) []fileRef {
+func refs(adds []delta.Add) []fileRef {
 	var out []fileRef
 	for _, a := range adds {
 		lo, hi, _ := tablefile.LSNRange(a)
@@ -70,7 +70,7 @@ func TestExecuteMergesRows(t *testing.T) {
 	require.NoError(t, err)
 	md := snap.Metadata
 	md.SchemaString = text
-	_, err = f.table.Commit(ctx, committer.Commit{Metadata: &md, ReadVersion: snap.Version})
+	_, err = f.table.Commit(ctx, delta.Commit{Metadata: &md, ReadVersion: snap.Version})
 	require.NoError(t, err)
 	snap, err = f.table.Snapshot(ctx)
 	require.NoError(t, err)
@@ -171,7 +171,7 @@ func TestExecuteRace(t *testing.T) {
 				defer wg.Done()
 				// Each compactor has its own view of the table, as two
 				// sink instances would.
-				table := committer.Open(b, f.path, committer.Options{Instance: "c" + string(rune('a'+i))})
+				table := delta.Open(b, f.path, delta.Options{Instance: "c" + string(rune('a'+i))})
 				_, errs[i] = Execute(ctx, b, table, snap, job, ExecOptions{Mode: testMode})
 			}()
 		}
@@ -185,7 +185,7 @@ func TestExecuteRace(t *testing.T) {
 				won++
 				continue
 			}
-			require.ErrorIs(t, err, committer.ErrFileRemoved)
+			require.ErrorIs(t, err, delta.ErrFileRemoved)
 		}
 		require.Equal(t, 1, won, "errors: %v", errs)
 
@@ -212,7 +212,7 @@ func TestExecuteCrashBeforeCommit(t *testing.T) {
 
 	faulty := objstore.NewFaulty(mem, 1)
 	faulty.Add(objstore.Fault{Op: objstore.OpPut, KeyPrefix: f.path + "/_delta_log/", KeySuffix: ".json", Rate: 1})
-	table := committer.Open(faulty, f.path, fastOptions())
+	table := delta.Open(faulty, f.path, fastOptions())
 	_, err := Execute(ctx, faulty, table, snap, allJob(snap), ExecOptions{Mode: testMode})
 	require.ErrorIs(t, err, objstore.ErrInjected)
 
@@ -257,10 +257,10 @@ func TestExecuteRefusesRemovedInput(t *testing.T) {
 	snap, err := f.table.Snapshot(ctx)
 	require.NoError(t, err)
 	job := allJob(snap)
-	_, err = f.table.Commit(ctx, committer.Commit{Operation: committer.OpDelete, Removes: []committer.Remove{{Path: job.Inputs[0].Path}}, ReadVersion: -1})
+	_, err = f.table.Commit(ctx, delta.Commit{Operation: delta.OpDelete, Removes: []delta.Remove{{Path: job.Inputs[0].Path}}, ReadVersion: -1})
 	require.NoError(t, err)
 	_, err = Execute(ctx, b, f.table, snap, job, ExecOptions{Mode: testMode})
-	var fr *committer.FileRemovedError
+	var fr *delta.FileRemovedError
 	require.True(t, errors.As(err, &fr), "err: %v", err)
 	require.Equal(t, job.Inputs[0].Path, fr.Path)
 }

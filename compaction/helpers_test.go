@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/tablefile"
@@ -26,8 +26,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var testMode = partitioner.Mode{Name: "test", BlockSize: 4 << 10, PartitionMax: 48 << 10, MaxMergeInputs: 8}
 
 // fastOptions makes commits give up quickly in fault tests.
-func fastOptions() committer.Options {
-	return committer.Options{MaxCommitAttempts: 3, RetryInitialInterval: time.Millisecond, RetryMaxInterval: 5 * time.Millisecond}
+func fastOptions() delta.Options {
+	return delta.Options{MaxCommitAttempts: 3, RetryInitialInterval: time.Millisecond, RetryMaxInterval: 5 * time.Millisecond}
 }
 
 // fixture is a table with a writer that appends real blocks the way the
@@ -36,7 +36,7 @@ type fixture struct {
 	t     testing.TB
 	b     objstore.Bucket
 	path  string
-	table *committer.Table
+	table *delta.Table
 
 	mu     sync.Mutex
 	next   int64 // next offset and LSN
@@ -44,7 +44,7 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB, b objstore.Bucket, path string) *fixture {
-	f := &fixture{t: t, b: b, path: path, table: committer.Open(b, path, fastOptions()), next: 1, schema: codec.NewSchema()}
+	f := &fixture{t: t, b: b, path: path, table: delta.Open(b, path, fastOptions()), next: 1, schema: codec.NewSchema()}
 	f.schema.SetKafkaColumns(true)
 	return f
 }
@@ -63,7 +63,7 @@ func row(o int64, extra ...codec.Field) codec.Change {
 // and returns its add action. The table schema is widened in the same
 // commit unless narrow is set, which lets tests build tables whose schema
 // lags their files.
-func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec.Change) (committer.Add, error) {
+func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec.Change) (delta.Add, error) {
 	f.mu.Lock()
 	first := f.next
 	f.next += int64(n)
@@ -73,7 +73,7 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 		changes[i] = mk(first + int64(i))
 		if _, err := schema.Accept(&changes[i]); err != nil {
 			f.mu.Unlock()
-			return committer.Add{}, err
+			return delta.Add{}, err
 		}
 	}
 	schema = schema.Clone()
@@ -91,38 +91,38 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 		DataChange: true,
 	})
 	if err != nil {
-		return committer.Add{}, err
+		return delta.Add{}, err
 	}
 	add := w.Add
 	text, err := schema.DeltaSchemaJSON()
 	if err != nil {
-		return committer.Add{}, err
+		return delta.Add{}, err
 	}
-	if _, err := f.table.Create(ctx, committer.Metadata{Name: "users", SchemaString: text}); err != nil {
-		return committer.Add{}, err
+	if _, err := f.table.Create(ctx, delta.Metadata{Name: "users", SchemaString: text}); err != nil {
+		return delta.Add{}, err
 	}
 	for {
 		snap, err := f.table.Snapshot(ctx)
 		if err != nil {
-			return committer.Add{}, err
+			return delta.Add{}, err
 		}
-		c := committer.Commit{
-			Operation:   committer.OpStreamingUpdate,
-			Adds:        []committer.Add{add},
-			Txns:        []committer.TxnCondition{{AppID: "cdc-0", FirstOffset: first, LastOffset: first + int64(n) - 1}},
+		c := delta.Commit{
+			Operation:   delta.OpStreamingUpdate,
+			Adds:        []delta.Add{add},
+			Txns:        []delta.TxnCondition{{AppID: "cdc-0", FirstOffset: first, LastOffset: first + int64(n) - 1}},
 			ReadVersion: snap.Version,
 		}
 		if text != snap.Metadata.SchemaString {
 			theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
 			if err != nil {
-				return committer.Add{}, err
+				return delta.Add{}, err
 			}
 			if err := theirs.Merge(schema); err != nil {
-				return committer.Add{}, err
+				return delta.Add{}, err
 			}
 			merged, err := theirs.DeltaSchemaJSON()
 			if err != nil {
-				return committer.Add{}, err
+				return delta.Add{}, err
 			}
 			if merged != snap.Metadata.SchemaString {
 				md := snap.Metadata
@@ -131,11 +131,11 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 			}
 		}
 		_, err = f.table.Commit(ctx, c)
-		if errors.Is(err, committer.ErrMetadataChanged) {
+		if errors.Is(err, delta.ErrMetadataChanged) {
 			continue // a compaction widened the schema meanwhile
 		}
 		if err != nil {
-			return committer.Add{}, err
+			return delta.Add{}, err
 		}
 		return add, nil
 	}
@@ -153,9 +153,9 @@ func (f *fixture) mustAppend(ctx context.Context, sizes ...int) {
 // readRows reads every row of the table's active files, keyed by offset,
 // failing on a duplicate offset. It also checks each file's rows are in
 // _lsn order and that its stats count them.
-func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string) (map[int64]codec.Change, *committer.Snapshot) {
+func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string) (map[int64]codec.Change, *delta.Snapshot) {
 	t.Helper()
-	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	snap, err := delta.Open(b, path, delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
 	out := map[int64]codec.Change{}
 	for _, a := range snap.Files {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 )
@@ -18,7 +18,7 @@ func TestCompactOnceUsesTheRecordedMode(t *testing.T) {
 	ctx := testContext(t)
 	b := objstore.NewMemory()
 	f := newFixture(t, b, "users")
-	_, err := f.table.Create(ctx, committer.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`,
+	_, err := f.table.Create(ctx, delta.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`,
 		Configuration: map[string]string{partitioner.ModeConfigKey: partitioner.ModeDOSQLite}})
 	require.NoError(t, err)
 	f.mustAppend(ctx, 10, 10, 10, 10, 10, 10)
@@ -44,7 +44,7 @@ func TestCompactOnceRefusesAnUnknownRecordedMode(t *testing.T) {
 	ctx := testContext(t)
 	b := objstore.NewMemory()
 	f := newFixture(t, b, "users")
-	_, err := f.table.Create(ctx, committer.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`,
+	_, err := f.table.Create(ctx, delta.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`,
 		Configuration: map[string]string{partitioner.ModeConfigKey: "huge"}})
 	require.NoError(t, err)
 	f.mustAppend(ctx, 10, 10, 10, 10, 10, 10)

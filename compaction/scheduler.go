@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 )
@@ -257,7 +257,7 @@ func failureBackoff(n int) time.Duration {
 // table, if another instance is compacting it.
 func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error) {
 	res := Result{Table: t.Path}
-	table := committer.Open(s.b, t.Path, committer.Options{Instance: s.instance, Now: s.now, Logger: s.log})
+	table := delta.Open(s.b, t.Path, delta.Options{Instance: s.instance, Now: s.now, Logger: s.log})
 	snap, err := table.Snapshot(ctx)
 	if err != nil {
 		return res, fmt.Errorf("compact %s: %w", t.Path, err)
@@ -318,7 +318,7 @@ func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error)
 				s.metrics.duration.Observe(time.Since(start).Seconds())
 				s.log.Debug("compaction committed", "table", t.Path, "version", out.Version, "inputs", len(job.Inputs),
 					"level", job.Level, "path", out.Add.Path, "bytes", out.Add.Size)
-			case errors.Is(err, committer.ErrFileRemoved):
+			case errors.Is(err, delta.ErrFileRemoved):
 				res.Aborted++
 				s.metrics.jobs.WithLabelValues("aborted").Inc()
 				s.log.Info("compaction aborted: an input was removed meanwhile", "table", t.Path, "err", err)
@@ -339,13 +339,13 @@ func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error)
 	return s.finish(res, snap), nil
 }
 
-func (s *Scheduler) finish(res Result, snap *committer.Snapshot) Result {
+func (s *Scheduler) finish(res Result, snap *delta.Snapshot) Result {
 	res.FilesAfter, res.BytesAfter = countFiles(snap)
 	res.Version = snap.Version
 	return res
 }
 
-func countFiles(snap *committer.Snapshot) (int, int64) {
+func countFiles(snap *delta.Snapshot) (int, int64) {
 	var n int64
 	for _, a := range snap.Files {
 		n += a.Size

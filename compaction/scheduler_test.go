@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -302,7 +302,7 @@ func TestSchedulerRun(t *testing.T) {
 	// Both tables are visited in the same rounds, in either order: wait
 	// for the compaction of one and the counted failure of the other.
 	require.Eventually(t, func() bool {
-		snap, err := committer.Open(b, f.path, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(b, f.path, delta.Options{}).Snapshot(ctx)
 		return err == nil && len(snap.Files) == 1 && missingFailed()
 	}, 20*time.Second, 10*time.Millisecond)
 	cancel()

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -33,8 +33,8 @@ type VacuumResult struct {
 // MinRetention is the shortest retention Vacuum and VacuumLog accept: a
 // writer between its upload and its commit, and a reader of an old version,
 // must never lose a file under them, and a writer must never put a log
-// version below one that log cleanup deleted (committer.MinLogRetention).
-const MinRetention = committer.MinLogRetention // the messages below say "1h"
+// version below one that log cleanup deleted (delta.MinLogRetention).
+const MinRetention = delta.MinLogRetention // the messages below say "1h"
 
 // Vacuum deletes the data files of the table at tablePath that no reader of
 // a version within retention of now can need:
@@ -64,7 +64,7 @@ func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention 
 	if retention < MinRetention {
 		return res, fmt.Errorf("vacuum %s: retention %s is under the 1h minimum", tablePath, retention)
 	}
-	table := committer.Open(b, tablePath, committer.Options{})
+	table := delta.Open(b, tablePath, delta.Options{})
 	snap, err := table.Snapshot(ctx)
 	if err != nil {
 		return res, fmt.Errorf("vacuum %s: %w", tablePath, err)
@@ -152,7 +152,7 @@ type LogVacuumResult struct {
 //
 // Writers put the next version without reading the log first, which is
 // safe only because no cleanup deletes a version written less than
-// committer.MinLogRetention ago (the committer.Table doc has the proof):
+// delta.MinLogRetention ago (the delta.Table doc has the proof):
 // VacuumLog refuses a shorter retention, and judges age by the store's
 // LastModified.
 func VacuumLog(ctx context.Context, b objstore.Bucket, tablePath string, retention time.Duration, dryRun bool, now time.Time) (LogVacuumResult, error) {

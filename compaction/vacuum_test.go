@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -20,7 +20,7 @@ func TestVacuumRemovedAndLog(t *testing.T) {
 	ctx := testContext(t)
 	b := objstore.NewMemory()
 	f := newFixture(t, b, "db/users")
-	f.table = committer.Open(b, f.path, committer.Options{CheckpointInterval: 3})
+	f.table = delta.Open(b, f.path, delta.Options{CheckpointInterval: 3})
 	f.mustAppend(ctx, 2, 2, 2, 2, 2, 2, 2)
 	before, _ := readRows(t, ctx, b, f.path)
 	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
@@ -62,25 +62,25 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 	const path = "db/users"
 	start := time.Now()
 	staleNow := start
-	stale := committer.Open(b, path, committer.Options{Instance: "stale", Now: func() time.Time { return staleNow }})
-	_, err := stale.Create(ctx, committer.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
+	stale := delta.Open(b, path, delta.Options{Instance: "stale", Now: func() time.Time { return staleNow }})
+	_, err := stale.Create(ctx, delta.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
 	require.NoError(t, err)
-	add := func(tbl *committer.Table, name, app string, first int64) *committer.CommitResult {
-		res, err := tbl.Commit(ctx, committer.Commit{
-			Adds: []committer.Add{{Path: "data/" + name + ".parquet", Size: 1, DataChange: true}},
-			Txns: []committer.TxnCondition{{AppID: app, FirstOffset: first, LastOffset: first + 9}},
+	add := func(tbl *delta.Table, name, app string, first int64) *delta.CommitResult {
+		res, err := tbl.Commit(ctx, delta.Commit{
+			Adds: []delta.Add{{Path: "data/" + name + ".parquet", Size: 1, DataChange: true}},
+			Txns: []delta.TxnCondition{{AppID: app, FirstOffset: first, LastOffset: first + 9}},
 		})
 		require.NoError(t, err)
 		return res
 	}
 	add(stale, "s0", "p0", 0)
 
-	other := committer.Open(b, path, committer.Options{Instance: "other", CheckpointInterval: 10})
+	other := delta.Open(b, path, delta.Options{Instance: "other", CheckpointInterval: 10})
 	for i := range int64(11) {
 		add(other, fmt.Sprint("o", i), "p1", 10*i)
 	}
-	later := start.Add(2 * committer.MinLogRetention)
-	lv, err := VacuumLog(ctx, b, path, committer.MinLogRetention, false, later)
+	later := start.Add(2 * delta.MinLogRetention)
+	lv, err := VacuumLog(ctx, b, path, delta.MinLogRetention, false, later)
 	require.NoError(t, err)
 	require.Equal(t, int64(10), lv.Checkpoint)
 	require.Contains(t, lv.Deleted, "_delta_log/00000000000000000002.json")
@@ -88,14 +88,14 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 	staleNow = later
 	res := add(stale, "s1", "p0", 10)
 	require.Equal(t, int64(13), res.Version)
-	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	snap, err := delta.Open(b, path, delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int64(13), snap.Version)
 	require.Contains(t, snap.Files, "data/s1.parquet")
 	v, _ := snap.TxnVersion("p0")
 	require.Equal(t, int64(19), v)
 
-	_, err = VacuumLog(ctx, b, path, committer.MinLogRetention-time.Minute, true, later)
+	_, err = VacuumLog(ctx, b, path, delta.MinLogRetention-time.Minute, true, later)
 	require.ErrorContains(t, err, "writers rely on")
 }
 
@@ -110,7 +110,7 @@ func TestVacuumLeavesNestedTable(t *testing.T) {
 	outer := newFixture(t, b, "inv")
 	outer.mustAppend(ctx, 2, 2)
 	nested := newFixture(t, b, "inv/data")
-	nested.table = committer.Open(b, nested.path, committer.Options{CheckpointInterval: 2})
+	nested.table = delta.Open(b, nested.path, delta.Options{CheckpointInterval: 2})
 	nested.mustAppend(ctx, 2, 2, 2)
 	_, err := b.Put(ctx, "inv/data/orphan.parquet", strings.NewReader("never committed"), 15, objstore.PutOptions{})
 	require.NoError(t, err)

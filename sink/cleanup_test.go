@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/compaction"
 	"github.com/evodb/sink/objstore"
 )
@@ -44,15 +44,15 @@ func TestSinkVacuumLogUnderStaleMember(t *testing.T) {
 	require.NoError(t, stopB())
 
 	ctx := context.Background()
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	require.Len(t, roots, 1)
-	later := time.Now().Add(2 * committer.MinLogRetention)
-	lv, err := compaction.VacuumLog(ctx, b, roots[0], committer.MinLogRetention, false, later)
+	later := time.Now().Add(2 * delta.MinLogRetention)
+	lv, err := compaction.VacuumLog(ctx, b, roots[0], delta.MinLogRetention, false, later)
 	require.NoError(t, err)
 	require.NotEmpty(t, lv.Deleted)
 
-	skew.Store(int64(2 * committer.MinLogRetention))
+	skew.Store(int64(2 * delta.MinLogRetention))
 	produceEvoDB(t, c.ListenAddrs(), "a", 2, 1, 200, 0, 40, 5000, want)
 	waitCommitted(t, b, 560, 30*time.Second)
 	require.NoError(t, stopA())
@@ -89,9 +89,9 @@ func TestSinkStopsWhenTableDeleted(t *testing.T) {
 	second := &produced{recs: map[coord]producedRec{}}
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 1, 100, 0, 52, 1000, second)
 	err = <-done
-	require.ErrorIs(t, err, committer.ErrTableReplaced)
+	require.ErrorIs(t, err, delta.ErrTableReplaced)
 	require.ErrorContains(t, err, "restart the sink")
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	require.Empty(t, roots)
 

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/objstore"
@@ -244,7 +244,7 @@ func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			b := objstore.NewMemory()
-			_, err := committer.Open(b, tc.stored, committer.Options{}).Create(ctx, committer.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
+			_, err := delta.Open(b, tc.stored, delta.Options{}).Create(ctx, delta.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
 			require.NoError(t, err)
 			c := newCluster(t, 1, "evo", "dbz")
 			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
@@ -263,7 +263,7 @@ func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
 			var rerr *RecordError
 			require.ErrorAs(t, err, &rerr)
 			require.ErrorContains(t, err, "(path "+tc.wantPath+") and the table at path "+tc.stored+" on the store are nested")
-			_, err = b.Head(ctx, tc.wantPath+"/"+committer.FirstCommit)
+			_, err = b.Head(ctx, tc.wantPath+"/"+delta.FirstCommit)
 			require.ErrorIs(t, err, objstore.ErrNotExist, "no table was created at %s", tc.wantPath)
 		})
 	}
@@ -309,7 +309,7 @@ func dedupeAfterForeignAppend(t *testing.T, b objstore.Bucket, appendRows func(t
 	require.NoError(t, stop())
 
 	appendRows(t, b, table)
-	snap, err := committer.Open(b, table, committer.Options{}).Snapshot(context.Background())
+	snap, err := delta.Open(b, table, delta.Options{}).Snapshot(context.Background())
 	require.NoError(t, err)
 	foreign := 0
 	for _, a := range snap.Files {

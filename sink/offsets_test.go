@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
@@ -79,14 +79,14 @@ func recreateTopic(t *testing.T, brokers []string, topic string, partitions int3
 func lineages(t *testing.T, b objstore.Bucket) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	out := map[string][]string{}
 	for _, root := range roots {
-		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		for app := range snap.Txns {
-			if id, lineage, ok := committer.SplitLineage(app); ok && !slices.Contains(out[id], lineage) {
+			if id, lineage, ok := delta.SplitLineage(app); ok && !slices.Contains(out[id], lineage) {
 				out[id] = append(out[id], lineage)
 			}
 		}
@@ -271,8 +271,8 @@ func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 		`{"op":"INSERT","table":"users","data":{"id":2},"lsn":2}`)
 	b := objstore.NewMemory()
 	ctx := context.Background()
-	other := committer.Open(b, "users", committer.Options{Instance: "other"})
-	_, err := other.Create(ctx, committer.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`})
+	other := delta.Open(b, "users", delta.Options{Instance: "other"})
+	_, err := other.Create(ctx, delta.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`})
 	require.NoError(t, err)
 
 	cfg := testConfig(c.ListenAddrs(), "cdc")
@@ -296,8 +296,8 @@ func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 	// topic ID, recording only that ID, so that no txn version refuses
 	// this sink's block first.
 	app := s.appID(topicPartition{"cdc", 0})
-	_, err = other.Commit(ctx, committer.Commit{
-		Txns:        []committer.TxnCondition{{AppID: committer.LineageAppID(app, "AAAAAAAAAAAAAAAAAAAAAA"), FirstOffset: 7, LastOffset: 7}},
+	_, err = other.Commit(ctx, delta.Commit{
+		Txns:        []delta.TxnCondition{{AppID: delta.LineageAppID(app, "AAAAAAAAAAAAAAAAAAAAAA"), FirstOffset: 7, LastOffset: 7}},
 		ReadVersion: -1,
 	})
 	require.NoError(t, err)
@@ -305,7 +305,7 @@ func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 	err = <-done
 	require.ErrorIs(t, err, ErrOffsetsWentBack)
 	require.Contains(t, err.Error(), "AAAAAAAAAAAAAAAAAAAAAA")
-	snap, err := committer.Open(b, "users", committer.Options{}).Snapshot(ctx)
+	snap, err := delta.Open(b, "users", delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
 	require.Empty(t, snap.Files, "nothing of this sink's block was committed")
 }

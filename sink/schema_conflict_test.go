@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -140,10 +140,10 @@ func TestSinkKeepsCommittedTypes(t *testing.T) {
 	require.NoError(t, fetches.Err())
 	require.Equal(t, `{"op":"INSERT","table":"users","data":{"id":2,"x":1.5},"lsn":2}`, string(fetches.Records()[0].Value))
 
-	roots, err := committer.ListTables(context.Background(), b)
+	roots, err := delta.ListTables(context.Background(), b)
 	require.NoError(t, err)
 	require.Len(t, roots, 1)
-	snap, err := committer.Open(b, roots[0], committer.Options{}).Snapshot(context.Background())
+	snap, err := delta.Open(b, roots[0], delta.Options{}).Snapshot(context.Background())
 	require.NoError(t, err)
 	schema, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
 	require.NoError(t, err)

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
@@ -18,7 +18,7 @@ import (
 // tableSchema returns the committed schema of the table at root.
 func tableSchema(t *testing.T, b objstore.Bucket, root string) *codec.Schema {
 	t.Helper()
-	snap, err := committer.Open(b, root, committer.Options{}).Snapshot(context.Background())
+	snap, err := delta.Open(b, root, delta.Options{}).Snapshot(context.Background())
 	require.NoError(t, err)
 	s, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
 	require.NoError(t, err)
@@ -91,7 +91,7 @@ func TestSinkDroppedRecordsDoNotChangeSchema(t *testing.T) {
 
 	rows, _ := readTables(t, b)
 	require.Len(t, rows, 2)
-	roots, err := committer.ListTables(context.Background(), b)
+	roots, err := delta.ListTables(context.Background(), b)
 	require.NoError(t, err)
 	require.Len(t, roots, 1)
 	require.Equal(t, []string{"id", "note"}, columnNames(tableSchema(t, b, roots[0])))

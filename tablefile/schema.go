@@ -4,12 +4,12 @@ import (
 	"fmt"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 )
 
 // TableSchema parses the schema of a table's metadata; a table without one
 // (its metadata not written yet) has an empty schema.
-func TableSchema(snap *committer.Snapshot) (*codec.Schema, error) {
+func TableSchema(snap *delta.Snapshot) (*codec.Schema, error) {
 	if snap.Metadata.SchemaString == "" {
 		return codec.NewSchema(), nil
 	}
@@ -24,7 +24,7 @@ func TableSchema(snap *committer.Snapshot) (*codec.Schema, error) {
 // to commit with data files of that schema, or nil when the table already
 // has it. A schema is committed in the same commit as the first file that
 // needs it, so no reader sees a file with columns its table lacks.
-func SchemaMetadata(snap *committer.Snapshot, schema *codec.Schema) (*committer.Metadata, error) {
+func SchemaMetadata(snap *delta.Snapshot, schema *codec.Schema) (*delta.Metadata, error) {
 	text, err := schema.DeltaSchemaJSON()
 	if err != nil {
 		return nil, fmt.Errorf("render schema: %w", err)
@@ -41,7 +41,7 @@ func SchemaMetadata(snap *committer.Snapshot, schema *codec.Schema) (*committer.
 // schema: snap's metadata with schema's columns merged into the table's
 // schema (the table's columns first, in their order, widened where schema
 // holds a wider type), or nil when the table's schema already holds them.
-func WidenedMetadata(snap *committer.Snapshot, schema *codec.Schema) (*committer.Metadata, error) {
+func WidenedMetadata(snap *delta.Snapshot, schema *codec.Schema) (*delta.Metadata, error) {
 	merged, err := TableSchema(snap)
 	if err != nil {
 		return nil, err

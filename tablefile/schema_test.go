@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 )
 
 func TestSchemaAgainstMetadata(t *testing.T) {
@@ -22,16 +22,16 @@ func TestSchemaAgainstMetadata(t *testing.T) {
 	require.NoError(t, err)
 	wideText, err := wide.DeltaSchemaJSON()
 	require.NoError(t, err)
-	snap := &committer.Snapshot{Version: 3, Metadata: committer.Metadata{ID: "t", SchemaString: narrowText,
+	snap := &delta.Snapshot{Version: 3, Metadata: delta.Metadata{ID: "t", SchemaString: narrowText,
 		Configuration: map[string]string{"k": "v"}}}
 
 	got, err := TableSchema(snap)
 	require.NoError(t, err)
 	require.True(t, got.Equal(narrow))
-	got, err = TableSchema(&committer.Snapshot{})
+	got, err = TableSchema(&delta.Snapshot{})
 	require.NoError(t, err)
 	require.Empty(t, got.Columns(), "a table without a schema yet")
-	_, err = TableSchema(&committer.Snapshot{Version: 7, Metadata: committer.Metadata{SchemaString: "{"}})
+	_, err = TableSchema(&delta.Snapshot{Version: 7, Metadata: delta.Metadata{SchemaString: "{"}})
 	require.ErrorContains(t, err, "parse schema of version 7")
 
 	// The table already has the schema, or holds every column of it.
@@ -43,7 +43,7 @@ func TestSchemaAgainstMetadata(t *testing.T) {
 	require.Nil(t, md)
 
 	// A wider schema: the rest of the metadata is kept.
-	for name, f := range map[string]func(*committer.Snapshot, *codec.Schema) (*committer.Metadata, error){
+	for name, f := range map[string]func(*delta.Snapshot, *codec.Schema) (*delta.Metadata, error){
 		"SchemaMetadata": SchemaMetadata, "WidenedMetadata": WidenedMetadata,
 	} {
 		md, err := f(snap, wide)
@@ -57,7 +57,7 @@ func TestSchemaAgainstMetadata(t *testing.T) {
 
 	// Widening keeps the table's columns a narrower schema lacks;
 	// SchemaMetadata makes the schema the table's as it is.
-	wideSnap := &committer.Snapshot{Metadata: committer.Metadata{SchemaString: wideText}}
+	wideSnap := &delta.Snapshot{Metadata: delta.Metadata{SchemaString: wideText}}
 	md, err = WidenedMetadata(wideSnap, narrow)
 	require.NoError(t, err)
 	require.Nil(t, md)

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 )
 
 // Stats are the Delta statistics of a data file, the "stats" JSON of its
@@ -31,7 +31,7 @@ func ParseStats(text string) (Stats, error) {
 
 // Rows is a file's row count: its evodb.rows tag, else the numRecords of
 // its stats, else 0 (another writer may write no stats).
-func Rows(a committer.Add) int64 {
+func Rows(a delta.Add) int64 {
 	if n, ok := TagRowsOf(a); ok {
 		return n
 	}
@@ -41,7 +41,7 @@ func Rows(a committer.Add) int64 {
 
 // NumRecords sums numRecords over a snapshot's active files' stats; files
 // without stats count as zero.
-func NumRecords(snap *committer.Snapshot) int64 {
+func NumRecords(snap *delta.Snapshot) int64 {
 	var n int64
 	for _, a := range snap.Files {
 		st, _ := ParseStats(a.Stats)

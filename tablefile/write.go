@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -47,7 +47,7 @@ type Block struct {
 // Written is a data file WriteBlock wrote: its add action and the stats of
 // its rows.
 type Written struct {
-	Add   committer.Add
+	Add   delta.Add
 	Stats codec.BlockStats
 }
 
@@ -102,7 +102,7 @@ func WriteBlock(ctx context.Context, b objstore.Bucket, root string, blk Block) 
 		return Written{}, fmt.Errorf("upload block %s: %w", Key(root, rel), err)
 	}
 	return Written{
-		Add: committer.Add{
+		Add: delta.Add{
 			Path:             rel,
 			Size:             int64(len(data)),
 			ModificationTime: blk.ModTime.UnixMilli(),

@@ -30,7 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
 )
@@ -341,7 +341,7 @@ func partitionRanges(ctx context.Context, cl *kgo.Client, opts Options) ([]Parti
 // readTables reads every table of bucket and indexes the rows of topics by
 // coordinate.
 func readTables(ctx context.Context, bucket objstore.Bucket, topics []string, rep *Report) (map[coord]*row, error) {
-	paths, err := committer.ListTables(ctx, bucket)
+	paths, err := delta.ListTables(ctx, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -351,7 +351,7 @@ func readTables(ctx context.Context, bucket objstore.Bucket, topics []string, re
 	}
 	rows := map[coord]*row{}
 	for _, path := range paths {
-		snap, err := committer.Open(bucket, path, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(bucket, path, delta.Options{}).Snapshot(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("verify: read table %s: %w", tableName(path), err)
 		}

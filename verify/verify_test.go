@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/internal/workload"
@@ -109,10 +109,10 @@ func TestVerify(t *testing.T) {
 	require.Contains(t, rep.String(), "OK: 1500 records in 3 partitions")
 
 	// Pick a table and its first file to tamper with.
-	tbl := committer.Open(bucket, "t0", committer.Options{})
+	tbl := delta.Open(bucket, "t0", delta.Options{})
 	snap, err := tbl.Snapshot(ctx)
 	require.NoError(t, err)
-	var add committer.Add
+	var add delta.Add
 	for _, a := range snap.Files {
 		add = a
 		break
@@ -133,7 +133,7 @@ func TestVerify(t *testing.T) {
 				dup := add
 				dup.Path = "dup-" + add.Path
 				put(t, bucket, "t0/"+dup.Path, data)
-				commit(t, tbl, committer.Commit{Adds: []committer.Add{dup}})
+				commit(t, tbl, delta.Commit{Adds: []delta.Add{dup}})
 			},
 			want:   map[Kind]int64{Duplicate: int64(len(rows))},
 			detail: "held by 2 rows",
@@ -159,9 +159,9 @@ func TestVerify(t *testing.T) {
 				put(t, bucket, "t0/changed.parquet", buf.Bytes())
 				ch := add
 				ch.Path, ch.Size = "changed.parquet", int64(buf.Len())
-				commit(t, tbl, committer.Commit{
-					Adds:    []committer.Add{ch},
-					Removes: []committer.Remove{{Path: "dup-" + add.Path, DataChange: true, Size: add.Size}},
+				commit(t, tbl, delta.Commit{
+					Adds:    []delta.Add{ch},
+					Removes: []delta.Remove{{Path: "dup-" + add.Path, DataChange: true, Size: add.Size}},
 				})
 			},
 			want:   map[Kind]int64{Duplicate: int64(len(rows)), Mismatch: 1},
@@ -170,7 +170,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "removed file",
 			tamper: func(t *testing.T) {
-				commit(t, tbl, committer.Commit{Removes: []committer.Remove{
+				commit(t, tbl, delta.Commit{Removes: []delta.Remove{
 					{Path: "changed.parquet", DataChange: true},
 					{Path: add.Path, DataChange: true, Size: add.Size},
 				}})
@@ -262,7 +262,7 @@ func put(t *testing.T, b objstore.Bucket, key string, data []byte) {
 	require.NoError(t, err)
 }
 
-func commit(t *testing.T, tbl *committer.Table, c committer.Commit) {
+func commit(t *testing.T, tbl *delta.Table, c delta.Commit) {
 	t.Helper()
 	c.ReadVersion = -1
 	_, err := tbl.Commit(context.Background(), c)

@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
@@ -218,7 +218,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) (*demoResult, error) {
 	if err := <-runErr; err != nil {
 		return nil, fmt.Errorf("stop sink: %w", err)
 	}
-	paths, err := committer.ListTables(ctx, bucket)
+	paths, err := delta.ListTables(ctx, bucket)
 	if err != nil {
 		return nil, err
 	}

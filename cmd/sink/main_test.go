@@ -23,7 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/leaktest"
 	"github.com/evodb/sink/internal/tabletest"
@@ -307,7 +307,7 @@ log:
 
 // countRows sums the rows of every table in b, -1 on error.
 func countRows(ctx context.Context, b objstore.Bucket) int64 {
-	paths, err := committer.ListTables(ctx, b)
+	paths, err := delta.ListTables(ctx, b)
 	if err != nil {
 		return -1
 	}

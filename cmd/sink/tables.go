@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
 )
@@ -35,7 +35,7 @@ type tableSummary struct {
 	MinLSN, MaxLSN uint64
 	HasLSN         bool
 	Txns           map[string]int64
-	Snapshot       *committer.Snapshot
+	Snapshot       *delta.Snapshot
 }
 
 // noTableError is a table path with no table under it.
@@ -43,7 +43,7 @@ type noTableError struct{ path string }
 
 func (e noTableError) Error() string { return fmt.Sprintf("no table %q", e.path) }
 
-func (e noTableError) Unwrap() error { return committer.ErrNoTable }
+func (e noTableError) Unwrap() error { return delta.ErrNoTable }
 
 // withTables adds the tables a store holds to an error about a missing
 // one, for a misspelt name.
@@ -56,9 +56,9 @@ func withTables(err error, paths []string) error {
 
 // summarize reads the latest snapshot of the table at path.
 func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSummary, error) {
-	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	snap, err := delta.Open(b, path, delta.Options{}).Snapshot(ctx)
 	if err != nil {
-		if errors.Is(err, committer.ErrNoTable) {
+		if errors.Is(err, delta.ErrNoTable) {
 			// The committer's own text would repeat the path and "table".
 			return nil, noTableError{path: path}
 		}

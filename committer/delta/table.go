@@ -1,4 +1,4 @@
-// Package committer is the table log: a Delta Lake transaction log (reader
+// Package delta is the Delta Lake table format: a transaction log (reader
 // protocol 1, writer protocol 2) kept on an object store and written only
 // with create-only conditional puts.
 //
@@ -8,7 +8,7 @@
 // whose records the table holds is the version of a txn action whose appId
 // names the partition. Spark, delta-rs, DuckDB, Trino and Polars read the
 // tables without this package.
-package committer
+package delta
 
 import (
 	"bytes"
