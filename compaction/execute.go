@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/tablefile"
@@ -29,9 +29,9 @@ type ExecOptions struct {
 
 // Output describes a committed compaction.
 type Output struct {
-	Add      delta.Add
+	Add      committer.Add
 	Version  int64
-	Snapshot *delta.Snapshot
+	Snapshot *committer.Snapshot
 	// BytesRead is the summed size of the inputs.
 	BytesRead int64
 }
@@ -59,10 +59,10 @@ const maxMetadataRetries = 5
 // Concurrent appends do not disturb it: the committer re-checks the removes
 // at each new version and commits on top. If an input was removed meanwhile
 // (another compactor won), the commit is refused with an error matching
-// delta.ErrFileRemoved, the table is unchanged, and the uploaded output
+// committer.ErrFileRemoved, the table is unchanged, and the uploaded output
 // is an orphan that Vacuum deletes after the retention period. A crash
 // leaves the same orphan and nothing else.
-func Execute(ctx context.Context, b objstore.Bucket, t *delta.Table, snap *delta.Snapshot, job Job, opts ExecOptions) (*Output, error) {
+func Execute(ctx context.Context, b objstore.Bucket, t committer.Table, snap *committer.Snapshot, job Job, opts ExecOptions) (*Output, error) {
 	if len(job.Inputs) < 2 {
 		return nil, fmt.Errorf("compact %s: a job needs at least two inputs, has %d", t.Root(), len(job.Inputs))
 	}
@@ -125,15 +125,15 @@ func Execute(ctx context.Context, b objstore.Bucket, t *delta.Table, snap *delta
 		return nil, fmt.Errorf("compact %s: %w", root, err)
 	}
 	add, rel := w.Add, w.Add.Path
-	removes := make([]delta.Remove, len(job.Inputs))
+	removes := make([]committer.Remove, len(job.Inputs))
 	for i, in := range job.Inputs {
-		removes[i] = delta.Remove{Path: in.Path, DataChange: false, Size: in.Size, PartitionValues: in.PartitionValues}
+		removes[i] = committer.Remove{Path: in.Path, DataChange: false, Size: in.Size, PartitionValues: in.PartitionValues}
 	}
 	for attempt := 1; ; attempt++ {
-		c := delta.Commit{
-			Operation:   delta.OpOptimize,
+		c := committer.Commit{
+			Operation:   committer.OpOptimize,
 			Removes:     removes,
-			Adds:        []delta.Add{add},
+			Adds:        []committer.Add{add},
 			ReadVersion: snap.Version,
 			Info: map[string]string{
 				"inputs": strconv.Itoa(len(job.Inputs)),
@@ -149,7 +149,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t *delta.Table, snap *delta
 		if err == nil {
 			return &Output{Add: add, Version: res.Version, Snapshot: res.Snapshot, BytesRead: read}, nil
 		}
-		if !errors.Is(err, delta.ErrMetadataChanged) || attempt >= maxMetadataRetries {
+		if !errors.Is(err, committer.ErrMetadataChanged) || attempt >= maxMetadataRetries {
 			return nil, fmt.Errorf("compact %s into %s: %w", root, rel, err)
 		}
 		// Another writer widened the schema after our snapshot: fold its

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
@@ -22,8 +23,8 @@ func testContext(t *testing.T) context.Context {
 }
 
 // allJob is a job merging every active file.
-func allJob(snap *delta.Snapshot) Job {
-	var adds []delta.Add
+func allJob(snap *committer.Snapshot) Job {
+	var adds []committer.Add
 	for _, a := range snap.Files {
 		adds = append(adds, a)
 	}
@@ -31,7 +32,7 @@ func allJob(snap *delta.Snapshot) Job {
 	return j
 }
 
-func refs(adds []delta.Add) []fileRef {
+func refs(adds []committer.Add) []fileRef {
 	var out []fileRef
 	for _, a := range adds {
 		lo, hi, _ := tablefile.LSNRange(a)
@@ -66,11 +67,9 @@ func TestExecuteMergesRows(t *testing.T) {
 	ch := row(1)
 	_, err = narrow.Accept(&ch)
 	require.NoError(t, err)
-	text, err := narrow.DeltaSchemaJSON()
-	require.NoError(t, err)
 	md := snap.Metadata
-	md.SchemaString = text
-	_, err = f.table.Commit(ctx, delta.Commit{Metadata: &md, ReadVersion: snap.Version})
+	md.Schema = narrow
+	_, err = f.table.Commit(ctx, committer.Commit{Metadata: &md, ReadVersion: snap.Version})
 	require.NoError(t, err)
 	snap, err = f.table.Snapshot(ctx)
 	require.NoError(t, err)
@@ -112,13 +111,11 @@ func TestExecuteMergesRows(t *testing.T) {
 	require.Equal(t, "19", add.Tags[tablefile.TagRows])
 	require.Equal(t, "cdc:0:1-19", add.Tags[tablefile.TagSources])
 	require.JSONEq(t, `{"_lsn":1,"id":1,"name":"user-1","email":"u@example.com","score":8.5,"_partition":0,"_offset":1,"_topic":"cdc","_op":"INSERT","_ts":"2023-11-14T22:13:20.001Z"}`,
-		mustJSON(t, add.Stats, "minValues"))
-	schema, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
-	require.NoError(t, err)
-	_, ok := schema.Column("score")
+		mustJSON(t, string(add.Sys.(delta.RawStats)), "minValues"))
+	_, ok := snap.Metadata.Schema.Column("score")
 	require.True(t, ok, "the table schema was widened")
 	for _, in := range job.Inputs {
-		r, ok := snap.Tombstone(in.Path)
+		r, ok := delta.Tombstone(snap, in.Path)
 		require.True(t, ok)
 		require.False(t, r.DataChange)
 	}
@@ -185,7 +182,7 @@ func TestExecuteRace(t *testing.T) {
 				won++
 				continue
 			}
-			require.ErrorIs(t, err, delta.ErrFileRemoved)
+			require.ErrorIs(t, err, committer.ErrFileRemoved)
 		}
 		require.Equal(t, 1, won, "errors: %v", errs)
 
@@ -230,16 +227,16 @@ func TestExecuteCrashBeforeCommit(t *testing.T) {
 	require.Len(t, orphans, 1)
 
 	week := 7 * 24 * time.Hour
-	res, err := Vacuum(ctx, mem, f.path, week, false, time.Now())
+	res, err := Vacuum(ctx, mem, tables(mem), f.path, week, false, time.Now())
 	require.NoError(t, err)
 	require.Empty(t, res.Orphans, "a young orphan is kept")
-	res, err = Vacuum(ctx, mem, f.path, week, true, time.Now().Add(week+time.Minute))
+	res, err = Vacuum(ctx, mem, tables(mem), f.path, week, true, time.Now().Add(week+time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, orphans, res.Orphans)
 	require.True(t, res.DryRun)
 	_, err = mem.Head(ctx, f.path+"/"+orphans[0])
 	require.NoError(t, err, "a dry run deletes nothing")
-	res, err = Vacuum(ctx, mem, f.path, week, false, time.Now().Add(week+time.Minute))
+	res, err = Vacuum(ctx, mem, tables(mem), f.path, week, false, time.Now().Add(week+time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, orphans, res.Orphans)
 	require.Empty(t, res.Removed)
@@ -257,10 +254,10 @@ func TestExecuteRefusesRemovedInput(t *testing.T) {
 	snap, err := f.table.Snapshot(ctx)
 	require.NoError(t, err)
 	job := allJob(snap)
-	_, err = f.table.Commit(ctx, delta.Commit{Operation: delta.OpDelete, Removes: []delta.Remove{{Path: job.Inputs[0].Path}}, ReadVersion: -1})
+	_, err = f.table.Commit(ctx, committer.Commit{Operation: committer.OpDelete, Removes: []committer.Remove{{Path: job.Inputs[0].Path}}, ReadVersion: -1})
 	require.NoError(t, err)
 	_, err = Execute(ctx, b, f.table, snap, job, ExecOptions{Mode: testMode})
-	var fr *delta.FileRemovedError
+	var fr *committer.FileRemovedError
 	require.True(t, errors.As(err, &fr), "err: %v", err)
 	require.Equal(t, job.Inputs[0].Path, fr.Path)
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
@@ -36,7 +37,7 @@ type fixture struct {
 	t     testing.TB
 	b     objstore.Bucket
 	path  string
-	table *delta.Table
+	table committer.Table
 
 	mu     sync.Mutex
 	next   int64 // next offset and LSN
@@ -63,7 +64,7 @@ func row(o int64, extra ...codec.Field) codec.Change {
 // and returns its add action. The table schema is widened in the same
 // commit unless narrow is set, which lets tests build tables whose schema
 // lags their files.
-func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec.Change) (delta.Add, error) {
+func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec.Change) (committer.Add, error) {
 	f.mu.Lock()
 	first := f.next
 	f.next += int64(n)
@@ -73,7 +74,7 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 		changes[i] = mk(first + int64(i))
 		if _, err := schema.Accept(&changes[i]); err != nil {
 			f.mu.Unlock()
-			return delta.Add{}, err
+			return committer.Add{}, err
 		}
 	}
 	schema = schema.Clone()
@@ -91,51 +92,40 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 		DataChange: true,
 	})
 	if err != nil {
-		return delta.Add{}, err
+		return committer.Add{}, err
 	}
 	add := w.Add
-	text, err := schema.DeltaSchemaJSON()
-	if err != nil {
-		return delta.Add{}, err
-	}
-	if _, err := f.table.Create(ctx, delta.Metadata{Name: "users", SchemaString: text}); err != nil {
-		return delta.Add{}, err
+	if _, err := f.table.Create(ctx, committer.Metadata{Name: "users", Schema: schema}); err != nil {
+		return committer.Add{}, err
 	}
 	for {
 		snap, err := f.table.Snapshot(ctx)
 		if err != nil {
-			return delta.Add{}, err
+			return committer.Add{}, err
 		}
-		c := delta.Commit{
-			Operation:   delta.OpStreamingUpdate,
-			Adds:        []delta.Add{add},
-			Txns:        []delta.TxnCondition{{AppID: "cdc-0", FirstOffset: first, LastOffset: first + int64(n) - 1}},
+		c := committer.Commit{
+			Operation:   committer.OpStreamingUpdate,
+			Adds:        []committer.Add{add},
+			Txns:        []committer.TxnCondition{{AppID: "cdc-0", FirstOffset: first, LastOffset: first + int64(n) - 1}},
 			ReadVersion: snap.Version,
 		}
-		if text != snap.Metadata.SchemaString {
-			theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
-			if err != nil {
-				return delta.Add{}, err
-			}
+		if !schema.Equal(snap.Metadata.Schema) {
+			theirs := snap.Metadata.Schema.Clone()
 			if err := theirs.Merge(schema); err != nil {
-				return delta.Add{}, err
+				return committer.Add{}, err
 			}
-			merged, err := theirs.DeltaSchemaJSON()
-			if err != nil {
-				return delta.Add{}, err
-			}
-			if merged != snap.Metadata.SchemaString {
+			if !theirs.Equal(snap.Metadata.Schema) {
 				md := snap.Metadata
-				md.SchemaString = merged
+				md.Schema = theirs
 				c.Metadata = &md
 			}
 		}
 		_, err = f.table.Commit(ctx, c)
-		if errors.Is(err, delta.ErrMetadataChanged) {
+		if errors.Is(err, committer.ErrMetadataChanged) {
 			continue // a compaction widened the schema meanwhile
 		}
 		if err != nil {
-			return delta.Add{}, err
+			return committer.Add{}, err
 		}
 		return add, nil
 	}
@@ -153,7 +143,7 @@ func (f *fixture) mustAppend(ctx context.Context, sizes ...int) {
 // readRows reads every row of the table's active files, keyed by offset,
 // failing on a duplicate offset. It also checks each file's rows are in
 // _lsn order and that its stats count them.
-func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string) (map[int64]codec.Change, *delta.Snapshot) {
+func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string) (map[int64]codec.Change, *committer.Snapshot) {
 	t.Helper()
 	snap, err := delta.Open(b, path, delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
@@ -169,9 +159,7 @@ func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string)
 			require.False(t, dup, "offset %d appears twice (file %s)", ch.Offset, a.Path)
 			out[ch.Offset] = ch
 		}
-		st, err := tablefile.ParseStats(a.Stats)
-		require.NoError(t, err)
-		require.Equal(t, int64(len(changes)), st.NumRecords, "numRecords of %s", a.Path)
+		require.Equal(t, int64(len(changes)), a.Rows(), "row count of %s", a.Path)
 	}
 	return out, snap
 }
@@ -183,3 +171,6 @@ func mustJSON(t testing.TB, text, field string) string {
 	require.NoError(t, json.Unmarshal([]byte(text), &m))
 	return string(m[field])
 }
+
+// tables is the Delta format over b, as cmd/sink wires it.
+func tables(b objstore.Bucket) committer.Format { return delta.NewFormat(b, delta.Options{}) }

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/tablefile"
 )
@@ -62,7 +62,7 @@ func SizeCap(mode partitioner.Mode, opts PlanOptions) int64 {
 
 // Job is one merge: its inputs, in LSN order, become one file of Level.
 type Job struct {
-	Inputs []delta.Add
+	Inputs []committer.Add
 	// Level is the output's compaction level: one above its highest input.
 	Level int
 	// Bytes is the summed size of the inputs, the estimate of the output.
@@ -81,7 +81,7 @@ func (j Job) Paths() []string {
 
 // fileRef is an active file as the planner sees it.
 type fileRef struct {
-	add            delta.Add
+	add            committer.Add
 	minLSN, maxLSN uint64
 	level          int
 	small          bool
@@ -120,7 +120,7 @@ type fileRef struct {
 // a fixpoint with no new writes,
 //
 //	files ≤ ceil(total bytes / (SizeCap/2)) + MinInputs - 1.
-func Plan(snap *delta.Snapshot, mode partitioner.Mode, opts PlanOptions) []Job {
+func Plan(snap *committer.Snapshot, mode partitioner.Mode, opts PlanOptions) []Job {
 	opts = opts.withDefaults(mode)
 	limit := SizeCap(mode, opts)
 	var files []fileRef

@@ -8,7 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/tablefile"
 )
@@ -23,13 +24,13 @@ type spec struct {
 	level int
 }
 
-func files(specs ...spec) []delta.Add {
-	var out []delta.Add
+func files(specs ...spec) []committer.Add {
+	var out []committer.Add
 	lsn := uint64(1)
 	for i, s := range specs {
 		lo, hi := lsn, lsn+9
 		lsn += 10
-		out = append(out, delta.Add{
+		out = append(out, committer.Add{
 			Path: fmt.Sprintf("data/f%03d.parquet", i), Size: s.size,
 			Tags: map[string]string{tablefile.TagMinLSN: strconv.FormatUint(lo, 10), tablefile.TagMaxLSN: strconv.FormatUint(hi, 10), tablefile.TagLevel: strconv.Itoa(s.level)},
 		})
@@ -53,8 +54,8 @@ func cat(parts ...[]spec) []spec {
 	return out
 }
 
-func snapOf(adds ...delta.Add) *delta.Snapshot {
-	s := &delta.Snapshot{Files: map[string]delta.Add{}}
+func snapOf(adds ...committer.Add) *committer.Snapshot {
+	s := &committer.Snapshot{Files: map[string]committer.Add{}}
 	for _, a := range adds {
 		s.Files[a.Path] = a
 	}
@@ -138,10 +139,10 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanLSNSources(t *testing.T) {
-	stats := func(lo, hi int) string {
-		return fmt.Sprintf(`{"numRecords":1,"minValues":{"_lsn":%d,"name":"a"},"maxValues":{"_lsn":%d,"name":"b"},"nullCount":{}}`, lo, hi)
+	stats := func(lo, hi uint64) *codec.BlockStats {
+		return &codec.BlockStats{Rows: 1, MinLSN: lo, MaxLSN: hi}
 	}
-	adds := []delta.Add{
+	adds := []committer.Add{
 		// Tags win over stats and names.
 		{Path: "data/x.parquet", Size: 10, Stats: stats(1, 1), Tags: map[string]string{tablefile.TagMinLSN: "40", tablefile.TagMaxLSN: "49"}},
 		// The name when there are no tags.
@@ -199,7 +200,7 @@ func TestPlanBound(t *testing.T) {
 				}
 				next++
 				p := fmt.Sprintf("data/out%05d.parquet", next)
-				snap.Files[p] = delta.Add{Path: p, Size: j.Bytes, Tags: map[string]string{
+				snap.Files[p] = committer.Add{Path: p, Size: j.Bytes, Tags: map[string]string{
 					tablefile.TagMinLSN: strconv.FormatUint(j.MinLSN, 10), tablefile.TagMaxLSN: strconv.FormatUint(j.MaxLSN, 10), tablefile.TagLevel: strconv.Itoa(j.Level)}}
 			}
 		}

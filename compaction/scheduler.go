@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 )
@@ -78,6 +78,7 @@ func WithYield(fn func(ctx context.Context) error) Option {
 // Scheduler compacts tables in the background and on demand.
 type Scheduler struct {
 	b        objstore.Bucket
+	format   committer.Format
 	cfg      Config
 	log      *slog.Logger
 	reg      prometheus.Registerer
@@ -136,11 +137,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 }
 
-// NewScheduler returns a scheduler over the tables of b. cfg's zero keys
-// take their defaults.
-func NewScheduler(b objstore.Bucket, cfg Config, opts ...Option) *Scheduler {
+// NewScheduler returns a scheduler over the tables f opens, whose data
+// files lie in b. cfg's zero keys take their defaults.
+func NewScheduler(b objstore.Bucket, f committer.Format, cfg Config, opts ...Option) *Scheduler {
 	cfg.ApplyDefaults()
-	s := &Scheduler{b: b, cfg: cfg, now: time.Now, tables: map[string]*tableState{}}
+	s := &Scheduler{b: b, format: f, cfg: cfg, now: time.Now, tables: map[string]*tableState{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -257,7 +258,7 @@ func failureBackoff(n int) time.Duration {
 // table, if another instance is compacting it.
 func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error) {
 	res := Result{Table: t.Path}
-	table := delta.Open(s.b, t.Path, delta.Options{Instance: s.instance, Now: s.now, Logger: s.log})
+	table := s.format.Open(t.Path, committer.Options{Instance: s.instance, Now: s.now, Logger: s.log})
 	snap, err := table.Snapshot(ctx)
 	if err != nil {
 		return res, fmt.Errorf("compact %s: %w", t.Path, err)
@@ -318,7 +319,7 @@ func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error)
 				s.metrics.duration.Observe(time.Since(start).Seconds())
 				s.log.Debug("compaction committed", "table", t.Path, "version", out.Version, "inputs", len(job.Inputs),
 					"level", job.Level, "path", out.Add.Path, "bytes", out.Add.Size)
-			case errors.Is(err, delta.ErrFileRemoved):
+			case errors.Is(err, committer.ErrFileRemoved):
 				res.Aborted++
 				s.metrics.jobs.WithLabelValues("aborted").Inc()
 				s.log.Info("compaction aborted: an input was removed meanwhile", "table", t.Path, "err", err)
@@ -339,13 +340,13 @@ func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error)
 	return s.finish(res, snap), nil
 }
 
-func (s *Scheduler) finish(res Result, snap *delta.Snapshot) Result {
+func (s *Scheduler) finish(res Result, snap *committer.Snapshot) Result {
 	res.FilesAfter, res.BytesAfter = countFiles(snap)
 	res.Version = snap.Version
 	return res
 }
 
-func countFiles(snap *delta.Snapshot) (int, int64) {
+func countFiles(snap *committer.Snapshot) (int, int64) {
 	var n int64
 	for _, a := range snap.Files {
 		n += a.Size

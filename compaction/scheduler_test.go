@@ -150,7 +150,7 @@ func TestCompactOnceBound(t *testing.T) {
 	bigBlocks(t, ctx, f, sizes...)
 	before, _ := readRows(t, ctx, b, f.path)
 
-	s := NewScheduler(b, Config{}, WithInstance("one"))
+	s := NewScheduler(b, tables(b), Config{}, WithInstance("one"))
 	ref := TableRef{Path: f.path, Mode: testMode}
 	res, err := s.CompactOnce(ctx, ref)
 	require.NoError(t, err)
@@ -189,7 +189,7 @@ func checkDeltaRS(t *testing.T, python string) {
 	}
 	bigBlocks(t, ctx, f, sizes...)
 	want, _ := readRows(t, ctx, b, f.path)
-	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
+	res, err := NewScheduler(b, tables(b), Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
 	require.NoError(t, err)
 	require.Positive(t, res.Jobs)
 	cmd := exec.Command(python, filepath.Join("testdata", "read_delta.py"), filepath.Join(dir, f.path))
@@ -225,7 +225,7 @@ func TestTwoSchedulers(t *testing.T) {
 	f := newFixture(t, b, "db/users")
 	bigBlocks(t, ctx, f, 10, 20, 30, 10, 20, 30, 10, 20, 30, 10, 20, 30)
 	ref := TableRef{Path: f.path, Mode: testMode}
-	scheds := []*Scheduler{NewScheduler(b, Config{}, WithInstance("a")), NewScheduler(b, Config{}, WithInstance("b"))}
+	scheds := []*Scheduler{NewScheduler(b, tables(b), Config{}, WithInstance("a")), NewScheduler(b, tables(b), Config{}, WithInstance("b"))}
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -282,7 +282,7 @@ func TestSchedulerRun(t *testing.T) {
 	f := newFixture(t, b, "db/users")
 	f.mustAppend(ctx, 3, 3, 3, 3, 3, 3)
 	yields := 0
-	s := NewScheduler(b, Config{Interval: 10 * time.Millisecond}, WithYield(func(ctx context.Context) error {
+	s := NewScheduler(b, tables(b), Config{Interval: 10 * time.Millisecond}, WithYield(func(ctx context.Context) error {
 		yields++
 		return ctx.Err()
 	}))

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
@@ -23,21 +25,21 @@ func TestVacuumRemovedAndLog(t *testing.T) {
 	f.table = delta.Open(b, f.path, delta.Options{CheckpointInterval: 3})
 	f.mustAppend(ctx, 2, 2, 2, 2, 2, 2, 2)
 	before, _ := readRows(t, ctx, b, f.path)
-	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
+	res, err := NewScheduler(b, tables(b), Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
 	require.NoError(t, err)
 	require.Positive(t, res.Jobs)
 
 	week := 7 * 24 * time.Hour
-	v, err := Vacuum(ctx, b, f.path, week, false, time.Now())
+	v, err := Vacuum(ctx, b, tables(b), f.path, week, false, time.Now())
 	require.NoError(t, err)
 	require.Empty(t, v.Removed, "removed just now: kept for readers of old versions")
 	later := time.Now().Add(week + time.Hour)
-	v, err = Vacuum(ctx, b, f.path, week, false, later)
+	v, err = Vacuum(ctx, b, tables(b), f.path, week, false, later)
 	require.NoError(t, err)
 	require.Len(t, v.Removed, 7)
 	require.Empty(t, v.Orphans)
 
-	lv, err := VacuumLog(ctx, b, f.path, week, false, later)
+	lv, err := VacuumLog(ctx, tables(b), f.path, week, false, later)
 	require.NoError(t, err)
 	require.Positive(t, lv.Checkpoint)
 	require.NotEmpty(t, lv.Deleted)
@@ -47,7 +49,7 @@ func TestVacuumRemovedAndLog(t *testing.T) {
 	after, snap := readRows(t, ctx, b, f.path)
 	require.Equal(t, len(before), len(after))
 	require.Equal(t, res.Version, snap.Version)
-	_, err = Vacuum(ctx, b, f.path, time.Minute, true, later)
+	_, err = Vacuum(ctx, b, tables(b), f.path, time.Minute, true, later)
 	require.ErrorContains(t, err, "1h minimum")
 }
 
@@ -63,12 +65,12 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 	start := time.Now()
 	staleNow := start
 	stale := delta.Open(b, path, delta.Options{Instance: "stale", Now: func() time.Time { return staleNow }})
-	_, err := stale.Create(ctx, delta.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
+	_, err := stale.Create(ctx, committer.Metadata{Schema: codec.NewSchema()})
 	require.NoError(t, err)
-	add := func(tbl *delta.Table, name, app string, first int64) *delta.CommitResult {
-		res, err := tbl.Commit(ctx, delta.Commit{
-			Adds: []delta.Add{{Path: "data/" + name + ".parquet", Size: 1, DataChange: true}},
-			Txns: []delta.TxnCondition{{AppID: app, FirstOffset: first, LastOffset: first + 9}},
+	add := func(tbl committer.Table, name, app string, first int64) *committer.CommitResult {
+		res, err := tbl.Commit(ctx, committer.Commit{
+			Adds: []committer.Add{{Path: "data/" + name + ".parquet", Size: 1, DataChange: true}},
+			Txns: []committer.TxnCondition{{AppID: app, FirstOffset: first, LastOffset: first + 9}},
 		})
 		require.NoError(t, err)
 		return res
@@ -80,7 +82,7 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 		add(other, fmt.Sprint("o", i), "p1", 10*i)
 	}
 	later := start.Add(2 * delta.MinLogRetention)
-	lv, err := VacuumLog(ctx, b, path, delta.MinLogRetention, false, later)
+	lv, err := VacuumLog(ctx, tables(b), path, delta.MinLogRetention, false, later)
 	require.NoError(t, err)
 	require.Equal(t, int64(10), lv.Checkpoint)
 	require.Contains(t, lv.Deleted, "_delta_log/00000000000000000002.json")
@@ -95,7 +97,7 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 	v, _ := snap.TxnVersion("p0")
 	require.Equal(t, int64(19), v)
 
-	_, err = VacuumLog(ctx, b, path, delta.MinLogRetention-time.Minute, true, later)
+	_, err = VacuumLog(ctx, tables(b), path, delta.MinLogRetention-time.Minute, true, later)
 	require.ErrorContains(t, err, "writers rely on")
 }
 
@@ -127,7 +129,7 @@ func TestVacuumLeavesNestedTable(t *testing.T) {
 		"the nested table has a checkpoint: %v", nestedKeys)
 
 	later := time.Now().Add(8 * 24 * time.Hour)
-	res, err := Vacuum(ctx, b, "inv", 7*24*time.Hour, false, later)
+	res, err := Vacuum(ctx, b, tables(b), "inv", 7*24*time.Hour, false, later)
 	require.NoError(t, err)
 	require.Equal(t, []string{"data/orphan.parquet"}, res.Orphans)
 	for _, k := range nestedKeys {
@@ -138,4 +140,11 @@ func TestVacuumLeavesNestedTable(t *testing.T) {
 	require.Len(t, nestedRows, 6)
 	outerRows, _ := readRows(t, ctx, b, "inv")
 	require.Len(t, outerRows, 4)
+}
+
+// TestMinRetentionCoversLogCleanup: vacuum's minimum retention must not be
+// shorter than the one Delta writers rely on when they put a version
+// without reading the log first.
+func TestMinRetentionCoversLogCleanup(t *testing.T) {
+	require.GreaterOrEqual(t, MinRetention, delta.MinLogRetention)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/tablefile"
@@ -43,14 +44,14 @@ func TestRecreatedTopic(t *testing.T) {
 	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	require.NotEmpty(t, roots)
-	before := map[string]*delta.Snapshot{}
+	before := map[string]*committer.Snapshot{}
 	for _, root := range roots {
 		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		before[root] = snap
 		recorded := 0
 		for app := range snap.Txns {
-			if _, id, ok := delta.SplitLineage(app); ok {
+			if _, id, ok := committer.SplitLineage(app); ok {
 				require.Equal(t, oldID, id, "table %s", root)
 				recorded++
 			}

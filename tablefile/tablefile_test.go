@@ -5,32 +5,33 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
 )
 
 func TestLSNRangeAndWrittenBySink(t *testing.T) {
-	stats := `{"numRecords":1,"minValues":{"_lsn":10},"maxValues":{"_lsn":19},"nullCount":{}}`
+	stats := &codec.BlockStats{Rows: 1, MinLSN: 10, MaxLSN: 19}
 	for _, tc := range []struct {
 		name   string
-		add    delta.Add
+		add    committer.Add
 		lo, hi uint64
 		sink   bool
 		level  int
 	}{
-		{name: "tags win over names", add: delta.Add{Path: partitioner.PartitionFileKey(20, 29, 2, "z"),
+		{name: "tags win over names", add: committer.Add{Path: partitioner.PartitionFileKey(20, 29, 2, "z"),
 			Tags: map[string]string{TagMinLSN: "40", TagMaxLSN: "49", TagLevel: "1"}}, lo: 40, hi: 49, sink: true, level: 1},
-		{name: "compacted file name", add: delta.Add{Path: partitioner.PartitionFileKey(20, 29, 2, "z"), Stats: stats},
+		{name: "compacted file name", add: committer.Add{Path: partitioner.PartitionFileKey(20, 29, 2, "z"), Stats: stats},
 			lo: 20, hi: 29, sink: true, level: 2},
-		{name: "block name", add: delta.Add{Path: partitioner.DataFileKey(partitioner.BlockID{FirstLSN: 30, LastLSN: 39})},
+		{name: "block name", add: committer.Add{Path: partitioner.DataFileKey(partitioner.BlockID{FirstLSN: 30, LastLSN: 39})},
 			lo: 30, hi: 39, sink: true},
-		{name: "tags out of order fall back to the name", add: delta.Add{Path: partitioner.PartitionFileKey(20, 29, 2, "z"),
+		{name: "tags out of order fall back to the name", add: committer.Add{Path: partitioner.PartitionFileKey(20, 29, 2, "z"),
 			Tags: map[string]string{TagMinLSN: "49", TagMaxLSN: "40"}}, lo: 20, hi: 29, sink: true, level: 2},
 		// Another writer's file has the table's _lsn column in its stats
 		// but neither the tags nor a sink name.
-		{name: "delta-rs file", add: delta.Add{Path: "part-00000-0b5f-c000.snappy.parquet", Stats: stats}},
-		{name: "unknown name under data", add: delta.Add{Path: "data/y.parquet", Stats: stats}},
-		{name: "one tag only", add: delta.Add{Path: "data/w.parquet", Tags: map[string]string{TagMinLSN: "1"}}},
+		{name: "delta-rs file", add: committer.Add{Path: "part-00000-0b5f-c000.snappy.parquet", Stats: stats}},
+		{name: "unknown name under data", add: committer.Add{Path: "data/y.parquet", Stats: stats}},
+		{name: "one tag only", add: committer.Add{Path: "data/w.parquet", Tags: map[string]string{TagMinLSN: "1"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lo, hi, ok := LSNRange(tc.add)
@@ -45,7 +46,7 @@ func TestLSNRangeAndWrittenBySink(t *testing.T) {
 
 func TestTagsRoundTrip(t *testing.T) {
 	tags := Tags{MinLSN: 1 << 60, MaxLSN: 1<<60 + 9, Sources: "cdc:0:1-19", Level: 2, Rows: 19}
-	a := delta.Add{Path: "data/x.parquet", Tags: tags.Map()}
+	a := committer.Add{Path: "data/x.parquet", Tags: tags.Map()}
 	lo, hi, ok := TagLSNRange(a)
 	require.True(t, ok)
 	require.Equal(t, tags.MinLSN, lo)
@@ -57,36 +58,23 @@ func TestTagsRoundTrip(t *testing.T) {
 	require.Equal(t, int64(19), Rows(a))
 	require.Equal(t, "cdc:0:1-19", Sources(a))
 
-	_, _, ok = TagLSNRange(delta.Add{})
+	_, _, ok = TagLSNRange(committer.Add{})
 	require.False(t, ok)
-	_, ok = TagLevelOf(delta.Add{Tags: map[string]string{TagLevel: "-1"}})
+	_, ok = TagLevelOf(committer.Add{Tags: map[string]string{TagLevel: "-1"}})
 	require.False(t, ok)
-	require.Zero(t, MaxLSN(delta.Add{}))
+	require.Zero(t, MaxLSN(committer.Add{}))
 }
 
 func TestStats(t *testing.T) {
-	st, err := ParseStats(`{"numRecords":230,"minValues":{"id":0,"s":{"a":1}},"maxValues":{"id":9},"nullCount":{"id":0}}`)
-	require.NoError(t, err)
-	require.Equal(t, int64(230), st.NumRecords)
-	require.JSONEq(t, `{"a":1}`, string(st.MinValues["s"]))
-	require.Equal(t, "9", string(st.MaxValues["id"]))
-
-	st, err = ParseStats("")
-	require.NoError(t, err)
-	require.Zero(t, st.NumRecords)
-	_, err = ParseStats(`{"numRecords":`)
-	require.Error(t, err)
-
 	// Rows: the tag wins, else the stats, else zero.
-	require.Equal(t, int64(7), Rows(delta.Add{Stats: `{"numRecords":5}`, Tags: map[string]string{TagRows: "7"}}))
-	require.Equal(t, int64(5), Rows(delta.Add{Stats: `{"numRecords":5}`}))
-	require.Zero(t, Rows(delta.Add{Stats: `not json`}))
+	require.Equal(t, int64(7), Rows(committer.Add{Stats: &codec.BlockStats{Rows: 5}, Tags: map[string]string{TagRows: "7"}}))
+	require.Equal(t, int64(5), Rows(committer.Add{Stats: &codec.BlockStats{Rows: 5}}))
+	require.Zero(t, Rows(committer.Add{}))
 
-	snap := &delta.Snapshot{Files: map[string]delta.Add{
-		"a": {Stats: `{"numRecords":200}`},
-		"b": {Stats: `{"numRecords":30,"minValues":{}}`},
+	snap := &committer.Snapshot{Files: map[string]committer.Add{
+		"a": {Stats: &codec.BlockStats{Rows: 200}},
+		"b": {Stats: &codec.BlockStats{Rows: 30}},
 		"c": {},
-		"d": {Stats: `broken`},
 	}}
 	require.Equal(t, int64(230), NumRecords(snap))
 }
@@ -97,7 +85,7 @@ func TestSources(t *testing.T) {
 		{Topic: "b", Partition: 3, FirstOffset: 7, LastOffset: 7},
 	}))
 	require.Equal(t, "", FormatSources(nil))
-	files := []delta.Add{
+	files := []committer.Add{
 		{Tags: map[string]string{TagSources: "cdc:1:10-19,cdc:0:5-9"}},
 		{Tags: map[string]string{TagSources: "cdc:0:0-4,other:0:3-3,bad,x:y:1-2,cdc:0:9-3"}},
 		{},

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
 )
 
@@ -47,7 +47,7 @@ func (t Tags) Map() map[string]string {
 
 // TagLSNRange returns the LSN range a file's tags name; ok is false unless
 // both tags are there and parse.
-func TagLSNRange(a delta.Add) (lo, hi uint64, ok bool) {
+func TagLSNRange(a committer.Add) (lo, hi uint64, ok bool) {
 	lo, errLo := strconv.ParseUint(a.Tags[TagMinLSN], 10, 64)
 	hi, errHi := strconv.ParseUint(a.Tags[TagMaxLSN], 10, 64)
 	if errLo != nil || errHi != nil {
@@ -57,14 +57,14 @@ func TagLSNRange(a delta.Add) (lo, hi uint64, ok bool) {
 }
 
 // MaxLSN returns the last LSN a file's tags name, or 0 without the tag.
-func MaxLSN(a delta.Add) uint64 {
+func MaxLSN(a committer.Add) uint64 {
 	v, _ := strconv.ParseUint(a.Tags[TagMaxLSN], 10, 64)
 	return v
 }
 
 // TagLevelOf returns the compaction level a file's tag names; ok is false
 // when the tag is missing, does not parse or is negative.
-func TagLevelOf(a delta.Add) (int, bool) {
+func TagLevelOf(a committer.Add) (int, bool) {
 	l, err := strconv.Atoi(a.Tags[TagLevel])
 	if err != nil || l < 0 {
 		return 0, false
@@ -74,18 +74,18 @@ func TagLevelOf(a delta.Add) (int, bool) {
 
 // TagRowsOf returns the row count a file's tag names; ok is false when the
 // tag is missing or does not parse.
-func TagRowsOf(a delta.Add) (int64, bool) {
+func TagRowsOf(a committer.Add) (int64, bool) {
 	n, err := strconv.ParseInt(a.Tags[TagRows], 10, 64)
 	return n, err == nil
 }
 
 // Sources returns a file's evodb.sources tag, empty without one.
-func Sources(a delta.Add) string { return a.Tags[TagSources] }
+func Sources(a committer.Add) string { return a.Tags[TagSources] }
 
 // LSNRange is the LSN range of a file the sink wrote: from its tags (when
 // both parse and are in order), else from its name. ok is false for any
 // other file.
-func LSNRange(a delta.Add) (lo, hi uint64, ok bool) {
+func LSNRange(a committer.Add) (lo, hi uint64, ok bool) {
 	if lo, hi, ok := TagLSNRange(a); ok && lo <= hi {
 		return lo, hi, true
 	}
@@ -102,14 +102,14 @@ func LSNRange(a delta.Add) (lo, hi uint64, ok bool) {
 // delta-rs job appending to the table) carry neither, and have no evodb
 // Parquet metadata ReadFile could read them by: readers of sink files
 // leave them alone.
-func WrittenBySink(a delta.Add) bool {
+func WrittenBySink(a committer.Add) bool {
 	_, _, ok := LSNRange(a)
 	return ok
 }
 
 // Level is a file's compaction level: its evodb.level tag, else the level
 // in its name, else 0.
-func Level(a delta.Add) int {
+func Level(a committer.Add) int {
 	if l, ok := TagLevelOf(a); ok {
 		return l
 	}
@@ -132,7 +132,7 @@ func FormatSources(rs []partitioner.SourceRange) string {
 // MergeSources unions the files' evodb.sources tags into one range per
 // topic-partition, sorted by topic and partition, as a compacted file's tag.
 // Entries that do not parse are dropped: the tag is informational.
-func MergeSources(files []delta.Add) string {
+func MergeSources(files []committer.Add) string {
 	type key struct {
 		topic     string
 		partition int32

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -47,13 +47,13 @@ type Block struct {
 // Written is a data file WriteBlock wrote: its add action and the stats of
 // its rows.
 type Written struct {
-	Add   delta.Add
+	Add   committer.Add
 	Stats codec.BlockStats
 }
 
 // WriteBlock encodes a block as a Parquet data file, writes it create-only
 // under the table at root, and returns the add action that names it, with
-// its Delta stats and evodb tags. Nothing exists for readers until a commit
+// its stats and evodb tags. Nothing exists for readers until a commit
 // names the file; a crash or a refused commit leaves an orphan that vacuum
 // deletes.
 //
@@ -72,10 +72,6 @@ func WriteBlock(ctx context.Context, b objstore.Bucket, root string, blk Block) 
 	}
 	if err != nil {
 		return Written{}, fmt.Errorf("encode block: %w", err)
-	}
-	statsJSON, err := stats.DeltaStatsJSON()
-	if err != nil {
-		return Written{}, fmt.Errorf("block stats: %w", err)
 	}
 	if blk.ModTime.IsZero() {
 		blk.ModTime = time.Now()
@@ -102,12 +98,12 @@ func WriteBlock(ctx context.Context, b objstore.Bucket, root string, blk Block) 
 		return Written{}, fmt.Errorf("upload block %s: %w", Key(root, rel), err)
 	}
 	return Written{
-		Add: delta.Add{
+		Add: committer.Add{
 			Path:             rel,
 			Size:             int64(len(data)),
 			ModificationTime: blk.ModTime.UnixMilli(),
 			DataChange:       blk.DataChange,
-			Stats:            statsJSON,
+			Stats:            &stats,
 			Tags: Tags{
 				MinLSN:  stats.MinLSN,
 				MaxLSN:  stats.MaxLSN,

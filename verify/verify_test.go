@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/tabletest"
@@ -50,7 +51,7 @@ func ingestInto(t *testing.T, n int, bucket objstore.Bucket) *kfake.Cluster {
 	cfg.Commit.OffsetCommitInterval = 50 * time.Millisecond
 	cfg.Errors.Tolerance = "all"
 	cfg.Errors.DLQTopic = dlq
-	s, err := sink.New(cfg, bucket)
+	s, err := sink.New(cfg, bucket, delta.NewFormat(bucket, delta.Options{}))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -85,7 +86,7 @@ func run(t *testing.T, c *kfake.Cluster, b objstore.Bucket, opts Options) *Repor
 	t.Helper()
 	opts.Topics = []string{topic}
 	opts.DLQTopic = dlq
-	rep, err := Verify(context.Background(), []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, b, opts)
+	rep, err := Verify(context.Background(), []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, b, delta.NewFormat(b, delta.Options{}), opts)
 	require.NoError(t, err)
 	return rep
 }
@@ -112,7 +113,7 @@ func TestVerify(t *testing.T) {
 	tbl := delta.Open(bucket, "t0", delta.Options{})
 	snap, err := tbl.Snapshot(ctx)
 	require.NoError(t, err)
-	var add delta.Add
+	var add committer.Add
 	for _, a := range snap.Files {
 		add = a
 		break
@@ -133,7 +134,7 @@ func TestVerify(t *testing.T) {
 				dup := add
 				dup.Path = "dup-" + add.Path
 				put(t, bucket, "t0/"+dup.Path, data)
-				commit(t, tbl, delta.Commit{Adds: []delta.Add{dup}})
+				commit(t, tbl, committer.Commit{Adds: []committer.Add{dup}})
 			},
 			want:   map[Kind]int64{Duplicate: int64(len(rows))},
 			detail: "held by 2 rows",
@@ -159,9 +160,9 @@ func TestVerify(t *testing.T) {
 				put(t, bucket, "t0/changed.parquet", buf.Bytes())
 				ch := add
 				ch.Path, ch.Size = "changed.parquet", int64(buf.Len())
-				commit(t, tbl, delta.Commit{
-					Adds:    []delta.Add{ch},
-					Removes: []delta.Remove{{Path: "dup-" + add.Path, DataChange: true, Size: add.Size}},
+				commit(t, tbl, committer.Commit{
+					Adds:    []committer.Add{ch},
+					Removes: []committer.Remove{{Path: "dup-" + add.Path, DataChange: true, Size: add.Size}},
 				})
 			},
 			want:   map[Kind]int64{Duplicate: int64(len(rows)), Mismatch: 1},
@@ -170,7 +171,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "removed file",
 			tamper: func(t *testing.T) {
-				commit(t, tbl, delta.Commit{Removes: []delta.Remove{
+				commit(t, tbl, committer.Commit{Removes: []committer.Remove{
 					{Path: "changed.parquet", DataChange: true},
 					{Path: add.Path, DataChange: true, Size: add.Size},
 				}})
@@ -262,7 +263,7 @@ func put(t *testing.T, b objstore.Bucket, key string, data []byte) {
 	require.NoError(t, err)
 }
 
-func commit(t *testing.T, tbl *delta.Table, c delta.Commit) {
+func commit(t *testing.T, tbl committer.Table, c committer.Commit) {
 	t.Helper()
 	c.ReadVersion = -1
 	_, err := tbl.Commit(context.Background(), c)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
@@ -47,12 +48,10 @@ func writeSmallTable(t *testing.T, ctx context.Context, b objstore.Bucket, n int
 			DataChange: true,
 		})
 		require.NoError(t, err)
-		text, err := schema.DeltaSchemaJSON()
-		require.NoError(t, err)
-		_, err = table.Create(ctx, delta.Metadata{Name: "users", SchemaString: text,
+		_, err = table.Create(ctx, committer.Metadata{Name: "users", Schema: schema,
 			Configuration: map[string]string{partitioner.ModeConfigKey: partitioner.ModeDOSQLite}})
 		require.NoError(t, err)
-		_, err = table.Commit(ctx, delta.Commit{ReadVersion: -1, Adds: []delta.Add{w.Add}})
+		_, err = table.Commit(ctx, committer.Commit{ReadVersion: -1, Adds: []committer.Add{w.Add}})
 		require.NoError(t, err)
 	}
 }

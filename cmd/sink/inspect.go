@@ -13,7 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -79,7 +79,7 @@ func inspectCommand() command {
 // credentials.
 func lacksSettings(storeURL string, err error) bool {
 	u, perr := url.Parse(storeURL)
-	if perr != nil || u.Scheme != "s3" || errors.Is(err, delta.ErrNoTable) {
+	if perr != nil || u.Scheme != "s3" || errors.Is(err, committer.ErrNoTable) {
 		return false
 	}
 	return !u.Query().Has("endpoint") || errors.Is(err, objstore.ErrNoCredentials) || errors.Is(err, objstore.ErrAccessDenied)
@@ -119,7 +119,7 @@ func storeFromArg(arg string) (string, error) {
 
 // inspectAll prints one block per table.
 func inspectAll(ctx context.Context, w io.Writer, b objstore.Bucket) error {
-	paths, err := delta.ListTables(ctx, b)
+	paths, err := tableFormat(b, 0).ListTables(ctx)
 	if err != nil {
 		return err
 	}
@@ -192,8 +192,8 @@ func sortAppIDs(ids []string) {
 // inspectTable prints one table's summary and its files.
 func inspectTable(ctx context.Context, w io.Writer, b objstore.Bucket, path string) error {
 	s, err := summarize(ctx, b, path)
-	if errors.Is(err, delta.ErrNoTable) {
-		if paths, lerr := delta.ListTables(ctx, b); lerr == nil {
+	if errors.Is(err, committer.ErrNoTable) {
+		if paths, lerr := tableFormat(b, 0).ListTables(ctx); lerr == nil {
 			return withTables(err, paths)
 		}
 	}

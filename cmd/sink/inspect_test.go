@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
@@ -25,11 +26,11 @@ func TestInspect(t *testing.T) {
 	writeSmallTable(t, ctx, b, 1)
 	// Twelve source partitions, so that lexical order (0, 1, 10, 11, 2)
 	// and numeric order differ.
-	var txns []delta.TxnCondition
+	var txns []committer.TxnCondition
 	for p := range 12 {
-		txns = append(txns, delta.TxnCondition{AppID: fmt.Sprintf("evodb-sink/g/cdc/%d", p), FirstOffset: 0, LastOffset: int64(100 + p)})
+		txns = append(txns, committer.TxnCondition{AppID: fmt.Sprintf("evodb-sink/g/cdc/%d", p), FirstOffset: 0, LastOffset: int64(100 + p)})
 	}
-	_, err = delta.Open(b, "users", delta.Options{}).Commit(ctx, delta.Commit{ReadVersion: -1, Txns: txns})
+	_, err = delta.Open(b, "users", delta.Options{}).Commit(ctx, committer.Commit{ReadVersion: -1, Txns: txns})
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte("kafka: {brokers: [b:9092], topics: [cdc]}\nstore: {url: 'file://"+filepath.ToSlash(storeDir)+"'}\n"), 0o644))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
@@ -35,7 +36,7 @@ type tableSummary struct {
 	MinLSN, MaxLSN uint64
 	HasLSN         bool
 	Txns           map[string]int64
-	Snapshot       *delta.Snapshot
+	Snapshot       *committer.Snapshot
 }
 
 // noTableError is a table path with no table under it.
@@ -43,7 +44,7 @@ type noTableError struct{ path string }
 
 func (e noTableError) Error() string { return fmt.Sprintf("no table %q", e.path) }
 
-func (e noTableError) Unwrap() error { return delta.ErrNoTable }
+func (e noTableError) Unwrap() error { return committer.ErrNoTable }
 
 // withTables adds the tables a store holds to an error about a missing
 // one, for a misspelt name.
@@ -56,9 +57,9 @@ func withTables(err error, paths []string) error {
 
 // summarize reads the latest snapshot of the table at path.
 func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSummary, error) {
-	snap, err := delta.Open(b, path, delta.Options{}).Snapshot(ctx)
+	snap, err := tableFormat(b, 0).Open(path, committer.Options{}).Snapshot(ctx)
 	if err != nil {
-		if errors.Is(err, delta.ErrNoTable) {
+		if errors.Is(err, committer.ErrNoTable) {
 			// The committer's own text would repeat the path and "table".
 			return nil, noTableError{path: path}
 		}
@@ -105,4 +106,11 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// tableFormat is the format of the tables in b: Delta Lake, with a
+// checkpoint every checkpointInterval commits (0: the format's default).
+// It is the only place the command names a table format.
+func tableFormat(b objstore.Bucket, checkpointInterval int) committer.Format {
+	return delta.NewFormat(b, delta.Options{CheckpointInterval: checkpointInterval})
 }

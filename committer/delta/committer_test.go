@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/internal/leaktest"
 	"github.com/evodb/sink/objstore"
 )
@@ -107,26 +109,26 @@ func testOptions(instance string) Options {
 func createTable(t *testing.T, b objstore.Bucket) *Table {
 	t.Helper()
 	tbl := Open(b, testRoot, testOptions("test"))
-	_, err := tbl.Create(context.Background(), Metadata{Name: "orders", SchemaString: schemaV1})
+	_, err := tbl.Create(context.Background(), committer.Metadata{Name: "orders", Schema: mustSchema(t, schemaV1)})
 	require.NoError(t, err)
 	return tbl
 }
 
-func block(path string, rows int64) Add {
-	return Add{
+func block(path string, rows int64) committer.Add {
+	return committer.Add{
 		Path:       path,
 		Size:       100 + rows,
 		DataChange: true,
-		Stats:      fmt.Sprintf(`{"numRecords":%d,"minValues":{"id":0},"maxValues":{"id":%d},"nullCount":{"id":0}}`, rows, rows),
+		Sys:        RawStats(fmt.Sprintf(`{"numRecords":%d,"minValues":{"id":0},"maxValues":{"id":%d},"nullCount":{"id":0}}`, rows, rows)),
 		Tags:       map[string]string{"evodb.level": "0"},
 	}
 }
 
-func appendCommit(path string, app string, first, last int64) Commit {
-	return Commit{
-		Operation:   OpStreamingUpdate,
-		Adds:        []Add{block(path, last-first+1)},
-		Txns:        []TxnCondition{{AppID: app, FirstOffset: first, LastOffset: last}},
+func appendCommit(path string, app string, first, last int64) committer.Commit {
+	return committer.Commit{
+		Operation:   committer.OpStreamingUpdate,
+		Adds:        []committer.Add{block(path, last-first+1)},
+		Txns:        []committer.TxnCondition{{AppID: app, FirstOffset: first, LastOffset: last}},
 		ReadVersion: -1,
 	}
 }
@@ -147,7 +149,7 @@ func readLog(t *testing.T, b objstore.Bucket, root string) []*logEntry {
 }
 
 // replay builds the latest snapshot from the JSON commits alone.
-func replay(t *testing.T, b objstore.Bucket) *Snapshot {
+func replay(t *testing.T, b objstore.Bucket) *committer.Snapshot {
 	t.Helper()
 	tbl := Open(b, testRoot, Options{})
 	s, err := tbl.update(context.Background(), emptySnapshot())
@@ -160,15 +162,16 @@ func replay(t *testing.T, b objstore.Bucket) *Snapshot {
 type exported struct {
 	Version    int64
 	Protocol   Protocol
-	Metadata   Metadata
-	Files      map[string]Add
+	Metadata   committer.Metadata
+	Schema     string
+	Files      map[string]committer.Add
 	Txns       map[string]int64
-	Tombstones map[string]Remove
+	Tombstones map[string]committer.Remove
 }
 
-func exportedState(s *Snapshot) exported {
-	e := exported{Version: s.Version, Protocol: s.Protocol, Metadata: s.Metadata, Txns: s.Txns,
-		Files: map[string]Add{}, Tombstones: map[string]Remove{}}
+func exportedState(s *committer.Snapshot) exported {
+	e := exported{Version: s.Version, Protocol: ProtocolOf(s), Metadata: s.Metadata, Schema: SchemaString(s), Txns: s.Txns,
+		Files: map[string]committer.Add{}, Tombstones: map[string]committer.Remove{}}
 	if len(e.Metadata.Configuration) == 0 {
 		e.Metadata.Configuration = nil
 	}
@@ -184,7 +187,7 @@ func exportedState(s *Snapshot) exported {
 		}
 		e.Files[p] = a
 	}
-	for p, r := range s.Tombstones() {
+	for p, r := range Tombstones(s) {
 		if len(r.PartitionValues) == 0 {
 			r.PartitionValues = nil
 		}
@@ -198,113 +201,30 @@ func TestCreateAndSnapshot(t *testing.T) {
 		ctx := context.Background()
 		tbl := Open(b, testRoot, testOptions("a"))
 		_, err := tbl.Snapshot(ctx)
-		require.ErrorIs(t, err, ErrNoTable)
+		require.ErrorIs(t, err, committer.ErrNoTable)
 		_, err = tbl.Commit(ctx, appendCommit("data/a.parquet", testAppID, 0, 9))
-		require.ErrorIs(t, err, ErrNoTable)
+		require.ErrorIs(t, err, committer.ErrNoTable)
 
-		s, err := tbl.Create(ctx, Metadata{Name: "orders", SchemaString: schemaV1, Configuration: map[string]string{"delta.appendOnly": "false"}})
+		s, err := tbl.Create(ctx, committer.Metadata{Name: "orders", Schema: mustSchema(t, schemaV1), Configuration: map[string]string{"delta.appendOnly": "false"}})
 		require.NoError(t, err)
 		require.Equal(t, int64(0), s.Version)
-		require.Equal(t, Protocol{MinReaderVersion: 1, MinWriterVersion: 2}, s.Protocol)
+		require.Equal(t, Protocol{MinReaderVersion: 1, MinWriterVersion: 2}, ProtocolOf(s))
 		require.NotEmpty(t, s.Metadata.ID)
-		require.Equal(t, schemaV1, s.Metadata.SchemaString)
+		require.Equal(t, rendered(t, schemaV1), SchemaString(s))
 		require.Equal(t, "sales/public/orders", tbl.Root())
 
 		loaded, err := Open(b, testRoot, Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		require.Equal(t, exportedState(s), exportedState(loaded))
 
-		again, err := tbl.Create(ctx, Metadata{SchemaString: schemaV2})
+		again, err := tbl.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV2)})
 		require.NoError(t, err)
 		require.Equal(t, s.Metadata.ID, again.Metadata.ID, "Create of an existing table returns it")
 
 		log := readLog(t, b, testRoot)
 		require.Len(t, log, 1)
-		require.Equal(t, OpCreateTable, log[0].commitInfo["operation"])
+		require.Equal(t, committer.OpCreateTable, log[0].commitInfo["operation"])
 		require.Equal(t, EngineInfo, log[0].commitInfo["engineInfo"])
-	})
-}
-
-func TestCreateConvergence(t *testing.T) {
-	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
-		const creators = 8
-		ids := make([]string, creators)
-		var wg sync.WaitGroup
-		for i := range creators {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				tbl := Open(b, testRoot, testOptions(fmt.Sprint("creator-", i)))
-				s, err := tbl.Create(context.Background(), Metadata{ID: fmt.Sprint("table-id-", i), SchemaString: schemaV1})
-				if err == nil {
-					ids[i] = s.Metadata.ID
-				}
-			}()
-		}
-		wg.Wait()
-		for i := range creators {
-			require.NotEmpty(t, ids[i], "creator %d failed", i)
-			require.Equal(t, ids[0], ids[i], "creator %d sees another table", i)
-		}
-		require.Len(t, readLog(t, b, testRoot), 1)
-	})
-}
-
-func TestConcurrentCommitters(t *testing.T) {
-	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
-		createTable(t, b)
-		const writers, perWriter = 8, 6
-		versions := make([][]int64, writers)
-		errs := make([]error, writers)
-		var wg sync.WaitGroup
-		for w := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				opts := testOptions(fmt.Sprint("writer-", w))
-				opts.MaxCommitAttempts = 1000
-				tbl := Open(b, testRoot, opts)
-				app := fmt.Sprint("group-orders-topic-", w)
-				for i := range perWriter {
-					res, err := tbl.Commit(context.Background(),
-						appendCommit(fmt.Sprintf("data/w%d-%03d.parquet", w, i), app, int64(i*10), int64(i*10+9)))
-					if err != nil {
-						errs[w] = err
-						return
-					}
-					versions[w] = append(versions[w], res.Version)
-				}
-			}()
-		}
-		wg.Wait()
-		seen := map[int64]bool{}
-		for w := range writers {
-			require.NoError(t, errs[w])
-			for _, v := range versions[w] {
-				require.False(t, seen[v], "version %d returned twice", v)
-				seen[v] = true
-			}
-		}
-		const total = writers * perWriter
-		log := readLog(t, b, testRoot)
-		require.Len(t, log, total+1, "versions are contiguous from 0")
-		ids := map[string]bool{}
-		for _, e := range log[1:] {
-			require.Len(t, e.adds, 1)
-			require.False(t, ids[e.commitID()])
-			ids[e.commitID()] = true
-		}
-		s := replay(t, b)
-		require.Equal(t, int64(total), s.Version)
-		require.Len(t, s.Files, total, "no commit lost")
-		for w := range writers {
-			v, ok := s.TxnVersion(fmt.Sprint("group-orders-topic-", w))
-			require.True(t, ok)
-			require.Equal(t, int64((perWriter-1)*10+9), v)
-		}
-		loaded, err := Open(b, testRoot, Options{}).Snapshot(context.Background())
-		require.NoError(t, err)
-		require.Equal(t, exportedState(s), exportedState(loaded))
 	})
 }
 
@@ -387,157 +307,46 @@ func TestAmbiguousPutFailure(t *testing.T) {
 	}
 }
 
-func TestCommitIDIsIdempotent(t *testing.T) {
-	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
-		tbl := createTable(t, b)
-		ctx := context.Background()
-		c := Commit{ID: "commit-1", Operation: OpOptimize, Adds: []Add{block("data/x.parquet", 3)}, ReadVersion: -1}
-		first, err := tbl.Commit(ctx, c)
-		require.NoError(t, err)
-		require.False(t, first.AlreadyCommitted)
-		second, err := tbl.Commit(ctx, c)
-		require.NoError(t, err)
-		require.True(t, second.AlreadyCommitted)
-		require.Equal(t, first.Version, second.Version)
-		require.Len(t, readLog(t, b, testRoot), 2)
-	})
-}
-
-func TestTxnFencing(t *testing.T) {
-	// A zombie (stale owner) and the partition's new owner both try to
-	// commit offsets from the same source partition. Whichever lands first,
-	// the other is refused: nothing is written twice.
-	cases := []struct {
-		name                string
-		zombieFirst         bool
-		wantTxn             int64
-		wantRefusedFirstOff int64
-		wantRefusedTableTxn int64
-	}{
-		{name: "zombie commits first", zombieFirst: true, wantTxn: 19, wantRefusedFirstOff: 10, wantRefusedTableTxn: 19},
-		{name: "new owner commits first", zombieFirst: false, wantTxn: 24, wantRefusedFirstOff: 10, wantRefusedTableTxn: 24},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
-				ctx := context.Background()
-				createTable(t, b)
-				zombie := Open(b, testRoot, testOptions("zombie"))
-				owner := Open(b, testRoot, testOptions("owner"))
-				_, err := zombie.Commit(ctx, appendCommit("data/z0.parquet", testAppID, 0, 9))
-				require.NoError(t, err)
-				// Both loaded the table at txn 9 and hold records from offset 10.
-				_, err = owner.Snapshot(ctx)
-				require.NoError(t, err)
-
-				zc := appendCommit("data/z1.parquet", testAppID, 10, 19)
-				oc := appendCommit("data/o1.parquet", testAppID, 10, 24)
-				first, second := zombie, owner
-				fc, sc := zc, oc
-				if !tc.zombieFirst {
-					first, second, fc, sc = owner, zombie, oc, zc
-				}
-				_, err = first.Commit(ctx, fc)
-				require.NoError(t, err)
-				_, err = second.Commit(ctx, sc)
-				var conflict *TxnConflictError
-				require.ErrorAs(t, err, &conflict)
-				require.Equal(t, testAppID, conflict.AppID)
-				require.Equal(t, tc.wantRefusedFirstOff, conflict.FirstOffset)
-				require.Equal(t, tc.wantRefusedTableTxn, conflict.TableTxnVersion)
-				require.Equal(t, int64(2), conflict.TableVersion)
-				require.Contains(t, err.Error(), testAppID)
-
-				s := replay(t, b)
-				require.Equal(t, int64(2), s.Version)
-				require.Len(t, s.Files, 2)
-				v, _ := s.TxnVersion(testAppID)
-				require.Equal(t, tc.wantTxn, v)
-			})
-		})
-	}
-}
-
-func TestTxnVersionsMonotonic(t *testing.T) {
-	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
-		ctx := context.Background()
-		tbl := createTable(t, b)
-		steps := []struct {
-			first, last int64
-			wantErr     bool
-		}{
-			{0, 9, false},
-			{10, 10, false},
-			{5, 30, true},   // overlaps what the table holds
-			{10, 12, true},  // starts at the held offset
-			{11, 40, false}, // the first offset past the table's
-			{41, 41, false},
-			{0, 100, true},
-		}
-		prev := int64(-1)
-		for i, st := range steps {
-			_, err := tbl.Commit(ctx, appendCommit(fmt.Sprintf("data/%03d.parquet", i), testAppID, st.first, st.last))
-			if st.wantErr {
-				var conflict *TxnConflictError
-				require.ErrorAs(t, err, &conflict, "step %d", i)
-			} else {
-				require.NoError(t, err, "step %d", i)
-			}
-			s, err := tbl.Snapshot(ctx)
-			require.NoError(t, err)
-			v, _ := s.TxnVersion(testAppID)
-			require.GreaterOrEqual(t, v, prev, "step %d lowered the txn version", i)
-			prev = v
-		}
-		require.Equal(t, int64(41), prev)
-
-		_, err := tbl.Commit(ctx, appendCommit("data/bad.parquet", testAppID, 60, 50))
-		require.Error(t, err, "a reversed offset range is refused")
-		_, err = tbl.Commit(ctx, Commit{Txns: []TxnCondition{{AppID: testAppID, FirstOffset: 100, LastOffset: 101}, {AppID: testAppID, FirstOffset: 102, LastOffset: 103}}})
-		require.Error(t, err, "a partition twice in one commit is refused")
-	})
-}
-
 func TestConflictingRemove(t *testing.T) {
 	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
 		ctx := context.Background()
 		tbl := createTable(t, b)
 		for _, p := range []string{"data/a.parquet", "data/b.parquet", "data/c.parquet"} {
-			_, err := tbl.Commit(ctx, Commit{Adds: []Add{block(p, 10)}, ReadVersion: -1})
+			_, err := tbl.Commit(ctx, committer.Commit{Adds: []committer.Add{block(p, 10)}, ReadVersion: -1})
 			require.NoError(t, err)
 		}
 		other := Open(b, testRoot, testOptions("other"))
 		_, err := other.Snapshot(ctx)
 		require.NoError(t, err)
 
-		compact := func(out string, inputs ...string) Commit {
-			c := Commit{Operation: OpOptimize, ReadVersion: 3}
+		compact := func(out string, inputs ...string) committer.Commit {
+			c := committer.Commit{Operation: committer.OpOptimize, ReadVersion: 3}
 			for _, in := range inputs {
-				c.Removes = append(c.Removes, Remove{Path: in})
+				c.Removes = append(c.Removes, committer.Remove{Path: in})
 			}
 			add := block(out, 20)
 			add.DataChange = false
-			c.Adds = []Add{add}
+			c.Adds = []committer.Add{add}
 			return c
 		}
 		res, err := tbl.Commit(ctx, compact("data/ab.parquet", "data/a.parquet", "data/b.parquet"))
 		require.NoError(t, err)
 		require.Equal(t, int64(4), res.Version)
 		require.NotContains(t, res.Snapshot.Files, "data/a.parquet")
-		tomb, ok := res.Snapshot.Tombstone("data/a.parquet")
+		tomb, ok := Tombstone(res.Snapshot, "data/a.parquet")
 		require.True(t, ok)
 		require.Equal(t, int64(110), tomb.Size, "tombstone completed from the add")
 
 		// other's snapshot still has b active; its commit must be refused.
 		_, err = other.Commit(ctx, compact("data/bc.parquet", "data/b.parquet", "data/c.parquet"))
-		require.ErrorIs(t, err, ErrFileRemoved)
-		var removed *FileRemovedError
+		require.ErrorIs(t, err, committer.ErrFileRemoved)
+		var removed *committer.FileRemovedError
 		require.ErrorAs(t, err, &removed)
 		require.Equal(t, "data/b.parquet", removed.Path)
 		require.Contains(t, err.Error(), "data/b.parquet")
 
-		_, err = tbl.Commit(ctx, Commit{Adds: []Add{block("data/c.parquet", 1)}})
-		require.ErrorIs(t, err, ErrFileExists)
+		_, err = tbl.Commit(ctx, committer.Commit{Adds: []committer.Add{block("data/c.parquet", 1)}})
+		require.ErrorIs(t, err, committer.ErrFileExists)
 
 		s := replay(t, b)
 		require.Equal(t, int64(4), s.Version)
@@ -553,25 +362,25 @@ func TestSchemaEvolution(t *testing.T) {
 		require.NoError(t, err)
 
 		c := appendCommit("data/1.parquet", testAppID, 0, 9)
-		c.Metadata = &Metadata{SchemaString: schemaV2, Name: "orders"}
+		c.Metadata = &committer.Metadata{Schema: mustSchema(t, schemaV2), Name: "orders"}
 		c.ReadVersion = base.Version
 		res, err := tbl.Commit(ctx, c)
 		require.NoError(t, err)
-		require.Equal(t, schemaV2, res.Snapshot.Metadata.SchemaString)
+		require.Equal(t, rendered(t, schemaV2), SchemaString(res.Snapshot))
 		require.Equal(t, base.Metadata.ID, res.Snapshot.Metadata.ID, "the table id survives a schema change")
 		require.Equal(t, base.Metadata.CreatedTime, res.Snapshot.Metadata.CreatedTime)
 
 		// A writer that read version 0 and widened the schema differently
 		// must merge again rather than drop the other column.
 		stale := appendCommit("data/2.parquet", testAppID2, 0, 9)
-		stale.Metadata = &Metadata{SchemaString: schemaV2b}
+		stale.Metadata = &committer.Metadata{Schema: mustSchema(t, schemaV2b)}
 		stale.ReadVersion = base.Version
 		_, err = Open(b, testRoot, testOptions("stale")).Commit(ctx, stale)
-		require.ErrorIs(t, err, ErrMetadataChanged)
+		require.ErrorIs(t, err, committer.ErrMetadataChanged)
 
 		// The same widening from a stale read is harmless.
 		same := appendCommit("data/3.parquet", testAppID2, 0, 9)
-		same.Metadata = &Metadata{SchemaString: schemaV2}
+		same.Metadata = &committer.Metadata{Schema: mustSchema(t, schemaV2)}
 		same.ReadVersion = base.Version
 		_, err = Open(b, testRoot, testOptions("same")).Commit(ctx, same)
 		require.NoError(t, err)
@@ -580,8 +389,8 @@ func TestSchemaEvolution(t *testing.T) {
 		require.NoError(t, err)
 
 		s := replay(t, b)
-		require.Equal(t, schemaV2, s.Metadata.SchemaString)
-		require.Equal(t, int64(1), s.metadataVersion)
+		require.Equal(t, rendered(t, schemaV2), SchemaString(s))
+		require.Equal(t, int64(1), st(s).metadataVersion)
 		log := readLog(t, b, testRoot)
 		require.Len(t, log, 4)
 		require.NotNil(t, log[1].metadata)
@@ -624,11 +433,11 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			c := appendCommit(fmt.Sprintf("data/%03d.parquet", i), []string{testAppID, testAppID2}[i%2], int64(i*10), int64(i*10+9))
 			c.Adds[0].PartitionValues = map[string]string{"day": fmt.Sprint("2025-03-0", 1+i%3)}
 			if i == 5 {
-				c.Metadata = &Metadata{SchemaString: schemaV2, Configuration: map[string]string{"delta.logRetentionDuration": "interval 30 days"}}
+				c.Metadata = &committer.Metadata{Schema: mustSchema(t, schemaV2), Configuration: map[string]string{"delta.logRetentionDuration": "interval 30 days"}}
 			}
 			if i == 12 {
-				c = Commit{Operation: OpOptimize, Removes: []Remove{{Path: "data/000.parquet"}, {Path: "data/001.parquet"}},
-					Adds: []Add{{Path: "data/000-001.parquet", Size: 300, DataChange: false, Stats: `{"numRecords":20}`}}}
+				c = committer.Commit{Operation: committer.OpOptimize, Removes: []committer.Remove{{Path: "data/000.parquet"}, {Path: "data/001.parquet"}},
+					Adds: []committer.Add{{Path: "data/000-001.parquet", Size: 300, DataChange: false, Sys: RawStats(`{"numRecords":20}`)}}}
 			}
 			_, err := tbl.Commit(ctx, c)
 			require.NoError(t, err)
@@ -642,8 +451,8 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, lc.Close())
 		at20 := emptySnapshotUpTo(t, b, 20)
-		require.Equal(t, 2, at20.NumTombstones())
-		require.JSONEq(t, fmt.Sprintf(`{"version":20,"size":%d}`, 2+len(at20.Txns)+len(at20.Files)+at20.NumTombstones()), string(hint),
+		require.Equal(t, 2, NumTombstones(at20))
+		require.JSONEq(t, fmt.Sprintf(`{"version":20,"size":%d}`, 2+len(at20.Txns)+len(at20.Files)+NumTombstones(at20)), string(hint),
 			"a checkpoint holds protocol, metaData, txns, active files and tombstones")
 
 		checks := []struct {
@@ -679,14 +488,14 @@ func TestCheckpointRoundTrip(t *testing.T) {
 }
 
 // emptySnapshotUpTo replays the JSON commits up to version v.
-func emptySnapshotUpTo(t *testing.T, b objstore.Bucket, v int64) *Snapshot {
+func emptySnapshotUpTo(t *testing.T, b objstore.Bucket, v int64) *committer.Snapshot {
 	t.Helper()
 	tbl := Open(b, testRoot, Options{})
 	s := emptySnapshot()
 	for i := int64(0); i <= v; i++ {
 		e, err := tbl.readCommit(context.Background(), i)
 		require.NoError(t, err)
-		s.apply(i, e)
+		apply(s, i, e)
 	}
 	return s
 }
@@ -704,7 +513,7 @@ func TestCheckpointEqualsReplayAtItsVersion(t *testing.T) {
 	for i := range 10 {
 		c := appendCommit(fmt.Sprintf("data/%03d.parquet", i), testAppID, int64(i*10), int64(i*10+9))
 		if i == 7 {
-			c.Removes = []Remove{{Path: "data/003.parquet", DataChange: true}}
+			c.Removes = []committer.Remove{{Path: "data/003.parquet", DataChange: true}}
 		}
 		_, err := tbl.Commit(ctx, c)
 		require.NoError(t, err)
@@ -713,7 +522,7 @@ func TestCheckpointEqualsReplayAtItsVersion(t *testing.T) {
 	require.NoError(t, err)
 	want := emptySnapshotUpTo(t, b, 10)
 	require.Equal(t, exportedState(want), exportedState(cp))
-	require.Equal(t, want.txnUpdated, cp.txnUpdated)
+	require.Equal(t, st(want).txnUpdated, st(cp).txnUpdated)
 	require.True(t, maps.Equal(want.Txns, cp.Txns))
 }
 
@@ -725,24 +534,24 @@ func TestCheckpointExpiresTombstones(t *testing.T) {
 	opts.Now = clock.Now
 	opts.CheckpointInterval = 3
 	tbl := Open(b, testRoot, opts)
-	_, err := tbl.Create(ctx, Metadata{SchemaString: schemaV1})
+	_, err := tbl.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 	require.NoError(t, err)
-	_, err = tbl.Commit(ctx, Commit{Adds: []Add{block("data/old.parquet", 1), block("data/new.parquet", 1)}})
+	_, err = tbl.Commit(ctx, committer.Commit{Adds: []committer.Add{block("data/old.parquet", 1), block("data/new.parquet", 1)}})
 	require.NoError(t, err)
-	_, err = tbl.Commit(ctx, Commit{Operation: OpDelete, Removes: []Remove{{Path: "data/old.parquet", DataChange: true}}})
+	_, err = tbl.Commit(ctx, committer.Commit{Operation: committer.OpDelete, Removes: []committer.Remove{{Path: "data/old.parquet", DataChange: true}}})
 	require.NoError(t, err)
 	clock.mu.Lock()
 	clock.now = clock.now.Add(8 * 24 * time.Hour)
 	clock.mu.Unlock()
-	_, err = tbl.Commit(ctx, Commit{Operation: OpDelete, Removes: []Remove{{Path: "data/new.parquet", DataChange: true}}})
+	_, err = tbl.Commit(ctx, committer.Commit{Operation: committer.OpDelete, Removes: []committer.Remove{{Path: "data/new.parquet", DataChange: true}}})
 	require.NoError(t, err)
 
 	cp, err := tbl.readCheckpoint(ctx, 3)
 	require.NoError(t, err)
 	require.Empty(t, cp.Files)
-	_, ok := cp.Tombstone("data/new.parquet")
+	_, ok := Tombstone(cp, "data/new.parquet")
 	require.True(t, ok)
-	_, ok = cp.Tombstone("data/old.parquet")
+	_, ok = Tombstone(cp, "data/old.parquet")
 	require.False(t, ok, "a tombstone past retention has expired")
 }
 
@@ -754,10 +563,10 @@ func TestCheckpointFailureIsNotFatal(t *testing.T) {
 	opts := testOptions("a")
 	opts.CheckpointInterval = 2
 	tbl := Open(fb, testRoot, opts)
-	_, err := tbl.Create(ctx, Metadata{SchemaString: schemaV1})
+	_, err := tbl.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 	require.NoError(t, err)
 	for i := range 3 {
-		_, err := tbl.Commit(ctx, Commit{Adds: []Add{block(fmt.Sprint("data/", i), 1)}})
+		_, err := tbl.Commit(ctx, committer.Commit{Adds: []committer.Add{block(fmt.Sprint("data/", i), 1)}})
 		require.NoError(t, err)
 	}
 	_, err = mem.Head(ctx, testRoot+"/_delta_log/_last_checkpoint")
@@ -776,7 +585,7 @@ func TestCommitGivesUp(t *testing.T) {
 	opts := testOptions("a")
 	opts.MaxCommitAttempts = 3
 	_, err := Open(fb, testRoot, opts).Commit(ctx, appendCommit("data/a", testAppID, 0, 1))
-	require.ErrorIs(t, err, ErrTooManyAttempts)
+	require.ErrorIs(t, err, committer.ErrTooManyAttempts)
 	require.ErrorIs(t, err, objstore.ErrInjected)
 	require.Equal(t, int64(3), fb.Injected(objstore.OpPut))
 
@@ -790,7 +599,7 @@ func TestCreateAfterAmbiguousFailure(t *testing.T) {
 	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
 		fb := objstore.NewFaulty(b, 1)
 		fb.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: commitName(0), Nth: 1, Ambiguous: true})
-		s, err := Open(fb, testRoot, testOptions("a")).Create(context.Background(), Metadata{ID: "mine", SchemaString: schemaV1})
+		s, err := Open(fb, testRoot, testOptions("a")).Create(context.Background(), committer.Metadata{ID: "mine", Schema: mustSchema(t, schemaV1)})
 		require.NoError(t, err)
 		require.Equal(t, "mine", s.Metadata.ID)
 		require.Equal(t, int64(1), fb.Calls(objstore.OpPut), "the table was found, not created twice")
@@ -919,9 +728,9 @@ func TestOpenRequests(t *testing.T) {
 			b.reset()
 			tbl := Open(b, testRoot, testOptions("a"))
 			_, err := tbl.Snapshot(ctx)
-			require.ErrorIs(t, err, ErrNoTable)
+			require.ErrorIs(t, err, committer.ErrNoTable)
 			expect(t, counts{map[string]int{"list": 1}, none}, "look for the table")
-			_, err = tbl.Create(ctx, Metadata{SchemaString: schemaV1})
+			_, err = tbl.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 			require.NoError(t, err)
 			expect(t, counts{map[string]int{"put": 1}, none}, "create it: version 0 only")
 			commitN(t, tbl, 1)
@@ -1024,22 +833,22 @@ func TestCreateAfterAbsent(t *testing.T) {
 	opts.Now = clock.Now
 	a := Open(b, testRoot, opts)
 	_, err := a.Snapshot(ctx)
-	require.ErrorIs(t, err, ErrNoTable)
+	require.ErrorIs(t, err, committer.ErrNoTable)
 	other := createTable(t, b)
 	b.reset()
-	s, err := a.Create(ctx, Metadata{SchemaString: schemaV2})
+	s, err := a.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV2)})
 	require.NoError(t, err)
 	require.Equal(t, other.cached().Metadata.ID, s.Metadata.ID, "the other creator's table")
-	require.Equal(t, schemaV1, s.Metadata.SchemaString)
+	require.Equal(t, rendered(t, schemaV1), SchemaString(s))
 	require.Equal(t, 1, b.errs["put 412"], "the put of version 0 found it taken")
 	require.Equal(t, 1, b.calls["list"], "then the table was loaded")
 
 	c := Open(b, "other/table", opts)
 	_, err = c.Snapshot(ctx)
-	require.ErrorIs(t, err, ErrNoTable)
+	require.ErrorIs(t, err, committer.ErrNoTable)
 	clock.advance(maxSnapshotAge + time.Second)
 	b.reset()
-	_, err = c.Create(ctx, Metadata{SchemaString: schemaV1})
+	_, err = c.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"list": 1, "put": 1}, b.calls, "an old look is not trusted")
 }
@@ -1083,7 +892,7 @@ func TestTxnLineage(t *testing.T) {
 	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
 		ctx := context.Background()
 		createTable(t, b)
-		withLineage := func(c Commit, lineage string) Commit {
+		withLineage := func(c committer.Commit, lineage string) committer.Commit {
 			c.Txns[0].Lineage = lineage
 			return c
 		}
@@ -1100,7 +909,7 @@ func TestTxnLineage(t *testing.T) {
 		// The first lineage is recorded; the legacy version still fences.
 		_, err = a.Commit(ctx, withLineage(appendCommit("data/1.parquet", testAppID, 10, 19), "AAAAAAAAAAAAAAAAAAAAAQ"))
 		require.NoError(t, err)
-		var conflict *TxnConflictError
+		var conflict *committer.TxnConflictError
 		_, err = a.Commit(ctx, withLineage(appendCommit("data/x.parquet", testAppID, 15, 30), "AAAAAAAAAAAAAAAAAAAAAQ"))
 		require.ErrorAs(t, err, &conflict)
 
@@ -1108,7 +917,7 @@ func TestTxnLineage(t *testing.T) {
 		// loses the race, and the re-check refuses it although its offsets
 		// are past the table's.
 		_, err = other.Commit(ctx, withLineage(appendCommit("data/y.parquet", testAppID, 500, 600), "BBBBBBBBBBBBBBBBBBBBBQ"))
-		var lc *LineageConflictError
+		var lc *committer.LineageConflictError
 		require.ErrorAs(t, err, &lc)
 		require.Equal(t, testAppID, lc.AppID)
 		require.Equal(t, "AAAAAAAAAAAAAAAAAAAAAQ", lc.TableLineage)
@@ -1124,7 +933,7 @@ func TestTxnLineage(t *testing.T) {
 		require.NoError(t, err)
 		s, err := Open(b, testRoot, Options{}).Snapshot(ctx)
 		require.NoError(t, err)
-		v, ok := s.TxnVersion(LineageAppID(testAppID, "AAAAAAAAAAAAAAAAAAAAAQ"))
+		v, ok := s.TxnVersion(committer.LineageAppID(testAppID, "AAAAAAAAAAAAAAAAAAAAAQ"))
 		require.True(t, ok)
 		require.Equal(t, int64(19), v)
 		v, _ = s.TxnVersion(testAppID)
@@ -1136,20 +945,19 @@ func TestTxnLineage(t *testing.T) {
 	})
 }
 
-func TestSplitLineage(t *testing.T) {
-	for _, tc := range []struct {
-		app, id, lineage string
-		ok               bool
-	}{
-		{app: LineageAppID("evodb-sink/g/t/0", "vJZ6j9qWQ7qY8Yd8Z5C3Hw"), id: "evodb-sink/g/t/0", lineage: "vJZ6j9qWQ7qY8Yd8Z5C3Hw", ok: true},
-		{app: "evodb-sink/g/t/0"},
-		{app: "evodb-sink/team@x/t/0"}, // an '@' in the group is not a lineage
-		{app: "evodb-sink/g/t/0@"},
-		{app: "@x"},
-	} {
-		id, lineage, ok := SplitLineage(tc.app)
-		require.Equal(t, tc.ok, ok, tc.app)
-		require.Equal(t, tc.id, id, tc.app)
-		require.Equal(t, tc.lineage, lineage, tc.app)
-	}
+// mustSchema parses a Delta schemaString.
+func mustSchema(t testing.TB, text string) *codec.Schema {
+	t.Helper()
+	s, err := ParseSchema(text)
+	require.NoError(t, err)
+	return s
+}
+
+// rendered is the schemaString the format writes for a Delta schemaString:
+// the metadata columns first, then the data columns.
+func rendered(t testing.TB, text string) string {
+	t.Helper()
+	out, err := SchemaJSON(mustSchema(t, text))
+	require.NoError(t, err)
+	return out
 }
