@@ -137,7 +137,7 @@ func TestDeltaRSReadsTable(t *testing.T) {
 		require.Equal(t, offsets[testAppID2], *got.Txns[testAppID2])
 		require.Nil(t, got.Txns["unknown-app"])
 		require.Equal(t, []int{1, 2}, got.Protocol)
-		require.Equal(t, []string{"id", "name"}, got.Schema)
+		require.Equal(t, []string{"_op", "_lsn", "_ts", "id", "name"}, got.Schema, "the metadata columns first")
 	}
 	t.Run("from commits and checkpoint", check)
 	// Without the commits before the checkpoint, a reader can only get the
