@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/compaction"
 	"github.com/evodb/sink/objstore"
@@ -48,7 +49,7 @@ func TestSinkVacuumLogUnderStaleMember(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, roots, 1)
 	later := time.Now().Add(2 * delta.MinLogRetention)
-	lv, err := compaction.VacuumLog(ctx, b, roots[0], delta.MinLogRetention, false, later)
+	lv, err := compaction.VacuumLog(ctx, delta.NewFormat(b, delta.Options{}), roots[0], delta.MinLogRetention, false, later)
 	require.NoError(t, err)
 	require.NotEmpty(t, lv.Deleted)
 
@@ -70,7 +71,7 @@ func TestSinkStopsWhenTableDeleted(t *testing.T) {
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 1, 100, 0, 51, 0, first)
 	b := objstore.NewMemory()
 	cfg := testConfig(c.ListenAddrs(), "cdc")
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -89,7 +90,7 @@ func TestSinkStopsWhenTableDeleted(t *testing.T) {
 	second := &produced{recs: map[coord]producedRec{}}
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 1, 100, 0, 52, 1000, second)
 	err = <-done
-	require.ErrorIs(t, err, delta.ErrTableReplaced)
+	require.ErrorIs(t, err, committer.ErrTableReplaced)
 	require.ErrorContains(t, err, "restart the sink")
 	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)

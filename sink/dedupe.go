@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/tablefile"
 )
@@ -135,13 +135,13 @@ func (d *dedupeState) dropPartition(tp topicPartition) { delete(d.buffered, tp) 
 // absorbFiles adds the rows of snapshot files not yet seen to the window,
 // newest first, at most limit files (0: all). Files the sink did not write
 // are passed over.
-func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *delta.Snapshot, limit int) error {
+func (s *Sink) absorbFiles(ctx context.Context, t *table, snap *committer.Snapshot, limit int) error {
 	s.mu.Lock()
 	d := t.dedupe
 	if pk := snap.Metadata.Configuration[primaryKeyConfig]; pk != "" && len(d.pk) == 0 {
 		d.pk = strings.Split(pk, ",")
 	}
-	var todo []delta.Add
+	var todo []committer.Add
 	for path, add := range snap.Files {
 		switch {
 		case d.seen[path]:

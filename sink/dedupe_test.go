@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/tabletest"
@@ -109,7 +111,7 @@ func TestSinkRefusesTwoTablesOnOnePath(t *testing.T) {
 func TestSinkNamesTheFormatOfAForeignEnvelope(t *testing.T) {
 	c := newCluster(t, 2, "dbz")
 	produceDebezium(t, c.ListenAddrs(), "dbz", []dbzChange{{id: 1, lsn: 10, op: "c"}})
-	s, err := New(testConfig(c.ListenAddrs(), "dbz"), objstore.NewMemory())
+	s, err := newSink(testConfig(c.ListenAddrs(), "dbz"), objstore.NewMemory())
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -134,7 +136,7 @@ func TestSinkRefusesNestedTablePaths(t *testing.T) {
 	cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
 	cfg.Tables.Default.Path = "{db}/{table}"
 	b := objstore.NewMemory()
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -244,7 +246,7 @@ func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			b := objstore.NewMemory()
-			_, err := delta.Open(b, tc.stored, delta.Options{}).Create(ctx, delta.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
+			_, err := delta.Open(b, tc.stored, delta.Options{}).Create(ctx, committer.Metadata{Schema: codec.NewSchema()})
 			require.NoError(t, err)
 			c := newCluster(t, 1, "evo", "dbz")
 			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
@@ -255,7 +257,7 @@ func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
 			cfg := testConfig(c.ListenAddrs(), "evo", "dbz")
 			cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
 			cfg.Tables.Default.Path = "{db}/{table}"
-			s, err := New(cfg, b)
+			s, err := newSink(cfg, b)
 			require.NoError(t, err)
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()

@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
@@ -155,7 +155,7 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 	t := job.table
 	batch := buffer.BatchOf(t.path, dedupeOffsets(job.rows), job.started)
 	schema := job.schema
-	var snap *delta.Snapshot
+	var snap *committer.Snapshot
 	s.mu.Lock()
 	snap = t.snap
 	s.mu.Unlock()
@@ -197,7 +197,7 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			s.mu.Unlock()
 			return nil, err
 		}
-		if snap.Metadata.SchemaString != "" {
+		if snap.Metadata.HasSchema() {
 			theirs, err := tablefile.TableSchema(snap)
 			if err != nil {
 				return nil, err
@@ -221,9 +221,9 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := delta.Commit{
-			Operation:   delta.OpStreamingUpdate,
-			Adds:        []delta.Add{add},
+		c := committer.Commit{
+			Operation:   committer.OpStreamingUpdate,
+			Adds:        []committer.Add{add},
 			Txns:        s.txnConditions(batch.Sources, job.topicIDs),
 			ReadVersion: snap.Version,
 			Info: map[string]string{
@@ -249,25 +249,25 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 			md.Configuration[primaryKeyConfig] = pk
 		}
 		c.Metadata = md
-		var res *delta.CommitResult
+		var res *committer.CommitResult
 		start := time.Now()
 		err = s.retry(ctx, "commit", func() error {
 			var cerr error
 			res, cerr = t.log.Commit(ctx, c)
-			var conflict *delta.TxnConflictError
-			var changed *delta.LineageConflictError
-			if errors.As(cerr, &conflict) || errors.As(cerr, &changed) || errors.Is(cerr, delta.ErrMetadataChanged) ||
-				errors.Is(cerr, delta.ErrNoTable) || errors.Is(cerr, delta.ErrTableReplaced) {
+			var conflict *committer.TxnConflictError
+			var changed *committer.LineageConflictError
+			if errors.As(cerr, &conflict) || errors.As(cerr, &changed) || errors.Is(cerr, committer.ErrMetadataChanged) ||
+				errors.Is(cerr, committer.ErrNoTable) || errors.Is(cerr, committer.ErrTableReplaced) {
 				return backoff.Permanent(cerr)
 			}
 			return cerr
 		})
 		s.metrics.commitDuration.Observe(time.Since(start).Seconds())
-		var conflict *delta.TxnConflictError
-		var changed *delta.LineageConflictError
+		var conflict *committer.TxnConflictError
+		var changed *committer.LineageConflictError
 		switch {
 		case err == nil:
-		case errors.As(err, &conflict), errors.As(err, &changed), errors.Is(err, delta.ErrMetadataChanged):
+		case errors.As(err, &conflict), errors.As(err, &changed), errors.Is(err, committer.ErrMetadataChanged):
 			// A lineage conflict (another sink committed records of
 			// another topic ID meanwhile) is reported by checkTopicIDs
 			// once the table is read again.
@@ -281,7 +281,7 @@ func (s *Sink) flush(ctx context.Context, job *flushJob) (*CommitEvent, error) {
 				return nil, fmt.Errorf("reload table: %w", err)
 			}
 			continue
-		case errors.Is(err, delta.ErrNoTable), errors.Is(err, delta.ErrTableReplaced):
+		case errors.Is(err, committer.ErrNoTable), errors.Is(err, committer.ErrTableReplaced):
 			// The table was deleted under this sink. Its records are not
 			// durable and their offsets have not moved; a restarted sink
 			// reads the table as it now is and writes them again.
@@ -368,18 +368,14 @@ func (s *Sink) refuseMisfits(ctx context.Context, t *table, schema *codec.Schema
 }
 
 // createTable writes version 0 of a new table; concurrent creators converge.
-func (s *Sink) createTable(ctx context.Context, t *table, schema *codec.Schema) (*delta.Snapshot, error) {
-	schemaJSON, err := schema.DeltaSchemaJSON()
-	if err != nil {
-		return nil, fmt.Errorf("render schema: %w", err)
-	}
-	var snap *delta.Snapshot
-	err = s.retry(ctx, "create", func() error {
+func (s *Sink) createTable(ctx context.Context, t *table, schema *codec.Schema) (*committer.Snapshot, error) {
+	var snap *committer.Snapshot
+	err := s.retry(ctx, "create", func() error {
 		var cerr error
-		snap, cerr = t.log.Create(ctx, delta.Metadata{
+		snap, cerr = t.log.Create(ctx, committer.Metadata{
 			ID:            newID(16),
 			Name:          t.name,
-			SchemaString:  schemaJSON,
+			Schema:        schema.Clone(),
 			CreatedTime:   s.now().UnixMilli(),
 			Configuration: s.createConfiguration(t),
 		})
@@ -394,7 +390,7 @@ func (s *Sink) createTable(ctx context.Context, t *table, schema *codec.Schema) 
 
 // filterDurable drops changes whose offset is at or below the table's txn
 // version for their source partition.
-func (s *Sink) filterDurable(b buffer.Batch, snap *delta.Snapshot) (buffer.Batch, int) {
+func (s *Sink) filterDurable(b buffer.Batch, snap *committer.Snapshot) (buffer.Batch, int) {
 	durable := map[buffer.SourceKey]int64{}
 	overlap := false
 	for k, r := range b.Sources {
@@ -452,7 +448,7 @@ func dedupeOffsets(rows *codec.Rows) *codec.Rows {
 // checkTopicIDs returns ErrOffsetsWentBack (wrapped) if snap recorded,
 // for a source partition of a flush, another topic ID than the one the
 // flush's records were read from. It reads every txn of the table once.
-func (s *Sink) checkTopicIDs(t *table, snap *delta.Snapshot, topicIDs map[topicPartition]string) error {
+func (s *Sink) checkTopicIDs(t *table, snap *committer.Snapshot, topicIDs map[topicPartition]string) error {
 	if len(topicIDs) == 0 {
 		return nil
 	}
@@ -461,7 +457,7 @@ func (s *Sink) checkTopicIDs(t *table, snap *delta.Snapshot, topicIDs map[topicP
 		byApp[s.appID(tp)] = tp
 	}
 	for app := range snap.Txns {
-		id, topicID, ok := delta.SplitLineage(app)
+		id, topicID, ok := committer.SplitLineage(app)
 		if !ok {
 			continue
 		}
@@ -474,11 +470,11 @@ func (s *Sink) checkTopicIDs(t *table, snap *delta.Snapshot, topicIDs map[topicP
 
 // txnConditions builds one txn condition per source partition, sorted by
 // app id, with the partition's topic ID as its lineage where it is known.
-func (s *Sink) txnConditions(sources map[buffer.SourceKey]buffer.OffsetRange, topicIDs map[topicPartition]string) []delta.TxnCondition {
-	out := make([]delta.TxnCondition, 0, len(sources))
+func (s *Sink) txnConditions(sources map[buffer.SourceKey]buffer.OffsetRange, topicIDs map[topicPartition]string) []committer.TxnCondition {
+	out := make([]committer.TxnCondition, 0, len(sources))
 	for k, r := range sources {
 		tp := topicPartition{k.Topic, k.Partition}
-		out = append(out, delta.TxnCondition{
+		out = append(out, committer.TxnCondition{
 			AppID: s.appID(tp), FirstOffset: r.First, LastOffset: r.Last, Lineage: topicIDs[tp],
 		})
 	}
@@ -488,7 +484,7 @@ func (s *Sink) txnConditions(sources map[buffer.SourceKey]buffer.OffsetRange, to
 
 // upload encodes a batch into a Parquet block and writes it create-only.
 // The block is invisible to readers until a commit names it.
-func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, batch buffer.Batch) (delta.Add, *CommitEvent, error) {
+func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, batch buffer.Batch) (committer.Add, *CommitEvent, error) {
 	rows := batch.Rows
 	// Blocks hold rows in LSN order (then source offset) so readers can
 	// skip by _lsn and compaction merges sorted runs.
@@ -517,7 +513,7 @@ func (s *Sink) upload(ctx context.Context, t *table, schema *codec.Schema, batch
 		},
 	})
 	if err != nil {
-		return delta.Add{}, nil, err
+		return committer.Add{}, nil, err
 	}
 	s.metrics.blockBytes.Observe(float64(w.Add.Size))
 	ev := &CommitEvent{

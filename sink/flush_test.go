@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/sink/buffer"
 )
 
@@ -43,7 +43,7 @@ func TestDedupeOffsets(t *testing.T) {
 
 func TestFilterDurable(t *testing.T) {
 	s := &Sink{cfg: Config{Kafka: KafkaConfig{Group: "g"}}}
-	snap := &delta.Snapshot{Txns: map[string]int64{
+	snap := &committer.Snapshot{Txns: map[string]int64{
 		s.appID(topicPartition{"a", 0}): 10,
 	}}
 	in := []codec.Change{{Topic: "a", Partition: 0, Offset: 9}, {Topic: "a", Partition: 0, Offset: 10}, {Topic: "a", Partition: 0, Offset: 11}, {Topic: "a", Partition: 1, Offset: 3}}

@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
@@ -49,7 +51,7 @@ func TestSinkStopsWhenOffsetsGoBackwards(t *testing.T) {
 	fresh := &produced{recs: map[coord]producedRec{}}
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 20, 0, 12, 1000, fresh)
 
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	err = s.Run(ctx)
 	require.ErrorIs(t, err, ErrOffsetsWentBack)
@@ -86,7 +88,7 @@ func lineages(t *testing.T, b objstore.Bucket) map[string][]string {
 		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		for app := range snap.Txns {
-			if id, lineage, ok := delta.SplitLineage(app); ok && !slices.Contains(out[id], lineage) {
+			if id, lineage, ok := committer.SplitLineage(app); ok && !slices.Contains(out[id], lineage) {
 				out[id] = append(out[id], lineage)
 			}
 		}
@@ -117,7 +119,7 @@ func TestSinkStopsWhenARecreatedTopicIsLonger(t *testing.T) {
 	fresh := &produced{recs: map[coord]producedRec{}}
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 400, 0, 12, 1000, fresh)
 
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -216,7 +218,7 @@ func TestSinkPprofOptIn(t *testing.T) {
 	cfg := testConfig([]string{"127.0.0.1:1"}, "cdc")
 	cfg.HTTP.Pprof = true
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, objstore.NewMemory(), WithRegisterer(reg))
+	s, err := newSink(cfg, objstore.NewMemory(), WithRegisterer(reg))
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	s.Handler(reg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil))
@@ -272,13 +274,13 @@ func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 	b := objstore.NewMemory()
 	ctx := context.Background()
 	other := delta.Open(b, "users", delta.Options{Instance: "other"})
-	_, err := other.Create(ctx, delta.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`})
+	_, err := other.Create(ctx, committer.Metadata{Name: "users", Schema: codec.NewSchema()})
 	require.NoError(t, err)
 
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Tables.Default.FlushInterval = time.Hour // only the shutdown flushes
 	cfg.Tables.Default.FlushThreshold = 1_000_000
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -296,8 +298,8 @@ func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 	// topic ID, recording only that ID, so that no txn version refuses
 	// this sink's block first.
 	app := s.appID(topicPartition{"cdc", 0})
-	_, err = other.Commit(ctx, delta.Commit{
-		Txns:        []delta.TxnCondition{{AppID: delta.LineageAppID(app, "AAAAAAAAAAAAAAAAAAAAAA"), FirstOffset: 7, LastOffset: 7}},
+	_, err = other.Commit(ctx, committer.Commit{
+		Txns:        []committer.TxnCondition{{AppID: committer.LineageAppID(app, "AAAAAAAAAAAAAAAAAAAAAA"), FirstOffset: 7, LastOffset: 7}},
 		ReadVersion: -1,
 	})
 	require.NoError(t, err)
@@ -322,7 +324,7 @@ func TestSinkStopsWhenItsTopicIsRecreatedWhileRunning(t *testing.T) {
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Tables.Default.FlushInterval = time.Hour // only the stop flushes
 	cfg.Tables.Default.FlushThreshold = 1_000_000
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

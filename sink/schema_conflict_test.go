@@ -16,6 +16,7 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // produceXValues writes one evodb change of table users per value of column
@@ -145,7 +146,7 @@ func TestSinkKeepsCommittedTypes(t *testing.T) {
 	require.Len(t, roots, 1)
 	snap, err := delta.Open(b, roots[0], delta.Options{}).Snapshot(context.Background())
 	require.NoError(t, err)
-	schema, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+	schema, err := tablefile.TableSchema(snap)
 	require.NoError(t, err)
 	col, _ := schema.Column("x")
 	require.Equal(t, codec.Type{Kind: codec.TypeLong}, col.Type)

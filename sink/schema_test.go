@@ -13,6 +13,7 @@ import (
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // tableSchema returns the committed schema of the table at root.
@@ -20,7 +21,7 @@ func tableSchema(t *testing.T, b objstore.Bucket, root string) *codec.Schema {
 	t.Helper()
 	snap, err := delta.Open(b, root, delta.Options{}).Snapshot(context.Background())
 	require.NoError(t, err)
-	s, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+	s, err := tablefile.TableSchema(snap)
 	require.NoError(t, err)
 	return s
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
@@ -145,6 +146,7 @@ func (p *partition) durableFrom() int64 {
 type Sink struct {
 	cfg      Config
 	bucket   objstore.Bucket
+	format   committer.Format
 	log      *slog.Logger
 	reg      prometheus.Registerer
 	now      func() time.Time // time.Now; tests set another clock
@@ -204,15 +206,20 @@ type Sink struct {
 // reachBrokersEvery is how often checkKafka logs that it is still trying.
 const reachBrokersEvery = 10 * time.Second
 
-// New validates cfg and returns a sink writing to bucket.
-func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
+// New validates cfg and returns a sink writing data files to bucket and
+// committing them to the tables format opens.
+func New(cfg Config, bucket objstore.Bucket, format committer.Format, opts ...Option) (*Sink, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
+	if format == nil {
+		return nil, errors.New("no table format")
+	}
 	s := &Sink{
 		cfg:    cfg,
 		bucket: bucket,
+		format: format,
 		log:    slog.New(slog.DiscardHandler),
 		reg:    prometheus.NewRegistry(),
 		now:    time.Now,

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
@@ -24,7 +24,7 @@ type table struct {
 	name string // the routed table name the config overrides are keyed by
 	cfg  TableConfig
 	mode partitioner.Mode
-	log  *delta.Table
+	log  committer.Table
 	buf  *buffer.Table
 	// schema is the table's committed schema evolved by the changes in
 	// the buffer and in the running flush; every buffered change fits it.
@@ -51,7 +51,7 @@ type table struct {
 	// partition.
 	durable map[string]txnState
 	// snap is the latest snapshot this sink saw, nil before the table exists.
-	snap *delta.Snapshot
+	snap *committer.Snapshot
 	// stale asks for a snapshot refresh before the next record is
 	// buffered (set when partitions are assigned).
 	stale bool
@@ -78,7 +78,7 @@ type txnState struct {
 	// partition already in the table; -1 if none.
 	version int64
 	// topicIDs are the topic IDs the table's commits recorded with the
-	// version (delta.LineageAppID), sorted: none for a table written
+	// version (committer.LineageAppID), sorted: none for a table written
 	// before topic IDs were recorded or from a broker without them, one
 	// normally, more only if sinks raced on a re-created topic.
 	topicIDs []string
@@ -208,11 +208,10 @@ func (s *Sink) tableFor(ctx context.Context, ch *codec.Change) (*table, error) {
 		durable:   map[string]txnState{},
 		evolvedBy: map[topicPartition]bool{},
 		declared:  map[topicPartition][][]codec.Column{},
-		log: delta.Open(s.bucket, path, delta.Options{
-			Instance:           s.instance,
-			CheckpointInterval: s.cfg.Commit.CheckpointInterval,
-			Now:                s.now,
-			Logger:             s.log,
+		log: s.format.Open(path, committer.Options{
+			Instance: s.instance,
+			Now:      s.now,
+			Logger:   s.log,
 		}),
 	}
 	nt.schema.SetKafkaColumns(cfg.KafkaColumns == nil || *cfg.KafkaColumns)
@@ -291,11 +290,17 @@ func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error 
 	refuse := func(other string) error {
 		return &routeError{fmt.Errorf("table %s (path %s) and the table at path %s on the store are nested: one table's path may not lie inside another's; give %s a path in tables.overrides or change tables.default.path", name, path, other, name)}
 	}
+	marker := s.format.Marker()
+	if marker == "" {
+		// The format keeps its tables in a catalog, not under key
+		// prefixes: paths cannot nest.
+		return nil
+	}
 	for i := strings.IndexByte(path, '/'); i > 0; i = nextSlash(path, i) {
 		outer := path[:i]
 		var found bool
 		err := s.retry(ctx, "load", func() error {
-			first := outer + "/" + delta.FirstCommit
+			first := outer + "/" + marker
 			found = false
 			return s.bucket.List(ctx, first, func(o objstore.ObjectInfo) error {
 				found = found || o.Key == first
@@ -312,7 +317,7 @@ func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error 
 	var inner string
 	err := s.retry(ctx, "load", func() error {
 		err := s.bucket.List(ctx, path+"/", func(o objstore.ObjectInfo) error {
-			if root, ok := strings.CutSuffix(o.Key, "/"+delta.FirstCommit); ok && root != path {
+			if root, ok := strings.CutSuffix(o.Key, "/"+marker); ok && root != path {
 				inner = root
 				return errNestedFound
 			}
@@ -341,7 +346,7 @@ func nextSlash(path string, i int) int {
 	return i + 1 + j
 }
 
-func versionOf(s *delta.Snapshot) int64 {
+func versionOf(s *committer.Snapshot) int64 {
 	if s == nil {
 		return -1
 	}
@@ -349,12 +354,12 @@ func versionOf(s *delta.Snapshot) int64 {
 }
 
 // loadSnapshot reads a table's log with retries; nil means no table yet.
-func (s *Sink) loadSnapshot(ctx context.Context, t *table) (*delta.Snapshot, error) {
-	var snap *delta.Snapshot
+func (s *Sink) loadSnapshot(ctx context.Context, t *table) (*committer.Snapshot, error) {
+	var snap *committer.Snapshot
 	err := s.retry(ctx, "load", func() error {
 		var err error
 		snap, err = t.log.Snapshot(ctx)
-		if errors.Is(err, delta.ErrNoTable) {
+		if errors.Is(err, committer.ErrNoTable) {
 			snap, err = nil, nil
 		}
 		return err
@@ -378,13 +383,13 @@ func (s *Sink) refresh(ctx context.Context, t *table) error {
 }
 
 // adoptSnapshotLocked takes a newer snapshot's txn versions and schema.
-func (s *Sink) adoptSnapshotLocked(t *table, snap *delta.Snapshot) error {
+func (s *Sink) adoptSnapshotLocked(t *table, snap *committer.Snapshot) error {
 	if snap == nil || (t.snap != nil && snap.Version <= t.snap.Version) {
 		return nil
 	}
 	t.snap = snap
 	for app, v := range snap.Txns {
-		id, topicID, isTopicID := delta.SplitLineage(app)
+		id, topicID, isTopicID := committer.SplitLineage(app)
 		if !isTopicID {
 			id = app
 		}
@@ -403,7 +408,7 @@ func (s *Sink) adoptSnapshotLocked(t *table, snap *delta.Snapshot) error {
 	if pk := snap.Metadata.Configuration[primaryKeyConfig]; pk != "" && t.pk == "" {
 		t.pk = pk
 	}
-	if snap.Metadata.SchemaString != "" {
+	if snap.Metadata.HasSchema() {
 		theirs, err := tablefile.TableSchema(snap)
 		if err != nil {
 			return fmt.Errorf("table %s: %w", t.path, err)
@@ -454,7 +459,7 @@ func (s *Sink) rebuildSchemaLocked(t *table) {
 	next := codec.NewSchema()
 	next.SetKafkaColumns(t.schema.KafkaColumns())
 	err := func() error {
-		if t.snap != nil && t.snap.Metadata.SchemaString != "" {
+		if t.snap != nil && t.snap.Metadata.HasSchema() {
 			theirs, err := tablefile.TableSchema(t.snap)
 			if err != nil {
 				return err
