@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"math/big"
 	"slices"
 	"strings"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -49,6 +47,53 @@ func columnsJSON(s *Schema) (string, error) {
 	return string(b), nil
 }
 
+// parseLegacySchema reads the schema that blocks written before
+// metaColumnList existed carry under metaSchema: a struct type as JSON
+// ({"type":"struct","fields":[{"name","type","nullable","metadata"}]}),
+// metadata columns first, JSON columns marked by an "evodb.type" of "json"
+// in their field metadata.
+func parseLegacySchema(text string) (*Schema, error) {
+	var st struct {
+		Type   string `json:"type"`
+		Fields []struct {
+			Name     string         `json:"name"`
+			Type     any            `json:"type"`
+			Nullable bool           `json:"nullable"`
+			Metadata map[string]any `json:"metadata"`
+		} `json:"fields"`
+	}
+	if err := json.Unmarshal([]byte(text), &st); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", metaSchema, err)
+	}
+	if st.Type != "struct" {
+		return nil, fmt.Errorf("parse %s: type %q, want struct", metaSchema, st.Type)
+	}
+	s := NewSchema()
+	for _, f := range st.Fields {
+		if IsReserved(f.Name) {
+			if f.Name == ColTopic {
+				s.kafka = true
+			}
+			continue
+		}
+		name, ok := f.Type.(string)
+		if !ok {
+			return nil, fmt.Errorf("parse %s: column %q: nested types are not supported", metaSchema, f.Name)
+		}
+		t, err := ParseType(name)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: column %q: %w", metaSchema, f.Name, err)
+		}
+		if t.Kind == TypeString && f.Metadata["evodb.type"] == "json" {
+			t.Kind = TypeJSON
+		}
+		if err := s.AddColumn(Column{Name: f.Name, Type: t, Nullable: f.Nullable}); err != nil {
+			return nil, fmt.Errorf("parse %s: %w", metaSchema, err)
+		}
+	}
+	return s, nil
+}
+
 // parseColumnsJSON is the inverse of columnsJSON.
 func parseColumnsJSON(text string) (*Schema, error) {
 	var pairs [][2]string
@@ -60,11 +105,11 @@ func parseColumnsJSON(text string) (*Schema, error) {
 		t := Type{Kind: TypeJSON}
 		if p[1] != "json" {
 			var err error
-			if t, err = parseDeltaType(p[1]); err != nil {
+			if t, err = ParseType(p[1]); err != nil {
 				return nil, fmt.Errorf("parse %s: column %q: %w", metaColumnList, p[0], err)
 			}
 		}
-		if isReserved(p[0]) {
+		if IsReserved(p[0]) {
 			return nil, fmt.Errorf("parse %s: column %q is reserved", metaColumnList, p[0])
 		}
 		if err := s.AddColumn(Column{Name: p[0], Type: t, Nullable: true}); err != nil {
@@ -208,7 +253,7 @@ func parquetNode(c *blockColumn) parquet.Node {
 // blockLayout builds the Parquet schema and column list of a block.
 func blockLayout(s *Schema, kafka bool) (*parquet.Schema, []blockColumn) {
 	var cols []blockColumn
-	for _, c := range metaColumns(kafka) {
+	for _, c := range MetaColumns(kafka) {
 		cols = append(cols, blockColumn{name: c.Name, typ: c.Type})
 	}
 	for _, c := range s.cols {
@@ -275,7 +320,7 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 	}
 	db, ns, table := rows.Table()
 	ps, cols := blockLayout(s, opts.KafkaColumns)
-	nmeta := len(metaColumns(opts.KafkaColumns))
+	nmeta := len(MetaColumns(opts.KafkaColumns))
 	// colOf maps the Rows' column names to block columns (-1: not in
 	// the schema), once per block instead of once per value.
 	colOf := make([]int, len(rows.names))
@@ -660,7 +705,7 @@ func ReadBlock(r io.ReaderAt, size int64) (*Schema, []Change, error) {
 			s.SetKafkaColumns(hasTopic)
 		}
 	} else if text, ok := f.Lookup(metaSchema); ok {
-		s, err = ParseDeltaSchema(text)
+		s, err = parseLegacySchema(text)
 	} else {
 		err = errors.New("no " + metaColumnList + " metadata")
 	}
@@ -675,7 +720,7 @@ func ReadBlock(r io.ReaderAt, size int64) (*Schema, []Change, error) {
 	if !parquet.SameNodes(ps, f.Schema()) {
 		return nil, nil, fmt.Errorf("read block: file schema does not match its %s metadata", metaColumnList)
 	}
-	nmeta := len(metaColumns(hasTopic))
+	nmeta := len(MetaColumns(hasTopic))
 	changes := make([]Change, 0, f.NumRows())
 	buf := make([]parquet.Row, batchRows)
 	for _, rg := range f.RowGroups() {
@@ -820,72 +865,4 @@ func compareValues(a, b Value) int {
 		return a.Unscaled().Cmp(b.Unscaled())
 	}
 	return strings.Compare(a.str, b.str)
-}
-
-// statsStringPrefix is how many characters of a string Delta stats keep,
-// as Delta writers do, so long values do not bloat the log.
-const statsStringPrefix = 32
-
-// DeltaStatsJSON renders the stats as the Delta "stats" JSON of an add
-// action: numRecords, minValues, maxValues and nullCount. Timestamps are
-// ISO-8601 with milliseconds, dates YYYY-MM-DD, decimals exact numbers.
-// Strings longer than 32 characters keep a 32-character prefix as their
-// minimum and have no maximum (a truncated maximum would be wrong);
-// binary, JSON, boolean and non-finite values have no min/max.
-func (b BlockStats) DeltaStatsJSON() (string, error) {
-	minV, maxV := map[string]any{}, map[string]any{}
-	nulls := make(map[string]int64, len(b.Columns))
-	for name, cs := range b.Columns {
-		nulls[name] = cs.NullCount
-		if v, ok := statValue(cs.Min, cs.Type, false); ok {
-			minV[name] = v
-		}
-		if v, ok := statValue(cs.Max, cs.Type, true); ok {
-			maxV[name] = v
-		}
-	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(struct {
-		NumRecords int64            `json:"numRecords"`
-		MinValues  map[string]any   `json:"minValues"`
-		MaxValues  map[string]any   `json:"maxValues"`
-		NullCount  map[string]int64 `json:"nullCount"`
-	}{b.Rows, minV, maxV, nulls})
-	if err != nil {
-		return "", fmt.Errorf("encode delta stats: %w", err)
-	}
-	return strings.TrimSuffix(out.String(), "\n"), nil
-}
-
-func statValue(v Value, t Type, isMax bool) (any, bool) {
-	if v.kind == KindNull {
-		return nil, false
-	}
-	switch t.Kind {
-	case TypeLong, TypeInteger:
-		return v.Int(), true
-	case TypeDouble:
-		f := v.Float()
-		if math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, false
-		}
-		return f, true
-	case TypeString:
-		s := v.str
-		if utf8.RuneCountInString(s) > statsStringPrefix {
-			if isMax {
-				return nil, false
-			}
-			r := []rune(s)
-			s = string(r[:statsStringPrefix])
-		}
-		return s, true
-	case TypeDate, TypeTimestamp:
-		return v.Text(), true
-	case TypeDecimal:
-		return json.Number(v.Text()), true
-	}
-	return nil, false
 }

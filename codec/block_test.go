@@ -2,7 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
 	"math"
 	"math/big"
@@ -243,29 +242,6 @@ func TestBlockStats(t *testing.T) {
 	require.Equal(t, "3.00", st.Columns["price"].Min.Text())
 	require.Equal(t, "123.45", st.Columns["price"].Max.Text())
 
-	js, err := st.DeltaStatsJSON()
-	require.NoError(t, err)
-	var got map[string]any
-	require.NoError(t, json.Unmarshal([]byte(js), &got))
-	require.Equal(t, float64(4), got["numRecords"])
-	minV, maxV := got["minValues"].(map[string]any), got["maxValues"].(map[string]any)
-	require.Equal(t, "1969-12-31T23:59:59.999Z", minV["seen"])
-	require.Equal(t, "1969-12-31", minV["born"])
-	require.Equal(t, "2023-11-14T22:13:20.001Z", minV["_ts"])
-	require.NotContains(t, minV, "score", "-Inf has no JSON form")
-	require.Equal(t, 7.0, maxV["score"])
-	require.Contains(t, js, `"price":123.45`)
-	require.Contains(t, js, `"_lsn":9223372036854775807`)
-	require.Equal(t, float64(3), got["nullCount"].(map[string]any)["note"])
-}
-
-func TestDeltaStatsLongStrings(t *testing.T) {
-	long := "abcdefghijklmnopqrstuvwxyz0123456789"
-	_, _, st := encodeAll(t, []Change{{Table: "t", Op: OpInsert, Row: []Field{{"s", String(long)}}}}, EncodeOptions{})
-	js, err := st.DeltaStatsJSON()
-	require.NoError(t, err)
-	require.Contains(t, js, `"minValues":{"_lsn":0,"_op":"INSERT","_ts":"1970-01-01T00:00:00.000Z","s":"`+long[:32]+`"}`)
-	require.NotContains(t, js, `"s":"`+long)
 }
 
 // TestGoldenBlock guards the block format: the committed file must still

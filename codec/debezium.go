@@ -462,7 +462,7 @@ func buildRowSchema(st *connectSchema) (*rowSchema, error) {
 		}
 		rs.index[f.Field] = len(rs.fields)
 		rs.fields = append(rs.fields, fs)
-		if !isReserved(f.Field) {
+		if !IsReserved(f.Field) {
 			rs.cols = append(rs.cols, Column{Name: f.Field, Type: t, Nullable: true})
 		}
 	}

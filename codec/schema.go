@@ -92,7 +92,9 @@ const (
 	ColOffset    = "_offset"
 )
 
-func isReserved(name string) bool {
+// IsReserved reports whether name is a metadata column's name, which no
+// source column may use.
+func IsReserved(name string) bool {
 	switch name {
 	case ColOp, ColLSN, ColTS, ColTopic, ColPartition, ColOffset:
 		return true
@@ -260,7 +262,7 @@ func checkName(name string) error {
 	if name == "" {
 		return fmt.Errorf("empty column name")
 	}
-	if isReserved(name) {
+	if IsReserved(name) {
 		return fmt.Errorf("column name %q is reserved for metadata", name)
 	}
 	return nil
@@ -341,7 +343,7 @@ func (s *Schema) fits(ch *Change) bool {
 			}
 		}
 		if !ok {
-			if v.kind == KindNull && !isReserved(ch.Row[i].Name) && ch.Row[i].Name != "" {
+			if v.kind == KindNull && !IsReserved(ch.Row[i].Name) && ch.Row[i].Name != "" {
 				continue
 			}
 			return false
@@ -581,24 +583,9 @@ func int64Digits(x int64) int {
 	return n
 }
 
-// deltaField is a field of a Delta Lake struct type.
-type deltaField struct {
-	Name     string         `json:"name"`
-	Type     any            `json:"type"`
-	Nullable bool           `json:"nullable"`
-	Metadata map[string]any `json:"metadata"`
-}
-
-type deltaStruct struct {
-	Type   string       `json:"type"`
-	Fields []deltaField `json:"fields"`
-}
-
-// jsonMetaKey marks JSON text columns in Delta field metadata.
-const jsonMetaKey = "evodb.type"
-
-// metaColumns returns the metadata columns in block order.
-func metaColumns(kafka bool) []Column {
+// MetaColumns returns the metadata columns in block order: _op, _lsn,
+// _ts, and with kafka the Kafka coordinates.
+func MetaColumns(kafka bool) []Column {
 	cols := []Column{
 		{Name: ColOp, Type: Type{Kind: TypeString}},
 		{Name: ColLSN, Type: Type{Kind: TypeLong}},
@@ -614,66 +601,11 @@ func metaColumns(kafka bool) []Column {
 	return cols
 }
 
-// DeltaSchemaJSON returns the Delta Lake schemaString: a struct type with
-// the metadata columns (non-nullable) first, then the data columns in
-// order (nullable).
-func (s *Schema) DeltaSchemaJSON() (string, error) {
-	st := deltaStruct{Type: "struct"}
-	for _, c := range metaColumns(s.kafka) {
-		st.Fields = append(st.Fields, deltaField{Name: c.Name, Type: c.Type.String(), Nullable: false, Metadata: map[string]any{}})
-	}
-	for _, c := range s.cols {
-		md := map[string]any{}
-		if c.Type.Kind == TypeJSON {
-			md[jsonMetaKey] = "json"
-		}
-		st.Fields = append(st.Fields, deltaField{Name: c.Name, Type: c.Type.String(), Nullable: c.Nullable, Metadata: md})
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return "", fmt.Errorf("encode delta schema: %w", err)
-	}
-	return string(b), nil
-}
-
-// ParseDeltaSchema is the inverse of DeltaSchemaJSON: it rebuilds a schema
-// from a Delta schemaString, skipping metadata columns (and noting whether
-// the Kafka columns are present).
-func ParseDeltaSchema(schemaString string) (*Schema, error) {
-	var st deltaStruct
-	if err := json.Unmarshal([]byte(schemaString), &st); err != nil {
-		return nil, fmt.Errorf("parse delta schema: %w", err)
-	}
-	if st.Type != "struct" {
-		return nil, fmt.Errorf("parse delta schema: type %q, want struct", st.Type)
-	}
-	s := NewSchema()
-	for _, f := range st.Fields {
-		if isReserved(f.Name) {
-			if f.Name == ColTopic {
-				s.kafka = true
-			}
-			continue
-		}
-		name, ok := f.Type.(string)
-		if !ok {
-			return nil, fmt.Errorf("parse delta schema: column %q: nested types are not supported", f.Name)
-		}
-		t, err := parseDeltaType(name)
-		if err != nil {
-			return nil, fmt.Errorf("parse delta schema: column %q: %w", f.Name, err)
-		}
-		if t.Kind == TypeString && f.Metadata[jsonMetaKey] == "json" {
-			t.Kind = TypeJSON
-		}
-		if err := s.AddColumn(Column{Name: f.Name, Type: t, Nullable: f.Nullable}); err != nil {
-			return nil, fmt.Errorf("parse delta schema: %w", err)
-		}
-	}
-	return s, nil
-}
-
-func parseDeltaType(name string) (Type, error) {
+// ParseType is the inverse of Type.String: it parses a type name such as
+// "long" or "decimal(12,3)" (a JSON column's name is "string"; callers
+// that distinguish JSON columns mark them separately). "short" and "byte"
+// read as integer, "float" as double.
+func ParseType(name string) (Type, error) {
 	switch name {
 	case "long":
 		return Type{Kind: TypeLong}, nil

@@ -115,7 +115,7 @@ func TestSchemaAccept(t *testing.T) {
 					require.ErrorAs(t, err, &de)
 					require.Equal(t, tc.errCol, de.Field)
 					require.Equal(t, ch.TableName(), de.Table)
-					if !isReserved(tc.errCol) {
+					if !IsReserved(tc.errCol) {
 						require.Contains(t, de.Reason, "expected")
 					}
 					require.Contains(t, de.Reason, tc.reason)
@@ -127,34 +127,6 @@ func TestSchemaAccept(t *testing.T) {
 			}
 			require.Equal(t, tc.want, append([]Column(nil), s.Columns()...))
 		})
-	}
-}
-
-func TestDeltaSchemaRoundTrip(t *testing.T) {
-	s := NewSchema()
-	for _, c := range []Column{
-		{"l", Type{Kind: TypeLong}, true}, {"i", Type{Kind: TypeInteger}, true}, {"d", Type{Kind: TypeDouble}, true},
-		{"b", Type{Kind: TypeBoolean}, true}, {"s", Type{Kind: TypeString}, true}, {"bin", Type{Kind: TypeBinary}, true},
-		{"dt", Type{Kind: TypeDate}, true}, {"ts", Type{Kind: TypeTimestamp}, true},
-		{"dec", Type{Kind: TypeDecimal, Precision: 12, Scale: 3}, true}, {"j", Type{Kind: TypeJSON}, true},
-	} {
-		require.NoError(t, s.AddColumn(c))
-	}
-	s.SetKafkaColumns(true)
-	js, err := s.DeltaSchemaJSON()
-	require.NoError(t, err)
-	require.Contains(t, js, `{"name":"_ts","type":"timestamp","nullable":false,"metadata":{}}`)
-	require.Contains(t, js, `{"name":"dec","type":"decimal(12,3)","nullable":true,"metadata":{}}`)
-	require.Contains(t, js, `{"name":"j","type":"string","nullable":true,"metadata":{"evodb.type":"json"}}`)
-	back, err := ParseDeltaSchema(js)
-	require.NoError(t, err)
-	require.True(t, s.Equal(back))
-	require.True(t, back.KafkaColumns())
-
-	for _, bad := range []string{`x`, `{"type":"array"}`, `{"type":"struct","fields":[{"name":"a","type":{"type":"struct"}}]}`,
-		`{"type":"struct","fields":[{"name":"a","type":"interval"}]}`, `{"type":"struct","fields":[{"name":"a","type":"decimal(50,2)"}]}`} {
-		_, err := ParseDeltaSchema(bad)
-		require.Error(t, err, bad)
 	}
 }
 

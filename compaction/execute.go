@@ -62,7 +62,7 @@ const maxMetadataRetries = 5
 // committer.ErrFileRemoved, the table is unchanged, and the uploaded output
 // is an orphan that Vacuum deletes after the retention period. A crash
 // leaves the same orphan and nothing else.
-func Execute(ctx context.Context, b objstore.Bucket, t *committer.Table, snap *committer.Snapshot, job Job, opts ExecOptions) (*Output, error) {
+func Execute(ctx context.Context, b objstore.Bucket, t committer.Table, snap *committer.Snapshot, job Job, opts ExecOptions) (*Output, error) {
 	if len(job.Inputs) < 2 {
 		return nil, fmt.Errorf("compact %s: a job needs at least two inputs, has %d", t.Root(), len(job.Inputs))
 	}

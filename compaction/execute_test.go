@@ -11,6 +11,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
 )
@@ -66,10 +67,8 @@ func TestExecuteMergesRows(t *testing.T) {
 	ch := row(1)
 	_, err = narrow.Accept(&ch)
 	require.NoError(t, err)
-	text, err := narrow.DeltaSchemaJSON()
-	require.NoError(t, err)
 	md := snap.Metadata
-	md.SchemaString = text
+	md.Schema = narrow
 	_, err = f.table.Commit(ctx, committer.Commit{Metadata: &md, ReadVersion: snap.Version})
 	require.NoError(t, err)
 	snap, err = f.table.Snapshot(ctx)
@@ -112,13 +111,11 @@ func TestExecuteMergesRows(t *testing.T) {
 	require.Equal(t, "19", add.Tags[tablefile.TagRows])
 	require.Equal(t, "cdc:0:1-19", add.Tags[tablefile.TagSources])
 	require.JSONEq(t, `{"_lsn":1,"id":1,"name":"user-1","email":"u@example.com","score":8.5,"_partition":0,"_offset":1,"_topic":"cdc","_op":"INSERT","_ts":"2023-11-14T22:13:20.001Z"}`,
-		mustJSON(t, add.Stats, "minValues"))
-	schema, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
-	require.NoError(t, err)
-	_, ok := schema.Column("score")
+		mustJSON(t, string(add.Sys.(delta.RawStats)), "minValues"))
+	_, ok := snap.Metadata.Schema.Column("score")
 	require.True(t, ok, "the table schema was widened")
 	for _, in := range job.Inputs {
-		r, ok := snap.Tombstone(in.Path)
+		r, ok := delta.Tombstone(snap, in.Path)
 		require.True(t, ok)
 		require.False(t, r.DataChange)
 	}
@@ -171,7 +168,7 @@ func TestExecuteRace(t *testing.T) {
 				defer wg.Done()
 				// Each compactor has its own view of the table, as two
 				// sink instances would.
-				table := committer.Open(b, f.path, committer.Options{Instance: "c" + string(rune('a'+i))})
+				table := delta.Open(b, f.path, delta.Options{Instance: "c" + string(rune('a'+i))})
 				_, errs[i] = Execute(ctx, b, table, snap, job, ExecOptions{Mode: testMode})
 			}()
 		}
@@ -212,7 +209,7 @@ func TestExecuteCrashBeforeCommit(t *testing.T) {
 
 	faulty := objstore.NewFaulty(mem, 1)
 	faulty.Add(objstore.Fault{Op: objstore.OpPut, KeyPrefix: f.path + "/_delta_log/", KeySuffix: ".json", Rate: 1})
-	table := committer.Open(faulty, f.path, fastOptions())
+	table := delta.Open(faulty, f.path, fastOptions())
 	_, err := Execute(ctx, faulty, table, snap, allJob(snap), ExecOptions{Mode: testMode})
 	require.ErrorIs(t, err, objstore.ErrInjected)
 
@@ -230,16 +227,16 @@ func TestExecuteCrashBeforeCommit(t *testing.T) {
 	require.Len(t, orphans, 1)
 
 	week := 7 * 24 * time.Hour
-	res, err := Vacuum(ctx, mem, f.path, week, false, time.Now())
+	res, err := Vacuum(ctx, mem, tables(mem), f.path, week, false, time.Now())
 	require.NoError(t, err)
 	require.Empty(t, res.Orphans, "a young orphan is kept")
-	res, err = Vacuum(ctx, mem, f.path, week, true, time.Now().Add(week+time.Minute))
+	res, err = Vacuum(ctx, mem, tables(mem), f.path, week, true, time.Now().Add(week+time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, orphans, res.Orphans)
 	require.True(t, res.DryRun)
 	_, err = mem.Head(ctx, f.path+"/"+orphans[0])
 	require.NoError(t, err, "a dry run deletes nothing")
-	res, err = Vacuum(ctx, mem, f.path, week, false, time.Now().Add(week+time.Minute))
+	res, err = Vacuum(ctx, mem, tables(mem), f.path, week, false, time.Now().Add(week+time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, orphans, res.Orphans)
 	require.Empty(t, res.Removed)

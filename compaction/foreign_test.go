@@ -81,7 +81,7 @@ func compactForeign(t *testing.T, python string, appendRows func(t testing.TB, p
 	}
 	require.Len(t, foreign, 1, "the other writer wrote one file: %v", foreign)
 
-	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
+	res, err := NewScheduler(b, tables(b), Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
 	require.NoError(t, err)
 	require.Positive(t, res.Jobs)
 	snap, err = f.table.Update(ctx, snap)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/tablefile"
@@ -26,8 +27,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var testMode = partitioner.Mode{Name: "test", BlockSize: 4 << 10, PartitionMax: 48 << 10, MaxMergeInputs: 8}
 
 // fastOptions makes commits give up quickly in fault tests.
-func fastOptions() committer.Options {
-	return committer.Options{MaxCommitAttempts: 3, RetryInitialInterval: time.Millisecond, RetryMaxInterval: 5 * time.Millisecond}
+func fastOptions() delta.Options {
+	return delta.Options{MaxCommitAttempts: 3, RetryInitialInterval: time.Millisecond, RetryMaxInterval: 5 * time.Millisecond}
 }
 
 // fixture is a table with a writer that appends real blocks the way the
@@ -36,7 +37,7 @@ type fixture struct {
 	t     testing.TB
 	b     objstore.Bucket
 	path  string
-	table *committer.Table
+	table committer.Table
 
 	mu     sync.Mutex
 	next   int64 // next offset and LSN
@@ -44,7 +45,7 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB, b objstore.Bucket, path string) *fixture {
-	f := &fixture{t: t, b: b, path: path, table: committer.Open(b, path, fastOptions()), next: 1, schema: codec.NewSchema()}
+	f := &fixture{t: t, b: b, path: path, table: delta.Open(b, path, fastOptions()), next: 1, schema: codec.NewSchema()}
 	f.schema.SetKafkaColumns(true)
 	return f
 }
@@ -94,11 +95,7 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 		return committer.Add{}, err
 	}
 	add := w.Add
-	text, err := schema.DeltaSchemaJSON()
-	if err != nil {
-		return committer.Add{}, err
-	}
-	if _, err := f.table.Create(ctx, committer.Metadata{Name: "users", SchemaString: text}); err != nil {
+	if _, err := f.table.Create(ctx, committer.Metadata{Name: "users", Schema: schema}); err != nil {
 		return committer.Add{}, err
 	}
 	for {
@@ -112,21 +109,14 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 			Txns:        []committer.TxnCondition{{AppID: "cdc-0", FirstOffset: first, LastOffset: first + int64(n) - 1}},
 			ReadVersion: snap.Version,
 		}
-		if text != snap.Metadata.SchemaString {
-			theirs, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
-			if err != nil {
-				return committer.Add{}, err
-			}
+		if !schema.Equal(snap.Metadata.Schema) {
+			theirs := snap.Metadata.Schema.Clone()
 			if err := theirs.Merge(schema); err != nil {
 				return committer.Add{}, err
 			}
-			merged, err := theirs.DeltaSchemaJSON()
-			if err != nil {
-				return committer.Add{}, err
-			}
-			if merged != snap.Metadata.SchemaString {
+			if !theirs.Equal(snap.Metadata.Schema) {
 				md := snap.Metadata
-				md.SchemaString = merged
+				md.Schema = theirs
 				c.Metadata = &md
 			}
 		}
@@ -155,7 +145,7 @@ func (f *fixture) mustAppend(ctx context.Context, sizes ...int) {
 // _lsn order and that its stats count them.
 func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string) (map[int64]codec.Change, *committer.Snapshot) {
 	t.Helper()
-	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	snap, err := delta.Open(b, path, delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
 	out := map[int64]codec.Change{}
 	for _, a := range snap.Files {
@@ -169,9 +159,7 @@ func readRows(t testing.TB, ctx context.Context, b objstore.Bucket, path string)
 			require.False(t, dup, "offset %d appears twice (file %s)", ch.Offset, a.Path)
 			out[ch.Offset] = ch
 		}
-		st, err := tablefile.ParseStats(a.Stats)
-		require.NoError(t, err)
-		require.Equal(t, int64(len(changes)), st.NumRecords, "numRecords of %s", a.Path)
+		require.Equal(t, int64(len(changes)), a.Rows(), "row count of %s", a.Path)
 	}
 	return out, snap
 }
@@ -183,3 +171,6 @@ func mustJSON(t testing.TB, text, field string) string {
 	require.NoError(t, json.Unmarshal([]byte(text), &m))
 	return string(m[field])
 }
+
+// tables is the Delta format over b, as cmd/sink wires it.
+func tables(b objstore.Bucket) committer.Format { return delta.NewFormat(b, delta.Options{}) }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
@@ -18,7 +19,7 @@ func TestCompactOnceUsesTheRecordedMode(t *testing.T) {
 	ctx := testContext(t)
 	b := objstore.NewMemory()
 	f := newFixture(t, b, "users")
-	_, err := f.table.Create(ctx, committer.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`,
+	_, err := f.table.Create(ctx, committer.Metadata{Name: "users", Schema: codec.NewSchema(),
 		Configuration: map[string]string{partitioner.ModeConfigKey: partitioner.ModeDOSQLite}})
 	require.NoError(t, err)
 	f.mustAppend(ctx, 10, 10, 10, 10, 10, 10)
@@ -32,7 +33,7 @@ func TestCompactOnceUsesTheRecordedMode(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, Plan(snap, sqlite, PlanOptions{}))
 
-	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: full})
+	res, err := NewScheduler(b, tables(b), Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: full})
 	require.NoError(t, err)
 	require.Positive(t, res.Jobs, "compacted by the recorded do-sqlite mode")
 	require.Less(t, res.FilesAfter, res.FilesBefore)
@@ -44,12 +45,12 @@ func TestCompactOnceRefusesAnUnknownRecordedMode(t *testing.T) {
 	ctx := testContext(t)
 	b := objstore.NewMemory()
 	f := newFixture(t, b, "users")
-	_, err := f.table.Create(ctx, committer.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`,
+	_, err := f.table.Create(ctx, committer.Metadata{Name: "users", Schema: codec.NewSchema(),
 		Configuration: map[string]string{partitioner.ModeConfigKey: "huge"}})
 	require.NoError(t, err)
 	f.mustAppend(ctx, 10, 10, 10, 10, 10, 10)
 
-	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
+	res, err := NewScheduler(b, tables(b), Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
 	require.ErrorContains(t, err, `evodb.partitionMode: unknown partition mode "huge"`)
 	require.Zero(t, res.Jobs)
 	snap, err := f.table.Snapshot(ctx)

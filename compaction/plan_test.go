@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/tablefile"
@@ -138,8 +139,8 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanLSNSources(t *testing.T) {
-	stats := func(lo, hi int) string {
-		return fmt.Sprintf(`{"numRecords":1,"minValues":{"_lsn":%d,"name":"a"},"maxValues":{"_lsn":%d,"name":"b"},"nullCount":{}}`, lo, hi)
+	stats := func(lo, hi uint64) *codec.BlockStats {
+		return &codec.BlockStats{Rows: 1, MinLSN: lo, MaxLSN: hi}
 	}
 	adds := []committer.Add{
 		// Tags win over stats and names.

@@ -78,6 +78,7 @@ func WithYield(fn func(ctx context.Context) error) Option {
 // Scheduler compacts tables in the background and on demand.
 type Scheduler struct {
 	b        objstore.Bucket
+	format   committer.Format
 	cfg      Config
 	log      *slog.Logger
 	reg      prometheus.Registerer
@@ -136,11 +137,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 }
 
-// NewScheduler returns a scheduler over the tables of b. cfg's zero keys
-// take their defaults.
-func NewScheduler(b objstore.Bucket, cfg Config, opts ...Option) *Scheduler {
+// NewScheduler returns a scheduler over the tables f opens, whose data
+// files lie in b. cfg's zero keys take their defaults.
+func NewScheduler(b objstore.Bucket, f committer.Format, cfg Config, opts ...Option) *Scheduler {
 	cfg.ApplyDefaults()
-	s := &Scheduler{b: b, cfg: cfg, now: time.Now, tables: map[string]*tableState{}}
+	s := &Scheduler{b: b, format: f, cfg: cfg, now: time.Now, tables: map[string]*tableState{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -257,7 +258,7 @@ func failureBackoff(n int) time.Duration {
 // table, if another instance is compacting it.
 func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error) {
 	res := Result{Table: t.Path}
-	table := committer.Open(s.b, t.Path, committer.Options{Instance: s.instance, Now: s.now, Logger: s.log})
+	table := s.format.Open(t.Path, committer.Options{Instance: s.instance, Now: s.now, Logger: s.log})
 	snap, err := table.Snapshot(ctx)
 	if err != nil {
 		return res, fmt.Errorf("compact %s: %w", t.Path, err)

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -150,7 +150,7 @@ func TestCompactOnceBound(t *testing.T) {
 	bigBlocks(t, ctx, f, sizes...)
 	before, _ := readRows(t, ctx, b, f.path)
 
-	s := NewScheduler(b, Config{}, WithInstance("one"))
+	s := NewScheduler(b, tables(b), Config{}, WithInstance("one"))
 	ref := TableRef{Path: f.path, Mode: testMode}
 	res, err := s.CompactOnce(ctx, ref)
 	require.NoError(t, err)
@@ -189,7 +189,7 @@ func checkDeltaRS(t *testing.T, python string) {
 	}
 	bigBlocks(t, ctx, f, sizes...)
 	want, _ := readRows(t, ctx, b, f.path)
-	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
+	res, err := NewScheduler(b, tables(b), Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
 	require.NoError(t, err)
 	require.Positive(t, res.Jobs)
 	cmd := exec.Command(python, filepath.Join("testdata", "read_delta.py"), filepath.Join(dir, f.path))
@@ -225,7 +225,7 @@ func TestTwoSchedulers(t *testing.T) {
 	f := newFixture(t, b, "db/users")
 	bigBlocks(t, ctx, f, 10, 20, 30, 10, 20, 30, 10, 20, 30, 10, 20, 30)
 	ref := TableRef{Path: f.path, Mode: testMode}
-	scheds := []*Scheduler{NewScheduler(b, Config{}, WithInstance("a")), NewScheduler(b, Config{}, WithInstance("b"))}
+	scheds := []*Scheduler{NewScheduler(b, tables(b), Config{}, WithInstance("a")), NewScheduler(b, tables(b), Config{}, WithInstance("b"))}
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -282,7 +282,7 @@ func TestSchedulerRun(t *testing.T) {
 	f := newFixture(t, b, "db/users")
 	f.mustAppend(ctx, 3, 3, 3, 3, 3, 3)
 	yields := 0
-	s := NewScheduler(b, Config{Interval: 10 * time.Millisecond}, WithYield(func(ctx context.Context) error {
+	s := NewScheduler(b, tables(b), Config{Interval: 10 * time.Millisecond}, WithYield(func(ctx context.Context) error {
 		yields++
 		return ctx.Err()
 	}))
@@ -302,7 +302,7 @@ func TestSchedulerRun(t *testing.T) {
 	// Both tables are visited in the same rounds, in either order: wait
 	// for the compaction of one and the counted failure of the other.
 	require.Eventually(t, func() bool {
-		snap, err := committer.Open(b, f.path, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(b, f.path, delta.Options{}).Snapshot(ctx)
 		return err == nil && len(snap.Files) == 1 && missingFailed()
 	}, 20*time.Second, 10*time.Millisecond)
 	cancel()

@@ -2,11 +2,8 @@ package compaction
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,8 +30,9 @@ type VacuumResult struct {
 // MinRetention is the shortest retention Vacuum and VacuumLog accept: a
 // writer between its upload and its commit, and a reader of an old version,
 // must never lose a file under them, and a writer must never put a log
-// version below one that log cleanup deleted (committer.MinLogRetention).
-const MinRetention = committer.MinLogRetention // the messages below say "1h"
+// version below one that log cleanup deleted (the Delta format's
+// MinLogRetention, which a test holds equal to it).
+const MinRetention = time.Hour // the messages below say "1h"
 
 // Vacuum deletes the data files of the table at tablePath that no reader of
 // a version within retention of now can need:
@@ -59,12 +57,16 @@ const MinRetention = committer.MinLogRetention // the messages below say "1h"
 // slash belongs to something else, such as a table routed to
 // "<tablePath>/data" (its data files and checkpoints lie under this
 // table's data/ prefix), and is never this table's orphan.
-func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention time.Duration, dryRun bool, now time.Time) (VacuumResult, error) {
+func Vacuum(ctx context.Context, b objstore.Bucket, f committer.Format, tablePath string, retention time.Duration, dryRun bool, now time.Time) (VacuumResult, error) {
 	res := VacuumResult{DryRun: dryRun}
 	if retention < MinRetention {
 		return res, fmt.Errorf("vacuum %s: retention %s is under the 1h minimum", tablePath, retention)
 	}
-	table := committer.Open(b, tablePath, committer.Options{})
+	table := f.Open(tablePath, committer.Options{})
+	m, ok := table.(committer.Maintainer)
+	if !ok {
+		return res, fmt.Errorf("vacuum %s: %w", tablePath, errNoMaintenance)
+	}
 	snap, err := table.Snapshot(ctx)
 	if err != nil {
 		return res, fmt.Errorf("vacuum %s: %w", tablePath, err)
@@ -86,7 +88,7 @@ func Vacuum(ctx context.Context, b objstore.Bucket, tablePath string, retention 
 			res.Kept++
 			return nil
 		}
-		if r, ok := snap.Tombstone(rel); ok {
+		if r, ok := m.Removed(snap, rel); ok {
 			if r.DeletionTimestamp > cutoff.UnixMilli() || o.LastModified.After(cutoff) {
 				res.Kept++
 				return nil
@@ -143,94 +145,31 @@ type LogVacuumResult struct {
 	DryRun     bool
 }
 
-// VacuumLog deletes the table's JSON commits and checkpoints that lie before
-// its latest checkpoint (the one _last_checkpoint names, which must exist)
-// and were written more than retention before now. The latest checkpoint
-// and everything after it are kept, so every reader still loads the latest
-// version; so is version 0, by which tools find tables. Time travel to a
-// deleted version is no longer possible, as with Delta's own log cleanup.
+// errNoMaintenance refuses to vacuum a table whose format keeps no
+// removed files or history to clean up from outside.
+var errNoMaintenance = errors.New("the table's format does not support vacuum")
+
+// VacuumLog deletes the table's history that no reader or writer can need
+// any more: for Delta, the JSON commits and checkpoints that lie before its
+// latest checkpoint (the one _last_checkpoint names, which must exist) and
+// were written more than retention before now; the latest checkpoint,
+// everything after it and version 0 are kept. Time travel to a deleted
+// version is no longer possible, as with Delta's own log cleanup.
 //
 // Writers put the next version without reading the log first, which is
 // safe only because no cleanup deletes a version written less than
-// committer.MinLogRetention ago (the committer.Table doc has the proof):
-// VacuumLog refuses a shorter retention, and judges age by the store's
-// LastModified.
-func VacuumLog(ctx context.Context, b objstore.Bucket, tablePath string, retention time.Duration, dryRun bool, now time.Time) (LogVacuumResult, error) {
+// MinRetention ago (the delta.Table doc has the proof): VacuumLog refuses
+// a shorter retention, and judges age by the store's LastModified.
+func VacuumLog(ctx context.Context, f committer.Format, tablePath string, retention time.Duration, dryRun bool, now time.Time) (LogVacuumResult, error) {
 	res := LogVacuumResult{Checkpoint: -1, DryRun: dryRun}
 	if retention < MinRetention {
 		return res, fmt.Errorf("vacuum log of %s: retention %s is under the 1h minimum, which writers rely on", tablePath, retention)
 	}
-	logDir := joinKey(tablePath, "_delta_log/")
-	cp, err := lastCheckpoint(ctx, b, logDir)
-	if err != nil || cp < 0 {
-		return res, err
-	}
-	// Only trust a checkpoint that is really there.
-	info, err := b.Head(ctx, logDir+fmt.Sprintf("%020d.checkpoint.parquet", cp))
-	if errors.Is(err, objstore.ErrNotExist) || (err == nil && info.Size == 0) {
-		return res, nil
-	}
-	if err != nil {
-		return res, fmt.Errorf("vacuum log of %s: %w", tablePath, err)
-	}
-	res.Checkpoint = cp
-	cutoff := now.Add(-retention)
-	var doomed []string
-	err = b.List(ctx, logDir, func(o objstore.ObjectInfo) error {
-		name := strings.TrimPrefix(o.Key, logDir)
-		v, ok := logVersion(name)
-		if !ok || v == 0 || v >= cp || o.LastModified.After(cutoff) {
-			return nil
-		}
-		doomed = append(doomed, o.Key)
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("vacuum log of %s: list: %w", tablePath, err)
-	}
-	for _, k := range doomed {
-		if !dryRun {
-			if err := b.Delete(ctx, k); err != nil {
-				return res, fmt.Errorf("vacuum log of %s: delete %s: %w", tablePath, k, err)
-			}
-		}
-		res.Deleted = append(res.Deleted, strings.TrimPrefix(k, joinKey(tablePath, "")))
-	}
-	return res, nil
-}
-
-// logVersion parses "<20 digits>.json" and "<20 digits>.checkpoint.parquet".
-func logVersion(name string) (int64, bool) {
-	digits, ok := strings.CutSuffix(name, ".json")
+	m, ok := f.Open(tablePath, committer.Options{}).(committer.Maintainer)
 	if !ok {
-		digits, ok = strings.CutSuffix(name, ".checkpoint.parquet")
+		return res, fmt.Errorf("vacuum log of %s: %w", tablePath, errNoMaintenance)
 	}
-	if !ok || len(digits) != 20 {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(digits, 10, 64)
-	return v, err == nil
-}
-
-// lastCheckpoint reads the version _last_checkpoint names, or -1.
-func lastCheckpoint(ctx context.Context, b objstore.Bucket, logDir string) (int64, error) {
-	rc, err := b.Get(ctx, logDir+"_last_checkpoint")
-	if errors.Is(err, objstore.ErrNotExist) {
-		return -1, nil
-	}
-	if err != nil {
-		return -1, fmt.Errorf("read %s_last_checkpoint: %w", logDir, err)
-	}
-	data, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return -1, fmt.Errorf("read %s_last_checkpoint: %w", logDir, err)
-	}
-	var lc struct {
-		Version *int64 `json:"version"`
-	}
-	if json.Unmarshal(data, &lc) != nil || lc.Version == nil || *lc.Version < 0 {
-		return -1, nil
-	}
-	return *lc.Version, nil
+	er, err := m.ExpireHistory(ctx, retention, dryRun, now)
+	res.Checkpoint, res.Deleted = er.Oldest, er.Deleted
+	return res, err
 }

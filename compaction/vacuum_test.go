@@ -9,7 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -20,24 +22,24 @@ func TestVacuumRemovedAndLog(t *testing.T) {
 	ctx := testContext(t)
 	b := objstore.NewMemory()
 	f := newFixture(t, b, "db/users")
-	f.table = committer.Open(b, f.path, committer.Options{CheckpointInterval: 3})
+	f.table = delta.Open(b, f.path, delta.Options{CheckpointInterval: 3})
 	f.mustAppend(ctx, 2, 2, 2, 2, 2, 2, 2)
 	before, _ := readRows(t, ctx, b, f.path)
-	res, err := NewScheduler(b, Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
+	res, err := NewScheduler(b, tables(b), Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
 	require.NoError(t, err)
 	require.Positive(t, res.Jobs)
 
 	week := 7 * 24 * time.Hour
-	v, err := Vacuum(ctx, b, f.path, week, false, time.Now())
+	v, err := Vacuum(ctx, b, tables(b), f.path, week, false, time.Now())
 	require.NoError(t, err)
 	require.Empty(t, v.Removed, "removed just now: kept for readers of old versions")
 	later := time.Now().Add(week + time.Hour)
-	v, err = Vacuum(ctx, b, f.path, week, false, later)
+	v, err = Vacuum(ctx, b, tables(b), f.path, week, false, later)
 	require.NoError(t, err)
 	require.Len(t, v.Removed, 7)
 	require.Empty(t, v.Orphans)
 
-	lv, err := VacuumLog(ctx, b, f.path, week, false, later)
+	lv, err := VacuumLog(ctx, tables(b), f.path, week, false, later)
 	require.NoError(t, err)
 	require.Positive(t, lv.Checkpoint)
 	require.NotEmpty(t, lv.Deleted)
@@ -47,7 +49,7 @@ func TestVacuumRemovedAndLog(t *testing.T) {
 	after, snap := readRows(t, ctx, b, f.path)
 	require.Equal(t, len(before), len(after))
 	require.Equal(t, res.Version, snap.Version)
-	_, err = Vacuum(ctx, b, f.path, time.Minute, true, later)
+	_, err = Vacuum(ctx, b, tables(b), f.path, time.Minute, true, later)
 	require.ErrorContains(t, err, "1h minimum")
 }
 
@@ -62,10 +64,10 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 	const path = "db/users"
 	start := time.Now()
 	staleNow := start
-	stale := committer.Open(b, path, committer.Options{Instance: "stale", Now: func() time.Time { return staleNow }})
-	_, err := stale.Create(ctx, committer.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
+	stale := delta.Open(b, path, delta.Options{Instance: "stale", Now: func() time.Time { return staleNow }})
+	_, err := stale.Create(ctx, committer.Metadata{Schema: codec.NewSchema()})
 	require.NoError(t, err)
-	add := func(tbl *committer.Table, name, app string, first int64) *committer.CommitResult {
+	add := func(tbl committer.Table, name, app string, first int64) *committer.CommitResult {
 		res, err := tbl.Commit(ctx, committer.Commit{
 			Adds: []committer.Add{{Path: "data/" + name + ".parquet", Size: 1, DataChange: true}},
 			Txns: []committer.TxnCondition{{AppID: app, FirstOffset: first, LastOffset: first + 9}},
@@ -75,12 +77,12 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 	}
 	add(stale, "s0", "p0", 0)
 
-	other := committer.Open(b, path, committer.Options{Instance: "other", CheckpointInterval: 10})
+	other := delta.Open(b, path, delta.Options{Instance: "other", CheckpointInterval: 10})
 	for i := range int64(11) {
 		add(other, fmt.Sprint("o", i), "p1", 10*i)
 	}
-	later := start.Add(2 * committer.MinLogRetention)
-	lv, err := VacuumLog(ctx, b, path, committer.MinLogRetention, false, later)
+	later := start.Add(2 * delta.MinLogRetention)
+	lv, err := VacuumLog(ctx, tables(b), path, delta.MinLogRetention, false, later)
 	require.NoError(t, err)
 	require.Equal(t, int64(10), lv.Checkpoint)
 	require.Contains(t, lv.Deleted, "_delta_log/00000000000000000002.json")
@@ -88,14 +90,14 @@ func TestVacuumLogUnderStaleWriter(t *testing.T) {
 	staleNow = later
 	res := add(stale, "s1", "p0", 10)
 	require.Equal(t, int64(13), res.Version)
-	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	snap, err := delta.Open(b, path, delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int64(13), snap.Version)
 	require.Contains(t, snap.Files, "data/s1.parquet")
 	v, _ := snap.TxnVersion("p0")
 	require.Equal(t, int64(19), v)
 
-	_, err = VacuumLog(ctx, b, path, committer.MinLogRetention-time.Minute, true, later)
+	_, err = VacuumLog(ctx, tables(b), path, delta.MinLogRetention-time.Minute, true, later)
 	require.ErrorContains(t, err, "writers rely on")
 }
 
@@ -110,7 +112,7 @@ func TestVacuumLeavesNestedTable(t *testing.T) {
 	outer := newFixture(t, b, "inv")
 	outer.mustAppend(ctx, 2, 2)
 	nested := newFixture(t, b, "inv/data")
-	nested.table = committer.Open(b, nested.path, committer.Options{CheckpointInterval: 2})
+	nested.table = delta.Open(b, nested.path, delta.Options{CheckpointInterval: 2})
 	nested.mustAppend(ctx, 2, 2, 2)
 	_, err := b.Put(ctx, "inv/data/orphan.parquet", strings.NewReader("never committed"), 15, objstore.PutOptions{})
 	require.NoError(t, err)
@@ -127,7 +129,7 @@ func TestVacuumLeavesNestedTable(t *testing.T) {
 		"the nested table has a checkpoint: %v", nestedKeys)
 
 	later := time.Now().Add(8 * 24 * time.Hour)
-	res, err := Vacuum(ctx, b, "inv", 7*24*time.Hour, false, later)
+	res, err := Vacuum(ctx, b, tables(b), "inv", 7*24*time.Hour, false, later)
 	require.NoError(t, err)
 	require.Equal(t, []string{"data/orphan.parquet"}, res.Orphans)
 	for _, k := range nestedKeys {
@@ -138,4 +140,11 @@ func TestVacuumLeavesNestedTable(t *testing.T) {
 	require.Len(t, nestedRows, 6)
 	outerRows, _ := readRows(t, ctx, b, "inv")
 	require.Len(t, outerRows, 4)
+}
+
+// TestMinRetentionCoversLogCleanup: vacuum's minimum retention must not be
+// shorter than the one Delta writers rely on when they put a version
+// without reading the log first.
+func TestMinRetentionCoversLogCleanup(t *testing.T) {
+	require.GreaterOrEqual(t, MinRetention, delta.MinLogRetention)
 }

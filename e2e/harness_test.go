@@ -39,6 +39,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/verify"
@@ -604,7 +605,7 @@ func (h *harness) verdict(dlq string, streams ...*workloadStream) {
 		formats[ws.topic] = ws.gen.Config().Format
 	}
 	rep, err := verify.Verify(h.ctx(5*time.Minute), []kgo.Opt{kgo.SeedBrokers(h.svc.brokers)}, h.bucket(),
-		verify.Options{Topics: topics, Formats: formats, From: -1, To: -1, DLQTopic: dlq})
+		delta.NewFormat(h.bucket(), delta.Options{}), verify.Options{Topics: topics, Formats: formats, From: -1, To: -1, DLQTopic: dlq})
 	require.NoError(h.t, err)
 	require.True(h.t, rep.OK(), "verify:\n%s", rep)
 

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/tablefile"
 )
@@ -40,12 +41,12 @@ func TestRecreatedTopic(t *testing.T) {
 	require.NoError(t, err)
 	oldID := kafkaTopicID(topics[ws.topic].ID)
 	b := h.bucket()
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	require.NotEmpty(t, roots)
 	before := map[string]*committer.Snapshot{}
 	for _, root := range roots {
-		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		before[root] = snap
 		recorded := 0
@@ -99,7 +100,7 @@ func TestRecreatedTopic(t *testing.T) {
 
 	// The tables are as the old topic left them.
 	for _, root := range roots {
-		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		require.Equal(t, before[root].Version, snap.Version, "table %s was written to", root)
 	}
@@ -150,11 +151,11 @@ func TestRecreatedTopicWhileRunning(t *testing.T) {
 	// Every record of the old topic is in the tables once, and nothing
 	// else.
 	b := h.bucket()
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	var rows int64
 	for _, root := range roots {
-		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		rows += tablefile.NumRecords(snap)
 	}

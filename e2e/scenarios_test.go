@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/workload"
 )
 
@@ -225,10 +225,10 @@ func TestSchemaEvolution(t *testing.T) {
 	// Compaction ran during ingestion: some active file is a merge.
 	compacted := 0
 	b := h.bucket()
-	roots, err := committer.ListTables(context.Background(), b)
+	roots, err := delta.ListTables(context.Background(), b)
 	require.NoError(t, err)
 	for _, root := range roots {
-		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(context.Background())
+		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(context.Background())
 		require.NoError(t, err)
 		for _, add := range snap.Files {
 			if add.Tags["evodb.level"] != "" && add.Tags["evodb.level"] != "0" {

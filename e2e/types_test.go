@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 )
 
 // everyTypeSchema is a Debezium envelope schema declaring every type the
@@ -114,7 +114,7 @@ func TestEveryType(t *testing.T) {
 		rc, err := b.Get(h.ctx(time.Minute), table+"/_delta_log/_last_checkpoint")
 		require.NoError(t, err, "table %s has no checkpoint", table)
 		require.NoError(t, rc.Close())
-		snap, err := committer.Open(b, table, committer.Options{}).Snapshot(h.ctx(time.Minute))
+		snap, err := delta.Open(b, table, delta.Options{}).Snapshot(h.ctx(time.Minute))
 		require.NoError(t, err)
 		compacted := 0
 		for _, add := range snap.Files {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/compaction"
 	"github.com/evodb/sink/objstore"
 )
@@ -44,15 +45,15 @@ func TestSinkVacuumLogUnderStaleMember(t *testing.T) {
 	require.NoError(t, stopB())
 
 	ctx := context.Background()
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	require.Len(t, roots, 1)
-	later := time.Now().Add(2 * committer.MinLogRetention)
-	lv, err := compaction.VacuumLog(ctx, b, roots[0], committer.MinLogRetention, false, later)
+	later := time.Now().Add(2 * delta.MinLogRetention)
+	lv, err := compaction.VacuumLog(ctx, delta.NewFormat(b, delta.Options{}), roots[0], delta.MinLogRetention, false, later)
 	require.NoError(t, err)
 	require.NotEmpty(t, lv.Deleted)
 
-	skew.Store(int64(2 * committer.MinLogRetention))
+	skew.Store(int64(2 * delta.MinLogRetention))
 	produceEvoDB(t, c.ListenAddrs(), "a", 2, 1, 200, 0, 40, 5000, want)
 	waitCommitted(t, b, 560, 30*time.Second)
 	require.NoError(t, stopA())
@@ -70,7 +71,7 @@ func TestSinkStopsWhenTableDeleted(t *testing.T) {
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 1, 100, 0, 51, 0, first)
 	b := objstore.NewMemory()
 	cfg := testConfig(c.ListenAddrs(), "cdc")
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -91,7 +92,7 @@ func TestSinkStopsWhenTableDeleted(t *testing.T) {
 	err = <-done
 	require.ErrorIs(t, err, committer.ErrTableReplaced)
 	require.ErrorContains(t, err, "restart the sink")
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	require.Empty(t, roots)
 

@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/objstore"
@@ -109,7 +111,7 @@ func TestSinkRefusesTwoTablesOnOnePath(t *testing.T) {
 func TestSinkNamesTheFormatOfAForeignEnvelope(t *testing.T) {
 	c := newCluster(t, 2, "dbz")
 	produceDebezium(t, c.ListenAddrs(), "dbz", []dbzChange{{id: 1, lsn: 10, op: "c"}})
-	s, err := New(testConfig(c.ListenAddrs(), "dbz"), objstore.NewMemory())
+	s, err := newSink(testConfig(c.ListenAddrs(), "dbz"), objstore.NewMemory())
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -134,7 +136,7 @@ func TestSinkRefusesNestedTablePaths(t *testing.T) {
 	cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
 	cfg.Tables.Default.Path = "{db}/{table}"
 	b := objstore.NewMemory()
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -244,7 +246,7 @@ func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			b := objstore.NewMemory()
-			_, err := committer.Open(b, tc.stored, committer.Options{}).Create(ctx, committer.Metadata{SchemaString: `{"type":"struct","fields":[]}`})
+			_, err := delta.Open(b, tc.stored, delta.Options{}).Create(ctx, committer.Metadata{Schema: codec.NewSchema()})
 			require.NoError(t, err)
 			c := newCluster(t, 1, "evo", "dbz")
 			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
@@ -255,7 +257,7 @@ func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
 			cfg := testConfig(c.ListenAddrs(), "evo", "dbz")
 			cfg.Kafka.Formats = map[string]string{"dbz": "debezium"}
 			cfg.Tables.Default.Path = "{db}/{table}"
-			s, err := New(cfg, b)
+			s, err := newSink(cfg, b)
 			require.NoError(t, err)
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
@@ -263,7 +265,7 @@ func TestSinkRefusesTablesNestedWithStoredTables(t *testing.T) {
 			var rerr *RecordError
 			require.ErrorAs(t, err, &rerr)
 			require.ErrorContains(t, err, "(path "+tc.wantPath+") and the table at path "+tc.stored+" on the store are nested")
-			_, err = b.Head(ctx, tc.wantPath+"/"+committer.FirstCommit)
+			_, err = b.Head(ctx, tc.wantPath+"/"+delta.FirstCommit)
 			require.ErrorIs(t, err, objstore.ErrNotExist, "no table was created at %s", tc.wantPath)
 		})
 	}
@@ -309,7 +311,7 @@ func dedupeAfterForeignAppend(t *testing.T, b objstore.Bucket, appendRows func(t
 	require.NoError(t, stop())
 
 	appendRows(t, b, table)
-	snap, err := committer.Open(b, table, committer.Options{}).Snapshot(context.Background())
+	snap, err := delta.Open(b, table, delta.Options{}).Snapshot(context.Background())
 	require.NoError(t, err)
 	foreign := 0
 	for _, a := range snap.Files {

@@ -129,7 +129,7 @@ func TestSinkStopsAtStartWhenDLQIsUnusable(t *testing.T) {
 			cfg := testConfig(c.ListenAddrs(), "cdc")
 			cfg.Kafka.SASL = SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "sink", Password: "s"}
 			cfg.Errors = ErrorsConfig{Tolerance: "all", DLQTopic: "cdc.dlq"}
-			s, err := New(cfg, objstore.NewMemory())
+			s, err := newSink(cfg, objstore.NewMemory())
 			require.NoError(t, err)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -255,7 +255,7 @@ func TestTopicsListingOwnTopicsIsInvalid(t *testing.T) {
 	cfg := testConfig([]string{"127.0.0.1:1"}, "cdc", "cdc.dlq", "cdc.commits")
 	cfg.Errors = ErrorsConfig{Tolerance: "all", DLQTopic: "cdc.dlq"}
 	cfg.Notify.Topic = "cdc.commits"
-	_, err := New(cfg, objstore.NewMemory())
+	_, err := newSink(cfg, objstore.NewMemory())
 	require.ErrorContains(t, err, `kafka.topics[1]: "cdc.dlq" is errors.dlq_topic`)
 	require.ErrorContains(t, err, `kafka.topics[2]: "cdc.commits" is notifications.topic`)
 }

@@ -80,7 +80,7 @@ func TestSinkStopsWhenStoreKeepsFailing(t *testing.T) {
 	broken.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: ".parquet", Rate: 1})
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Commit.StoreRetryTimeout = 2 * time.Second
-	s, err := New(cfg, broken)
+	s, err := newSink(cfg, broken)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

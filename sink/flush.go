@@ -162,7 +162,7 @@ func (w *tableWriter) prepare(ctx context.Context, job *flushJob) (*preparedComm
 	if job.batch.Len() == 0 {
 		return nil, nil
 	}
-	if snap.Metadata.SchemaString != "" {
+	if snap.Metadata.HasSchema() {
 		if err := w.refuseMisfits(ctx, job, snap); err != nil {
 			return nil, err
 		}
@@ -244,10 +244,6 @@ func (w *tableWriter) refuseMisfits(ctx context.Context, job *flushJob, snap *co
 // createTable writes version 0 of a new table; concurrent creators
 // converge (the committer resolves the race).
 func (w *tableWriter) createTable(ctx context.Context, schema *codec.Schema) (*committer.Snapshot, error) {
-	schemaJSON, err := schema.DeltaSchemaJSON()
-	if err != nil {
-		return nil, permanent(fmt.Errorf("render schema: %w", err))
-	}
 	cfg := map[string]string{partitioner.ModeConfigKey: w.mode.Name}
 	if pk := w.primaryKey(); pk != "" {
 		cfg[primaryKeyConfig] = pk
@@ -255,7 +251,7 @@ func (w *tableWriter) createTable(ctx context.Context, schema *codec.Schema) (*c
 	snap, err := w.log.Create(ctx, committer.Metadata{
 		ID:            newID(16),
 		Name:          w.name,
-		SchemaString:  schemaJSON,
+		Schema:        schema.Clone(),
 		CreatedTime:   w.env.now().UnixMilli(),
 		Configuration: cfg,
 	})

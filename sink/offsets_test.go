@@ -16,7 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
 )
@@ -49,7 +51,7 @@ func TestSinkStopsWhenOffsetsGoBackwards(t *testing.T) {
 	fresh := &produced{recs: map[coord]producedRec{}}
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 20, 0, 12, 1000, fresh)
 
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	err = s.Run(ctx)
 	require.ErrorIs(t, err, ErrOffsetsWentBack)
@@ -79,11 +81,11 @@ func recreateTopic(t *testing.T, brokers []string, topic string, partitions int3
 func lineages(t *testing.T, b objstore.Bucket) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	out := map[string][]string{}
 	for _, root := range roots {
-		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		for app := range snap.Txns {
 			if id, lineage, ok := committer.SplitLineage(app); ok && !slices.Contains(out[id], lineage) {
@@ -117,7 +119,7 @@ func TestSinkStopsWhenARecreatedTopicIsLonger(t *testing.T) {
 	fresh := &produced{recs: map[coord]producedRec{}}
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 400, 0, 12, 1000, fresh)
 
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -216,7 +218,7 @@ func TestSinkPprofOptIn(t *testing.T) {
 	cfg := testConfig([]string{"127.0.0.1:1"}, "cdc")
 	cfg.HTTP.Pprof = true
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, objstore.NewMemory(), WithRegisterer(reg))
+	s, err := newSink(cfg, objstore.NewMemory(), WithRegisterer(reg))
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	s.Handler(reg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil))
@@ -271,14 +273,14 @@ func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 		`{"op":"INSERT","table":"users","data":{"id":2},"lsn":2}`)
 	b := objstore.NewMemory()
 	ctx := context.Background()
-	other := committer.Open(b, "users", committer.Options{Instance: "other"})
-	_, err := other.Create(ctx, committer.Metadata{Name: "users", SchemaString: `{"type":"struct","fields":[]}`})
+	other := delta.Open(b, "users", delta.Options{Instance: "other"})
+	_, err := other.Create(ctx, committer.Metadata{Name: "users", Schema: codec.NewSchema()})
 	require.NoError(t, err)
 
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Tables.Default.FlushInterval = time.Hour // only the shutdown flushes
 	cfg.Tables.Default.FlushThreshold = 1_000_000
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -305,7 +307,7 @@ func TestSinkFlushStopsOnAnotherTopicIDCommittedMeanwhile(t *testing.T) {
 	err = <-done
 	require.ErrorIs(t, err, ErrOffsetsWentBack)
 	require.Contains(t, err.Error(), "AAAAAAAAAAAAAAAAAAAAAA")
-	snap, err := committer.Open(b, "users", committer.Options{}).Snapshot(ctx)
+	snap, err := delta.Open(b, "users", delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
 	require.Empty(t, snap.Files, "nothing of this sink's block was committed")
 }
@@ -322,7 +324,7 @@ func TestSinkStopsWhenItsTopicIsRecreatedWhileRunning(t *testing.T) {
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Tables.Default.FlushInterval = time.Hour // only the stop flushes
 	cfg.Tables.Default.FlushThreshold = 1_000_000
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

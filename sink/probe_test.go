@@ -60,7 +60,7 @@ func TestSinkProbeFailsAtOnceBeforeJoining(t *testing.T) {
 	// Far longer than the test's deadline: only a permanent error ends Run.
 	cfg.Commit.StoreRetryTimeout = time.Hour
 	var hook clientHook
-	s, err := New(cfg, objstore.WithMetrics(s3, reg), withKafkaOptions(kgo.WithHooks(&hook)))
+	s, err := newSink(cfg, objstore.WithMetrics(s3, reg), withKafkaOptions(kgo.WithHooks(&hook)))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -88,7 +88,7 @@ func TestSinkProbeRetriesTransientErrorsWithShortWarnings(t *testing.T) {
 	cfg.Commit.StoreRetryTimeout = time.Second
 	var logs bytes.Buffer
 	var hook clientHook
-	s, err := New(cfg, objstore.WithMetrics(s3, reg), withKafkaOptions(kgo.WithHooks(&hook)),
+	s, err := newSink(cfg, objstore.WithMetrics(s3, reg), withKafkaOptions(kgo.WithHooks(&hook)),
 		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
 	err = s.Run(context.Background())
@@ -117,7 +117,7 @@ func TestSinkProbeRetriesTransientErrorsWithShortWarnings(t *testing.T) {
 func TestSinkStopDuringStartIsGraceful(t *testing.T) {
 	cfg := testConfig([]string{"127.0.0.1:1"}, "cdc")
 	cfg.Kafka.ConnectTimeout = time.Hour
-	s, err := New(cfg, objstore.NewMemory())
+	s, err := newSink(cfg, objstore.NewMemory())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -72,7 +72,7 @@ func TestFormatPartitions(t *testing.T) {
 func TestProgressLineStatesTheInterval(t *testing.T) {
 	var logs logLines
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	s, err := New(testConfig([]string{"127.0.0.1:1"}, "cdc"), objstore.NewMemory(),
+	s, err := newSink(testConfig([]string{"127.0.0.1:1"}, "cdc"), objstore.NewMemory(),
 		WithLogger(logs.logger()), withClock(func() time.Time { return now }))
 	require.NoError(t, err)
 

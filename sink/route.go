@@ -178,11 +178,17 @@ func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error 
 	refuse := func(other string) error {
 		return &routeError{fmt.Errorf("table %s (path %s) and the table at path %s on the store are nested: one table's path may not lie inside another's; give %s a path in tables.overrides or change tables.default.path", name, path, other, name)}
 	}
+	marker := s.format.Marker()
+	if marker == "" {
+		// The format keeps its tables in a catalog, not under key
+		// prefixes: paths cannot nest.
+		return nil
+	}
 	for i := strings.IndexByte(path, '/'); i > 0; i = nextSlash(path, i) {
 		outer := path[:i]
 		var found bool
 		err := s.retry(ctx, "load", func() error {
-			first := outer + "/" + committer.FirstCommit
+			first := outer + "/" + marker
 			found = false
 			return s.bucket.List(ctx, first, func(o objstore.ObjectInfo) error {
 				found = found || o.Key == first
@@ -199,7 +205,7 @@ func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error 
 	var inner string
 	err := s.retry(ctx, "load", func() error {
 		err := s.bucket.List(ctx, path+"/", func(o objstore.ObjectInfo) error {
-			if root, ok := strings.CutSuffix(o.Key, "/"+committer.FirstCommit); ok && root != path {
+			if root, ok := strings.CutSuffix(o.Key, "/"+marker); ok && root != path {
 				inner = root
 				return errNestedFound
 			}

@@ -46,7 +46,7 @@ func TestSinkWrongPasswordStopsWithAClearError(t *testing.T) {
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Kafka.SASL = SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "sink", Password: "wrong"}
 	cfg.Kafka.ConnectTimeout = 3 * time.Second
-	s, err := New(cfg, objstore.NewMemory())
+	s, err := newSink(cfg, objstore.NewMemory())
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -14,8 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // produceXValues writes one evodb change of table users per value of column
@@ -140,12 +141,12 @@ func TestSinkKeepsCommittedTypes(t *testing.T) {
 	require.NoError(t, fetches.Err())
 	require.Equal(t, `{"op":"INSERT","table":"users","data":{"id":2,"x":1.5},"lsn":2}`, string(fetches.Records()[0].Value))
 
-	roots, err := committer.ListTables(context.Background(), b)
+	roots, err := delta.ListTables(context.Background(), b)
 	require.NoError(t, err)
 	require.Len(t, roots, 1)
-	snap, err := committer.Open(b, roots[0], committer.Options{}).Snapshot(context.Background())
+	snap, err := delta.Open(b, roots[0], delta.Options{}).Snapshot(context.Background())
 	require.NoError(t, err)
-	schema, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+	schema, err := tablefile.TableSchema(snap)
 	require.NoError(t, err)
 	col, _ := schema.Column("x")
 	require.Equal(t, codec.Type{Kind: codec.TypeLong}, col.Type)

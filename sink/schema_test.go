@@ -10,17 +10,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // tableSchema returns the committed schema of the table at root.
 func tableSchema(t *testing.T, b objstore.Bucket, root string) *codec.Schema {
 	t.Helper()
-	snap, err := committer.Open(b, root, committer.Options{}).Snapshot(context.Background())
+	snap, err := delta.Open(b, root, delta.Options{}).Snapshot(context.Background())
 	require.NoError(t, err)
-	s, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
+	s, err := tablefile.TableSchema(snap)
 	require.NoError(t, err)
 	return s
 }
@@ -91,7 +92,7 @@ func TestSinkDroppedRecordsDoNotChangeSchema(t *testing.T) {
 
 	rows, _ := readTables(t, b)
 	require.Len(t, rows, 2)
-	roots, err := committer.ListTables(context.Background(), b)
+	roots, err := delta.ListTables(context.Background(), b)
 	require.NoError(t, err)
 	require.Len(t, roots, 1)
 	require.Equal(t, []string{"id", "note"}, columnNames(tableSchema(t, b, roots[0])))

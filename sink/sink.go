@@ -45,6 +45,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
@@ -67,6 +68,7 @@ func WithCommitHook(fn func(CommitEvent)) Option { return func(s *Sink) { s.onCo
 type Sink struct {
 	cfg      Config
 	bucket   objstore.Bucket
+	format   committer.Format
 	log      *slog.Logger
 	reg      prometheus.Registerer
 	now      func() time.Time // time.Now; tests set another clock
@@ -135,15 +137,20 @@ type Sink struct {
 // reachBrokersEvery is how often checkKafka logs that it is still trying.
 const reachBrokersEvery = 10 * time.Second
 
-// New validates cfg and returns a sink writing to bucket.
-func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
+// New validates cfg and returns a sink writing data files to bucket and
+// committing them to the tables format opens.
+func New(cfg Config, bucket objstore.Bucket, format committer.Format, opts ...Option) (*Sink, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
+	if format == nil {
+		return nil, errors.New("no table format")
+	}
 	s := &Sink{
 		cfg:    cfg,
 		bucket: bucket,
+		format: format,
 		log:    slog.New(slog.DiscardHandler),
 		reg:    prometheus.NewRegistry(),
 		now:    time.Now,
@@ -194,8 +201,8 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 	s.env = &writerEnv{
 		bucket: bucket, group: cfg.Kafka.Group, instance: s.instance,
 		now: s.now, log: s.log, metrics: s.metrics,
-		checkpointInterval: cfg.Commit.CheckpointInterval,
-		refuse:             s.refuseChanges,
+		format: format,
+		refuse: s.refuseChanges,
 	}
 	if cfg.Dedupe == "lsn" {
 		s.env.dedupeWindow = cfg.DedupeWindow

@@ -176,7 +176,7 @@ func testConfig(brokers []string, topics ...string) Config {
 // gracefully and returns Run's error.
 func runSink(t *testing.T, cfg Config, b objstore.Bucket, opts ...Option) (*Sink, func() error) {
 	t.Helper()
-	s, err := New(cfg, b, opts...)
+	s, err := newSink(cfg, b, opts...)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -374,7 +374,7 @@ func TestSinkToleranceNoneStopsNamingTheRecord(t *testing.T) {
 	want := &produced{recs: map[coord]producedRec{}}
 	produceEvoDB(t, c.ListenAddrs(), "cdc", 1, 2, 100, 40, 8, 0, want)
 	b := objstore.NewMemory()
-	s, err := New(testConfig(c.ListenAddrs(), "cdc"), b)
+	s, err := newSink(testConfig(c.ListenAddrs(), "cdc"), b)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -468,7 +468,7 @@ func TestSinkDeadlineIsAGracefulStop(t *testing.T) {
 	cfg.Tables.Default.FlushInterval = time.Hour // only the shutdown flushes
 	cfg.Tables.Default.FlushThreshold = 1_000_000
 	cfg.Tables.Default.Mode = "enterprise"
-	s, err := New(cfg, b)
+	s, err := newSink(cfg, b)
 	require.NoError(t, err)
 	ctx := newExpiringContext()
 	defer ctx.expire()
@@ -499,7 +499,7 @@ func TestSinkContextEndingAtStartIsAGracefulStop(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	cfg := testConfig([]string{addr}, "cdc")
-	s, err := New(cfg, objstore.NewMemory())
+	s, err := newSink(cfg, objstore.NewMemory())
 	require.NoError(t, err)
 	ctx := newExpiringContext()
 	ctx.expire()

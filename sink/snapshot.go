@@ -88,7 +88,7 @@ func (w *tableWriter) adoptSnapshotLocked(snap *committer.Snapshot) error {
 	if pk := snap.Metadata.Configuration[primaryKeyConfig]; pk != "" && w.mu.pk == "" {
 		w.mu.pk = pk
 	}
-	if snap.Metadata.SchemaString != "" {
+	if snap.Metadata.HasSchema() {
 		theirs, err := tablefile.TableSchema(snap)
 		if err != nil {
 			return fmt.Errorf("table %s: %w", w.path, err)
@@ -112,7 +112,7 @@ func (w *tableWriter) rebuildSchemaLocked() {
 	next := codec.NewSchema()
 	next.SetKafkaColumns(w.mu.schema.KafkaColumns())
 	err := func() error {
-		if snap := w.mu.snap; snap != nil && snap.Metadata.SchemaString != "" {
+		if snap := w.mu.snap; snap != nil && snap.Metadata.HasSchema() {
 			theirs, err := tablefile.TableSchema(snap)
 			if err != nil {
 				return err

@@ -93,7 +93,7 @@ func TestSinkTLSMisconfiguredStopsWithAClearError(t *testing.T) {
 			// Long enough that an error found only by the timeout fails
 			// the test at its own deadline below.
 			cfg.Kafka.ConnectTimeout = 10 * time.Minute
-			s, err := New(cfg, objstore.NewMemory())
+			s, err := newSink(cfg, objstore.NewMemory())
 			require.NoError(t, err)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

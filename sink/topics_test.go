@@ -21,7 +21,7 @@ import (
 func TestMissingTopicIsReported(t *testing.T) {
 	c := kafkatest.NewCluster(t, kfake.SeedTopics(1, "cdc"))
 	var logs logBuffer
-	s, err := New(testConfig(c.ListenAddrs(), "cdc", "orders"), objstore.NewMemory(), WithLogger(logs.logger()))
+	s, err := newSink(testConfig(c.ListenAddrs(), "cdc", "orders"), objstore.NewMemory(), WithLogger(logs.logger()))
 	require.NoError(t, err)
 	s.missingEvery = 20 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
@@ -64,7 +64,7 @@ func TestUnreachableBrokerIsReportedWhileTrying(t *testing.T) {
 	var logs logBuffer
 	cfg := testConfig([]string{addr}, "cdc")
 	cfg.Kafka.ConnectTimeout = 10 * time.Minute
-	s, err := New(cfg, objstore.NewMemory(), WithLogger(logs.logger()))
+	s, err := newSink(cfg, objstore.NewMemory(), WithLogger(logs.logger()))
 	require.NoError(t, err)
 	s.reachEvery = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())

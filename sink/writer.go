@@ -41,7 +41,7 @@ type tableWriter struct {
 	cfg  TableConfig
 	mode partitioner.Mode
 	// log is safe for concurrent use.
-	log *committer.Table
+	log committer.Table
 	env *writerEnv
 	// dedupe is the lsn deduplication state, nil unless `dedupe: lsn`.
 	// The pointer is set before the writer is shared and never changes;
@@ -107,11 +107,8 @@ type writerEnv struct {
 	now      func() time.Time
 	log      *slog.Logger
 	metrics  *metrics
-	// checkpointInterval and commitAttempts are the committer's
-	// Options.CheckpointInterval and MaxCommitAttempts (0: its default;
-	// only tests set commitAttempts).
-	checkpointInterval int
-	commitAttempts     int
+	// format opens the writers' tables.
+	format committer.Format
 	// dedupeWindow is the size of a table's dedupe window, 0 without
 	// `dedupe: lsn`.
 	dedupeWindow int
@@ -149,12 +146,10 @@ func newTableWriter(env *writerEnv, path, name string, cfg TableConfig) (*tableW
 	}
 	w := &tableWriter{
 		path: path, name: name, cfg: cfg, mode: mode, env: env,
-		log: committer.Open(env.bucket, path, committer.Options{
-			Instance:           env.instance,
-			CheckpointInterval: env.checkpointInterval,
-			MaxCommitAttempts:  env.commitAttempts,
-			Now:                env.now,
-			Logger:             env.log,
+		log: env.format.Open(path, committer.Options{
+			Instance: env.instance,
+			Now:      env.now,
+			Logger:   env.log,
 		}),
 	}
 	if env.dedupeWindow > 0 {

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
@@ -49,7 +49,7 @@ func testWriterEnv(b objstore.Bucket, r *refusals) *writerEnv {
 	return &writerEnv{
 		bucket: b, group: writerGroup, instance: "test", now: time.Now,
 		log: slog.New(slog.DiscardHandler), metrics: newMetrics(prometheus.NewRegistry()),
-		checkpointInterval: 10, refuse: r.refuse,
+		format: delta.NewFormat(b, delta.Options{CheckpointInterval: 10}), refuse: r.refuse,
 	}
 }
 
@@ -355,7 +355,7 @@ func TestWriterAmbiguousCommitRetried(t *testing.T) {
 	mem := objstore.NewMemory()
 	faulty := objstore.NewFaulty(mem, 1)
 	env := testWriterEnv(faulty, nil)
-	env.commitAttempts = 2
+	env.format = delta.NewFormat(env.bucket, delta.Options{CheckpointInterval: 10, MaxCommitAttempts: 2})
 	w := openWriter(t, env)
 	offer(t, w, rowsAt(0, 0, 0)...)
 	_, err := flushOnce(t, w)
@@ -384,7 +384,7 @@ func TestWriterAmbiguousCommitRetried(t *testing.T) {
 	require.NotNil(t, res.event, "the landed commit is reported")
 	require.Equal(t, int64(2), res.event.Version)
 	require.Equal(t, int64(3), res.event.Rows)
-	snap, err := committer.Open(mem, "users", committer.Options{}).Snapshot(ctx)
+	snap, err := delta.Open(mem, "users", delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int64(2), snap.Version, "one log entry for the flush")
 	require.Contains(t, snap.Files, res.event.FilesAdded[0])

@@ -7,17 +7,17 @@ import (
 	"github.com/evodb/sink/committer"
 )
 
-// TableSchema parses the schema of a table's metadata; a table without one
-// (its metadata not written yet) has an empty schema.
+// TableSchema returns the schema of a table's metadata; a table without
+// one (its metadata not written yet) has an empty schema. A table whose
+// format holds a schema the row model cannot represent is an error.
 func TableSchema(snap *committer.Snapshot) (*codec.Schema, error) {
-	if snap.Metadata.SchemaString == "" {
+	if snap.Metadata.SchemaErr != nil {
+		return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, snap.Metadata.SchemaErr)
+	}
+	if snap.Metadata.Schema == nil {
 		return codec.NewSchema(), nil
 	}
-	s, err := codec.ParseDeltaSchema(snap.Metadata.SchemaString)
-	if err != nil {
-		return nil, fmt.Errorf("parse schema of version %d: %w", snap.Version, err)
-	}
-	return s, nil
+	return snap.Metadata.Schema.Clone(), nil
 }
 
 // SchemaMetadata returns snap's metadata with schema as the table's schema,
@@ -25,15 +25,12 @@ func TableSchema(snap *committer.Snapshot) (*codec.Schema, error) {
 // has it. A schema is committed in the same commit as the first file that
 // needs it, so no reader sees a file with columns its table lacks.
 func SchemaMetadata(snap *committer.Snapshot, schema *codec.Schema) (*committer.Metadata, error) {
-	text, err := schema.DeltaSchemaJSON()
-	if err != nil {
-		return nil, fmt.Errorf("render schema: %w", err)
-	}
-	if text == snap.Metadata.SchemaString {
+	if cur := snap.Metadata.Schema; cur != nil && snap.Metadata.SchemaErr == nil && cur.Equal(schema) {
 		return nil, nil
 	}
-	md := snap.Metadata
-	md.SchemaString = text
+	md := snap.Metadata.Clone()
+	md.Schema = schema.Clone()
+	md.SchemaErr = nil
 	return &md, nil
 }
 

@@ -1,6 +1,7 @@
 package tablefile
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,11 +19,7 @@ func TestSchemaAgainstMetadata(t *testing.T) {
 	}
 	narrow := schemaOf(codec.Field{Name: "id", Value: codec.Int(1)})
 	wide := schemaOf(codec.Field{Name: "id", Value: codec.Int(1)}, codec.Field{Name: "name", Value: codec.String("a")})
-	narrowText, err := narrow.DeltaSchemaJSON()
-	require.NoError(t, err)
-	wideText, err := wide.DeltaSchemaJSON()
-	require.NoError(t, err)
-	snap := &committer.Snapshot{Version: 3, Metadata: committer.Metadata{ID: "t", SchemaString: narrowText,
+	snap := &committer.Snapshot{Version: 3, Metadata: committer.Metadata{ID: "t", Schema: narrow.Clone(),
 		Configuration: map[string]string{"k": "v"}}}
 
 	got, err := TableSchema(snap)
@@ -31,7 +28,7 @@ func TestSchemaAgainstMetadata(t *testing.T) {
 	got, err = TableSchema(&committer.Snapshot{})
 	require.NoError(t, err)
 	require.Empty(t, got.Columns(), "a table without a schema yet")
-	_, err = TableSchema(&committer.Snapshot{Version: 7, Metadata: committer.Metadata{SchemaString: "{"}})
+	_, err = TableSchema(&committer.Snapshot{Version: 7, Metadata: committer.Metadata{SchemaErr: errors.New("nested type")}})
 	require.ErrorContains(t, err, "parse schema of version 7")
 
 	// The table already has the schema, or holds every column of it.
@@ -49,21 +46,21 @@ func TestSchemaAgainstMetadata(t *testing.T) {
 		md, err := f(snap, wide)
 		require.NoError(t, err, name)
 		require.NotNil(t, md, name)
-		require.Equal(t, wideText, md.SchemaString, name)
+		require.True(t, wide.Equal(md.Schema), name)
 		require.Equal(t, "t", md.ID, name)
 		require.Equal(t, map[string]string{"k": "v"}, md.Configuration, name)
-		require.Equal(t, narrowText, snap.Metadata.SchemaString, "%s leaves the snapshot alone", name)
+		require.True(t, narrow.Equal(snap.Metadata.Schema), "%s leaves the snapshot alone", name)
 	}
 
 	// Widening keeps the table's columns a narrower schema lacks;
 	// SchemaMetadata makes the schema the table's as it is.
-	wideSnap := &committer.Snapshot{Metadata: committer.Metadata{SchemaString: wideText}}
+	wideSnap := &committer.Snapshot{Metadata: committer.Metadata{Schema: wide.Clone()}}
 	md, err = WidenedMetadata(wideSnap, narrow)
 	require.NoError(t, err)
 	require.Nil(t, md)
 	md, err = SchemaMetadata(wideSnap, narrow)
 	require.NoError(t, err)
-	require.Equal(t, narrowText, md.SchemaString)
+	require.True(t, narrow.Equal(md.Schema))
 
 	// A column of another type the table's cannot widen to is refused.
 	clash := schemaOf(codec.Field{Name: "id", Value: codec.String("x")})

@@ -53,7 +53,7 @@ type Written struct {
 
 // WriteBlock encodes a block as a Parquet data file, writes it create-only
 // under the table at root, and returns the add action that names it, with
-// its Delta stats and evodb tags. Nothing exists for readers until a commit
+// its stats and evodb tags. Nothing exists for readers until a commit
 // names the file; a crash or a refused commit leaves an orphan that vacuum
 // deletes.
 //
@@ -72,10 +72,6 @@ func WriteBlock(ctx context.Context, b objstore.Bucket, root string, blk Block) 
 	}
 	if err != nil {
 		return Written{}, fmt.Errorf("encode block: %w", err)
-	}
-	statsJSON, err := stats.DeltaStatsJSON()
-	if err != nil {
-		return Written{}, fmt.Errorf("block stats: %w", err)
 	}
 	if blk.ModTime.IsZero() {
 		blk.ModTime = time.Now()
@@ -107,7 +103,7 @@ func WriteBlock(ctx context.Context, b objstore.Bucket, root string, blk Block) 
 			Size:             int64(len(data)),
 			ModificationTime: blk.ModTime.UnixMilli(),
 			DataChange:       blk.DataChange,
-			Stats:            statsJSON,
+			Stats:            &stats,
 			Tags: Tags{
 				MinLSN:  stats.MinLSN,
 				MaxLSN:  stats.MaxLSN,

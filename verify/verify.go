@@ -226,9 +226,9 @@ type row struct {
 }
 
 // Verify reads the topics through a client built from kopts and the tables
-// of bucket, and reports every difference. An error means the verification
+// that tables finds in bucket, and reports every difference. An error means the verification
 // itself could not run (unreachable broker or store, unreadable table).
-func Verify(ctx context.Context, kopts []kgo.Opt, bucket objstore.Bucket, opts Options) (*Report, error) {
+func Verify(ctx context.Context, kopts []kgo.Opt, bucket objstore.Bucket, tables committer.Format, opts Options) (*Report, error) {
 	if len(opts.Topics) == 0 {
 		return nil, errors.New("verify: no topics")
 	}
@@ -262,7 +262,7 @@ func Verify(ctx context.Context, kopts []kgo.Opt, bucket objstore.Bucket, opts O
 	}
 
 	rep := &Report{Counts: map[Kind]int64{}}
-	rows, err := readTables(ctx, bucket, opts.Topics, rep)
+	rows, err := readTables(ctx, bucket, tables, opts.Topics, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -340,8 +340,8 @@ func partitionRanges(ctx context.Context, cl *kgo.Client, opts Options) ([]Parti
 
 // readTables reads every table of bucket and indexes the rows of topics by
 // coordinate.
-func readTables(ctx context.Context, bucket objstore.Bucket, topics []string, rep *Report) (map[coord]*row, error) {
-	paths, err := committer.ListTables(ctx, bucket)
+func readTables(ctx context.Context, bucket objstore.Bucket, tables committer.Format, topics []string, rep *Report) (map[coord]*row, error) {
+	paths, err := tables.ListTables(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -351,7 +351,7 @@ func readTables(ctx context.Context, bucket objstore.Bucket, topics []string, re
 	}
 	rows := map[coord]*row{}
 	for _, path := range paths {
-		snap, err := committer.Open(bucket, path, committer.Options{}).Snapshot(ctx)
+		snap, err := tables.Open(path, committer.Options{}).Snapshot(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("verify: read table %s: %w", tableName(path), err)
 		}

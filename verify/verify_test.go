@@ -15,6 +15,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/tabletest"
 	"github.com/evodb/sink/internal/workload"
@@ -50,7 +51,7 @@ func ingestInto(t *testing.T, n int, bucket objstore.Bucket) *kfake.Cluster {
 	cfg.Commit.OffsetCommitInterval = 50 * time.Millisecond
 	cfg.Errors.Tolerance = "all"
 	cfg.Errors.DLQTopic = dlq
-	s, err := sink.New(cfg, bucket)
+	s, err := sink.New(cfg, bucket, delta.NewFormat(bucket, delta.Options{}))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -85,7 +86,7 @@ func run(t *testing.T, c *kfake.Cluster, b objstore.Bucket, opts Options) *Repor
 	t.Helper()
 	opts.Topics = []string{topic}
 	opts.DLQTopic = dlq
-	rep, err := Verify(context.Background(), []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, b, opts)
+	rep, err := Verify(context.Background(), []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, b, delta.NewFormat(b, delta.Options{}), opts)
 	require.NoError(t, err)
 	return rep
 }
@@ -109,7 +110,7 @@ func TestVerify(t *testing.T) {
 	require.Contains(t, rep.String(), "OK: 1500 records in 3 partitions")
 
 	// Pick a table and its first file to tamper with.
-	tbl := committer.Open(bucket, "t0", committer.Options{})
+	tbl := delta.Open(bucket, "t0", delta.Options{})
 	snap, err := tbl.Snapshot(ctx)
 	require.NoError(t, err)
 	var add committer.Add
@@ -262,7 +263,7 @@ func put(t *testing.T, b objstore.Bucket, key string, data []byte) {
 	require.NoError(t, err)
 }
 
-func commit(t *testing.T, tbl *committer.Table, c committer.Commit) {
+func commit(t *testing.T, tbl committer.Table, c committer.Commit) {
 	t.Helper()
 	c.ReadVersion = -1
 	_, err := tbl.Commit(context.Background(), c)

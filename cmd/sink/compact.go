@@ -42,7 +42,7 @@ func compactCommand() command {
 			if err != nil {
 				return err
 			}
-			s := compaction.NewScheduler(bucket, cc, compaction.WithLogger(log), compaction.WithInstance(cfg.Instance))
+			s := compaction.NewScheduler(bucket, tableFormat(bucket, 0), cc, compaction.WithLogger(log), compaction.WithInstance(cfg.Instance))
 			var errs []error
 			for _, p := range paths {
 				ref, err := tableRef(ctx, bucket, cfg, p)
@@ -64,7 +64,7 @@ func compactCommand() command {
 // named table that is not there is a noTableError naming the tables that
 // are.
 func tablePaths(ctx context.Context, b objstore.Bucket, args []string) ([]string, error) {
-	paths, err := committer.ListTables(ctx, b)
+	paths, err := tableFormat(b, 0).ListTables(ctx)
 	if err != nil || len(args) == 0 {
 		return paths, err
 	}
@@ -78,7 +78,7 @@ func tablePaths(ctx context.Context, b objstore.Bucket, args []string) ([]string
 // the log names: its partition mode (which the mode recorded in the table
 // overrides, as in background compaction) and compression.
 func tableRef(ctx context.Context, b objstore.Bucket, cfg *fileConfig, path string) (compaction.TableRef, error) {
-	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	snap, err := tableFormat(b, 0).Open(path, committer.Options{}).Snapshot(ctx)
 	if err != nil {
 		return compaction.TableRef{}, fmt.Errorf("read table: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/tablefile"
@@ -24,7 +25,7 @@ func writeSmallTable(t *testing.T, ctx context.Context, b objstore.Bucket, n int
 	t.Helper()
 	schema := codec.NewSchema()
 	schema.SetKafkaColumns(true)
-	table := committer.Open(b, "users", committer.Options{})
+	table := delta.Open(b, "users", delta.Options{})
 	for blk := range n {
 		var changes []codec.Change
 		for i := range 5 {
@@ -47,9 +48,7 @@ func writeSmallTable(t *testing.T, ctx context.Context, b objstore.Bucket, n int
 			DataChange: true,
 		})
 		require.NoError(t, err)
-		text, err := schema.DeltaSchemaJSON()
-		require.NoError(t, err)
-		_, err = table.Create(ctx, committer.Metadata{Name: "users", SchemaString: text,
+		_, err = table.Create(ctx, committer.Metadata{Name: "users", Schema: schema,
 			Configuration: map[string]string{partitioner.ModeConfigKey: partitioner.ModeDOSQLite}})
 		require.NoError(t, err)
 		_, err = table.Commit(ctx, committer.Commit{ReadVersion: -1, Adds: []committer.Add{w.Add}})

@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
@@ -156,7 +155,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) (*demoResult, error) {
 		Memory:          sink.MemoryConfig{Budget: 64 << 20},
 		ShutdownTimeout: 30 * time.Second,
 	}
-	s, err := sink.New(cfg, bucket, sink.WithLogger(log), sink.WithCommitHook(func(ev sink.CommitEvent) {
+	s, err := sink.New(cfg, bucket, tableFormat(bucket, cfg.Commit.CheckpointInterval), sink.WithLogger(log), sink.WithCommitHook(func(ev sink.CommitEvent) {
 		if len(ev.FilesRemoved) == 0 {
 			committedRows.Add(ev.Rows)
 		}
@@ -218,7 +217,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) (*demoResult, error) {
 	if err := <-runErr; err != nil {
 		return nil, fmt.Errorf("stop sink: %w", err)
 	}
-	paths, err := committer.ListTables(ctx, bucket)
+	paths, err := tableFormat(bucket, 0).ListTables(ctx)
 	if err != nil {
 		return nil, err
 	}

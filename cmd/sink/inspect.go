@@ -119,7 +119,7 @@ func storeFromArg(arg string) (string, error) {
 
 // inspectAll prints one block per table.
 func inspectAll(ctx context.Context, w io.Writer, b objstore.Bucket) error {
-	paths, err := committer.ListTables(ctx, b)
+	paths, err := tableFormat(b, 0).ListTables(ctx)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func sortAppIDs(ids []string) {
 func inspectTable(ctx context.Context, w io.Writer, b objstore.Bucket, path string) error {
 	s, err := summarize(ctx, b, path)
 	if errors.Is(err, committer.ErrNoTable) {
-		if paths, lerr := committer.ListTables(ctx, b); lerr == nil {
+		if paths, lerr := tableFormat(b, 0).ListTables(ctx); lerr == nil {
 			return withTables(err, paths)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -29,7 +30,7 @@ func TestInspect(t *testing.T) {
 	for p := range 12 {
 		txns = append(txns, committer.TxnCondition{AppID: fmt.Sprintf("evodb-sink/g/cdc/%d", p), FirstOffset: 0, LastOffset: int64(100 + p)})
 	}
-	_, err = committer.Open(b, "users", committer.Options{}).Commit(ctx, committer.Commit{ReadVersion: -1, Txns: txns})
+	_, err = delta.Open(b, "users", delta.Options{}).Commit(ctx, committer.Commit{ReadVersion: -1, Txns: txns})
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte("kafka: {brokers: [b:9092], topics: [cdc]}\nstore: {url: 'file://"+filepath.ToSlash(storeDir)+"'}\n"), 0o644))

@@ -23,7 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/leaktest"
 	"github.com/evodb/sink/internal/tabletest"
@@ -172,8 +172,8 @@ func TestDemo(t *testing.T) {
 	// queries select them.
 	short := regexp.MustCompile(`^(n|b|d|f|s|u|at|j)[0-9]+$`)
 	for _, s := range res.tables {
-		schema, err := codec.ParseDeltaSchema(s.Snapshot.Metadata.SchemaString)
-		require.NoError(t, err)
+		schema := s.Snapshot.Metadata.Schema
+		require.NotNil(t, schema, "table %s", s.Path)
 		for _, c := range schema.Columns() {
 			require.NotRegexp(t, short, c.Name, "table %s", s.Path)
 		}
@@ -307,7 +307,7 @@ log:
 
 // countRows sums the rows of every table in b, -1 on error.
 func countRows(ctx context.Context, b objstore.Bucket) int64 {
-	paths, err := committer.ListTables(ctx, b)
+	paths, err := delta.ListTables(ctx, b)
 	if err != nil {
 		return -1
 	}

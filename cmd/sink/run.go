@@ -103,7 +103,7 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 	}
 	// Store requests, errors and latency by operation, for every backend.
 	bucket = objstore.WithMetrics(bucket, reg)
-	s, err := sink.New(cfg.Config, bucket, sink.WithLogger(log), sink.WithRegisterer(reg))
+	s, err := sink.New(cfg.Config, bucket, tableFormat(bucket, cfg.Commit.CheckpointInterval), sink.WithLogger(log), sink.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 		// Compaction runs beside ingestion, one job at a time by default,
 		// and waits whenever the memory budget has paused fetching so it
 		// never competes with flushes for the store.
-		sched := compaction.NewScheduler(bucket, cfg.Compaction,
+		sched := compaction.NewScheduler(bucket, tableFormat(bucket, 0), cfg.Compaction,
 			compaction.WithLogger(log), compaction.WithRegisterer(reg),
 			compaction.WithInstance(s.Instance()), compaction.WithYield(s.WaitUnpaused))
 		go func() {

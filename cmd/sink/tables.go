@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
 )
@@ -56,7 +57,7 @@ func withTables(err error, paths []string) error {
 
 // summarize reads the latest snapshot of the table at path.
 func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSummary, error) {
-	snap, err := committer.Open(b, path, committer.Options{}).Snapshot(ctx)
+	snap, err := tableFormat(b, 0).Open(path, committer.Options{}).Snapshot(ctx)
 	if err != nil {
 		if errors.Is(err, committer.ErrNoTable) {
 			// The committer's own text would repeat the path and "table".
@@ -105,4 +106,11 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// tableFormat is the format of the tables in b: Delta Lake, with a
+// checkpoint every checkpointInterval commits (0: the format's default).
+// It is the only place the command names a table format.
+func tableFormat(b objstore.Bucket, checkpointInterval int) committer.Format {
+	return delta.NewFormat(b, delta.Options{CheckpointInterval: checkpointInterval})
 }

@@ -81,7 +81,7 @@ func vacuumTable(ctx context.Context, w io.Writer, b objstore.Bucket, path strin
 	if dryRun {
 		verb = "would delete"
 	}
-	res, err := compaction.Vacuum(ctx, b, path, retention, dryRun, now)
+	res, err := compaction.Vacuum(ctx, b, tableFormat(b, 0), path, retention, dryRun, now)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func vacuumTable(ctx context.Context, w io.Writer, b objstore.Bucket, path strin
 	if !logs {
 		return nil
 	}
-	lres, err := compaction.VacuumLog(ctx, b, path, retention, dryRun, now)
+	lres, err := compaction.VacuumLog(ctx, tableFormat(b, 0), path, retention, dryRun, now)
 	if err != nil {
 		return err
 	}

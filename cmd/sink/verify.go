@@ -65,7 +65,7 @@ func verifyCommand() command {
 			for t, f := range cfg.Kafka.Formats {
 				formats[t] = codec.Format(f)
 			}
-			rep, err := verify.Verify(ctx, kopts, bucket, verify.Options{
+			rep, err := verify.Verify(ctx, kopts, bucket, tableFormat(bucket, 0), verify.Options{
 				Topics:      topics,
 				Format:      codec.Format(cfg.Kafka.Format),
 				Formats:     formats,

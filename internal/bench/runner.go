@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
 )
@@ -131,7 +132,7 @@ type inProcess struct {
 func startInProcess(ctx context.Context, cfg sink.Config, bucket objstore.Bucket) (*inProcess, error) {
 	r := &inProcess{done: make(chan error, 1), reg: prometheus.NewRegistry()}
 	bucket = objstore.WithMetrics(bucket, r.reg)
-	s, err := sink.New(cfg, bucket, sink.WithRegisterer(prometheus.NewRegistry()), sink.WithCommitHook(func(ev sink.CommitEvent) {
+	s, err := sink.New(cfg, bucket, delta.NewFormat(bucket, delta.Options{CheckpointInterval: cfg.Commit.CheckpointInterval}), sink.WithRegisterer(prometheus.NewRegistry()), sink.WithCommitHook(func(ev sink.CommitEvent) {
 		if len(ev.FilesRemoved) == 0 {
 			r.rows.Add(ev.Rows)
 		}

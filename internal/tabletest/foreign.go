@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -75,10 +76,10 @@ func AppendForeign(t testing.TB, ctx context.Context, b objstore.Bucket, root st
 	require.NoError(t, err)
 	stats := fmt.Sprintf(`{"numRecords":%d,"minValues":{"id":0,"_lsn":0},"maxValues":{"id":%d,"_lsn":%d},"nullCount":{"id":0,"name":0,"_lsn":0}}`,
 		rows, rows-1, rows-1)
-	_, err = committer.Open(b, root, committer.Options{}).Commit(ctx, committer.Commit{
+	_, err = delta.Open(b, root, delta.Options{}).Commit(ctx, committer.Commit{
 		Operation:   committer.OpWrite,
 		ReadVersion: -1,
-		Adds:        []committer.Add{{Path: path, Size: int64(buf.Len()), DataChange: true, Stats: stats}},
+		Adds:        []committer.Add{{Path: path, Size: int64(buf.Len()), DataChange: true, Sys: delta.RawStats(stats)}},
 	})
 	require.NoError(t, err)
 	return path

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
-	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
 )
@@ -23,11 +23,11 @@ import (
 // in two files is returned twice: duplicates are the caller's to find.
 func Changes(t testing.TB, ctx context.Context, b objstore.Bucket) []codec.Change {
 	t.Helper()
-	roots, err := committer.ListTables(ctx, b)
+	roots, err := delta.ListTables(ctx, b)
 	require.NoError(t, err)
 	var out []codec.Change
 	for _, root := range roots {
-		snap, err := committer.Open(b, root, committer.Options{}).Snapshot(ctx)
+		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
 		require.NoError(t, err)
 		for path, add := range snap.Files {
 			if !tablefile.WrittenBySink(add) {

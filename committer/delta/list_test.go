@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -13,7 +15,7 @@ func TestListTables(t *testing.T) {
 	ctx := context.Background()
 	b := objstore.NewMemory()
 	for _, root := range []string{"b/users", "a", "c/d/e"} {
-		_, err := Open(b, root, Options{}).Create(ctx, Metadata{SchemaString: `{"type":"struct","fields":[]}`})
+		_, err := Open(b, root, Options{}).Create(ctx, committer.Metadata{Schema: codec.NewSchema()})
 		require.NoError(t, err)
 	}
 	// A data file alone is not a table.

@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"bytes"
@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -22,203 +22,43 @@ const (
 	infoExtra    = "evodbInfo"
 )
 
-// TxnCondition is a source partition's contribution to an append: the
-// commit writes txn(AppID, LastOffset) and is refused with a
-// *TxnConflictError if the table's txn version for AppID is already at or
-// past FirstOffset.
-type TxnCondition struct {
-	AppID       string
-	FirstOffset int64
-	LastOffset  int64
-	// Lineage, if not empty, names the incarnation of the source the
-	// offsets come from (for a Kafka partition, its topic ID): offsets of
-	// two incarnations are not comparable. The commit then also writes
-	// txn(LineageAppID(AppID, Lineage), LastOffset), and is refused with a
-	// *LineageConflictError if the table holds such a txn for AppID with
-	// another lineage. Tables written without lineages hold none, so the
-	// first commit with a lineage is never refused for it. It must not
-	// contain '@' or '/'.
-	Lineage string
-}
-
-// LineageAppID is the txn appId that records the lineage of appID's
-// offsets: appID + "@" + lineage. Its version is the last offset of that
-// lineage the table holds, like appID's. The txn action being the only
-// per-source state Delta keeps in checkpoints, the lineage lives in the
-// appId so it survives them.
-func LineageAppID(appID, lineage string) string { return appID + "@" + lineage }
-
-// SplitLineage is the inverse of LineageAppID: it reports whether app
-// records a lineage, and of which appId. An appId that merely contains an
-// '@' is not one unless what follows its last '@' is a valid lineage
-// (non-empty, without '/').
-func SplitLineage(app string) (appID, lineage string, ok bool) {
-	i := strings.LastIndexByte(app, '@')
-	if i <= 0 || i == len(app)-1 || strings.IndexByte(app[i+1:], '/') >= 0 {
-		return "", "", false
-	}
-	return app[:i], app[i+1:], true
-}
-
-// LineageConflictError refuses an append whose offsets from a source come
-// from another lineage (for Kafka: another topic ID, the topic was deleted
-// and re-created) than the offsets the table holds for it.
-type LineageConflictError struct {
-	AppID        string
-	Lineage      string
-	TableLineage string
-	TableVersion int64
-}
-
-func (e *LineageConflictError) Error() string {
-	return fmt.Sprintf("lineage conflict for %s: table version %d holds offsets of lineage %s, the commit's offsets are of lineage %s",
-		e.AppID, e.TableVersion, e.TableLineage, e.Lineage)
-}
-
-// Commit is one atomic change to a table.
-type Commit struct {
-	// ID identifies the commit in commitInfo so that an ambiguous failure
-	// can be resolved by reading the log; generated if empty.
-	ID string
-	// Operation is the Delta operation name (OpStreamingUpdate, OpWrite,
-	// OpOptimize, ...); default OpWrite.
-	Operation string
-	Adds      []Add
-	Removes   []Remove
-	Txns      []TxnCondition
-	// Metadata, if set, replaces the table's metaData in this commit: the
-	// widened schema goes in the same commit as the first block needing it.
-	// Empty ID, Name and CreatedTime and nil PartitionColumns and
-	// Configuration are taken from the table; a Metadata that changes
-	// nothing writes no metaData action.
-	Metadata *Metadata
-	// ReadVersion is the snapshot version the caller based the commit on, or
-	// -1 for none. A commit with Metadata is refused (ErrMetadataChanged) if
-	// the table's schema changed after ReadVersion.
-	ReadVersion int64
-	// Info holds extra fields recorded under commitInfo.evodbInfo, such as
-	// source offsets or the sink group.
-	Info map[string]string
-}
-
-// CommitResult describes a landed commit.
-type CommitResult struct {
-	// Version is the version holding the commit.
-	Version int64
-	// Snapshot is the table right after the commit, or later.
-	Snapshot *Snapshot
-	// Attempts is how many puts the commit took.
-	Attempts int
-	// AlreadyCommitted says an earlier attempt whose outcome was unknown had
-	// landed and was found by its commit id.
-	AlreadyCommitted bool
-}
-
-func (c *Commit) validate() error {
-	apps := map[string]bool{}
-	for _, tc := range c.Txns {
-		switch {
-		case tc.AppID == "":
-			return errors.New("txn condition with an empty appId")
-		case apps[tc.AppID]:
-			return fmt.Errorf("txn appId %s appears twice", tc.AppID)
-		case tc.FirstOffset < 0 || tc.LastOffset < tc.FirstOffset:
-			return fmt.Errorf("txn %s: offsets [%d, %d] are not a range", tc.AppID, tc.FirstOffset, tc.LastOffset)
-		case strings.ContainsAny(tc.Lineage, "@/"):
-			return fmt.Errorf("txn %s: lineage %q contains '@' or '/'", tc.AppID, tc.Lineage)
-		}
-		apps[tc.AppID] = true
-	}
-	removed := map[string]bool{}
-	for _, r := range c.Removes {
-		if r.Path == "" {
-			return errors.New("remove with an empty path")
-		}
-		if removed[r.Path] {
-			return fmt.Errorf("remove %s appears twice", r.Path)
-		}
-		removed[r.Path] = true
-	}
-	added := map[string]bool{}
-	for _, a := range c.Adds {
-		if a.Path == "" {
-			return errors.New("add with an empty path")
-		}
-		if added[a.Path] {
-			return fmt.Errorf("add %s appears twice", a.Path)
-		}
-		added[a.Path] = true
-	}
-	if c.Metadata != nil && c.Metadata.SchemaString == "" {
-		return errors.New("metaData without a schema")
-	}
-	return nil
-}
-
-// check returns why c cannot be committed on top of s, or nil.
-func (c *Commit) check(s *Snapshot) error {
-	if s.Protocol.MinReaderVersion > readerVersion || s.Protocol.MinWriterVersion > writerVersion {
+// check returns why c cannot be committed on top of s, or nil. schema is
+// c.Metadata's schema as a schemaString ("" without Metadata).
+func check(c *committer.Commit, s *committer.Snapshot, schema string) error {
+	ss := st(s)
+	if ss.protocol.MinReaderVersion > readerVersion || ss.protocol.MinWriterVersion > writerVersion {
 		return fmt.Errorf("table requires protocol (%d, %d): %w",
-			s.Protocol.MinReaderVersion, s.Protocol.MinWriterVersion, ErrUnsupportedProtocol)
+			ss.protocol.MinReaderVersion, ss.protocol.MinWriterVersion, ErrUnsupportedProtocol)
 	}
-	for _, tc := range c.Txns {
-		if v, ok := s.Txns[tc.AppID]; ok && v >= tc.FirstOffset {
-			return &TxnConflictError{AppID: tc.AppID, TableTxnVersion: v, FirstOffset: tc.FirstOffset, TableVersion: s.Version}
-		}
-	}
-	if err := c.checkLineages(s); err != nil {
+	if err := c.CheckTxns(s); err != nil {
 		return err
 	}
-	removed := map[string]bool{}
-	for _, r := range c.Removes {
-		if _, ok := s.Files[r.Path]; !ok {
-			return &FileRemovedError{Path: r.Path, TableVersion: s.Version}
-		}
-		removed[r.Path] = true
+	if err := c.CheckFiles(s); err != nil {
+		return err
 	}
-	for _, a := range c.Adds {
-		if _, ok := s.Files[a.Path]; ok && !removed[a.Path] {
-			return fmt.Errorf("add %s at table version %d: %w", a.Path, s.Version, ErrFileExists)
-		}
-	}
-	if c.Metadata != nil && c.ReadVersion >= 0 && s.metadataVersion > c.ReadVersion &&
-		s.Metadata.SchemaString != c.Metadata.SchemaString {
+	if c.Metadata != nil && c.ReadVersion >= 0 && ss.metadataVersion > c.ReadVersion &&
+		ss.metadata.SchemaString != schema {
 		return fmt.Errorf("schema changed at version %d, after read version %d: %w",
-			s.metadataVersion, c.ReadVersion, ErrMetadataChanged)
+			ss.metadataVersion, c.ReadVersion, committer.ErrMetadataChanged)
 	}
 	return nil
 }
 
-// checkLineages refuses c if the table holds, for one of c's appIds, a
-// lineage other than c's. It reads every txn of the table once, and only
-// when c names a lineage.
-func (c *Commit) checkLineages(s *Snapshot) error {
-	var want map[string]string
-	for _, tc := range c.Txns {
-		if tc.Lineage != "" {
-			if want == nil {
-				want = make(map[string]string, len(c.Txns))
-			}
-			want[tc.AppID] = tc.Lineage
-		}
+// metadataAction returns the metaData action of md, whose schema is the
+// schemaString schema.
+func metadataAction(md committer.Metadata, schema string) metadata {
+	return metadata{
+		ID:               md.ID,
+		Name:             md.Name,
+		SchemaString:     schema,
+		PartitionColumns: md.PartitionColumns,
+		Configuration:    md.Configuration,
+		CreatedTime:      md.CreatedTime,
 	}
-	if want == nil {
-		return nil
-	}
-	for app := range s.Txns {
-		id, lineage, ok := SplitLineage(app)
-		if !ok {
-			continue
-		}
-		if w, ok := want[id]; ok && w != lineage {
-			return &LineageConflictError{AppID: id, Lineage: w, TableLineage: lineage, TableVersion: s.Version}
-		}
-	}
-	return nil
 }
 
 // entry builds the log entry that commits c on top of s.
-func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
+func (t *Table) entry(c *committer.Commit, s *committer.Snapshot, schema string) *logEntry {
 	now := t.opts.Now().UnixMilli()
 	readVersion := c.ReadVersion
 	if readVersion < 0 {
@@ -236,38 +76,39 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 		infoInstance:          t.opts.Instance,
 	}
 	switch c.Operation {
-	case OpStreamingUpdate:
+	case committer.OpStreamingUpdate:
 		info["operationParameters"] = map[string]string{"outputMode": "Append"}
-	case OpWrite:
+	case committer.OpWrite:
 		info["operationParameters"] = map[string]string{"mode": "Append"}
 	}
 	if len(c.Info) > 0 {
 		info[infoExtra] = maps.Clone(c.Info)
 	}
 	e := &logEntry{commitInfo: info}
-	if c.Metadata != nil && !sameMetadata(*c.Metadata, s.Metadata) {
-		md := cloneMetadata(*c.Metadata)
+	cur := st(s).metadata
+	if c.Metadata != nil && !sameMetadata(metadataAction(*c.Metadata, schema), cur) {
+		md := cloneMetadata(metadataAction(*c.Metadata, schema))
 		if md.ID == "" {
-			md.ID = s.Metadata.ID
+			md.ID = cur.ID
 		}
 		if md.CreatedTime == 0 {
-			md.CreatedTime = s.Metadata.CreatedTime
+			md.CreatedTime = cur.CreatedTime
 		}
 		if md.Name == "" {
-			md.Name = s.Metadata.Name
+			md.Name = cur.Name
 		}
 		if md.PartitionColumns == nil {
-			md.PartitionColumns = slices.Clone(s.Metadata.PartitionColumns)
+			md.PartitionColumns = slices.Clone(cur.PartitionColumns)
 		}
 		if md.Configuration == nil {
-			md.Configuration = maps.Clone(s.Metadata.Configuration)
+			md.Configuration = maps.Clone(cur.Configuration)
 		}
 		e.metadata = &md
 	}
 	for _, tc := range c.Txns {
 		e.txns = append(e.txns, Txn{AppID: tc.AppID, Version: tc.LastOffset, LastUpdated: now})
 		if tc.Lineage != "" {
-			e.txns = append(e.txns, Txn{AppID: LineageAppID(tc.AppID, tc.Lineage), Version: tc.LastOffset, LastUpdated: now})
+			e.txns = append(e.txns, Txn{AppID: committer.LineageAppID(tc.AppID, tc.Lineage), Version: tc.LastOffset, LastUpdated: now})
 		}
 	}
 	for _, r := range c.Removes {
@@ -303,21 +144,38 @@ func (t *Table) entry(c *Commit, s *Snapshot) *logEntry {
 // Commit commits c as the next version of the table, retrying lost races and
 // ambiguous store failures as the Table doc describes. It refuses with a
 // *TxnConflictError, a *LineageConflictError, a *FileRemovedError, or an
-// error wrapping ErrFileExists, ErrMetadataChanged, ErrUnsupportedProtocol,
-// ErrNoTable or ErrTableReplaced; the table is then unchanged by the commit. An error
-// wrapping ErrTooManyAttempts or the context's error can follow an
+// error wrapping committer.ErrFileExists, committer.ErrMetadataChanged, ErrUnsupportedProtocol,
+// committer.ErrNoTable or committer.ErrTableReplaced; the table is then unchanged by the commit. An error
+// wrapping committer.ErrTooManyAttempts or the context's error can follow an
 // ambiguous put, so the commit may have landed: calling Commit again with
 // the same ID on the same Table finds it (AlreadyCommitted), and for an
 // append the txn fencing refuses a second landing in any case.
-func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
-	if err := c.validate(); err != nil {
+func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.CommitResult, error) {
+	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
 	}
+	var schema string
+	if c.Metadata != nil {
+		var err error
+		if schema, err = SchemaJSON(c.Metadata.Schema); err != nil {
+			return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
+		}
+	}
+	// Snapshots hold the adds as the log records them, whether they
+	// were read back or committed by this Table.
+	adds := make([]committer.Add, len(c.Adds))
+	for i, a := range c.Adds {
+		var err error
+		if adds[i], err = logged(a); err != nil {
+			return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
+		}
+	}
+	c.Adds = adds
 	if c.ID == "" {
 		c.ID = newUUID()
 	}
 	if c.Operation == "" {
-		c.Operation = OpWrite
+		c.Operation = committer.OpWrite
 	}
 	bo := t.newBackoff()
 	// An attempt goes out against the snapshot this Table last saw, without
@@ -337,19 +195,19 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 				return nil, err
 			}
 		}
-		if v, ok := s.committedAt(c.ID); ok {
+		if v, ok := committedAt(s, c.ID); ok {
 			// An earlier attempt, or an earlier call that failed after its
 			// put, landed. Readers must reach it before it counts.
 			if err := t.confirm(ctx, bo, v, c.ID); err != nil {
 				return nil, err
 			}
-			return &CommitResult{Version: v, Snapshot: s, Attempts: attempt - 1, AlreadyCommitted: true}, nil
+			return &committer.CommitResult{Version: v, Snapshot: s, Attempts: attempt - 1, AlreadyCommitted: true}, nil
 		}
-		if err := c.check(s); err != nil {
+		if err := check(&c, s, schema); err != nil {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
 		}
 		version := s.Version + 1
-		e := t.entry(&c, s)
+		e := t.entry(&c, s, schema)
 		body, err := e.encode()
 		if err != nil {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
@@ -358,25 +216,25 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 		seenAt := t.opts.Now()
 		_, err = t.bucket.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true})
 		if err == nil {
-			next := s.clone()
-			next.apply(version, e)
+			next := clone(s)
+			apply(next, version, e)
 			t.expireTombstones(next)
 			// Versions are created in order, so none after this one
 			// existed before the put started.
-			next.seenAt = seenAt
+			st(next).seenAt = seenAt
 			if err := t.confirm(ctx, bo, version, c.ID); err != nil {
 				return nil, err
 			}
 			t.remember(next)
 			t.maybeCheckpoint(ctx, next)
-			return &CommitResult{Version: version, Snapshot: next, Attempts: attempt}, nil
+			return &committer.CommitResult{Version: version, Snapshot: next, Attempts: attempt}, nil
 		}
 		lostRace := errors.Is(err, objstore.ErrPreconditionFailed)
 		if !lostRace {
 			t.logger.Warn("commit put failed, outcome unknown", "version", version, "attempt", attempt, "err", err)
 		}
 		if attempt >= t.opts.MaxCommitAttempts {
-			return nil, fmt.Errorf("commit %s to table %s: %w (%d): %w", c.ID, t.root, ErrTooManyAttempts, attempt, err)
+			return nil, fmt.Errorf("commit %s to table %s: %w (%d): %w", c.ID, t.root, committer.ErrTooManyAttempts, attempt, err)
 		}
 		if !lostRace {
 			if err := sleep(ctx, bo.NextBackOff()); err != nil {
@@ -405,13 +263,13 @@ func (t *Table) Commit(ctx context.Context, c Commit) (*CommitResult, error) {
 }
 
 // reload loads the table for a commit, retrying store errors.
-func (t *Table) reload(ctx context.Context, bo *backoff.ExponentialBackOff, id string) (*Snapshot, error) {
+func (t *Table) reload(ctx context.Context, bo *backoff.ExponentialBackOff, id string) (*committer.Snapshot, error) {
 	for attempt := 1; ; attempt++ {
 		s, err := t.Snapshot(ctx)
 		if err == nil {
 			return s, nil
 		}
-		if errors.Is(err, ErrNoTable) || ctx.Err() != nil || attempt >= t.opts.MaxCommitAttempts {
+		if errors.Is(err, committer.ErrNoTable) || ctx.Err() != nil || attempt >= t.opts.MaxCommitAttempts {
 			return nil, fmt.Errorf("commit %s to table %s: %w", id, t.root, err)
 		}
 		t.logger.Warn("commit: read log", "attempt", attempt, "err", err)
@@ -424,7 +282,7 @@ func (t *Table) reload(ctx context.Context, bo *backoff.ExponentialBackOff, id s
 // confirm makes sure readers reach the commit id at version, as "Deleted
 // tables" in the Table doc describes: one HEAD of the anchor when the table
 // is as this Table last saw it, a load otherwise. A commit readers cannot
-// reach is withdrawn and reported as ErrTableReplaced. Store errors are
+// reach is withdrawn and reported as committer.ErrTableReplaced. Store errors are
 // retried; if they persist, the outcome is reported as unknown, and a later
 // Commit with the same id on this Table confirms it again.
 func (t *Table) confirm(ctx context.Context, bo *backoff.ExponentialBackOff, version int64, id string) error {
@@ -436,7 +294,7 @@ func (t *Table) confirm(ctx context.Context, bo *backoff.ExponentialBackOff, ver
 		if err == nil {
 			t.withdraw(ctx, version, id)
 			return fmt.Errorf("commit %s to table %s: version %d landed where no reader reaches it: %w; the commit was withdrawn, so nothing it holds is durable",
-				id, t.root, version, ErrTableReplaced)
+				id, t.root, version, committer.ErrTableReplaced)
 		}
 		if ctx.Err() != nil || attempt >= t.opts.MaxCommitAttempts {
 			return fmt.Errorf("commit %s to table %s: landed at version %d, but checking that readers reach it failed, so the outcome is unknown (commit again with the same id): %w",
@@ -468,7 +326,7 @@ func (t *Table) reachable(ctx context.Context, version int64, id string) (bool, 
 	// created again), or log cleanup removed version 0 or an old
 	// checkpoint. Ask the log as a reader would.
 	s, na, err := t.load(ctx)
-	if errors.Is(err, ErrNoTable) || errors.Is(err, errUnrooted) {
+	if errors.Is(err, committer.ErrNoTable) || errors.Is(err, errUnrooted) {
 		return false, nil
 	}
 	if err != nil {
@@ -481,7 +339,7 @@ func (t *Table) reachable(ctx context.Context, version int64, id string) (bool, 
 		// someone wrote after replaying it.
 		return s.Version >= version, nil
 	}
-	v, ok := s.committedAt(id)
+	v, ok := committedAt(s, id)
 	return ok && v == version, nil
 }
 
@@ -502,7 +360,7 @@ func (t *Table) withdraw(ctx context.Context, version int64, id string) {
 
 // sameMetadata reports whether committing md would leave the table's
 // metadata as it is, in which case the commit carries no metaData action.
-func sameMetadata(md, cur Metadata) bool {
+func sameMetadata(md, cur metadata) bool {
 	return md.SchemaString == cur.SchemaString &&
 		(md.ID == "" || md.ID == cur.ID) &&
 		(md.Name == "" || md.Name == cur.Name) &&

@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -30,21 +31,21 @@ func BenchmarkCommitAfterRemovals(b *testing.B) {
 			clock := newTestClock()
 			bucket := objstore.NewMemory()
 			tbl := Open(bucket, testRoot, Options{Instance: "bench", Now: clock.Now, CheckpointInterval: 1 << 30})
-			if _, err := tbl.Create(ctx, Metadata{SchemaString: schemaV1}); err != nil {
+			if _, err := tbl.Create(ctx, committer.Metadata{Schema: mustSchema(b, schemaV1)}); err != nil {
 				b.Fatal(err)
 			}
 			for i := 0; i < removed; i += batch {
-				var adds []Add
-				var removes []Remove
+				var adds []committer.Add
+				var removes []committer.Remove
 				for j := i; j < i+batch; j++ {
 					p := fmt.Sprintf("data/%08d.parquet", j)
-					adds = append(adds, Add{Path: p, Size: 1 << 20, DataChange: true})
-					removes = append(removes, Remove{Path: p})
+					adds = append(adds, committer.Add{Path: p, Size: 1 << 20, DataChange: true})
+					removes = append(removes, committer.Remove{Path: p})
 				}
-				if _, err := tbl.Commit(ctx, Commit{Adds: adds}); err != nil {
+				if _, err := tbl.Commit(ctx, committer.Commit{Adds: adds}); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := tbl.Commit(ctx, Commit{Operation: OpOptimize, Removes: removes}); err != nil {
+				if _, err := tbl.Commit(ctx, committer.Commit{Operation: committer.OpOptimize, Removes: removes}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package committer is the table log: a Delta Lake transaction log (reader
+// Package delta is the Delta Lake table format: a transaction log (reader
 // protocol 1, writer protocol 2) kept on an object store and written only
 // with create-only conditional puts.
 //
@@ -8,7 +8,7 @@
 // whose records the table holds is the version of a txn action whose appId
 // names the partition. Spark, delta-rs, DuckDB, Trino and Polars read the
 // tables without this package.
-package committer
+package delta
 
 import (
 	"bytes"
@@ -24,42 +24,14 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
-
-// ErrNoTable is returned (wrapped) when a table has no log.
-var ErrNoTable = errors.New("table does not exist")
-
-// ErrFileRemoved is matched (errors.Is) by a *FileRemovedError: a commit
-// removes a file that is no longer active.
-var ErrFileRemoved = errors.New("file is no longer active")
-
-// ErrFileExists is returned (wrapped) when a commit adds a path that is
-// already active and that it does not also remove.
-var ErrFileExists = errors.New("file is already active")
-
-// ErrMetadataChanged is returned (wrapped) when a commit carries a new
-// metaData but the table's schema changed after the commit's ReadVersion:
-// committing would silently drop the other writer's schema change, so the
-// caller must merge schemas again.
-var ErrMetadataChanged = errors.New("table metadata changed concurrently")
 
 // ErrUnsupportedProtocol is returned (wrapped) when a table requires a reader
 // or writer protocol newer than (1, 2), which this committer cannot write
 // correctly.
 var ErrUnsupportedProtocol = errors.New("unsupported table protocol")
-
-// ErrTooManyAttempts is returned (wrapped) when a commit did not land within
-// Options.MaxCommitAttempts attempts.
-var ErrTooManyAttempts = errors.New("too many commit attempts")
-
-// ErrTableReplaced is returned (wrapped) when a commit's put succeeded but
-// no reader can reach it: the table's log was deleted, or deleted and
-// created again, while this writer held it. The committer has withdrawn
-// (deleted) the commit, so the table is unchanged by it; nothing the commit
-// held is durable. The caller must not treat its data as committed; a sink
-// stops, and on restart it reads the table as it now is.
-var ErrTableReplaced = errors.New("table log was deleted or replaced under this writer")
 
 // MinLogRetention is the shortest retention any log cleanup may use: a
 // cleanup (sink vacuum -log, or another engine's) must never delete a log
@@ -71,36 +43,6 @@ const MinLogRetention = time.Hour
 // the next version without reading the log first. The Table doc proves it
 // safe for clock skews and attempt durations up to 3/4 of MinLogRetention.
 const maxSnapshotAge = MinLogRetention / 4
-
-// TxnConflictError refuses an append whose records from a source partition
-// are, at least in part, already in the table: the table's txn version for
-// AppID is at or past the block's first offset. The sink drops the
-// already-durable records and commits the rest.
-type TxnConflictError struct {
-	AppID           string
-	TableTxnVersion int64
-	FirstOffset     int64
-	TableVersion    int64
-}
-
-func (e *TxnConflictError) Error() string {
-	return fmt.Sprintf("txn conflict for %s: table version %d already holds offsets through %d, block starts at offset %d",
-		e.AppID, e.TableVersion, e.TableTxnVersion, e.FirstOffset)
-}
-
-// FileRemovedError refuses a commit that removes a file no longer active in
-// the table (removed by a concurrent commit, or never added).
-type FileRemovedError struct {
-	Path         string
-	TableVersion int64
-}
-
-func (e *FileRemovedError) Error() string {
-	return fmt.Sprintf("remove %s: %v at table version %d", e.Path, ErrFileRemoved, e.TableVersion)
-}
-
-// Is makes errors.Is(err, ErrFileRemoved) match.
-func (e *FileRemovedError) Is(target error) bool { return target == ErrFileRemoved }
 
 // Options configures a Table. The zero value is usable.
 type Options struct {
@@ -223,7 +165,7 @@ type Options struct {
 // anchor is gone or replaced, it loads the table as a reader would; if that
 // load does not reach the commit, the commit is withdrawn (its object is
 // deleted, so a table created again later cannot collide with it) and
-// Commit fails with ErrTableReplaced, before the caller moves any offset.
+// Commit fails with committer.ErrTableReplaced, before the caller moves any offset.
 // A deletion that completes between the check and the put's return cannot
 // be detected by any single request; the check closes every other case.
 //
@@ -237,7 +179,7 @@ type Table struct {
 	mu struct {
 		sync.Mutex
 		// latest is the newest snapshot this Table saw.
-		latest *Snapshot
+		latest *committer.Snapshot
 		// anchor is the log object readers start from, as last seen.
 		anchor anchor
 		// absentAt is when a listing that found no log began, while latest
@@ -293,18 +235,18 @@ func (t *Table) Root() string { return strings.TrimSuffix(t.root, "/") }
 // remember caches s if it is newer than the cached snapshot: a later
 // version, the same version seen more recently, or another table (the log
 // was deleted and created again, so versions start over).
-func (t *Table) remember(s *Snapshot) {
+func (t *Table) remember(s *committer.Snapshot) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur := t.mu.latest
 	if cur == nil || s.Version > cur.Version ||
-		(s.Version == cur.Version && s.seenAt.After(cur.seenAt)) ||
+		(s.Version == cur.Version && st(s).seenAt.After(st(cur).seenAt)) ||
 		s.Metadata.ID != cur.Metadata.ID {
 		t.mu.latest = s
 	}
 }
 
-func (t *Table) cached() *Snapshot {
+func (t *Table) cached() *committer.Snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.mu.latest
@@ -352,16 +294,16 @@ func (t *Table) setAnchor(a anchor) {
 // fresh reports whether s was seen to be the latest version recently enough
 // for a put of its successor, or a probe for the versions after it, to be
 // safe against log cleanup (see the Table doc).
-func (t *Table) fresh(s *Snapshot) bool {
-	return t.opts.Now().Sub(s.seenAt) <= maxSnapshotAge
+func (t *Table) fresh(s *committer.Snapshot) bool {
+	return t.opts.Now().Sub(st(s).seenAt) <= maxSnapshotAge
 }
 
 // Snapshot loads the latest snapshot: the newest checkpoint, then the JSON
 // commits after it. A log of up to a thousand objects costs one listing and
 // one read per object loaded; a longer one is found through
-// _last_checkpoint (see load). It returns ErrNoTable (wrapped) if the table
+// _last_checkpoint (see load). It returns committer.ErrNoTable (wrapped) if the table
 // has no log.
-func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
+func (t *Table) Snapshot(ctx context.Context) (*committer.Snapshot, error) {
 	s, a, err := t.load(ctx)
 	if err != nil {
 		return nil, err
@@ -376,7 +318,10 @@ func (t *Table) Snapshot(ctx context.Context) (*Snapshot, error) {
 // the same version if there are none). It costs one read per new commit plus
 // one. A snapshot too old to be advanced safely after log cleanup (see the
 // Table doc) is not advanced: the table is loaded again instead.
-func (t *Table) Update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
+func (t *Table) Update(ctx context.Context, s *committer.Snapshot) (*committer.Snapshot, error) {
+	if !ours(s) {
+		s = nil
+	}
 	if c := t.cached(); s == nil || (c != nil && c.Version > s.Version && c.Metadata.ID == s.Metadata.ID) {
 		s = c
 	}
@@ -405,13 +350,21 @@ func (t *Table) Update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
 // table is loaded, as for any concurrent creator. TestCreateAfterAbsent
 // creates the table behind the Table's back, and lets the look age past
 // maxSnapshotAge.
-func (t *Table) Create(ctx context.Context, md Metadata) (*Snapshot, error) {
+func (t *Table) Create(ctx context.Context, cmd committer.Metadata) (*committer.Snapshot, error) {
+	var schema string
+	if cmd.Schema != nil {
+		var err error
+		if schema, err = SchemaJSON(cmd.Schema); err != nil {
+			return nil, fmt.Errorf("create table %s: %w", t.root, err)
+		}
+	}
+	md := metadataAction(cmd, schema)
 	if !t.seenAbsent() {
 		s, err := t.Snapshot(ctx)
 		if err == nil {
 			return s, nil
 		}
-		if !errors.Is(err, ErrNoTable) {
+		if !errors.Is(err, committer.ErrNoTable) {
 			return nil, err
 		}
 	}
@@ -427,7 +380,7 @@ func (t *Table) Create(ctx context.Context, md Metadata) (*Snapshot, error) {
 	e := &logEntry{
 		commitInfo: map[string]any{
 			"timestamp":           now.UnixMilli(),
-			"operation":           OpCreateTable,
+			"operation":           committer.OpCreateTable,
 			"operationParameters": map[string]string{"isManaged": "false", "partitionBy": partitionByJSON(md.PartitionColumns)},
 			"isBlindAppend":       true,
 			"engineInfo":          EngineInfo,
@@ -448,8 +401,8 @@ func (t *Table) Create(ctx context.Context, md Metadata) (*Snapshot, error) {
 		etag, err := t.bucket.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true})
 		if err == nil {
 			s := emptySnapshot()
-			s.apply(0, e)
-			s.seenAt = seenAt
+			apply(s, 0, e)
+			st(s).seenAt = seenAt
 			t.remember(s)
 			t.setAnchor(anchor{key: key, etag: etag})
 			return s, nil
@@ -464,7 +417,7 @@ func (t *Table) Create(ctx context.Context, md Metadata) (*Snapshot, error) {
 			return s, nil
 		}
 		if attempt >= t.opts.MaxCommitAttempts {
-			return nil, fmt.Errorf("create table %s: %w after %d attempts: %w", t.root, ErrTooManyAttempts, attempt, errors.Join(err, serr))
+			return nil, fmt.Errorf("create table %s: %w after %d attempts: %w", t.root, committer.ErrTooManyAttempts, attempt, errors.Join(err, serr))
 		}
 		if err := sleep(ctx, bo.NextBackOff()); err != nil {
 			return nil, fmt.Errorf("create table %s: %w", t.root, err)

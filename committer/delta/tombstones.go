@@ -1,8 +1,10 @@
-package committer
+package delta
 
 import (
 	"iter"
 	"maps"
+
+	"github.com/evodb/sink/committer"
 )
 
 // tombstoneShards is how many shards a tombstoneSet splits its files into.
@@ -24,7 +26,7 @@ const tombstoneShards = 256
 // clone and checks its source is untouched, which breaks if the set ever
 // writes to a shard it does not own.
 type tombstoneSet struct {
-	shards *[tombstoneShards]map[string]Remove
+	shards *[tombstoneShards]map[string]committer.Remove
 	// owned marks the shards this set created or copied; nil means none,
 	// and that the array of shards is shared too.
 	owned *[tombstoneShards]bool
@@ -53,9 +55,9 @@ func shardOf(path string) int {
 	return int(h % tombstoneShards)
 }
 
-func (ts *tombstoneSet) get(path string) (Remove, bool) {
+func (ts *tombstoneSet) get(path string) (committer.Remove, bool) {
 	if ts.shards == nil {
-		return Remove{}, false
+		return committer.Remove{}, false
 	}
 	r, ok := ts.shards[shardOf(path)][path]
 	return r, ok
@@ -68,7 +70,7 @@ func (ts *tombstoneSet) ownArray() {
 	}
 	ts.owned = new([tombstoneShards]bool)
 	if ts.shards == nil {
-		ts.shards = new([tombstoneShards]map[string]Remove)
+		ts.shards = new([tombstoneShards]map[string]committer.Remove)
 	} else {
 		shards := *ts.shards
 		ts.shards = &shards
@@ -76,12 +78,12 @@ func (ts *tombstoneSet) ownArray() {
 }
 
 // writable returns shard i, copied first unless this set owns it.
-func (ts *tombstoneSet) writable(i int) map[string]Remove {
+func (ts *tombstoneSet) writable(i int) map[string]committer.Remove {
 	ts.ownArray()
 	if !ts.owned[i] {
 		m := maps.Clone(ts.shards[i])
 		if m == nil {
-			m = map[string]Remove{}
+			m = map[string]committer.Remove{}
 		}
 		ts.shards[i] = m
 		ts.owned[i] = true
@@ -89,7 +91,7 @@ func (ts *tombstoneSet) writable(i int) map[string]Remove {
 	return ts.shards[i]
 }
 
-func (ts *tombstoneSet) put(r Remove) {
+func (ts *tombstoneSet) put(r committer.Remove) {
 	m := ts.writable(shardOf(r.Path))
 	if _, ok := m[r.Path]; !ok {
 		ts.n++
@@ -134,7 +136,7 @@ func (ts *tombstoneSet) expire(cutoff, slack int64) {
 		}
 		// A new map rather than deletes: a Go map never shrinks, so the
 		// memory of expired tombstones is only freed with their map.
-		kept := map[string]Remove{}
+		kept := map[string]committer.Remove{}
 		for p, r := range ts.shards[i] {
 			if r.DeletionTimestamp >= cutoff {
 				kept[p] = r
@@ -148,8 +150,8 @@ func (ts *tombstoneSet) expire(cutoff, slack int64) {
 	ts.oldest = oldest
 }
 
-func (ts *tombstoneSet) all() iter.Seq2[string, Remove] {
-	return func(yield func(string, Remove) bool) {
+func (ts *tombstoneSet) all() iter.Seq2[string, committer.Remove] {
+	return func(yield func(string, committer.Remove) bool) {
 		if ts.shards == nil {
 			return
 		}

@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -24,7 +25,7 @@ type testRow struct {
 
 // putDataFile uploads rows as a Parquet data file of the table and returns
 // its add action with Delta stats.
-func putDataFile(t *testing.T, b objstore.Bucket, path string, rows []testRow) Add {
+func putDataFile(t *testing.T, b objstore.Bucket, path string, rows []testRow) committer.Add {
 	t.Helper()
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[testRow](&buf)
@@ -39,7 +40,7 @@ func putDataFile(t *testing.T, b objstore.Bucket, path string, rows []testRow) A
 	}
 	stats := fmt.Sprintf(`{"numRecords":%d,"minValues":{"id":%d},"maxValues":{"id":%d},"nullCount":{"id":0,"name":0}}`,
 		len(rows), minID, maxID)
-	return Add{Path: path, Size: int64(buf.Len()), DataChange: true, Stats: stats,
+	return committer.Add{Path: path, Size: int64(buf.Len()), DataChange: true, Sys: RawStats(stats),
 		Tags: map[string]string{"evodb.level": "0", "evodb.firstLsn": fmt.Sprint(minID), "evodb.lastLsn": fmt.Sprint(maxID)}}
 }
 
@@ -97,9 +98,9 @@ func TestDeltaRSReadsTable(t *testing.T) {
 			add := putDataFile(t, b, "data/compact-000-001.parquet", rows)
 			add.DataChange = false
 			add.Tags["evodb.level"] = "1"
-			_, err = tbl.Commit(ctx, Commit{Operation: OpOptimize, ReadVersion: s.Version,
-				Removes: []Remove{{Path: "data/block-000.parquet"}, {Path: "data/block-001.parquet"}},
-				Adds:    []Add{add}})
+			_, err = tbl.Commit(ctx, committer.Commit{Operation: committer.OpOptimize, ReadVersion: s.Version,
+				Removes: []committer.Remove{{Path: "data/block-000.parquet"}, {Path: "data/block-001.parquet"}},
+				Adds:    []committer.Add{add}})
 			require.NoError(t, err)
 			continue
 		}
@@ -114,7 +115,7 @@ func TestDeltaRSReadsTable(t *testing.T) {
 		first := offsets[app] + 1
 		offsets[app] = first + 9
 		c := appendCommit("", app, first, first+9)
-		c.Adds = []Add{putDataFile(t, b, fmt.Sprintf("data/block-%03d.parquet", i), rows)}
+		c.Adds = []committer.Add{putDataFile(t, b, fmt.Sprintf("data/block-%03d.parquet", i), rows)}
 		_, err := tbl.Commit(ctx, c)
 		require.NoError(t, err)
 	}
@@ -136,7 +137,7 @@ func TestDeltaRSReadsTable(t *testing.T) {
 		require.Equal(t, offsets[testAppID2], *got.Txns[testAppID2])
 		require.Nil(t, got.Txns["unknown-app"])
 		require.Equal(t, []int{1, 2}, got.Protocol)
-		require.Equal(t, []string{"id", "name"}, got.Schema)
+		require.Equal(t, []string{"_op", "_lsn", "_ts", "id", "name"}, got.Schema, "the metadata columns first")
 	}
 	t.Run("from commits and checkpoint", check)
 	// Without the commits before the checkpoint, a reader can only get the
@@ -171,7 +172,7 @@ func TestReadsDeltaRSCheckpoint(t *testing.T) {
 	tbl := createTable(t, b)
 	for i := range 3 {
 		c := appendCommit("", testAppID, int64(i*10), int64(i*10+9))
-		c.Adds = []Add{putDataFile(t, b, fmt.Sprintf("data/block-%03d.parquet", i), []testRow{{ID: int64(i), Name: "x"}})}
+		c.Adds = []committer.Add{putDataFile(t, b, fmt.Sprintf("data/block-%03d.parquet", i), []testRow{{ID: int64(i), Name: "x"}})}
 		_, err := tbl.Commit(ctx, c)
 		require.NoError(t, err)
 	}

@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"sort"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/evodb/sink/committer"
 
 	"github.com/evodb/sink/objstore"
 )
@@ -85,11 +87,12 @@ func ptr[T any](v T) *T { return &v }
 // adds, tombstones, each group sorted so a checkpoint's bytes depend only on
 // the snapshot. Tombstones deleted before expireBefore (Unix milliseconds)
 // have expired and are left out, as Delta allows.
-func checkpointRows(s *Snapshot, expireBefore int64) []cpRow {
+func checkpointRows(s *committer.Snapshot, expireBefore int64) ([]cpRow, error) {
+	ss := st(s)
 	rows := []cpRow{
-		{Protocol: &cpProtocol{MinReaderVersion: s.Protocol.MinReaderVersion, MinWriterVersion: s.Protocol.MinWriterVersion}},
+		{Protocol: &cpProtocol{MinReaderVersion: ss.protocol.MinReaderVersion, MinWriterVersion: ss.protocol.MinWriterVersion}},
 	}
-	md := s.Metadata
+	md := ss.metadata
 	cm := &cpMetaData{
 		ID:               md.ID,
 		Format:           cpFormat{Provider: "parquet", Options: map[string]string{}},
@@ -103,7 +106,7 @@ func checkpointRows(s *Snapshot, expireBefore int64) []cpRow {
 	}
 	rows = append(rows, cpRow{MetaData: cm})
 	for _, app := range sortedKeys(s.Txns) {
-		rows = append(rows, cpRow{Txn: &cpTxn{AppID: app, Version: s.Txns[app], LastUpdated: ptr(s.txnUpdated[app])}})
+		rows = append(rows, cpRow{Txn: &cpTxn{AppID: app, Version: s.Txns[app], LastUpdated: ptr(ss.txnUpdated[app])}})
 	}
 	for _, p := range sortedKeys(s.Files) {
 		a := s.Files[p]
@@ -115,18 +118,22 @@ func checkpointRows(s *Snapshot, expireBefore int64) []cpRow {
 			DataChange:       a.DataChange,
 			Tags:             a.Tags,
 		}
-		if a.Stats != "" {
-			ca.Stats = ptr(a.Stats)
+		ja, err := toJSONAdd(a)
+		if err != nil {
+			return nil, err
+		}
+		if ja.Stats != "" {
+			ca.Stats = ptr(ja.Stats)
 		}
 		rows = append(rows, cpRow{Add: ca})
 	}
-	tombs := make([]string, 0, s.NumTombstones())
-	for p := range s.Tombstones() {
+	tombs := make([]string, 0, ss.tombs.n)
+	for p := range ss.tombs.all() {
 		tombs = append(tombs, p)
 	}
 	sort.Strings(tombs)
 	for _, p := range tombs {
-		r, _ := s.Tombstone(p)
+		r, _ := ss.tombs.get(p)
 		if r.DeletionTimestamp < expireBefore {
 			continue
 		}
@@ -139,7 +146,7 @@ func checkpointRows(s *Snapshot, expireBefore int64) []cpRow {
 			Size:                 ptr(r.Size),
 		}})
 	}
-	return rows
+	return rows, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -152,8 +159,11 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // encodeCheckpoint writes s as a single-part classic checkpoint.
-func encodeCheckpoint(s *Snapshot, expireBefore int64) ([]byte, int64, error) {
-	rows := checkpointRows(s, expireBefore)
+func encodeCheckpoint(s *committer.Snapshot, expireBefore int64) ([]byte, int64, error) {
+	rows, err := checkpointRows(s, expireBefore)
+	if err != nil {
+		return nil, 0, err
+	}
 	var buf bytes.Buffer
 	w := parquet.NewGenericWriter[cpRow](&buf, parquet.Compression(&parquet.Snappy))
 	if _, err := w.Write(rows); err != nil {
@@ -166,7 +176,7 @@ func encodeCheckpoint(s *Snapshot, expireBefore int64) ([]byte, int64, error) {
 }
 
 // decodeCheckpoint rebuilds the snapshot at version from a checkpoint.
-func decodeCheckpoint(data []byte, version int64) (s *Snapshot, err error) {
+func decodeCheckpoint(data []byte, version int64) (s *committer.Snapshot, err error) {
 	// parquet-go panics on some malformed files and on column types it
 	// cannot convert; a bad checkpoint must only send the reader back to the
 	// JSON commits, so such a panic becomes an error here.
@@ -182,8 +192,9 @@ func decodeCheckpoint(data []byte, version int64) (s *Snapshot, err error) {
 	r := parquet.NewGenericReader[cpRow](f)
 	defer r.Close()
 	s = emptySnapshot()
+	ss := st(s)
 	s.Version = version
-	s.metadataVersion = version
+	ss.metadataVersion = version
 	sawProtocol, sawMetadata := false, false
 	batch := make([]cpRow, 256)
 	for {
@@ -192,28 +203,29 @@ func decodeCheckpoint(data []byte, version int64) (s *Snapshot, err error) {
 		for _, row := range batch[:n] {
 			switch {
 			case row.Protocol != nil:
-				s.Protocol = Protocol{MinReaderVersion: row.Protocol.MinReaderVersion, MinWriterVersion: row.Protocol.MinWriterVersion}
+				ss.protocol = Protocol{MinReaderVersion: row.Protocol.MinReaderVersion, MinWriterVersion: row.Protocol.MinWriterVersion}
 				sawProtocol = true
 			case row.MetaData != nil:
 				m := row.MetaData
-				s.Metadata = Metadata{
+				ss.metadata = metadata{
 					ID:               m.ID,
 					SchemaString:     m.SchemaString,
 					PartitionColumns: m.PartitionColumns,
 					Configuration:    m.Configuration,
 				}
 				if m.Name != nil {
-					s.Metadata.Name = *m.Name
+					ss.metadata.Name = *m.Name
 				}
 				if m.CreatedTime != nil {
-					s.Metadata.CreatedTime = *m.CreatedTime
+					ss.metadata.CreatedTime = *m.CreatedTime
 				}
+				s.Metadata = neutralMetadata(ss.metadata)
 				sawMetadata = true
 			case row.Txn != nil:
 				s.Txns[row.Txn.AppID] = row.Txn.Version
-				s.txnUpdated[row.Txn.AppID] = derefInt(row.Txn.LastUpdated)
+				ss.txnUpdated[row.Txn.AppID] = derefInt(row.Txn.LastUpdated)
 			case row.Add != nil:
-				a := Add{
+				a := committer.Add{
 					Path:             row.Add.Path,
 					PartitionValues:  row.Add.PartitionValues,
 					Size:             row.Add.Size,
@@ -221,12 +233,13 @@ func decodeCheckpoint(data []byte, version int64) (s *Snapshot, err error) {
 					DataChange:       row.Add.DataChange,
 					Tags:             row.Add.Tags,
 				}
-				if row.Add.Stats != nil {
-					a.Stats = *row.Add.Stats
+				if row.Add.Stats != nil && *row.Add.Stats != "" {
+					a.Stats = readStats(*row.Add.Stats)
+					a.Sys = RawStats(*row.Add.Stats)
 				}
 				s.Files[a.Path] = a
 			case row.Remove != nil:
-				s.tombs.put(Remove{
+				ss.tombs.put(committer.Remove{
 					Path:              row.Remove.Path,
 					DeletionTimestamp: derefInt(row.Remove.DeletionTimestamp),
 					DataChange:        row.Remove.DataChange,
@@ -249,7 +262,7 @@ func decodeCheckpoint(data []byte, version int64) (s *Snapshot, err error) {
 }
 
 // readCheckpoint loads the checkpoint of version.
-func (t *Table) readCheckpoint(ctx context.Context, version int64) (*Snapshot, error) {
+func (t *Table) readCheckpoint(ctx context.Context, version int64) (*committer.Snapshot, error) {
 	key := t.logKey(checkpointName(version))
 	data, err := t.readObject(ctx, key)
 	if err != nil {
@@ -284,7 +297,7 @@ func (t *Table) readLastCheckpoint(ctx context.Context) (int64, bool) {
 // maybeCheckpoint writes a checkpoint of s if its version is due one. It is
 // best effort: the JSON commits stay authoritative, so a failure only costs
 // later readers some replay.
-func (t *Table) maybeCheckpoint(ctx context.Context, s *Snapshot) {
+func (t *Table) maybeCheckpoint(ctx context.Context, s *committer.Snapshot) {
 	if s.Version <= 0 || s.Version%int64(t.opts.CheckpointInterval) != 0 {
 		return
 	}
@@ -296,7 +309,7 @@ func (t *Table) maybeCheckpoint(ctx context.Context, s *Snapshot) {
 // writeCheckpoint writes the checkpoint of s, then _last_checkpoint. The
 // checkpoint is create-only: a concurrent writer's checkpoint of the same
 // version holds the same state, so finding one is success.
-func (t *Table) writeCheckpoint(ctx context.Context, s *Snapshot) error {
+func (t *Table) writeCheckpoint(ctx context.Context, s *committer.Snapshot) error {
 	expireBefore := t.opts.Now().Add(-t.opts.TombstoneRetention).UnixMilli()
 	data, size, err := encodeCheckpoint(s, expireBefore)
 	if err != nil {

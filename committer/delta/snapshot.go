@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -20,20 +21,15 @@ import (
 // thousand versions is far more than any retry loop spans.
 const recentCommitIDs = 1024
 
-// Snapshot is the state of a table at one version. A Snapshot is immutable
-// once returned: Update and Commit return new snapshots and never change one
-// a caller holds, so callers must not modify its maps either.
-type Snapshot struct {
-	Version  int64
-	Protocol Protocol
-	Metadata Metadata
-	// Files are the active data files, by path.
-	Files map[string]Add
-	// Txns maps a txn appId to the last source offset the table holds for it.
-	Txns map[string]int64
-
+// state is what a Delta snapshot holds beyond the format-neutral
+// committer.Snapshot, in its Sys field.
+type state struct {
+	protocol Protocol
+	// metadata is the metaData action as the log holds it; the snapshot's
+	// Metadata is its format-neutral reading.
+	metadata metadata
 	// tombs are the removed files kept for vacuum and checkpoints, until
-	// TombstoneRetention after their removal; see Tombstones.
+	// TombstoneRetention after their removal; see Table.Removed.
 	tombs tombstoneSet
 	// txnUpdated keeps each txn's lastUpdated so checkpoints preserve it.
 	txnUpdated map[string]int64
@@ -50,76 +46,124 @@ type Snapshot struct {
 	seenAt time.Time
 }
 
-// TxnVersion returns the table's txn version for appID: the last source
-// offset of that partition the table holds.
-func (s *Snapshot) TxnVersion(appID string) (int64, bool) {
-	v, ok := s.Txns[appID]
-	return v, ok
+// st returns the Delta state of s, which this package created.
+func st(s *committer.Snapshot) *state { return s.Sys.(*state) }
+
+// ours reports whether s is a snapshot this package created.
+func ours(s *committer.Snapshot) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.Sys.(*state)
+	return ok
 }
 
-// Tombstone returns the remove action of path if the snapshot keeps it as a
+// Tombstone returns the remove action of path if s keeps it as a
 // tombstone: removed less than the Table's TombstoneRetention ago (or a
 // little longer; expiry runs in batches).
-func (s *Snapshot) Tombstone(path string) (Remove, bool) { return s.tombs.get(path) }
+func Tombstone(s *committer.Snapshot, path string) (committer.Remove, bool) {
+	return st(s).tombs.get(path)
+}
 
-// NumTombstones returns how many tombstones the snapshot keeps.
-func (s *Snapshot) NumTombstones() int { return s.tombs.n }
+// NumTombstones returns how many tombstones s keeps.
+func NumTombstones(s *committer.Snapshot) int { return st(s).tombs.n }
 
-// Tombstones yields the tombstones the snapshot keeps, by path, in no
-// particular order.
-func (s *Snapshot) Tombstones() iter.Seq2[string, Remove] { return s.tombs.all() }
+// Tombstones yields the tombstones s keeps, by path, in no particular
+// order.
+func Tombstones(s *committer.Snapshot) iter.Seq2[string, committer.Remove] {
+	return st(s).tombs.all()
+}
 
-func emptySnapshot() *Snapshot {
-	return &Snapshot{
-		Version:         -1,
-		Files:           map[string]Add{},
-		Txns:            map[string]int64{},
-		txnUpdated:      map[string]int64{},
-		metadataVersion: -1,
-		commitIDs:       map[string]int64{},
+// ProtocolOf returns the protocol of s.
+func ProtocolOf(s *committer.Snapshot) Protocol { return st(s).protocol }
+
+// SchemaString returns the Delta schemaString of s as the log holds it.
+func SchemaString(s *committer.Snapshot) string { return st(s).metadata.SchemaString }
+
+func emptySnapshot() *committer.Snapshot {
+	return &committer.Snapshot{
+		Version: -1,
+		Files:   map[string]committer.Add{},
+		Txns:    map[string]int64{},
+		Sys: &state{
+			txnUpdated:      map[string]int64{},
+			metadataVersion: -1,
+			commitIDs:       map[string]int64{},
+		},
 	}
 }
 
-func (s *Snapshot) clone() *Snapshot {
+func clone(s *committer.Snapshot) *committer.Snapshot {
 	c := *s
 	c.Files = maps.Clone(s.Files)
 	c.Txns = maps.Clone(s.Txns)
-	c.tombs = s.tombs.share()
-	c.txnUpdated = maps.Clone(s.txnUpdated)
-	c.commitIDs = maps.Clone(s.commitIDs)
+	cs := *st(s)
+	cs.tombs = cs.tombs.share()
+	cs.txnUpdated = maps.Clone(cs.txnUpdated)
+	cs.commitIDs = maps.Clone(cs.commitIDs)
+	c.Sys = &cs
 	return &c
+}
+
+// shallow returns a copy of s that shares its maps, which neither ever
+// changes, to record a later seenAt.
+func shallow(s *committer.Snapshot) *committer.Snapshot {
+	c := *s
+	cs := *st(s)
+	cs.tombs = cs.tombs.share()
+	c.Sys = &cs
+	return &c
+}
+
+// neutralMetadata reads md as format-neutral metadata. A schemaString the
+// row model cannot represent (another engine's nested or unknown types)
+// leaves Schema nil and says why in SchemaErr.
+func neutralMetadata(md metadata) committer.Metadata {
+	out := committer.Metadata{
+		ID:               md.ID,
+		Name:             md.Name,
+		PartitionColumns: append([]string(nil), md.PartitionColumns...),
+		Configuration:    maps.Clone(md.Configuration),
+		CreatedTime:      md.CreatedTime,
+	}
+	if md.SchemaString != "" {
+		out.Schema, out.SchemaErr = ParseSchema(md.SchemaString)
+	}
+	return out
 }
 
 // apply replays one commit onto s in place. Within a commit removes are
 // applied before adds, so a commit that removes and re-adds a path ends with
 // the path active, as Delta's action reconciliation requires.
-func (s *Snapshot) apply(version int64, e *logEntry) {
+func apply(s *committer.Snapshot, version int64, e *logEntry) {
+	ss := st(s)
 	s.Version = version
 	if e.protocol != nil {
-		s.Protocol = *e.protocol
+		ss.protocol = *e.protocol
 	}
 	if e.metadata != nil {
-		s.Metadata = cloneMetadata(*e.metadata)
-		s.metadataVersion = version
+		ss.metadata = cloneMetadata(*e.metadata)
+		s.Metadata = neutralMetadata(ss.metadata)
+		ss.metadataVersion = version
 	}
 	for _, t := range e.txns {
 		s.Txns[t.AppID] = t.Version
-		s.txnUpdated[t.AppID] = t.LastUpdated
+		ss.txnUpdated[t.AppID] = t.LastUpdated
 	}
 	for _, r := range e.removes {
 		delete(s.Files, r.Path)
-		s.tombs.put(r)
+		ss.tombs.put(r)
 	}
 	for _, a := range e.adds {
 		s.Files[a.Path] = a
-		s.tombs.remove(a.Path)
+		ss.tombs.remove(a.Path)
 	}
 	if id := e.commitID(); id != "" {
-		s.commitIDs[id] = version
-		if len(s.commitIDs) > recentCommitIDs {
-			for k, v := range s.commitIDs {
+		ss.commitIDs[id] = version
+		if len(ss.commitIDs) > recentCommitIDs {
+			for k, v := range ss.commitIDs {
 				if v <= version-recentCommitIDs {
-					delete(s.commitIDs, k)
+					delete(ss.commitIDs, k)
 				}
 			}
 		}
@@ -130,15 +174,15 @@ func (s *Snapshot) apply(version int64, e *logEntry) {
 // removed more than TombstoneRetention ago, as checkpoints leave them out:
 // without it a long-running writer would keep every file compaction ever
 // removed. Expiry runs in batches, at most every sixteenth of the retention.
-func (t *Table) expireTombstones(s *Snapshot) {
+func (t *Table) expireTombstones(s *committer.Snapshot) {
 	r := t.opts.TombstoneRetention
-	s.tombs.expire(t.opts.Now().Add(-r).UnixMilli(), (r / 16).Milliseconds())
+	st(s).tombs.expire(t.opts.Now().Add(-r).UnixMilli(), (r / 16).Milliseconds())
 }
 
 // committedAt reports the version holding the commit with the given id, if
 // s remembers it.
-func (s *Snapshot) committedAt(id string) (int64, bool) {
-	v, ok := s.commitIDs[id]
+func committedAt(s *committer.Snapshot, id string) (int64, bool) {
+	v, ok := st(s).commitIDs[id]
 	return v, ok
 }
 
@@ -191,35 +235,33 @@ func (t *Table) readCommit(ctx context.Context, version int64) (*logEntry, error
 // by log cleanup, which holds while s is fresh (see the Table doc) and for
 // a snapshot just read from the newest checkpoint (cleanup keeps it and
 // everything after it); callers ensure one or the other.
-func (t *Table) update(ctx context.Context, s *Snapshot) (*Snapshot, error) {
+func (t *Table) update(ctx context.Context, s *committer.Snapshot) (*committer.Snapshot, error) {
 	seenAt := t.opts.Now()
 	out := s
 	for {
 		v := out.Version + 1
 		e, err := t.readCommit(ctx, v)
 		if errors.Is(err, objstore.ErrNotExist) {
-			if out == s && !seenAt.After(s.seenAt) {
+			if out == s && !seenAt.After(st(s).seenAt) {
 				return s, nil
 			}
 			if out == s {
 				// A shallow copy: the maps are shared, and neither
 				// snapshot ever changes them.
-				c := *s
-				c.tombs = s.tombs.share()
-				out = &c
+				out = shallow(s)
 			} else {
 				t.expireTombstones(out)
 			}
-			out.seenAt = seenAt
+			st(out).seenAt = seenAt
 			return out, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("update table %s to version %d: %w", t.root, v, err)
 		}
 		if out == s {
-			out = s.clone()
+			out = clone(s)
 		}
-		out.apply(v, e)
+		apply(out, v, e)
 	}
 }
 
@@ -298,7 +340,7 @@ func (t *Table) listLog(ctx context.Context) (logListing, bool, error) {
 // A longer log is loaded from the checkpoint _last_checkpoint names (or
 // failing that the newest readable checkpoint a full listing finds, or a
 // replay from version 0), then the commits after it, probed one by one.
-func (t *Table) load(ctx context.Context) (*Snapshot, anchor, error) {
+func (t *Table) load(ctx context.Context) (*committer.Snapshot, anchor, error) {
 	seenAt := t.opts.Now()
 	l, ok, err := t.listLog(ctx)
 	if err != nil {
@@ -307,7 +349,7 @@ func (t *Table) load(ctx context.Context) (*Snapshot, anchor, error) {
 	if ok {
 		if len(l.commits) == 0 && len(l.checkpoints) == 0 {
 			t.markAbsent(seenAt)
-			return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+			return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, committer.ErrNoTable)
 		}
 		s, a, err := t.loadListed(ctx, l, seenAt)
 		if !errors.Is(err, errListingGap) {
@@ -324,9 +366,9 @@ var errListingGap = errors.New("log listing is not contiguous")
 
 // loadListed builds the snapshot at the newest version of l, seen at
 // seenAt (taken before the listing). See load.
-func (t *Table) loadListed(ctx context.Context, l logListing, seenAt time.Time) (*Snapshot, anchor, error) {
+func (t *Table) loadListed(ctx context.Context, l logListing, seenAt time.Time) (*committer.Snapshot, anchor, error) {
 	var (
-		s    *Snapshot
+		s    *committer.Snapshot
 		a    anchor
 		base int64
 	)
@@ -359,23 +401,23 @@ func (t *Table) loadListed(ctx context.Context, l logListing, seenAt time.Time) 
 		if err != nil {
 			return nil, anchor{}, fmt.Errorf("load table %s at version %d: %w", t.root, v, err)
 		}
-		s.apply(v, e)
+		apply(s, v, e)
 	}
 	if s.Version < 0 {
-		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, committer.ErrNoTable)
 	}
 	if s.Version > base {
 		t.expireTombstones(s)
 	}
-	if s.Metadata.ID == "" && s.Metadata.SchemaString == "" {
+	if s.Metadata.ID == "" && st(s).metadata.SchemaString == "" {
 		return nil, anchor{}, fmt.Errorf("table %s at version %d has no metaData", t.root, s.Version)
 	}
-	s.seenAt = seenAt
+	st(s).seenAt = seenAt
 	return s, a, nil
 }
 
 // loadLong loads a log too long for one listing page; see load.
-func (t *Table) loadLong(ctx context.Context) (*Snapshot, anchor, error) {
+func (t *Table) loadLong(ctx context.Context) (*committer.Snapshot, anchor, error) {
 	if v, ok := t.readLastCheckpoint(ctx); ok {
 		s, err := t.readCheckpoint(ctx, v)
 		if err == nil {
@@ -401,7 +443,7 @@ func (t *Table) loadLong(ctx context.Context) (*Snapshot, anchor, error) {
 		return nil, anchor{}, fmt.Errorf("list log of table %s: %w", t.root, err)
 	}
 	if !found && len(checkpoints) == 0 {
-		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, committer.ErrNoTable)
 	}
 	for i := len(checkpoints) - 1; i >= 0; i-- {
 		s, err := t.readCheckpoint(ctx, checkpoints[i])
@@ -411,7 +453,7 @@ func (t *Table) loadLong(ctx context.Context) (*Snapshot, anchor, error) {
 		t.logger.Warn("read checkpoint", "table", t.root, "version", checkpoints[i], "err", err)
 	}
 	s, a, err := t.finishLoad(ctx, emptySnapshot(), t.logKey(commitName(0)), 0)
-	if errors.Is(err, ErrNoTable) {
+	if errors.Is(err, committer.ErrNoTable) {
 		return nil, anchor{}, fmt.Errorf("table %s: %w; if the table's prefix was deleted, delete what is left of it", t.root, errUnrooted)
 	}
 	return s, a, err
@@ -420,15 +462,15 @@ func (t *Table) loadLong(ctx context.Context) (*Snapshot, anchor, error) {
 // finishLoad advances s, just read from the object at rootKey (the
 // checkpoint of version base, or version 0), to the latest version, and
 // returns it with the anchor it came from.
-func (t *Table) finishLoad(ctx context.Context, s *Snapshot, rootKey string, base int64) (*Snapshot, anchor, error) {
+func (t *Table) finishLoad(ctx context.Context, s *committer.Snapshot, rootKey string, base int64) (*committer.Snapshot, anchor, error) {
 	s, err := t.update(ctx, s)
 	if err != nil {
 		return nil, anchor{}, err
 	}
 	if s.Version < 0 {
-		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, ErrNoTable)
+		return nil, anchor{}, fmt.Errorf("table %s: %w", t.root, committer.ErrNoTable)
 	}
-	if s.Metadata.ID == "" && s.Metadata.SchemaString == "" {
+	if s.Metadata.ID == "" && st(s).metadata.SchemaString == "" {
 		return nil, anchor{}, fmt.Errorf("table %s at version %d has no metaData", t.root, s.Version)
 	}
 	// The anchor's ETag lets later commits notice the table being deleted

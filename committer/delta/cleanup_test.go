@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -51,7 +52,7 @@ func TestStaleWriterAfterLogCleanup(t *testing.T) {
 		opts := testOptions("stale")
 		opts.Now = clock.Now
 		stale := Open(b, testRoot, opts)
-		_, err := stale.Create(ctx, Metadata{SchemaString: schemaV1})
+		_, err := stale.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 		require.NoError(t, err)
 		_, err = stale.Commit(ctx, appendCommit("data/s1.parquet", testAppID, 0, 9))
 		require.NoError(t, err)
@@ -92,7 +93,7 @@ func TestUpdateStaleSnapshotAfterLogCleanup(t *testing.T) {
 	opts := testOptions("stale")
 	opts.Now = clock.Now
 	stale := Open(b, testRoot, opts)
-	old, err := stale.Create(ctx, Metadata{SchemaString: schemaV1})
+	old, err := stale.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 	require.NoError(t, err)
 	otherOpts := testOptions("other")
 	otherOpts.CheckpointInterval = 5
@@ -119,7 +120,7 @@ func TestFreshWriterCommitsWithoutReading(t *testing.T) {
 	opts := testOptions("a")
 	opts.Now = clock.Now
 	a := Open(b, testRoot, opts)
-	_, err := a.Create(ctx, Metadata{SchemaString: schemaV1})
+	_, err := a.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 	require.NoError(t, err)
 	clock.advance(maxSnapshotAge - 1000*1000*1000)
 	clear(b.calls)
@@ -138,7 +139,7 @@ func TestFreshWriterCommitsWithoutReading(t *testing.T) {
 // TestCommitAfterTableDeleted: the table's prefix is deleted while a writer
 // holds it. A put of the next version would create a log with no version 0
 // and no checkpoint, which no engine can load; the commit is withdrawn and
-// fails with ErrTableReplaced, and the table can be created again.
+// fails with committer.ErrTableReplaced, and the table can be created again.
 func TestCommitAfterTableDeleted(t *testing.T) {
 	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
 		ctx := context.Background()
@@ -150,7 +151,7 @@ func TestCommitAfterTableDeleted(t *testing.T) {
 		deletePrefix(t, b)
 
 		_, err := a.Commit(ctx, appendCommit("data/a3.parquet", testAppID, 30, 39))
-		require.ErrorIs(t, err, ErrTableReplaced)
+		require.ErrorIs(t, err, committer.ErrTableReplaced)
 		require.ErrorContains(t, err, "withdrawn")
 		var left []string
 		require.NoError(t, b.List(ctx, testRoot+"/", func(o objstore.ObjectInfo) error {
@@ -160,8 +161,8 @@ func TestCommitAfterTableDeleted(t *testing.T) {
 		require.Empty(t, left, "the commit put into the deleted prefix was withdrawn")
 
 		_, err = a.Commit(ctx, appendCommit("data/a3.parquet", testAppID, 30, 39))
-		require.ErrorIs(t, err, ErrNoTable, "the writer reads the log again and finds no table")
-		s, err := Open(b, testRoot, testOptions("b")).Create(ctx, Metadata{SchemaString: schemaV1})
+		require.ErrorIs(t, err, committer.ErrNoTable, "the writer reads the log again and finds no table")
+		s, err := Open(b, testRoot, testOptions("b")).Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 		require.NoError(t, err)
 		require.Equal(t, int64(0), s.Version)
 	})
@@ -182,13 +183,13 @@ func TestCommitAfterTableRecreated(t *testing.T) {
 		}
 		deletePrefix(t, b)
 		nb := Open(b, testRoot, testOptions("b"))
-		_, err := nb.Create(ctx, Metadata{SchemaString: schemaV1})
+		_, err := nb.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 		require.NoError(t, err)
 		_, err = nb.Commit(ctx, appendCommit("data/b0.parquet", testAppID, 0, 9))
 		require.NoError(t, err)
 
 		_, err = a.Commit(ctx, appendCommit("data/a3.parquet", testAppID, 30, 39))
-		require.ErrorIs(t, err, ErrTableReplaced)
+		require.ErrorIs(t, err, committer.ErrTableReplaced)
 
 		for i := 1; i < 5; i++ {
 			_, err = nb.Commit(ctx, appendCommit(fmt.Sprintf("data/b%d.parquet", i), testAppID, int64(10*i), int64(10*i+9)))
@@ -213,7 +214,7 @@ func TestCommitAfterVersionZeroCleanedUp(t *testing.T) {
 	opts := testOptions("a")
 	opts.CheckpointInterval = 5
 	a := Open(b, testRoot, opts)
-	_, err := a.Create(ctx, Metadata{SchemaString: schemaV1})
+	_, err := a.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
 	require.NoError(t, err)
 	for i := range 5 {
 		_, err := a.Commit(ctx, appendCommit(fmt.Sprintf("data/a%d.parquet", i), testAppID, int64(10*i), int64(10*i+9)))

@@ -1,4 +1,4 @@
-package committer
+package delta
 
 import (
 	"bufio"
@@ -6,17 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-)
 
-// Delta operation names written to commitInfo.operation. They are the names
-// Spark and delta-rs use, so a table history reads the same whichever engine
-// wrote a commit.
-const (
-	OpCreateTable     = "CREATE TABLE"
-	OpWrite           = "WRITE"
-	OpStreamingUpdate = "STREAMING UPDATE"
-	OpOptimize        = "OPTIMIZE"
-	OpDelete          = "DELETE"
+	"github.com/evodb/sink/committer"
 )
 
 // EngineInfo is written to commitInfo.engineInfo of every commit.
@@ -35,40 +26,15 @@ type Protocol struct {
 	MinWriterVersion int32
 }
 
-// Metadata is the table's metaData action. SchemaString is the Delta schema
-// serialization (a JSON struct type).
-type Metadata struct {
+// metadata is the table's metaData action. SchemaString is the Delta
+// schema serialization (a JSON struct type).
+type metadata struct {
 	ID               string
 	Name             string
 	SchemaString     string
 	PartitionColumns []string
 	Configuration    map[string]string
 	CreatedTime      int64
-}
-
-// Add is an add action: a data file that is part of the table. Path is
-// relative to the table root and, as Delta requires, a URI path
-// (percent-encoded where needed).
-type Add struct {
-	Path             string
-	PartitionValues  map[string]string
-	Size             int64
-	ModificationTime int64
-	DataChange       bool
-	// Stats is the Delta per-file statistics JSON (numRecords, minValues,
-	// maxValues, nullCount).
-	Stats string
-	Tags  map[string]string
-}
-
-// Remove is a remove action: a file that is no longer part of the table. In
-// a snapshot it is a tombstone, kept so vacuum knows when the file may go.
-type Remove struct {
-	Path              string
-	DeletionTimestamp int64
-	DataChange        bool
-	Size              int64
-	PartitionValues   map[string]string
 }
 
 // Txn is a transaction identifier action: the last source offset of an
@@ -146,7 +112,7 @@ func nonNil(m map[string]string) map[string]string {
 	return m
 }
 
-func toJSONMetaData(md Metadata) *jsonMetaData {
+func toJSONMetaData(md metadata) *jsonMetaData {
 	created := md.CreatedTime
 	cols := md.PartitionColumns
 	if cols == nil {
@@ -163,8 +129,8 @@ func toJSONMetaData(md Metadata) *jsonMetaData {
 	}
 }
 
-func (j *jsonMetaData) metadata() Metadata {
-	md := Metadata{
+func (j *jsonMetaData) metadata() metadata {
+	md := metadata{
 		ID:               j.ID,
 		Name:             j.Name,
 		SchemaString:     j.SchemaString,
@@ -177,31 +143,69 @@ func (j *jsonMetaData) metadata() Metadata {
 	return md
 }
 
-func toJSONAdd(a Add) *jsonAdd {
+// addStats returns the stats JSON of a: the text Sys holds, or else
+// Stats rendered; "" for none.
+func addStats(a committer.Add) (RawStats, error) {
+	if stats, ok := a.Sys.(RawStats); ok {
+		return stats, nil
+	}
+	if a.Stats == nil {
+		return "", nil
+	}
+	text, err := StatsJSON(a.Stats)
+	if err != nil {
+		return "", fmt.Errorf("add %s: %w", a.Path, err)
+	}
+	return RawStats(text), nil
+}
+
+// logged returns a as the log records it and reads it back: its stats as
+// JSON in Sys, and Stats holding what is read back from them.
+func logged(a committer.Add) (committer.Add, error) {
+	stats, err := addStats(a)
+	if err != nil {
+		return a, err
+	}
+	a.Sys, a.Stats = nil, readStats(string(stats))
+	if stats != "" {
+		a.Sys = stats
+	}
+	return a, nil
+}
+
+func toJSONAdd(a committer.Add) (*jsonAdd, error) {
+	stats, err := addStats(a)
+	if err != nil {
+		return nil, err
+	}
 	return &jsonAdd{
 		Path:             a.Path,
 		PartitionValues:  nonNil(a.PartitionValues),
 		Size:             a.Size,
 		ModificationTime: a.ModificationTime,
 		DataChange:       a.DataChange,
-		Stats:            a.Stats,
+		Stats:            string(stats),
 		Tags:             a.Tags,
-	}
+	}, nil
 }
 
-func (j *jsonAdd) add() Add {
-	return Add{
+func (j *jsonAdd) add() committer.Add {
+	a := committer.Add{
 		Path:             j.Path,
 		PartitionValues:  j.PartitionValues,
 		Size:             j.Size,
 		ModificationTime: j.ModificationTime,
 		DataChange:       j.DataChange,
-		Stats:            j.Stats,
+		Stats:            readStats(j.Stats),
 		Tags:             j.Tags,
 	}
+	if j.Stats != "" {
+		a.Sys = RawStats(j.Stats)
+	}
+	return a
 }
 
-func toJSONRemove(r Remove) *jsonRemove {
+func toJSONRemove(r committer.Remove) *jsonRemove {
 	ts := r.DeletionTimestamp
 	j := &jsonRemove{
 		Path:                 r.Path,
@@ -215,8 +219,8 @@ func toJSONRemove(r Remove) *jsonRemove {
 	return j
 }
 
-func (j *jsonRemove) remove() Remove {
-	r := Remove{Path: j.Path, DataChange: j.DataChange, PartitionValues: j.PartitionValues}
+func (j *jsonRemove) remove() committer.Remove {
+	r := committer.Remove{Path: j.Path, DataChange: j.DataChange, PartitionValues: j.PartitionValues}
 	if j.DeletionTimestamp != nil {
 		r.DeletionTimestamp = *j.DeletionTimestamp
 	}
@@ -230,10 +234,10 @@ func (j *jsonRemove) remove() Remove {
 type logEntry struct {
 	commitInfo map[string]any
 	protocol   *Protocol
-	metadata   *Metadata
+	metadata   *metadata
 	txns       []Txn
-	removes    []Remove
-	adds       []Add
+	removes    []committer.Remove
+	adds       []committer.Add
 }
 
 // commitID returns the evodb commit id recorded in commitInfo, if any.
@@ -330,7 +334,11 @@ func (e *logEntry) encode() ([]byte, error) {
 		}
 	}
 	for _, a := range e.adds {
-		if err := put(jsonAction{Add: toJSONAdd(a)}); err != nil {
+		ja, err := toJSONAdd(a)
+		if err != nil {
+			return nil, err
+		}
+		if err := put(jsonAction{Add: ja}); err != nil {
 			return nil, err
 		}
 	}
@@ -339,7 +347,7 @@ func (e *logEntry) encode() ([]byte, error) {
 
 // cloneMetadata copies md so a snapshot never shares mutable maps or slices
 // with a caller.
-func cloneMetadata(md Metadata) Metadata {
+func cloneMetadata(md metadata) metadata {
 	md.PartitionColumns = append([]string(nil), md.PartitionColumns...)
 	md.Configuration = maps.Clone(md.Configuration)
 	return md
