@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/sink/buffer"
 )
 
@@ -243,6 +244,11 @@ func (s *Sink) decode(ctx context.Context, dec codec.Decoder, d *decoded) error 
 		d.skip = true
 		s.metrics.tombstones.WithLabelValues(rec.Topic).Inc()
 		return nil
+	case errors.Is(err, confluent.ErrUnavailable):
+		// The registry's outage, not the record's fault: stop rather
+		// than skip or dead-letter it; the record is read again after
+		// a restart.
+		return err
 	case err != nil:
 		d.err = err
 		return nil

@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
@@ -160,6 +161,9 @@ type Sink struct {
 		entry *routeEntry
 	}
 	decoders map[string]codec.Decoder
+	// registry is the schema registry client, created with the first
+	// decoder of a schema-registry format.
+	registry *confluent.Registry
 	instance string
 	cl       *kgo.Client
 	// dlq produces to errors.dlq_topic, sized to its max.message.bytes
@@ -263,20 +267,35 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 	return s, nil
 }
 
-// decoder returns the decoder of a topic's format.
+// decoder returns the decoder of a topic's format (and, for the
+// schema-registry formats, key format).
 func (s *Sink) decoder(topic string) (codec.Decoder, error) {
 	f := s.cfg.Kafka.Format
 	if tf, ok := s.cfg.Kafka.Formats[topic]; ok {
 		f = tf
 	}
-	if d, ok := s.decoders[f]; ok {
+	var key string
+	if confluent.IsFormat(codec.Format(f)) {
+		key = s.cfg.Kafka.KeyFormat
+		if kf, ok := s.cfg.Kafka.KeyFormats[topic]; ok {
+			key = kf
+		}
+	}
+	name := f + "/" + key
+	if d, ok := s.decoders[name]; ok {
 		return d, nil
 	}
-	d, err := codec.NewDecoder(codec.Format(f))
+	var d codec.Decoder
+	var err error
+	if confluent.IsFormat(codec.Format(f)) {
+		d, err = s.registryDecoder(f, key)
+	} else {
+		d, err = codec.NewDecoder(codec.Format(f))
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.decoders[f] = d
+	s.decoders[name] = d
 	return d, nil
 }
 
