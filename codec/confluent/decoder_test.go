@@ -22,12 +22,12 @@ import (
 // by hamba/avro's own encoder, so the decoder is checked against an
 // independent implementation of the format.
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	fake *srfake.Registry
 	reg  *Registry
 }
 
-func newFixture(t *testing.T, opts ...srfake.Option) *fixture {
+func newFixture(t testing.TB, opts ...srfake.Option) *fixture {
 	t.Helper()
 	fake := srfake.New(opts...)
 	t.Cleanup(fake.Close)
