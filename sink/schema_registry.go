@@ -58,14 +58,21 @@ func (s *Sink) registryDecoder(value, key string) (codec.Decoder, error) {
 		}
 		s.registry = reg
 	}
+	return RegistryDecoder(s.cfg.SchemaRegistry, s.registry, value, key)
+}
+
+// RegistryDecoder returns the decoder of a schema-registry value format
+// and key format (empty: the value format) under the config's JSON
+// envelope and plain-record fields.
+func RegistryDecoder(c SchemaRegistryConfig, reg *confluent.Registry, value, key string) (codec.Decoder, error) {
 	if key == "" {
 		key = value
 	}
-	f := s.cfg.SchemaRegistry.Fields
-	return confluent.NewDecoder(s.registry, confluent.DecoderOptions{
+	f := c.Fields
+	return confluent.NewDecoder(reg, confluent.DecoderOptions{
 		Value:    codec.Format(value),
 		Key:      codec.Format(key),
-		Envelope: codec.Format(s.cfg.SchemaRegistry.JSONEnvelope),
+		Envelope: codec.Format(c.JSONEnvelope),
 		Fields:   confluent.PlainFields{Op: f.Op, LSN: f.LSN, TS: f.TS, Table: f.Table},
 	})
 }
