@@ -475,7 +475,10 @@ func (r *reader) branch(n *node) (*node, error) {
 
 // blockCount reads an array or map block header; a negative count is
 // followed by the block's size in bytes, which the decoder does not need.
-func (r *reader) blockCount() (int64, error) {
+// A count is bounded by the bytes left when every item takes at least one
+// byte (items of a map always do: their key's length), so a corrupt count
+// fails at once instead of looping.
+func (r *reader) blockCount(n *node) (int64, error) {
 	c, err := r.long()
 	if err != nil {
 		return 0, err
@@ -484,14 +487,36 @@ func (r *reader) blockCount() (int64, error) {
 		if _, err := r.long(); err != nil {
 			return 0, err
 		}
+		if c == math.MinInt64 {
+			return 0, errors.New("block count out of range")
+		}
 		c = -c
 	}
-	// Items can take no bytes (nulls), so the bytes left do not bound the
-	// count; a fixed bound keeps a corrupt count from looping for long.
-	if c > 1<<24 {
-		return 0, errors.New("block count out of range")
+	limit := int64(len(r.b) - r.i)
+	if n.kind == kArray && n.items.empty() {
+		limit = 1 << 16
+	}
+	if c > limit {
+		return 0, fmt.Errorf("block of %d items is longer than the value", c)
 	}
 	return c, nil
+}
+
+// empty reports whether a value of n can take no bytes (null, or a record
+// of such fields).
+func (n *node) empty() bool {
+	switch n.kind {
+	case kNull:
+		return true
+	case kRecord:
+		for _, f := range n.fields {
+			if f.node != n && !f.node.empty() {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // value reads n as one codec value: scalars natively, nested records,
@@ -659,7 +684,7 @@ func (r *reader) appendJSON(dst []byte, n *node) ([]byte, error) {
 		dst = append(dst, open)
 		first := true
 		for {
-			c, err := r.blockCount()
+			c, err := r.blockCount(n)
 			if err != nil {
 				return dst, err
 			}
@@ -755,7 +780,7 @@ func (r *reader) skip(n *node) error {
 		return nil
 	case kArray, kMap:
 		for {
-			c, err := r.blockCount()
+			c, err := r.blockCount(n)
 			if err != nil || c == 0 {
 				return err
 			}
