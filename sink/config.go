@@ -19,6 +19,9 @@ type Config struct {
 	Commit   CommitConfig `yaml:"commit"`
 	Notify   NotifyConfig `yaml:"notifications"`
 	HTTP     HTTPConfig   `yaml:"http"`
+	// SchemaRegistry is where the avro and json-schema formats find their
+	// schemas.
+	SchemaRegistry SchemaRegistryConfig `yaml:"schema_registry"`
 	// ShutdownTimeout bounds the final flush and commit on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Dedupe is "none" (default) or "lsn": drop a change whose (table, LSN,
@@ -40,9 +43,16 @@ type KafkaConfig struct {
 	Topics     []string `yaml:"topics"`
 	TopicRegex string   `yaml:"topic_regex"`
 	// Format is the input format of every topic not named in Formats:
-	// "evodb" or "debezium".
+	// "evodb" or "debezium" (JSON), or "avro" or "json-schema" (the
+	// Confluent wire format with schemas from schema_registry).
 	Format  string            `yaml:"format"`
 	Formats map[string]string `yaml:"formats"`
+	// KeyFormat is the record key format of every topic not named in
+	// KeyFormats, for the schema-registry formats: "avro" or
+	// "json-schema"; empty means the topic's value format. A key that is
+	// not in the wire format is kept as opaque bytes.
+	KeyFormat  string            `yaml:"key_format"`
+	KeyFormats map[string]string `yaml:"key_formats"`
 	// StartFrom is where a partition without a committed group offset
 	// starts: "earliest" (default; a sink must not skip data) or "latest".
 	StartFrom      string        `yaml:"start_from"`
@@ -68,6 +78,43 @@ type TLSConfig struct {
 	CertFile           string `yaml:"cert_file"`
 	KeyFile            string `yaml:"key_file"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SchemaRegistryConfig reaches a Confluent-compatible Schema Registry.
+type SchemaRegistryConfig struct {
+	// URLs are the registry's base URLs, tried in order.
+	URLs []string `yaml:"urls"`
+	// Username and Password are HTTP basic auth; BearerToken instead
+	// sends "Authorization: Bearer <token>".
+	Username    string `yaml:"username"`
+	Password    string `yaml:"password"`
+	BearerToken string `yaml:"bearer_token"`
+	// TLS: a CA for a private registry certificate, a client certificate
+	// for mutual TLS. https URLs use TLS whether or not these are set.
+	TLS TLSConfig `yaml:"tls"`
+	// RequestTimeout bounds one request to the registry.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// RetryTimeout is how long a schema fetch retries an unavailable
+	// registry before the sink stops with an error (records are never
+	// skipped or dead-lettered for an outage).
+	RetryTimeout time.Duration `yaml:"retry_timeout"`
+	// CacheSize bounds the compiled schemas kept in memory.
+	CacheSize int `yaml:"cache_size"`
+	// JSONEnvelope is the envelope behind a json-schema header: "evodb"
+	// (default) or "debezium".
+	JSONEnvelope string `yaml:"json_envelope"`
+	// Fields name the metadata fields of plain (not Debezium) Avro
+	// records; defaults op, lsn, ts, table.
+	Fields PlainFieldsConfig `yaml:"fields"`
+}
+
+// PlainFieldsConfig names the fields of a plain Avro record that carry
+// the change's op, LSN, source time and table instead of a column.
+type PlainFieldsConfig struct {
+	Op    string `yaml:"op"`
+	LSN   string `yaml:"lsn"`
+	TS    string `yaml:"ts"`
+	Table string `yaml:"table"`
 }
 
 // SASLConfig authenticates to the brokers.
@@ -209,6 +256,13 @@ func DefaultConfig() Config {
 			OffsetCommitInterval: time.Second,
 			RevokeTimeout:        20 * time.Second,
 		},
+		SchemaRegistry: SchemaRegistryConfig{
+			RequestTimeout: 10 * time.Second,
+			RetryTimeout:   5 * time.Minute,
+			CacheSize:      1000,
+			JSONEnvelope:   "evodb",
+			Fields:         PlainFieldsConfig{Op: "op", LSN: "lsn", TS: "ts", Table: "table"},
+		},
 		ShutdownTimeout: 30 * time.Second,
 		Dedupe:          "none",
 		DedupeWindow:    1_000_000,
@@ -222,6 +276,17 @@ func (c *Config) ApplyDefaults() {
 	setString(&c.Kafka.ClientID, d.Kafka.ClientID)
 	setString(&c.Kafka.Format, d.Kafka.Format)
 	setString(&c.Kafka.StartFrom, d.Kafka.StartFrom)
+	sr, dsr := &c.SchemaRegistry, d.SchemaRegistry
+	setDuration(&sr.RequestTimeout, dsr.RequestTimeout)
+	setDuration(&sr.RetryTimeout, dsr.RetryTimeout)
+	if sr.CacheSize == 0 {
+		sr.CacheSize = dsr.CacheSize
+	}
+	setString(&sr.JSONEnvelope, dsr.JSONEnvelope)
+	setString(&sr.Fields.Op, dsr.Fields.Op)
+	setString(&sr.Fields.LSN, dsr.Fields.LSN)
+	setString(&sr.Fields.TS, dsr.Fields.TS)
+	setString(&sr.Fields.Table, dsr.Fields.Table)
 	setDuration(&c.Kafka.SessionTimeout, d.Kafka.SessionTimeout)
 	setDuration(&c.Kafka.ConnectTimeout, d.Kafka.ConnectTimeout)
 	if c.Kafka.MaxPollRecords == 0 {

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/partitioner"
 )
 
@@ -58,6 +60,15 @@ func (c *Config) Validate() error {
 			bad("kafka.formats."+topic, "%v", err)
 		}
 	}
+	if err := validKeyFormat(k.KeyFormat); err != nil {
+		bad("kafka.key_format", "%v", err)
+	}
+	for _, topic := range sortedKeys(k.KeyFormats) {
+		if err := validKeyFormat(k.KeyFormats[topic]); err != nil {
+			bad("kafka.key_formats."+topic, "%v", err)
+		}
+	}
+	c.validateSchemaRegistry(bad)
 	if k.StartFrom != "earliest" && k.StartFrom != "latest" {
 		bad("kafka.start_from", "%q is not one of earliest, latest", k.StartFrom)
 	}
@@ -170,10 +181,73 @@ func (c *Config) Validate() error {
 
 func validFormat(f string) error {
 	switch codec.Format(f) {
-	case codec.FormatEvoDB, codec.FormatDebezium:
+	case codec.FormatEvoDB, codec.FormatDebezium, confluent.FormatAvro, confluent.FormatJSONSchema:
+		return nil
+	case confluent.FormatProtobuf:
+		return fmt.Errorf("%q is not supported yet: use avro or json-schema", f)
+	}
+	return fmt.Errorf("%q is not one of evodb, debezium, avro, json-schema", f)
+}
+
+func validKeyFormat(f string) error {
+	switch codec.Format(f) {
+	case "", confluent.FormatAvro, confluent.FormatJSONSchema:
 		return nil
 	}
-	return fmt.Errorf("%q is not one of evodb, debezium", f)
+	return fmt.Errorf("%q is not one of avro, json-schema (or empty: the value format)", f)
+}
+
+// usesSchemaRegistry reports whether any topic's format reads schemas
+// from the registry.
+func (k *KafkaConfig) usesSchemaRegistry() bool {
+	if confluent.IsFormat(codec.Format(k.Format)) {
+		return true
+	}
+	for _, f := range k.Formats {
+		if confluent.IsFormat(codec.Format(f)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) validateSchemaRegistry(bad func(key, format string, args ...any)) {
+	r := c.SchemaRegistry
+	if len(r.URLs) == 0 {
+		if c.Kafka.usesSchemaRegistry() {
+			bad("schema_registry.urls", "required: a topic's format (kafka.format or kafka.formats) is avro or json-schema")
+		}
+		return
+	}
+	for i, raw := range r.URLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(fmt.Sprintf("schema_registry.urls[%d]", i), "%q is not an http:// or https:// URL", raw)
+		}
+	}
+	if r.Password != "" && r.Username == "" {
+		bad("schema_registry.username", "required with schema_registry.password")
+	}
+	if r.BearerToken != "" && r.Username != "" {
+		bad("schema_registry.bearer_token", "set either schema_registry.bearer_token or schema_registry.username/password, not both")
+	}
+	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+		bad("schema_registry.tls.cert_file", "schema_registry.tls.cert_file and key_file go together")
+	}
+	if r.RequestTimeout <= 0 {
+		bad("schema_registry.request_timeout", "must be positive")
+	}
+	if r.RetryTimeout <= 0 {
+		bad("schema_registry.retry_timeout", "must be positive")
+	}
+	if r.CacheSize <= 0 {
+		bad("schema_registry.cache_size", "must be positive")
+	}
+	switch codec.Format(r.JSONEnvelope) {
+	case codec.FormatEvoDB, codec.FormatDebezium:
+	default:
+		bad("schema_registry.json_envelope", "%q is not one of evodb, debezium", r.JSONEnvelope)
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

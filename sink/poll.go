@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/sink/buffer"
 ) // decoded is one polled record after decoding, before it is buffered.
 type decoded struct {
@@ -241,6 +242,11 @@ func (s *Sink) decode(ctx context.Context, dec codec.Decoder, d *decoded) error 
 		d.skip = true
 		s.metrics.tombstones.WithLabelValues(rec.Topic).Inc()
 		return nil
+	case errors.Is(err, confluent.ErrUnavailable):
+		// The registry's outage, not the record's fault: stop rather
+		// than skip or dead-letter it; the record is read again after
+		// a restart.
+		return err
 	case err != nil:
 		d.err = err
 		return nil
@@ -503,20 +509,35 @@ func (s *Sink) dropLocked(parts map[string][]int32) {
 	s.flushDone.Broadcast()
 }
 
-// decoder returns the decoder of a topic's format.
+// decoder returns the decoder of a topic's format (and, for the
+// schema-registry formats, key format).
 func (s *Sink) decoder(topic string) (codec.Decoder, error) {
 	f := s.cfg.Kafka.Format
 	if tf, ok := s.cfg.Kafka.Formats[topic]; ok {
 		f = tf
 	}
-	if d, ok := s.decoders[f]; ok {
+	var key string
+	if confluent.IsFormat(codec.Format(f)) {
+		key = s.cfg.Kafka.KeyFormat
+		if kf, ok := s.cfg.Kafka.KeyFormats[topic]; ok {
+			key = kf
+		}
+	}
+	name := f + "/" + key
+	if d, ok := s.decoders[name]; ok {
 		return d, nil
 	}
-	d, err := codec.NewDecoder(codec.Format(f))
+	var d codec.Decoder
+	var err error
+	if confluent.IsFormat(codec.Format(f)) {
+		d, err = s.registryDecoder(f, key)
+	} else {
+		d, err = codec.NewDecoder(codec.Format(f))
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.decoders[f] = d
+	s.decoders[name] = d
 	return d, nil
 }
 

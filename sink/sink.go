@@ -45,6 +45,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
@@ -84,6 +85,9 @@ type Sink struct {
 		entry *routeEntry
 	}
 	decoders map[string]codec.Decoder
+	// registry is the schema registry client, created with the first
+	// decoder of a schema-registry format.
+	registry *confluent.Registry
 	instance string
 	cl       *kgo.Client
 	// dlq produces to errors.dlq_topic, sized to its max.message.bytes

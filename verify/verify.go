@@ -44,6 +44,9 @@ type Options struct {
 	Format codec.Format
 	// Formats maps a topic to its input format.
 	Formats map[string]codec.Format
+	// NewDecoder returns a topic's decoder for its format; nil means
+	// codec.NewDecoder, which knows the JSON formats only.
+	NewDecoder func(topic string, f codec.Format) (codec.Decoder, error)
 	// From and To bound the offsets verified in every partition: From is
 	// the first offset (negative: the log start), To the first offset not
 	// verified (negative: the high watermark when Verify starts).
@@ -244,7 +247,13 @@ func Verify(ctx context.Context, kopts []kgo.Opt, bucket objstore.Bucket, tables
 		if f == "" {
 			f = codec.FormatEvoDB
 		}
-		d, err := codec.NewDecoder(f)
+		var d codec.Decoder
+		var err error
+		if opts.NewDecoder != nil {
+			d, err = opts.NewDecoder(t, f)
+		} else {
+			d, err = codec.NewDecoder(f)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("verify topic %s: %w", t, err)
 		}

@@ -240,6 +240,8 @@ func TestExampleConfig(t *testing.T) {
 	want := sink.DefaultConfig()
 	want.Kafka.Brokers, want.Kafka.Topics = cfg.Kafka.Brokers, cfg.Kafka.Topics
 	want.Kafka.Formats = map[string]string{}
+	want.Kafka.KeyFormats = map[string]string{}
+	want.SchemaRegistry.URLs = []string{}
 	want.Tables.Overrides = map[string]sink.TableConfig{}
 	want.HTTP.Addr = cfg.HTTP.Addr
 	require.Equal(t, want, cfg.Config)

@@ -92,7 +92,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "inspect bad url", args: []string{"inspect", "ftp://x"}, code: 1, stderr: "unknown scheme"},
 		{name: "inspect empty store", args: []string{"inspect", "mem://"}, code: 0, stdout: "no tables"},
 		{name: "produce without topic", args: []string{"produce"}, code: 2, stderr: "-topic is required"},
-		{name: "produce bad format", args: []string{"produce", "-topic", "x", "-format", "avro"}, code: 2, stderr: "not one of evodb, debezium"},
+		{name: "produce bad format", args: []string{"produce", "-topic", "x", "-format", "xml"}, code: 2, stderr: "not one of evodb, debezium, avro"},
+		{name: "produce avro without a registry", args: []string{"produce", "-topic", "x", "-format", "avro"}, code: 2, stderr: "-format avro needs -registry"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, out, errOut := testEnv(nil)

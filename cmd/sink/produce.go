@@ -12,12 +12,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/sink"
 )
 
 func produceCommand() command {
-	const usage = "produce -brokers host:9092 -topic cdc [-format evodb|debezium] [-records N] [-tables N] [-seed N] [-bad-rate F]"
+	const usage = "produce -brokers host:9092 -topic cdc [-format evodb|debezium|avro] [-registry URL] [-records N] [-tables N] [-seed N] [-bad-rate F]"
 	return command{
 		usage:   usage,
 		summary: "produce a generated CDC workload to a topic",
@@ -26,7 +27,8 @@ func produceCommand() command {
 			brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 			configPath := fs.String("c", "", "configuration file whose kafka section (brokers, TLS, SASL) to use instead of -brokers")
 			topic := fs.String("topic", "", "topic to produce to (created with -partitions if missing)")
-			format := fs.String("format", "evodb", "envelope: evodb or debezium")
+			format := fs.String("format", "evodb", "envelope: evodb or debezium (JSON), or avro (the evodb changes as plain Avro records in the Confluent wire format, schemas registered in -registry)")
+			registry := fs.String("registry", "", "schema registry URL for -format avro (default: the -c file's schema_registry)")
 			schema := fs.Bool("schema", false, "wrap Debezium records in the Kafka Connect schema envelope")
 			records := fs.Int("records", 100_000, "number of records")
 			tables := fs.Int("tables", workload.DefaultTables, "number of tables (8, 64 and 512 are the benchmark sizes)")
@@ -41,20 +43,34 @@ func produceCommand() command {
 			switch {
 			case *topic == "":
 				return fmt.Errorf("%w: -topic is required", errUsage)
-			case *format != string(codec.FormatEvoDB) && *format != string(codec.FormatDebezium):
-				return fmt.Errorf("%w: -format %q is not one of evodb, debezium", errUsage, *format)
+			case *format != string(codec.FormatEvoDB) && *format != string(codec.FormatDebezium) && *format != string(confluent.FormatAvro):
+				return fmt.Errorf("%w: -format %q is not one of evodb, debezium, avro", errUsage, *format)
 			case *records < 0 || *tables <= 0 || *partitions <= 0:
 				return fmt.Errorf("%w: -records, -tables and -partitions must be positive", errUsage)
 			case *badRate < 0 || *badRate > 1:
 				return fmt.Errorf("%w: -bad-rate must be within [0, 1]", errUsage)
 			}
 			kcfg := sink.KafkaConfig{Brokers: splitList(*brokers)}
+			rcfg := sink.DefaultConfig().SchemaRegistry
 			if *configPath != "" {
 				cfg, err := loadConfig(*configPath, e.lookupEnv)
 				if err != nil {
 					return err
 				}
-				kcfg = cfg.Kafka
+				kcfg, rcfg = cfg.Kafka, cfg.SchemaRegistry
+			}
+			if *registry != "" {
+				rcfg.URLs = []string{*registry}
+			}
+			var transform func(*workload.Record) error
+			if *format == string(confluent.FormatAvro) {
+				if len(rcfg.URLs) == 0 {
+					return fmt.Errorf("%w: -format avro needs -registry or a -c file with schema_registry.urls", errUsage)
+				}
+				var err error
+				if transform, err = avroTransform(ctx, rcfg, *topic); err != nil {
+					return err
+				}
 			}
 			opts, err := sink.ClientOptions(kcfg)
 			if err != nil {
@@ -69,8 +85,12 @@ func produceCommand() command {
 			if err != nil {
 				return err
 			}
+			genFormat := codec.Format(*format)
+			if transform != nil {
+				genFormat = codec.FormatEvoDB
+			}
 			g := workload.New(workload.Config{
-				Format:        codec.Format(*format),
+				Format:        genFormat,
 				SchemaWrapper: *schema,
 				Topic:         *topic,
 				Partitions:    nparts,
@@ -83,7 +103,7 @@ func produceCommand() command {
 				Now: time.Now,
 			}, rand.New(rand.NewPCG(*seed, *seed)))
 			start := time.Now()
-			err = workload.Produce(ctx, cl, g, *records, progressPrinter(e, "produced", *records, start))
+			err = workload.ProduceTransformed(ctx, cl, g, *records, transform, progressPrinter(e, "produced", *records, start))
 			if err != nil {
 				return err
 			}
@@ -93,6 +113,37 @@ func produceCommand() command {
 			return nil
 		},
 	}
+}
+
+// avroTransform returns a transform that re-encodes generated evodb
+// records as plain Avro records, registering their schemas. Bad records
+// stay as they are: without the wire-format header they are bad for an
+// avro topic too.
+func avroTransform(ctx context.Context, rcfg sink.SchemaRegistryConfig, topic string) (func(*workload.Record) error, error) {
+	reg, err := sink.NewSchemaRegistry(rcfg)
+	if err != nil {
+		return nil, err
+	}
+	enc := confluent.NewEncoder(reg, topic)
+	dec, err := codec.NewDecoder(codec.FormatEvoDB)
+	if err != nil {
+		return nil, err
+	}
+	var ch codec.Change
+	return func(r *workload.Record) error {
+		if r.Bad {
+			return nil
+		}
+		if err := dec.Decode(codec.Record{Topic: r.Topic, Value: r.Value}, &ch); err != nil {
+			return fmt.Errorf("re-encode generated record: %w", err)
+		}
+		v, err := enc.Append(ctx, nil, &ch)
+		if err != nil {
+			return err
+		}
+		r.Value = v
+		return nil
+	}, nil
 }
 
 // ensureTopic returns the partition count of topic, creating it with

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
 	"github.com/evodb/sink/verify"
@@ -65,7 +66,27 @@ func verifyCommand() command {
 			for t, f := range cfg.Kafka.Formats {
 				formats[t] = codec.Format(f)
 			}
+			// Topics in a schema-registry format share one registry
+			// client, made with the first of them.
+			var reg *confluent.Registry
+			newDecoder := func(topic string, f codec.Format) (codec.Decoder, error) {
+				if !confluent.IsFormat(f) {
+					return codec.NewDecoder(f)
+				}
+				if reg == nil {
+					var err error
+					if reg, err = sink.NewSchemaRegistry(cfg.SchemaRegistry); err != nil {
+						return nil, err
+					}
+				}
+				key := cfg.Kafka.KeyFormat
+				if kf, ok := cfg.Kafka.KeyFormats[topic]; ok {
+					key = kf
+				}
+				return sink.RegistryDecoder(cfg.SchemaRegistry, reg, string(f), key)
+			}
 			rep, err := verify.Verify(ctx, kopts, bucket, tableFormat(bucket, 0), verify.Options{
+				NewDecoder:  newDecoder,
 				Topics:      topics,
 				Format:      codec.Format(cfg.Kafka.Format),
 				Formats:     formats,

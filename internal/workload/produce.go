@@ -31,6 +31,13 @@ func ProducerOptions() []kgo.Opt {
 // cl should be built with ProducerOptions; with another partitioner the
 // client chooses the partitions.
 func Produce(ctx context.Context, cl *kgo.Client, g *Generator, n int, progress func(done int)) error {
+	return ProduceTransformed(ctx, cl, g, n, nil, progress)
+}
+
+// ProduceTransformed is Produce with each generated record passed through
+// transform first (nil: none), e.g. to re-encode it in another format.
+// An error of transform stops producing and is returned.
+func ProduceTransformed(ctx context.Context, cl *kgo.Client, g *Generator, n int, transform func(*Record) error, progress func(done int)) error {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -45,6 +52,12 @@ func Produce(ctx context.Context, cl *kgo.Client, g *Generator, n int, progress 
 	}
 	for i := 0; i < n && !failed(); i++ {
 		rec := g.Next()
+		if transform != nil {
+			if err := transform(&rec); err != nil {
+				wg.Wait()
+				return err
+			}
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():

@@ -1,0 +1,123 @@
+package confluent
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
+)
+
+// benchRow is codec's JSON benchmark row: 12 columns, about 330 bytes in
+// the evodb envelope.
+func benchRow(i int) string {
+	return fmt.Sprintf(`{"id":%d,"account_id":%d,"email":"user%d@example.com","name":"User Number %d","status":"active",`+
+		`"balance":%d.25,"score":%d,"verified":true,"country":"DE","created_at":1700000000%03d,`+
+		`"tags":["a","b"],"note":null}`, i, i*7, i, i, i%1000, i%100, i%1000)
+}
+
+func evodbRecords(n int) []codec.Record {
+	recs := make([]codec.Record, n)
+	for i := range recs {
+		v := fmt.Sprintf(`{"op":"UPDATE","table":"users","data":%s,"lsn":%d,"ts":1700000000000}`, benchRow(i), 1e15+i)
+		recs[i] = codec.Record{Topic: "shop.users", Partition: 1, Offset: int64(i), Value: []byte(v)}
+	}
+	return recs
+}
+
+// transcode returns recs as Avro records of the same changes, through the
+// Encoder and a registry.
+func transcode(tb testing.TB, f *fixture, recs []codec.Record) []codec.Record {
+	tb.Helper()
+	jd, err := codec.NewDecoder(codec.FormatEvoDB)
+	require.NoError(tb, err)
+	enc := NewEncoder(f.reg, "shop.users")
+	out := make([]codec.Record, len(recs))
+	for i, r := range recs {
+		var ch codec.Change
+		require.NoError(tb, jd.Decode(r, &ch))
+		v, err := enc.Append(context.Background(), nil, &ch)
+		require.NoError(tb, err)
+		out[i] = r
+		out[i].Value = v
+	}
+	return out
+}
+
+// Changes written by the Encoder decode to the same changes.
+func TestEncoderRoundTrip(t *testing.T) {
+	f := newFixture(t)
+	recs := evodbRecords(20)
+	avroRecs := transcode(t, f, recs)
+	jd, err := codec.NewDecoder(codec.FormatEvoDB)
+	require.NoError(t, err)
+	d := f.decoder(DecoderOptions{Value: FormatAvro})
+	for i := range recs {
+		var want, got codec.Change
+		require.NoError(t, jd.Decode(recs[i], &want))
+		require.NoError(t, d.Decode(avroRecs[i], &got))
+		want.Declared, got.Declared = nil, nil
+		require.Equal(t, want, got)
+	}
+
+	// Every value kind, nulls and negative decimals included.
+	ch := codec.Change{Topic: "t", Table: "k", Op: codec.OpDelete, LSN: 5, TS: 6, Row: []codec.Field{
+		{Name: "b", Value: codec.Bool(false)}, {Name: "i", Value: codec.Int(-3)}, {Name: "f", Value: codec.Float(1.5)},
+		{Name: "s", Value: codec.String("x")}, {Name: "y", Value: codec.Binary([]byte{9})},
+		{Name: "d", Value: codec.DecimalFromBig(big.NewInt(-25600), 2)}, {Name: "e", Value: codec.DecimalFromBig(big.NewInt(255), 1)},
+		{Name: "day", Value: codec.Date(-1)}, {Name: "at", Value: codec.Timestamp(-5)}, {Name: "j", Value: codec.JSON(`{"a":1}`)},
+		{Name: "n", Value: codec.Null()},
+	}}
+	v, err := NewEncoder(f.reg, "t").Append(context.Background(), nil, &ch)
+	require.NoError(t, err)
+	var got codec.Change
+	require.NoError(t, d.Decode(codec.Record{Topic: "t", Value: v}, &got))
+	for _, fl := range ch.Row {
+		require.True(t, fl.Value.Equal(got.Get(fl.Name)), "%s: %#v != %#v", fl.Name, fl.Value, got.Get(fl.Name))
+	}
+	require.Equal(t, codec.OpDelete, got.Op)
+}
+
+// BenchmarkDecodeAvro and BenchmarkDecodeJSON decode the same changes: the
+// rows of codec's BenchmarkDecodeEvoDB, as Avro and as evodb JSON.
+func BenchmarkDecodeAvro(b *testing.B)         { benchDecode(b, true, false) }
+func BenchmarkDecodeBorrowedAvro(b *testing.B) { benchDecode(b, true, true) }
+func BenchmarkDecodeJSON(b *testing.B)         { benchDecode(b, false, false) }
+func BenchmarkDecodeBorrowedJSON(b *testing.B) { benchDecode(b, false, true) }
+
+func benchDecode(b *testing.B, avro, borrow bool) {
+	f := newFixture(b)
+	recs := evodbRecords(1024)
+	var d codec.Decoder
+	if avro {
+		recs = transcode(b, f, recs)
+		d = f.decoder(DecoderOptions{Value: FormatAvro})
+	} else {
+		var err error
+		if d, err = codec.NewDecoder(codec.FormatEvoDB); err != nil {
+			b.Fatal(err)
+		}
+	}
+	total := 0
+	for _, r := range recs {
+		total += len(r.Value)
+	}
+	b.SetBytes(int64(total / len(recs)))
+	b.ReportAllocs()
+	decode := d.Decode
+	if borrow {
+		decode = d.(codec.BorrowingDecoder).DecodeBorrowed
+	}
+	var ch codec.Change
+	i := 0
+	for b.Loop() {
+		if err := decode(recs[i%len(recs)], &ch); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}

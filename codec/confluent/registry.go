@@ -1,0 +1,218 @@
+// Package confluent decodes Kafka records serialized in the Confluent wire
+// format (a zero magic byte, a 4-byte big-endian schema ID, then the
+// payload) with schemas from a Confluent-compatible Schema Registry:
+// Avro (plain records and the Debezium envelope of the AvroConverter) and
+// JSON Schema (the evodb or Debezium JSON envelope behind the header).
+//
+// Schemas are fetched once per ID and compiled once per ID into a decoding
+// plan, so a record costs a map lookup and a walk over its bytes. A
+// registry that cannot be reached is never blamed on the record: requests
+// are retried with backoff, and when the retries run out the error wraps
+// ErrUnavailable, which a caller must treat as fatal (stop and resume from
+// the committed offset later), never as a bad record.
+package confluent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// ErrUnavailable marks an error of the registry itself (unreachable, 5xx,
+// refused credentials) as opposed to an error of the record. Errors
+// wrapping it must stop the consumer, never send the record to a
+// dead-letter topic.
+var ErrUnavailable = errors.New("schema registry unavailable")
+
+// errNotFound is a schema ID the registry does not know: the record
+// names a schema that does not exist there, which is the record's fault
+// (or the wrong registry's, which the message says).
+var errNotFound = errors.New("schema not found")
+
+// Options configure a Registry.
+type Options struct {
+	// URLs are the registry's base URLs; requests fail over in order.
+	URLs []string
+	// ClientOpts are further franz-go sr.Client options: basic auth,
+	// bearer token, TLS, HTTP client with a request timeout.
+	ClientOpts []sr.ClientOpt
+	// RetryTimeout bounds how long a schema fetch retries an unavailable
+	// registry before it returns an error wrapping ErrUnavailable.
+	// Zero means one minute.
+	RetryTimeout time.Duration
+	// CacheSize bounds how many compiled schemas are kept; when full the
+	// cache is cleared, so endlessly new schema IDs cost fetches, not
+	// memory. Zero means 1000.
+	CacheSize int
+}
+
+// Registry fetches and compiles schemas by ID. It is safe for concurrent
+// use; Close stops retries in progress.
+type Registry struct {
+	cl     *sr.Client
+	url    string // the first URL, named in errors
+	retry  time.Duration
+	limit  int
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu struct {
+		sync.Mutex
+		schemas map[int]*entry
+	}
+}
+
+// entry is one schema ID's fetch and compilation, shared by every record
+// that names it; done closes when schema or err is set.
+type entry struct {
+	done   chan struct{}
+	schema *compiled
+	err    error
+}
+
+// compiled is a schema compiled for decoding. Exactly one of avro and
+// jsonSchema is set, by the schema's type.
+type compiled struct {
+	id         int
+	typ        sr.SchemaType
+	avro       *avroSchema
+	jsonSchema bool
+}
+
+// NewRegistry returns a registry client. It does not contact the
+// registry: the first record does.
+func NewRegistry(o Options) (*Registry, error) {
+	if len(o.URLs) == 0 {
+		return nil, errors.New("schema registry: no URL")
+	}
+	cl, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(o.URLs...)}, o.ClientOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry client: %w", err)
+	}
+	r := &Registry{cl: cl, url: strings.TrimRight(o.URLs[0], "/"), retry: o.RetryTimeout, limit: o.CacheSize}
+	if r.retry <= 0 {
+		r.retry = time.Minute
+	}
+	if r.limit <= 0 {
+		r.limit = 1000
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.mu.schemas = map[int]*entry{}
+	return r, nil
+}
+
+// Close ends retries in progress; fetches after it fail with
+// ErrUnavailable.
+func (r *Registry) Close() { r.cancel() }
+
+// URL is the registry URL that errors name.
+func (r *Registry) URL() string { return r.url }
+
+// Client is the underlying registry client, for producers that register
+// schemas.
+func (r *Registry) Client() *sr.Client { return r.cl }
+
+// schema returns the compiled schema of id, fetching and compiling it on
+// first use. Concurrent callers for one ID wait for one fetch. A failed
+// fetch is not cached: the next record asks again.
+//
+// Caching by ID alone relies on the registry's contract that an ID's
+// schema never changes; TestRegistryCachesByID breaks that on purpose.
+func (r *Registry) schema(id int) (*compiled, error) {
+	r.mu.Lock()
+	e, ok := r.mu.schemas[id]
+	if !ok {
+		if len(r.mu.schemas) >= r.limit {
+			r.mu.schemas = map[int]*entry{}
+		}
+		e = &entry{done: make(chan struct{})}
+		r.mu.schemas[id] = e
+	}
+	r.mu.Unlock()
+	if ok {
+		<-e.done
+		return e.schema, e.err
+	}
+	e.schema, e.err = r.fetch(id)
+	if e.err != nil {
+		r.mu.Lock()
+		if r.mu.schemas[id] == e {
+			delete(r.mu.schemas, id)
+		}
+		r.mu.Unlock()
+	}
+	close(e.done)
+	return e.schema, e.err
+}
+
+// fetch gets schema id from the registry, retrying while the registry is
+// unavailable, and compiles it.
+func (r *Registry) fetch(id int) (*compiled, error) {
+	var s sr.Schema
+	op := func() error {
+		ctx, cancel := context.WithCancel(r.ctx)
+		defer cancel()
+		var err error
+		s, err = r.cl.SchemaByID(ctx, id)
+		switch {
+		case err == nil:
+			return nil
+		case isNotFound(err):
+			return backoff.Permanent(errNotFound)
+		case retryable(err):
+			return err
+		}
+		return backoff.Permanent(fmt.Errorf("%w: %w", ErrUnavailable, err))
+	}
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(r.retry))
+	if err := backoff.Retry(op, backoff.WithContext(b, r.ctx)); err != nil {
+		if errors.Is(err, errNotFound) || errors.Is(err, ErrUnavailable) {
+			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+		}
+		return nil, fmt.Errorf("schema ID %d at %s: %w after retrying for %s: %w", id, r.url, ErrUnavailable, r.retry, err)
+	}
+	c := &compiled{id: id, typ: s.Type}
+	switch s.Type {
+	case sr.TypeAvro:
+		a, err := compileAvro(s.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+		}
+		c.avro = a
+	case sr.TypeJSON:
+		c.jsonSchema = true
+	}
+	return c, nil
+}
+
+// isNotFound reports whether the registry answered that the schema does
+// not exist (HTTP 404; Confluent error code 40403).
+func isNotFound(err error) bool {
+	var re *sr.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
+}
+
+// retryable reports whether err is the registry being unavailable for now:
+// no connection, a timeout, 429 or a 5xx answer.
+func retryable(err error) bool {
+	var re *sr.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	// Connection refused and reset come wrapped in *url.Error, which is a
+	// net.Error; anything else that is not an answer (a truncated body)
+	// is treated as transient too.
+	return !errors.Is(err, context.Canceled)
+}
