@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A Python virtual environment with the independent table readers the
-# end-to-end verification uses: delta-rs (deltalake), pyarrow, DuckDB with
-# its Delta extension, Polars, and Apache Spark with Delta Lake, and
-# confluent-kafka for the peer of `sink bench -peer python` (see
-# requirements.txt for the pinned versions; Spark needs Java 17 or newer).
+# end-to-end verification uses: delta-rs (deltalake), pyarrow, PyIceberg,
+# DuckDB with its Delta and Iceberg extensions, Polars, Apache Spark with
+# Delta Lake, and confluent-kafka for the peer of `sink bench -peer python`
+# (see requirements.txt for the pinned versions; Spark needs Java 17+).
 #
 #   python.sh install <venvdir>   create the venv and install the readers (idempotent),
 #                                 then run the check below
@@ -61,8 +61,12 @@ import sys
 import confluent_kafka
 import deltalake
 import duckdb
+import duckdb_extension_avro
 import duckdb_extension_delta
+import duckdb_extension_httpfs
+import duckdb_extension_iceberg
 import pyarrow as pa
+import pyiceberg
 import pyarrow.parquet as pq
 
 path = sys.argv[1]
@@ -79,6 +83,11 @@ con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_kn
 con.sql(f"LOAD '{ext}'")
 got = con.sql(f"SELECT count(*), sum(id) FROM delta_scan('{path}')").fetchone()
 assert got == (3, 6), f"duckdb delta_scan returned {got}"
+# The Iceberg reader's extensions load by path too; reading a table takes a
+# catalog, which e2e/readers/iceberg_tables.py gets from the tests.
+for mod, name in ((duckdb_extension_httpfs, "httpfs"), (duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")):
+    con.sql(f"LOAD '{next(pathlib.Path(mod.__file__).parent.glob(f'extensions/*/{name}.duckdb_extension'))}'")
+assert con.sql("SELECT count(*) FROM duckdb_extensions() WHERE loaded AND extension_name = 'iceberg'").fetchone() == (1,), "duckdb iceberg extension"
 
 import polars as pl
 assert pl.read_delta(path)["id"].sum() == 6, "polars read"
@@ -92,7 +101,7 @@ builder = (SparkSession.builder.master("local[1]").appName("python.sh-check")
 spark = configure_spark_with_delta_pip(builder).getOrCreate()
 got = spark.read.format("delta").load(path).selectExpr("count(*)", "sum(id)").first()
 assert tuple(got) == (3, 6), f"spark returned {got}"
-print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta extension, polars {pl.__version__}, spark {spark.version} with delta-spark; confluent-kafka {confluent_kafka.version()}")
+print(f"readers ok: deltalake {deltalake.__version__}, pyarrow {pa.__version__}, duckdb {duckdb.__version__} with delta and iceberg extensions, pyiceberg {pyiceberg.__version__}, polars {pl.__version__}, spark {spark.version} with delta-spark; confluent-kafka {confluent_kafka.version()}")
 # delta-rs can abort the interpreter while its runtime threads shut down;
 # every check has passed by now, so leave without that teardown.
 sys.stdout.flush()
