@@ -25,11 +25,11 @@ import (
 // group, as kafka-delta-ingest's IngestProcessor does with its DataWriter.
 //
 // Locking. mu guards the fields inside it; a writer method whose name ends
-// in Locked runs with it held (a Sink method so named, with Sink.mu held). The Sink's lock may be held
-// while taking a writer's (the poll goroutine buffers changes, and a
-// finished flush releases its partitions' offsets and the writer's state,
-// each in one critical section under Sink.mu); a writer's lock is never
-// held while taking Sink.mu, nor across store I/O. The flush goroutine
+// in Locked runs with it held (a Sink method so named, with Sink.mu held).
+// The Sink's lock may be held while taking a writer's (the poll goroutine
+// buffers changes, and a finished flush releases its partitions' offsets
+// and the writer's state, each in one critical section under Sink.mu); a
+// writer's lock is never held while taking Sink.mu, nor across store I/O. The flush goroutine
 // takes only the writer's lock, for short sections, so a slow store never
 // keeps the poll loop waiting on it. The poll loop waits on the Sink's one
 // condition variable (Sink.flushDone): the Sink broadcasts it once a
