@@ -113,7 +113,10 @@ type Sink struct {
 	// flushing is the part of buffered held by running flush jobs.
 	flushing int64
 	// ctrl decides when the memory budget pauses and resumes fetching.
-	ctrl         *buffer.Controller
+	ctrl *buffer.Controller
+	// hints size new tables' first batches from their topics' other
+	// tables (hints.go).
+	hints        topicHints
 	fatal        error
 	aborting     bool
 	lastOffsetAt time.Time
