@@ -167,7 +167,9 @@ func New(cfg Config, bucket objstore.Bucket, opts ...Option) (*Sink, error) {
 		s.metrics.initTopic(topic)
 	}
 	s.flushSem = make(chan struct{}, cfg.Commit.MaxConcurrentFlushes)
-	budget, err := buffer.BudgetFromFractions(cfg.Memory.Budget, cfg.Memory.HighWatermark, cfg.Memory.LowWatermark)
+	// Fetched data waiting to be polled is part of the budget: the
+	// buffers share what the fetches' reserve leaves.
+	budget, err := buffer.BudgetFromFractions(cfg.Memory.Budget-cfg.Kafka.FetchReserve(), cfg.Memory.HighWatermark, cfg.Memory.LowWatermark)
 	if err != nil {
 		return nil, fmt.Errorf("memory: %w", err)
 	}
@@ -218,6 +220,7 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 		kgo.SessionTimeout(k.SessionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(k.FetchMaxBytes),
+		kgo.MaxConcurrentFetches(k.MaxConcurrentFetches),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
