@@ -213,7 +213,7 @@ func (w *tableWriter) dropDurable(ctx context.Context, job *flushJob, snap *comm
 // are record errors like those refused at decode, handed to env.refuse
 // before the commit lets their offsets pass.
 func (w *tableWriter) refuseMisfits(ctx context.Context, job *flushJob, snap *committer.Snapshot) error {
-	theirs, err := w.committedSchema(snap)
+	theirs, err := tablefile.TableSchema(snap)
 	if err != nil {
 		return permanent(err)
 	}

@@ -89,7 +89,7 @@ func (w *tableWriter) adoptSnapshotLocked(snap *committer.Snapshot) error {
 		w.mu.pk = pk
 	}
 	if snap.Metadata.SchemaString != "" {
-		theirs, err := w.committedSchemaLocked(snap)
+		theirs, err := tablefile.TableSchema(snap)
 		if err != nil {
 			return fmt.Errorf("table %s: %w", w.path, err)
 		}
@@ -99,41 +99,6 @@ func (w *tableWriter) adoptSnapshotLocked(snap *committer.Snapshot) error {
 	}
 	w.env.metrics.tableVersion.WithLabelValues(w.path).Set(float64(snap.Version))
 	return nil
-}
-
-// committedSchemaLocked returns the table schema of snap's metaData. Every
-// commit's snapshot is adopted, and every flush of an existing table checks
-// its changes against the committed schema, but a table's schema string
-// rarely changes between commits: parsing it each time was about 6 % of
-// the sink's CPU at 2,048 tables. So the schema parsed last is kept with
-// the string it was parsed from and returned again while snapshots carry
-// the same string.
-//
-// This relies on two invariants. A parsed schema is a function of the
-// schema string alone (not of the snapshot's version or anything else in
-// it), so a string equal to the cached one needs no parse, whatever
-// snapshot it comes from. And no caller modifies the schema it is given:
-// Rebase and Merge copy what they take from it. TestWriterCommittedSchemaCache
-// gives the writer a snapshot of the same version with another schema
-// string and requires the new schema.
-func (w *tableWriter) committedSchemaLocked(snap *committer.Snapshot) (*codec.Schema, error) {
-	text := snap.Metadata.SchemaString
-	if c := &w.mu.committed; c.schema != nil && c.text == text {
-		return c.schema, nil
-	}
-	s, err := tablefile.TableSchema(snap)
-	if err != nil {
-		return nil, err
-	}
-	w.mu.committed.text, w.mu.committed.schema = text, s
-	return s, nil
-}
-
-// committedSchema is committedSchemaLocked for a caller without the lock.
-func (w *tableWriter) committedSchema(snap *committer.Snapshot) (*codec.Schema, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.committedSchemaLocked(snap)
 }
 
 // rebuildSchemaLocked recomputes the schema after changes were dropped
@@ -148,7 +113,7 @@ func (w *tableWriter) rebuildSchemaLocked() {
 	next.SetKafkaColumns(w.mu.schema.KafkaColumns())
 	err := func() error {
 		if snap := w.mu.snap; snap != nil && snap.Metadata.SchemaString != "" {
-			theirs, err := w.committedSchemaLocked(snap)
+			theirs, err := tablefile.TableSchema(snap)
 			if err != nil {
 				return err
 			}

@@ -79,13 +79,6 @@ type tableWriter struct {
 		// snap is the latest snapshot this writer saw, nil before the
 		// table exists.
 		snap *committer.Snapshot
-		// committed is the table schema parsed from a snapshot's
-		// metaData schema string, and that string: see
-		// committedSchemaLocked.
-		committed struct {
-			text   string
-			schema *codec.Schema
-		}
 		// stale asks for a snapshot refresh before the next record is
 		// buffered (set when partitions are assigned).
 		stale bool

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -399,42 +398,4 @@ func commitKey(v int64) string {
 		s = "0" + s
 	}
 	return s + ".json"
-}
-
-// TestWriterCommittedSchemaCache breaks the invariant the parsed schema
-// cache relies on: a snapshot of the same version carrying another schema
-// string must give the schema of that string, not the one cached.
-func TestWriterCommittedSchemaCache(t *testing.T) {
-	w := openWriter(t, testWriterEnv(objstore.NewMemory(), nil))
-	schemaOf := func(chs ...codec.Change) string {
-		s := codec.NewSchema()
-		for i := range chs {
-			_, err := s.Accept(&chs[i])
-			require.NoError(t, err)
-		}
-		text, err := s.DeltaSchemaJSON()
-		require.NoError(t, err)
-		return text
-	}
-	narrow := schemaOf(change(0, 0, 1, field("id", codec.Int(1))))
-	wide := schemaOf(change(0, 0, 1, field("id", codec.Int(1)), field("name", codec.String("a"))))
-	snap := func(text string) *committer.Snapshot {
-		return &committer.Snapshot{Version: 3, Metadata: committer.Metadata{SchemaString: text}}
-	}
-
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	first, err := w.committedSchemaLocked(snap(narrow))
-	require.NoError(t, err)
-	again, err := w.committedSchemaLocked(snap(strings.Clone(narrow)))
-	require.NoError(t, err)
-	require.Same(t, first, again, "an equal schema string is not parsed again")
-
-	widened, err := w.committedSchemaLocked(snap(wide))
-	require.NoError(t, err)
-	require.NotSame(t, first, widened)
-	_, ok := widened.Column("name")
-	require.True(t, ok, "the snapshot's own schema string wins over the cached one at the same version")
-	_, ok = first.Column("name")
-	require.False(t, ok, "callers' copies are never modified")
 }
