@@ -64,11 +64,26 @@ type KafkaConfig struct {
 	// memory control.
 	MaxPollRecords int `yaml:"max_poll_records"`
 	// FetchMaxBytes bounds what one fetch from a broker returns (Kafka's
-	// fetch.max.bytes). Fetched batches wait in memory, decompressed,
-	// until polled, outside the memory budget.
-	FetchMaxBytes int32      `yaml:"fetch_max_bytes"`
-	TLS           TLSConfig  `yaml:"tls"`
-	SASL          SASLConfig `yaml:"sasl"`
+	// fetch.max.bytes). Fetched batches wait in memory until polled; the
+	// memory budget reserves FetchMaxBytes for each of
+	// MaxConcurrentFetches (FetchReserve).
+	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
+	// MaxConcurrentFetches bounds the fetches in flight or fetched and
+	// not yet polled, across all brokers. Without a bound the client
+	// keeps one per broker, so the memory fetched data takes would grow
+	// with the size of the cluster.
+	MaxConcurrentFetches int        `yaml:"max_concurrent_fetches"`
+	TLS                  TLSConfig  `yaml:"tls"`
+	SASL                 SASLConfig `yaml:"sasl"`
+}
+
+// FetchReserve is the part of memory.budget_bytes set aside for fetched
+// data waiting to be polled: fetch_max_bytes for each concurrent fetch.
+// The table buffers share the rest. A broker returns fetch_max_bytes of
+// record batches as stored, so compressed topics take more once
+// decompressed; the runtime's headroom above the budget absorbs that.
+func (k KafkaConfig) FetchReserve() int64 {
+	return int64(k.FetchMaxBytes) * int64(k.MaxConcurrentFetches)
 }
 
 // TLSConfig enables TLS to the brokers.
@@ -238,6 +253,8 @@ func DefaultConfig() Config {
 			ConnectTimeout: time.Minute,
 			MaxPollRecords: 5000,
 			FetchMaxBytes:  8 << 20,
+			// Two: one fetch being polled while the next is fetched.
+			MaxConcurrentFetches: 2,
 		},
 		Tables: TablesConfig{Default: TableConfig{
 			Mode:           "standard",
@@ -294,6 +311,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Kafka.FetchMaxBytes == 0 {
 		c.Kafka.FetchMaxBytes = d.Kafka.FetchMaxBytes
+	}
+	if c.Kafka.MaxConcurrentFetches == 0 {
+		c.Kafka.MaxConcurrentFetches = d.Kafka.MaxConcurrentFetches
 	}
 	c.Tables.Default = c.Tables.Default.withPreset().merge(d.Tables.Default)
 	if c.Memory.Budget == 0 {

@@ -84,6 +84,9 @@ func (c *Config) Validate() error {
 	if k.FetchMaxBytes < 1<<10 {
 		bad("kafka.fetch_max_bytes", "must be at least 1024 (the default is 8 MiB)")
 	}
+	if k.MaxConcurrentFetches <= 0 {
+		bad("kafka.max_concurrent_fetches", "must be positive")
+	}
 	switch k.SASL.Mechanism {
 	case "":
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
@@ -132,6 +135,9 @@ func (c *Config) Validate() error {
 	m := c.Memory
 	if m.Budget <= 0 {
 		bad("memory.budget_bytes", "must be positive")
+	} else if r := c.Kafka.FetchReserve(); r > 0 && r > m.Budget/2 {
+		bad("memory.budget_bytes", "%d leaves too little for table buffers: kafka.fetch_max_bytes (%d) × kafka.max_concurrent_fetches (%d) = %d is reserved from it for fetched data, and may take at most half of it",
+			m.Budget, c.Kafka.FetchMaxBytes, c.Kafka.MaxConcurrentFetches, r)
 	}
 	if !(m.LowWatermark > 0 && m.LowWatermark < m.HighWatermark && m.HighWatermark <= 1) || math.IsNaN(m.LowWatermark) || math.IsNaN(m.HighWatermark) {
 		bad("memory", "need 0 < low_watermark < high_watermark <= 1, got %v and %v", m.LowWatermark, m.HighWatermark)

@@ -132,6 +132,10 @@ func (s *Sink) openTable(ctx context.Context, e *routeEntry) (*tableWriter, erro
 	if err := nw.adopt(snap, false); err != nil {
 		return nil, err
 	}
+	share := s.ctrl.Budget().Low / int64(len(s.tables)+1)
+	if h, ok := s.hints.forNew(e.key.topic, share); ok {
+		nw.seedHint(h)
+	}
 	s.tables[path] = nw
 	s.metrics.initTable(path, nw.dedupe != nil)
 	if snap == nil {

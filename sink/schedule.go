@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,11 +34,24 @@ func (s *Sink) requestFlush(w *tableWriter, reason string) {
 			delete(p.pending, w.path)
 		}
 	}
+	s.noteHintLocked(w, job)
 	s.flushing += job.mem
 	s.metrics.flushes.WithLabelValues(reason).Inc()
 	s.noteFlushLocked(reason)
 	s.flushes.Add(1)
 	go s.runFlush(w, job)
+}
+
+// noteHintLocked records the size w's next batch starts at under the
+// topics job drained changes of, for new tables of those topics.
+func (s *Sink) noteHintLocked(w *tableWriter, job *flushJob) {
+	var topics []string
+	for k := range job.sources {
+		if !slices.Contains(topics, k.Topic) {
+			topics = append(topics, k.Topic)
+		}
+	}
+	s.hints.note(w.path, topics, w.nextHint())
 }
 
 // runFlush makes a job durable, running the whole flush again with backoff

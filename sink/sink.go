@@ -119,7 +119,10 @@ type Sink struct {
 	// flushing is the part of buffered held by running flush jobs.
 	flushing int64
 	// ctrl decides when the memory budget pauses and resumes fetching.
-	ctrl         *buffer.Controller
+	ctrl *buffer.Controller
+	// hints size new tables' first batches from their topics' other
+	// tables (hints.go).
+	hints        topicHints
 	fatal        error
 	aborting     bool
 	lastOffsetAt time.Time
@@ -175,7 +178,9 @@ func New(cfg Config, bucket objstore.Bucket, format committer.Format, opts ...Op
 		s.metrics.initTopic(topic)
 	}
 	s.flushSem = make(chan struct{}, cfg.Commit.MaxConcurrentFlushes)
-	budget, err := buffer.BudgetFromFractions(cfg.Memory.Budget, cfg.Memory.HighWatermark, cfg.Memory.LowWatermark)
+	// Fetched data waiting to be polled is part of the budget: the
+	// buffers share what the fetches' reserve leaves.
+	budget, err := buffer.BudgetFromFractions(cfg.Memory.Budget-cfg.Kafka.FetchReserve(), cfg.Memory.HighWatermark, cfg.Memory.LowWatermark)
 	if err != nil {
 		return nil, fmt.Errorf("memory: %w", err)
 	}
@@ -226,6 +231,7 @@ func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 		kgo.SessionTimeout(k.SessionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(k.FetchMaxBytes),
+		kgo.MaxConcurrentFetches(k.MaxConcurrentFetches),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),

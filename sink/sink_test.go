@@ -428,6 +428,33 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	}
 }
 
+// The fetches' reserve is taken from the memory budget: a budget it would
+// take more than half of is refused naming the keys, and a sink's buffers
+// get what it leaves.
+func TestConfigFetchReserve(t *testing.T) {
+	cfg := testConfig([]string{"127.0.0.1:9092"}, "cdc")
+	cfg.ApplyDefaults()
+	require.Equal(t, int64(8<<20)*2, cfg.Kafka.FetchReserve(), "defaults: 8 MiB for each of two fetches")
+
+	cfg.Memory.Budget = 24 << 20
+	err := cfg.Validate()
+	require.ErrorContains(t, err, "memory.budget_bytes")
+	require.ErrorContains(t, err, "kafka.max_concurrent_fetches")
+
+	cfg.Kafka.MaxConcurrentFetches = 0
+	cfg.ApplyDefaults()
+	require.Equal(t, 2, cfg.Kafka.MaxConcurrentFetches)
+	cfg.Kafka.MaxConcurrentFetches = -1
+	require.ErrorContains(t, cfg.Validate(), "kafka.max_concurrent_fetches")
+
+	cfg.Memory.Budget = 64 << 20
+	cfg.Kafka.MaxConcurrentFetches = 1
+	require.NoError(t, cfg.Validate())
+	s, err := newSink(cfg, objstore.NewMemory())
+	require.NoError(t, err)
+	require.Equal(t, int64(56<<20), s.ctrl.Budget().Limit, "the buffers share the budget less one fetch")
+}
+
 // expiringContext is a context with a deadline that the test makes pass
 // when it chooses, so the test does not race a clock: its Err is
 // context.DeadlineExceeded once expire is called, as a real deadline's is.

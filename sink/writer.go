@@ -403,6 +403,20 @@ func (w *tableWriter) finishFlush(job *flushJob, err error, now time.Time) strin
 	return ""
 }
 
+// nextHint is the size the buffer's next batch is allocated at.
+func (w *tableWriter) nextHint() codec.RowsHint {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.buf.NextHint()
+}
+
+// seedHint sizes the first batch of a table never flushed (SeedHint).
+func (w *tableWriter) seedHint(h codec.RowsHint) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mu.buf.SeedHint(h)
+}
+
 // shouldFlush reports whether a flush trigger fired, and which.
 func (w *tableWriter) shouldFlush(now time.Time) (bool, string) {
 	w.mu.Lock()

@@ -35,6 +35,7 @@ func benchCommand() command {
 			peer := fs.String("peer", "", "also run what a user would write instead, on the same records after the sink, and compare both outputs value by value: python (a confluent-kafka consumer writing with deltalake; needs a filesystem store)")
 			peerPython := fs.String("peer-python", "python3", "the Python that runs the peer and the comparison, with confluent-kafka, deltalake and pyarrow (e2e/scripts/python.sh install)")
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink (the child process with -process, else this process) to this file; with several runs the last one is kept")
+			memProfile := fs.String("memprofile", "", "with -process, write a heap profile of the sink child (live objects when it is told to stop) to this file; with several runs the last one is kept")
 			asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 			jsonOut := fs.String("json-out", "", "also write the results as JSON to this file")
 			if err := parseFlags(fs, args); err != nil {
@@ -80,6 +81,9 @@ func benchCommand() command {
 				sinkCmd = []string{exe, "run"}
 				if *cpuProfile != "" {
 					sinkCmd = append(sinkCmd, "-cpuprofile", *cpuProfile)
+				}
+				if *memProfile != "" {
+					sinkCmd = append(sinkCmd, "-memprofile", *memProfile)
 				}
 			} else {
 				stop, err := startCPUProfile(*cpuProfile)

@@ -358,6 +358,12 @@ func TestProduceToExistingTopic(t *testing.T) {
 // starts the sink as a child process consuming them into store; extra is
 // appended to its configuration.
 func startSinkProcess(t *testing.T, ctx context.Context, n int, store string, extra ...string) (*exec.Cmd, *syncBuffer) {
+	return startSinkProcessFlags(t, ctx, n, store, "", extra...)
+}
+
+// startSinkProcessFlags is startSinkProcess with flags of the run command
+// before -c (space-separated).
+func startSinkProcessFlags(t *testing.T, ctx context.Context, n int, store, flags string, extra ...string) (*exec.Cmd, *syncBuffer) {
 	cluster := kafkatest.NewCluster(t, kfake.SeedTopics(2, "cdc"))
 	cl, err := kgo.NewClient(append(workload.ProducerOptions(), kgo.SeedBrokers(cluster.ListenAddrs()...))...)
 	require.NoError(t, err)
@@ -376,7 +382,7 @@ shutdown_timeout: 1m
 %s
 `, cluster.ListenAddrs()[0], store, strings.Join(extra, "\n"))), 0o644))
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "EVODB_SINK_TEST_MAIN=1", "EVODB_SINK_TEST_ARGS=run -c "+cfgPath)
+	cmd.Env = append(os.Environ(), "EVODB_SINK_TEST_MAIN=1", "EVODB_SINK_TEST_ARGS=run "+flags+" -c "+cfgPath)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
@@ -407,6 +413,23 @@ func TestSignalGraceful(t *testing.T) {
 	require.Equal(t, 0, exitCode(t, cmd), stderr.String())
 	require.Contains(t, stderr.String(), "shutting down gracefully")
 	require.Contains(t, stderr.String(), "everything consumed is committed")
+}
+
+// run -memprofile writes a heap profile when the sink is told to stop.
+func TestRunMemProfile(t *testing.T) {
+	ctx := testContext(t)
+	dir := t.TempDir()
+	prof := filepath.Join(t.TempDir(), "heap.prof")
+	cmd, stderr := startSinkProcessFlags(t, ctx, 100, "file://"+dir, "-memprofile "+prof)
+	b, err := objstore.NewFilesystem(dir)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return countRows(ctx, b) == 100 },
+		time.Minute, 50*time.Millisecond, "stderr: %s", stderr)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, exitCode(t, cmd), stderr.String())
+	fi, err := os.Stat(prof)
+	require.NoError(t, err, "stderr: %s", stderr)
+	require.Positive(t, fi.Size())
 }
 
 // With log.format json every line on stderr is JSON, the shutdown

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"time"
@@ -33,6 +34,7 @@ func runCommand() command {
 			fs := newFlags(e, "run", usage)
 			path := fs.String("c", "config.yaml", "configuration file (see config.example.yaml)")
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+			memProfile := fs.String("memprofile", "", "write a heap profile (live objects after a collection) to this file when the sink is told to stop, before its final flush")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -48,6 +50,15 @@ func runCommand() command {
 				return err
 			}
 			defer stop()
+			if *memProfile != "" {
+				done, written := make(chan struct{}), make(chan struct{})
+				go func() {
+					defer close(written)
+					writeHeapProfileAtStop(ctx, done, *memProfile, e)
+				}()
+				// The profile is written before the process exits.
+				defer func() { close(done); <-written }()
+			}
 			return runSink(ctx, e, cfg)
 		},
 	}
@@ -71,6 +82,29 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// writeHeapProfileAtStop writes a heap profile to path once ctx is
+// cancelled (the sink is told to stop), after a collection so it shows
+// what is live: the state every table keeps between flushes, while the
+// sink still holds it. It gives up when done closes first.
+func writeHeapProfileAtStop(ctx context.Context, done <-chan struct{}, path string, e *env) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	runtime.GC()
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "heap profile: %v\n", err)
+	}
 }
 
 // runSink wires the store, metrics, HTTP server and sink of cfg and runs

@@ -342,6 +342,22 @@ func (t *Table) Drain() Batch {
 	return b
 }
 
+// NextHint is the size the buffer's next batch is allocated at: its last
+// batch's (see Drain), or what SeedHint gave a buffer never drained; zero
+// before either.
+func (t *Table) NextHint() codec.RowsHint { return t.hint }
+
+// SeedHint sizes the first batch of a buffer that has never been drained
+// and holds nothing yet, from what other tables' batches looked like; it
+// does nothing otherwise, since a table's own last batch says more about its
+// next one than other tables do.
+func (t *Table) SeedHint(h codec.RowsHint) {
+	if t.rows != nil || t.hint != (codec.RowsHint{}) || h.Rows <= 0 {
+		return
+	}
+	t.hint = h
+}
+
 func (t *Table) reset() {
 	t.rows = nil
 	t.bytes = 0

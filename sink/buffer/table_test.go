@@ -504,3 +504,39 @@ func TestBatchFilter(t *testing.T) {
 		})
 	}
 }
+
+// TestTableSeedHint: a seeded hint sizes only the first batch of a buffer
+// never drained; the buffer's own last batch wins after that.
+func TestTableSeedHint(t *testing.T) {
+	ch := change("t", 0, 1, 1, "abc")
+	seed := codec.RowsHint{Rows: 300, Cells: 900, Bytes: 9000}
+
+	fresh, err := NewTable("users", opts())
+	require.NoError(t, err)
+	unseeded := fresh.MemFor(&ch)
+	fresh.SeedHint(seed)
+	require.Equal(t, seed, fresh.NextHint())
+	require.Equal(t, seed.MemFor(&ch), fresh.MemFor(&ch))
+	require.Greater(t, fresh.MemFor(&ch), unseeded, "the first change allocates the seeded size")
+	require.NoError(t, fresh.Add(ch, t0))
+	require.Equal(t, fresh.MemFor(&ch), fresh.MemFor(&ch))
+	require.Equal(t, seed.MemFor(&ch), fresh.Mem(), "the batch was allocated at the seeded size")
+
+	b := fresh.Drain()
+	require.Equal(t, 1, b.Len())
+	own := fresh.NextHint()
+	require.NotEqual(t, seed, own)
+	fresh.SeedHint(seed)
+	require.Equal(t, own, fresh.NextHint(), "a drained buffer keeps its own last batch's size")
+
+	holding, err := NewTable("users", opts())
+	require.NoError(t, err)
+	require.NoError(t, holding.Add(ch, t0))
+	holding.SeedHint(seed)
+	require.Equal(t, codec.RowsHint{}, holding.NextHint(), "a buffer already holding changes is not seeded")
+
+	empty, err := NewTable("users", opts())
+	require.NoError(t, err)
+	empty.SeedHint(codec.RowsHint{})
+	require.Equal(t, codec.RowsHint{}, empty.NextHint())
+}
