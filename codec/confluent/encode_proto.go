@@ -242,3 +242,29 @@ func twosComplement(u *big.Int) []byte {
 	}
 	return b
 }
+
+// ChangeEncoder writes changes in a schema-registry format; Encoder and
+// ProtoEncoder are the two.
+type ChangeEncoder interface {
+	Append(ctx context.Context, dst []byte, ch *codec.Change) ([]byte, error)
+}
+
+var (
+	_ ChangeEncoder = (*Encoder)(nil)
+	_ ChangeEncoder = (*ProtoEncoder)(nil)
+)
+
+// IsEncodable reports whether NewChangeEncoder writes format f.
+func IsEncodable(f codec.Format) bool { return f == FormatAvro || f == FormatProtobuf }
+
+// NewChangeEncoder returns the encoder of format f (avro or protobuf) for
+// topic, registering its schemas in reg.
+func NewChangeEncoder(reg *Registry, topic string, f codec.Format) (ChangeEncoder, error) {
+	switch f {
+	case FormatAvro:
+		return NewEncoder(reg, topic), nil
+	case FormatProtobuf:
+		return NewProtoEncoder(reg, topic), nil
+	}
+	return nil, fmt.Errorf("no encoder for format %q (want %q or %q)", f, FormatAvro, FormatProtobuf)
+}
