@@ -23,11 +23,12 @@ import (
 // google.protobuf.Timestamp, dates google.type.Date, decimals
 // confluent.type.Decimal with precision and scale in confluent.field_meta,
 // JSON columns strings. It registers one schema per table and column
-// layout under the subject "<topic>-<table>-value", as Encoder does, and
-// is safe for concurrent use.
+// layout under the subject "<topic>-<table>-value", and types null
+// columns, as Encoder does; it is safe for concurrent use.
 type ProtoEncoder struct {
 	reg   *Registry
 	topic string
+	kinds kindMemory
 
 	mu struct {
 		sync.Mutex
@@ -39,6 +40,7 @@ type ProtoEncoder struct {
 func NewProtoEncoder(reg *Registry, topic string) *ProtoEncoder {
 	e := &ProtoEncoder{reg: reg, topic: topic}
 	e.mu.ids = map[string]int{}
+	e.kinds.init()
 	return e
 }
 
@@ -64,23 +66,32 @@ func protoType(k codec.Kind) (typ, imp string) {
 	return "optional string", ""
 }
 
-// ProtoSchema returns the .proto text of ch's layout.
+// ProtoSchema returns the .proto text of ch's layout, its null columns
+// typed as strings.
 func ProtoSchema(ch *codec.Change) (string, error) {
+	cols := make([]layoutCol, len(ch.Row))
+	for i, f := range ch.Row {
+		cols[i] = layoutCol{name: f.Name, kind: f.Value.Kind(), scale: f.Value.Scale(), value: f.Value}
+	}
+	return protoText(cols)
+}
+
+func protoText(cols []layoutCol) (string, error) {
 	var body strings.Builder
 	imports := map[string]bool{}
 	body.WriteString("message Change {\n  string op = 1;\n  int64 lsn = 2;\n  int64 ts = 3;\n  string table = 4;\n")
-	for i, f := range ch.Row {
-		if !isProtoIdent(f.Name) {
-			return "", fmt.Errorf("column %q is not a Protobuf field name", f.Name)
+	for i, c := range cols {
+		if !isProtoIdent(c.name) {
+			return "", fmt.Errorf("column %q is not a Protobuf field name", c.name)
 		}
-		typ, imp := protoType(f.Value.Kind())
+		typ, imp := protoType(c.kind)
 		if imp != "" {
 			imports[imp] = true
 		}
-		fmt.Fprintf(&body, "  %s %s = %d", typ, f.Name, i+5)
-		if f.Value.Kind() == codec.KindDecimal {
+		fmt.Fprintf(&body, "  %s %s = %d", typ, c.name, i+5)
+		if c.kind == codec.KindDecimal {
 			imports["confluent/meta.proto"] = true
-			fmt.Fprintf(&body, ` [(confluent.field_meta) = { params: [ { key: "precision", value: "%d" }, { key: "scale", value: "%d" } ] }]`, codec.MaxDecimalPrecision, f.Value.Scale())
+			fmt.Fprintf(&body, ` [(confluent.field_meta) = { params: [ { key: "precision", value: "%d" }, { key: "scale", value: "%d" } ] }]`, codec.MaxDecimalPrecision, c.scale)
 		}
 		body.WriteString(";\n")
 	}
@@ -112,20 +123,15 @@ func isProtoIdent(s string) bool {
 
 // schemaID returns the ID of the schema for ch's layout, registering it on
 // first use.
-func (e *ProtoEncoder) schemaID(ctx context.Context, ch *codec.Change) (int, error) {
-	var sig strings.Builder
-	sig.WriteString(ch.Table)
-	for _, f := range ch.Row {
-		fmt.Fprintf(&sig, "\x00%s\x00%d\x00%d", f.Name, f.Value.Kind(), f.Value.Scale())
-	}
-	key := sig.String()
+func (e *ProtoEncoder) schemaID(ctx context.Context, ch *codec.Change, cols []layoutCol) (int, error) {
+	key := signature(ch.Table, cols)
 	e.mu.Lock()
 	id, ok := e.mu.ids[key]
 	e.mu.Unlock()
 	if ok {
 		return id, nil
 	}
-	text, err := ProtoSchema(ch)
+	text, err := protoText(cols)
 	if err != nil {
 		return 0, fmt.Errorf("schema of table %s: %w", ch.TableName(), err)
 	}
@@ -142,18 +148,19 @@ func (e *ProtoEncoder) schemaID(ctx context.Context, ch *codec.Change) (int, err
 
 // Append appends ch as a wire-format Protobuf record to dst.
 func (e *ProtoEncoder) Append(ctx context.Context, dst []byte, ch *codec.Change) ([]byte, error) {
-	id, err := e.schemaID(ctx, ch)
+	cols := e.kinds.layout(nil, ch)
+	id, err := e.schemaID(ctx, ch, cols)
 	if err != nil {
 		return dst, err
 	}
 	var h sr.ConfluentHeader
 	dst, _ = h.AppendEncode(dst, id, []int{0})
-	return AppendProtoChange(dst, ch), nil
+	return appendProtoChange(dst, ch, cols), nil
 }
 
-// AppendProtoChange appends the Protobuf body (no header, no message
+// appendProtoChange appends the Protobuf body (no header, no message
 // index) of ch in the layout ProtoEncoder registers.
-func AppendProtoChange(dst []byte, ch *codec.Change) []byte {
+func appendProtoChange(dst []byte, ch *codec.Change, cols []layoutCol) []byte {
 	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 	dst = protowire.AppendString(dst, ch.Op.String())
 	dst = protowire.AppendTag(dst, 2, protowire.VarintType)
@@ -163,8 +170,8 @@ func AppendProtoChange(dst []byte, ch *codec.Change) []byte {
 	dst = protowire.AppendTag(dst, 4, protowire.BytesType)
 	dst = protowire.AppendString(dst, ch.TableName())
 	var sub []byte
-	for i, f := range ch.Row {
-		v := f.Value
+	for i, c := range cols {
+		v := c.value
 		if v.IsNull() {
 			continue
 		}
