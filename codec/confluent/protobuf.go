@@ -551,6 +551,7 @@ func (s *protoSchema) message(b []byte) (*pmsg, []byte, error) {
 // match the writer schema.
 type preader struct {
 	borrow bool
+	depth  int     // nesting of appendMsgJSON
 	spans  []pspan // the current row's JSON fields, as found on the wire
 	buf    []byte  // scratch for JSON text
 }
@@ -1026,9 +1027,18 @@ func (r *preader) appendDefaultJSON(dst []byte, f *pfield) ([]byte, error) {
 	return appendScalarJSON(dst, f.dflt), nil
 }
 
+// maxNesting bounds how deep nested messages go in one value, so a
+// recursive schema cannot make a small record cost a deep stack.
+const maxNesting = 100
+
 // appendMsgJSON appends message m, read from b, as a JSON object with
 // every field.
 func (r *preader) appendMsgJSON(dst []byte, m *pmsg, b []byte) ([]byte, error) {
+	if r.depth >= maxNesting {
+		return dst, fmt.Errorf("messages nested deeper than %d", maxNesting)
+	}
+	r.depth++
+	defer func() { r.depth-- }()
 	var spans []pspan
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)

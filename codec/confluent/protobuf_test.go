@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/sr"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -342,6 +343,27 @@ func TestProtobufSchemaVersionEvolvesTable(t *testing.T) {
 	var de *codec.DecodeError
 	require.ErrorAs(t, err, &de)
 	require.Equal(t, "id", de.Field)
+}
+
+// A recursive message nested deeper than maxNesting is a record error,
+// not a deep stack.
+func TestProtobufNestingLimit(t *testing.T) {
+	f := newFixture(t)
+	schema := "syntax = \"proto3\";\nmessage Node { Node child = 1; }\nmessage R { Node tree = 1; }\n"
+	id := f.registerProto("n-value", schema)
+	d := f.decoder(DecoderOptions{Value: FormatProtobuf})
+	nest := func(depth int) []byte {
+		var b []byte
+		for range depth {
+			b = append(protowire.AppendTag(nil, 1, protowire.BytesType), protowire.AppendBytes(nil, b)...)
+		}
+		return append([]byte{0, 0, 0, 0, byte(id), 2, 2}, b...) // message index [1]
+	}
+	var ch codec.Change
+	require.NoError(t, d.Decode(codec.Record{Topic: "t", Value: nest(maxNesting), TimestampMs: 1}, &ch))
+	var de *codec.DecodeError
+	require.ErrorAs(t, d.Decode(codec.Record{Topic: "t", Value: nest(maxNesting + 1), TimestampMs: 1}, &ch), &de)
+	require.Contains(t, de.Reason, "nested deeper than 100")
 }
 
 func TestProtobufRecordErrors(t *testing.T) {
