@@ -19,8 +19,8 @@ type Config struct {
 	Commit   CommitConfig `yaml:"commit"`
 	Notify   NotifyConfig `yaml:"notifications"`
 	HTTP     HTTPConfig   `yaml:"http"`
-	// SchemaRegistry is where the avro and json-schema formats find their
-	// schemas.
+	// SchemaRegistry is where the avro, protobuf and json-schema formats
+	// find their schemas.
 	SchemaRegistry SchemaRegistryConfig `yaml:"schema_registry"`
 	// ShutdownTimeout bounds the final flush and commit on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -43,12 +43,13 @@ type KafkaConfig struct {
 	Topics     []string `yaml:"topics"`
 	TopicRegex string   `yaml:"topic_regex"`
 	// Format is the input format of every topic not named in Formats:
-	// "evodb" or "debezium" (JSON), or "avro" or "json-schema" (the
-	// Confluent wire format with schemas from schema_registry).
+	// "evodb" or "debezium" (JSON), or "avro", "protobuf" or
+	// "json-schema" (the Confluent wire format with schemas from
+	// schema_registry).
 	Format  string            `yaml:"format"`
 	Formats map[string]string `yaml:"formats"`
 	// KeyFormat is the record key format of every topic not named in
-	// KeyFormats, for the schema-registry formats: "avro" or
+	// KeyFormats, for the schema-registry formats: "avro", "protobuf" or
 	// "json-schema"; empty means the topic's value format. A key that is
 	// not in the wire format is kept as opaque bytes.
 	KeyFormat  string            `yaml:"key_format"`
@@ -118,12 +119,12 @@ type SchemaRegistryConfig struct {
 	// JSONEnvelope is the envelope behind a json-schema header: "evodb"
 	// (default) or "debezium".
 	JSONEnvelope string `yaml:"json_envelope"`
-	// Fields name the metadata fields of plain (not Debezium) Avro
-	// records; defaults op, lsn, ts, table.
+	// Fields name the metadata fields of plain (not Debezium) Avro and
+	// Protobuf records; defaults op, lsn, ts, table.
 	Fields PlainFieldsConfig `yaml:"fields"`
 }
 
-// PlainFieldsConfig names the fields of a plain Avro record that carry
+// PlainFieldsConfig names the fields of a plain Avro or Protobuf record that carry
 // the change's op, LSN, source time and table instead of a column.
 type PlainFieldsConfig struct {
 	Op    string `yaml:"op"`

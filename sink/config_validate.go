@@ -187,20 +187,18 @@ func (c *Config) Validate() error {
 
 func validFormat(f string) error {
 	switch codec.Format(f) {
-	case codec.FormatEvoDB, codec.FormatDebezium, confluent.FormatAvro, confluent.FormatJSONSchema:
+	case codec.FormatEvoDB, codec.FormatDebezium, confluent.FormatAvro, confluent.FormatProtobuf, confluent.FormatJSONSchema:
 		return nil
-	case confluent.FormatProtobuf:
-		return fmt.Errorf("%q is not supported yet: use avro or json-schema", f)
 	}
-	return fmt.Errorf("%q is not one of evodb, debezium, avro, json-schema", f)
+	return fmt.Errorf("%q is not one of evodb, debezium, avro, protobuf, json-schema", f)
 }
 
 func validKeyFormat(f string) error {
 	switch codec.Format(f) {
-	case "", confluent.FormatAvro, confluent.FormatJSONSchema:
+	case "", confluent.FormatAvro, confluent.FormatProtobuf, confluent.FormatJSONSchema:
 		return nil
 	}
-	return fmt.Errorf("%q is not one of avro, json-schema (or empty: the value format)", f)
+	return fmt.Errorf("%q is not one of avro, protobuf, json-schema (or empty: the value format)", f)
 }
 
 // usesSchemaRegistry reports whether any topic's format reads schemas
@@ -221,7 +219,7 @@ func (c *Config) validateSchemaRegistry(bad func(key, format string, args ...any
 	r := c.SchemaRegistry
 	if len(r.URLs) == 0 {
 		if c.Kafka.usesSchemaRegistry() {
-			bad("schema_registry.urls", "required: a topic's format (kafka.format or kafka.formats) is avro or json-schema")
+			bad("schema_registry.urls", "required: a topic's format (kafka.format or kafka.formats) is avro, protobuf or json-schema")
 		}
 		return
 	}

@@ -118,15 +118,16 @@ func TestSchemaRegistryConfigErrors(t *testing.T) {
 	cfg.ApplyDefaults()
 	err := cfg.Validate()
 	require.ErrorContains(t, err, "schema_registry.urls: required")
-	require.ErrorContains(t, err, `kafka.key_format: "xml" is not one of avro, json-schema`)
+	require.ErrorContains(t, err, `kafka.key_format: "xml" is not one of avro, protobuf, json-schema`)
 
 	cfg.SchemaRegistry.URLs = []string{"registry:8081"}
 	cfg.SchemaRegistry.BearerToken = "t"
 	cfg.SchemaRegistry.Username = "u"
 	cfg.Kafka.KeyFormat = ""
-	cfg.Kafka.Formats = map[string]string{"p": "protobuf"}
+	cfg.Kafka.Formats = map[string]string{"p": "protobuf", "x": "thrift"}
 	err = cfg.Validate()
 	require.ErrorContains(t, err, `schema_registry.urls[0]: "registry:8081" is not an http:// or https:// URL`)
 	require.ErrorContains(t, err, "schema_registry.bearer_token: set either")
-	require.ErrorContains(t, err, `kafka.formats.p: "protobuf" is not supported yet`)
+	require.ErrorContains(t, err, `kafka.formats.x: "thrift" is not one of evodb, debezium, avro, protobuf, json-schema`)
+	require.NotContains(t, err.Error(), "kafka.formats.p")
 }

@@ -18,14 +18,19 @@ import (
 
 // produce -format avro registers schemas and writes Avro records (bad ones
 // included) that run reads and verify checks exactly once.
-func TestProduceRunVerifyAvro(t *testing.T) {
+func TestProduceRunVerifyAvro(t *testing.T) { testProduceRunVerify(t, "avro") }
+
+// The same for Protobuf records.
+func TestProduceRunVerifyProtobuf(t *testing.T) { testProduceRunVerify(t, "protobuf") }
+
+func testProduceRunVerify(t *testing.T, format string) {
 	ctx := testContext(t)
 	cluster := kafkatest.NewCluster(t, kfake.SeedTopics(2, "cdc.dlq"), kfake.AllowAutoTopicCreation())
 	reg := srfake.New()
 	defer reg.Close()
 	brokers := strings.Join(cluster.ListenAddrs(), ",")
 	e, out, errOut := testEnv(nil)
-	code := runMain(ctx, e, []string{"produce", "-brokers", brokers, "-topic", "cdc", "-format", "avro", "-registry", reg.URL(),
+	code := runMain(ctx, e, []string{"produce", "-brokers", brokers, "-topic", "cdc", "-format", format, "-registry", reg.URL(),
 		"-records", "300", "-tables", "3", "-partitions", "2", "-seed", "5", "-bad-rate", "0.05", "-evolve-after", "20"})
 	require.Equal(t, 0, code, errOut.String())
 	require.Contains(t, out.String(), "produced 300 records")
@@ -37,7 +42,7 @@ func TestProduceRunVerifyAvro(t *testing.T) {
 kafka:
   brokers: ["${BROKERS}"]
   topics: [cdc]
-  format: avro
+  format: ${FORMAT}
 schema_registry:
   urls: ["${REGISTRY}"]
 store:
@@ -48,7 +53,7 @@ errors: {tolerance: all, dlq_topic: cdc.dlq}
 http:
   addr: ""
 `), 0o644))
-	vars := map[string]string{"BROKERS": brokers, "DIR": dir, "REGISTRY": reg.URL()}
+	vars := map[string]string{"BROKERS": brokers, "DIR": dir, "REGISTRY": reg.URL(), "FORMAT": format}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	re, _, runErr := testEnv(vars)

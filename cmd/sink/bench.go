@@ -14,14 +14,14 @@ import (
 )
 
 func benchCommand() command {
-	const usage = "bench [-tables 8,64,512] [-format evodb,debezium] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-peer python] [-json] [-json-out file]"
+	const usage = "bench [-tables 8,64,512] [-format evodb,debezium,avro,protobuf] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-peer python] [-json] [-json-out file]"
 	return command{
 		usage:   usage,
 		summary: "measure the sink beside consume-only and decode+encode-only baselines on a generated backlog",
 		run: func(ctx context.Context, e *env, args []string) error {
 			fs := newFlags(e, "bench", usage)
 			tables := fs.String("tables", "8", "comma-separated table counts, one scenario each (8, 64, 512)")
-			formats := fs.String("format", "evodb", "comma-separated input formats: evodb, debezium, debezium+schema")
+			formats := fs.String("format", "evodb", "comma-separated input formats: evodb, debezium, debezium+schema, avro, protobuf (avro and protobuf carry the evodb rows of the same seed as plain records through an in-process schema registry; list evodb beside them to compare on the same rows)")
 			records := fs.Int("records", 200_000, "records in each backlog")
 			runs := fs.Int("runs", 3, "runs per scenario; figures are medians")
 			seed := fs.Uint64("seed", 1, "random seed of the records")
@@ -68,8 +68,10 @@ func benchCommand() command {
 					fmts = append(fmts, format{codec.FormatDebezium, false})
 				case "debezium+schema":
 					fmts = append(fmts, format{codec.FormatDebezium, true})
+				case "avro", "protobuf":
+					fmts = append(fmts, format{codec.Format(s), false})
 				default:
-					return fmt.Errorf("%w: -format %q is not one of evodb, debezium, debezium+schema", errUsage, s)
+					return fmt.Errorf("%w: -format %q is not one of evodb, debezium, debezium+schema, avro, protobuf", errUsage, s)
 				}
 			}
 			var sinkCmd []string

@@ -16,19 +16,20 @@ func TestBench(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "bench.json")
 	e, stdout, stderr := testEnv(nil)
 	code := runMain(ctx, e, []string{"bench", "-records", "2000", "-runs", "1", "-latency", "0",
-		"-format", "evodb,debezium", "-json-out", out})
+		"-format", "evodb,debezium,protobuf", "-json-out", out})
 	require.Equal(t, 0, code, stderr.String())
 	require.Contains(t, stdout.String(), "sink records/CPU-s")
 	require.Contains(t, stdout.String(), "8 tables debezium")
+	require.Contains(t, stdout.String(), "8 tables protobuf")
 	b, err := os.ReadFile(out)
 	require.NoError(t, err)
 	var res []map[string]any
 	require.NoError(t, json.Unmarshal(b, &res))
-	require.Len(t, res, 2)
+	require.Len(t, res, 3)
 
 	for _, args := range [][]string{
 		{"bench", "-tables", "x"},
-		{"bench", "-format", "avro"},
+		{"bench", "-format", "thrift"},
 		{"bench", "-records", "0"},
 	} {
 		e, _, _ := testEnv(nil)

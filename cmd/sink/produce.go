@@ -18,7 +18,7 @@ import (
 )
 
 func produceCommand() command {
-	const usage = "produce -brokers host:9092 -topic cdc [-format evodb|debezium|avro] [-registry URL] [-records N] [-tables N] [-seed N] [-bad-rate F]"
+	const usage = "produce -brokers host:9092 -topic cdc [-format evodb|debezium|avro|protobuf] [-registry URL] [-records N] [-tables N] [-seed N] [-bad-rate F]"
 	return command{
 		usage:   usage,
 		summary: "produce a generated CDC workload to a topic",
@@ -27,8 +27,8 @@ func produceCommand() command {
 			brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated seed brokers")
 			configPath := fs.String("c", "", "configuration file whose kafka section (brokers, TLS, SASL) to use instead of -brokers")
 			topic := fs.String("topic", "", "topic to produce to (created with -partitions if missing)")
-			format := fs.String("format", "evodb", "envelope: evodb or debezium (JSON), or avro (the evodb changes as plain Avro records in the Confluent wire format, schemas registered in -registry)")
-			registry := fs.String("registry", "", "schema registry URL for -format avro (default: the -c file's schema_registry)")
+			format := fs.String("format", "evodb", "envelope: evodb or debezium (JSON), or avro or protobuf (the evodb changes as plain Avro or Protobuf records in the Confluent wire format, schemas registered in -registry)")
+			registry := fs.String("registry", "", "schema registry URL for -format avro and protobuf (default: the -c file's schema_registry)")
 			schema := fs.Bool("schema", false, "wrap Debezium records in the Kafka Connect schema envelope")
 			records := fs.Int("records", 100_000, "number of records")
 			tables := fs.Int("tables", workload.DefaultTables, "number of tables (8, 64 and 512 are the benchmark sizes)")
@@ -43,8 +43,8 @@ func produceCommand() command {
 			switch {
 			case *topic == "":
 				return fmt.Errorf("%w: -topic is required", errUsage)
-			case *format != string(codec.FormatEvoDB) && *format != string(codec.FormatDebezium) && *format != string(confluent.FormatAvro):
-				return fmt.Errorf("%w: -format %q is not one of evodb, debezium, avro", errUsage, *format)
+			case *format != string(codec.FormatEvoDB) && *format != string(codec.FormatDebezium) && !confluent.IsEncodable(codec.Format(*format)):
+				return fmt.Errorf("%w: -format %q is not one of evodb, debezium, avro, protobuf", errUsage, *format)
 			case *records < 0 || *tables <= 0 || *partitions <= 0:
 				return fmt.Errorf("%w: -records, -tables and -partitions must be positive", errUsage)
 			case *badRate < 0 || *badRate > 1:
@@ -63,12 +63,12 @@ func produceCommand() command {
 				rcfg.URLs = []string{*registry}
 			}
 			var transform func(*workload.Record) error
-			if *format == string(confluent.FormatAvro) {
+			if confluent.IsEncodable(codec.Format(*format)) {
 				if len(rcfg.URLs) == 0 {
-					return fmt.Errorf("%w: -format avro needs -registry or a -c file with schema_registry.urls", errUsage)
+					return fmt.Errorf("%w: -format %s needs -registry or a -c file with schema_registry.urls", errUsage, *format)
 				}
 				var err error
-				if transform, err = avroTransform(ctx, rcfg, *topic); err != nil {
+				if transform, err = registryTransform(ctx, rcfg, *topic, codec.Format(*format)); err != nil {
 					return err
 				}
 			}
@@ -115,16 +115,19 @@ func produceCommand() command {
 	}
 }
 
-// avroTransform returns a transform that re-encodes generated evodb
-// records as plain Avro records, registering their schemas. Bad records
-// stay as they are: without the wire-format header they are bad for an
-// avro topic too.
-func avroTransform(ctx context.Context, rcfg sink.SchemaRegistryConfig, topic string) (func(*workload.Record) error, error) {
+// registryTransform returns a transform that re-encodes generated evodb
+// records as plain Avro or Protobuf records, registering their schemas.
+// Bad records stay as they are: without the wire-format header they are
+// bad for an avro or protobuf topic too.
+func registryTransform(ctx context.Context, rcfg sink.SchemaRegistryConfig, topic string, f codec.Format) (func(*workload.Record) error, error) {
 	reg, err := sink.NewSchemaRegistry(rcfg)
 	if err != nil {
 		return nil, err
 	}
-	enc := confluent.NewEncoder(reg, topic)
+	enc, err := confluent.NewChangeEncoder(reg, topic, f)
+	if err != nil {
+		return nil, err
+	}
 	dec, err := codec.NewDecoder(codec.FormatEvoDB)
 	if err != nil {
 		return nil, err

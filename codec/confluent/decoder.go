@@ -39,17 +39,19 @@ var DefaultPlainFields = PlainFields{Op: "op", LSN: "lsn", TS: "ts", Table: "tab
 
 // DecoderOptions configure a Decoder.
 type DecoderOptions struct {
-	// Value is the value format: FormatAvro or FormatJSONSchema.
+	// Value is the value format: FormatAvro, FormatProtobuf or
+	// FormatJSONSchema.
 	Value codec.Format
-	// Key is the key format: FormatAvro, FormatJSONSchema, or empty for
-	// keys read as the JSON decoders read them (JSON Schema values) or
-	// kept as opaque bytes (Avro values).
+	// Key is the key format: FormatAvro, FormatProtobuf,
+	// FormatJSONSchema, or empty for keys read as the JSON decoders read
+	// them (JSON Schema values) or kept as opaque bytes (Avro and
+	// Protobuf values).
 	Key codec.Format
 	// Envelope is the JSON envelope behind a JSON Schema header:
 	// codec.FormatEvoDB (default) or codec.FormatDebezium.
 	Envelope codec.Format
-	// Fields are the metadata fields of plain Avro records; zero means
-	// DefaultPlainFields.
+	// Fields are the metadata fields of plain Avro and Protobuf records;
+	// zero means DefaultPlainFields.
 	Fields PlainFields
 }
 
@@ -60,7 +62,10 @@ type DecoderOptions struct {
 // and before/after, as the AvroConverter writes it: one change per
 // record, the Debezium JSON decoder's rules for table, op, LSN and
 // timestamps) or a plain record: one change whose columns are the
-// record's fields except the PlainFields.
+// record's fields except the PlainFields. Protobuf values (the message
+// the header's message index names) are read the same way: an envelope
+// when the message has a string op, before/after messages and a source
+// message, else a plain record.
 //
 // Errors: a value without the magic byte, a schema ID the registry does
 // not know, or bytes that do not match the schema are *codec.DecodeError
@@ -72,11 +77,13 @@ type Decoder struct {
 	header sr.ConfluentHeader
 	json   codec.Decoder // the envelope behind a JSON Schema header
 
-	// plans caches the plain-record layout per schema ID (it depends on
-	// opts.Fields, so it lives here, not in the registry's cache).
+	// plans caches the plain-record layout per schema ID, and pplans per
+	// Protobuf message (they depend on opts.Fields, so they live here,
+	// not in the registry's cache).
 	mu struct {
 		sync.RWMutex
-		plans map[int]*plainPlan
+		plans  map[int]*plainPlan
+		pplans map[*pmsg]*plainPlan
 	}
 }
 
@@ -85,16 +92,14 @@ var _ codec.BorrowingDecoder = (*Decoder)(nil)
 // NewDecoder returns a decoder reading schemas from reg.
 func NewDecoder(reg *Registry, o DecoderOptions) (*Decoder, error) {
 	switch o.Value {
-	case FormatAvro, FormatJSONSchema:
-	case FormatProtobuf:
-		return nil, errors.New("format protobuf is not supported yet: use avro or json-schema")
+	case FormatAvro, FormatProtobuf, FormatJSONSchema:
 	default:
-		return nil, fmt.Errorf("unknown schema-registry format %q (want %q or %q)", o.Value, FormatAvro, FormatJSONSchema)
+		return nil, fmt.Errorf("unknown schema-registry format %q (want %q, %q or %q)", o.Value, FormatAvro, FormatProtobuf, FormatJSONSchema)
 	}
 	switch o.Key {
-	case "", FormatAvro, FormatJSONSchema:
+	case "", FormatAvro, FormatProtobuf, FormatJSONSchema:
 	default:
-		return nil, fmt.Errorf("unknown key format %q (want %q, %q or none)", o.Key, FormatAvro, FormatJSONSchema)
+		return nil, fmt.Errorf("unknown key format %q (want %q, %q, %q or none)", o.Key, FormatAvro, FormatProtobuf, FormatJSONSchema)
 	}
 	if o.Fields == (PlainFields{}) {
 		o.Fields = DefaultPlainFields
@@ -112,6 +117,7 @@ func NewDecoder(reg *Registry, o DecoderOptions) (*Decoder, error) {
 		d.json = inner
 	}
 	d.mu.plans = map[int]*plainPlan{}
+	d.mu.pplans = map[*pmsg]*plainPlan{}
 	return d, nil
 }
 
@@ -169,23 +175,17 @@ func (d *Decoder) decode(rec codec.Record, dst *codec.Change, borrow bool) error
 	if err != nil {
 		return err
 	}
-	if d.opts.Value == FormatJSONSchema {
+	switch d.opts.Value {
+	case FormatJSONSchema:
 		return d.decodeJSON(rec, dst, sch, payload, borrow)
-	}
-	if sch.avro == nil {
-		return d.recErr(&rec, "", "", fmt.Sprintf("value schema ID %d is a %s schema, not Avro (schema registry %s)", sch.id, sch.typ, d.reg.URL()))
-	}
-	r := reader{b: payload, borrow: borrow}
-	if sch.avro.env != nil {
-		err = d.decodeEnvelope(&rec, dst, sch, &r, scratch)
-	} else {
-		err = d.decodePlain(&rec, dst, sch, &r, scratch)
-	}
-	if err != nil {
-		return err
-	}
-	if r.i != len(r.b) {
-		return d.recErr(&rec, dst.TableName(), "", fmt.Sprintf("value does not match its schema ID %d (schema registry %s): %d bytes left after the record", sch.id, d.reg.URL(), len(r.b)-r.i))
+	case FormatProtobuf:
+		if err := d.decodeProto(&rec, dst, sch, payload, borrow, scratch); err != nil {
+			return err
+		}
+	default:
+		if err := d.decodeAvro(&rec, dst, sch, payload, borrow, scratch); err != nil {
+			return err
+		}
 	}
 	if err := d.decodeKey(&rec, dst, keyScratch, borrow); err != nil {
 		return err
@@ -195,6 +195,26 @@ func (d *Decoder) decode(rec codec.Record, dst *codec.Change, borrow bool) error
 	}
 	if dst.Op == codec.OpDelete && len(dst.Row) == 0 {
 		return d.recErr(&rec, dst.TableName(), "before", "a delete without a before-image or a key with named columns")
+	}
+	return nil
+}
+
+func (d *Decoder) decodeAvro(rec *codec.Record, dst *codec.Change, sch *compiled, payload []byte, borrow bool, scratch []codec.Field) error {
+	if sch.avro == nil {
+		return d.recErr(rec, "", "", fmt.Sprintf("value schema ID %d is a %s schema, not Avro (schema registry %s)", sch.id, sch.typ, d.reg.URL()))
+	}
+	r := reader{b: payload, borrow: borrow}
+	var err error
+	if sch.avro.env != nil {
+		err = d.decodeEnvelope(rec, dst, sch, &r, scratch)
+	} else {
+		err = d.decodePlain(rec, dst, sch, &r, scratch)
+	}
+	if err != nil {
+		return err
+	}
+	if r.i != len(r.b) {
+		return d.recErr(rec, dst.TableName(), "", fmt.Sprintf("value does not match its schema ID %d (schema registry %s): %d bytes left after the record", sch.id, d.reg.URL(), len(r.b)-r.i))
 	}
 	return nil
 }
@@ -354,15 +374,9 @@ func (r *reader) source(n *node, dst *codec.Change, src *sourceInfo) error {
 	if n.kind != kRecord {
 		return r.skip(n)
 	}
-	var (
-		file, scn string
-		pos       int64
-		hasPos    bool
-	)
+	var st sourceState
 	for _, f := range n.fields {
-		switch f.name {
-		case "db", "schema", "table", "collection", "lsn", "ts_ms", "file", "pos", "scn":
-		default:
+		if !sourceField(f.name) {
 			if err := r.skip(f.node); err != nil {
 				return err
 			}
@@ -372,49 +386,81 @@ func (r *reader) source(n *node, dst *codec.Change, src *sourceInfo) error {
 		if err != nil {
 			return err
 		}
-		if v.IsNull() {
-			continue
-		}
-		switch f.name {
-		case "db":
-			dst.DB = v.Text()
-		case "schema":
-			dst.Schema = v.Text()
-		case "table", "collection":
-			dst.Table = v.Text()
-		case "lsn":
-			if v.Kind() != codec.KindInt || v.Int() < 0 {
-				return &sourceError{"lsn", "not a non-negative integer"}
-			}
-			dst.LSN, src.hasLSN = uint64(v.Int()), true
-		case "ts_ms":
-			if v.Kind() == codec.KindInt {
-				dst.TS, src.hasTS = v.Int(), true
-			}
-		case "file":
-			file = v.Text()
-		case "pos":
-			if v.Kind() != codec.KindInt || v.Int() < 0 || v.Int() >= 1<<32 {
-				return &sourceError{"pos", "not a binlog position"}
-			}
-			pos, hasPos = v.Int(), true
-		case "scn":
-			scn = v.Text()
+		if err := st.field(f.name, v, dst, src); err != nil {
+			return err
 		}
 	}
+	return st.finish(dst, src)
+}
+
+// sourceField reports whether a field of a Debezium source block is one
+// the decoder reads.
+func sourceField(name string) bool {
+	switch name {
+	case "db", "schema", "table", "collection", "lsn", "ts_ms", "file", "pos", "scn":
+		return true
+	}
+	return false
+}
+
+// sourceState collects the fields of a Debezium source block, whatever
+// its serialization.
+type sourceState struct {
+	file, scn string
+	pos       int64
+	hasPos    bool
+}
+
+// field applies one source field's value to dst.
+func (st *sourceState) field(name string, v codec.Value, dst *codec.Change, src *sourceInfo) error {
+	if v.IsNull() {
+		return nil
+	}
+	switch name {
+	case "db":
+		dst.DB = v.Text()
+	case "schema":
+		dst.Schema = v.Text()
+	case "table", "collection":
+		dst.Table = v.Text()
+	case "lsn":
+		if v.Kind() != codec.KindInt || v.Int() < 0 {
+			return &sourceError{"lsn", "not a non-negative integer"}
+		}
+		dst.LSN, src.hasLSN = uint64(v.Int()), true
+	case "ts_ms":
+		if v.Kind() == codec.KindInt {
+			dst.TS, src.hasTS = v.Int(), true
+		}
+	case "file":
+		st.file = v.Text()
+	case "pos":
+		if v.Kind() != codec.KindInt || v.Int() < 0 || v.Int() >= 1<<32 {
+			return &sourceError{"pos", "not a binlog position"}
+		}
+		st.pos, st.hasPos = v.Int(), true
+	case "scn":
+		st.scn = v.Text()
+	}
+	return nil
+}
+
+// finish derives the LSN from a MySQL binlog position or an Oracle SCN
+// when the block had no lsn.
+func (st *sourceState) finish(dst *codec.Change, src *sourceInfo) error {
 	switch {
 	case src.hasLSN:
-	case file != "" && hasPos:
-		i := strings.LastIndexByte(file, '.')
-		num, err := strconv.ParseUint(file[i+1:], 10, 31)
+	case st.file != "" && st.hasPos:
+		i := strings.LastIndexByte(st.file, '.')
+		num, err := strconv.ParseUint(st.file[i+1:], 10, 31)
 		if err != nil {
-			return &sourceError{"file", "binlog file name without a number: " + strconv.Quote(file)}
+			return &sourceError{"file", "binlog file name without a number: " + strconv.Quote(st.file)}
 		}
-		dst.LSN, src.hasLSN = num<<32|uint64(pos), true
-	case scn != "":
-		v, err := strconv.ParseUint(scn, 10, 63)
+		dst.LSN, src.hasLSN = num<<32|uint64(st.pos), true
+	case st.scn != "":
+		v, err := strconv.ParseUint(st.scn, 10, 63)
 		if err != nil {
-			return &sourceError{"scn", "not an unsigned integer below 2^63: " + strconv.Quote(scn)}
+			return &sourceError{"scn", "not an unsigned integer below 2^63: " + strconv.Quote(st.scn)}
 		}
 		dst.LSN, src.hasLSN = v, true
 	}
@@ -556,7 +602,7 @@ func (d *Decoder) decodeKey(rec *codec.Record, dst *codec.Change, scratch []code
 		dst.Key = append(scratch[:0], codec.Field{Name: codec.OpaqueKey, Value: codec.Binary(rec.Key)})
 		return nil
 	}
-	if d.opts.Key != FormatAvro || rec.Key[0] != 0 {
+	if (d.opts.Key != FormatAvro && d.opts.Key != FormatProtobuf) || rec.Key[0] != 0 {
 		return opaque()
 	}
 	sch, payload, err := d.schemaOf(rec, rec.Key, "key")
@@ -565,6 +611,9 @@ func (d *Decoder) decodeKey(rec *codec.Record, dst *codec.Change, scratch []code
 			return err
 		}
 		return opaque()
+	}
+	if d.opts.Key == FormatProtobuf {
+		return d.decodeProtoKey(dst, sch, payload, scratch, borrow, opaque)
 	}
 	if sch.avro == nil || sch.avro.root.kind != kRecord {
 		return opaque()

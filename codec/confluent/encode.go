@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"math/big"
 	"strings"
 	"sync"
 
@@ -21,9 +20,14 @@ import (
 // "<topic>-<table>-value", so tables of one topic evolve independently.
 // It is for producers of test and benchmark workloads; it is safe for
 // concurrent use.
+//
+// A null column is typed as the column's last non-null value was, so a
+// null does not register a layout that contradicts the table's type; a
+// null column never seen with a value is left out of the record.
 type Encoder struct {
 	reg   *Registry
 	topic string
+	kinds kindMemory
 
 	mu struct {
 		sync.Mutex
@@ -35,7 +39,58 @@ type Encoder struct {
 func NewEncoder(reg *Registry, topic string) *Encoder {
 	e := &Encoder{reg: reg, topic: topic}
 	e.mu.ids = map[string]int{}
+	e.kinds.init()
 	return e
+}
+
+// layoutCol is one column of a record's layout: its type, from its value
+// or, for a null, from the column's last value.
+type layoutCol struct {
+	name  string
+	kind  codec.Kind
+	scale int32
+	value codec.Value
+}
+
+// kindMemory remembers each table column's last value kind.
+type kindMemory struct {
+	mu struct {
+		sync.Mutex
+		kinds map[string]layoutCol // table \x00 column → kind and scale
+	}
+}
+
+func (k *kindMemory) init() { k.mu.kinds = map[string]layoutCol{} }
+
+// layout returns ch's columns with their types, appended to dst.
+func (k *kindMemory) layout(dst []layoutCol, ch *codec.Change) []layoutCol {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, f := range ch.Row {
+		key := ch.TableName() + "\x00" + f.Name
+		c := layoutCol{name: f.Name, kind: f.Value.Kind(), scale: f.Value.Scale(), value: f.Value}
+		if f.Value.IsNull() {
+			known, ok := k.mu.kinds[key]
+			if !ok {
+				continue
+			}
+			c.kind, c.scale = known.kind, known.scale
+		} else {
+			k.mu.kinds[key] = c
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// signature identifies a table's layout.
+func signature(table string, cols []layoutCol) string {
+	var sig strings.Builder
+	sig.WriteString(table)
+	for _, c := range cols {
+		fmt.Fprintf(&sig, "\x00%s\x00%d\x00%d", c.name, c.kind, c.scale)
+	}
+	return sig.String()
 }
 
 // avroType is the Avro type of a column value kind; a null column whose
@@ -64,13 +119,8 @@ func avroType(k codec.Kind, scale int32) string {
 
 // schemaID returns the ID of the schema for ch's layout, registering it on
 // first use.
-func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change) (int, error) {
-	var sig strings.Builder
-	sig.WriteString(ch.Table)
-	for _, f := range ch.Row {
-		fmt.Fprintf(&sig, "\x00%s\x00%d\x00%d", f.Name, f.Value.Kind(), f.Value.Scale())
-	}
-	key := sig.String()
+func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change, cols []layoutCol) (int, error) {
+	key := signature(ch.Table, cols)
 	e.mu.Lock()
 	id, ok := e.mu.ids[key]
 	e.mu.Unlock()
@@ -79,8 +129,8 @@ func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change) (int, error) {
 	}
 	var b strings.Builder
 	b.WriteString(`{"type":"record","name":"Change","namespace":"evodb","fields":[{"name":"op","type":"string"},{"name":"lsn","type":"long"},{"name":"ts","type":"long"},{"name":"table","type":"string"}`)
-	for _, f := range ch.Row {
-		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, codec.AppendJSONString(nil, f.Name), avroType(f.Value.Kind(), f.Value.Scale()))
+	for _, c := range cols {
+		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, codec.AppendJSONString(nil, c.name), avroType(c.kind, c.scale))
 	}
 	b.WriteString(`]}`)
 	subject := e.topic + "-" + ch.TableName() + "-value"
@@ -96,24 +146,25 @@ func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change) (int, error) {
 
 // Append appends ch as a wire-format Avro record to dst.
 func (e *Encoder) Append(ctx context.Context, dst []byte, ch *codec.Change) ([]byte, error) {
-	id, err := e.schemaID(ctx, ch)
+	cols := e.kinds.layout(nil, ch)
+	id, err := e.schemaID(ctx, ch, cols)
 	if err != nil {
 		return dst, err
 	}
 	var h sr.ConfluentHeader
 	dst, _ = h.AppendEncode(dst, id, nil)
-	return AppendAvroChange(dst, ch), nil
+	return appendAvroChange(dst, ch, cols), nil
 }
 
-// AppendAvroChange appends the Avro body (no header) of ch in the layout
+// appendAvroChange appends the Avro body (no header) of ch in the layout
 // Encoder registers.
-func AppendAvroChange(dst []byte, ch *codec.Change) []byte {
+func appendAvroChange(dst []byte, ch *codec.Change, cols []layoutCol) []byte {
 	dst = appendAvroString(dst, ch.Op.String())
 	dst = appendAvroLong(dst, int64(ch.LSN))
 	dst = appendAvroLong(dst, ch.TS)
 	dst = appendAvroString(dst, ch.TableName())
-	for _, f := range ch.Row {
-		v := f.Value
+	for _, c := range cols {
+		v := c.value
 		if v.IsNull() {
 			dst = appendAvroLong(dst, 0)
 			continue
@@ -135,20 +186,8 @@ func AppendAvroChange(dst []byte, ch *codec.Change) []byte {
 		case codec.KindFloat:
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v.Float()))
 		case codec.KindDecimal:
-			u := v.Unscaled()
 			// Two's complement, big-endian, as Avro's decimal wants.
-			var b []byte
-			if u.Sign() >= 0 {
-				b = append([]byte{0}, u.Bytes()...)
-			} else {
-				// -u - 1 in ones' complement is the two's complement of u.
-				m := new(big.Int).Neg(u)
-				m.Sub(m, big.NewInt(1))
-				b = append([]byte{0}, m.Bytes()...)
-				for i := range b {
-					b[i] = ^b[i]
-				}
-			}
+			b := twosComplement(v.Unscaled())
 			dst = appendAvroLong(dst, int64(len(b)))
 			dst = append(dst, b...)
 		default:

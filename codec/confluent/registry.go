@@ -1,7 +1,8 @@
 // Package confluent decodes Kafka records serialized in the Confluent wire
 // format (a zero magic byte, a 4-byte big-endian schema ID, then the
 // payload) with schemas from a Confluent-compatible Schema Registry:
-// Avro (plain records and the Debezium envelope of the AvroConverter) and
+// Avro (plain records and the Debezium envelope of the AvroConverter),
+// Protobuf (the same two layouts, after the header's message index) and
 // JSON Schema (the evodb or Debezium JSON envelope behind the header).
 //
 // Schemas are fetched once per ID and compiled once per ID into a decoding
@@ -78,12 +79,13 @@ type entry struct {
 	err    error
 }
 
-// compiled is a schema compiled for decoding. Exactly one of avro and
-// jsonSchema is set, by the schema's type.
+// compiled is a schema compiled for decoding. Exactly one of avro, proto
+// and jsonSchema is set, by the schema's type.
 type compiled struct {
 	id         int
 	typ        sr.SchemaType
 	avro       *avroSchema
+	proto      *protoSchema
 	jsonSchema bool
 }
 
@@ -153,15 +155,14 @@ func (r *Registry) schema(id int) (*compiled, error) {
 	return e.schema, e.err
 }
 
-// fetch gets schema id from the registry, retrying while the registry is
-// unavailable, and compiles it.
-func (r *Registry) fetch(id int) (*compiled, error) {
-	var s sr.Schema
+// get runs one registry request, retrying while the registry is
+// unavailable. It returns errNotFound for a 404 and an error wrapping
+// ErrUnavailable when the registry refuses or the retries run out.
+func (r *Registry) get(what string, req func(ctx context.Context) error) error {
 	op := func() error {
 		ctx, cancel := context.WithCancel(r.ctx)
 		defer cancel()
-		var err error
-		s, err = r.cl.SchemaByID(ctx, id)
+		err := req(ctx)
 		switch {
 		case err == nil:
 			return nil
@@ -175,9 +176,24 @@ func (r *Registry) fetch(id int) (*compiled, error) {
 	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(r.retry))
 	if err := backoff.Retry(op, backoff.WithContext(b, r.ctx)); err != nil {
 		if errors.Is(err, errNotFound) || errors.Is(err, ErrUnavailable) {
-			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+			return fmt.Errorf("%s at %s: %w", what, r.url, err)
 		}
-		return nil, fmt.Errorf("schema ID %d at %s: %w after retrying for %s: %w", id, r.url, ErrUnavailable, r.retry, err)
+		return fmt.Errorf("%s at %s: %w after retrying for %s: %w", what, r.url, ErrUnavailable, r.retry, err)
+	}
+	return nil
+}
+
+// fetch gets schema id from the registry, retrying while the registry is
+// unavailable, and compiles it.
+func (r *Registry) fetch(id int) (*compiled, error) {
+	var s sr.Schema
+	err := r.get(fmt.Sprintf("schema ID %d", id), func(ctx context.Context) error {
+		var err error
+		s, err = r.cl.SchemaByID(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	c := &compiled{id: id, typ: s.Type}
 	switch s.Type {
@@ -189,8 +205,54 @@ func (r *Registry) fetch(id int) (*compiled, error) {
 		c.avro = a
 	case sr.TypeJSON:
 		c.jsonSchema = true
+	case sr.TypeProtobuf:
+		refs := map[string]string{}
+		if err := r.references(s.References, refs, 0); err != nil {
+			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+		}
+		p, err := compileProto(r.ctx, id, s.Schema, refs)
+		if err != nil {
+			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+		}
+		c.proto = p
 	}
 	return c, nil
+}
+
+// maxReferenceDepth bounds how deep references of references go, so a
+// cycle the registry let through cannot loop.
+const maxReferenceDepth = 32
+
+// references fetches the schemas refs name, and theirs, into srcs by
+// import name. A reference the registry does not have is the schema's
+// fault, not the registry's: that error does not wrap errNotFound, which
+// would blame the record's schema ID.
+func (r *Registry) references(refs []sr.SchemaReference, srcs map[string]string, depth int) error {
+	if depth > maxReferenceDepth {
+		return errors.New("references nested too deep")
+	}
+	for _, ref := range refs {
+		if _, ok := srcs[ref.Name]; ok {
+			continue
+		}
+		var ss sr.SubjectSchema
+		err := r.get(fmt.Sprintf("reference %s (subject %s version %d)", ref.Name, ref.Subject, ref.Version), func(ctx context.Context) error {
+			var err error
+			ss, err = r.cl.SchemaByVersion(ctx, ref.Subject, ref.Version)
+			return err
+		})
+		switch {
+		case errors.Is(err, errNotFound):
+			return fmt.Errorf("reference %s (subject %s version %d) is not in the registry", ref.Name, ref.Subject, ref.Version)
+		case err != nil:
+			return err
+		}
+		srcs[ref.Name] = ss.Schema.Schema
+		if err := r.references(ss.Schema.References, srcs, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // isNotFound reports whether the registry answered that the schema does

@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
@@ -40,7 +41,10 @@ type Config struct {
 	// Tables is the number of tables (8, 64 and 512 are the standard sizes).
 	Tables int
 	// Format is the input envelope; SchemaWrapper adds the Kafka Connect
-	// schema wrapper to Debezium records.
+	// schema wrapper to Debezium records. The schema-registry formats avro
+	// and protobuf carry the evodb workload's changes (the same rows as
+	// evodb with the same seed) as plain records in the Confluent wire
+	// format, with schemas served by an in-process registry.
 	Format        codec.Format
 	SchemaWrapper bool
 	// Records is the size of the backlog.
@@ -281,16 +285,45 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	topic := "bench-" + id
 	notifyTopic := topic + "-commits"
 	prefix := "bench-" + id
+	genFormat := cfg.Format
+	var reg *registryFormat
+	if confluent.IsEncodable(cfg.Format) {
+		if cfg.Peer != "" {
+			return nil, fmt.Errorf("peer %q reads JSON only, not %s", cfg.Peer, cfg.Format)
+		}
+		if reg, err = newRegistryFormat(cfg.Format, topic); err != nil {
+			return nil, err
+		}
+		defer reg.close()
+		genFormat = codec.FormatEvoDB
+		res.Notes = append(res.Notes, "schemas served by an in-process registry; the sink fetches each schema ID once")
+	}
 	g := workload.New(workload.Config{
-		Format: cfg.Format, SchemaWrapper: cfg.SchemaWrapper, Topic: topic,
+		Format: genFormat, SchemaWrapper: cfg.SchemaWrapper, Topic: topic,
 		Partitions: cfg.Partitions, Tables: cfg.Tables,
 	}, rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0xbe7c4)))
+	// next is the generator, re-encoding for a registry format; genErr
+	// holds its first error, checked after each phase that produces.
+	next := g.Next
+	var genErr error
+	if reg != nil {
+		next = func() workload.Record {
+			r := g.Next()
+			if genErr == nil {
+				genErr = reg.transform(ctx, &r)
+			}
+			return r
+		}
+	}
 
 	recs := make([]workload.Record, cfg.Records)
 	var input int64
 	for i := range recs {
-		recs[i] = g.Next()
+		recs[i] = next()
 		input += int64(len(recs[i].Value))
+	}
+	if genErr != nil {
+		return nil, genErr
 	}
 	cl, err := kgo.NewClient(append(workload.ProducerOptions(), kgo.SeedBrokers(brokers...),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))...)
@@ -314,7 +347,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cfg.Log("baseline: decode and encode only")
-	enc, err := DecodeEncode(recs, EncodeConfig{Format: cfg.Format, Mode: cfg.Mode})
+	ec := EncodeConfig{Format: cfg.Format, Mode: cfg.Mode}
+	if reg != nil {
+		ec.Decoder = reg.dec
+	}
+	enc, err := DecodeEncode(recs, ec)
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +359,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	cfg.Log("sink: %d records", len(recs))
 	sc := sinkConfig(cfg, brokers, topic, notifyTopic, prefix)
+	if reg != nil {
+		sc.SchemaRegistry.URLs = []string{reg.fake.URL()}
+	}
 	var runner sinkRunner
 	if res.Process {
 		runner, err = startChild(ctx, cfg, sc, storeURL, prefix)
@@ -367,10 +407,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		rate := res.Sink.RecordsPerSec / 2
 		cfg.Log("latency: %.0f records/s for %s", rate, cfg.LatencyDuration)
 		res.Latency, err = measureLatency(ctx, latencyRun{
-			cl: cl, g: g, rate: rate, duration: cfg.LatencyDuration, already: len(recs),
+			cl: cl, next: next, rate: rate, duration: cfg.LatencyDuration, already: len(recs),
 			runner: runner, events: events, bucket: objstore.Prefixed(bucket, prefix),
 			wait: 3*cfg.FlushInterval + 30*time.Second,
 		})
+		if genErr != nil {
+			return nil, genErr
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/internal/workload"
 )
 
@@ -23,6 +24,8 @@ func TestRun(t *testing.T) {
 	}{
 		{"evodb-8", codec.FormatEvoDB, 8},
 		{"debezium-64", codec.FormatDebezium, 64},
+		{"avro-8", confluent.FormatAvro, 8},
+		{"protobuf-8", confluent.FormatProtobuf, 8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -13,6 +13,9 @@ import (
 // EncodeConfig sets up the decode+encode baseline.
 type EncodeConfig struct {
 	Format codec.Format
+	// Decoder, when set, decodes instead of codec's decoder of Format (a
+	// schema-registry format's decoder).
+	Decoder codec.Decoder
 	// Mode is the partition mode whose block size closes a block, as the
 	// sink's buffers do; FlushThreshold (default the sink's) closes a block
 	// at that many records.
@@ -45,9 +48,11 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 	if err != nil {
 		return EncodeResult{}, err
 	}
-	d, err := codec.NewDecoder(cfg.Format)
-	if err != nil {
-		return EncodeResult{}, err
+	d := cfg.Decoder
+	if d == nil {
+		if d, err = codec.NewDecoder(cfg.Format); err != nil {
+			return EncodeResult{}, err
+		}
 	}
 	// The cheapest decode: no copy of the record, one row array reused.
 	dec, ok := d.(codec.BorrowingDecoder)

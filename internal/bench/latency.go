@@ -15,8 +15,9 @@ import (
 
 // latencyRun is the paced phase after the throughput pass.
 type latencyRun struct {
-	cl       *kgo.Client
-	g        *workload.Generator
+	cl *kgo.Client
+	// next returns the next record to produce.
+	next     func() workload.Record
 	rate     float64
 	duration time.Duration
 	// already is the number of records committed before the phase.
@@ -52,7 +53,7 @@ func measureLatency(ctx context.Context, l latencyRun) (Latency, error) {
 	for now := start; now.Sub(start) < l.duration; now = <-t.C {
 		want := int(l.rate * now.Sub(start).Seconds())
 		for len(sent) < want {
-			r := l.g.Next()
+			r := l.next()
 			if len(sent) == 0 {
 				firstLSN = r.LSN
 			}
