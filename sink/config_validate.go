@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/partitioner"
 )
@@ -181,7 +182,7 @@ func (c *Config) Validate() error {
 
 func validFormat(f string) error {
 	switch codec.Format(f) {
-	case codec.FormatEvoDB, codec.FormatDebezium, confluent.FormatAvro, confluent.FormatJSONSchema:
+	case cdc.FormatEvoDB, cdc.FormatDebezium, confluent.FormatAvro, confluent.FormatJSONSchema:
 		return nil
 	case confluent.FormatProtobuf:
 		return fmt.Errorf("%q is not supported yet: use avro or json-schema", f)
@@ -244,7 +245,7 @@ func (c *Config) validateSchemaRegistry(bad func(key, format string, args ...any
 		bad("schema_registry.cache_size", "must be positive")
 	}
 	switch codec.Format(r.JSONEnvelope) {
-	case codec.FormatEvoDB, codec.FormatDebezium:
+	case cdc.FormatEvoDB, cdc.FormatDebezium:
 	default:
 		bad("schema_registry.json_envelope", "%q is not one of evodb, debezium", r.JSONEnvelope)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/internal/bench"
 	"github.com/evodb/sink/objstore"
 )
@@ -62,11 +63,11 @@ func benchCommand() command {
 			for _, s := range splitList(*formats) {
 				switch s {
 				case "evodb":
-					fmts = append(fmts, format{codec.FormatEvoDB, false})
+					fmts = append(fmts, format{cdc.FormatEvoDB, false})
 				case "debezium":
-					fmts = append(fmts, format{codec.FormatDebezium, false})
+					fmts = append(fmts, format{cdc.FormatDebezium, false})
 				case "debezium+schema":
-					fmts = append(fmts, format{codec.FormatDebezium, true})
+					fmts = append(fmts, format{cdc.FormatDebezium, true})
 				default:
 					return fmt.Errorf("%w: -format %q is not one of evodb, debezium, debezium+schema", errUsage, s)
 				}

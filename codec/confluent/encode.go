@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // Encoder writes changes as plain Avro records in the Confluent wire
@@ -80,7 +81,7 @@ func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change) (int, error) {
 	var b strings.Builder
 	b.WriteString(`{"type":"record","name":"Change","namespace":"evodb","fields":[{"name":"op","type":"string"},{"name":"lsn","type":"long"},{"name":"ts","type":"long"},{"name":"table","type":"string"}`)
 	for _, f := range ch.Row {
-		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, codec.AppendJSONString(nil, f.Name), avroType(f.Value.Kind(), f.Value.Scale()))
+		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, cdc.AppendJSONString(nil, f.Name), avroType(f.Value.Kind(), f.Value.Scale()))
 	}
 	b.WriteString(`]}`)
 	subject := e.topic + "-" + ch.TableName() + "-value"

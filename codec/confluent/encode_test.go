@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // benchRow is codec's JSON benchmark row: 12 columns, about 330 bytes in
@@ -32,7 +33,7 @@ func evodbRecords(n int) []codec.Record {
 // Encoder and a registry.
 func transcode(tb testing.TB, f *fixture, recs []codec.Record) []codec.Record {
 	tb.Helper()
-	jd, err := codec.NewDecoder(codec.FormatEvoDB)
+	jd, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(tb, err)
 	enc := NewEncoder(f.reg, "shop.users")
 	out := make([]codec.Record, len(recs))
@@ -52,7 +53,7 @@ func TestEncoderRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	recs := evodbRecords(20)
 	avroRecs := transcode(t, f, recs)
-	jd, err := codec.NewDecoder(codec.FormatEvoDB)
+	jd, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(t, err)
 	d := f.decoder(DecoderOptions{Value: FormatAvro})
 	for i := range recs {
@@ -91,13 +92,13 @@ func BenchmarkDecodeBorrowedJSON(b *testing.B) { benchDecode(b, false, true) }
 func benchDecode(b *testing.B, avro, borrow bool) {
 	f := newFixture(b)
 	recs := evodbRecords(1024)
-	var d codec.Decoder
+	var d cdc.Decoder
 	if avro {
 		recs = transcode(b, f, recs)
 		d = f.decoder(DecoderOptions{Value: FormatAvro})
 	} else {
 		var err error
-		if d, err = codec.NewDecoder(codec.FormatEvoDB); err != nil {
+		if d, err = cdc.NewDecoder(cdc.FormatEvoDB); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -109,7 +110,7 @@ func benchDecode(b *testing.B, avro, borrow bool) {
 	b.ReportAllocs()
 	decode := d.Decode
 	if borrow {
-		decode = d.(codec.BorrowingDecoder).DecodeBorrowed
+		decode = d.(cdc.BorrowingDecoder).DecodeBorrowed
 	}
 	var ch codec.Change
 	i := 0

@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
@@ -87,7 +88,7 @@ func (c *Config) applyDefaults() {
 		c.Tables = workload.DefaultTables
 	}
 	if c.Format == "" {
-		c.Format = codec.FormatEvoDB
+		c.Format = cdc.FormatEvoDB
 	}
 	if c.Records <= 0 {
 		c.Records = 200_000

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/internal/workload"
 )
 
@@ -21,8 +22,8 @@ func TestRun(t *testing.T) {
 		format codec.Format
 		tables int
 	}{
-		{"evodb-8", codec.FormatEvoDB, 8},
-		{"debezium-64", codec.FormatDebezium, 64},
+		{"evodb-8", cdc.FormatEvoDB, 8},
+		{"debezium-64", cdc.FormatDebezium, 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -94,11 +95,11 @@ func benchRecords(n int, format codec.Format) []workload.Record {
 
 // BenchmarkDecodeEncode is baseline (b) on the 8-table evodb workload.
 func BenchmarkDecodeEncode(b *testing.B) {
-	recs := benchRecords(50_000, codec.FormatEvoDB)
+	recs := benchRecords(50_000, cdc.FormatEvoDB)
 	b.ResetTimer()
 	var n int
 	for b.Loop() {
-		res, err := DecodeEncode(recs, EncodeConfig{Format: codec.FormatEvoDB})
+		res, err := DecodeEncode(recs, EncodeConfig{Format: cdc.FormatEvoDB})
 		if err != nil {
 			b.Fatal(err)
 		}

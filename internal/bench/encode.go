@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink"
@@ -45,12 +47,12 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 	if err != nil {
 		return EncodeResult{}, err
 	}
-	d, err := codec.NewDecoder(cfg.Format)
+	d, err := cdc.NewDecoder(cfg.Format)
 	if err != nil {
 		return EncodeResult{}, err
 	}
 	// The cheapest decode: no copy of the record, one row array reused.
-	dec, ok := d.(codec.BorrowingDecoder)
+	dec, ok := d.(cdc.BorrowingDecoder)
 	if !ok {
 		return EncodeResult{}, fmt.Errorf("decoder of %s cannot borrow", cfg.Format)
 	}
@@ -69,7 +71,7 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 		if t.rows.Len() == 0 {
 			return nil
 		}
-		_, err := codec.EncodeRows(&w, t.schema, t.rows, codec.EncodeOptions{
+		_, err := parquetblock.EncodeRows(&w, t.schema, t.rows, parquetblock.EncodeOptions{
 			Compression: def.Compression, RowGroupBytes: mode.BlockSize, KafkaColumns: true,
 		})
 		if err != nil {
