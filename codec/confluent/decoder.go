@@ -13,7 +13,7 @@ import (
 	"github.com/evodb/sink/codec/cdc"
 )
 
-// Schema-registry formats, beside codec's JSON formats.
+// Schema-registry formats, beside codec/cdc's JSON formats.
 const (
 	FormatAvro       codec.Format = "avro"
 	FormatProtobuf   codec.Format = "protobuf"

@@ -10,20 +10,15 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/codec/cdc"
+	"github.com/evodb/sink/internal/codectest"
 )
 
-// benchRow is codec's JSON benchmark row: 12 columns, about 330 bytes in
-// the evodb envelope.
-func benchRow(i int) string {
-	return fmt.Sprintf(`{"id":%d,"account_id":%d,"email":"user%d@example.com","name":"User Number %d","status":"active",`+
-		`"balance":%d.25,"score":%d,"verified":true,"country":"DE","created_at":1700000000%03d,`+
-		`"tags":["a","b"],"note":null}`, i, i*7, i, i, i%1000, i%100, i%1000)
-}
-
+// evodbRecords are n records of codectest.Row, the JSON benchmark row: 12
+// columns, about 330 bytes in the evodb envelope.
 func evodbRecords(n int) []codec.Record {
 	recs := make([]codec.Record, n)
 	for i := range recs {
-		v := fmt.Sprintf(`{"op":"UPDATE","table":"users","data":%s,"lsn":%d,"ts":1700000000000}`, benchRow(i), 1e15+i)
+		v := fmt.Sprintf(`{"op":"UPDATE","table":"users","data":%s,"lsn":%d,"ts":1700000000000}`, codectest.Row(i), 1e15+i)
 		recs[i] = codec.Record{Topic: "shop.users", Partition: 1, Offset: int64(i), Value: []byte(v)}
 	}
 	return recs
@@ -83,7 +78,7 @@ func TestEncoderRoundTrip(t *testing.T) {
 }
 
 // BenchmarkDecodeAvro and BenchmarkDecodeJSON decode the same changes: the
-// rows of codec's BenchmarkDecodeEvoDB, as Avro and as evodb JSON.
+// rows of cdc's BenchmarkDecodeEvoDB, as Avro and as evodb JSON.
 func BenchmarkDecodeAvro(b *testing.B)         { benchDecode(b, true, false) }
 func BenchmarkDecodeBorrowedAvro(b *testing.B) { benchDecode(b, true, true) }
 func BenchmarkDecodeJSON(b *testing.B)         { benchDecode(b, false, false) }
