@@ -291,6 +291,13 @@ func TestNewDecoderUnknown(t *testing.T) {
 	require.Error(t, err)
 }
 
+// codec.Format.Envelope names these formats by their values, since codec
+// does not import the decoders: renaming one must not go unnoticed.
+func TestFormatEnvelope(t *testing.T) {
+	require.Equal(t, "an evodb envelope", FormatEvoDB.Envelope())
+	require.Equal(t, "a Debezium envelope", FormatDebezium.Envelope())
+}
+
 // A record key is metadata: whatever its bytes, a valid value decodes.
 // Debezium keeps a key without column names as opaque bytes, also when
 // decoding borrows the record's memory; evodb does not read keys.
