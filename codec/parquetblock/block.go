@@ -338,8 +338,11 @@ func EncodeRows(w io.Writer, s *codec.Schema, rows *codec.Rows, opts EncodeOptio
 		parquet.KeyValueMetadata(metaTable, table),
 	)
 
-	e := rowsEncoder{rows: rows, cols: cols, nmeta: nmeta, colOf: colOf, st: newStatsBuilder(cols)}
 	n := rows.Len()
+	// metas is sized once: a RowMeta is a few words, and growing the
+	// slice by appends cost a handful of allocations per block.
+	e := rowsEncoder{rows: rows, cols: cols, nmeta: nmeta, colOf: colOf, st: newStatsBuilder(cols),
+		metas: make([]codec.RowMeta, 0, min(n, batchRows))}
 	writers := pw.ColumnWriters()
 	var groupBytes int64
 	for start := 0; start < n; start += batchRows {
@@ -382,8 +385,9 @@ type rowsEncoder struct {
 	nmeta int
 	colOf []int
 	st    *statsBuilder
-	// metas are the batch's rows; cellAt[k*ndata+j] is 1 + the index of
-	// row k's cell for data column nmeta+j, 0 when the row has none.
+	// metas are the metadata of the batch's rows; cellAt[k*ndata+j] is
+	// 1 + the index of row k's cell for data column nmeta+j, 0 when the
+	// row has none.
 	metas  []codec.RowMeta
 	cellAt []uint32
 	src    []codec.Value // the current column's values, null where absent
