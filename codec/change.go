@@ -1,35 +1,11 @@
-// Package codec decodes CDC envelopes (evodb JSON and Debezium JSON) into
-// normalized changes, infers and evolves per-table schemas, and encodes
-// changes into Parquet blocks with the statistics the table log records.
-//
-// Nested objects and arrays are stored as JSON text in string columns (the
-// Delta field metadata {"evodb.type":"json"} marks them), so every reader
-// can read them without nested-type support.
-//
-// LSNs are unsigned 64-bit in the sources but the _lsn column is a Parquet
-// int64 (Delta has no unsigned type), so an LSN ≥ 2^63 is a decode error.
-//
-// Every block has the metadata columns _op (string), _lsn (int64) and _ts
-// (TIMESTAMP in milliseconds, UTC), and optionally _topic, _partition and
-// _offset. Column types map to Delta types: long, integer, double, boolean,
-// string, binary, date, timestamp and decimal(p,s).
 package codec
 
-import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-)
+import "fmt"
 
-// Format names an input format.
+// Format names an input format: the decoder packages declare their own
+// (codec/cdc the JSON envelopes, codec/confluent the schema-registry
+// formats).
 type Format string
-
-// Input formats.
-const (
-	FormatEvoDB    Format = "evodb"
-	FormatDebezium Format = "debezium"
-)
 
 // Op is the kind of change.
 type Op uint8
@@ -58,7 +34,7 @@ func (o Op) String() string {
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
 
-// Record is one Kafka record as the decoder sees it. codec does not import
+// Record is one Kafka record as a decoder sees it. codec does not import
 // the Kafka client; the sink copies these fields from kgo.Record.
 type Record struct {
 	Topic     string
@@ -70,10 +46,6 @@ type Record struct {
 	// carries no source timestamp.
 	TimestampMs int64
 }
-
-// ErrTombstone is returned by decoders for a record with a null value (a
-// Debezium tombstone). It is not a decode error: callers skip and count it.
-var ErrTombstone = errors.New("tombstone record")
 
 // DecodeError is a record that cannot be decoded or does not fit its table's
 // schema. It names the record and the field so an operator can find it.
@@ -106,63 +78,16 @@ func (e *DecodeError) Error() string {
 }
 
 // Envelope names the format's envelope for a message: "a Debezium
-// envelope".
+// envelope". The names are codec/cdc's formats, which DecodeError.LooksLike
+// holds; codec does not import the decoders.
 func (f Format) Envelope() string {
 	switch f {
-	case FormatDebezium:
+	case "debezium":
 		return "a Debezium envelope"
-	case FormatEvoDB:
+	case "evodb":
 		return "an evodb envelope"
 	}
 	return "a " + string(f) + " envelope"
-}
-
-// withLooksLike sets LooksLike on a decode error of a record in format own
-// that has the envelope of another built-in format. It runs only on the
-// error path, so it may be slow.
-func withLooksLike(err error, rec *Record, own Format) error {
-	if err == nil {
-		return nil
-	}
-	var de *DecodeError
-	if !errors.As(err, &de) {
-		return err
-	}
-	if f := sniffEnvelope(rec.Value); f != "" && f != own {
-		de.LooksLike = f
-	}
-	return err
-}
-
-// sniffEnvelope returns the built-in format whose envelope value has, or ""
-// when it has neither: a Debezium envelope (inside a payload wrapper or
-// not) has op c, u, d or r beside before, after or source; an evodb entry
-// has op INSERT, UPDATE or DELETE beside table and lsn.
-func sniffEnvelope(value []byte) Format {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(value, &top) != nil {
-		return ""
-	}
-	if p, ok := top["payload"]; ok {
-		var inner map[string]json.RawMessage
-		if json.Unmarshal(p, &inner) == nil && inner != nil {
-			top = inner
-		}
-	}
-	var op string
-	if json.Unmarshal(top["op"], &op) != nil {
-		return ""
-	}
-	has := func(k string) bool { _, ok := top[k]; return ok }
-	switch {
-	case (op == "c" || op == "u" || op == "d" || op == "r") && (has("after") || has("before") || has("source")):
-		return FormatDebezium
-	case has("table") && has("lsn"):
-		if _, ok := parseEvoOp(op); ok {
-			return FormatEvoDB
-		}
-	}
-	return ""
 }
 
 // Change is one normalized change, whatever the input format.
@@ -253,46 +178,4 @@ func (c *Change) Get(name string) Value {
 		}
 	}
 	return Value{}
-}
-
-// Decoder turns a Kafka record into a Change. Implementations are safe for
-// concurrent use. Decode overwrites dst entirely and never reuses its
-// slices, so a Change copied into a buffer stays valid. It returns
-// ErrTombstone for a record with a null value, and a *DecodeError for any
-// record it cannot decode.
-type Decoder interface {
-	Decode(rec Record, dst *Change) error
-}
-
-// BorrowingDecoder is a Decoder that can also decode without copying.
-// DecodeBorrowed is Decode except that the change's strings share
-// rec.Value's memory and its Row may reuse dst.Row's backing array. The
-// caller copies what it keeps (Rows.Append does) before decoding into dst
-// again, and leaves rec.Value unmodified while the change is in use. Both
-// built-in decoders implement it.
-type BorrowingDecoder interface {
-	Decoder
-	DecodeBorrowed(rec Record, dst *Change) error
-}
-
-// NewDecoder returns the decoder for an input format.
-func NewDecoder(f Format) (Decoder, error) {
-	switch f {
-	case FormatEvoDB:
-		return evodbDecoder{}, nil
-	case FormatDebezium:
-		return newDebeziumDecoder(), nil
-	}
-	return nil, fmt.Errorf("unknown input format %q (want %q or %q)", f, FormatEvoDB, FormatDebezium)
-}
-
-// decodeErr builds a *DecodeError for rec.
-func decodeErr(rec *Record, table, field, reason string) *DecodeError {
-	return &DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Table: table, Field: field, Reason: reason}
-}
-
-// isNullRecord reports whether a record value is a Kafka null or JSON null.
-func isNullRecord(v []byte) bool {
-	t := bytes.TrimSpace(v)
-	return len(t) == 0 || string(t) == "null"
 }

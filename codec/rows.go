@@ -298,6 +298,32 @@ func (r *Rows) Meta(k int) RowMeta {
 	return RowMeta{Topic: r.topics[m.topic], Partition: m.partition, Offset: m.offset, LSN: m.lsn, TS: m.ts, Op: m.op}
 }
 
+// NumNames returns how many distinct column names the cells refer to.
+func (r *Rows) NumNames() int { return len(r.names) }
+
+// Name returns the column name with index i (see CellName).
+func (r *Rows) Name(i int) string { return r.names[i] }
+
+// NameIndex returns the index of a column name, if any cell has it.
+func (r *Rows) NameIndex(name string) (int, bool) {
+	i, ok := r.nameIdx[name]
+	return int(i), ok
+}
+
+// RowCells returns the cells of the k-th change's Row, in the current
+// order: lo to hi-1. Reading cells (CellName, CellValue) instead of Change
+// lets an encoder go through the values without building Fields.
+func (r *Rows) RowCells(k int) (lo, hi int) {
+	m := &r.meta[r.at(k)]
+	return int(m.cells), int(m.cells + m.nrow)
+}
+
+// CellName returns the index of cell i's column name (see Name).
+func (r *Rows) CellName(i int) int { return int(r.cells[i].nk >> 8) }
+
+// CellValue returns cell i's value; its string shares the Rows' memory.
+func (r *Rows) CellValue(i int) Value { return r.value(&r.cells[i]) }
+
 // value returns a cell's value; its string aliases the arena.
 func (r *Rows) value(c *cell) Value {
 	v := Value{kind: Kind(c.nk & 0xff), scale: c.scale, num: c.num}

@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -69,33 +68,6 @@ func TestRowsSortAndFilter(t *testing.T) {
 	_, err = r.Append(&ch)
 	require.NoError(t, err)
 	require.Equal(t, "c", r.Meta(3).Topic)
-}
-
-// EncodeRows writes rows in the Rows' order, and reading the block back
-// gives the same changes EncodeBlock of the sorted slice gives.
-func TestEncodeRowsOrder(t *testing.T) {
-	changes := rowsTestChanges()
-	s := NewSchema()
-	s.SetKafkaColumns(true)
-	for i := range changes {
-		_, err := s.Accept(&changes[i])
-		require.NoError(t, err)
-	}
-	r, err := RowsOf(changes)
-	require.NoError(t, err)
-	r.Sort()
-	var buf bytes.Buffer
-	stats, err := EncodeRows(&buf, s, r, EncodeOptions{KafkaColumns: true})
-	require.NoError(t, err)
-	require.Equal(t, int64(3), stats.Rows)
-	_, got, err := ReadBlock(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-	require.NoError(t, err)
-	require.Len(t, got, 3)
-	for k := range got {
-		require.Equal(t, r.Meta(k).Offset, got[k].Offset)
-		require.Equal(t, r.Meta(k).LSN, got[k].LSN)
-	}
-	require.Equal(t, "x", got[2].Get("name").Str())
 }
 
 // MemFor predicts exactly how much Mem grows, and Mem counts capacity.

@@ -66,8 +66,9 @@ func (t Type) String() string {
 	return "invalid"
 }
 
-// describe names a type in error messages, distinguishing JSON columns.
-func (t Type) describe() string {
+// Name names a type in error messages and in a block's column list: its
+// String, except that a JSON column is "json".
+func (t Type) Name() string {
 	if t.Kind == TypeJSON {
 		return "json"
 	}
@@ -212,7 +213,7 @@ func (s *Schema) Check(ch *Change) error {
 		if !ok {
 			return s.recordErr(ch, f.Name, "no such column")
 		}
-		if _, ok := coerce(f.Value, s.cols[j].Type); !ok {
+		if _, ok := Coerce(f.Value, s.cols[j].Type); !ok {
 			return s.recordErr(ch, f.Name, s.refusal(s.cols[j], f.Value))
 		}
 	}
@@ -222,9 +223,9 @@ func (s *Schema) Check(ch *Change) error {
 // refusal says why v does not fit column c and what to do about it.
 func (s *Schema) refusal(c Column, v Value) string {
 	if s.committed[c.Name] {
-		return fmt.Sprintf("expected %s, got %s: the table's files hold column %q as %s, and a type change would make them unreadable for Spark and Polars; send values that fit, or move the column to a new name or table", c.Type.describe(), v.kind, c.Name, c.Type.describe())
+		return fmt.Sprintf("expected %s, got %s: the table's files hold column %q as %s, and a type change would make them unreadable for Spark and Polars; send values that fit, or move the column to a new name or table", c.Type.Name(), v.kind, c.Name, c.Type.Name())
 	}
-	return fmt.Sprintf("expected %s, got %s", c.Type.describe(), v.kind)
+	return fmt.Sprintf("expected %s, got %s", c.Type.Name(), v.kind)
 }
 
 // Equal reports whether two schemas have the same columns in the same
@@ -348,7 +349,7 @@ func (s *Schema) fits(ch *Change) bool {
 			}
 			return false
 		}
-		if _, ok := coerce(v, s.cols[j].Type); !ok {
+		if _, ok := Coerce(v, s.cols[j].Type); !ok {
 			return false
 		}
 	}
@@ -368,7 +369,7 @@ func (s *Schema) acceptDeclared(d Column) error {
 	}
 	wide, ok := widen(cur, d.Type)
 	if !ok {
-		return fmt.Errorf("expected %s, got %s", cur.describe(), d.Type.describe())
+		return fmt.Errorf("expected %s, got %s", cur.Name(), d.Type.Name())
 	}
 	s.cols[i].Type = wide
 	return nil
@@ -385,7 +386,7 @@ func (s *Schema) acceptValue(name string, v Value) error {
 		return s.AddColumn(Column{Name: name, Type: naturalType(v), Nullable: true})
 	}
 	cur := s.cols[i].Type
-	if _, ok := coerce(v, cur); ok {
+	if _, ok := Coerce(v, cur); ok {
 		return nil
 	}
 	if s.committed[name] {
@@ -393,12 +394,12 @@ func (s *Schema) acceptValue(name string, v Value) error {
 	}
 	wide, ok := widen(cur, naturalType(v))
 	if ok {
-		if _, ok := coerce(v, wide); ok {
+		if _, ok := Coerce(v, wide); ok {
 			s.cols[i].Type = wide
 			return nil
 		}
 	}
-	return fmt.Errorf("expected %s, got %s", cur.describe(), v.kind)
+	return fmt.Errorf("expected %s, got %s", cur.Name(), v.kind)
 }
 
 // newColumnType is the type a new column gets for a declared type. A
@@ -490,8 +491,10 @@ func decimalDigits(u *big.Int) int {
 	return len(new(big.Int).Abs(u).String())
 }
 
-// coerce converts v to what a column of type t stores.
-func coerce(v Value, t Type) (Value, bool) {
+// Coerce converts v to what a column of type t stores (an int in a double
+// column is a double, any scalar in a string column its Text), and reports
+// whether the column can hold it at all.
+func Coerce(v Value, t Type) (Value, bool) {
 	if v.kind == KindNull {
 		return v, true
 	}

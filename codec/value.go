@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -69,6 +70,11 @@ func String(s string) Value { return Value{kind: KindString, str: s} }
 // Binary returns a byte string value; b is copied.
 func Binary(b []byte) Value { return Value{kind: KindBinary, str: string(b)} }
 
+// BinaryString returns a byte string value holding s's bytes. s is not
+// copied: a decoder that borrows the record's memory passes a substring of
+// it without allocating.
+func BinaryString(s string) Value { return Value{kind: KindBinary, str: s} }
+
 // JSON returns a value holding JSON text (a nested object or array).
 func JSON(text string) Value { return Value{kind: KindJSON, str: text} }
 
@@ -85,6 +91,12 @@ func Decimal(unscaled []byte, scale int32) Value {
 	return Value{kind: KindDecimal, scale: scale, str: string(trimTwos(unscaled))}
 }
 
+// DecimalFromInt64 returns an exact decimal unscaled×10^-scale without
+// allocating beyond the value's few bytes.
+func DecimalFromInt64(unscaled int64, scale int32) Value {
+	return Value{kind: KindDecimal, scale: scale, str: int64Twos(unscaled)}
+}
+
 // DecimalFromBig returns an exact decimal unscaled×10^-scale.
 func DecimalFromBig(unscaled *big.Int, scale int32) Value {
 	return Value{kind: KindDecimal, scale: scale, str: string(bigToTwos(unscaled))}
@@ -99,7 +111,9 @@ func (v Value) IsNull() bool { return v.kind == KindNull }
 // Bool returns the boolean of a KindBool value.
 func (v Value) Bool() bool { return v.num != 0 }
 
-// Int returns the integer of a KindInt value.
+// Int returns the integer of a KindInt value. Dates and timestamps are
+// integers too: Int returns their days or milliseconds, as Days and Millis
+// do, so a column of any integer kind is read without a switch.
 func (v Value) Int() int64 { return int64(v.num) }
 
 // Float returns the double of a KindFloat value.
@@ -120,6 +134,27 @@ func (v Value) Scale() int32 { return v.scale }
 
 // Unscaled returns the unscaled integer of a KindDecimal value.
 func (v Value) Unscaled() *big.Int { return twosToBig([]byte(v.str)) }
+
+// UnscaledInt64 returns the unscaled integer of a KindDecimal value when it
+// fits an int64 (always for a precision up to 18), without allocating.
+func (v Value) UnscaledInt64() (int64, bool) { return twosInt64(v.str) }
+
+// PutUnscaled writes the unscaled integer of a KindDecimal value into b as
+// big-endian two's complement, sign-extended to fill b: Parquet's
+// FIXED_LEN_BYTE_ARRAY decimal. b must be long enough for the value, as
+// it is for the decimal's precision when the value fits that precision
+// (see Coerce).
+func (v Value) PutUnscaled(b []byte) {
+	fill := byte(0)
+	if len(v.str) > 0 && v.str[0]&0x80 != 0 {
+		fill = 0xff
+	}
+	n := len(b) - len(v.str)
+	for i := range b[:n] {
+		b[i] = fill
+	}
+	copy(b[n:], v.str)
+}
 
 // Equal reports whether two values are identical (same kind, same content;
 // decimals compare by kind, scale and unscaled value, floats bitwise).
@@ -239,4 +274,45 @@ func int64Twos(x int64) string {
 		x >>= 8
 	}
 	return string(trimTwos(b[:]))
+}
+
+// Compare orders two non-null values of the same kind, as a column of
+// their type orders them (see Coerce): numbers, dates and timestamps by
+// value, decimals of one scale by unscaled value, strings and bytes
+// bytewise.
+func (v Value) Compare(o Value) int {
+	switch v.kind {
+	case KindInt, KindDate, KindTimestamp:
+		x, y := int64(v.num), int64(o.num)
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	case KindFloat:
+		x, y := v.Float(), o.Float()
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	case KindDecimal:
+		x, okx := twosInt64(v.str)
+		y, oky := twosInt64(o.str)
+		if okx && oky {
+			switch {
+			case x < y:
+				return -1
+			case x > y:
+				return 1
+			}
+			return 0
+		}
+		return v.Unscaled().Cmp(o.Unscaled())
+	}
+	return strings.Compare(v.str, o.str)
 }

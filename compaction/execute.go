@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/partitioner"
@@ -99,7 +100,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t committer.Table, snap *co
 	w, err := tablefile.WriteBlock(ctx, b, root, tablefile.Block{
 		Schema:  schema,
 		Changes: rows,
-		Encode: codec.EncodeOptions{
+		Encode: parquetblock.EncodeOptions{
 			Compression:   opts.Compression,
 			RowGroupBytes: opts.Mode.BlockSize,
 			KafkaColumns:  schema.KafkaColumns(),

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
@@ -84,7 +85,7 @@ func (f *fixture) appendBlock(ctx context.Context, n int, mk func(o int64) codec
 	w, err := tablefile.WriteBlock(ctx, f.b, f.path, tablefile.Block{
 		Schema:  schema,
 		Changes: changes,
-		Encode:  codec.EncodeOptions{RowGroupBytes: testMode.BlockSize, KafkaColumns: true},
+		Encode:  parquetblock.EncodeOptions{RowGroupBytes: testMode.BlockSize, KafkaColumns: true},
 		Name: func(stats codec.BlockStats, _ int) string {
 			return partitioner.DataFileKey(partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN, Sources: sources})
 		},

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/workload"
 )
@@ -59,7 +60,7 @@ func TestBaseline(t *testing.T) {
 	formats := []struct {
 		f       codec.Format
 		wrapper bool
-	}{{codec.FormatEvoDB, false}, {codec.FormatDebezium, false}, {codec.FormatDebezium, true}}
+	}{{cdc.FormatEvoDB, false}, {cdc.FormatDebezium, false}, {cdc.FormatDebezium, true}}
 	var streams []*workloadStream
 	opts := sinkOptions{formats: map[string]string{}}
 	names := make([]string, 20)
@@ -209,7 +210,7 @@ func TestZombie(t *testing.T) {
 func TestSchemaEvolution(t *testing.T) {
 	h := newHarness(t, 7)
 	ws := h.singleTopic(workload.Config{EvolveAfter: 300})
-	dbz := h.stream(workload.Config{Topic: h.topic("dbz"), Partitions: 3, Format: codec.FormatDebezium, SchemaWrapper: true, EvolveAfter: 200,
+	dbz := h.stream(workload.Config{Topic: h.topic("dbz"), Partitions: 3, Format: cdc.FormatDebezium, SchemaWrapper: true, EvolveAfter: 200,
 		// Under the "{table}" path template names must differ from the
 		// evodb topic's t0…t7, or both would write the same table.
 		TableNames: []string{"d0", "d1", "d2", "d3"}})

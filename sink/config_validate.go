@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/partitioner"
 )
@@ -187,7 +188,7 @@ func (c *Config) Validate() error {
 
 func validFormat(f string) error {
 	switch codec.Format(f) {
-	case codec.FormatEvoDB, codec.FormatDebezium, confluent.FormatAvro, confluent.FormatProtobuf, confluent.FormatJSONSchema:
+	case cdc.FormatEvoDB, cdc.FormatDebezium, confluent.FormatAvro, confluent.FormatProtobuf, confluent.FormatJSONSchema:
 		return nil
 	}
 	return fmt.Errorf("%q is not one of evodb, debezium, avro, protobuf, json-schema", f)
@@ -248,7 +249,7 @@ func (c *Config) validateSchemaRegistry(bad func(key, format string, args ...any
 		bad("schema_registry.cache_size", "must be positive")
 	}
 	switch codec.Format(r.JSONEnvelope) {
-	case codec.FormatEvoDB, codec.FormatDebezium:
+	case cdc.FormatEvoDB, cdc.FormatDebezium:
 	default:
 		bad("schema_registry.json_envelope", "%q is not one of evodb, debezium", r.JSONEnvelope)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // Sizes of a record batch on the wire beyond the record's own bytes, as a
@@ -274,13 +274,13 @@ func (s *Sink) refuseChanges(ctx context.Context, table string, misfits []misfit
 		}
 		dlq = append(dlq, &kgo.Record{
 			Topic: s.cfg.Errors.DLQTopic,
-			Value: codec.AppendEvoDB(nil, ch),
+			Value: cdc.AppendEvoDB(nil, ch),
 			Headers: []kgo.RecordHeader{
 				{Key: "evodb.error", Value: []byte(m.cause.Error())},
 				{Key: "evodb.source.topic", Value: []byte(ch.Topic)},
 				{Key: "evodb.source.partition", Value: []byte(strconv.Itoa(int(ch.Partition)))},
 				{Key: "evodb.source.offset", Value: []byte(strconv.FormatInt(ch.Offset, 10))},
-				{Key: "evodb.format", Value: []byte(codec.FormatEvoDB)},
+				{Key: "evodb.format", Value: []byte(cdc.FormatEvoDB)},
 			},
 		})
 	}

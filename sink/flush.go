@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink/buffer"
@@ -276,7 +277,7 @@ func (w *tableWriter) upload(ctx context.Context, schema *codec.Schema, batch bu
 	wr, err := tablefile.WriteBlock(ctx, w.env.bucket, w.path, tablefile.Block{
 		Schema: schema,
 		Rows:   rows,
-		Encode: codec.EncodeOptions{
+		Encode: parquetblock.EncodeOptions{
 			Compression:   w.cfg.Compression,
 			RowGroupBytes: w.mode.BlockSize,
 			KafkaColumns:  schema.KafkaColumns(),

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/sink/buffer"
 ) // decoded is one polled record after decoding, before it is buffered.
@@ -222,7 +223,7 @@ func topicIDString(id [16]byte) string { return base64.RawURLEncoding.EncodeToSt
 
 // decode decodes one record and resolves its table. A record that cannot
 // be decoded is marked in d.err; a tombstone is marked skip.
-func (s *Sink) decode(ctx context.Context, dec codec.Decoder, d *decoded) error {
+func (s *Sink) decode(ctx context.Context, dec cdc.Decoder, d *decoded) error {
 	rec := d.rec
 	r := codec.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
@@ -231,14 +232,14 @@ func (s *Sink) decode(ctx context.Context, dec codec.Decoder, d *decoded) error 
 	// The change lives until bufferBatch copies it into its table's Rows,
 	// so it may share the record's memory instead of copying it.
 	var err error
-	if bd, ok := dec.(codec.BorrowingDecoder); ok {
+	if bd, ok := dec.(cdc.BorrowingDecoder); ok {
 		err = bd.DecodeBorrowed(r, &d.change)
 	} else {
 		d.change.Row = nil
 		err = dec.Decode(r, &d.change)
 	}
 	switch {
-	case errors.Is(err, codec.ErrTombstone):
+	case errors.Is(err, cdc.ErrTombstone):
 		d.skip = true
 		s.metrics.tombstones.WithLabelValues(rec.Topic).Inc()
 		return nil
@@ -511,7 +512,7 @@ func (s *Sink) dropLocked(parts map[string][]int32) {
 
 // decoder returns the decoder of a topic's format (and, for the
 // schema-registry formats, key format).
-func (s *Sink) decoder(topic string) (codec.Decoder, error) {
+func (s *Sink) decoder(topic string) (cdc.Decoder, error) {
 	f := s.cfg.Kafka.Format
 	if tf, ok := s.cfg.Kafka.Formats[topic]; ok {
 		f = tf
@@ -527,12 +528,12 @@ func (s *Sink) decoder(topic string) (codec.Decoder, error) {
 	if d, ok := s.decoders[name]; ok {
 		return d, nil
 	}
-	var d codec.Decoder
+	var d cdc.Decoder
 	var err error
 	if confluent.IsFormat(codec.Format(f)) {
 		d, err = s.registryDecoder(f, key)
 	} else {
-		d, err = codec.NewDecoder(codec.Format(f))
+		d, err = cdc.NewDecoder(codec.Format(f))
 	}
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 )
 
@@ -50,7 +51,7 @@ func NewSchemaRegistry(c SchemaRegistryConfig) (*confluent.Registry, error) {
 
 // registryDecoder returns a decoder of a schema-registry format, creating
 // the registry client on first use.
-func (s *Sink) registryDecoder(value, key string) (codec.Decoder, error) {
+func (s *Sink) registryDecoder(value, key string) (cdc.Decoder, error) {
 	if s.registry == nil {
 		reg, err := NewSchemaRegistry(s.cfg.SchemaRegistry)
 		if err != nil {
@@ -64,7 +65,7 @@ func (s *Sink) registryDecoder(value, key string) (codec.Decoder, error) {
 // RegistryDecoder returns the decoder of a schema-registry value format
 // and key format (empty: the value format) under the config's JSON
 // envelope and plain-record fields.
-func RegistryDecoder(c SchemaRegistryConfig, reg *confluent.Registry, value, key string) (codec.Decoder, error) {
+func RegistryDecoder(c SchemaRegistryConfig, reg *confluent.Registry, value, key string) (cdc.Decoder, error) {
 	if key == "" {
 		key = value
 	}

@@ -44,7 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
@@ -84,7 +84,7 @@ type Sink struct {
 		key   routeKey
 		entry *routeEntry
 	}
-	decoders map[string]codec.Decoder
+	decoders map[string]cdc.Decoder
 	// registry is the schema registry client, created with the first
 	// decoder of a schema-registry format.
 	registry *confluent.Registry
@@ -206,7 +206,7 @@ func New(cfg Config, bucket objstore.Bucket, format committer.Format, opts ...Op
 	if err != nil {
 		return nil, fmt.Errorf("tables.overrides: %w", err)
 	}
-	s.decoders = map[string]codec.Decoder{}
+	s.decoders = map[string]cdc.Decoder{}
 	s.env = &writerEnv{
 		bucket: bucket, group: cfg.Kafka.Group, instance: s.instance,
 		now: s.now, log: s.log, metrics: s.metrics,

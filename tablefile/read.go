@@ -8,6 +8,7 @@ import (
 	"net/url"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -40,7 +41,7 @@ func ReadFile(ctx context.Context, b objstore.Bucket, root, path string) (*codec
 	if err != nil {
 		return nil, nil, fmt.Errorf("read data file %s: %w", key, err)
 	}
-	s, changes, err := codec.ReadBlock(bytes.NewReader(data), int64(len(data)))
+	s, changes, err := parquetblock.ReadBlock(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("decode data file %s: %w", key, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -30,7 +31,7 @@ func block(t *testing.T, n int) (*codec.Schema, []codec.Change, []byte) {
 		require.NoError(t, err)
 	}
 	var buf bytes.Buffer
-	_, err := codec.EncodeBlock(&buf, schema, changes, codec.EncodeOptions{KafkaColumns: true})
+	_, err := parquetblock.EncodeBlock(&buf, schema, changes, parquetblock.EncodeOptions{KafkaColumns: true})
 	require.NoError(t, err)
 	return schema, changes, buf.Bytes()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
@@ -25,7 +26,7 @@ type Block struct {
 	Rows    *codec.Rows
 	Changes []codec.Change
 	// Encode sets compression, row-group size and the Kafka columns.
-	Encode codec.EncodeOptions
+	Encode parquetblock.EncodeOptions
 	// Name returns the file's path relative to the table, from the block's
 	// stats. A name already taken in the store is never overwritten: Name
 	// is then called again with the number of names tried so far and must
@@ -66,9 +67,9 @@ func WriteBlock(ctx context.Context, b objstore.Bucket, root string, blk Block) 
 	var stats codec.BlockStats
 	var err error
 	if blk.Rows != nil {
-		stats, err = codec.EncodeRows(&buf, blk.Schema, blk.Rows, blk.Encode)
+		stats, err = parquetblock.EncodeRows(&buf, blk.Schema, blk.Rows, blk.Encode)
 	} else {
-		stats, err = codec.EncodeBlock(&buf, blk.Schema, blk.Changes, blk.Encode)
+		stats, err = parquetblock.EncodeBlock(&buf, blk.Schema, blk.Changes, blk.Encode)
 	}
 	if err != nil {
 		return Written{}, fmt.Errorf("encode block: %w", err)

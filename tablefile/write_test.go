@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -19,7 +20,7 @@ func TestWriteBlock(t *testing.T) {
 	name := func(stats codec.BlockStats, attempt int) string {
 		return "data/" + strconv.FormatUint(stats.MinLSN, 10) + "-" + strconv.Itoa(attempt) + ".parquet"
 	}
-	blk := Block{Schema: schema, Changes: changes, Encode: codec.EncodeOptions{KafkaColumns: true}, Name: name,
+	blk := Block{Schema: schema, Changes: changes, Encode: parquetblock.EncodeOptions{KafkaColumns: true}, Name: name,
 		Level: 2, Sources: "cdc:0:1-5", ModTime: time.UnixMilli(1234)}
 
 	w, err := WriteBlock(ctx, b, "db/users", blk)

@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
@@ -45,8 +46,8 @@ type Options struct {
 	// Formats maps a topic to its input format.
 	Formats map[string]codec.Format
 	// NewDecoder returns a topic's decoder for its format; nil means
-	// codec.NewDecoder, which knows the JSON formats only.
-	NewDecoder func(topic string, f codec.Format) (codec.Decoder, error)
+	// cdc.NewDecoder, which knows the JSON formats only.
+	NewDecoder func(topic string, f codec.Format) (cdc.Decoder, error)
 	// From and To bound the offsets verified in every partition: From is
 	// the first offset (negative: the log start), To the first offset not
 	// verified (negative: the high watermark when Verify starts).
@@ -238,21 +239,21 @@ func Verify(ctx context.Context, kopts []kgo.Opt, bucket objstore.Bucket, tables
 	if opts.MaxProblems <= 0 {
 		opts.MaxProblems = 50
 	}
-	decoders := map[string]codec.Decoder{}
+	decoders := map[string]cdc.Decoder{}
 	for _, t := range opts.Topics {
 		f := opts.Format
 		if tf, ok := opts.Formats[t]; ok {
 			f = tf
 		}
 		if f == "" {
-			f = codec.FormatEvoDB
+			f = cdc.FormatEvoDB
 		}
-		var d codec.Decoder
+		var d cdc.Decoder
 		var err error
 		if opts.NewDecoder != nil {
 			d, err = opts.NewDecoder(t, f)
 		} else {
-			d, err = codec.NewDecoder(f)
+			d, err = cdc.NewDecoder(f)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("verify topic %s: %w", t, err)
@@ -554,7 +555,7 @@ func (v *verifier) add(p Problem) int {
 }
 
 // consume reads every verified record and checks its row.
-func (v *verifier) consume(ctx context.Context, cl *kgo.Client, decoders map[string]codec.Decoder) error {
+func (v *verifier) consume(ctx context.Context, cl *kgo.Client, decoders map[string]cdc.Decoder) error {
 	err := readRanges(ctx, cl, v.rep.Partitions, func(r *kgo.Record) {
 		v.record(r, decoders[r.Topic])
 	})
@@ -564,7 +565,7 @@ func (v *verifier) consume(ctx context.Context, cl *kgo.Client, decoders map[str
 	return nil
 }
 
-func (v *verifier) record(r *kgo.Record, dec codec.Decoder) {
+func (v *verifier) record(r *kgo.Record, dec cdc.Decoder) {
 	c := coord{topic: r.Topic, partition: r.Partition, offset: r.Offset}
 	pr := v.parts[coord{topic: r.Topic, partition: r.Partition}]
 	pr.Records++
@@ -573,7 +574,7 @@ func (v *verifier) record(r *kgo.Record, dec codec.Decoder) {
 	err := dec.Decode(codec.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, TimestampMs: r.Timestamp.UnixMilli()}, &ch)
 	got := v.rows[c]
 	switch {
-	case errors.Is(err, codec.ErrTombstone):
+	case errors.Is(err, cdc.ErrTombstone):
 		pr.Tombstones++
 		if got != nil {
 			v.add(Problem{Kind: Unexpected, Topic: c.topic, Partition: c.partition, Offset: c.offset,
@@ -678,7 +679,7 @@ func less(a, b coord) bool {
 
 // finish sorts the problems and details the first value mismatches by
 // re-reading their rows.
-func (v *verifier) finish(ctx context.Context, bucket objstore.Bucket, _ map[string]codec.Decoder) {
+func (v *verifier) finish(ctx context.Context, bucket objstore.Bucket, _ map[string]cdc.Decoder) {
 	for _, d := range v.diffs {
 		changes, err := readFile(ctx, bucket, d.path, d.file)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
@@ -155,7 +156,7 @@ func TestVerify(t *testing.T) {
 				}
 				changed[0] = first
 				var buf bytes.Buffer
-				_, err := codec.EncodeBlock(&buf, schema, changed, codec.EncodeOptions{KafkaColumns: true})
+				_, err := parquetblock.EncodeBlock(&buf, schema, changed, parquetblock.EncodeOptions{KafkaColumns: true})
 				require.NoError(t, err)
 				put(t, bucket, "t0/changed.parquet", buf.Bytes())
 				ch := add

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/internal/bench"
 	"github.com/evodb/sink/objstore"
 )
@@ -63,11 +64,11 @@ func benchCommand() command {
 			for _, s := range splitList(*formats) {
 				switch s {
 				case "evodb":
-					fmts = append(fmts, format{codec.FormatEvoDB, false})
+					fmts = append(fmts, format{cdc.FormatEvoDB, false})
 				case "debezium":
-					fmts = append(fmts, format{codec.FormatDebezium, false})
+					fmts = append(fmts, format{cdc.FormatDebezium, false})
 				case "debezium+schema":
-					fmts = append(fmts, format{codec.FormatDebezium, true})
+					fmts = append(fmts, format{cdc.FormatDebezium, true})
 				case "avro", "protobuf":
 					fmts = append(fmts, format{codec.Format(s), false})
 				default:

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
@@ -40,7 +41,7 @@ func writeSmallTable(t *testing.T, ctx context.Context, b objstore.Bucket, n int
 		w, err := tablefile.WriteBlock(ctx, b, "users", tablefile.Block{
 			Schema:  schema,
 			Changes: changes,
-			Encode:  codec.EncodeOptions{KafkaColumns: true},
+			Encode:  parquetblock.EncodeOptions{KafkaColumns: true},
 			Name: func(stats codec.BlockStats, _ int) string {
 				return partitioner.DataFileKey(partitioner.BlockID{FirstLSN: stats.MinLSN, LastLSN: stats.MaxLSN, Sources: sources})
 			},

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
@@ -144,8 +145,8 @@ func runDemo(ctx context.Context, e *env, o demoOptions) (*demoResult, error) {
 			Group:   "evodb-demo",
 			Topics:  []string{demoTopicEvoDB, demoTopicDebezium},
 			Formats: map[string]string{
-				demoTopicEvoDB:    string(codec.FormatEvoDB),
-				demoTopicDebezium: string(codec.FormatDebezium),
+				demoTopicEvoDB:    string(cdc.FormatEvoDB),
+				demoTopicDebezium: string(cdc.FormatDebezium),
 			},
 		},
 		Tables: sink.TablesConfig{Default: sink.TableConfig{
@@ -246,12 +247,12 @@ func produceDemo(ctx context.Context, e *env, brokers []string, o demoOptions) (
 		n int
 	}{
 		{workload.New(workload.Config{
-			Format: codec.FormatEvoDB, Topic: demoTopicEvoDB, Partitions: demoPartitions,
+			Format: cdc.FormatEvoDB, Topic: demoTopicEvoDB, Partitions: demoPartitions,
 			TableNames: []string{"users", "orders", "payments"}, EvolveAfter: evolve, Now: time.Now,
 			DescriptiveColumns: true,
 		}, rng), o.records / 2},
 		{workload.New(workload.Config{
-			Format: codec.FormatDebezium, SchemaWrapper: true, Topic: demoTopicDebezium, Partitions: demoPartitions,
+			Format: cdc.FormatDebezium, SchemaWrapper: true, Topic: demoTopicDebezium, Partitions: demoPartitions,
 			TableNames: []string{"customers", "products", "shipments"}, EvolveAfter: evolve, Now: time.Now,
 			DescriptiveColumns: true,
 		}, rng), o.records - o.records/2},

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/kafkatest"
 	"github.com/evodb/sink/internal/leaktest"
@@ -295,7 +296,7 @@ log:
 	require.Len(t, readCoords(t, ctx, b), 600)
 
 	// The records are the generator's: the same seed gives the same LSNs.
-	g := workload.New(workload.Config{Format: codec.FormatDebezium, Tables: 4, Partitions: 3},
+	g := workload.New(workload.Config{Format: cdc.FormatDebezium, Tables: 4, Partitions: 3},
 		rand.New(rand.NewPCG(5, 5)))
 	lsns := map[uint64]bool{}
 	for range 600 {
@@ -337,7 +338,7 @@ func TestProduceToExistingTopic(t *testing.T) {
 	require.NoError(t, err)
 	defer cl.Close()
 	n := 0
-	dec, err := codec.NewDecoder(codec.FormatEvoDB)
+	dec, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(t, err)
 	for n < 50 {
 		fs := cl.PollFetches(ctx)

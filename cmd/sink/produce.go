@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/sink"
@@ -43,7 +44,7 @@ func produceCommand() command {
 			switch {
 			case *topic == "":
 				return fmt.Errorf("%w: -topic is required", errUsage)
-			case *format != string(codec.FormatEvoDB) && *format != string(codec.FormatDebezium) && !confluent.IsEncodable(codec.Format(*format)):
+			case *format != string(cdc.FormatEvoDB) && *format != string(cdc.FormatDebezium) && !confluent.IsEncodable(codec.Format(*format)):
 				return fmt.Errorf("%w: -format %q is not one of evodb, debezium, avro, protobuf", errUsage, *format)
 			case *records < 0 || *tables <= 0 || *partitions <= 0:
 				return fmt.Errorf("%w: -records, -tables and -partitions must be positive", errUsage)
@@ -87,7 +88,7 @@ func produceCommand() command {
 			}
 			genFormat := codec.Format(*format)
 			if transform != nil {
-				genFormat = codec.FormatEvoDB
+				genFormat = cdc.FormatEvoDB
 			}
 			g := workload.New(workload.Config{
 				Format:        genFormat,
@@ -128,7 +129,7 @@ func registryTransform(ctx context.Context, rcfg sink.SchemaRegistryConfig, topi
 	if err != nil {
 		return nil, err
 	}
-	dec, err := codec.NewDecoder(codec.FormatEvoDB)
+	dec, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	if err != nil {
 		return nil, err
 	}

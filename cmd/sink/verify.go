@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
@@ -69,9 +70,9 @@ func verifyCommand() command {
 			// Topics in a schema-registry format share one registry
 			// client, made with the first of them.
 			var reg *confluent.Registry
-			newDecoder := func(topic string, f codec.Format) (codec.Decoder, error) {
+			newDecoder := func(topic string, f codec.Format) (cdc.Decoder, error) {
 				if !confluent.IsFormat(f) {
-					return codec.NewDecoder(f)
+					return cdc.NewDecoder(f)
 				}
 				if reg == nil {
 					var err error

@@ -13,6 +13,7 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // Why hamba/avro and a decoder of our own: hamba/avro parses and validates
@@ -668,7 +669,7 @@ func (r *reader) appendJSON(dst []byte, n *node) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = codec.AppendJSONString(dst, f.name)
+			dst = cdc.AppendJSONString(dst, f.name)
 			dst = append(dst, ':')
 			var err error
 			if dst, err = r.appendJSON(dst, f.node); err != nil {
@@ -701,7 +702,7 @@ func (r *reader) appendJSON(dst []byte, n *node) ([]byte, error) {
 					if err != nil {
 						return dst, err
 					}
-					dst = codec.AppendJSONString(dst, string(k))
+					dst = cdc.AppendJSONString(dst, string(k))
 					dst = append(dst, ':')
 				}
 				if dst, err = r.appendJSON(dst, n.items); err != nil {
@@ -731,15 +732,15 @@ func appendScalarJSON(dst []byte, v codec.Value) []byte {
 	case codec.KindFloat:
 		f := v.Float()
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return codec.AppendJSONString(dst, v.Text())
+			return cdc.AppendJSONString(dst, v.Text())
 		}
 		return strconv.AppendFloat(dst, f, 'g', -1, 64)
 	case codec.KindJSON:
 		return append(dst, v.Str()...)
 	case codec.KindBinary:
-		return codec.AppendJSONString(dst, base64.StdEncoding.EncodeToString([]byte(v.Str())))
+		return cdc.AppendJSONString(dst, base64.StdEncoding.EncodeToString([]byte(v.Str())))
 	}
-	return codec.AppendJSONString(dst, v.Text())
+	return cdc.AppendJSONString(dst, v.Text())
 }
 
 // skip reads past n's value.

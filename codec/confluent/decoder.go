@@ -10,9 +10,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
-// Schema-registry formats, beside codec's JSON formats.
+// Schema-registry formats, beside codec/cdc's JSON formats.
 const (
 	FormatAvro       codec.Format = "avro"
 	FormatProtobuf   codec.Format = "protobuf"
@@ -48,7 +49,7 @@ type DecoderOptions struct {
 	// Protobuf values).
 	Key codec.Format
 	// Envelope is the JSON envelope behind a JSON Schema header:
-	// codec.FormatEvoDB (default) or codec.FormatDebezium.
+	// cdc.FormatEvoDB (default) or cdc.FormatDebezium.
 	Envelope codec.Format
 	// Fields are the metadata fields of plain Avro and Protobuf records;
 	// zero means DefaultPlainFields.
@@ -56,7 +57,7 @@ type DecoderOptions struct {
 }
 
 // Decoder decodes records in the Confluent wire format. It implements
-// codec.BorrowingDecoder.
+// cdc.BorrowingDecoder.
 //
 // Avro values are either a Debezium envelope (a record with op, source
 // and before/after, as the AvroConverter writes it: one change per
@@ -75,7 +76,7 @@ type Decoder struct {
 	reg    *Registry
 	opts   DecoderOptions
 	header sr.ConfluentHeader
-	json   codec.Decoder // the envelope behind a JSON Schema header
+	json   cdc.Decoder // the envelope behind a JSON Schema header
 
 	// plans caches the plain-record layout per schema ID, and pplans per
 	// Protobuf message (they depend on opts.Fields, so they live here,
@@ -87,7 +88,7 @@ type Decoder struct {
 	}
 }
 
-var _ codec.BorrowingDecoder = (*Decoder)(nil)
+var _ cdc.BorrowingDecoder = (*Decoder)(nil)
 
 // NewDecoder returns a decoder reading schemas from reg.
 func NewDecoder(reg *Registry, o DecoderOptions) (*Decoder, error) {
@@ -108,9 +109,9 @@ func NewDecoder(reg *Registry, o DecoderOptions) (*Decoder, error) {
 	if o.Value == FormatJSONSchema {
 		env := o.Envelope
 		if env == "" {
-			env = codec.FormatEvoDB
+			env = cdc.FormatEvoDB
 		}
-		inner, err := codec.NewDecoder(env)
+		inner, err := cdc.NewDecoder(env)
 		if err != nil {
 			return nil, err
 		}
@@ -121,12 +122,12 @@ func NewDecoder(reg *Registry, o DecoderOptions) (*Decoder, error) {
 	return d, nil
 }
 
-// Decode implements codec.Decoder.
+// Decode implements cdc.Decoder.
 func (d *Decoder) Decode(rec codec.Record, dst *codec.Change) error {
 	return d.decode(rec, dst, false)
 }
 
-// DecodeBorrowed implements codec.BorrowingDecoder.
+// DecodeBorrowed implements cdc.BorrowingDecoder.
 func (d *Decoder) DecodeBorrowed(rec codec.Record, dst *codec.Change) error {
 	return d.decode(rec, dst, true)
 }
@@ -169,7 +170,7 @@ func (d *Decoder) decode(rec codec.Record, dst *codec.Change, borrow bool) error
 	}
 	*dst = codec.Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, TS: rec.TimestampMs}
 	if len(rec.Value) == 0 {
-		return codec.ErrTombstone
+		return cdc.ErrTombstone
 	}
 	sch, payload, err := d.schemaOf(&rec, rec.Value, "value")
 	if err != nil {
@@ -642,7 +643,7 @@ func (d *Decoder) decodeJSON(rec codec.Record, dst *codec.Change, sch *compiled,
 		}
 		inner.Key = rec.Key[5:]
 	}
-	if bd, ok := d.json.(codec.BorrowingDecoder); ok && borrow {
+	if bd, ok := d.json.(cdc.BorrowingDecoder); ok && borrow {
 		return bd.DecodeBorrowed(inner, dst)
 	}
 	return d.json.Decode(inner, dst)

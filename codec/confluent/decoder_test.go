@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // fixture is a decoder against an in-process registry; values are encoded
@@ -248,7 +249,7 @@ func TestAvroDebeziumEnvelope(t *testing.T) {
 
 	// A null value is a tombstone.
 	rec.Value = nil
-	require.ErrorIs(t, d.Decode(rec, &ch), codec.ErrTombstone)
+	require.ErrorIs(t, d.Decode(rec, &ch), cdc.ErrTombstone)
 }
 
 // A new schema version (a column added with a default) evolves the table

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // Encoder writes changes as plain Avro records in the Confluent wire
@@ -130,7 +131,7 @@ func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change, cols []layoutC
 	var b strings.Builder
 	b.WriteString(`{"type":"record","name":"Change","namespace":"evodb","fields":[{"name":"op","type":"string"},{"name":"lsn","type":"long"},{"name":"ts","type":"long"},{"name":"table","type":"string"}`)
 	for _, c := range cols {
-		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, codec.AppendJSONString(nil, c.name), avroType(c.kind, c.scale))
+		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, cdc.AppendJSONString(nil, c.name), avroType(c.kind, c.scale))
 	}
 	b.WriteString(`]}`)
 	subject := e.topic + "-" + ch.TableName() + "-value"

@@ -9,20 +9,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
+	"github.com/evodb/sink/internal/codectest"
 )
 
-// benchRow is codec's JSON benchmark row: 12 columns, about 330 bytes in
-// the evodb envelope.
-func benchRow(i int) string {
-	return fmt.Sprintf(`{"id":%d,"account_id":%d,"email":"user%d@example.com","name":"User Number %d","status":"active",`+
-		`"balance":%d.25,"score":%d,"verified":true,"country":"DE","created_at":1700000000%03d,`+
-		`"tags":["a","b"],"note":null}`, i, i*7, i, i, i%1000, i%100, i%1000)
-}
-
+// evodbRecords are n records of codectest.Row, the JSON benchmark row: 12
+// columns, about 330 bytes in the evodb envelope.
 func evodbRecords(n int) []codec.Record {
 	recs := make([]codec.Record, n)
 	for i := range recs {
-		v := fmt.Sprintf(`{"op":"UPDATE","table":"users","data":%s,"lsn":%d,"ts":1700000000000}`, benchRow(i), 1e15+i)
+		v := fmt.Sprintf(`{"op":"UPDATE","table":"users","data":%s,"lsn":%d,"ts":1700000000000}`, codectest.Row(i), 1e15+i)
 		recs[i] = codec.Record{Topic: "shop.users", Partition: 1, Offset: int64(i), Value: []byte(v)}
 	}
 	return recs
@@ -32,7 +28,7 @@ func evodbRecords(n int) []codec.Record {
 // Encoder and a registry.
 func transcode(tb testing.TB, f *fixture, recs []codec.Record) []codec.Record {
 	tb.Helper()
-	jd, err := codec.NewDecoder(codec.FormatEvoDB)
+	jd, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(tb, err)
 	enc := NewEncoder(f.reg, "shop.users")
 	out := make([]codec.Record, len(recs))
@@ -52,7 +48,7 @@ func TestEncoderRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	recs := evodbRecords(20)
 	avroRecs := transcode(t, f, recs)
-	jd, err := codec.NewDecoder(codec.FormatEvoDB)
+	jd, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(t, err)
 	d := f.decoder(DecoderOptions{Value: FormatAvro})
 	for i := range recs {
@@ -81,7 +77,7 @@ func TestEncoderRoundTrip(t *testing.T) {
 }
 
 // BenchmarkDecodeAvro and BenchmarkDecodeJSON decode the same changes: the
-// rows of codec's BenchmarkDecodeEvoDB, as Avro and as evodb JSON.
+// rows of cdc's BenchmarkDecodeEvoDB, as Avro and as evodb JSON.
 func BenchmarkDecodeAvro(b *testing.B)         { benchDecode(b, true, false) }
 func BenchmarkDecodeBorrowedAvro(b *testing.B) { benchDecode(b, true, true) }
 func BenchmarkDecodeJSON(b *testing.B)         { benchDecode(b, false, false) }
@@ -90,13 +86,13 @@ func BenchmarkDecodeBorrowedJSON(b *testing.B) { benchDecode(b, false, true) }
 func benchDecode(b *testing.B, avro, borrow bool) {
 	f := newFixture(b)
 	recs := evodbRecords(1024)
-	var d codec.Decoder
+	var d cdc.Decoder
 	if avro {
 		recs = transcode(b, f, recs)
 		d = f.decoder(DecoderOptions{Value: FormatAvro})
 	} else {
 		var err error
-		if d, err = codec.NewDecoder(codec.FormatEvoDB); err != nil {
+		if d, err = cdc.NewDecoder(cdc.FormatEvoDB); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -108,7 +104,7 @@ func benchDecode(b *testing.B, avro, borrow bool) {
 	b.ReportAllocs()
 	decode := d.Decode
 	if borrow {
-		decode = d.(codec.BorrowingDecoder).DecodeBorrowed
+		decode = d.(cdc.BorrowingDecoder).DecodeBorrowed
 	}
 	var ch codec.Change
 	i := 0

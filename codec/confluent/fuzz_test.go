@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // FuzzDecodeAvro feeds arbitrary bytes behind the headers of a plain and
@@ -25,7 +26,7 @@ func FuzzDecodeAvro(f *testing.F) {
 		v := append([]byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}, body...)
 		var ch codec.Change
 		err := d.DecodeBorrowed(codec.Record{Topic: "t", Value: v, TimestampMs: 1}, &ch)
-		if err != nil && err != codec.ErrTombstone {
+		if err != nil && err != cdc.ErrTombstone {
 			if _, ok := err.(*codec.DecodeError); !ok {
 				t.Fatalf("not a record error: %v", err)
 			}

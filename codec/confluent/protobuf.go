@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // Why protocompile and a decoder of our own: the registry holds .proto
@@ -1007,7 +1008,7 @@ func (r *preader) appendEntryJSON(dst []byte, entry *pmsg, b []byte) ([]byte, er
 		}
 		b = b[n:]
 	}
-	dst = codec.AppendJSONString(dst, key.Text())
+	dst = cdc.AppendJSONString(dst, key.Text())
 	dst = append(dst, ':')
 	if val == nil {
 		return r.appendDefaultJSON(dst, &entry.fields[vf])
@@ -1060,7 +1061,7 @@ func (r *preader) appendMsgJSON(dst []byte, m *pmsg, b []byte) ([]byte, error) {
 		if fi > 0 {
 			dst = append(dst, ',')
 		}
-		dst = codec.AppendJSONString(dst, f.name)
+		dst = cdc.AppendJSONString(dst, f.name)
 		dst = append(dst, ':')
 		last := -1
 		for i, s := range spans {

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // registerProto registers a Protobuf schema under subject and returns its
@@ -414,7 +415,7 @@ func TestProtobufRecordErrors(t *testing.T) {
 func TestProtoEncoderRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	recs := evodbRecords(20)
-	jd, err := codec.NewDecoder(codec.FormatEvoDB)
+	jd, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(t, err)
 	enc := NewProtoEncoder(f.reg, "shop.users")
 	d := f.decoder(DecoderOptions{Value: FormatProtobuf})
@@ -451,7 +452,7 @@ func BenchmarkDecodeBorrowedProtobuf(b *testing.B) { benchDecodeProto(b, true) }
 func benchDecodeProto(b *testing.B, borrow bool) {
 	f := newFixture(b)
 	recs := evodbRecords(1024)
-	jd, err := codec.NewDecoder(codec.FormatEvoDB)
+	jd, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(b, err)
 	enc := NewProtoEncoder(f.reg, "shop.users")
 	total := 0

@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
@@ -91,7 +92,7 @@ func (c *Config) applyDefaults() {
 		c.Tables = workload.DefaultTables
 	}
 	if c.Format == "" {
-		c.Format = codec.FormatEvoDB
+		c.Format = cdc.FormatEvoDB
 	}
 	if c.Records <= 0 {
 		c.Records = 200_000
@@ -295,7 +296,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		defer reg.close()
-		genFormat = codec.FormatEvoDB
+		genFormat = cdc.FormatEvoDB
 		res.Notes = append(res.Notes, "schemas served by an in-process registry; the sink fetches each schema ID once")
 	}
 	g := workload.New(workload.Config{

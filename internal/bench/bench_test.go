@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/internal/workload"
 )
@@ -22,8 +23,8 @@ func TestRun(t *testing.T) {
 		format codec.Format
 		tables int
 	}{
-		{"evodb-8", codec.FormatEvoDB, 8},
-		{"debezium-64", codec.FormatDebezium, 64},
+		{"evodb-8", cdc.FormatEvoDB, 8},
+		{"debezium-64", cdc.FormatDebezium, 64},
 		{"avro-8", confluent.FormatAvro, 8},
 		{"protobuf-8", confluent.FormatProtobuf, 8},
 	} {
@@ -97,11 +98,11 @@ func benchRecords(n int, format codec.Format) []workload.Record {
 
 // BenchmarkDecodeEncode is baseline (b) on the 8-table evodb workload.
 func BenchmarkDecodeEncode(b *testing.B) {
-	recs := benchRecords(50_000, codec.FormatEvoDB)
+	recs := benchRecords(50_000, cdc.FormatEvoDB)
 	b.ResetTimer()
 	var n int
 	for b.Loop() {
-		res, err := DecodeEncode(recs, EncodeConfig{Format: codec.FormatEvoDB})
+		res, err := DecodeEncode(recs, EncodeConfig{Format: cdc.FormatEvoDB})
 		if err != nil {
 			b.Fatal(err)
 		}

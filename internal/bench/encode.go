@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/partitioner"
 	"github.com/evodb/sink/sink"
@@ -15,7 +17,7 @@ type EncodeConfig struct {
 	Format codec.Format
 	// Decoder, when set, decodes instead of codec's decoder of Format (a
 	// schema-registry format's decoder).
-	Decoder codec.Decoder
+	Decoder cdc.Decoder
 	// Mode is the partition mode whose block size closes a block, as the
 	// sink's buffers do; FlushThreshold (default the sink's) closes a block
 	// at that many records.
@@ -50,12 +52,12 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 	}
 	d := cfg.Decoder
 	if d == nil {
-		if d, err = codec.NewDecoder(cfg.Format); err != nil {
+		if d, err = cdc.NewDecoder(cfg.Format); err != nil {
 			return EncodeResult{}, err
 		}
 	}
 	// The cheapest decode: no copy of the record, one row array reused.
-	dec, ok := d.(codec.BorrowingDecoder)
+	dec, ok := d.(cdc.BorrowingDecoder)
 	if !ok {
 		return EncodeResult{}, fmt.Errorf("decoder of %s cannot borrow", cfg.Format)
 	}
@@ -74,7 +76,7 @@ func DecodeEncode(recs []workload.Record, cfg EncodeConfig) (EncodeResult, error
 		if t.rows.Len() == 0 {
 			return nil
 		}
-		_, err := codec.EncodeRows(&w, t.schema, t.rows, codec.EncodeOptions{
+		_, err := parquetblock.EncodeRows(&w, t.schema, t.rows, parquetblock.EncodeOptions{
 			Compression: def.Compression, RowGroupBytes: mode.BlockSize, KafkaColumns: true,
 		})
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // peerPython returns the Python of SINK_TEST_PYTHON when it has what the
@@ -37,7 +37,7 @@ func TestRunPeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, Config{
-		Tables: 8, Format: codec.FormatEvoDB, Records: 3000, Seed: 1,
+		Tables: 8, Format: cdc.FormatEvoDB, Records: 3000, Seed: 1,
 		FlushInterval: 300 * time.Millisecond, TempDir: t.TempDir(),
 		Peer: PeerPython, PeerInterpreter: python,
 	})

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/internal/workload"
 )
@@ -20,8 +21,8 @@ type registryFormat struct {
 	fake *srfake.Registry
 	reg  *confluent.Registry
 	enc  confluent.ChangeEncoder
-	json codec.Decoder
-	dec  codec.Decoder
+	json cdc.Decoder
+	dec  cdc.Decoder
 	ch   codec.Change
 }
 
@@ -34,7 +35,7 @@ func newRegistryFormat(f codec.Format, topic string) (*registryFormat, error) {
 	}
 	rf := &registryFormat{fake: fake, reg: reg}
 	if rf.enc, err = confluent.NewChangeEncoder(reg, topic, f); err == nil {
-		if rf.json, err = codec.NewDecoder(codec.FormatEvoDB); err == nil {
+		if rf.json, err = cdc.NewDecoder(cdc.FormatEvoDB); err == nil {
 			rf.dec, err = confluent.NewDecoder(reg, confluent.DecoderOptions{Value: f})
 		}
 	}

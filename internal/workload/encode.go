@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // sized builds a record with an empty note column to measure it, then
@@ -37,7 +37,7 @@ func (g *Generator) appendEvoDB(dst []byte, t *table, c *change) []byte {
 		dst = append(dst, `{"op":"`...)
 		dst = append(dst, c.op...)
 		dst = append(dst, `","table":`...)
-		dst = codec.AppendJSONString(dst, t.name)
+		dst = cdc.AppendJSONString(dst, t.name)
 		dst = append(dst, `,"data":`...)
 		if c.op == OpDelete {
 			dst = append(dst, `{"id":`...)
@@ -90,11 +90,11 @@ func (g *Generator) appendDebezium(dst []byte, t *table, c *change) []byte {
 			dst = appendRow(dst, g.seed, t, c.id, c.version, c.evolved, sz, f)
 		}
 		dst = append(dst, `,"source":{"db":`...)
-		dst = codec.AppendJSONString(dst, g.cfg.DB)
+		dst = cdc.AppendJSONString(dst, g.cfg.DB)
 		dst = append(dst, `,"schema":`...)
-		dst = codec.AppendJSONString(dst, g.cfg.Schema)
+		dst = cdc.AppendJSONString(dst, g.cfg.Schema)
 		dst = append(dst, `,"table":`...)
-		dst = codec.AppendJSONString(dst, t.name)
+		dst = cdc.AppendJSONString(dst, t.name)
 		dst = append(dst, `,"lsn":`...)
 		dst = strconv.AppendUint(dst, c.lsn, 10)
 		dst = append(dst, `,"ts_ms":`...)
@@ -119,7 +119,7 @@ func (g *Generator) debeziumKey(t *table, id int64) []byte {
 	if g.cfg.SchemaWrapper {
 		if t.keySchema == "" {
 			t.keySchema = `{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"}],"optional":false,"name":` +
-				string(codec.AppendJSONString(nil, g.cfg.DB+"."+g.cfg.Schema+"."+t.name+".Key")) + `}`
+				string(cdc.AppendJSONString(nil, g.cfg.DB+"."+g.cfg.Schema+"."+t.name+".Key")) + `}`
 		}
 		k = append(k, `{"schema":`...)
 		k = append(k, t.keySchema...)
@@ -159,7 +159,7 @@ func connectField(c column) string {
 		b.WriteString(`,"name":"` + name + `","version":1`)
 	}
 	b.WriteString(`,"field":`)
-	b.Write(codec.AppendJSONString(nil, c.name))
+	b.Write(cdc.AppendJSONString(nil, c.name))
 	b.WriteByte('}')
 	return b.String()
 }
@@ -180,7 +180,7 @@ func (t *table) debeziumValueSchema(db, schema string, evolved bool) string {
 		fields = append(fields, connectField(c))
 	}
 	row := `{"type":"struct","fields":[` + strings.Join(fields, ",") + `],"optional":true,"name":` +
-		string(codec.AppendJSONString(nil, prefix+".Value"))
+		string(cdc.AppendJSONString(nil, prefix+".Value"))
 	source := `{"type":"struct","fields":[` +
 		`{"type":"string","optional":false,"field":"db"},` +
 		`{"type":"string","optional":false,"field":"schema"},` +
@@ -194,6 +194,6 @@ func (t *table) debeziumValueSchema(db, schema string, evolved bool) string {
 		source + `,` +
 		`{"type":"string","optional":false,"field":"op"},` +
 		`{"type":"int64","optional":true,"field":"ts_ms"}` +
-		`],"optional":false,"name":` + string(codec.AppendJSONString(nil, prefix+".Envelope")) + `}`
+		`],"optional":false,"name":` + string(cdc.AppendJSONString(nil, prefix+".Envelope")) + `}`
 	return t.valueSchema[i]
 }

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // kind is a generated column's type.
@@ -219,7 +219,7 @@ func appendValue(dst []byte, r *rand.Rand, k kind, id int64, version uint32, pad
 		}
 		return append(dst, '"')
 	case kindAdded:
-		return codec.AppendJSONString(dst, "v"+strconv.FormatUint(uint64(version), 10))
+		return cdc.AppendJSONString(dst, "v"+strconv.FormatUint(uint64(version), 10))
 	}
 	if r.IntN(20) == 0 {
 		return append(dst, "null"...)
@@ -239,24 +239,24 @@ func appendValue(dst []byte, r *rand.Rand, k kind, id int64, version uint32, pad
 	case kindBool:
 		return strconv.AppendBool(dst, r.IntN(2) == 0)
 	case kindText:
-		return codec.AppendJSONString(dst, words[r.IntN(len(words))])
+		return cdc.AppendJSONString(dst, words[r.IntN(len(words))])
 	case kindUnicode:
-		return codec.AppendJSONString(dst, unicodes[r.IntN(len(unicodes))])
+		return cdc.AppendJSONString(dst, unicodes[r.IntN(len(unicodes))])
 	case kindTimestamp:
 		ms := DefaultStartMs - r.Int64N(5*365*24*3600*1000)
 		if f.timestampMs {
 			return strconv.AppendInt(dst, ms, 10)
 		}
-		return codec.AppendJSONString(dst, time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z"))
+		return cdc.AppendJSONString(dst, time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z"))
 	case kindJSON:
 		var obj []byte
 		obj = append(obj, `{"k":`...)
 		obj = strconv.AppendInt(obj, int64(r.IntN(100)), 10)
 		obj = append(obj, `,"t":[`...)
-		obj = codec.AppendJSONString(obj, words[r.IntN(len(words))])
+		obj = cdc.AppendJSONString(obj, words[r.IntN(len(words))])
 		obj = append(obj, "]}"...)
 		if f.jsonAsText {
-			return codec.AppendJSONString(dst, string(obj))
+			return cdc.AppendJSONString(dst, string(obj))
 		}
 		return append(dst, obj...)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 )
 
 // Op names as they appear in Record.Op.
@@ -55,8 +56,8 @@ const (
 // Config describes a workload. The zero value is a valid 8-table evodb
 // workload over 12 partitions.
 type Config struct {
-	// Format is the envelope: codec.FormatEvoDB (default) or
-	// codec.FormatDebezium.
+	// Format is the envelope: cdc.FormatEvoDB (default) or
+	// cdc.FormatDebezium.
 	Format codec.Format
 	// SchemaWrapper wraps Debezium keys and values in
 	// {"schema":…,"payload":…} with Kafka Connect schemas.
@@ -134,7 +135,7 @@ type Generator struct {
 // New returns a generator for cfg drawing every choice from rng.
 func New(cfg Config, rng *rand.Rand) *Generator {
 	if cfg.Format == "" {
-		cfg.Format = codec.FormatEvoDB
+		cfg.Format = cdc.FormatEvoDB
 	}
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = DefaultPartitions
@@ -187,7 +188,7 @@ func (g *Generator) TableNames() []string {
 }
 
 func (g *Generator) routedName(t *table) string {
-	if g.cfg.Format == codec.FormatDebezium {
+	if g.cfg.Format == cdc.FormatDebezium {
 		return g.cfg.DB + "." + g.cfg.Schema + "." + t.name
 	}
 	return t.name
@@ -205,7 +206,7 @@ func (g *Generator) Next() Record {
 	c := g.change(t)
 	g.buf = g.buf[:0]
 	var key []byte
-	if g.cfg.Format == codec.FormatDebezium {
+	if g.cfg.Format == cdc.FormatDebezium {
 		g.buf = g.appendDebezium(g.buf, t, &c)
 		key = g.debeziumKey(t, c.id)
 	} else {
@@ -293,7 +294,7 @@ func (g *Generator) bad(t *table) Record {
 		v = fmt.Appendf(nil, `{"op":"INSERT","table":%q,"data":{"id":%d,"ts":%d`, t.name, id, ts)
 	case 1:
 		// An ordering key of the wrong type.
-		if g.cfg.Format == codec.FormatDebezium {
+		if g.cfg.Format == cdc.FormatDebezium {
 			v = fmt.Appendf(nil, `{"op":"c","after":{"id":%d},"source":{"db":%q,"schema":%q,"table":%q,"lsn":"not-a-number","ts_ms":%d}}`,
 				id, g.cfg.DB, g.cfg.Schema, t.name, ts)
 		} else {
@@ -301,7 +302,7 @@ func (g *Generator) bad(t *table) Record {
 		}
 	default:
 		// A row image that is not an object.
-		if g.cfg.Format == codec.FormatDebezium {
+		if g.cfg.Format == cdc.FormatDebezium {
 			v = fmt.Appendf(nil, `{"op":"c","after":"id=%d","source":{"db":%q,"schema":%q,"table":%q,"lsn":1,"ts_ms":%d}}`,
 				id, g.cfg.DB, g.cfg.Schema, t.name, ts)
 		} else {

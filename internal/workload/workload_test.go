@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/internal/kafkatest"
 )
 
@@ -24,9 +25,9 @@ var formats = []struct {
 	name string
 	cfg  Config
 }{
-	{"evodb", Config{Format: codec.FormatEvoDB}},
-	{"debezium", Config{Format: codec.FormatDebezium}},
-	{"debezium-schema", Config{Format: codec.FormatDebezium, SchemaWrapper: true}},
+	{"evodb", Config{Format: cdc.FormatEvoDB}},
+	{"debezium", Config{Format: cdc.FormatDebezium}},
+	{"debezium-schema", Config{Format: cdc.FormatDebezium, SchemaWrapper: true}},
 }
 
 func TestDeterministic(t *testing.T) {
@@ -55,7 +56,7 @@ func TestOpMixAndState(t *testing.T) {
 		perTable := map[string]int{}
 		live := map[string]map[int64]bool{}
 		lastLSN := uint64(0)
-		dec, err := codec.NewDecoder(codec.FormatEvoDB)
+		dec, err := cdc.NewDecoder(cdc.FormatEvoDB)
 		require.NoError(t, err)
 		for range n {
 			r := g.Next()
@@ -110,7 +111,7 @@ func TestRecordSizesAndColumns(t *testing.T) {
 				records = 1500
 			}
 			g := newGen(cfg, 3)
-			dec, err := codec.NewDecoder(cfg.Format)
+			dec, err := cdc.NewDecoder(cfg.Format)
 			require.NoError(t, err)
 			cols := map[string]int{}
 			for i := range records {
@@ -126,7 +127,7 @@ func TestRecordSizesAndColumns(t *testing.T) {
 				require.Equal(t, r.Table, ch.TableName())
 				require.Equal(t, r.LSN, ch.LSN)
 				require.Equal(t, r.Op, ch.Op.String())
-				if r.Op != OpDelete || cfg.Format == codec.FormatDebezium {
+				if r.Op != OpDelete || cfg.Format == cdc.FormatDebezium {
 					cols[r.Table] = max(cols[r.Table], len(ch.Row))
 				}
 			}
@@ -147,7 +148,7 @@ func payloadSize(t *testing.T, v []byte) int {
 
 func TestTypesSurviveDecoding(t *testing.T) {
 	g := newGen(Config{Tables: 1}, 5)
-	dec, err := codec.NewDecoder(codec.FormatEvoDB)
+	dec, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(t, err)
 	kinds := map[codec.Kind]bool{}
 	bigSeen := false
@@ -174,7 +175,7 @@ func TestSchemaEvolution(t *testing.T) {
 			cfg := f.cfg
 			cfg.Tables, cfg.EvolveAfter = 1, 10
 			g := newGen(cfg, 9)
-			dec, err := codec.NewDecoder(cfg.Format)
+			dec, err := cdc.NewDecoder(cfg.Format)
 			require.NoError(t, err)
 			schema := codec.NewSchema()
 			for i := range 30 {
@@ -196,7 +197,7 @@ func TestBadRecords(t *testing.T) {
 			cfg := f.cfg
 			cfg.BadRate = 0.1
 			g := newGen(cfg, 11)
-			dec, err := codec.NewDecoder(cfg.Format)
+			dec, err := cdc.NewDecoder(cfg.Format)
 			require.NoError(t, err)
 			bad := 0
 			for i := range 3000 {
@@ -303,7 +304,7 @@ func BenchmarkNext(b *testing.B) {
 func TestTimestamps(t *testing.T) {
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {
-			dec, err := codec.NewDecoder(f.cfg.Format)
+			dec, err := cdc.NewDecoder(f.cfg.Format)
 			require.NoError(t, err)
 			ts := func(g *Generator) int64 {
 				r := g.Next()
@@ -336,7 +337,7 @@ func TestDescriptiveColumns(t *testing.T) {
 			known[n] = true
 		}
 	}
-	dec, err := codec.NewDecoder(codec.FormatEvoDB)
+	dec, err := cdc.NewDecoder(cdc.FormatEvoDB)
 	require.NoError(t, err)
 	short := newGen(Config{}, 9)
 	descriptive := newGen(Config{DescriptiveColumns: true}, 9)

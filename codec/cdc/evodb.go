@@ -1,8 +1,10 @@
-package codec
+package cdc
 
 import (
 	"math"
 	"strconv"
+
+	"github.com/evodb/sink/codec"
 )
 
 // evodbDecoder decodes the evodb CDC entry:
@@ -24,20 +26,20 @@ import (
 // only does with UseNumber.
 type evodbDecoder struct{}
 
-func (evodbDecoder) Decode(rec Record, dst *Change) error {
+func (evodbDecoder) Decode(rec codec.Record, dst *codec.Change) error {
 	return withLooksLike(decodeEvoDB(rec, dst, false), &rec, FormatEvoDB)
 }
 
-func (evodbDecoder) DecodeBorrowed(rec Record, dst *Change) error {
+func (evodbDecoder) DecodeBorrowed(rec codec.Record, dst *codec.Change) error {
 	return withLooksLike(decodeEvoDB(rec, dst, true), &rec, FormatEvoDB)
 }
 
-func decodeEvoDB(rec Record, dst *Change, borrow bool) error {
-	var scratch []Field
+func decodeEvoDB(rec codec.Record, dst *codec.Change, borrow bool) error {
+	var scratch []codec.Field
 	if borrow {
 		scratch = dst.Row
 	}
-	*dst = Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, TS: rec.TimestampMs}
+	*dst = codec.Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, TS: rec.TimestampMs}
 	if isNullRecord(rec.Value) {
 		return ErrTombstone
 	}
@@ -45,8 +47,8 @@ func decodeEvoDB(rec Record, dst *Change, borrow bool) error {
 	var (
 		opSeen, tableSeen, lsnSeen bool
 		dataSeen, beforeSeen       bool
-		data, before               []Field
-		bad                        *DecodeError
+		data, before               []codec.Field
+		bad                        *codec.DecodeError
 	)
 	fail := func(field, reason string) error {
 		bad = decodeErr(&rec, dst.Table, field, reason)
@@ -127,23 +129,23 @@ func decodeEvoDB(rec Record, dst *Change, borrow bool) error {
 		return decodeErr(&rec, dst.Table, "lsn", "missing")
 	}
 	dst.Row = data
-	if dst.Op == OpDelete && beforeSeen {
+	if dst.Op == codec.OpDelete && beforeSeen {
 		dst.Row = before
 	}
-	if !dataSeen && !(dst.Op == OpDelete && beforeSeen) {
+	if !dataSeen && !(dst.Op == codec.OpDelete && beforeSeen) {
 		return decodeErr(&rec, dst.Table, "data", "missing or null")
 	}
 	return nil
 }
 
-func parseEvoOp(s string) (Op, bool) {
+func parseEvoOp(s string) (codec.Op, bool) {
 	switch s {
 	case "INSERT", "insert":
-		return OpInsert, true
+		return codec.OpInsert, true
 	case "UPDATE", "update":
-		return OpUpdate, true
+		return codec.OpUpdate, true
 	case "DELETE", "delete":
-		return OpDelete, true
+		return codec.OpDelete, true
 	}
 	return 0, false
 }
@@ -209,7 +211,7 @@ func (p *scanner) millis() (int64, bool) {
 const rowCap = 16
 
 // inferRow reads an object into fields with inferred kinds.
-func (p *scanner) inferRow() ([]Field, error) {
+func (p *scanner) inferRow() ([]codec.Field, error) {
 	row := p.newRow(rowCap)
 	err := p.object(func(key string) error {
 		v, err := p.inferValue()
@@ -219,7 +221,7 @@ func (p *scanner) inferRow() ([]Field, error) {
 			}
 			return err
 		}
-		row = append(row, Field{Name: key, Value: v})
+		row = append(row, codec.Field{Name: key, Value: v})
 		return nil
 	})
 	return row, err
@@ -236,11 +238,11 @@ func (e *fieldErr) Error() string { return "column " + strconv.Quote(e.name) + "
 // rendered as the sink decoded them: numbers as JSON numbers (non-finite
 // doubles as strings), JSON columns as their JSON text, binary as base64,
 // decimals as their exact text, dates and timestamps as ISO-8601 strings.
-func AppendEvoDB(dst []byte, ch *Change) []byte {
+func AppendEvoDB(dst []byte, ch *codec.Change) []byte {
 	dst = append(dst, `{"op":`...)
 	op := ch.Op.String()
-	if ch.Op == OpSnapshot {
-		op = OpInsert.String()
+	if ch.Op == codec.OpSnapshot {
+		op = codec.OpInsert.String()
 	}
 	dst = strconv.AppendQuote(dst, op)
 	dst = append(dst, `,"table":`...)
@@ -261,19 +263,19 @@ func AppendEvoDB(dst []byte, ch *Change) []byte {
 	return append(dst, '}')
 }
 
-func appendJSONValue(dst []byte, v Value) []byte {
-	switch v.kind {
-	case KindNull:
+func appendJSONValue(dst []byte, v codec.Value) []byte {
+	switch v.Kind() {
+	case codec.KindNull:
 		return append(dst, "null"...)
-	case KindBool, KindInt, KindDecimal:
+	case codec.KindBool, codec.KindInt, codec.KindDecimal:
 		return append(dst, v.Text()...)
-	case KindFloat:
+	case codec.KindFloat:
 		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
 			return AppendJSONString(dst, v.Text())
 		}
 		return append(dst, v.Text()...)
-	case KindJSON:
-		return append(dst, v.str...)
+	case codec.KindJSON:
+		return append(dst, v.Str()...)
 	}
 	return AppendJSONString(dst, v.Text())
 }

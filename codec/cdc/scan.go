@@ -1,4 +1,4 @@
-package codec
+package cdc
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/evodb/sink/codec"
 )
 
 // scanner is a minimal, strict JSON tokenizer over one record. The record
@@ -28,17 +30,17 @@ type scanner struct {
 	i int
 	// scratch, when not nil, is the backing array the next decoded row
 	// reuses (a borrowing decode); it is used once.
-	scratch []Field
+	scratch []codec.Field
 }
 
 // newRow returns an empty row to append a decoded object's fields to.
-func (p *scanner) newRow(n int) []Field {
+func (p *scanner) newRow(n int) []codec.Field {
 	if p.scratch != nil {
 		row := p.scratch[:0]
 		p.scratch = nil
 		return row
 	}
-	return make([]Field, 0, n)
+	return make([]codec.Field, 0, n)
 }
 
 // recordText returns the record as the scanner's text: a copy, or with
@@ -375,47 +377,47 @@ func (p *scanner) skipValue(depth int) error {
 
 // inferValue reads any value and infers its kind: integers that fit int64
 // are ints, other numbers doubles, objects and arrays JSON text.
-func (p *scanner) inferValue() (Value, error) {
+func (p *scanner) inferValue() (codec.Value, error) {
 	switch p.peek() {
 	case '"':
 		s, err := p.str()
-		return String(s), err
+		return codec.String(s), err
 	case 't':
 		if p.literal("true") {
-			return Bool(true), nil
+			return codec.Bool(true), nil
 		}
 	case 'f':
 		if p.literal("false") {
-			return Bool(false), nil
+			return codec.Bool(false), nil
 		}
 	case 'n':
 		if p.literal("null") {
-			return Null(), nil
+			return codec.Null(), nil
 		}
 	case '{', '[':
 		raw, err := p.keep()
-		return JSON(raw), err
+		return codec.JSON(raw), err
 	default:
 		tok, integer, err := p.number()
 		if err != nil {
-			return Value{}, err
+			return codec.Value{}, err
 		}
 		return numberValue(tok, integer)
 	}
-	return Value{}, errSyntax
+	return codec.Value{}, errSyntax
 }
 
 var errRange = errors.New("number out of range")
 
-func numberValue(tok string, integer bool) (Value, error) {
+func numberValue(tok string, integer bool) (codec.Value, error) {
 	if integer {
 		if i, err := strconv.ParseInt(tok, 10, 64); err == nil {
-			return Int(i), nil
+			return codec.Int(i), nil
 		}
 	}
 	f, err := strconv.ParseFloat(tok, 64)
 	if err != nil {
-		return Value{}, errRange
+		return codec.Value{}, errRange
 	}
-	return Float(f), nil
+	return codec.Float(f), nil
 }

@@ -1,4 +1,4 @@
-package codec
+package cdc
 
 import (
 	"bytes"
@@ -6,39 +6,42 @@ import (
 	"math"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 )
 
 // checkDecoded asserts the decoder contract for any input: a tombstone, a
 // *DecodeError, or a valid change that a schema accepts (or rejects with a
 // *DecodeError) and that encodes.
 func checkDecoded(t *testing.T, d Decoder, key, value []byte) {
-	var ch Change
-	err := d.Decode(Record{Topic: "t.s.x", Offset: 1, Key: key, Value: value}, &ch)
+	var ch codec.Change
+	err := d.Decode(codec.Record{Topic: "t.s.x", Offset: 1, Key: key, Value: value}, &ch)
 	if err != nil {
-		var de *DecodeError
+		var de *codec.DecodeError
 		if !errors.Is(err, ErrTombstone) && !errors.As(err, &de) {
 			t.Fatalf("untyped error %T: %v", err, err)
 		}
 		return
 	}
-	if ch.Table == "" || ch.Op < OpInsert || ch.Op > OpSnapshot || ch.LSN > math.MaxInt64 {
+	if ch.Table == "" || ch.Op < codec.OpInsert || ch.Op > codec.OpSnapshot || ch.LSN > math.MaxInt64 {
 		t.Fatalf("invalid change: %+v", ch)
 	}
 	for _, f := range ch.Row {
 		k := f.Value.Kind()
-		if !utf8.ValidString(f.Name) || (k == KindString || k == KindJSON) && !utf8.ValidString(f.Value.Str()) {
+		if !utf8.ValidString(f.Name) || (k == codec.KindString || k == codec.KindJSON) && !utf8.ValidString(f.Value.Str()) {
 			t.Fatalf("column %q holds invalid UTF-8: %#v", f.Name, f.Value)
 		}
 	}
-	s := NewSchema()
+	s := codec.NewSchema()
 	if _, err := s.Accept(&ch); err != nil {
-		var de *DecodeError
+		var de *codec.DecodeError
 		if !errors.As(err, &de) {
 			t.Fatalf("untyped schema error %T: %v", err, err)
 		}
 		return
 	}
-	if _, err := EncodeBlock(&bytes.Buffer{}, s, []Change{ch}, EncodeOptions{Compression: "none"}); err != nil {
+	if _, err := parquetblock.EncodeBlock(&bytes.Buffer{}, s, []codec.Change{ch}, parquetblock.EncodeOptions{Compression: "none"}); err != nil {
 		t.Fatalf("accepted change does not encode: %v", err)
 	}
 }

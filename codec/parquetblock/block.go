@@ -1,4 +1,13 @@
-package codec
+// Package parquetblock writes a table's changes as one Parquet file (a
+// block) and reads blocks back: the schema's data columns after the
+// metadata columns, each column typed as codec's Type maps to Parquet,
+// with the statistics (codec.BlockStats) the table log records. EncodeRows
+// is the flush's hot path (BenchmarkEncodeBlock).
+//
+// parquetblock knows no input format and no table format: it imports
+// codec and parquet-go, nothing of codec/cdc or committer/ (codec's
+// TestRowModelImports).
+package parquetblock
 
 import (
 	"cmp"
@@ -9,9 +18,9 @@ import (
 	"math"
 	"math/big"
 	"slices"
-	"strings"
 	"unsafe"
 
+	"github.com/evodb/sink/codec"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
@@ -35,10 +44,10 @@ const (
 )
 
 // columnsJSON renders s's data columns as the evodb.columns metadata.
-func columnsJSON(s *Schema) (string, error) {
-	pairs := make([][2]string, len(s.cols))
-	for i, c := range s.cols {
-		pairs[i] = [2]string{c.Name, c.Type.describe()}
+func columnsJSON(s *codec.Schema) (string, error) {
+	pairs := make([][2]string, len(s.Columns()))
+	for i, c := range s.Columns() {
+		pairs[i] = [2]string{c.Name, c.Type.Name()}
 	}
 	b, err := json.Marshal(pairs)
 	if err != nil {
@@ -52,7 +61,7 @@ func columnsJSON(s *Schema) (string, error) {
 // ({"type":"struct","fields":[{"name","type","nullable","metadata"}]}),
 // metadata columns first, JSON columns marked by an "evodb.type" of "json"
 // in their field metadata.
-func parseLegacySchema(text string) (*Schema, error) {
+func parseLegacySchema(text string) (*codec.Schema, error) {
 	var st struct {
 		Type   string `json:"type"`
 		Fields []struct {
@@ -68,11 +77,11 @@ func parseLegacySchema(text string) (*Schema, error) {
 	if st.Type != "struct" {
 		return nil, fmt.Errorf("parse %s: type %q, want struct", metaSchema, st.Type)
 	}
-	s := NewSchema()
+	s := codec.NewSchema()
 	for _, f := range st.Fields {
-		if IsReserved(f.Name) {
-			if f.Name == ColTopic {
-				s.kafka = true
+		if codec.IsReserved(f.Name) {
+			if f.Name == codec.ColTopic {
+				s.SetKafkaColumns(true)
 			}
 			continue
 		}
@@ -80,14 +89,14 @@ func parseLegacySchema(text string) (*Schema, error) {
 		if !ok {
 			return nil, fmt.Errorf("parse %s: column %q: nested types are not supported", metaSchema, f.Name)
 		}
-		t, err := ParseType(name)
+		t, err := codec.ParseType(name)
 		if err != nil {
 			return nil, fmt.Errorf("parse %s: column %q: %w", metaSchema, f.Name, err)
 		}
-		if t.Kind == TypeString && f.Metadata["evodb.type"] == "json" {
-			t.Kind = TypeJSON
+		if t.Kind == codec.TypeString && f.Metadata["evodb.type"] == "json" {
+			t.Kind = codec.TypeJSON
 		}
-		if err := s.AddColumn(Column{Name: f.Name, Type: t, Nullable: f.Nullable}); err != nil {
+		if err := s.AddColumn(codec.Column{Name: f.Name, Type: t, Nullable: f.Nullable}); err != nil {
 			return nil, fmt.Errorf("parse %s: %w", metaSchema, err)
 		}
 	}
@@ -95,24 +104,24 @@ func parseLegacySchema(text string) (*Schema, error) {
 }
 
 // parseColumnsJSON is the inverse of columnsJSON.
-func parseColumnsJSON(text string) (*Schema, error) {
+func parseColumnsJSON(text string) (*codec.Schema, error) {
 	var pairs [][2]string
 	if err := json.Unmarshal([]byte(text), &pairs); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", metaColumnList, err)
 	}
-	s := NewSchema()
+	s := codec.NewSchema()
 	for _, p := range pairs {
-		t := Type{Kind: TypeJSON}
+		t := codec.Type{Kind: codec.TypeJSON}
 		if p[1] != "json" {
 			var err error
-			if t, err = ParseType(p[1]); err != nil {
+			if t, err = codec.ParseType(p[1]); err != nil {
 				return nil, fmt.Errorf("parse %s: column %q: %w", metaColumnList, p[0], err)
 			}
 		}
-		if IsReserved(p[0]) {
+		if codec.IsReserved(p[0]) {
 			return nil, fmt.Errorf("parse %s: column %q is reserved", metaColumnList, p[0])
 		}
-		if err := s.AddColumn(Column{Name: p[0], Type: t, Nullable: true}); err != nil {
+		if err := s.AddColumn(codec.Column{Name: p[0], Type: t, Nullable: true}); err != nil {
 			return nil, fmt.Errorf("parse %s: %w", metaColumnList, err)
 		}
 	}
@@ -162,29 +171,10 @@ func (o EncodeOptions) codec() (compress.Codec, error) {
 	return nil, fmt.Errorf("unknown compression %q (want zstd, snappy or none)", o.Compression)
 }
 
-// ColumnStats are the statistics of one column in a block. Min and Max are
-// null when the column has no non-null value or its type has no order
-// (binary, JSON, boolean); NaN doubles are ignored.
-type ColumnStats struct {
-	Type      Type
-	Min, Max  Value
-	NullCount int64
-}
-
-// BlockStats describe an encoded block.
-type BlockStats struct {
-	Rows           int64
-	Bytes          int64
-	MinLSN, MaxLSN uint64
-	MinTS, MaxTS   int64
-	// Columns holds every column, metadata columns included.
-	Columns map[string]ColumnStats
-}
-
 // blockColumn is one column of a block as the encoder sees it.
 type blockColumn struct {
 	name     string
-	typ      Type
+	typ      codec.Type
 	optional bool
 	leaf     int // column index in the Parquet schema
 	flbaLen  int // fixed length of a wide decimal
@@ -193,7 +183,7 @@ type blockColumn struct {
 // decimalBytes is the fixed length that holds any unscaled value of a
 // precision: the smallest n with 2^(8n-1) > 10^p.
 func decimalBytes(precision int32) int {
-	limit := new(big.Int).Exp(bigTen, big.NewInt(int64(precision)), nil)
+	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(precision)), nil)
 	for n := 1; ; n++ {
 		if new(big.Int).Lsh(big.NewInt(1), uint(8*n-1)).Cmp(limit) >= 0 {
 			return n
@@ -208,23 +198,23 @@ func decimalBytes(precision int32) int {
 func parquetNode(c *blockColumn) parquet.Node {
 	var n parquet.Node
 	switch c.typ.Kind {
-	case TypeLong:
+	case codec.TypeLong:
 		n = parquet.Leaf(parquet.Int64Type)
-	case TypeInteger:
+	case codec.TypeInteger:
 		n = parquet.Leaf(parquet.Int32Type)
-	case TypeDouble:
+	case codec.TypeDouble:
 		n = parquet.Leaf(parquet.DoubleType)
-	case TypeBoolean:
+	case codec.TypeBoolean:
 		n = parquet.Leaf(parquet.BooleanType)
-	case TypeString, TypeJSON:
+	case codec.TypeString, codec.TypeJSON:
 		n = parquet.String()
-	case TypeBinary:
+	case codec.TypeBinary:
 		n = parquet.Leaf(parquet.ByteArrayType)
-	case TypeDate:
+	case codec.TypeDate:
 		n = parquet.Date()
-	case TypeTimestamp:
+	case codec.TypeTimestamp:
 		n = parquet.Timestamp(parquet.Millisecond)
-	case TypeDecimal:
+	case codec.TypeDecimal:
 		p, s := int(c.typ.Precision), int(c.typ.Scale)
 		switch {
 		case p <= 9:
@@ -239,9 +229,9 @@ func parquetNode(c *blockColumn) parquet.Node {
 	// Monotonic metadata columns compress to almost nothing with delta
 	// encoding; the op and topic columns repeat a handful of values.
 	switch c.name {
-	case ColLSN, ColTS, ColOffset:
+	case codec.ColLSN, codec.ColTS, codec.ColOffset:
 		n = parquet.Encoded(n, &parquet.DeltaBinaryPacked)
-	case ColOp, ColTopic:
+	case codec.ColOp, codec.ColTopic:
 		n = parquet.Encoded(n, &parquet.RLEDictionary)
 	}
 	if c.optional {
@@ -251,12 +241,12 @@ func parquetNode(c *blockColumn) parquet.Node {
 }
 
 // blockLayout builds the Parquet schema and column list of a block.
-func blockLayout(s *Schema, kafka bool) (*parquet.Schema, []blockColumn) {
+func blockLayout(s *codec.Schema, kafka bool) (*parquet.Schema, []blockColumn) {
 	var cols []blockColumn
-	for _, c := range MetaColumns(kafka) {
+	for _, c := range codec.MetaColumns(kafka) {
 		cols = append(cols, blockColumn{name: c.Name, typ: c.Type})
 	}
-	for _, c := range s.cols {
+	for _, c := range s.Columns() {
 		cols = append(cols, blockColumn{name: c.Name, typ: c.Type, optional: true})
 	}
 	group := make(parquet.Group, len(cols))
@@ -295,20 +285,20 @@ const batchRows = 256
 // coerced to their column's type (an int in a double column is written as
 // a double). Row groups are cut when their estimated size reaches
 // opts.RowGroupBytes.
-func EncodeBlock(w io.Writer, s *Schema, changes []Change, opts EncodeOptions) (BlockStats, error) {
-	rows, err := RowsOf(changes)
+func EncodeBlock(w io.Writer, s *codec.Schema, changes []codec.Change, opts EncodeOptions) (codec.BlockStats, error) {
+	rows, err := codec.RowsOf(changes)
 	if err != nil {
-		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+		return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
 	return EncodeRows(w, s, rows, opts)
 }
 
 // EncodeRows is EncodeBlock for changes held in Rows, written in the
 // Rows' current order (see Rows.Sort).
-func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockStats, error) {
-	codec, err := opts.codec()
+func EncodeRows(w io.Writer, s *codec.Schema, rows *codec.Rows, opts EncodeOptions) (codec.BlockStats, error) {
+	comp, err := opts.codec()
 	if err != nil {
-		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+		return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
 	rgBytes := opts.RowGroupBytes
 	if rgBytes <= 0 {
@@ -316,26 +306,26 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 	}
 	colsJSON, err := columnsJSON(s)
 	if err != nil {
-		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+		return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
 	db, ns, table := rows.Table()
 	ps, cols := blockLayout(s, opts.KafkaColumns)
-	nmeta := len(MetaColumns(opts.KafkaColumns))
+	nmeta := len(codec.MetaColumns(opts.KafkaColumns))
 	// colOf maps the Rows' column names to block columns (-1: not in
 	// the schema), once per block instead of once per value.
-	colOf := make([]int, len(rows.names))
+	colOf := make([]int, rows.NumNames())
 	for i := range colOf {
 		colOf[i] = -1
 	}
 	for ci := range cols {
-		if ni, ok := rows.nameIdx[cols[ci].name]; ok {
+		if ni, ok := rows.NameIndex(cols[ci].name); ok {
 			colOf[ni] = ci
 		}
 	}
 
 	cw := &countingWriter{w: w}
 	pw := parquet.NewWriter(cw, ps,
-		parquet.Compression(codec),
+		parquet.Compression(comp),
 		parquet.CreatedBy("evodb-sink", "", ""),
 		// Min/max in every data page header are the deprecated form of
 		// the column index, which is still written, as are the row
@@ -348,21 +338,24 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 		parquet.KeyValueMetadata(metaTable, table),
 	)
 
-	e := rowsEncoder{rows: rows, cols: cols, nmeta: nmeta, colOf: colOf, st: newStatsBuilder(cols)}
 	n := rows.Len()
+	// metas is sized once: a RowMeta is a few words, and growing the
+	// slice by appends cost a handful of allocations per block.
+	e := rowsEncoder{rows: rows, cols: cols, nmeta: nmeta, colOf: colOf, st: newStatsBuilder(cols),
+		metas: make([]codec.RowMeta, 0, min(n, batchRows))}
 	writers := pw.ColumnWriters()
 	var groupBytes int64
 	for start := 0; start < n; start += batchRows {
 		end := min(start+batchRows, n)
 		if err := e.gather(start, end); err != nil {
-			return BlockStats{}, fmt.Errorf("encode block: %w", err)
+			return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 		}
 		for i := range cols {
 			if err := e.column(i); err != nil {
-				return BlockStats{}, fmt.Errorf("encode block: %w", err)
+				return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 			}
 			if _, err := writers[cols[i].leaf].WriteRowValues(e.out); err != nil {
-				return BlockStats{}, fmt.Errorf("encode block: %w", err)
+				return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 			}
 		}
 		groupBytes += e.bytes
@@ -370,12 +363,12 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 		if groupBytes >= rgBytes {
 			groupBytes = 0
 			if err := pw.Flush(); err != nil {
-				return BlockStats{}, fmt.Errorf("encode block: %w", err)
+				return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 			}
 		}
 	}
 	if err := pw.Close(); err != nil {
-		return BlockStats{}, fmt.Errorf("encode block: %w", err)
+		return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
 	stats := e.st.finish(int64(n))
 	stats.Bytes = cw.n
@@ -387,16 +380,17 @@ func EncodeRows(w io.Writer, s *Schema, rows *Rows, opts EncodeOptions) (BlockSt
 // minimum and maximum in locals, instead of converting and comparing
 // every value through the generic Value paths (BenchmarkEncodeBlock).
 type rowsEncoder struct {
-	rows  *Rows
+	rows  *codec.Rows
 	cols  []blockColumn
 	nmeta int
 	colOf []int
 	st    *statsBuilder
-	// metas are the batch's rows; cellAt[k*ndata+j] is 1 + the index of
-	// row k's cell for data column nmeta+j, 0 when the row has none.
-	metas  []*rowMeta
+	// metas are the metadata of the batch's rows; cellAt[k*ndata+j] is
+	// 1 + the index of row k's cell for data column nmeta+j, 0 when the
+	// row has none.
+	metas  []codec.RowMeta
 	cellAt []uint32
-	src    []Value // the current column's values, null where absent
+	src    []codec.Value // the current column's values, null where absent
 	out    []parquet.Value
 	bytes  int64 // estimated uncompressed bytes of the batch
 }
@@ -409,21 +403,22 @@ func (e *rowsEncoder) gather(start, end int) error {
 	e.cellAt = slices.Grow(e.cellAt[:0], (end-start)*ndata)[:(end-start)*ndata]
 	clear(e.cellAt)
 	for k := start; k < end; k++ {
-		m := &rows.meta[rows.at(k)]
-		if m.lsn > math.MaxInt64 {
-			return fmt.Errorf("change at %s/%d@%d: lsn %d above 2^63-1", rows.topics[m.topic], m.partition, m.offset, m.lsn)
+		m := rows.Meta(k)
+		if m.LSN > math.MaxInt64 {
+			return fmt.Errorf("change at %s/%d@%d: lsn %d above 2^63-1", m.Topic, m.Partition, m.Offset, m.LSN)
 		}
 		at := e.cellAt[(k-start)*ndata : (k-start+1)*ndata]
-		for ri := m.cells; ri < m.cells+m.nrow; ri++ {
-			c := &rows.cells[ri]
-			i := e.colOf[c.nk>>8]
+		lo, hi := rows.RowCells(k)
+		for ri := lo; ri < hi; ri++ {
+			name := rows.CellName(ri)
+			i := e.colOf[name]
 			if i < e.nmeta {
-				if i < 0 && Kind(c.nk&0xff) == KindNull {
+				if i < 0 && rows.CellValue(ri).IsNull() {
 					continue // a column only ever null is not in the schema yet
 				}
-				return fmt.Errorf("change at %s/%d@%d: column %q is not in the schema", rows.topics[m.topic], m.partition, m.offset, rows.names[c.nk>>8])
+				return fmt.Errorf("change at %s/%d@%d: column %q is not in the schema", m.Topic, m.Partition, m.Offset, rows.Name(name))
 			}
-			at[i-e.nmeta] = ri + 1
+			at[i-e.nmeta] = uint32(ri + 1)
 		}
 		e.metas = append(e.metas, m)
 	}
@@ -439,27 +434,27 @@ func (e *rowsEncoder) column(i int) error {
 	if i < e.nmeta {
 		for k, m := range e.metas {
 			switch c.name {
-			case ColOp:
-				src[k] = String(m.op.String())
-			case ColLSN:
-				src[k] = Int(int64(m.lsn))
-			case ColTS:
-				src[k] = Timestamp(m.ts)
-			case ColTopic:
-				src[k] = String(rows.topics[m.topic])
-			case ColPartition:
-				src[k] = Int(int64(m.partition))
-			case ColOffset:
-				src[k] = Int(m.offset)
+			case codec.ColOp:
+				src[k] = codec.String(m.Op.String())
+			case codec.ColLSN:
+				src[k] = codec.Int(int64(m.LSN))
+			case codec.ColTS:
+				src[k] = codec.Timestamp(m.TS)
+			case codec.ColTopic:
+				src[k] = codec.String(m.Topic)
+			case codec.ColPartition:
+				src[k] = codec.Int(int64(m.Partition))
+			case codec.ColOffset:
+				src[k] = codec.Int(m.Offset)
 			}
 		}
 	} else {
 		ndata, j := len(e.cols)-e.nmeta, i-e.nmeta
 		for k := range src {
 			if ci := e.cellAt[k*ndata+j]; ci != 0 {
-				src[k] = rows.value(&rows.cells[ci-1])
+				src[k] = rows.CellValue(int(ci - 1))
 			} else {
-				src[k] = Value{}
+				src[k] = codec.Value{}
 			}
 		}
 	}
@@ -474,27 +469,27 @@ func (e *rowsEncoder) column(i int) error {
 	mismatch := func(k int) error {
 		m := e.metas[k]
 		return fmt.Errorf("change at %s/%d@%d: column %q: expected %s, got %s",
-			rows.topics[m.topic], m.partition, m.offset, c.name, c.typ.describe(), src[k].kind)
+			m.Topic, m.Partition, m.Offset, c.name, c.typ.Name(), src[k].Kind())
 	}
 	switch c.typ.Kind {
-	case TypeLong, TypeTimestamp, TypeInteger, TypeDate:
-		want, narrow := KindInt, c.typ.Kind == TypeInteger || c.typ.Kind == TypeDate
+	case codec.TypeLong, codec.TypeTimestamp, codec.TypeInteger, codec.TypeDate:
+		want, narrow := codec.KindInt, c.typ.Kind == codec.TypeInteger || c.typ.Kind == codec.TypeDate
 		switch c.typ.Kind {
-		case TypeTimestamp:
-			want = KindTimestamp
-		case TypeDate:
-			want = KindDate
+		case codec.TypeTimestamp:
+			want = codec.KindTimestamp
+		case codec.TypeDate:
+			want = codec.KindDate
 		}
 		var b bounds[int64]
 		for k := range src {
 			v := &src[k]
-			if v.kind == KindNull {
+			if v.IsNull() {
 				cs.NullCount++
 				out = append(out, null)
 				continue
 			}
-			x := int64(v.num)
-			if v.kind != want || (narrow && (x < math.MinInt32 || x > math.MaxInt32)) {
+			x := v.Int()
+			if v.Kind() != want || (narrow && (x < math.MinInt32 || x > math.MaxInt32)) {
 				return mismatch(k)
 			}
 			b.add(x)
@@ -505,23 +500,23 @@ func (e *rowsEncoder) column(i int) error {
 			}
 		}
 		if b.seen {
-			e.st.add(i, Value{kind: want, num: uint64(b.lo)})
-			e.st.add(i, Value{kind: want, num: uint64(b.hi)})
+			e.st.add(i, intValue(want, b.lo))
+			e.st.add(i, intValue(want, b.hi))
 		}
-	case TypeDouble:
+	case codec.TypeDouble:
 		var b bounds[float64]
 		for k := range src {
 			v := &src[k]
 			var x float64
-			switch v.kind {
-			case KindNull:
+			switch v.Kind() {
+			case codec.KindNull:
 				cs.NullCount++
 				out = append(out, null)
 				continue
-			case KindFloat:
+			case codec.KindFloat:
 				x = v.Float()
-			case KindInt:
-				x = float64(int64(v.num))
+			case codec.KindInt:
+				x = float64(v.Int())
 			default:
 				return mismatch(k)
 			}
@@ -531,38 +526,39 @@ func (e *rowsEncoder) column(i int) error {
 			out = append(out, present(opt, leaf, parquet.DoubleValue(x)))
 		}
 		if b.seen {
-			e.st.add(i, Float(b.lo))
-			e.st.add(i, Float(b.hi))
+			e.st.add(i, codec.Float(b.lo))
+			e.st.add(i, codec.Float(b.hi))
 		}
-	case TypeString:
+	case codec.TypeString:
 		var b bounds[string]
 		for k := range src {
 			v := &src[k]
-			switch v.kind {
-			case KindNull:
+			switch v.Kind() {
+			case codec.KindNull:
 				cs.NullCount++
 				out = append(out, null)
 				continue
-			case KindString:
+			case codec.KindString:
 			default:
-				*v = String(v.Text())
+				*v = codec.String(v.Text())
 			}
-			b.add(v.str)
-			strBytes += int64(len(v.str))
-			out = append(out, present(opt, leaf, parquet.ByteArrayValue(bytesOf(v.str))))
+			str := v.Str()
+			b.add(str)
+			strBytes += int64(len(str))
+			out = append(out, present(opt, leaf, parquet.ByteArrayValue(bytesOf(str))))
 		}
 		if b.seen {
-			e.st.add(i, String(b.lo))
-			e.st.add(i, String(b.hi))
+			e.st.add(i, codec.String(b.lo))
+			e.st.add(i, codec.String(b.hi))
 		}
-	case TypeBoolean:
+	case codec.TypeBoolean:
 		for k := range src {
 			v := &src[k]
-			switch v.kind {
-			case KindNull:
+			switch v.Kind() {
+			case codec.KindNull:
 				cs.NullCount++
 				out = append(out, null)
-			case KindBool:
+			case codec.KindBool:
 				out = append(out, present(opt, leaf, parquet.BooleanValue(v.Bool())))
 			default:
 				return mismatch(k)
@@ -570,12 +566,12 @@ func (e *rowsEncoder) column(i int) error {
 		}
 	default: // decimal, JSON, binary: rare enough for the generic path
 		for k := range src {
-			v, ok := coerce(src[k], c.typ)
+			v, ok := codec.Coerce(src[k], c.typ)
 			if !ok {
 				return mismatch(k)
 			}
 			e.st.add(i, v)
-			strBytes += int64(len(v.str))
+			strBytes += int64(len(v.Str()))
 			out = append(out, toParquet(c, v))
 		}
 	}
@@ -601,6 +597,17 @@ func (b *bounds[T]) add(x T) {
 	b.seen = true
 }
 
+// intValue is the value of an integer kind (int, date or timestamp) x.
+func intValue(k codec.Kind, x int64) codec.Value {
+	switch k {
+	case codec.KindDate:
+		return codec.Date(int32(x))
+	case codec.KindTimestamp:
+		return codec.Timestamp(x)
+	}
+	return codec.Int(x)
+}
+
 // present sets a non-null value's levels when its column is optional.
 func present(optional bool, leaf int, v parquet.Value) parquet.Value {
 	if optional {
@@ -610,42 +617,37 @@ func present(optional bool, leaf int, v parquet.Value) parquet.Value {
 }
 
 // toParquet converts a coerced value to a Parquet value at its leaf.
-func toParquet(c *blockColumn, v Value) parquet.Value {
+func toParquet(c *blockColumn, v codec.Value) parquet.Value {
 	def := 0
 	if c.optional {
-		if v.kind == KindNull {
+		if v.IsNull() {
 			return parquet.NullValue().Level(0, 0, c.leaf)
 		}
 		def = 1
 	}
 	var pv parquet.Value
 	switch c.typ.Kind {
-	case TypeLong, TypeTimestamp:
-		pv = parquet.Int64Value(int64(v.num))
-	case TypeInteger, TypeDate:
-		pv = parquet.Int32Value(int32(int64(v.num)))
-	case TypeDouble:
+	case codec.TypeLong, codec.TypeTimestamp:
+		pv = parquet.Int64Value(v.Int())
+	case codec.TypeInteger, codec.TypeDate:
+		pv = parquet.Int32Value(int32(v.Int()))
+	case codec.TypeDouble:
 		pv = parquet.DoubleValue(v.Float())
-	case TypeBoolean:
+	case codec.TypeBoolean:
 		pv = parquet.BooleanValue(v.Bool())
-	case TypeString, TypeJSON, TypeBinary:
-		pv = parquet.ByteArrayValue(bytesOf(v.str))
-	case TypeDecimal:
+	case codec.TypeString, codec.TypeJSON, codec.TypeBinary:
+		pv = parquet.ByteArrayValue(bytesOf(v.Str()))
+	case codec.TypeDecimal:
 		switch {
 		case c.flbaLen > 0:
 			b := make([]byte, c.flbaLen)
-			if len(v.str) > 0 && v.str[0]&0x80 != 0 {
-				for i := range b {
-					b[i] = 0xff
-				}
-			}
-			copy(b[len(b)-len(v.str):], v.str)
+			v.PutUnscaled(b)
 			pv = parquet.FixedLenByteArrayValue(b)
 		case c.typ.Precision <= 9:
-			x, _ := twosInt64(v.str)
+			x, _ := v.UnscaledInt64()
 			pv = parquet.Int32Value(int32(x))
 		default:
-			x, _ := twosInt64(v.str)
+			x, _ := v.UnscaledInt64()
 			pv = parquet.Int64Value(x)
 		}
 	}
@@ -653,55 +655,55 @@ func toParquet(c *blockColumn, v Value) parquet.Value {
 }
 
 // fromParquet converts a Parquet value back to a Value of a column type.
-func fromParquet(c *blockColumn, pv parquet.Value) Value {
+func fromParquet(c *blockColumn, pv parquet.Value) codec.Value {
 	if pv.IsNull() {
-		return Value{}
+		return codec.Value{}
 	}
 	switch c.typ.Kind {
-	case TypeLong:
-		return Int(pv.Int64())
-	case TypeInteger:
-		return Int(int64(pv.Int32()))
-	case TypeTimestamp:
-		return Timestamp(pv.Int64())
-	case TypeDate:
-		return Date(pv.Int32())
-	case TypeDouble:
-		return Float(pv.Double())
-	case TypeBoolean:
-		return Bool(pv.Boolean())
-	case TypeString:
-		return String(string(pv.ByteArray()))
-	case TypeJSON:
-		return JSON(string(pv.ByteArray()))
-	case TypeBinary:
-		return Binary(pv.ByteArray())
-	case TypeDecimal:
+	case codec.TypeLong:
+		return codec.Int(pv.Int64())
+	case codec.TypeInteger:
+		return codec.Int(int64(pv.Int32()))
+	case codec.TypeTimestamp:
+		return codec.Timestamp(pv.Int64())
+	case codec.TypeDate:
+		return codec.Date(pv.Int32())
+	case codec.TypeDouble:
+		return codec.Float(pv.Double())
+	case codec.TypeBoolean:
+		return codec.Bool(pv.Boolean())
+	case codec.TypeString:
+		return codec.String(string(pv.ByteArray()))
+	case codec.TypeJSON:
+		return codec.JSON(string(pv.ByteArray()))
+	case codec.TypeBinary:
+		return codec.Binary(pv.ByteArray())
+	case codec.TypeDecimal:
 		switch {
 		case c.flbaLen > 0:
-			return Decimal(pv.ByteArray(), c.typ.Scale)
+			return codec.Decimal(pv.ByteArray(), c.typ.Scale)
 		case c.typ.Precision <= 9:
-			return Value{kind: KindDecimal, scale: c.typ.Scale, str: int64Twos(int64(pv.Int32()))}
+			return codec.DecimalFromInt64(int64(pv.Int32()), c.typ.Scale)
 		default:
-			return Value{kind: KindDecimal, scale: c.typ.Scale, str: int64Twos(pv.Int64())}
+			return codec.DecimalFromInt64(pv.Int64(), c.typ.Scale)
 		}
 	}
-	return Value{}
+	return codec.Value{}
 }
 
 // ReadBlock reads a block written by EncodeBlock: its schema and its
 // changes, in order. Each change's Row lists every schema column (nulls
 // included) in schema order; Key and Declared are not stored in blocks.
-func ReadBlock(r io.ReaderAt, size int64) (*Schema, []Change, error) {
+func ReadBlock(r io.ReaderAt, size int64) (*codec.Schema, []codec.Change, error) {
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read block: %w", err)
 	}
-	var s *Schema
+	var s *codec.Schema
 	if text, ok := f.Lookup(metaColumnList); ok {
 		s, err = parseColumnsJSON(text)
 		if err == nil {
-			_, hasTopic := f.Schema().Lookup(ColTopic)
+			_, hasTopic := f.Schema().Lookup(codec.ColTopic)
 			s.SetKafkaColumns(hasTopic)
 		}
 	} else if text, ok := f.Lookup(metaSchema); ok {
@@ -715,13 +717,13 @@ func ReadBlock(r io.ReaderAt, size int64) (*Schema, []Change, error) {
 	db, _ := f.Lookup(metaDB)
 	ns, _ := f.Lookup(metaNS)
 	table, _ := f.Lookup(metaTable)
-	_, hasTopic := f.Schema().Lookup(ColTopic)
+	_, hasTopic := f.Schema().Lookup(codec.ColTopic)
 	ps, cols := blockLayout(s, hasTopic)
 	if !parquet.SameNodes(ps, f.Schema()) {
 		return nil, nil, fmt.Errorf("read block: file schema does not match its %s metadata", metaColumnList)
 	}
-	nmeta := len(MetaColumns(hasTopic))
-	changes := make([]Change, 0, f.NumRows())
+	nmeta := len(codec.MetaColumns(hasTopic))
+	changes := make([]codec.Change, 0, f.NumRows())
 	buf := make([]parquet.Row, batchRows)
 	for _, rg := range f.RowGroups() {
 		rows := rg.Rows()
@@ -751,12 +753,12 @@ func ReadBlock(r io.ReaderAt, size int64) (*Schema, []Change, error) {
 	return s, changes, nil
 }
 
-func rowToChange(row parquet.Row, cols []blockColumn, nmeta int, kafka bool) (Change, error) {
-	var ch Change
+func rowToChange(row parquet.Row, cols []blockColumn, nmeta int, kafka bool) (codec.Change, error) {
+	var ch codec.Change
 	if len(row) != len(cols) {
 		return ch, fmt.Errorf("%d values, want %d", len(row), len(cols))
 	}
-	at := func(i int) Value { return fromParquet(&cols[i], row[cols[i].leaf]) }
+	at := func(i int) codec.Value { return fromParquet(&cols[i], row[cols[i].leaf]) }
 	op, ok := parseOp(at(0).Str())
 	if !ok {
 		return ch, fmt.Errorf("unknown _op %q", at(0).Str())
@@ -765,15 +767,15 @@ func rowToChange(row parquet.Row, cols []blockColumn, nmeta int, kafka bool) (Ch
 	if kafka {
 		ch.Topic, ch.Partition, ch.Offset = at(3).Str(), int32(at(4).Int()), at(5).Int()
 	}
-	ch.Row = make([]Field, 0, len(cols)-nmeta)
+	ch.Row = make([]codec.Field, 0, len(cols)-nmeta)
 	for i := nmeta; i < len(cols); i++ {
-		ch.Row = append(ch.Row, Field{Name: cols[i].name, Value: at(i)})
+		ch.Row = append(ch.Row, codec.Field{Name: cols[i].name, Value: at(i)})
 	}
 	return ch, nil
 }
 
-func parseOp(s string) (Op, bool) {
-	for _, op := range []Op{OpInsert, OpUpdate, OpDelete, OpSnapshot} {
+func parseOp(s string) (codec.Op, bool) {
+	for _, op := range []codec.Op{codec.OpInsert, codec.OpUpdate, codec.OpDelete, codec.OpSnapshot} {
 		if op.String() == s {
 			return op, true
 		}
@@ -784,41 +786,41 @@ func parseOp(s string) (Op, bool) {
 // statsBuilder accumulates BlockStats while rows are encoded.
 type statsBuilder struct {
 	cols  []blockColumn
-	stats []ColumnStats
+	stats []codec.ColumnStats
 }
 
 func newStatsBuilder(cols []blockColumn) *statsBuilder {
-	st := &statsBuilder{cols: cols, stats: make([]ColumnStats, len(cols))}
+	st := &statsBuilder{cols: cols, stats: make([]codec.ColumnStats, len(cols))}
 	for i := range cols {
 		st.stats[i].Type = cols[i].typ
 	}
 	return st
 }
 
-func (b *statsBuilder) add(i int, v Value) {
+func (b *statsBuilder) add(i int, v codec.Value) {
 	cs := &b.stats[i]
-	if v.kind == KindNull {
+	if v.IsNull() {
 		cs.NullCount++
 		return
 	}
 	switch cs.Type.Kind {
-	case TypeBinary, TypeJSON, TypeBoolean:
+	case codec.TypeBinary, codec.TypeJSON, codec.TypeBoolean:
 		return
-	case TypeDouble:
+	case codec.TypeDouble:
 		if math.IsNaN(v.Float()) {
 			return
 		}
 	}
-	if cs.Min.kind == KindNull || compareValues(v, cs.Min) < 0 {
+	if cs.Min.IsNull() || v.Compare(cs.Min) < 0 {
 		cs.Min = v
 	}
-	if cs.Max.kind == KindNull || compareValues(v, cs.Max) > 0 {
+	if cs.Max.IsNull() || v.Compare(cs.Max) > 0 {
 		cs.Max = v
 	}
 }
 
-func (b *statsBuilder) finish(rows int64) BlockStats {
-	out := BlockStats{Rows: rows, Columns: make(map[string]ColumnStats, len(b.cols))}
+func (b *statsBuilder) finish(rows int64) codec.BlockStats {
+	out := codec.BlockStats{Rows: rows, Columns: make(map[string]codec.ColumnStats, len(b.cols))}
 	for i := range b.cols {
 		out.Columns[b.cols[i].name] = b.stats[i]
 	}
@@ -827,42 +829,4 @@ func (b *statsBuilder) finish(rows int64) BlockStats {
 		out.MinTS, out.MaxTS = b.stats[2].Min.Millis(), b.stats[2].Max.Millis()
 	}
 	return out
-}
-
-// compareValues orders two non-null values of the same coerced kind.
-func compareValues(a, b Value) int {
-	switch a.kind {
-	case KindInt, KindDate, KindTimestamp:
-		x, y := int64(a.num), int64(b.num)
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
-	case KindFloat:
-		x, y := a.Float(), b.Float()
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
-	case KindDecimal:
-		x, okx := twosInt64(a.str)
-		y, oky := twosInt64(b.str)
-		if okx && oky {
-			switch {
-			case x < y:
-				return -1
-			case x > y:
-				return 1
-			}
-			return 0
-		}
-		return a.Unscaled().Cmp(b.Unscaled())
-	}
-	return strings.Compare(a.str, b.str)
 }

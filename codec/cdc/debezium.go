@@ -1,4 +1,4 @@
-package codec
+package cdc
 
 import (
 	"encoding/base64"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/evodb/sink/codec"
 )
 
 // debeziumDecoder decodes Debezium JSON envelopes, with or without the
@@ -111,7 +113,7 @@ type fieldSchema struct {
 type rowSchema struct {
 	fields []fieldSchema
 	index  map[string]int
-	cols   []Column
+	cols   []codec.Column
 }
 
 func (r *rowSchema) lookup(name string, hint int) *fieldSchema {
@@ -191,20 +193,20 @@ func readEnvelope(p *scanner, env *envelope) (field string, err error) {
 	return "", nil
 }
 
-func (d *debeziumDecoder) Decode(rec Record, dst *Change) error {
+func (d *debeziumDecoder) Decode(rec codec.Record, dst *codec.Change) error {
 	return withLooksLike(d.decode(rec, dst, false), &rec, FormatDebezium)
 }
 
-func (d *debeziumDecoder) DecodeBorrowed(rec Record, dst *Change) error {
+func (d *debeziumDecoder) DecodeBorrowed(rec codec.Record, dst *codec.Change) error {
 	return withLooksLike(d.decode(rec, dst, true), &rec, FormatDebezium)
 }
 
-func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
-	var scratch, keyScratch []Field
+func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow bool) error {
+	var scratch, keyScratch []codec.Field
 	if borrow {
 		scratch, keyScratch = dst.Row, dst.Key
 	}
-	*dst = Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, TS: rec.TimestampMs}
+	*dst = codec.Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, TS: rec.TimestampMs}
 	if isNullRecord(rec.Value) {
 		return ErrTombstone
 	}
@@ -252,13 +254,13 @@ func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
 	var image, imageName string
 	switch env.op {
 	case "c":
-		dst.Op, image, imageName = OpInsert, env.after, "after"
+		dst.Op, image, imageName = codec.OpInsert, env.after, "after"
 	case "u":
-		dst.Op, image, imageName = OpUpdate, env.after, "after"
+		dst.Op, image, imageName = codec.OpUpdate, env.after, "after"
 	case "r":
-		dst.Op, image, imageName = OpSnapshot, env.after, "after"
+		dst.Op, image, imageName = codec.OpSnapshot, env.after, "after"
 	case "d":
-		dst.Op, image, imageName = OpDelete, env.before, "before"
+		dst.Op, image, imageName = codec.OpDelete, env.before, "before"
 	case "":
 		return decodeErr(&rec, table, "op", "missing")
 	default:
@@ -279,7 +281,7 @@ func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
 			return decodeErr(&rec, table, imageName, err.Error())
 		}
 		dst.Row = row
-	} else if dst.Op != OpDelete {
+	} else if dst.Op != codec.OpDelete {
 		return decodeErr(&rec, table, imageName, "missing or null")
 	}
 
@@ -292,11 +294,11 @@ func (d *debeziumDecoder) decode(rec Record, dst *Change, borrow bool) error {
 		if key, err := d.decodeKey(text, keyScratch); err == nil && len(key) > 0 {
 			dst.Key = key
 		} else {
-			dst.Key = append(keyScratch[:0], Field{Name: OpaqueKey, Value: Value{kind: KindBinary, str: text}})
+			dst.Key = append(keyScratch[:0], codec.Field{Name: codec.OpaqueKey, Value: codec.BinaryString(text)})
 		}
 	}
-	if dst.Op == OpDelete && len(dst.Row) == 0 && !dst.HasOpaqueKey() {
-		dst.Row = append([]Field(nil), dst.Key...)
+	if dst.Op == codec.OpDelete && len(dst.Row) == 0 && !dst.HasOpaqueKey() {
+		dst.Row = append([]codec.Field(nil), dst.Key...)
 	}
 
 	if !src.hasTS && env.hasTs {
@@ -318,7 +320,7 @@ type sourceInfo struct{ hasLSN, hasTS bool }
 
 // readSource reads source.* into dst, returning the failing field and a
 // reason.
-func readSource(text string, dst *Change, src *sourceInfo) (string, string) {
+func readSource(text string, dst *codec.Change, src *sourceInfo) (string, string) {
 	p := scanner{s: text}
 	var (
 		field, reason string
@@ -462,8 +464,8 @@ func buildRowSchema(st *connectSchema) (*rowSchema, error) {
 		}
 		rs.index[f.Field] = len(rs.fields)
 		rs.fields = append(rs.fields, fs)
-		if !IsReserved(f.Field) {
-			rs.cols = append(rs.cols, Column{Name: f.Field, Type: t, Nullable: true})
+		if !codec.IsReserved(f.Field) {
+			rs.cols = append(rs.cols, codec.Column{Name: f.Field, Type: t, Nullable: true})
 		}
 	}
 	return rs, nil
@@ -481,19 +483,19 @@ func paramInt(p map[string]any, key string) (int64, bool) {
 }
 
 // fieldConv maps a Connect field schema to a conversion and column type.
-func fieldConv(f *connectSchema) (fieldSchema, Type, error) {
-	long := Type{Kind: TypeLong}
+func fieldConv(f *connectSchema) (fieldSchema, codec.Type, error) {
+	long := codec.Type{Kind: codec.TypeLong}
 	switch f.Name {
 	case "io.debezium.time.Date", "org.apache.kafka.connect.data.Date":
-		return fieldSchema{conv: convDate}, Type{Kind: TypeDate}, nil
+		return fieldSchema{conv: convDate}, codec.Type{Kind: codec.TypeDate}, nil
 	case "io.debezium.time.Timestamp", "org.apache.kafka.connect.data.Timestamp":
-		return fieldSchema{conv: convTimestampMs}, Type{Kind: TypeTimestamp}, nil
+		return fieldSchema{conv: convTimestampMs}, codec.Type{Kind: codec.TypeTimestamp}, nil
 	case "io.debezium.time.MicroTimestamp":
-		return fieldSchema{conv: convTimestampUs}, Type{Kind: TypeTimestamp}, nil
+		return fieldSchema{conv: convTimestampUs}, codec.Type{Kind: codec.TypeTimestamp}, nil
 	case "io.debezium.time.NanoTimestamp":
-		return fieldSchema{conv: convTimestampNs}, Type{Kind: TypeTimestamp}, nil
+		return fieldSchema{conv: convTimestampNs}, codec.Type{Kind: codec.TypeTimestamp}, nil
 	case "io.debezium.time.ZonedTimestamp":
-		return fieldSchema{conv: convZoned}, Type{Kind: TypeTimestamp}, nil
+		return fieldSchema{conv: convZoned}, codec.Type{Kind: codec.TypeTimestamp}, nil
 	case "io.debezium.time.Time", "org.apache.kafka.connect.data.Time":
 		return fieldSchema{conv: convTimeMs}, long, nil
 	case "io.debezium.time.MicroTime":
@@ -502,44 +504,44 @@ func fieldConv(f *connectSchema) (fieldSchema, Type, error) {
 		return fieldSchema{conv: convTimeNs}, long, nil
 	case "org.apache.kafka.connect.data.Decimal":
 		scale, ok := paramInt(f.Parameters, "scale")
-		if !ok || scale < 0 || scale > MaxDecimalPrecision {
-			return fieldSchema{}, Type{}, errors.New("decimal without a valid scale parameter")
+		if !ok || scale < 0 || scale > codec.MaxDecimalPrecision {
+			return fieldSchema{}, codec.Type{}, errors.New("decimal without a valid scale parameter")
 		}
 		prec, ok := paramInt(f.Parameters, "connect.decimal.precision")
 		if !ok {
-			prec = MaxDecimalPrecision
+			prec = codec.MaxDecimalPrecision
 		}
-		if prec > MaxDecimalPrecision || prec < scale || prec < 1 {
-			return fieldSchema{conv: convDecimalText, scale: int32(scale)}, Type{Kind: TypeString}, nil
+		if prec > codec.MaxDecimalPrecision || prec < scale || prec < 1 {
+			return fieldSchema{conv: convDecimalText, scale: int32(scale)}, codec.Type{Kind: codec.TypeString}, nil
 		}
-		return fieldSchema{conv: convDecimal, scale: int32(scale)}, Type{Kind: TypeDecimal, Precision: int32(prec), Scale: int32(scale)}, nil
+		return fieldSchema{conv: convDecimal, scale: int32(scale)}, codec.Type{Kind: codec.TypeDecimal, Precision: int32(prec), Scale: int32(scale)}, nil
 	case "io.debezium.data.VariableScaleDecimal":
-		return fieldSchema{conv: convVarDecimal}, Type{Kind: TypeString}, nil
+		return fieldSchema{conv: convVarDecimal}, codec.Type{Kind: codec.TypeString}, nil
 	case "io.debezium.data.Json":
-		return fieldSchema{conv: convJSONText}, Type{Kind: TypeJSON}, nil
+		return fieldSchema{conv: convJSONText}, codec.Type{Kind: codec.TypeJSON}, nil
 	}
 	switch f.Type {
 	case "int8", "int16", "int32":
-		return fieldSchema{conv: convInt32}, Type{Kind: TypeInteger}, nil
+		return fieldSchema{conv: convInt32}, codec.Type{Kind: codec.TypeInteger}, nil
 	case "int64":
 		return fieldSchema{conv: convInt64}, long, nil
 	case "float", "float32", "float64", "double":
-		return fieldSchema{conv: convFloat}, Type{Kind: TypeDouble}, nil
+		return fieldSchema{conv: convFloat}, codec.Type{Kind: codec.TypeDouble}, nil
 	case "boolean":
-		return fieldSchema{conv: convBool}, Type{Kind: TypeBoolean}, nil
+		return fieldSchema{conv: convBool}, codec.Type{Kind: codec.TypeBoolean}, nil
 	case "string":
-		return fieldSchema{conv: convString}, Type{Kind: TypeString}, nil
+		return fieldSchema{conv: convString}, codec.Type{Kind: codec.TypeString}, nil
 	case "bytes":
-		return fieldSchema{conv: convBytes}, Type{Kind: TypeBinary}, nil
+		return fieldSchema{conv: convBytes}, codec.Type{Kind: codec.TypeBinary}, nil
 	case "struct", "array", "map":
-		return fieldSchema{conv: convNested}, Type{Kind: TypeJSON}, nil
+		return fieldSchema{conv: convNested}, codec.Type{Kind: codec.TypeJSON}, nil
 	}
-	return fieldSchema{}, Type{}, fmt.Errorf("unsupported type %q", f.Type)
+	return fieldSchema{}, codec.Type{}, fmt.Errorf("unsupported type %q", f.Type)
 }
 
 // decodeRow decodes a before/after object, typed by rs when not nil, into
 // scratch's backing array when not nil (a borrowing decode).
-func decodeRow(text string, rs *rowSchema, scratch []Field) ([]Field, error) {
+func decodeRow(text string, rs *rowSchema, scratch []codec.Field) ([]codec.Field, error) {
 	p := scanner{s: text, scratch: scratch}
 	if p.peek() != '{' {
 		return nil, errNotObject
@@ -550,7 +552,7 @@ func decodeRow(text string, rs *rowSchema, scratch []Field) ([]Field, error) {
 	}
 	row := p.newRow(n)
 	err := p.object(func(key string) error {
-		var v Value
+		var v codec.Value
 		var err error
 		var fs *fieldSchema
 		if rs != nil {
@@ -567,7 +569,7 @@ func decodeRow(text string, rs *rowSchema, scratch []Field) ([]Field, error) {
 			}
 			return &fieldErr{key, err.Error()}
 		}
-		row = append(row, Field{Name: key, Value: v})
+		row = append(row, codec.Field{Name: key, Value: v})
 		return nil
 	})
 	if err == nil && !p.atEnd() {
@@ -577,130 +579,130 @@ func decodeRow(text string, rs *rowSchema, scratch []Field) ([]Field, error) {
 }
 
 // typedValue reads one value and converts it per its declared type.
-func (p *scanner) typedValue(fs *fieldSchema) (Value, error) {
+func (p *scanner) typedValue(fs *fieldSchema) (codec.Value, error) {
 	if p.literal("null") {
-		return Null(), nil
+		return codec.Null(), nil
 	}
 	switch fs.conv {
 	case convInt32, convInt64, convDate, convTimestampMs, convTimestampUs, convTimestampNs, convTimeMs, convTimeUs, convTimeNs:
 		tok, integer, err := p.number()
 		if err != nil {
-			return Value{}, fmt.Errorf("want an integer")
+			return codec.Value{}, fmt.Errorf("want an integer")
 		}
 		if !integer {
-			return Value{}, fmt.Errorf("want an integer, got %s", tok)
+			return codec.Value{}, fmt.Errorf("want an integer, got %s", tok)
 		}
 		i, err := strconv.ParseInt(tok, 10, 64)
 		if err != nil {
-			return Value{}, fmt.Errorf("integer out of range: %s", tok)
+			return codec.Value{}, fmt.Errorf("integer out of range: %s", tok)
 		}
 		switch fs.conv {
 		case convInt32:
 			if i < math.MinInt32 || i > math.MaxInt32 {
-				return Value{}, fmt.Errorf("integer out of int32 range: %s", tok)
+				return codec.Value{}, fmt.Errorf("integer out of int32 range: %s", tok)
 			}
-			return Int(i), nil
+			return codec.Int(i), nil
 		case convDate:
 			if i < math.MinInt32 || i > math.MaxInt32 {
-				return Value{}, fmt.Errorf("date out of range: %s", tok)
+				return codec.Value{}, fmt.Errorf("date out of range: %s", tok)
 			}
-			return Date(int32(i)), nil
+			return codec.Date(int32(i)), nil
 		case convTimestampMs:
-			return Timestamp(i), nil
+			return codec.Timestamp(i), nil
 		case convTimestampUs:
-			return Timestamp(floorDiv(i, 1000)), nil
+			return codec.Timestamp(floorDiv(i, 1000)), nil
 		case convTimestampNs:
-			return Timestamp(floorDiv(i, 1_000_000)), nil
+			return codec.Timestamp(floorDiv(i, 1_000_000)), nil
 		case convTimeMs:
 			if i > math.MaxInt64/1000 || i < math.MinInt64/1000 {
-				return Value{}, fmt.Errorf("time out of range: %s", tok)
+				return codec.Value{}, fmt.Errorf("time out of range: %s", tok)
 			}
-			return Int(i * 1000), nil
+			return codec.Int(i * 1000), nil
 		case convTimeNs:
-			return Int(floorDiv(i, 1000)), nil
+			return codec.Int(floorDiv(i, 1000)), nil
 		}
-		return Int(i), nil
+		return codec.Int(i), nil
 	case convFloat:
 		if p.peek() == '"' {
 			// Connect writes non-finite doubles as strings.
 			s, err := p.str()
 			if err != nil {
-				return Value{}, err
+				return codec.Value{}, err
 			}
 			switch s {
 			case "NaN":
-				return Float(math.NaN()), nil
+				return codec.Float(math.NaN()), nil
 			case "Infinity":
-				return Float(math.Inf(1)), nil
+				return codec.Float(math.Inf(1)), nil
 			case "-Infinity":
-				return Float(math.Inf(-1)), nil
+				return codec.Float(math.Inf(-1)), nil
 			}
-			return Value{}, fmt.Errorf("want a number, got %q", s)
+			return codec.Value{}, fmt.Errorf("want a number, got %q", s)
 		}
 		tok, _, err := p.number()
 		if err != nil {
-			return Value{}, errors.New("want a number")
+			return codec.Value{}, errors.New("want a number")
 		}
 		f, err := strconv.ParseFloat(tok, 64)
 		if err != nil {
-			return Value{}, fmt.Errorf("number out of range: %s", tok)
+			return codec.Value{}, fmt.Errorf("number out of range: %s", tok)
 		}
-		return Float(f), nil
+		return codec.Float(f), nil
 	case convBool:
 		if p.literal("true") {
-			return Bool(true), nil
+			return codec.Bool(true), nil
 		}
 		if p.literal("false") {
-			return Bool(false), nil
+			return codec.Bool(false), nil
 		}
-		return Value{}, errors.New("want a boolean")
+		return codec.Value{}, errors.New("want a boolean")
 	case convString:
 		s, err := p.str()
 		if err == errUTF8 {
-			return Value{}, err
+			return codec.Value{}, err
 		}
 		if err != nil {
-			return Value{}, errors.New("want a string")
+			return codec.Value{}, errors.New("want a string")
 		}
-		return String(s), nil
+		return codec.String(s), nil
 	case convBytes:
 		b, err := p.base64()
 		if err != nil {
-			return Value{}, err
+			return codec.Value{}, err
 		}
-		return Value{kind: KindBinary, str: string(b)}, nil
+		return codec.Binary(b), nil
 	case convZoned:
 		s, err := p.str()
 		if err != nil {
-			return Value{}, errors.New("want an ISO-8601 string")
+			return codec.Value{}, errors.New("want an ISO-8601 string")
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return Value{}, fmt.Errorf("want an ISO-8601 timestamp, got %q", s)
+			return codec.Value{}, fmt.Errorf("want an ISO-8601 timestamp, got %q", s)
 		}
-		return Timestamp(t.UnixMilli()), nil
+		return codec.Timestamp(t.UnixMilli()), nil
 	case convDecimal, convDecimalText:
-		var v Value
+		var v codec.Value
 		if p.peek() == '"' {
 			b, err := p.base64()
 			if err != nil {
-				return Value{}, err
+				return codec.Value{}, err
 			}
 			if len(b) == 0 {
-				return Value{}, errors.New("empty decimal bytes")
+				return codec.Value{}, errors.New("empty decimal bytes")
 			}
-			v = Decimal(b, fs.scale)
+			v = codec.Decimal(b, fs.scale)
 		} else {
 			tok, _, err := p.number()
 			if err != nil {
-				return Value{}, errors.New("want base64 decimal bytes or a number")
+				return codec.Value{}, errors.New("want base64 decimal bytes or a number")
 			}
 			if v, err = parseDecimalText(tok, fs.scale); err != nil {
-				return Value{}, err
+				return codec.Value{}, err
 			}
 		}
 		if fs.conv == convDecimalText {
-			return String(v.Text()), nil
+			return codec.String(v.Text()), nil
 		}
 		return v, nil
 	case convVarDecimal:
@@ -708,19 +710,19 @@ func (p *scanner) typedValue(fs *fieldSchema) (Value, error) {
 	case convJSONText:
 		s, err := p.str()
 		if err == errUTF8 {
-			return Value{}, err
+			return codec.Value{}, err
 		}
 		if err != nil {
-			return Value{}, errors.New("want a string of JSON text")
+			return codec.Value{}, errors.New("want a string of JSON text")
 		}
 		check := scanner{s: s}
 		if _, err := check.skip(); err != nil || !check.atEnd() {
-			return String(s), nil
+			return codec.String(s), nil
 		}
-		return JSON(s), nil
+		return codec.JSON(s), nil
 	case convNested:
 		raw, err := p.keep()
-		return JSON(raw), err
+		return codec.JSON(raw), err
 	}
 	return p.inferValue()
 }
@@ -746,7 +748,7 @@ func (p *scanner) base64() ([]byte, error) {
 }
 
 // varDecimal reads {"scale":n,"value":"<base64>"} into exact decimal text.
-func (p *scanner) varDecimal() (Value, error) {
+func (p *scanner) varDecimal() (codec.Value, error) {
 	var scale int64
 	var unscaled []byte
 	var hasScale, hasValue bool
@@ -775,32 +777,32 @@ func (p *scanner) varDecimal() (Value, error) {
 		return nil
 	})
 	if err != nil {
-		return Value{}, err
+		return codec.Value{}, err
 	}
 	if !hasScale || !hasValue || len(unscaled) == 0 {
-		return Value{}, errors.New("variable scale decimal needs scale and value")
+		return codec.Value{}, errors.New("variable scale decimal needs scale and value")
 	}
-	return String(formatDecimal(twosToBig(unscaled), int32(scale))), nil
+	return codec.String(codec.Decimal(unscaled, int32(scale)).Text()), nil
 }
 
 // parseDecimalText parses a JSON number exactly into a decimal of the
 // given scale; digits beyond the scale are an error, never rounded.
-func parseDecimalText(tok string, scale int32) (Value, error) {
+func parseDecimalText(tok string, scale int32) (codec.Value, error) {
 	r, ok := new(big.Rat).SetString(tok)
 	if !ok || len(tok) > 200 {
-		return Value{}, fmt.Errorf("invalid decimal %s", tok)
+		return codec.Value{}, fmt.Errorf("invalid decimal %s", tok)
 	}
-	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(bigTen, big.NewInt(int64(scale)), nil)))
+	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
 	if !r.IsInt() {
-		return Value{}, fmt.Errorf("decimal %s has more than %d fraction digits", tok, scale)
+		return codec.Value{}, fmt.Errorf("decimal %s has more than %d fraction digits", tok, scale)
 	}
-	return DecimalFromBig(r.Num(), scale), nil
+	return codec.DecimalFromBig(r.Num(), scale), nil
 }
 
 // decodeKey decodes a record key: an object, optionally wrapped with a
 // schema. Keys that are not objects carry no column names and yield no
 // fields; the caller keeps them as an opaque key.
-func (d *debeziumDecoder) decodeKey(key string, scratch []Field) ([]Field, error) {
+func (d *debeziumDecoder) decodeKey(key string, scratch []codec.Field) ([]codec.Field, error) {
 	p := scanner{s: key}
 	if p.peek() != '{' {
 		if _, err := p.skip(); err != nil || !p.atEnd() {

@@ -1,4 +1,4 @@
-package codec
+package parquetblock
 
 import (
 	"bytes"
@@ -11,53 +11,55 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
-func dec(s string, scale int32) Value {
+func dec(s string, scale int32) codec.Value {
 	u, ok := new(big.Int).SetString(s, 10)
 	if !ok {
 		panic("bad decimal literal in test: " + s)
 	}
-	return DecimalFromBig(u, scale)
+	return codec.DecimalFromBig(u, scale)
 }
 
 // roundTripChanges covers every value kind, nulls, evolution (columns
 // added between changes, int widened to double), nested values, unicode,
 // empty strings and extreme ints.
-func roundTripChanges() []Change {
-	base := func(op Op, lsn uint64, row ...Field) Change {
-		return Change{Topic: "cdc", Partition: 3, Offset: int64(lsn % 1000), DB: "shop", Schema: "public", Table: "users",
+func roundTripChanges() []codec.Change {
+	base := func(op codec.Op, lsn uint64, row ...codec.Field) codec.Change {
+		return codec.Change{Topic: "cdc", Partition: 3, Offset: int64(lsn % 1000), DB: "shop", Schema: "public", Table: "users",
 			Op: op, LSN: lsn, TS: 1700000000000 + int64(lsn%1000), Row: row}
 	}
-	return []Change{
-		base(OpInsert, 1,
-			Field{"id", Int(1)}, Field{"name", String("ada")}, Field{"score", Int(7)},
-			Field{"ok", Bool(true)}, Field{"blob", Binary([]byte{0, 1, 0xff})},
-			Field{"price", dec("12345", 2)}, Field{"big", dec("-123456789012345678901234567890", 4)},
-			Field{"small", dec("-99", 1)}, Field{"born", Date(-1)}, Field{"seen", Timestamp(-1)},
-			Field{"doc", JSON(`{"a":[1,2,{"b":null}]}`)}, Field{"note", Null()}),
-		base(OpUpdate, 2,
-			Field{"id", Int(math.MaxInt64)}, Field{"name", String("")}, Field{"score", Float(2.5)},
-			Field{"ok", Bool(false)}, Field{"doc", JSON(`[]`)}, Field{"extra", String("héllo 世界 🚀")}),
-		base(OpDelete, 3, Field{"id", Int(math.MinInt64)}, Field{"name", Int(42)}, Field{"note", String("now set")}),
-		base(OpSnapshot, math.MaxInt64, Field{"id", Int(0)}, Field{"score", Float(math.Inf(-1))},
-			Field{"price", Int(3)}, Field{"small", dec("99", 1)}),
+	return []codec.Change{
+		base(codec.OpInsert, 1,
+			codec.Field{Name: "id", Value: codec.Int(1)}, codec.Field{Name: "name", Value: codec.String("ada")}, codec.Field{Name: "score", Value: codec.Int(7)},
+			codec.Field{Name: "ok", Value: codec.Bool(true)}, codec.Field{Name: "blob", Value: codec.Binary([]byte{0, 1, 0xff})},
+			codec.Field{Name: "price", Value: dec("12345", 2)}, codec.Field{Name: "big", Value: dec("-123456789012345678901234567890", 4)},
+			codec.Field{Name: "small", Value: dec("-99", 1)}, codec.Field{Name: "born", Value: codec.Date(-1)}, codec.Field{Name: "seen", Value: codec.Timestamp(-1)},
+			codec.Field{Name: "doc", Value: codec.JSON(`{"a":[1,2,{"b":null}]}`)}, codec.Field{Name: "note", Value: codec.Null()}),
+		base(codec.OpUpdate, 2,
+			codec.Field{Name: "id", Value: codec.Int(math.MaxInt64)}, codec.Field{Name: "name", Value: codec.String("")}, codec.Field{Name: "score", Value: codec.Float(2.5)},
+			codec.Field{Name: "ok", Value: codec.Bool(false)}, codec.Field{Name: "doc", Value: codec.JSON(`[]`)}, codec.Field{Name: "extra", Value: codec.String("héllo 世界 🚀")}),
+		base(codec.OpDelete, 3, codec.Field{Name: "id", Value: codec.Int(math.MinInt64)}, codec.Field{Name: "name", Value: codec.Int(42)}, codec.Field{Name: "note", Value: codec.String("now set")}),
+		base(codec.OpSnapshot, math.MaxInt64, codec.Field{Name: "id", Value: codec.Int(0)}, codec.Field{Name: "score", Value: codec.Float(math.Inf(-1))},
+			codec.Field{Name: "price", Value: codec.Int(3)}, codec.Field{Name: "small", Value: dec("99", 1)}),
 	}
 }
 
 // normalized maps a change's row to column → coerced value, nulls dropped,
 // so a decoded change compares with what ReadBlock returns.
-func normalized(t *testing.T, s *Schema, ch Change) map[string]Value {
-	out := map[string]Value{}
+func normalized(t *testing.T, s *codec.Schema, ch codec.Change) map[string]codec.Value {
+	out := map[string]codec.Value{}
 	for _, f := range ch.Row {
 		c, ok := s.Column(f.Name)
 		if !ok {
 			require.True(t, f.Value.IsNull(), f.Name)
 			continue
 		}
-		v, ok := coerce(f.Value, c.Type)
+		v, ok := codec.Coerce(f.Value, c.Type)
 		require.True(t, ok, f.Name)
 		if v.IsNull() {
 			delete(out, f.Name)
@@ -68,9 +70,9 @@ func normalized(t *testing.T, s *Schema, ch Change) map[string]Value {
 	return out
 }
 
-func encodeAll(t *testing.T, changes []Change, opts EncodeOptions) (*Schema, []byte, BlockStats) {
+func encodeAll(t *testing.T, changes []codec.Change, opts EncodeOptions) (*codec.Schema, []byte, codec.BlockStats) {
 	t.Helper()
-	s := NewSchema()
+	s := codec.NewSchema()
 	s.SetKafkaColumns(opts.KafkaColumns) // as a table's schema matches its blocks
 	for i := range changes {
 		_, err := s.Accept(&changes[i])
@@ -143,10 +145,10 @@ func TestEncodeBlockLogicalTypes(t *testing.T) {
 }
 
 func TestEncodeBlockDecimalPhysicalTypes(t *testing.T) {
-	s := NewSchema()
-	require.NoError(t, s.AddColumn(Column{Name: "d9", Type: Type{Kind: TypeDecimal, Precision: 9, Scale: 2}, Nullable: true}))
-	require.NoError(t, s.AddColumn(Column{Name: "d18", Type: Type{Kind: TypeDecimal, Precision: 18, Scale: 0}, Nullable: true}))
-	changes := []Change{{Table: "t", Op: OpInsert, LSN: 1, Row: []Field{{"d9", dec("-999999999", 2)}, {"d18", dec("999999999999999999", 0)}}}}
+	s := codec.NewSchema()
+	require.NoError(t, s.AddColumn(codec.Column{Name: "d9", Type: codec.Type{Kind: codec.TypeDecimal, Precision: 9, Scale: 2}, Nullable: true}))
+	require.NoError(t, s.AddColumn(codec.Column{Name: "d18", Type: codec.Type{Kind: codec.TypeDecimal, Precision: 18, Scale: 0}, Nullable: true}))
+	changes := []codec.Change{{Table: "t", Op: codec.OpInsert, LSN: 1, Row: []codec.Field{{Name: "d9", Value: dec("-999999999", 2)}, {Name: "d18", Value: dec("999999999999999999", 0)}}}}
 	_, err := s.Accept(&changes[0])
 	require.NoError(t, err)
 	var buf bytes.Buffer
@@ -165,19 +167,19 @@ func TestEncodeBlockDecimalPhysicalTypes(t *testing.T) {
 }
 
 func TestEncodeBlockErrors(t *testing.T) {
-	s := NewSchema()
-	ch := Change{Table: "t", Op: OpInsert, LSN: 1, Row: []Field{{"a", Int(1)}}}
+	s := codec.NewSchema()
+	ch := codec.Change{Table: "t", Op: codec.OpInsert, LSN: 1, Row: []codec.Field{{Name: "a", Value: codec.Int(1)}}}
 	_, err := s.Accept(&ch)
 	require.NoError(t, err)
 	for name, tc := range map[string]struct {
-		changes []Change
+		changes []codec.Change
 		opts    EncodeOptions
 	}{
-		"compression":   {[]Change{ch}, EncodeOptions{Compression: "lzma"}},
-		"two tables":    {[]Change{ch, {Table: "u", Op: OpInsert, LSN: 2}}, EncodeOptions{}},
-		"unknown col":   {[]Change{{Table: "t", Op: OpInsert, Row: []Field{{"b", Int(1)}}}}, EncodeOptions{}},
-		"uncoercible":   {[]Change{{Table: "t", Op: OpInsert, Row: []Field{{"a", String("x")}}}}, EncodeOptions{}},
-		"lsn above int": {[]Change{{Table: "t", Op: OpInsert, LSN: math.MaxUint64}}, EncodeOptions{}},
+		"compression":   {[]codec.Change{ch}, EncodeOptions{Compression: "lzma"}},
+		"two tables":    {[]codec.Change{ch, {Table: "u", Op: codec.OpInsert, LSN: 2}}, EncodeOptions{}},
+		"unknown col":   {[]codec.Change{{Table: "t", Op: codec.OpInsert, Row: []codec.Field{{Name: "b", Value: codec.Int(1)}}}}, EncodeOptions{}},
+		"uncoercible":   {[]codec.Change{{Table: "t", Op: codec.OpInsert, Row: []codec.Field{{Name: "a", Value: codec.String("x")}}}}, EncodeOptions{}},
+		"lsn above int": {[]codec.Change{{Table: "t", Op: codec.OpInsert, LSN: math.MaxUint64}}, EncodeOptions{}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := EncodeBlock(&bytes.Buffer{}, s, tc.changes, tc.opts)
@@ -191,24 +193,24 @@ func TestEncodeBlockErrors(t *testing.T) {
 // encoding path.
 func TestEncodeBlockTypeMismatch(t *testing.T) {
 	for _, tc := range []struct {
-		typ Type
-		bad Value
+		typ codec.Type
+		bad codec.Value
 	}{
-		{Type{Kind: TypeLong}, String("x")},
-		{Type{Kind: TypeInteger}, Int(math.MaxInt32 + 1)},
-		{Type{Kind: TypeTimestamp}, Int(1)},
-		{Type{Kind: TypeDate}, Float(1.5)},
-		{Type{Kind: TypeDouble}, Bool(true)},
-		{Type{Kind: TypeBoolean}, Int(1)},
-		{Type{Kind: TypeBinary}, String("x")},
-		{Type{Kind: TypeDecimal, Precision: 5, Scale: 2}, dec("12345678", 3)},
+		{codec.Type{Kind: codec.TypeLong}, codec.String("x")},
+		{codec.Type{Kind: codec.TypeInteger}, codec.Int(math.MaxInt32 + 1)},
+		{codec.Type{Kind: codec.TypeTimestamp}, codec.Int(1)},
+		{codec.Type{Kind: codec.TypeDate}, codec.Float(1.5)},
+		{codec.Type{Kind: codec.TypeDouble}, codec.Bool(true)},
+		{codec.Type{Kind: codec.TypeBoolean}, codec.Int(1)},
+		{codec.Type{Kind: codec.TypeBinary}, codec.String("x")},
+		{codec.Type{Kind: codec.TypeDecimal, Precision: 5, Scale: 2}, dec("12345678", 3)},
 	} {
 		t.Run(tc.typ.String(), func(t *testing.T) {
-			s := NewSchema()
-			require.NoError(t, s.AddColumn(Column{Name: "c", Type: tc.typ, Nullable: true}))
-			changes := []Change{
-				{Table: "t", Op: OpInsert, LSN: 1, Topic: "tp", Partition: 3, Offset: 7, Row: []Field{{"c", Null()}}},
-				{Table: "t", Op: OpInsert, LSN: 2, Topic: "tp", Partition: 3, Offset: 8, Row: []Field{{"c", tc.bad}}},
+			s := codec.NewSchema()
+			require.NoError(t, s.AddColumn(codec.Column{Name: "c", Type: tc.typ, Nullable: true}))
+			changes := []codec.Change{
+				{Table: "t", Op: codec.OpInsert, LSN: 1, Topic: "tp", Partition: 3, Offset: 7, Row: []codec.Field{{Name: "c", Value: codec.Null()}}},
+				{Table: "t", Op: codec.OpInsert, LSN: 2, Topic: "tp", Partition: 3, Offset: 8, Row: []codec.Field{{Name: "c", Value: tc.bad}}},
 			}
 			_, err := EncodeBlock(&bytes.Buffer{}, s, changes, EncodeOptions{})
 			require.ErrorContains(t, err, `change at tp/3@8: column "c": expected`)
@@ -225,16 +227,16 @@ func TestBlockStats(t *testing.T) {
 	require.Equal(t, int64(1700000000001), st.MinTS)
 
 	id := st.Columns["id"]
-	require.Equal(t, Int(math.MinInt64), id.Min)
-	require.Equal(t, Int(math.MaxInt64), id.Max)
+	require.Equal(t, codec.Int(math.MinInt64), id.Min)
+	require.Equal(t, codec.Int(math.MaxInt64), id.Max)
 	require.Equal(t, int64(0), id.NullCount)
 	// score widened to double: 7 → 7.0; -Inf is the minimum.
-	require.Equal(t, Float(math.Inf(-1)), st.Columns["score"].Min)
-	require.Equal(t, Float(7), st.Columns["score"].Max)
+	require.Equal(t, codec.Float(math.Inf(-1)), st.Columns["score"].Min)
+	require.Equal(t, codec.Float(7), st.Columns["score"].Max)
 	require.Equal(t, int64(1), st.Columns["score"].NullCount)
 	// name: "ada", "", "42" (int into string column), null.
-	require.Equal(t, String(""), st.Columns["name"].Min)
-	require.Equal(t, String("ada"), st.Columns["name"].Max)
+	require.Equal(t, codec.String(""), st.Columns["name"].Min)
+	require.Equal(t, codec.String("ada"), st.Columns["name"].Max)
 	require.Equal(t, int64(1), st.Columns["name"].NullCount)
 	require.Equal(t, int64(3), st.Columns["note"].NullCount)
 	require.Equal(t, int64(3), st.Columns["extra"].NullCount)
@@ -291,9 +293,9 @@ func TestGoldenBlock(t *testing.T) {
 // TestColumnListMetadata: the column list restores order and JSON columns
 // and is refused when it does not describe the file.
 func TestColumnListMetadata(t *testing.T) {
-	s := NewSchema()
-	require.NoError(t, s.AddColumn(Column{Name: "z", Type: Type{Kind: TypeJSON}, Nullable: true}))
-	require.NoError(t, s.AddColumn(Column{Name: "a", Type: Type{Kind: TypeDecimal, Precision: 12, Scale: 3}, Nullable: true}))
+	s := codec.NewSchema()
+	require.NoError(t, s.AddColumn(codec.Column{Name: "z", Type: codec.Type{Kind: codec.TypeJSON}, Nullable: true}))
+	require.NoError(t, s.AddColumn(codec.Column{Name: "a", Type: codec.Type{Kind: codec.TypeDecimal, Precision: 12, Scale: 3}, Nullable: true}))
 	text, err := columnsJSON(s)
 	require.NoError(t, err)
 	require.Equal(t, `[["z","json"],["a","decimal(12,3)"]]`, text)
@@ -304,4 +306,38 @@ func TestColumnListMetadata(t *testing.T) {
 		_, err := parseColumnsJSON(bad)
 		require.Error(t, err, bad)
 	}
+}
+
+// EncodeRows writes rows in the Rows' order, and reading the block back
+// gives the same changes EncodeBlock of the sorted slice gives.
+func TestEncodeRowsOrder(t *testing.T) {
+	changes := []codec.Change{
+		{Topic: "a", Partition: 1, Offset: 10, Table: "t", Op: codec.OpInsert, LSN: 30, TS: 1,
+			Row: []codec.Field{{Name: "id", Value: codec.Int(1)}, {Name: "name", Value: codec.String("x")}}, Key: []codec.Field{{Name: "id", Value: codec.Int(1)}}},
+		{Topic: "b", Partition: 0, Offset: 5, Table: "t", Op: codec.OpUpdate, LSN: 10, TS: 2,
+			Row: []codec.Field{{Name: "id", Value: codec.Int(2)}, {Name: "name", Value: codec.String("")}, {Name: "price", Value: codec.Float(2.5)}}},
+		{Topic: "a", Partition: 1, Offset: 11, Table: "t", Op: codec.OpDelete, LSN: 10, TS: 3,
+			Row: []codec.Field{{Name: "id", Value: codec.Int(3)}, {Name: "blob", Value: codec.Binary([]byte{0, 1})}, {Name: "d", Value: codec.Decimal([]byte{0x04, 0xd2}, 2)}}},
+	}
+	s := codec.NewSchema()
+	s.SetKafkaColumns(true)
+	for i := range changes {
+		_, err := s.Accept(&changes[i])
+		require.NoError(t, err)
+	}
+	r, err := codec.RowsOf(changes)
+	require.NoError(t, err)
+	r.Sort()
+	var buf bytes.Buffer
+	stats, err := EncodeRows(&buf, s, r, EncodeOptions{KafkaColumns: true})
+	require.NoError(t, err)
+	require.Equal(t, int64(3), stats.Rows)
+	_, got, err := ReadBlock(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	for k := range got {
+		require.Equal(t, r.Meta(k).Offset, got[k].Offset)
+		require.Equal(t, r.Meta(k).LSN, got[k].LSN)
+	}
+	require.Equal(t, "x", got[2].Get("name").Str())
 }
