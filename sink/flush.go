@@ -293,6 +293,11 @@ func (w *tableWriter) upload(ctx context.Context, schema *codec.Schema, batch bu
 		DataChange: true,
 		ModTime:    w.env.now(),
 	})
+	if errors.Is(err, tablefile.ErrEncode) {
+		// Rows that do not fit their schema fail the same way every
+		// time: stop with the record named rather than retry.
+		return committer.Add{}, nil, permanent(err)
+	}
 	if err != nil {
 		return committer.Add{}, nil, err
 	}

@@ -40,10 +40,12 @@ type Block struct {
 	Sources    string
 	DataChange bool
 	ModTime    time.Time
-	// Retry, when set, runs the upload and runs it again on store errors
-	// (the sink's backoff); by default the upload is tried once.
-	Retry func(ctx context.Context, op func() error) error
 }
+
+// ErrEncode marks a block that could not be encoded: the rows or the
+// schema are at fault, not the store, so running the write again cannot
+// help.
+var ErrEncode = errors.New("encode block")
 
 // Written is a data file WriteBlock wrote: its add action and the stats of
 // its rows.
@@ -72,7 +74,7 @@ func WriteBlock(ctx context.Context, b objstore.Bucket, root string, blk Block) 
 		stats, err = parquetblock.EncodeBlock(&buf, blk.Schema, blk.Changes, blk.Encode)
 	}
 	if err != nil {
-		return Written{}, fmt.Errorf("encode block: %w", err)
+		return Written{}, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	if blk.ModTime.IsZero() {
 		blk.ModTime = time.Now()
@@ -90,12 +92,9 @@ func WriteBlock(ctx context.Context, b objstore.Bucket, root string, blk Block) 
 			rel = blk.Name(stats, attempt)
 		}
 	}
-	if blk.Retry != nil {
-		err = blk.Retry(ctx, upload)
-	} else {
-		err = upload()
-	}
-	if err != nil {
+	// One try: the bucket retries its own transient errors, and the
+	// caller decides whether the whole operation runs again.
+	if err := upload(); err != nil {
 		return Written{}, fmt.Errorf("upload block %s: %w", Key(root, rel), err)
 	}
 	return Written{

@@ -62,20 +62,28 @@ func TestWriteBlock(t *testing.T) {
 	_, err = WriteBlock(ctx, b, "db/users", Block{Schema: schema, Changes: changes, Name: func(codec.BlockStats, int) string { return "data/1-0.parquet" }})
 	require.ErrorIs(t, err, objstore.ErrPreconditionFailed)
 
-	// Retry runs the upload again on store errors.
+	// A store error fails the write at once: the bucket retries its own
+	// transient errors, the caller the whole operation.
 	faulty := objstore.NewFaulty(b, 1)
 	faulty.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: ".parquet", Rate: 1})
-	tries := 0
-	blk.Retry = func(ctx context.Context, op func() error) error {
-		for {
-			tries++
-			err := op()
-			if err == nil || tries == 3 {
-				return err
-			}
-		}
-	}
 	_, err = WriteBlock(ctx, faulty, "db/users", blk)
 	require.ErrorIs(t, err, objstore.ErrInjected)
-	require.Equal(t, 3, tries)
+	require.NotErrorIs(t, err, ErrEncode)
+}
+
+// A block whose rows do not fit its schema fails with ErrEncode and writes
+// nothing: the caller must not run the write again.
+func TestWriteBlockEncodeError(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMemory()
+	schema := codec.NewSchema()
+	require.NoError(t, schema.AddColumn(codec.Column{Name: "c", Type: codec.Type{Kind: codec.TypeLong}, Nullable: true}))
+	changes := []codec.Change{{Table: "t", Op: codec.OpInsert, LSN: 1, Topic: "tp", Partition: 3, Offset: 8,
+		Row: []codec.Field{{Name: "c", Value: codec.String("x")}}}}
+	_, err := WriteBlock(ctx, b, "db/t", Block{Schema: schema, Changes: changes,
+		Name: func(codec.BlockStats, int) string { return "data/x.parquet" }})
+	require.ErrorIs(t, err, ErrEncode)
+	require.ErrorContains(t, err, "tp/3@8")
+	_, err = b.Head(ctx, "db/t/data/x.parquet")
+	require.ErrorIs(t, err, objstore.ErrNotExist)
 }
