@@ -159,9 +159,10 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 // actions, one create-only put where Create and Commit take two (see
 // committer.CreateCommit for the contract). A new table's first commit
 // therefore costs one put and no other request after the look that found
-// no table: version 0 is the anchor readers start from, and the put that
-// created it is the only request that could tell the table was deleted
-// (see "Deleted tables" in the Table doc, which checks puts above 0 only).
+// no table. It needs no HEAD of the anchor ("Deleted tables" in the Table
+// doc): that HEAD guards a put made from a snapshot a deletion may have
+// outdated, and a put of version 0 is made from none; the object it
+// creates is the anchor readers start from.
 //
 // Like Create, a Table whose Snapshot found no table less than
 // maxSnapshotAge ago puts version 0 without looking again, and otherwise
@@ -172,8 +173,8 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 // cmd's, when c is refused with committer.ErrMetadataChanged. The schemas
 // are compared as schemaStrings, so a table another engine wrote with the
 // same columns but another rendering refuses c too: the caller then merges
-// and commits with Commit, which is correct, only slower.
-// TestCreateCommitRace races creators of two schemas.
+// and commits with Commit, which is correct, only slower. The
+// conformance test's CreateCommit/Race races creators of two schemas.
 func (t *Table) CreateCommit(ctx context.Context, cmd committer.Metadata, c committer.Commit) (*committer.CommitResult, error) {
 	if c.Metadata != nil {
 		return nil, fmt.Errorf("create table %s with its first commit: the commit carries metadata of its own; the table's is md", t.root)
@@ -298,7 +299,7 @@ func (t *Table) commit(ctx context.Context, c committer.Commit, create *committe
 			return &committer.CommitResult{Version: v, Snapshot: s, Attempts: attempt - 1, AlreadyCommitted: true}, nil
 		}
 		if cr != nil && st(s).metadata.SchemaString != cr.schema {
-			return nil, fmt.Errorf("commit %s to table %s: the table was created by another writer with another schema at version %d: %w",
+			return nil, fmt.Errorf("commit %s to table %s: the table exists, with another schema than the one the commit would create it with (set at version %d): %w",
 				c.ID, t.root, st(s).metadataVersion, committer.ErrMetadataChanged)
 		}
 		if err := check(&c, s, schema); err != nil {
@@ -362,9 +363,10 @@ func (t *Table) commit(ctx context.Context, c committer.Commit, create *committe
 
 // putFirst puts version 0 of a table that was seen absent: protocol, cr's
 // metaData and c's actions in one create-only put. It returns the result
-// if the put landed, an error if the context ended, and neither if
-// version 0 is taken or the put failed ambiguously, after backing off
-// from the latter; the caller then loads the table.
+// if the put landed; an error if c cannot be committed to an empty table
+// (it removes a file) or the context ended; and neither if version 0 is
+// taken or the put failed ambiguously, after backing off from the latter,
+// and the caller then loads the table.
 func (t *Table) putFirst(ctx context.Context, bo *backoff.ExponentialBackOff, c *committer.Commit, cr *creation, attempt int) (*committer.CommitResult, error) {
 	empty := emptySnapshot()
 	if err := check(c, empty, ""); err != nil {
