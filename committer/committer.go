@@ -15,8 +15,13 @@ package committer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"time"
+
+	"github.com/evodb/sink/codec"
 )
 
 // Format opens the tables of one store in one table format. cmd/sink
@@ -100,6 +105,97 @@ type Table interface {
 	// the outcome unknown: calling Commit again with the same c.ID finds
 	// an attempt that landed (CommitResult.AlreadyCommitted).
 	Commit(ctx context.Context, c Commit) (*CommitResult, error)
+}
+
+// CreateCommitter is implemented by tables whose format can create a
+// table in the same atomic step as its first commit (for Delta, version 0
+// of the log holds the metaData and the first files together): one write
+// instead of two for a new table. CreateCommit, the function, uses it and
+// emulates it for tables that do not implement it.
+type CreateCommitter interface {
+	// CreateCommit commits c as CreateCommit, the function, describes,
+	// in one atomic step when the table does not exist yet.
+	CreateCommit(ctx context.Context, md Metadata, c Commit) (*CommitResult, error)
+}
+
+// CreateCommit commits c to t, creating t with md in the same commit if it
+// does not exist: a writer whose table is not there yet needs no separate
+// Create. c carries no Metadata of its own (md is the table's) and c's
+// files were written under md.Schema.
+//
+// If the table does not exist, it is created with md (empty md.ID and
+// md.CreatedTime are filled in) and holds c from the same version on:
+// readers never see the table without c's files, nor c without the
+// table. If it exists, created by a concurrent creator or by an earlier
+// call with the same c.ID, c is committed to it as Commit commits it, with
+// every guarantee Commit gives: a landed earlier attempt is found by c.ID
+// (AlreadyCommitted), txn conditions are checked against the table as it
+// is. Its metadata is then the table's, not md: if the table's schema is
+// not md.Schema, c is refused with an error wrapping ErrMetadataChanged,
+// because c's files may hold columns the table does not have, and the
+// caller reads the table, merges its schema and commits with Commit and a
+// Metadata, as after any concurrent schema change. Otherwise it refuses
+// c, and reports unknown outcomes, as Commit does; calling it again with
+// the same md and c after an unknown outcome finds an attempt that landed.
+// A table deleted after the Table saw it either fails c as Commit would
+// (ErrTableReplaced, ErrNoTable) or is created again holding c: never
+// does c land where no reader reaches it.
+//
+// A table that implements CreateCommitter does all of this itself. For
+// any other table CreateCommit calls Create, then Commit: the table exists
+// for a moment without c, as it would for any writer creating it first.
+// When Create finds a table of another schema, CreateCommit asks Commit
+// with c plus the removal of a path no table holds (createProbe): Commit
+// reports AlreadyCommitted if an earlier call landed c, and otherwise
+// refuses the removal, leaving the table unchanged; only then does
+// CreateCommit refuse c with ErrMetadataChanged.
+func CreateCommit(ctx context.Context, t Table, md Metadata, c Commit) (*CommitResult, error) {
+	if c.Metadata != nil {
+		return nil, fmt.Errorf("create table %s with its first commit: the commit carries metadata of its own; the table's is md", t.Root())
+	}
+	if cc, ok := t.(CreateCommitter); ok {
+		return cc.CreateCommit(ctx, md, c)
+	}
+	s, err := t.Create(ctx, md)
+	if err != nil {
+		return nil, err
+	}
+	if sameSchema(md.Schema, s.Metadata.Schema) {
+		return t.Commit(ctx, c)
+	}
+	changed := fmt.Errorf("create table %s with commit %s: the table exists with another schema: %w", t.Root(), c.ID, ErrMetadataChanged)
+	if c.ID == "" {
+		// No earlier call can have landed a commit without an id.
+		return nil, changed
+	}
+	probe := c
+	probe.Removes = append(slices.Clone(c.Removes), Remove{Path: createProbe(c.ID)})
+	res, err := t.Commit(ctx, probe)
+	switch {
+	case err == nil && res.AlreadyCommitted:
+		return res, nil
+	case err == nil:
+		// Commit cannot land the removal of a path no commit adds.
+		return nil, fmt.Errorf("create table %s with commit %s: the probe for an earlier attempt landed at version %d", t.Root(), c.ID, res.Version)
+	case errors.Is(err, ErrFileRemoved):
+		return nil, changed
+	default:
+		return nil, err
+	}
+}
+
+// createProbe is a path no table holds: CreateCommit removes it to learn,
+// without changing the table, whether a commit landed. It lies under a
+// directory no writer puts data files in.
+func createProbe(id string) string { return "_evodb_create_probe/" + id }
+
+// sameSchema reports whether a and b are the same schema, both nil
+// included.
+func sameSchema(a, b *codec.Schema) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(b)
 }
 
 // Maintainer is implemented by tables whose format keeps history that

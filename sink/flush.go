@@ -77,6 +77,9 @@ func newFlushJob(reason string, batch buffer.Batch, schema *codec.Schema, now ti
 // preparedCommit is an uploaded block and the commit that names it.
 type preparedCommit struct {
 	commit committer.Commit
+	// create is the metadata of the table the commit creates, when the
+	// writer found no table (committer.CreateCommit); nil otherwise.
+	create *committer.Metadata
 	add    committer.Add
 	event  *CommitEvent
 	rows   *codec.Rows
@@ -146,11 +149,7 @@ func (w *tableWriter) flush(ctx context.Context, job *flushJob) (flushResult, er
 func (w *tableWriter) prepare(ctx context.Context, job *flushJob) (*preparedCommit, error) {
 	snap := w.snapshot()
 	if snap == nil {
-		created, err := w.createTable(ctx, job.schema)
-		if err != nil {
-			return nil, err
-		}
-		snap = created
+		return w.prepareFirst(ctx, job)
 	}
 	// Before anything is filtered as already durable: offsets of another
 	// topic ID say nothing about these records.
@@ -242,27 +241,47 @@ func (w *tableWriter) refuseMisfits(ctx context.Context, job *flushJob, snap *co
 	return nil
 }
 
-// createTable writes version 0 of a new table; concurrent creators
-// converge (the committer resolves the race).
-func (w *tableWriter) createTable(ctx context.Context, schema *codec.Schema) (*committer.Snapshot, error) {
+// prepareFirst uploads the job as the first block of a table the writer
+// found absent, and prepares the commit that creates the table with it
+// (committer.CreateCommit): for Delta, version 0 holds the table's
+// metadata and the block, one log write instead of two. Nothing of the
+// job can be durable yet, so nothing is dropped, and every change fits the
+// job's schema, which becomes the table's. If another creator wins the
+// table meanwhile, the commit lands after its version 0 when the schemas
+// are the same, and is otherwise refused with ErrMetadataChanged, on which
+// flush reads the table and prepares the job again against it, as after
+// any concurrent schema change.
+func (w *tableWriter) prepareFirst(ctx context.Context, job *flushJob) (*preparedCommit, error) {
+	if job.batch.Len() == 0 {
+		return nil, nil
+	}
+	add, ev, err := w.upload(ctx, job.schema, job.batch)
+	if err != nil {
+		return nil, inStep("upload", err)
+	}
 	cfg := map[string]string{partitioner.ModeConfigKey: w.mode.Name}
 	if pk := w.primaryKey(); pk != "" {
 		cfg[primaryKeyConfig] = pk
 	}
-	snap, err := w.log.Create(ctx, committer.Metadata{
+	md := &committer.Metadata{
 		ID:            newID(16),
 		Name:          w.name,
-		Schema:        schema.Clone(),
+		Schema:        job.schema.Clone(),
 		CreatedTime:   w.env.now().UnixMilli(),
 		Configuration: cfg,
-	})
-	if err != nil {
-		return nil, inStep("create", fmt.Errorf("create table %s: %w", w.path, err))
 	}
-	w.env.log.Info("table created", "table", w.path, "version", snap.Version)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return snap, w.adoptSnapshotLocked(snap)
+	c := committer.Commit{
+		ID:          job.commitID,
+		Operation:   committer.OpStreamingUpdate,
+		Adds:        []committer.Add{add},
+		Txns:        txnConditions(job.batch.Sources, job.topicIDs, w.env.group),
+		ReadVersion: -1,
+		Info: map[string]string{
+			"group":  w.env.group,
+			"reason": job.reason,
+		},
+	}
+	return &preparedCommit{commit: c, create: md, add: add, event: ev, rows: job.batch.Rows}, nil
 }
 
 // upload encodes a batch into a Parquet block and writes it create-only,
@@ -352,10 +371,21 @@ func (w *tableWriter) newCommit(job *flushJob, snap *committer.Snapshot, add com
 // returned for the caller to run the flush again.
 func (w *tableWriter) commit(ctx context.Context, p *preparedCommit) (*committer.CommitResult, error) {
 	start := time.Now()
-	res, err := w.log.Commit(ctx, p.commit)
+	var (
+		res *committer.CommitResult
+		err error
+	)
+	if p.create != nil {
+		res, err = committer.CreateCommit(ctx, w.log, *p.create, p.commit)
+	} else {
+		res, err = w.log.Commit(ctx, p.commit)
+	}
 	w.env.metrics.commitDuration.Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
+		if p.create != nil && res.Snapshot.Metadata.ID == p.create.ID {
+			w.env.log.Info("table created", "table", w.path, "version", res.Version)
+		}
 		return res, nil
 	case refused(err):
 		// A lineage conflict (another sink committed records of another

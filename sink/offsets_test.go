@@ -191,7 +191,7 @@ func TestSinkHTTPEndpoints(t *testing.T) {
 		var rows int64
 		for _, tb := range st.Tables {
 			rows += tb.RowsWritten
-			require.GreaterOrEqual(t, tb.Version, int64(1))
+			require.GreaterOrEqual(t, tb.Version, int64(0), "the table's first commit created it")
 		}
 		lagZero := len(st.Partitions) == 2
 		for _, p := range st.Partitions {
@@ -253,7 +253,9 @@ func TestSinkCommitNotifications(t *testing.T) {
 			require.Equal(t, ev.Table, string(r.Key))
 			require.Len(t, ev.FilesAdded, 1)
 			require.LessOrEqual(t, ev.MinLSN, ev.MaxLSN)
-			require.Greater(t, ev.Version, versions[ev.Table], "versions increase per table")
+			if prev, ok := versions[ev.Table]; ok {
+				require.Greater(t, ev.Version, prev, "versions increase per table")
+			}
 			versions[ev.Table] = ev.Version
 			rows += ev.Rows
 		})

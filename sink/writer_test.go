@@ -153,7 +153,7 @@ func TestWriterFlushCommits(t *testing.T) {
 			require.NoError(t, err)
 			require.NotNil(t, res.event)
 			require.Equal(t, tt.wantRows, res.event.Rows)
-			require.Equal(t, int64(1), res.event.Version, "version 0 creates the table, 1 holds the block")
+			require.Equal(t, int64(0), res.event.Version, "version 0 creates the table holding the block")
 			require.Equal(t, tt.wantDurable, res.durable)
 			require.Len(t, storedOffsets(t, b), int(tt.wantRows))
 			require.Equal(t, tt.wantRows, w.committedRows())
@@ -361,10 +361,10 @@ func TestWriterAmbiguousCommitRetried(t *testing.T) {
 	_, err := flushOnce(t, w)
 	require.NoError(t, err)
 
-	// Version 2's put lands but reports a failure, and the log cannot be
+	// Version 1's put lands but reports a failure, and the log cannot be
 	// read right after it: the committer runs out of attempts without
 	// knowing the outcome.
-	faulty.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: "_delta_log/" + commitKey(2), Nth: 1, Ambiguous: true})
+	faulty.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: "_delta_log/" + commitKey(1), Nth: 1, Ambiguous: true})
 	faulty.Add(objstore.Fault{Op: objstore.OpList, KeyPrefix: "users/_delta_log", Nth: 1})
 	faulty.Add(objstore.Fault{Op: objstore.OpGet, KeyPrefix: "users/_delta_log", Nth: 1})
 	offer(t, w, rowsAt(0, 1, 3)...)
@@ -382,11 +382,11 @@ func TestWriterAmbiguousCommitRetried(t *testing.T) {
 	w.finishFlush(job, nil, time.Now())
 
 	require.NotNil(t, res.event, "the landed commit is reported")
-	require.Equal(t, int64(2), res.event.Version)
+	require.Equal(t, int64(1), res.event.Version)
 	require.Equal(t, int64(3), res.event.Rows)
 	snap, err := delta.Open(mem, "users", delta.Options{}).Snapshot(ctx)
 	require.NoError(t, err)
-	require.Equal(t, int64(2), snap.Version, "one log entry for the flush")
+	require.Equal(t, int64(1), snap.Version, "one log entry for the flush")
 	require.Contains(t, snap.Files, res.event.FilesAdded[0])
 	require.Equal(t, offsets(0, 3), storedOffsets(t, mem))
 }

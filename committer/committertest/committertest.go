@@ -2,7 +2,8 @@
 // Run checks that a committer.Format gives every guarantee the committer
 // package documents (atomic, totally ordered commits; txn fencing with
 // lineages; refused removes and schema races; idempotent commit ids after
-// an ambiguous failure; tables deleted or replaced under a writer). Every
+// an ambiguous failure; tables deleted or replaced under a writer; tables
+// created in their first commit, committer.CreateCommit). Every
 // format runs it, over every store it supports, as every objstore backend
 // runs objstore.AcceptanceTest.
 package committertest
@@ -147,6 +148,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
+	t.Run("CreateCommit", func(t *testing.T) { runCreateCommit(t, newStore) })
 }
 
 func testCreateAndSnapshot(t *testing.T, st Store) {

@@ -151,6 +151,66 @@ func (t *Table) entry(c *committer.Commit, s *committer.Snapshot, schema string)
 // the same ID on the same Table finds it (AlreadyCommitted), and for an
 // append the txn fencing refuses a second landing in any case.
 func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.CommitResult, error) {
+	return t.commit(ctx, c, nil)
+}
+
+// CreateCommit commits c, creating the table with cmd in the same commit
+// if it does not exist: version 0 then holds protocol, metaData and c's
+// actions, one create-only put where Create and Commit take two (see
+// committer.CreateCommit for the contract). A new table's first commit
+// therefore costs one put and no other request after the look that found
+// no table. It needs no HEAD of the anchor ("Deleted tables" in the Table
+// doc): that HEAD guards a put made from a snapshot a deletion may have
+// outdated, and a put of version 0 is made from none; the object it
+// creates is the anchor readers start from.
+//
+// Like Create, a Table whose Snapshot found no table less than
+// maxSnapshotAge ago puts version 0 without looking again, and otherwise
+// loads the table first. If version 0 is taken (a concurrent creator, or
+// an earlier attempt whose put failed ambiguously), the table is loaded
+// and c goes on as in Commit: found by its id, or checked against the
+// table and put at the next version, unless the table's schema is not
+// cmd's, when c is refused with committer.ErrMetadataChanged. The schemas
+// are compared as schemaStrings, so a table another engine wrote with the
+// same columns but another rendering refuses c too: the caller then merges
+// and commits with Commit, which is correct, only slower. The
+// conformance test's CreateCommit/Race races creators of two schemas.
+func (t *Table) CreateCommit(ctx context.Context, cmd committer.Metadata, c committer.Commit) (*committer.CommitResult, error) {
+	if c.Metadata != nil {
+		return nil, fmt.Errorf("create table %s with its first commit: the commit carries metadata of its own; the table's is md", t.root)
+	}
+	return t.commit(ctx, c, &cmd)
+}
+
+// creation is the metaData action a CreateCommit creates its table with,
+// and its schemaString.
+type creation struct {
+	md     metadata
+	schema string
+}
+
+// newCreation builds the metaData action of cmd, with an empty ID and
+// CreatedTime filled in.
+func (t *Table) newCreation(cmd committer.Metadata) (*creation, error) {
+	var schema string
+	if cmd.Schema != nil {
+		var err error
+		if schema, err = SchemaJSON(cmd.Schema); err != nil {
+			return nil, err
+		}
+	}
+	md := cloneMetadata(metadataAction(cmd, schema))
+	if md.ID == "" {
+		md.ID = newUUID()
+	}
+	if md.CreatedTime == 0 {
+		md.CreatedTime = t.opts.Now().UnixMilli()
+	}
+	return &creation{md: md, schema: schema}, nil
+}
+
+// commit is Commit, and with create CreateCommit.
+func (t *Table) commit(ctx context.Context, c committer.Commit, create *committer.Metadata) (*committer.CommitResult, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
 	}
@@ -159,6 +219,13 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 		var err error
 		if schema, err = SchemaJSON(c.Metadata.Schema); err != nil {
 			return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
+		}
+	}
+	var cr *creation
+	if create != nil {
+		var err error
+		if cr, err = t.newCreation(*create); err != nil {
+			return nil, fmt.Errorf("create table %s: %w", t.root, err)
 		}
 	}
 	// Snapshots hold the adds as the log records them, whether they
@@ -189,9 +256,37 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 	// snapshot is fresh; an older one is loaded again first (Table doc).
 	s := t.cached()
 	for attempt := 1; ; attempt++ {
+		if cr != nil && s == nil && t.seenAbsent() {
+			res, err := t.putFirst(ctx, bo, &c, cr, attempt)
+			if res != nil || err != nil {
+				return res, err
+			}
+			// Version 0 is taken, or the put's outcome is unknown: the
+			// top of the loop loads the table, or finds it absent and
+			// puts version 0 again.
+			if attempt >= t.opts.MaxCommitAttempts {
+				return nil, fmt.Errorf("commit %s to table %s: %w (%d) creating it", c.ID, t.root, committer.ErrTooManyAttempts, attempt)
+			}
+			if s, err = t.Snapshot(ctx); err != nil {
+				s = nil
+				if !errors.Is(err, committer.ErrNoTable) {
+					t.logger.Warn("create table: read log after failed put", "attempt", attempt, "err", err)
+					if err := sleep(ctx, bo.NextBackOff()); err != nil {
+						return nil, fmt.Errorf("commit %s to table %s: outcome unknown: %w", c.ID, t.root, err)
+					}
+				}
+				continue
+			}
+		}
 		if s == nil || !t.fresh(s) {
 			var err error
 			if s, err = t.reload(ctx, bo, c.ID); err != nil {
+				if cr != nil && errors.Is(err, committer.ErrNoTable) {
+					// The load found no table and recorded it: the next
+					// round creates it.
+					s = nil
+					continue
+				}
 				return nil, err
 			}
 		}
@@ -202,6 +297,10 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 				return nil, err
 			}
 			return &committer.CommitResult{Version: v, Snapshot: s, Attempts: attempt - 1, AlreadyCommitted: true}, nil
+		}
+		if cr != nil && st(s).metadata.SchemaString != cr.schema {
+			return nil, fmt.Errorf("commit %s to table %s: the table exists, with another schema than the one the commit would create it with (set at version %d): %w",
+				c.ID, t.root, st(s).metadataVersion, committer.ErrMetadataChanged)
 		}
 		if err := check(&c, s, schema); err != nil {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
@@ -260,6 +359,50 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 		s = next
 		t.remember(s)
 	}
+}
+
+// putFirst puts version 0 of a table that was seen absent: protocol, cr's
+// metaData and c's actions in one create-only put. It returns the result
+// if the put landed; an error if c cannot be committed to an empty table
+// (it removes a file) or the context ended; and neither if version 0 is
+// taken or the put failed ambiguously, after backing off from the latter,
+// and the caller then loads the table.
+func (t *Table) putFirst(ctx context.Context, bo *backoff.ExponentialBackOff, c *committer.Commit, cr *creation, attempt int) (*committer.CommitResult, error) {
+	empty := emptySnapshot()
+	if err := check(c, empty, ""); err != nil {
+		// A new table holds no file to remove.
+		return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+	}
+	e := t.entry(c, empty, "")
+	// Version 0 was read from nothing, as Spark's first streaming write
+	// records it.
+	delete(e.commitInfo, "readVersion")
+	e.protocol = &Protocol{MinReaderVersion: readerVersion, MinWriterVersion: writerVersion}
+	md := cloneMetadata(cr.md)
+	e.metadata = &md
+	body, err := e.encode()
+	if err != nil {
+		return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+	}
+	key := t.logKey(commitName(0))
+	seenAt := t.opts.Now()
+	etag, err := t.bucket.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true})
+	if err == nil {
+		s := emptySnapshot()
+		apply(s, 0, e)
+		st(s).seenAt = seenAt
+		t.remember(s)
+		t.setAnchor(anchor{key: key, etag: etag})
+		return &committer.CommitResult{Version: 0, Snapshot: s, Attempts: attempt}, nil
+	}
+	if errors.Is(err, objstore.ErrPreconditionFailed) {
+		return nil, nil
+	}
+	t.logger.Warn("create table: put version 0 failed, outcome unknown", "attempt", attempt, "err", err)
+	if err := sleep(ctx, bo.NextBackOff()); err != nil {
+		return nil, fmt.Errorf("commit %s to table %s: outcome unknown: %w", c.ID, t.root, err)
+	}
+	return nil, nil
 }
 
 // reload loads the table for a commit, retrying store errors.

@@ -18,6 +18,8 @@ var (
 	_ committer.Format     = (*Format)(nil)
 	_ committer.Table      = (*Table)(nil)
 	_ committer.Maintainer = (*Table)(nil)
+
+	_ committer.CreateCommitter = (*Table)(nil)
 )
 
 // Format is the Delta Lake table format over one bucket: a table is the

@@ -105,6 +105,11 @@ type Options struct {
 //  6. Every CheckpointInterval versions the committer writes a checkpoint and
 //     then _last_checkpoint; both are best effort.
 //
+// A table's first commit may create it (CreateCommit): version 0 then
+// holds protocol and metaData besides the commit's actions, and goes
+// through steps 3 to 5 like any other version, with version 0 taken by a
+// concurrent creator as the lost race of step 4.
+//
 // Idempotence: a commit is identified by its id, and a txn-conditioned
 // append can land at most once however often it is retried, because once it
 // lands the table's txn version refuses it again. Txn versions never go

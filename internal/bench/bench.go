@@ -143,7 +143,7 @@ func newThroughput(records int, input int64, wall, cpu time.Duration) Throughput
 type Store struct {
 	Objects int `json:"objects"`
 	// Commits counts the versions of the tables' logs, version 0 (each
-	// table's creation) included.
+	// table's creation, with its first data file) included.
 	Commits   int   `json:"commits"`
 	DataFiles int   `json:"data_files"`
 	Bytes     int64 `json:"bytes"`
