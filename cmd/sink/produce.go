@@ -116,34 +116,14 @@ func produceCommand() command {
 }
 
 // avroTransform returns a transform that re-encodes generated evodb
-// records as plain Avro records, registering their schemas. Bad records
-// stay as they are: without the wire-format header they are bad for an
-// avro topic too.
+// records as plain Avro records, registering their schemas in the registry
+// rcfg names.
 func avroTransform(ctx context.Context, rcfg sink.SchemaRegistryConfig, topic string) (func(*workload.Record) error, error) {
 	reg, err := sink.NewSchemaRegistry(rcfg)
 	if err != nil {
 		return nil, err
 	}
-	enc := confluent.NewEncoder(reg, topic)
-	dec, err := codec.NewDecoder(codec.FormatEvoDB)
-	if err != nil {
-		return nil, err
-	}
-	var ch codec.Change
-	return func(r *workload.Record) error {
-		if r.Bad {
-			return nil
-		}
-		if err := dec.Decode(codec.Record{Topic: r.Topic, Value: r.Value}, &ch); err != nil {
-			return fmt.Errorf("re-encode generated record: %w", err)
-		}
-		v, err := enc.Append(ctx, nil, &ch)
-		if err != nil {
-			return err
-		}
-		r.Value = v
-		return nil
-	}, nil
+	return workload.AvroTransform(ctx, confluent.NewEncoder(reg, topic))
 }
 
 // ensureTopic returns the partition count of topic, creating it with
