@@ -21,20 +21,35 @@ import (
 // "<topic>-<table>-value", so tables of one topic evolve independently.
 // It is for producers of test and benchmark workloads; it is safe for
 // concurrent use.
+//
+// A null value carries no type, yet its field needs one: the Encoder
+// declares it with the type of the column's latest non-null value, and
+// leaves out a column that has been null in every change of its table so
+// far (it reads as null all the same). Declaring such nulls as strings
+// instead would make the table's column a string and then refuse the
+// column's first number.
 type Encoder struct {
 	reg   *Registry
 	topic string
 
 	mu struct {
 		sync.Mutex
-		ids map[string]int // layout signature → schema ID
+		ids   map[string]int          // layout signature → schema ID
+		types map[[2]string]valueType // table, column → type of its latest non-null value
 	}
+}
+
+// valueType is what the Avro type of a column depends on.
+type valueType struct {
+	kind  codec.Kind
+	scale int32
 }
 
 // NewEncoder returns an encoder registering its schemas in reg.
 func NewEncoder(reg *Registry, topic string) *Encoder {
 	e := &Encoder{reg: reg, topic: topic}
 	e.mu.ids = map[string]int{}
+	e.mu.types = map[[2]string]valueType{}
 	return e
 }
 
@@ -62,13 +77,38 @@ func avroType(k codec.Kind, scale int32) string {
 	return `"string"`
 }
 
+// layout returns the columns of ch that the record carries, without those
+// null in every change of the table so far, and the type each is declared
+// with; it remembers the types of ch's non-null values.
+func (e *Encoder) layout(ch *codec.Change) ([]codec.Field, []valueType) {
+	row := make([]codec.Field, 0, len(ch.Row))
+	types := make([]valueType, 0, len(ch.Row))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, f := range ch.Row {
+		key := [2]string{ch.TableName(), f.Name}
+		t := valueType{kind: f.Value.Kind(), scale: f.Value.Scale()}
+		if f.Value.IsNull() {
+			var ok bool
+			if t, ok = e.mu.types[key]; !ok {
+				continue
+			}
+		} else {
+			e.mu.types[key] = t
+		}
+		row = append(row, f)
+		types = append(types, t)
+	}
+	return row, types
+}
+
 // schemaID returns the ID of the schema for ch's layout, registering it on
-// first use.
-func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change) (int, error) {
+// first use. row and types are ch's columns as layout returns them.
+func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change, row []codec.Field, types []valueType) (int, error) {
 	var sig strings.Builder
 	sig.WriteString(ch.Table)
-	for _, f := range ch.Row {
-		fmt.Fprintf(&sig, "\x00%s\x00%d\x00%d", f.Name, f.Value.Kind(), f.Value.Scale())
+	for i, f := range row {
+		fmt.Fprintf(&sig, "\x00%s\x00%d\x00%d", f.Name, types[i].kind, types[i].scale)
 	}
 	key := sig.String()
 	e.mu.Lock()
@@ -79,8 +119,8 @@ func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change) (int, error) {
 	}
 	var b strings.Builder
 	b.WriteString(`{"type":"record","name":"Change","namespace":"evodb","fields":[{"name":"op","type":"string"},{"name":"lsn","type":"long"},{"name":"ts","type":"long"},{"name":"table","type":"string"}`)
-	for _, f := range ch.Row {
-		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, codec.AppendJSONString(nil, f.Name), avroType(f.Value.Kind(), f.Value.Scale()))
+	for i, f := range row {
+		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, codec.AppendJSONString(nil, f.Name), avroType(types[i].kind, types[i].scale))
 	}
 	b.WriteString(`]}`)
 	subject := e.topic + "-" + ch.TableName() + "-value"
@@ -96,13 +136,16 @@ func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change) (int, error) {
 
 // Append appends ch as a wire-format Avro record to dst.
 func (e *Encoder) Append(ctx context.Context, dst []byte, ch *codec.Change) ([]byte, error) {
-	id, err := e.schemaID(ctx, ch)
+	row, types := e.layout(ch)
+	id, err := e.schemaID(ctx, ch, row, types)
 	if err != nil {
 		return dst, err
 	}
 	var h sr.ConfluentHeader
 	dst, _ = h.AppendEncode(dst, id, nil)
-	return AppendAvroChange(dst, ch), nil
+	c := *ch
+	c.Row = row
+	return AppendAvroChange(dst, &c), nil
 }
 
 // AppendAvroChange appends the Avro body (no header) of ch in the layout
