@@ -7,6 +7,9 @@
 #   registry.sh start <dir> <port>    start it on <port>, wait until it answers
 #   registry.sh stop <dir>            SIGTERM, then SIGKILL after 10 s
 #   registry.sh env <dir>             print the environment the tests read
+#   registry.sh maven-repo            install, then print the Maven local repository
+#                                     that holds the 3.0.9 stand-ins (for Apicurio's
+#                                     Kafka Connect converter, debezium.sh)
 #
 # Everything it writes (pid file, port, log) stays under <dir>. Schemas
 # live in the server's memory only: a restart forgets them.
@@ -180,6 +183,11 @@ cmd_env() {
 	echo "export EVODB_SCHEMA_REGISTRY_URL=http://127.0.0.1:$(cat "$dir/port")$CCOMPAT_PATH"
 }
 
+cmd_maven_repo() {
+	cmd_install
+	echo "$APICURIO_HOME/m2"
+}
+
 sub="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$sub" in
@@ -187,5 +195,6 @@ install) cmd_install "$@" ;;
 start) cmd_start "$@" ;;
 stop) cmd_stop "$@" ;;
 env) cmd_env "$@" ;;
+maven-repo) cmd_maven_repo ;;
 *) usage ;;
 esac
