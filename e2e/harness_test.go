@@ -13,6 +13,7 @@
 //	SINK_E2E_S3_ENDPOINT, _BUCKET, _ACCESS_KEY, _SECRET_KEY, _REGION
 //	SINK_E2E_S3_DATA_DIR           where the S3 server keeps objects as files (optional)
 //	SINK_TEST_PYTHON               the Python with the readers (optional: skipped when unset)
+//	EVODB_SCHEMA_REGISTRY_URL      a Confluent-compatible schema registry (scenarios with Avro topics skip when unset)
 package e2e
 
 import (
@@ -39,9 +40,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
+	"github.com/evodb/sink/codec/confluent"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/sink"
 	"github.com/evodb/sink/verify"
 )
 
@@ -98,12 +102,14 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// services are the externally provided Kafka and S3.
+// services are the externally provided Kafka and S3, and the optional
+// schema registry.
 type services struct {
 	brokers  string
 	kafkaDir string
 	s3       s3Env
 	python   string
+	registry string
 }
 
 type s3Env struct {
@@ -113,7 +119,8 @@ type s3Env struct {
 // needServices returns the services or skips the test.
 func needServices(t *testing.T) *services {
 	t.Helper()
-	s := &services{brokers: os.Getenv("SINK_E2E_KAFKA"), kafkaDir: os.Getenv("SINK_E2E_KAFKA_DIR"), python: os.Getenv("SINK_TEST_PYTHON")}
+	s := &services{brokers: os.Getenv("SINK_E2E_KAFKA"), kafkaDir: os.Getenv("SINK_E2E_KAFKA_DIR"), python: os.Getenv("SINK_TEST_PYTHON"),
+		registry: os.Getenv("EVODB_SCHEMA_REGISTRY_URL")}
 	if s.brokers == "" {
 		t.Skip("SINK_E2E_KAFKA is not set: the end-to-end suite needs a Kafka broker and an S3 server (see .ci/run)")
 	}
@@ -194,6 +201,10 @@ func (h *harness) createTopics(partitions int32, topics ...string) {
 type workloadStream struct {
 	topic string
 	gen   *workload.Generator
+	// format is the topic's format when it differs from the generator's
+	// (the generated records are re-encoded by transform); empty otherwise.
+	format    codec.Format
+	transform func(*workload.Record) error
 	// expected maps a coordinate key "topic/partition/offset" to the
 	// table of a good record ("" for a bad one).
 	mu       sync.Mutex
@@ -203,6 +214,50 @@ type workloadStream struct {
 
 func (h *harness) stream(cfg workload.Config) *workloadStream {
 	return &workloadStream{topic: cfg.Topic, gen: workload.New(cfg, rand.New(rand.NewPCG(h.rng.Uint64(), 1))), expected: map[string]string{}}
+}
+
+// avroStream is a stream of the evodb workload re-encoded as plain Avro
+// records in the Confluent wire format, their schemas registered in the
+// registry the environment names; without one the test skips.
+func (h *harness) avroStream(cfg workload.Config) *workloadStream {
+	h.t.Helper()
+	if h.svc.registry == "" {
+		h.t.Skip("EVODB_SCHEMA_REGISTRY_URL is not set: Avro topics need a schema registry (e2e/scripts/registry.sh)")
+	}
+	reg := h.registry()
+	cfg.Format = cdc.FormatEvoDB
+	ws := h.stream(cfg)
+	var err error
+	ws.transform, err = workload.RegistryTransform(h.ctx(30*time.Minute), confluent.NewEncoder(reg, cfg.Topic))
+	require.NoError(h.t, err)
+	ws.format = confluent.FormatAvro
+	return ws
+}
+
+// topicFormat is the format the sink reads ws's topic in.
+func (ws *workloadStream) topicFormat() codec.Format {
+	if ws.format != "" {
+		return ws.format
+	}
+	return ws.gen.Config().Format
+}
+
+// registry returns a client of the environment's schema registry, closed
+// with the test.
+func (h *harness) registry() *confluent.Registry {
+	h.t.Helper()
+	reg, err := sink.NewSchemaRegistry(h.registryConfig())
+	require.NoError(h.t, err)
+	h.t.Cleanup(reg.Close)
+	return reg
+}
+
+// registryConfig is the schema_registry section the sinks and the
+// verifier use.
+func (h *harness) registryConfig() sink.SchemaRegistryConfig {
+	c := sink.DefaultConfig().SchemaRegistry
+	c.URLs = []string{h.svc.registry}
+	return c
 }
 
 // produce writes n records of ws synchronously in batches, remembering
@@ -216,6 +271,11 @@ func (h *harness) produce(ctx context.Context, ws *workloadStream, n int) error 
 		meta := make(map[*kgo.Record]workload.Record, m)
 		for i := range recs {
 			r := ws.gen.Next()
+			if ws.transform != nil {
+				if err := ws.transform(&r); err != nil {
+					return fmt.Errorf("produce to %s: %w", ws.topic, err)
+				}
+			}
 			recs[i] = &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}
 			meta[recs[i]] = r
 		}
@@ -316,8 +376,12 @@ func (h *harness) config(o sinkOptions, httpAddr string) string {
 		url += "&" + o.storeQuery
 	}
 	var pairs []string
+	registry := ""
 	for t, f := range o.formats {
 		pairs = append(pairs, fmt.Sprintf("%q: %s", t, f))
+		if confluent.IsFormat(codec.Format(f)) {
+			registry = fmt.Sprintf("schema_registry:\n  urls: [%q]\n", h.svc.registry)
+		}
 	}
 	sort.Strings(pairs)
 	errorsCfg := "tolerance: none"
@@ -343,7 +407,7 @@ func (h *harness) config(o sinkOptions, httpAddr string) string {
   format: evodb
   formats: {%s}
   session_timeout: %s
-%sstore:
+%s%sstore:
   url: %q
   s3:
     access_key_id: %q
@@ -367,7 +431,7 @@ shutdown_timeout: %s
 log:
   level: info
   format: text
-`, brokers, h.name, strings.Join(quoted, ", "), strings.Join(pairs, ", "), o.sessionTimeout, o.kafka, url,
+`, brokers, h.name, strings.Join(quoted, ", "), strings.Join(pairs, ", "), o.sessionTimeout, o.kafka, registry, url,
 		h.svc.s3.AccessKey, h.svc.s3.SecretKey, o.mode, o.flushThreshold, o.flushInterval, errorsCfg, compaction, httpAddr, o.shutdown)
 	h.nextID++
 	path := filepath.Join(h.dir, fmt.Sprintf("sink-%d.yaml", h.nextID))
@@ -602,10 +666,22 @@ func (h *harness) verdict(dlq string, streams ...*workloadStream) {
 	formats := map[string]codec.Format{}
 	for _, ws := range streams {
 		topics = append(topics, ws.topic)
-		formats[ws.topic] = ws.gen.Config().Format
+		formats[ws.topic] = ws.topicFormat()
+	}
+	// Topics in a schema-registry format are decoded as `sink verify`
+	// decodes them: through the registry the sinks used.
+	var reg *confluent.Registry
+	newDecoder := func(topic string, f codec.Format) (cdc.Decoder, error) {
+		if !confluent.IsFormat(f) {
+			return cdc.NewDecoder(f)
+		}
+		if reg == nil {
+			reg = h.registry()
+		}
+		return sink.RegistryDecoder(h.registryConfig(), reg, string(f), "")
 	}
 	rep, err := verify.Verify(h.ctx(5*time.Minute), []kgo.Opt{kgo.SeedBrokers(h.svc.brokers)}, h.bucket(),
-		delta.NewFormat(h.bucket(), delta.Options{}), verify.Options{Topics: topics, Formats: formats, From: -1, To: -1, DLQTopic: dlq})
+		delta.NewFormat(h.bucket(), delta.Options{}), verify.Options{Topics: topics, Formats: formats, NewDecoder: newDecoder, From: -1, To: -1, DLQTopic: dlq})
 	require.NoError(h.t, err)
 	require.True(h.t, rep.OK(), "verify:\n%s", rep)
 

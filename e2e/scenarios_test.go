@@ -119,6 +119,37 @@ func TestCrash(t *testing.T) {
 	h.verdict("", ws)
 }
 
+// TestCrashAvro is TestCrash with an Avro topic beside the JSON one: plain
+// Avro records in the Confluent wire format whose schemas live in a real
+// schema registry, with columns added mid-stream so that new schema
+// versions arrive while sinks are being killed.
+func TestCrashAvro(t *testing.T) {
+	h := newHarness(t, 11)
+	avro := h.avroStream(workload.Config{Topic: h.topic("avro"), Partitions: 3, EvolveAfter: 300,
+		// Names apart from the evodb topic's t0…t7: both write "{table}".
+		TableNames: []string{"a0", "a1", "a2", "a3", "a4"}})
+	ws := h.singleTopic(workload.Config{Partitions: 3})
+	h.createTopics(3, avro.topic)
+	opts := sinkOptions{topics: []string{ws.topic, avro.topic}, formats: map[string]string{avro.topic: string(avro.format)},
+		flushInterval: 150 * time.Millisecond, flushThreshold: 500}
+	sinks := []*sinkProc{h.startSink(opts), h.startSink(opts)}
+	w1, w2 := h.background(ws, loadRecords/2), h.background(avro, loadRecords/2)
+	for i := range 6 {
+		time.Sleep(time.Duration(300+h.rng.IntN(1500)) * time.Millisecond)
+		victim := sinks[h.rng.IntN(len(sinks))]
+		victim.kill()
+		t.Logf("kill %d: sink %d", i+1, victim.id)
+		victim.start()
+	}
+	w1()
+	w2()
+	h.waitDone(opts.topics, 5*time.Minute)
+	for _, s := range sinks {
+		s.stop()
+	}
+	h.verdict("", ws, avro)
+}
+
 // TestScale goes from one process to three and back to one during load.
 func TestScale(t *testing.T) {
 	h := newHarness(t, 3)

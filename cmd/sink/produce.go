@@ -129,25 +129,7 @@ func registryTransform(ctx context.Context, rcfg sink.SchemaRegistryConfig, topi
 	if err != nil {
 		return nil, err
 	}
-	dec, err := cdc.NewDecoder(cdc.FormatEvoDB)
-	if err != nil {
-		return nil, err
-	}
-	var ch codec.Change
-	return func(r *workload.Record) error {
-		if r.Bad {
-			return nil
-		}
-		if err := dec.Decode(codec.Record{Topic: r.Topic, Value: r.Value}, &ch); err != nil {
-			return fmt.Errorf("re-encode generated record: %w", err)
-		}
-		v, err := enc.Append(ctx, nil, &ch)
-		if err != nil {
-			return err
-		}
-		r.Value = v
-		return nil
-	}, nil
+	return workload.RegistryTransform(ctx, enc)
 }
 
 // ensureTopic returns the partition count of topic, creating it with

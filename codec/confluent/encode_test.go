@@ -76,6 +76,38 @@ func TestEncoderRoundTrip(t *testing.T) {
 	require.Equal(t, codec.OpDelete, got.Op)
 }
 
+// A null is declared with the type of its column's latest value; a column
+// null so far is left out. Declared as a string, a null would make the
+// table's column a string that the column's numbers then conflict with.
+func TestEncoderNullTypes(t *testing.T) {
+	f := newFixture(t)
+	enc := NewEncoder(f.reg, "t")
+	d := f.decoder(DecoderOptions{Value: FormatAvro})
+	declared := func(ch codec.Change) map[string]codec.TypeKind {
+		t.Helper()
+		v, err := enc.Append(context.Background(), nil, &ch)
+		require.NoError(t, err)
+		var got codec.Change
+		require.NoError(t, d.Decode(codec.Record{Topic: "t", Value: v}, &got))
+		kinds := map[string]codec.TypeKind{}
+		for _, c := range got.Declared {
+			kinds[c.Name] = c.Type.Kind
+		}
+		return kinds
+	}
+	change := func(lsn uint64, n codec.Value) codec.Change {
+		return codec.Change{Topic: "t", Table: "k", Op: codec.OpInsert, LSN: lsn, Row: []codec.Field{{Name: "id", Value: codec.Int(1)}, {Name: "n", Value: n}}}
+	}
+	first := declared(change(1, codec.Null()))
+	require.NotContains(t, first, "n", "a column null so far must be left out")
+	require.Equal(t, codec.TypeLong, declared(change(2, codec.Int(7)))["n"])
+	require.Equal(t, codec.TypeLong, declared(change(3, codec.Null()))["n"], "a null must keep its column's type")
+	// Another table's column of the same name has a type of its own.
+	other := change(4, codec.Null())
+	other.Table = "other"
+	require.NotContains(t, declared(other), "n")
+}
+
 // BenchmarkDecodeAvro and BenchmarkDecodeJSON decode the same changes: the
 // rows of cdc's BenchmarkDecodeEvoDB, as Avro and as evodb JSON.
 func BenchmarkDecodeAvro(b *testing.B)         { benchDecode(b, true, false) }

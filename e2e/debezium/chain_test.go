@@ -23,6 +23,17 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/cdc"
+	"github.com/evodb/sink/sink"
+)
+
+// ccompatPath is where Apicurio Registry serves the Confluent-compatible
+// API; its own API, which Apicurio's converter speaks, is beside it.
+const (
+	ccompatPath  = "/apis/ccompat/v7"
+	apicurioPath = "/apis/registry/v3"
 )
 
 // tables are the captured tables, in schema.sql.
@@ -31,6 +42,7 @@ var tables = []string{"accounts", "events", "docs", "orders", "metrics", "fence"
 // env is what the test needs from its environment.
 type env struct {
 	kafka, python, connectPort      string
+	registry                        string // Confluent-compatible API; empty: no Avro mode
 	pgHost, pgPort, pgUser, pgDB    string
 	root, scripts, work, sinkBinary string
 }
@@ -49,6 +61,7 @@ func loadEnv(t *testing.T) env {
 		pgPort:      os.Getenv("SINK_E2E_PG_PORT"),
 		pgUser:      os.Getenv("SINK_E2E_PG_USER"),
 		pgDB:        os.Getenv("SINK_E2E_PG_DB"),
+		registry:    os.Getenv("EVODB_SCHEMA_REGISTRY_URL"),
 	}
 	if e.connectPort == "" {
 		e.connectPort = "28083"
@@ -75,11 +88,15 @@ func loadEnv(t *testing.T) env {
 // mode is one converter setting: one connector, its topics, and one sink
 // writing its own store.
 type mode struct {
-	name    string // "schemas" or "plain"
+	name    string // "schemas", "plain" or "avro"
 	schemas bool
-	prefix  string // Debezium topic prefix
-	slot    string // replication slot and publication
-	store   string // store directory
+	// avro: Apicurio's Avro converter writes the Confluent wire format to
+	// the schema registry, and the sink reads it with format: avro.
+	avro    bool
+	decoder cdc.Decoder // the Avro records' decoder (avro only)
+	prefix  string      // Debezium topic prefix
+	slot    string      // replication slot and publication
+	store   string      // store directory
 	group   string
 }
 
@@ -94,6 +111,17 @@ func TestChain(t *testing.T) {
 	modes := []*mode{
 		{name: "schemas", schemas: true, prefix: "dbz" + id + "s", slot: "evodb_" + id + "_s"},
 		{name: "plain", schemas: false, prefix: "dbz" + id + "n", slot: "evodb_" + id + "_n"},
+	}
+	switch {
+	case e.registry == "":
+		t.Log("EVODB_SCHEMA_REGISTRY_URL is not set: the chain runs without its Avro mode")
+	case !strings.HasSuffix(e.registry, ccompatPath):
+		t.Logf("EVODB_SCHEMA_REGISTRY_URL %s is not Apicurio Registry's %s: the chain runs without its Avro mode "+
+			"(its converter needs Apicurio's own API)", e.registry, ccompatPath)
+	default:
+		avro := &mode{name: "avro", schemas: true, avro: true, prefix: "dbz" + id + "a", slot: "evodb_" + id + "_a"}
+		avro.decoder = e.avroDecoder(t)
+		modes = append(modes, avro)
 	}
 	for _, m := range modes {
 		m.store = filepath.Join(e.work, "store-"+m.name)
@@ -117,14 +145,14 @@ func TestChain(t *testing.T) {
 		connectDir = d
 		require.NoError(t, os.RemoveAll(connectDir))
 	}
-	e.script(t, "debezium.sh", "start", connectDir, e.connectPort, configs[0], configs[1])
+	e.script(t, "debezium.sh", append([]string{"start", connectDir, e.connectPort}, configs...)...)
 	t.Cleanup(func() {
 		_ = exec.Command(filepath.Join(e.scripts, "debezium.sh"), "stop", connectDir, "kill").Run()
 		for _, m := range modes {
 			_, _ = e.psql("SELECT pg_drop_replication_slot('" + m.slot + "'); DROP PUBLICATION IF EXISTS " + m.slot)
 		}
 	})
-	t.Logf("[%5.1fs] Kafka Connect running both connectors", time.Since(start).Seconds())
+	t.Logf("[%5.1fs] Kafka Connect running %d connectors", time.Since(start).Seconds(), len(modes))
 
 	dedupe := true
 	phase := func(n int) (replayed int) {
@@ -143,6 +171,15 @@ func TestChain(t *testing.T) {
 	e.psqlFile(t, "changes-1.sql")
 	e.psqlFile(t, "alter.sql")
 	phase(1)
+	// In the Avro mode the ALTERs reached the sink as new schema versions.
+	for _, m := range modes {
+		if m.avro {
+			for _, table := range []string{"accounts", "events", "docs"} {
+				subject := m.prefix + ".public." + table + "-value"
+				require.GreaterOrEqual(t, e.schemaVersions(t, subject), 2, "schema versions of %s after ALTER TABLE %s", subject, table)
+			}
+		}
+	}
 
 	// Phase 2: a graceful restart flushes Connect's offsets; the changes
 	// after it are then replayed by the restart that follows a SIGKILL.
@@ -214,13 +251,67 @@ func (e env) connectorConfig(t *testing.T, m *mode) string {
 	require.NoError(t, err)
 	vars := map[string]string{
 		"CONNECTOR": "evodb-" + m.name, "PG_HOST": e.pgHost, "PG_PORT": e.pgPort, "PG_USER": e.pgUser,
-		"PG_DB": e.pgDB, "PREFIX": m.prefix, "SLOT": m.slot, "SCHEMAS": strconv.FormatBool(m.schemas),
+		"PG_DB": e.pgDB, "PREFIX": m.prefix, "SLOT": m.slot,
 		"DECIMAL_MODE": map[bool]string{true: "precise", false: "string"}[m.schemas],
+		"CONVERTERS":   e.converters(m),
 	}
 	text := os.Expand(string(tmpl), func(k string) string { return vars[k] })
 	path := filepath.Join(e.work, "connector-"+m.name+".properties")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
 	return path
+}
+
+// converters are the key and value converter settings of m's connector.
+// The Avro ones register schemas in Apicurio Registry and write the
+// Confluent wire format: magic byte and the 4-byte content ID, which the
+// registry's Confluent-compatible API resolves.
+func (e env) converters(m *mode) string {
+	var b strings.Builder
+	for _, side := range []string{"key", "value"} {
+		if !m.avro {
+			fmt.Fprintf(&b, "%s.converter=org.apache.kafka.connect.json.JsonConverter\n", side)
+			fmt.Fprintf(&b, "%s.converter.schemas.enable=%t\n", side, m.schemas)
+			continue
+		}
+		fmt.Fprintf(&b, "%s.converter=io.apicurio.registry.utils.converter.AvroConverter\n", side)
+		fmt.Fprintf(&b, "%s.converter.apicurio.registry.url=%s\n", side, strings.TrimSuffix(e.registry, ccompatPath)+apicurioPath)
+		fmt.Fprintf(&b, "%s.converter.apicurio.registry.auto-register=true\n", side)
+		fmt.Fprintf(&b, "%s.converter.apicurio.registry.headers.enabled=false\n", side)
+		fmt.Fprintf(&b, "%s.converter.apicurio.registry.id-handler=io.apicurio.registry.serde.Default4ByteIdHandler\n", side)
+		fmt.Fprintf(&b, "%s.converter.apicurio.registry.use-id=contentId\n", side)
+		// One self-contained schema per record: by default the converter
+		// registers each nested record (before/after, source) as a schema
+		// of its own and refers to it, and the sink does not resolve
+		// schema references.
+		fmt.Fprintf(&b, "%s.converter.apicurio.registry.dereference-schema=true\n", side)
+	}
+	return b.String()
+}
+
+// schemaVersions returns how many versions the registry holds of subject.
+func (e env) schemaVersions(t *testing.T, subject string) int {
+	t.Helper()
+	resp, err := http.Get(e.registry + "/subjects/" + subject + "/versions")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "versions of %s", subject)
+	var versions []int
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&versions))
+	return len(versions)
+}
+
+// avroDecoder is the sink's decoder of Avro keys and values through the
+// registry, for reading the Avro mode's topics.
+func (e env) avroDecoder(t *testing.T) cdc.Decoder {
+	t.Helper()
+	cfg := sink.DefaultConfig().SchemaRegistry
+	cfg.URLs = []string{e.registry}
+	reg, err := sink.NewSchemaRegistry(cfg)
+	require.NoError(t, err)
+	t.Cleanup(reg.Close)
+	d, err := sink.RegistryDecoder(cfg, reg, "avro", "avro")
+	require.NoError(t, err)
+	return d
 }
 
 // waitFence waits until fence row n is in m's fence topic and the end
@@ -229,7 +320,7 @@ func waitFence(t *testing.T, adm *kadm.Client, brokers string, m *mode, n int) m
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		evs := readTopic(t, adm, brokers, m.prefix+".public.fence", m.schemas)
+		evs := readTopic(t, adm, brokers, m.prefix+".public.fence", m)
 		if slices.ContainsFunc(evs, func(ev event) bool { return string(ev.key) == fmt.Sprintf(`{"id":%d}`, n) }) {
 			break
 		}
@@ -280,7 +371,7 @@ type event struct {
 }
 
 // readTopic reads a whole topic from its start to its current end.
-func readTopic(t *testing.T, adm *kadm.Client, brokers, topic string, schemas bool) []event {
+func readTopic(t *testing.T, adm *kadm.Client, brokers, topic string, m *mode) []event {
 	t.Helper()
 	ends := map[string]int64{}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -308,7 +399,11 @@ func readTopic(t *testing.T, adm *kadm.Client, brokers, topic string, schemas bo
 			if r.Offset >= ends[topic] {
 				return
 			}
-			evs = append(evs, parseEvent(t, r, schemas))
+			if m.avro {
+				evs = append(evs, parseAvroEvent(t, m.decoder, r))
+			} else {
+				evs = append(evs, parseEvent(t, r, m.schemas))
+			}
 		})
 	}
 	return evs
@@ -347,6 +442,30 @@ func parseEvent(t *testing.T, r *kgo.Record, schemas bool) event {
 	return ev
 }
 
+// parseAvroEvent reads a record of the Avro mode with the sink's own
+// decoder; the key is rendered as the JSON converter would (without
+// schemas), so fence keys read the same in every mode.
+func parseAvroEvent(t *testing.T, d cdc.Decoder, r *kgo.Record) event {
+	t.Helper()
+	if len(r.Value) == 0 {
+		return event{tombstone: true}
+	}
+	var ch codec.Change
+	require.NoError(t, d.Decode(codec.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value}, &ch),
+		"record at %s/%d", r.Topic, r.Offset)
+	key := map[string]any{}
+	for _, f := range ch.Key {
+		if f.Value.Kind() == codec.KindInt {
+			key[f.Name] = f.Value.Int()
+		} else {
+			key[f.Name] = f.Value.Text()
+		}
+	}
+	b, err := json.Marshal(key)
+	require.NoError(t, err)
+	return event{op: ch.Op.String(), lsn: strconv.FormatUint(ch.LSN, 10), key: b}
+}
+
 // runSink runs the sink over m's topics until every partition is durable
 // up to ends, then stops it with SIGTERM. It returns whether it ran with
 // dedupe: lsn, which it tries first and drops only if the sink rejects it.
@@ -356,13 +475,17 @@ func (e env) runSink(t *testing.T, m *mode, ends map[string]int64, dedupe bool) 
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
+	format, registry := "debezium", ""
+	if m.avro {
+		format, registry = "avro", fmt.Sprintf("schema_registry:\n  urls: [%q]\n", e.registry)
+	}
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
   group: %s
   topic_regex: %q
-  format: debezium
+  format: %s
   start_from: earliest
-store:
+%sstore:
   url: file://%s
 tables:
   default:
@@ -374,7 +497,7 @@ http:
 shutdown_timeout: 30s
 log:
   level: warn
-`, e.kafka, m.group, "^"+regexp.QuoteMeta(m.prefix)+`\.public\..*`, m.store, addr)
+`, e.kafka, m.group, "^"+regexp.QuoteMeta(m.prefix)+`\.public\..*`, format, registry, m.store, addr)
 	if dedupe {
 		cfg += "dedupe: lsn\n"
 	}
@@ -453,7 +576,7 @@ func caughtUp(addr string, ends map[string]int64) bool {
 func (e env) verify(t *testing.T, adm *kadm.Client, m *mode, dedupe bool, when string) (replayed int) {
 	t.Helper()
 	for _, table := range tables {
-		evs := readTopic(t, adm, e.kafka, m.prefix+".public."+table, m.schemas)
+		evs := readTopic(t, adm, e.kafka, m.prefix+".public."+table, m)
 		var records, tombstones int
 		distinct := map[string]bool{}
 		for _, ev := range evs {

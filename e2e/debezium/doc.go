@@ -8,9 +8,16 @@
 //
 //	e2e/scripts/postgres.sh start DIR 25432 && eval "$(e2e/scripts/postgres.sh env DIR)"
 //	e2e/scripts/kafka.sh start DIR 29192 && eval "$(e2e/scripts/kafka.sh env DIR)"
+//	e2e/scripts/registry.sh start DIR 28081 && eval "$(e2e/scripts/registry.sh env DIR)"
 //	e2e/scripts/debezium.sh install && e2e/scripts/python.sh install VENV
 //	eval "$(e2e/scripts/python.sh env VENV)"
 //	SINK_E2E_DEBEZIUM=1 go test -v ./e2e/debezium/
+//
+// The chain runs in up to three modes at once, each with its own connector,
+// topics and sink: Debezium JSON with the converter's schemas, without
+// them, and, when EVODB_SCHEMA_REGISTRY_URL names Apicurio Registry's
+// Confluent-compatible API (registry.sh), Avro in the Confluent wire format
+// written by Apicurio's converter and read with the sink's format: avro.
 //
 // The test starts and restarts Kafka Connect itself (on
 // SINK_E2E_CONNECT_PORT, default 28083, state in SINK_E2E_CONNECT_DIR,

@@ -2,9 +2,12 @@
 # The Debezium PostgreSQL connector in Kafka Connect standalone, for the
 # real CDC chain test (PostgreSQL → Debezium → Kafka → sink). Kafka Connect
 # is the broker's own connect-runtime from kafka.sh's jars; the connector
-# and its dependencies are resolved with Maven into a plugin directory.
+# and its dependencies are resolved with Maven into a plugin directory, and
+# so is Apicurio Registry's Avro converter, which writes the Confluent wire
+# format to the registry of registry.sh.
 #
-#   debezium.sh install                          resolve the connector into the cache (idempotent)
+#   debezium.sh install                          resolve the connector and the converter into
+#                                                the cache (idempotent)
 #   debezium.sh start <dir> <port> <config>...   run Connect standalone with its REST API on
 #                                                127.0.0.1:<port> and the connectors in the
 #                                                given .properties files; wait until every
@@ -24,6 +27,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DEBEZIUM_VERSION="3.6.1.Final"
+APICURIO_CONVERTER_VERSION="3.0.9"
 KAFKA_VERSION="4.3.1"
 DEBEZIUM_HOME="${DEBEZIUM_HOME:-$E2E_CACHE_DIR/debezium-$DEBEZIUM_VERSION}"
 PLUGIN_DIR="$DEBEZIUM_HOME/plugins"
@@ -32,11 +36,16 @@ CONNECT_HEAP="${CONNECT_HEAP:--Xmx384m -Xms64m}"
 READY_SECONDS="${DEBEZIUM_READY_SECONDS:-120}"
 
 usage() {
-	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
 cmd_install() {
+	install_connector
+	install_converter
+}
+
+install_connector() {
 	if [[ -f "$DEBEZIUM_HOME/.complete" ]]; then
 		return 0
 	fi
@@ -87,6 +96,57 @@ EOF
 	rm -rf "$work"
 	touch "$DEBEZIUM_HOME/.complete"
 	e2e_log "installed $(find "$PLUGIN_DIR" -name '*.jar' | wc -l) plugin jars"
+}
+
+# Apicurio's converter (io.apicurio.registry.utils.converter.AvroConverter)
+# in a plugin directory of its own, so its Jackson and Avro stay apart from
+# Debezium's. Its 3.0.9 modules name the 3.0.9 parent POM, so it is
+# resolved in the Maven repository where registry.sh keeps that POM's
+# stand-in; the Java SDK it uses is the 3.0.7 one, the 3.0.9 build not
+# being served.
+install_converter() {
+	local dir="$PLUGIN_DIR/apicurio-converter"
+	if [[ -f "$dir/.complete" ]]; then
+		return 0
+	fi
+	local repo work="$DEBEZIUM_HOME/.resolve-converter"
+	repo="$("$(dirname "${BASH_SOURCE[0]}")/registry.sh" maven-repo)"
+	e2e_log "resolving Apicurio's Avro converter $APICURIO_CONVERTER_VERSION into $dir"
+	rm -rf "$work" "$dir"
+	mkdir -p "$work"
+	cat >"$work/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.e2e</groupId>
+  <artifactId>apicurio-converter-plugin</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencyManagement>
+    <dependencies>
+      <dependency>
+        <groupId>io.apicurio</groupId>
+        <artifactId>apicurio-registry-java-sdk</artifactId>
+        <version>3.0.7</version>
+      </dependency>
+    </dependencies>
+  </dependencyManagement>
+  <dependencies>
+    <dependency>
+      <groupId>io.apicurio</groupId>
+      <artifactId>apicurio-registry-utils-converter</artifactId>
+      <version>$APICURIO_CONVERTER_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+	e2e_maven_copy "$work" "apicurio-registry-utils-converter $APICURIO_CONVERTER_VERSION" \
+		-Dmaven.repo.local="$repo" -DexcludeGroupIds=org.apache.kafka,org.slf4j
+	[[ -f "$work/libs/apicurio-registry-utils-converter-$APICURIO_CONVERTER_VERSION.jar" ]] ||
+		e2e_die "apicurio-registry-utils-converter-$APICURIO_CONVERTER_VERSION.jar missing after resolve"
+	mkdir -p "$PLUGIN_DIR"
+	mv "$work/libs" "$dir"
+	rm -rf "$work"
+	touch "$dir/.complete"
 }
 
 write_worker_config() {
