@@ -147,6 +147,7 @@ func newTableWriter(env *writerEnv, path, name string, cfg TableConfig) (*tableW
 	w := &tableWriter{
 		path: path, name: name, cfg: cfg, mode: mode, env: env,
 		log: env.format.Open(path, committer.Options{
+			Format:   cfg.Format,
 			Instance: env.instance,
 			Now:      env.now,
 			Logger:   env.log,

@@ -380,6 +380,13 @@ type nsLevel struct {
 	lit  string
 }
 
+// ValidateNamespace reports whether tmpl is a namespace template (see
+// Config.Namespace).
+func ValidateNamespace(tmpl string) error {
+	_, err := parseNamespace(tmpl)
+	return err
+}
+
 // parseNamespace parses a namespace template (see Config.Namespace).
 func parseNamespace(tmpl string) ([]nsLevel, error) {
 	if tmpl == "" {
