@@ -452,7 +452,7 @@ func (w *tableWriter) status(now time.Time) TableStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ts := TableStatus{
-		Table: w.path, Version: versionOf(w.mu.snap), LastCommit: w.mu.lastCommit,
+		Table: w.path, Format: w.cfg.Format, Version: versionOf(w.mu.snap), LastCommit: w.mu.lastCommit,
 		BufferedBytes: w.mu.buf.Bytes(), BufferedRecords: w.mu.buf.Len(),
 		RowsWritten: w.mu.rowsWritten, Flushing: w.mu.inflight != nil,
 	}

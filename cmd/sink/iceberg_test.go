@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/iceberg"
 	"github.com/evodb/sink/internal/kafkatest"
+	"github.com/evodb/sink/sink"
 )
 
 // icebergTestEnv returns the catalog URL and the S3 settings of a real
@@ -74,6 +77,7 @@ catalog:
   uri: ${EVODB_ICEBERG_REST_URL}
   namespace: ${NS}
 compaction: {enabled: false, min_inputs: 2}
+http: {addr: "127.0.0.1:0"}
 log:
   format: json
 `), 0o644))
@@ -117,6 +121,12 @@ log:
 			_, n := rows()
 			return n == int64(300*(i+1))
 		}, time.Minute, 100*time.Millisecond, "stderr: %s", errOut)
+		st := sinkStatus(t, errOut.String())
+		require.Len(t, st.Tables, 4)
+		for _, ts := range st.Tables {
+			require.Equal(t, "iceberg", ts.Format, ts.Table)
+			require.Equal(t, int64(i+1), ts.Version, "/status shows the snapshot sequence number of %s", ts.Table)
+		}
 		stop()
 		select {
 		case code := <-done:
@@ -190,4 +200,17 @@ log:
 			require.Equal(t, n, res.Distinct, "%s finds every change of %s once", reader, name)
 		}
 	}
+}
+
+// sinkStatus reads /status from the sink whose JSON log is stderr.
+func sinkStatus(t *testing.T, stderr string) sink.Status {
+	t.Helper()
+	m := regexp.MustCompile(`"msg":"serving metrics and health","addr":"([^"]+)"`).FindStringSubmatch(stderr)
+	require.NotNil(t, m, "the sink logs its HTTP address: %s", stderr)
+	resp, err := http.Get("http://" + m[1] + "/status")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var st sink.Status
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	return st
 }
