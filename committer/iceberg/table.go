@@ -88,6 +88,17 @@ func managedProperty(k string) bool {
 //     expiry must therefore retain snapshots for longer than a commit can
 //     take, which ExpireHistory's minimum retention ensures.
 //
+// File tags. Iceberg's data-file entries have no key-value field, so a
+// commit keeps the tags of the files it adds in its own snapshot's
+// summary (evodb.tags), and a snapshot's files take their tags from the
+// summaries of the retained snapshots. Once expiry has dropped the
+// snapshot that added a file, its tags are gone: tablefile then reads the
+// file's LSN range and compaction level from its name (which the sink
+// gives every file it writes) and its row count from the manifest; only
+// the informational evodb.sources tag is lost. Carrying every live file's
+// tags forward, as the txn map is, would grow each snapshot's summary
+// with the table's file count.
+//
 // Sequence numbers are the versions: Iceberg v2 gives every snapshot the
 // table's last sequence number plus one, so a table's commits are numbered
 // 1, 2, ... and a table without snapshots is at version 0.
