@@ -30,6 +30,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -176,6 +177,40 @@ type Format struct {
 	ns       []nsLevel
 	location string
 	opts     Options
+	fs       *sharedFS
+}
+
+// sharedFS is the one FileIO through which every table of a Format reads
+// and writes its manifests. iceberg-go would otherwise build a FileIO (an
+// S3 client, loading the AWS configuration and CA bundle) for every table
+// load and commit, which costs more CPU than the commit itself. All
+// tables of a Format live under its Location, in one bucket, with the
+// FileIO properties the Config gives; credentials a catalog vends per
+// table are therefore not used.
+type sharedFS struct {
+	props    iceberg.Properties
+	location string
+
+	mu struct {
+		sync.Mutex
+		fs icebergio.IO
+	}
+}
+
+// get returns the FileIO, building it on first use; a failed build is
+// retried by the next call.
+func (s *sharedFS) get(ctx context.Context) (icebergio.IO, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.fs != nil {
+		return s.mu.fs, nil
+	}
+	fs, err := icebergio.LoadFS(ctx, s.props, s.location)
+	if err != nil {
+		return nil, fmt.Errorf("file IO for %s: %w", s.location, err)
+	}
+	s.mu.fs = fs
+	return fs, nil
 }
 
 // NewFormat connects to the catalog (it reads the catalog's /v1/config)
@@ -243,7 +278,8 @@ func NewFormat(ctx context.Context, cfg Config, opts Options) (*Format, error) {
 		return nil, fmt.Errorf("connect to Iceberg REST catalog %s: %w", cfg.URI, err)
 	}
 	opts.defaults()
-	return &Format{cat: cat, ns: ns, location: strings.TrimSuffix(cfg.Location, "/"), opts: opts}, nil
+	location := strings.TrimSuffix(cfg.Location, "/")
+	return &Format{cat: cat, ns: ns, location: location, opts: opts, fs: &sharedFS{props: props, location: location}}, nil
 }
 
 // Open returns the table at root. It does no I/O.
@@ -260,6 +296,7 @@ func (f *Format) Open(root string, o committer.Options) committer.Table {
 	}
 	return &Table{
 		cat:      f.cat,
+		fs:       f.fs,
 		root:     root,
 		ident:    f.Identifier(root),
 		location: f.location + "/" + root,

@@ -107,6 +107,7 @@ func managedProperty(k string) bool {
 // and the entries of the manifests it read (manifests are immutable).
 type Table struct {
 	cat      *rest.Catalog
+	fs       *sharedFS
 	root     string
 	ident    table.Identifier
 	location string
@@ -171,6 +172,10 @@ func (t *Table) load(ctx context.Context) (*committer.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load table %s (%s): %w", t.root, strings.Join(t.ident, "."), err)
 	}
+	// The table reads and writes its manifests through the Format's
+	// FileIO; commits keep it (iceberg-go carries it to the committed
+	// table).
+	tbl = table.New(tbl.Identifier(), tbl.Metadata(), tbl.MetadataLocation(), t.fs.get, t.cat)
 	t.mu.Lock()
 	prev := t.mu.latest
 	t.mu.Unlock()
@@ -457,14 +462,22 @@ func (t *Table) Create(ctx context.Context, md committer.Metadata) (*committer.S
 	return t.load(ctx)
 }
 
-// ensureNamespace creates the table's namespace, level by level.
+// ensureNamespace creates the table's namespace, level by level. A
+// creation that fails otherwise than with "already exists" may have lost a
+// race all the same (Apache Iceberg's JDBC catalog answers a concurrent
+// creation with a 500 from its unique constraint), so the namespace
+// existing afterwards is success.
 func (t *Table) ensureNamespace(ctx context.Context) error {
 	ns := t.ident[:len(t.ident)-1]
 	for i := 1; i <= len(ns); i++ {
 		err := t.cat.CreateNamespace(ctx, ns[:i], nil)
-		if err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
-			return fmt.Errorf("create namespace %s: %w", strings.Join(ns[:i], "."), err)
+		if err == nil || errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+			continue
 		}
+		if ok, cerr := t.cat.CheckNamespaceExists(ctx, ns[:i]); cerr == nil && ok {
+			continue
+		}
+		return fmt.Errorf("create namespace %s: %w", strings.Join(ns[:i], "."), err)
 	}
 	return nil
 }
