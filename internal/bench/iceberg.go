@@ -41,15 +41,15 @@ func startCountingProxy(name, target string) (*countingProxy, error) {
 		return nil, fmt.Errorf("%s proxy: %w", name, err)
 	}
 	p := &countingProxy{name: name, ln: ln, n: map[string]int64{}}
-	rp := httputil.NewSingleHostReverseProxy(u)
 	// Keep the Host the client signed (S3 signatures cover it); the
 	// proxy only relays bytes.
-	director := rp.Director
-	rp.Director = func(r *http.Request) {
-		host := r.Host
-		director(r)
-		r.Host = host
-	}
+	// The client keeps the target's path (URL), so only scheme and host
+	// change.
+	host := &url.URL{Scheme: u.Scheme, Host: u.Host}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(host)
+		pr.Out.Host = pr.In.Host
+	}}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.n[p.name+" "+strings.ToLower(r.Method)]++
