@@ -52,6 +52,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives warnings about retries.
 	Logger *slog.Logger
+	// Format is the table format the caller's configuration names for
+	// the table ("delta", "iceberg"). A Format of one table format ignores
+	// it; one that routes tables among formats opens the table in it, and
+	// without it finds the format that holds the table.
+	Format string
 }
 
 // Table is one table of a Format. Implementations are safe for concurrent

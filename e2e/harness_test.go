@@ -14,6 +14,8 @@
 //	SINK_E2E_S3_DATA_DIR           where the S3 server keeps objects as files (optional)
 //	SINK_TEST_PYTHON               the Python with the readers (optional: skipped when unset)
 //	EVODB_SCHEMA_REGISTRY_URL      a Confluent-compatible schema registry (scenarios with Avro topics skip when unset)
+//	EVODB_ICEBERG_REST_URL         an Iceberg REST catalog whose warehouse is on the S3 server
+//	                               (optional: the Iceberg scenarios skip when unset)
 package e2e
 
 import (
@@ -42,7 +44,9 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer/iceberg"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
@@ -151,6 +155,43 @@ type harness struct {
 	nextID int
 	// storeEndpoint is what the sinks talk to: the S3 server or a proxy.
 	storeEndpoint string
+	// icebergURL, when set (useIceberg), makes every table an Iceberg
+	// table of that REST catalog, in namespace h.name.
+	icebergURL string
+}
+
+// useIceberg makes the scenario's tables Iceberg tables of the REST
+// catalog EVODB_ICEBERG_REST_URL names, or skips the test.
+func (h *harness) useIceberg() {
+	h.t.Helper()
+	h.icebergURL = os.Getenv("EVODB_ICEBERG_REST_URL")
+	if h.icebergURL == "" {
+		h.t.Skip("EVODB_ICEBERG_REST_URL is not set: no Iceberg REST catalog for the Iceberg scenarios (see scripts/iceberg-rest.sh)")
+	}
+}
+
+// tableFormat is the format the scenario's sinks write, for verify.
+func (h *harness) tableFormat() committer.Format {
+	h.t.Helper()
+	if h.icebergURL == "" {
+		return delta.NewFormat(h.bucket(), delta.Options{})
+	}
+	f, err := iceberg.NewFormat(h.ctx(time.Minute), h.icebergConfig(), iceberg.Options{})
+	require.NoError(h.t, err)
+	return f
+}
+
+// icebergConfig is the Iceberg format of the scenario's tables.
+func (h *harness) icebergConfig() iceberg.Config {
+	return iceberg.Config{
+		URI:       h.icebergURL,
+		Namespace: h.name,
+		Location:  "s3://" + h.svc.s3.Bucket + "/" + h.name,
+		S3: iceberg.S3Config{
+			Endpoint: h.svc.s3.Endpoint, Region: h.svc.s3.Region,
+			AccessKeyID: h.svc.s3.AccessKey, SecretKey: h.svc.s3.SecretKey, PathStyle: true,
+		},
+	}
 }
 
 func newHarness(t *testing.T, seed uint64) *harness {
@@ -400,6 +441,11 @@ func (h *harness) config(o sinkOptions, httpAddr string) string {
 	if o.brokers != "" {
 		brokers = o.brokers
 	}
+	format, catalog := "delta", ""
+	if h.icebergURL != "" {
+		// One namespace per scenario; the tables' paths are "{table}".
+		format, catalog = "iceberg", fmt.Sprintf("catalog:\n  uri: %q\n  namespace: %q\n", h.icebergURL, h.name)
+	}
 	text := fmt.Sprintf(`kafka:
   brokers: [%q]
   group: %q
@@ -418,7 +464,8 @@ tables:
     flush_threshold: %d
     flush_interval: %s
     path: "{table}"
-errors:
+    format: %s
+%serrors:
   %s
 commit:
   offset_commit_interval: 200ms
@@ -432,7 +479,7 @@ log:
   level: info
   format: text
 `, brokers, h.name, strings.Join(quoted, ", "), strings.Join(pairs, ", "), o.sessionTimeout, o.kafka, registry, url,
-		h.svc.s3.AccessKey, h.svc.s3.SecretKey, o.mode, o.flushThreshold, o.flushInterval, errorsCfg, compaction, httpAddr, o.shutdown)
+		h.svc.s3.AccessKey, h.svc.s3.SecretKey, o.mode, o.flushThreshold, o.flushInterval, format, catalog, errorsCfg, compaction, httpAddr, o.shutdown)
 	h.nextID++
 	path := filepath.Join(h.dir, fmt.Sprintf("sink-%d.yaml", h.nextID))
 	require.NoError(h.t, os.WriteFile(path, []byte(text), 0o644))
@@ -681,7 +728,7 @@ func (h *harness) verdict(dlq string, streams ...*workloadStream) {
 		return sink.RegistryDecoder(h.registryConfig(), reg, string(f), "")
 	}
 	rep, err := verify.Verify(h.ctx(5*time.Minute), []kgo.Opt{kgo.SeedBrokers(h.svc.brokers)}, h.bucket(),
-		delta.NewFormat(h.bucket(), delta.Options{}), verify.Options{Topics: topics, Formats: formats, NewDecoder: newDecoder, From: -1, To: -1, DLQTopic: dlq})
+		h.tableFormat(), verify.Options{Topics: topics, Formats: formats, NewDecoder: newDecoder, From: -1, To: -1, DLQTopic: dlq})
 	require.NoError(h.t, err)
 	require.True(h.t, rep.OK(), "verify:\n%s", rep)
 
@@ -703,7 +750,59 @@ func (h *harness) verdict(dlq string, streams ...*workloadStream) {
 	}
 	require.Equal(h.t, good, rep.Rows, "rows the verifier read vs good records produced")
 	h.t.Logf("verify: %d rows in %d tables ok (%s)", rep.Rows, len(rep.Tables), time.Since(start).Round(time.Millisecond))
+	if h.icebergURL != "" {
+		h.icebergReaders(want)
+		return
+	}
 	h.readers(want)
+}
+
+// icebergReaders runs e2e/readers/iceberg_tables.py (PyIceberg, pyarrow
+// over PyIceberg's plan, DuckDB's Iceberg extension through the catalog)
+// and compares every reader's row count, distinct coordinates and digest
+// with want.
+func (h *harness) icebergReaders(want map[string][]string) {
+	h.t.Helper()
+	if h.svc.python == "" {
+		h.t.Log("SINK_TEST_PYTHON is not set: independent readers skipped")
+		return
+	}
+	start := time.Now()
+	names := map[string]string{}
+	var tables []string
+	for tb := range want {
+		names[h.name+"."+tb] = tb
+		tables = append(tables, h.name+"."+tb)
+	}
+	sort.Strings(tables)
+	arg, err := json.Marshal(map[string]any{
+		"catalog_uri": h.icebergURL, "endpoint": h.svc.s3.Endpoint,
+		"access_key": h.svc.s3.AccessKey, "secret_key": h.svc.s3.SecretKey, "region": h.svc.s3.Region,
+		"tables": tables,
+	})
+	require.NoError(h.t, err)
+	cmd := exec.CommandContext(h.ctx(10*time.Minute), h.svc.python, "readers/iceberg_tables.py", string(arg))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(h.t, err, "iceberg_tables.py: %s", stderr.String())
+	var got map[string]map[string]readerResult
+	require.NoError(h.t, json.Unmarshal(out, &got), string(out))
+	for _, name := range tables {
+		coords := append([]string(nil), want[names[name]]...)
+		sort.Strings(coords)
+		sum := sha256.Sum256([]byte(strings.Join(coords, "\n")))
+		digest := hex.EncodeToString(sum[:])
+		for _, reader := range []string{"pyiceberg", "pyarrow", "duckdb"} {
+			r, ok := got[name][reader]
+			require.True(h.t, ok, "table %s: no %s result", name, reader)
+			require.Empty(h.t, r.Error, "table %s: %s", name, reader)
+			require.Equal(h.t, int64(len(coords)), r.Rows, "table %s: %s row count", name, reader)
+			require.Equal(h.t, int64(len(coords)), r.Distinct, "table %s: %s distinct coordinates", name, reader)
+			require.Equal(h.t, digest, r.Digest, "table %s: %s coordinates differ from those produced", name, reader)
+		}
+	}
+	h.t.Logf("readers: %d Iceberg tables agree in pyiceberg, pyarrow and duckdb (%s)", len(tables), time.Since(start).Round(time.Millisecond))
 }
 
 // readerResult is one reader's summary of one table.

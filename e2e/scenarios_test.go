@@ -12,7 +12,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/codec/cdc"
-	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/internal/workload"
 )
 
@@ -98,8 +98,17 @@ func TestBaseline(t *testing.T) {
 // TestCrash kills a sink process with SIGKILL at random moments, ten times,
 // restarting it each time; short flush intervals put the kills inside
 // uploads, commits and offset commits.
-func TestCrash(t *testing.T) {
-	h := newHarness(t, 2)
+func TestCrash(t *testing.T) { crashScenario(t, newHarness(t, 2)) }
+
+// TestIcebergCrash is TestCrash with Iceberg tables of a REST catalog:
+// the kills land inside catalog commits too.
+func TestIcebergCrash(t *testing.T) {
+	h := newHarness(t, 12)
+	h.useIceberg()
+	crashScenario(t, h)
+}
+
+func crashScenario(t *testing.T, h *harness) {
 	ws := h.singleTopic(workload.Config{})
 	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 150 * time.Millisecond, flushThreshold: 500}
 	sinks := []*sinkProc{h.startSink(opts), h.startSink(opts)}
@@ -151,8 +160,17 @@ func TestCrashAvro(t *testing.T) {
 }
 
 // TestScale goes from one process to three and back to one during load.
-func TestScale(t *testing.T) {
-	h := newHarness(t, 3)
+func TestScale(t *testing.T) { scaleScenario(newHarness(t, 3)) }
+
+// TestIcebergScale is TestScale with Iceberg tables of a REST catalog:
+// the members' commits race on the catalog's assert-ref-snapshot-id.
+func TestIcebergScale(t *testing.T) {
+	h := newHarness(t, 13)
+	h.useIceberg()
+	scaleScenario(h)
+}
+
+func scaleScenario(h *harness) {
 	ws := h.singleTopic(workload.Config{})
 	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond}
 	first := h.startSink(opts)
@@ -217,8 +235,17 @@ func TestStoreFaults(t *testing.T) {
 // TestZombie stops a sink with SIGSTOP past the group session timeout, lets
 // the other take its partitions, and resumes it: its late work must not
 // duplicate anything.
-func TestZombie(t *testing.T) {
-	h := newHarness(t, 6)
+func TestZombie(t *testing.T) { zombieScenario(t, newHarness(t, 6)) }
+
+// TestIcebergZombie is TestZombie with Iceberg tables: the resumed
+// zombie's commits are fenced by the txn map in the snapshot summary.
+func TestIcebergZombie(t *testing.T) {
+	h := newHarness(t, 16)
+	h.useIceberg()
+	zombieScenario(t, h)
+}
+
+func zombieScenario(t *testing.T, h *harness) {
 	ws := h.singleTopic(workload.Config{})
 	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond, sessionTimeout: 6 * time.Second}
 	a, b := h.startSink(opts), h.startSink(opts)
@@ -238,8 +265,18 @@ func TestZombie(t *testing.T) {
 
 // TestSchemaEvolution adds columns mid-stream. Compaction during
 // ingestion is not part of it: the sink has no compaction command yet.
-func TestSchemaEvolution(t *testing.T) {
-	h := newHarness(t, 7)
+func TestSchemaEvolution(t *testing.T) { schemaEvolutionScenario(t, newHarness(t, 7)) }
+
+// TestIcebergSchemaEvolution is TestSchemaEvolution with Iceberg tables:
+// new columns arrive through update-schema, compaction through replace
+// snapshots.
+func TestIcebergSchemaEvolution(t *testing.T) {
+	h := newHarness(t, 17)
+	h.useIceberg()
+	schemaEvolutionScenario(t, h)
+}
+
+func schemaEvolutionScenario(t *testing.T, h *harness) {
 	ws := h.singleTopic(workload.Config{EvolveAfter: 300})
 	dbz := h.stream(workload.Config{Topic: h.topic("dbz"), Partitions: 3, Format: cdc.FormatDebezium, SchemaWrapper: true, EvolveAfter: 200,
 		// Under the "{table}" path template names must differ from the
@@ -256,11 +293,11 @@ func TestSchemaEvolution(t *testing.T) {
 	a.stop()
 	// Compaction ran during ingestion: some active file is a merge.
 	compacted := 0
-	b := h.bucket()
-	roots, err := delta.ListTables(context.Background(), b)
+	tf := h.tableFormat()
+	roots, err := tf.ListTables(context.Background())
 	require.NoError(t, err)
 	for _, root := range roots {
-		snap, err := delta.Open(b, root, delta.Options{}).Snapshot(context.Background())
+		snap, err := tf.Open(root, committer.Options{}).Snapshot(context.Background())
 		require.NoError(t, err)
 		for _, add := range snap.Files {
 			if add.Tags["evodb.level"] != "" && add.Tags["evodb.level"] != "0" {

@@ -61,6 +61,19 @@ func Open(ctx context.Context, rawURL string, s3 S3Config) (Bucket, error) {
 	}
 }
 
+// ParseS3URL overlays an s3:// store URL (as Open takes it) on cfg: the
+// S3 configuration Open would use.
+func ParseS3URL(rawURL string, cfg S3Config) (S3Config, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return cfg, fmt.Errorf("parse store url: %w", err)
+	}
+	if u.Scheme != "s3" {
+		return cfg, fmt.Errorf("store url %q is not s3://", rawURL)
+	}
+	return s3FromURL(u, cfg)
+}
+
 // s3FromURL overlays an s3:// URL on cfg.
 func s3FromURL(u *url.URL, cfg S3Config) (S3Config, error) {
 	if u.User != nil {

@@ -164,7 +164,17 @@ type TableConfig struct {
 	// KafkaColumns adds _topic, _partition and _offset to every row
 	// (default true: they let `sink verify` prove exactly-once).
 	KafkaColumns *bool `yaml:"kafka_columns"`
+	// Format is the table format: "delta" (default, a Delta Lake log in
+	// the store) or "iceberg" (an Iceberg table of the configured REST
+	// catalog). The sink hands it to committer.Format.Open.
+	Format string `yaml:"format"`
 }
+
+// Table formats TableConfig.Format names.
+const (
+	FormatDelta   = "delta"
+	FormatIceberg = "iceberg"
+)
 
 // TablesConfig holds the defaults and per-table overrides keyed by table
 // name (as routed: "db.schema.table" for Debezium, the table name for evodb).
@@ -264,6 +274,7 @@ func DefaultConfig() Config {
 			Path:           partitioner.DefaultPathTemplate,
 			Compression:    "zstd",
 			KafkaColumns:   &kc,
+			Format:         FormatDelta,
 		}},
 		Memory: MemoryConfig{Budget: 512 << 20, HighWatermark: 0.8, LowWatermark: 0.5},
 		Errors: ErrorsConfig{Tolerance: "none"},
@@ -374,6 +385,7 @@ func (t TableConfig) merge(d TableConfig) TableConfig {
 		t.MaxBufferBytes = d.MaxBufferBytes
 	}
 	setString(&t.Compression, d.Compression)
+	setString(&t.Format, d.Format)
 	if t.KafkaColumns == nil {
 		t.KafkaColumns = d.KafkaColumns
 	}

@@ -127,6 +127,11 @@ func (c *Config) Validate() error {
 		default:
 			bad(prefix+".compression", "%q is not one of zstd, snappy, none", t.Compression)
 		}
+		switch t.Format {
+		case FormatDelta, FormatIceberg:
+		default:
+			bad(prefix+".format", "%q is not one of delta, iceberg", t.Format)
+		}
 	}
 	validTable("tables.default", c.Tables.Default)
 	for _, name := range sortedKeys(c.Tables.Overrides) {

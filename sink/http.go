@@ -16,7 +16,11 @@ import (
 
 // TableStatus is one table's entry in /status.
 type TableStatus struct {
-	Table            string    `json:"table"`
+	Table string `json:"table"`
+	// Format is the table's format (delta, iceberg); Version is the
+	// format's version of the table (Delta log version, Iceberg snapshot
+	// sequence number).
+	Format           string    `json:"format"`
 	Version          int64     `json:"version"`
 	LastCommit       time.Time `json:"last_commit,omitzero"`
 	FreshnessSeconds float64   `json:"freshness_seconds"`

@@ -147,6 +147,7 @@ func newTableWriter(env *writerEnv, path, name string, cfg TableConfig) (*tableW
 	w := &tableWriter{
 		path: path, name: name, cfg: cfg, mode: mode, env: env,
 		log: env.format.Open(path, committer.Options{
+			Format:   cfg.Format,
 			Instance: env.instance,
 			Now:      env.now,
 			Logger:   env.log,
@@ -465,7 +466,7 @@ func (w *tableWriter) status(now time.Time) TableStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ts := TableStatus{
-		Table: w.path, Version: versionOf(w.mu.snap), LastCommit: w.mu.lastCommit,
+		Table: w.path, Format: w.cfg.Format, Version: versionOf(w.mu.snap), LastCommit: w.mu.lastCommit,
 		BufferedBytes: w.mu.buf.Bytes(), BufferedRecords: w.mu.buf.Len(),
 		RowsWritten: w.mu.rowsWritten, Flushing: w.mu.inflight != nil,
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/evodb/sink/codec"
@@ -15,7 +16,7 @@ import (
 )
 
 func benchCommand() command {
-	const usage = "bench [-tables 8,64,512] [-format evodb,debezium,avro,protobuf] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-peer python] [-json] [-json-out file]"
+	const usage = "bench [-tables 8,64,512] [-format evodb,debezium,avro,protobuf] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-table-format delta|iceberg -catalog URL] [-peer python] [-json] [-json-out file]"
 	return command{
 		usage:   usage,
 		summary: "measure the sink beside consume-only and decode+encode-only baselines on a generated backlog",
@@ -28,6 +29,8 @@ func benchCommand() command {
 			seed := fs.Uint64("seed", 1, "random seed of the records")
 			brokers := fs.String("brokers", "", "seed brokers of a real cluster (default: an in-process broker)")
 			store := fs.String("store", "", "store URL, file:// or s3://bucket/prefix?endpoint=… (default: a temporary directory); S3 credentials come from the environment")
+			tableFormat := fs.String("table-format", "delta", "the tables' format: delta, or iceberg (needs -process, an s3:// -store with an http:// endpoint and -catalog)")
+			catalog := fs.String("catalog", "", "the Iceberg REST catalog's URL, for -table-format iceberg")
 			process := fs.Bool("process", false, "run the sink as a child process (`sink run`) so CPU and peak RSS are its own")
 			flushInterval := fs.Duration("flush-interval", 5*time.Second, "tables' flush_interval")
 			budget := fs.Int64("memory", 128<<20, "memory.budget_bytes")
@@ -44,6 +47,13 @@ func benchCommand() command {
 			}
 			if fs.NArg() > 0 {
 				return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+			}
+			switch {
+			case *tableFormat == "delta":
+			case *tableFormat != bench.TableFormatIceberg:
+				return fmt.Errorf("%w: -table-format %q is not one of delta, iceberg", errUsage, *tableFormat)
+			case !*process || *catalog == "" || !strings.HasPrefix(*store, "s3://"):
+				return fmt.Errorf("%w: -table-format iceberg needs -process, an s3:// -store and -catalog", errUsage)
 			}
 			if *records <= 0 || *runs <= 0 {
 				return fmt.Errorf("%w: -records and -runs must be positive", errUsage)
@@ -112,6 +122,7 @@ func benchCommand() command {
 							FlushInterval: *flushInterval, MemoryBudget: *budget, Mode: *mode,
 							LatencyDuration: *latency, SinkCommand: sinkCmd, TempDir: tmp,
 							Peer: *peer, PeerInterpreter: *peerPython,
+							TableFormat: *tableFormat, CatalogURI: *catalog,
 							Log: func(format string, args ...any) {
 								fmt.Fprintf(e.stderr, "bench [%d tables %s, run %d/%d]: %s\n", n, f.f, i+1, *runs, fmt.Sprintf(format, args...))
 							},

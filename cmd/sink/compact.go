@@ -38,14 +38,18 @@ func compactCommand() command {
 			if err != nil {
 				return err
 			}
-			paths, err := tablePaths(ctx, bucket, fs.Args())
+			tf, err := openFormat(ctx, cfg, bucket, 0)
 			if err != nil {
 				return err
 			}
-			s := compaction.NewScheduler(bucket, tableFormat(bucket, 0), cc, compaction.WithLogger(log), compaction.WithInstance(cfg.Instance))
+			paths, err := tablePaths(ctx, tf, fs.Args())
+			if err != nil {
+				return err
+			}
+			s := compaction.NewScheduler(bucket, tf, cc, compaction.WithLogger(log), compaction.WithInstance(cfg.Instance))
 			var errs []error
 			for _, p := range paths {
-				ref, err := tableRef(ctx, bucket, cfg, p)
+				ref, err := tableRef(ctx, tf, cfg, p)
 				if err == nil {
 					var res compaction.Result
 					res, err = s.CompactOnce(ctx, ref)
@@ -63,8 +67,8 @@ func compactCommand() command {
 // tablePaths returns the named table, or every table in the bucket. A
 // named table that is not there is a noTableError naming the tables that
 // are.
-func tablePaths(ctx context.Context, b objstore.Bucket, args []string) ([]string, error) {
-	paths, err := tableFormat(b, 0).ListTables(ctx)
+func tablePaths(ctx context.Context, tf committer.Format, args []string) ([]string, error) {
+	paths, err := tf.ListTables(ctx)
 	if err != nil || len(args) == 0 {
 		return paths, err
 	}
@@ -77,8 +81,8 @@ func tablePaths(ctx context.Context, b objstore.Bucket, args []string) ([]string
 // tableRef sizes a table's compaction with the configuration of the table
 // the log names: its partition mode (which the mode recorded in the table
 // overrides, as in background compaction) and compression.
-func tableRef(ctx context.Context, b objstore.Bucket, cfg *fileConfig, path string) (compaction.TableRef, error) {
-	snap, err := tableFormat(b, 0).Open(path, committer.Options{}).Snapshot(ctx)
+func tableRef(ctx context.Context, tf committer.Format, cfg *fileConfig, path string) (compaction.TableRef, error) {
+	snap, err := tf.Open(path, committer.Options{}).Snapshot(ctx)
 	if err != nil {
 		return compaction.TableRef{}, fmt.Errorf("read table: %w", err)
 	}

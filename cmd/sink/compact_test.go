@@ -74,7 +74,7 @@ func TestCompactAndVacuumCommands(t *testing.T) {
 	require.Equal(t, 0, code, "stderr: %s", errOut)
 	require.Contains(t, out.String(), "table users: files 6 -> 1")
 
-	s, err := summarize(ctx, b, "users")
+	s, err := summarize(ctx, delta.NewFormat(b, delta.Options{}), "users")
 	require.NoError(t, err)
 	require.Equal(t, int64(30), s.Rows)
 	require.Len(t, s.Files, 1)
@@ -99,7 +99,7 @@ func TestCompactAndVacuumCommands(t *testing.T) {
 	require.Contains(t, out.String(), "deleted 1 files")
 	_, err = b.Head(ctx, "users/data/orphan.parquet")
 	require.ErrorIs(t, err, objstore.ErrNotExist)
-	s, err = summarize(ctx, b, "users")
+	s, err = summarize(ctx, delta.NewFormat(b, delta.Options{}), "users")
 	require.NoError(t, err)
 	require.Equal(t, int64(30), s.Rows)
 

@@ -27,6 +27,9 @@ type fileConfig struct {
 	// Compaction configures `sink compact`, `sink vacuum` and background
 	// compaction.
 	Compaction compaction.Config `yaml:"compaction"`
+	// Catalog is the Iceberg REST catalog of the tables whose format is
+	// iceberg.
+	Catalog catalogConfig `yaml:"catalog"`
 }
 
 // storeConfig names the object store holding the tables.
@@ -110,6 +113,9 @@ func (c *fileConfig) validate() error {
 	}
 	if err := validateStoreURL(c.Store.URL); err != nil {
 		errs = append(errs, fmt.Errorf("store.url: %w", err))
+	}
+	if err := c.validateCatalog(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level: %w", err))

@@ -118,7 +118,7 @@ log: {level: debug, format: json}
 		{
 			name: "unknown top-level key",
 			yaml: minimal + "bogus: 1\n",
-			errs: []string{"line 7: unknown key bogus (top-level keys: commit, compaction, "},
+			errs: []string{"line 7: unknown key bogus (top-level keys: catalog, commit, compaction, "},
 		},
 		{
 			name: "unknown nested key",
@@ -174,6 +174,49 @@ log: {level: loud, format: xml}
 			errs: []string{
 				"kafka.format", "avro", "tables.default.mode", "store.url", "ftp",
 				"log.level", "loud", "log.format", "xml",
+			},
+		},
+		{
+			name: "iceberg tables need a catalog and an s3 store",
+			yaml: `
+kafka: {brokers: [b:9092], topics: [t]}
+store: {url: "file:///tmp/x"}
+tables: {default: {format: iceberg}}
+`,
+			errs: []string{"catalog.uri: required when a table's format is iceberg", "store.url: Iceberg tables need an s3:// store"},
+		},
+		{
+			name: "bad table format and catalog auth",
+			yaml: `
+kafka: {brokers: [b:9092], topics: [t]}
+store: {url: "s3://b/p"}
+tables: {default: {format: hudi}, overrides: {orders: {format: iceberg}}}
+catalog: {uri: "ftp://cat", namespace: "a..b", auth: {token: x, oauth2: {client_id: id}}}
+`,
+			errs: []string{
+				`tables.default.format: "hudi" is not one of delta, iceberg`, `catalog.uri: "ftp://cat" is not an http(s) URL`,
+				"catalog.auth: set token or oauth2, not both", "client_id and client_secret must be set together",
+				`catalog namespace "a..b" has an empty level`,
+			},
+		},
+		{
+			name: "iceberg per table",
+			yaml: `
+kafka: {brokers: [b:9092], topics: [t]}
+store: {url: "s3://bucket/tables?endpoint=http://127.0.0.1:9000&path_style=true"}
+tables: {overrides: {orders: {format: iceberg}}}
+catalog: {uri: "https://catalog.example/v1/acct", warehouse: acct_bucket, namespace: "lake.{parent_}", auth: {token: tok}}
+`,
+			check: func(t *testing.T, c *fileConfig) {
+				require.Equal(t, "delta", c.TableConfig("users").Format)
+				require.Equal(t, "iceberg", c.TableConfig("orders").Format)
+				ic, err := c.icebergConfig()
+				require.NoError(t, err)
+				require.Equal(t, "s3://bucket/tables", ic.Location)
+				require.Equal(t, "http://127.0.0.1:9000", ic.S3.Endpoint)
+				require.True(t, ic.S3.PathStyle)
+				require.Equal(t, "tok", ic.Token)
+				require.Equal(t, "acct_bucket", ic.Warehouse)
 			},
 		},
 		{

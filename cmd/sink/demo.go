@@ -19,6 +19,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/codec/cdc"
+	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/internal/workload"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
@@ -156,7 +157,7 @@ func runDemo(ctx context.Context, e *env, o demoOptions) (*demoResult, error) {
 		Memory:          sink.MemoryConfig{Budget: 64 << 20},
 		ShutdownTimeout: 30 * time.Second,
 	}
-	s, err := sink.New(cfg, bucket, tableFormat(bucket, cfg.Commit.CheckpointInterval), sink.WithLogger(log), sink.WithCommitHook(func(ev sink.CommitEvent) {
+	s, err := sink.New(cfg, bucket, delta.NewFormat(bucket, delta.Options{CheckpointInterval: cfg.Commit.CheckpointInterval}), sink.WithLogger(log), sink.WithCommitHook(func(ev sink.CommitEvent) {
 		if len(ev.FilesRemoved) == 0 {
 			committedRows.Add(ev.Rows)
 		}
@@ -218,12 +219,13 @@ func runDemo(ctx context.Context, e *env, o demoOptions) (*demoResult, error) {
 	if err := <-runErr; err != nil {
 		return nil, fmt.Errorf("stop sink: %w", err)
 	}
-	paths, err := tableFormat(bucket, 0).ListTables(ctx)
+	tf := delta.NewFormat(bucket, delta.Options{})
+	paths, err := tf.ListTables(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range paths {
-		t, err := summarize(ctx, bucket, p)
+		t, err := summarize(ctx, tf, p)
 		if err != nil {
 			return nil, err
 		}

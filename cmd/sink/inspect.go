@@ -32,10 +32,11 @@ func inspectCommand() command {
 			var (
 				s3       objstore.S3Config
 				storeURL string
+				cfg      *fileConfig
 			)
 			if *path != "" {
-				cfg, err := loadConfig(*path, e.lookupEnv)
-				if err != nil {
+				var err error
+				if cfg, err = loadConfig(*path, e.lookupEnv); err != nil {
 					return err
 				}
 				s3, storeURL = cfg.Store.S3, cfg.Store.URL
@@ -57,11 +58,19 @@ func inspectCommand() command {
 				return err
 			}
 			bucket, err := objstore.Open(ctx, storeURL, s3)
+			var tf committer.Format
+			if err == nil {
+				// The configuration's catalog applies to its own store only.
+				if cfg != nil && storeURL != cfg.Store.URL {
+					cfg = nil
+				}
+				tf, err = openFormat(ctx, cfg, bucket, 0)
+			}
 			if err == nil {
 				if len(args) == 1 {
-					err = inspectTable(ctx, e.stdout, bucket, args[0])
+					err = inspectTable(ctx, e.stdout, tf, args[0])
 				} else {
-					err = inspectAll(ctx, e.stdout, bucket)
+					err = inspectAll(ctx, e.stdout, tf)
 				}
 			}
 			if err != nil && *path == "" && lacksSettings(storeURL, err) {
@@ -118,8 +127,8 @@ func storeFromArg(arg string) (string, error) {
 }
 
 // inspectAll prints one block per table.
-func inspectAll(ctx context.Context, w io.Writer, b objstore.Bucket) error {
-	paths, err := tableFormat(b, 0).ListTables(ctx)
+func inspectAll(ctx context.Context, w io.Writer, tf committer.Format) error {
+	paths, err := tf.ListTables(ctx)
 	if err != nil {
 		return err
 	}
@@ -128,7 +137,7 @@ func inspectAll(ctx context.Context, w io.Writer, b objstore.Bucket) error {
 		return nil
 	}
 	for i, p := range paths {
-		s, err := summarize(ctx, b, p)
+		s, err := summarize(ctx, tf, p)
 		if err != nil {
 			return err
 		}
@@ -190,10 +199,10 @@ func sortAppIDs(ids []string) {
 }
 
 // inspectTable prints one table's summary and its files.
-func inspectTable(ctx context.Context, w io.Writer, b objstore.Bucket, path string) error {
-	s, err := summarize(ctx, b, path)
+func inspectTable(ctx context.Context, w io.Writer, tf committer.Format, path string) error {
+	s, err := summarize(ctx, tf, path)
 	if errors.Is(err, committer.ErrNoTable) {
-		if paths, lerr := tableFormat(b, 0).ListTables(ctx); lerr == nil {
+		if paths, lerr := tf.ListTables(ctx); lerr == nil {
 			return withTables(err, paths)
 		}
 	}

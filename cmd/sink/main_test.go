@@ -315,7 +315,7 @@ func countRows(ctx context.Context, b objstore.Bucket) int64 {
 	}
 	var n int64
 	for _, p := range paths {
-		s, err := summarize(ctx, b, p)
+		s, err := summarize(ctx, delta.NewFormat(b, delta.Options{}), p)
 		if err != nil {
 			return -1
 		}

@@ -137,7 +137,11 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 	}
 	// Store requests, errors and latency by operation, for every backend.
 	bucket = objstore.WithMetrics(bucket, reg)
-	s, err := sink.New(cfg.Config, bucket, tableFormat(bucket, cfg.Commit.CheckpointInterval), sink.WithLogger(log), sink.WithRegisterer(reg))
+	tf, err := openFormat(ctx, cfg, bucket, cfg.Commit.CheckpointInterval)
+	if err != nil {
+		return err
+	}
+	s, err := sink.New(cfg.Config, bucket, tf, sink.WithLogger(log), sink.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}
@@ -162,7 +166,14 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 		// Compaction runs beside ingestion, one job at a time by default,
 		// and waits whenever the memory budget has paused fetching so it
 		// never competes with flushes for the store.
-		sched := compaction.NewScheduler(bucket, tableFormat(bucket, 0), cfg.Compaction,
+		// Compaction commits with the format's default checkpoint
+		// interval, as `sink compact` does.
+		ctf, err := openFormat(ctx, cfg, bucket, 0)
+		if err != nil {
+			stopCompaction()
+			return err
+		}
+		sched := compaction.NewScheduler(bucket, ctf, cfg.Compaction,
 			compaction.WithLogger(log), compaction.WithRegisterer(reg),
 			compaction.WithInstance(s.Instance()), compaction.WithYield(s.WaitUnpaused))
 		go func() {

@@ -10,8 +10,6 @@ import (
 	"strings"
 
 	"github.com/evodb/sink/committer"
-	"github.com/evodb/sink/committer/delta"
-	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
 )
 
@@ -56,8 +54,8 @@ func withTables(err error, paths []string) error {
 }
 
 // summarize reads the latest snapshot of the table at path.
-func summarize(ctx context.Context, b objstore.Bucket, path string) (*tableSummary, error) {
-	snap, err := tableFormat(b, 0).Open(path, committer.Options{}).Snapshot(ctx)
+func summarize(ctx context.Context, tf committer.Format, path string) (*tableSummary, error) {
+	snap, err := tf.Open(path, committer.Options{}).Snapshot(ctx)
 	if err != nil {
 		if errors.Is(err, committer.ErrNoTable) {
 			// The committer's own text would repeat the path and "table".
@@ -106,11 +104,4 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// tableFormat is the format of the tables in b: Delta Lake, with a
-// checkpoint every checkpointInterval commits (0: the format's default).
-// It is the only place the command names a table format.
-func tableFormat(b objstore.Bucket, checkpointInterval int) committer.Format {
-	return delta.NewFormat(b, delta.Options{CheckpointInterval: checkpointInterval})
 }

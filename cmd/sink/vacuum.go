@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/compaction"
 	"github.com/evodb/sink/objstore"
 )
@@ -55,14 +56,18 @@ func vacuumCommand() command {
 			if err != nil {
 				return err
 			}
-			paths, err := tablePaths(ctx, bucket, fs.Args())
+			tf, err := openFormat(ctx, cfg, bucket, 0)
+			if err != nil {
+				return err
+			}
+			paths, err := tablePaths(ctx, tf, fs.Args())
 			if err != nil {
 				return err
 			}
 			now := time.Now()
 			var errs []error
 			for _, p := range paths {
-				if err := vacuumTable(ctx, e.stdout, bucket, p, *retention, *dryRun, *logs, now); err != nil {
+				if err := vacuumTable(ctx, e.stdout, bucket, tf, p, *retention, *dryRun, *logs, now); err != nil {
 					errs = append(errs, fmt.Errorf("table %s: %w", p, err))
 				}
 			}
@@ -72,7 +77,7 @@ func vacuumCommand() command {
 }
 
 // vacuumTable vacuums one table and prints what went (or would go).
-func vacuumTable(ctx context.Context, w io.Writer, b objstore.Bucket, path string, retention time.Duration, dryRun, logs bool, now time.Time) error {
+func vacuumTable(ctx context.Context, w io.Writer, b objstore.Bucket, tf committer.Format, path string, retention time.Duration, dryRun, logs bool, now time.Time) error {
 	name := path
 	if name == "" {
 		name = "(root)"
@@ -81,7 +86,7 @@ func vacuumTable(ctx context.Context, w io.Writer, b objstore.Bucket, path strin
 	if dryRun {
 		verb = "would delete"
 	}
-	res, err := compaction.Vacuum(ctx, b, tableFormat(b, 0), path, retention, dryRun, now)
+	res, err := compaction.Vacuum(ctx, b, tf, path, retention, dryRun, now)
 	if err != nil {
 		return err
 	}
@@ -95,7 +100,7 @@ func vacuumTable(ctx context.Context, w io.Writer, b objstore.Bucket, path strin
 	if !logs {
 		return nil
 	}
-	lres, err := compaction.VacuumLog(ctx, tableFormat(b, 0), path, retention, dryRun, now)
+	lres, err := compaction.VacuumLog(ctx, tf, path, retention, dryRun, now)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,10 @@ func verifyCommand() command {
 			if err != nil {
 				return err
 			}
+			tf, err := openFormat(ctx, cfg, bucket, 0)
+			if err != nil {
+				return err
+			}
 			formats := map[string]codec.Format{}
 			for t, f := range cfg.Kafka.Formats {
 				formats[t] = codec.Format(f)
@@ -86,7 +90,7 @@ func verifyCommand() command {
 				}
 				return sink.RegistryDecoder(cfg.SchemaRegistry, reg, string(f), key)
 			}
-			rep, err := verify.Verify(ctx, kopts, bucket, tableFormat(bucket, 0), verify.Options{
+			rep, err := verify.Verify(ctx, kopts, bucket, tf, verify.Options{
 				NewDecoder:  newDecoder,
 				Topics:      topics,
 				Format:      codec.Format(cfg.Kafka.Format),

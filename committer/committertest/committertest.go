@@ -28,8 +28,15 @@ type Store struct {
 	// Format opens the store's tables.
 	Format committer.Format
 	// Faulty returns a Format over the same store whose requests fail as
-	// the faults say (objstore.Fault rules, keys relative to the store).
+	// the faults say (objstore.Fault rules, keys relative to the store);
+	// nil for a format whose commits do not go through the bucket.
 	Faulty func(faults ...objstore.Fault) committer.Format
+	// Ambiguous returns a Format over the same store whose first commit
+	// request is applied and then reported as failed, as a timeout after
+	// the store (a bucket put, a catalog's commit) did its work: the
+	// writer cannot tell whether it landed. Every format has such a
+	// failure; each injects it where its commits go.
+	Ambiguous func(t *testing.T) committer.Format
 	// Drop deletes the table at root as an operator deleting it would:
 	// all of it, behind the back of every writer.
 	Drop func(t *testing.T, root string)
@@ -39,14 +46,19 @@ type Store struct {
 // Faulty wraps b in an objstore.Faulty, Drop deletes every object under
 // the table's root.
 func BucketStore(b objstore.Bucket, newFormat func(b objstore.Bucket) committer.Format) Store {
+	faulty := func(faults ...objstore.Fault) committer.Format {
+		fb := objstore.NewFaulty(b, 1)
+		for _, f := range faults {
+			fb.Add(f)
+		}
+		return newFormat(fb)
+	}
 	return Store{
 		Format: newFormat(b),
-		Faulty: func(faults ...objstore.Fault) committer.Format {
-			fb := objstore.NewFaulty(b, 1)
-			for _, f := range faults {
-				fb.Add(f)
-			}
-			return newFormat(fb)
+		Faulty: faulty,
+		Ambiguous: func(t *testing.T) committer.Format {
+			// The first put under the table is the commit's log entry.
+			return faulty(objstore.Fault{Op: objstore.OpPut, KeyPrefix: root + "/", Nth: 1, Ambiguous: true})
 		},
 		Drop: func(t *testing.T, root string) {
 			t.Helper()
@@ -307,13 +319,13 @@ func testCommitIDIsIdempotent(t *testing.T, st Store) {
 }
 
 // testAmbiguousCommit: the store performs the commit's write and then
-// reports a failure, so the writer cannot know whether it landed. The
-// commit lands exactly once, and calling Commit again with its id finds
-// it rather than landing it twice.
+// reports a failure (Store.Ambiguous), so the writer cannot know whether
+// it landed. The commit lands exactly once, and calling Commit again with
+// its id finds it rather than landing it twice.
 func testAmbiguousCommit(t *testing.T, st Store) {
 	ctx := context.Background()
 	create(t, st.Format)
-	faulty := st.Faulty(objstore.Fault{Op: objstore.OpPut, KeyPrefix: root + "/", Nth: 1, Ambiguous: true})
+	faulty := st.Ambiguous(t)
 	c := appendCommit("data/a.parquet", testAppID, 0, 9)
 	c.ID = "ambiguous-1"
 	res, err := open(faulty, "a").Commit(ctx, c)

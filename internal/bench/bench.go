@@ -62,6 +62,14 @@ type Config struct {
 	// come from the environment when empty).
 	StoreURL string
 	S3       objstore.S3Config
+	// TableFormat is the tables' format: "delta" (default) or
+	// TableFormatIceberg, whose tables live in the REST catalog at
+	// CatalogURI and need SinkCommand and an s3:// store. An Iceberg run's
+	// store requests are counted by proxies in front of the S3 server and
+	// the catalog, so they include iceberg-go's manifest reads and writes
+	// and the catalog requests.
+	TableFormat string
+	CatalogURI  string
 	// FlushInterval, MemoryBudget and Mode are the sink's
 	// tables.default.flush_interval, memory.budget_bytes and
 	// tables.default.mode.
@@ -213,12 +221,14 @@ type Result struct {
 	Format  string  `json:"format"`
 	Broker  string  `json:"broker"`
 	Store   string  `json:"store"`
-	Process bool    `json:"process"`
-	Budget  int64   `json:"memory_budget"`
-	Flush   string  `json:"flush_interval"`
-	Sink    Throughput
-	Consume Throughput `json:"consume_only"`
-	Encode  Throughput `json:"decode_encode_only"`
+	// TableFormat is "iceberg" for Iceberg tables, empty for Delta.
+	TableFormat string `json:"table_format,omitempty"`
+	Process     bool   `json:"process"`
+	Budget      int64  `json:"memory_budget"`
+	Flush       string `json:"flush_interval"`
+	Sink        Throughput
+	Consume     Throughput `json:"consume_only"`
+	Encode      Throughput `json:"decode_encode_only"`
 	// EncodeBytes is the Parquet bytes of the decode+encode baseline.
 	EncodeBytes int64     `json:"encode_bytes"`
 	Written     Store     `json:"store_written"`
@@ -242,6 +252,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.SchemaWrapper {
 		res.Format += "+schema"
+	}
+	if cfg.TableFormat == TableFormatIceberg {
+		res.TableFormat = TableFormatIceberg
 	}
 	brokers := cfg.Brokers
 	if len(brokers) == 0 {
@@ -364,8 +377,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		sc.SchemaRegistry.URLs = []string{reg.fake.URL()}
 	}
 	var runner sinkRunner
-	if res.Process {
-		runner, err = startChild(ctx, cfg, sc, storeURL, prefix)
+	var ice *icebergRun
+	if cfg.TableFormat == TableFormatIceberg {
+		if ice, err = startIceberg(cfg, storeURL, prefix); err != nil {
+			return nil, err
+		}
+		defer ice.close()
+		sc.Tables.Default.Format = sink.FormatIceberg
+		runner, err = startChild(ctx, cfg, sc, ice.storeURL, prefix, ice)
+	} else if res.Process {
+		runner, err = startChild(ctx, cfg, sc, storeURL, prefix, nil)
 	} else {
 		runner, err = startInProcess(ctx, sc, objstore.Prefixed(bucket, prefix))
 	}
@@ -388,8 +409,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ice != nil {
+		requests = ice.requests()
+	}
 	if res.Written, err = storeStats(ctx, objstore.Prefixed(bucket, prefix), len(recs), input); err != nil {
 		return nil, err
+	}
+	if ice != nil {
+		if res.Written.Commits, err = ice.commits(ctx); err != nil {
+			return nil, err
+		}
 	}
 	res.PerCommit = newPerCommit(requests, res.Written.Commits, res.Sink.CPU)
 	if cfg.Peer != "" {

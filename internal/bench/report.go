@@ -97,7 +97,9 @@ func WriteTable(w io.Writer, results []*Result) error {
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-	row("scenario", func(r *Result) string { return fmt.Sprintf("%d tables %s", r.Tables, r.Format) })
+	row("scenario", func(r *Result) string {
+		return strings.TrimSpace(fmt.Sprintf("%d tables %s %s", r.Tables, r.Format, r.TableFormat))
+	})
 	row("broker / store", func(r *Result) string { return short(r.Broker) + " / " + short(r.Store) })
 	row("sink", func(r *Result) string {
 		if r.Process {

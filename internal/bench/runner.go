@@ -230,9 +230,13 @@ type childConfig struct {
 	Log struct {
 		Level string `yaml:"level"`
 	} `yaml:"log"`
+	Catalog *struct {
+		URI       string `yaml:"uri"`
+		Namespace string `yaml:"namespace"`
+	} `yaml:"catalog,omitempty"`
 }
 
-func startChild(ctx context.Context, cfg Config, sc sink.Config, storeURL, prefix string) (*child, error) {
+func startChild(ctx context.Context, cfg Config, sc sink.Config, storeURL, prefix string, ice *icebergRun) (*child, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("pick a port for the sink: %w", err)
@@ -247,6 +251,12 @@ func startChild(ctx context.Context, cfg Config, sc sink.Config, storeURL, prefi
 		return nil, err
 	}
 	cc.Log.Level = "warn"
+	if ice != nil {
+		cc.Catalog = &struct {
+			URI       string `yaml:"uri"`
+			Namespace string `yaml:"namespace"`
+		}{ice.catalogURL, ice.namespace}
+	}
 	b, err := yaml.Marshal(&cc)
 	if err != nil {
 		return nil, fmt.Errorf("render sink config: %w", err)
