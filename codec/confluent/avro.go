@@ -102,8 +102,18 @@ type envelope struct {
 	row                             *node
 }
 
-func compileAvro(text string) (*avroSchema, error) {
-	s, err := avro.ParseWithCache(text, "", &avro.SchemaCache{})
+// compileAvro compiles a writer schema. refs are the schemas its
+// references name, in dependency order: each is parsed into one cache,
+// which the schema's own parse then finds its named types in, so a type
+// registered under another subject reads as if it were written inline.
+func compileAvro(text string, refs []reference) (*avroSchema, error) {
+	cache := &avro.SchemaCache{}
+	for _, ref := range refs {
+		if _, err := avro.ParseWithCache(ref.schema, "", cache); err != nil {
+			return nil, fmt.Errorf("parse Avro reference %s: %w", ref.name, err)
+		}
+	}
+	s, err := avro.ParseWithCache(text, "", cache)
 	if err != nil {
 		return nil, fmt.Errorf("parse Avro schema: %w", err)
 	}

@@ -424,8 +424,9 @@ func TestJSONSchemaValue(t *testing.T) {
 	require.Contains(t, de.Reason, "not JSON Schema")
 }
 
-// TestRealRegistry runs the plain-record round trip against the registry
-// that EVODB_SCHEMA_REGISTRY_URL names (e2e/scripts/registry.sh).
+// TestRealRegistry runs the plain-record round trip, and a Debezium
+// envelope split into schema references, against the registry that
+// EVODB_SCHEMA_REGISTRY_URL names (e2e/scripts/registry.sh).
 func TestRealRegistry(t *testing.T) {
 	url := os.Getenv("EVODB_SCHEMA_REGISTRY_URL")
 	if url == "" {
@@ -443,4 +444,24 @@ func TestRealRegistry(t *testing.T) {
 	require.NoError(t, d.Decode(codec.Record{Topic: "orders", Value: f.encode(ss.ID, plainSchema, plainValue())}, &ch))
 	require.Equal(t, "19.99", ch.Get("price").Text())
 	require.Equal(t, uint64(42), ch.LSN)
+
+	// The split Debezium envelope of references_test.go: Money under one
+	// subject, Value referring to it under another, the envelope
+	// referring to Value and Source.
+	create := func(name, schema string, refs ...sr.SchemaReference) sr.SubjectSchema {
+		ss, err := reg.Client().CreateSchema(t.Context(), subject+"-"+name, sr.Schema{Schema: schema, Type: sr.TypeAvro, References: refs})
+		require.NoError(t, err, "register %s", name)
+		return ss
+	}
+	ref := func(name string, ss sr.SubjectSchema) sr.SchemaReference {
+		return sr.SchemaReference{Name: name, Subject: ss.Subject, Version: ss.Version}
+	}
+	money := create("money", refMoneySchema)
+	value := create("value", refValueSchema, ref("shop.Money", money))
+	source := create("source", refSourceSchema)
+	env := create("envelope", refEnvelopeSchema, ref("shop.orders.Value", value), ref("io.debezium.connector.postgresql.Source", source))
+	require.NoError(t, d.Decode(codec.Record{Topic: "dbz.public.orders", Value: encodeRefs(t, env.ID, refEnvelopeSchema, refDeps, refEnvelopeValue(5)), TimestampMs: 1}, &ch))
+	require.Equal(t, "orders", ch.Table)
+	require.Equal(t, uint64(1005), ch.LSN)
+	require.Equal(t, codec.JSON(`{"currency":"EUR","cents":250}`), ch.Get("total"))
 }

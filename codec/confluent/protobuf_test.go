@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bufbuild/protocompile"
 	"github.com/stretchr/testify/require"
@@ -252,7 +253,13 @@ func TestProtobufReferences(t *testing.T) {
 		}
 		return false
 	})
-	err := d.Decode(codec.Record{Topic: "sales", Value: append([]byte{0, 0, 0, 0, byte(bad), 0}, v[6:]...), TimestampMs: 1}, &ch)
+	// A new registry client: the first has common.proto version 1 cached.
+	reg, err := NewRegistry(Options{URLs: []string{f.fake.URL()}, RetryTimeout: 2 * time.Second})
+	require.NoError(t, err)
+	defer reg.Close()
+	d, err = NewDecoder(reg, DecoderOptions{Value: FormatProtobuf})
+	require.NoError(t, err)
+	err = d.Decode(codec.Record{Topic: "sales", Value: append([]byte{0, 0, 0, 0, byte(bad), 0}, v[6:]...), TimestampMs: 1}, &ch)
 	var de *codec.DecodeError
 	require.ErrorAs(t, err, &de)
 	require.False(t, errors.Is(err, ErrUnavailable))

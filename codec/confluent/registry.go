@@ -68,7 +68,17 @@ type Registry struct {
 	mu struct {
 		sync.Mutex
 		schemas map[int]*entry
+		// refs are the schemas references name, by subject and version,
+		// shared by every schema ID that refers to them (a Debezium
+		// envelope's source block is one schema for every table).
+		refs map[refKey]sr.Schema
 	}
+}
+
+// refKey is a schema by subject and version.
+type refKey struct {
+	subject string
+	version int
 }
 
 // entry is one schema ID's fetch and compilation, shared by every record
@@ -108,6 +118,7 @@ func NewRegistry(o Options) (*Registry, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.mu.schemas = map[int]*entry{}
+	r.mu.refs = map[refKey]sr.Schema{}
 	return r, nil
 }
 
@@ -196,9 +207,15 @@ func (r *Registry) fetch(id int) (*compiled, error) {
 		return nil, err
 	}
 	c := &compiled{id: id, typ: s.Type}
+	var refs []reference
+	if s.Type == sr.TypeAvro || s.Type == sr.TypeProtobuf {
+		if refs, err = r.references(s.References); err != nil {
+			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+		}
+	}
 	switch s.Type {
 	case sr.TypeAvro:
-		a, err := compileAvro(s.Schema)
+		a, err := compileAvro(s.Schema, refs)
 		if err != nil {
 			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
 		}
@@ -206,11 +223,11 @@ func (r *Registry) fetch(id int) (*compiled, error) {
 	case sr.TypeJSON:
 		c.jsonSchema = true
 	case sr.TypeProtobuf:
-		refs := map[string]string{}
-		if err := r.references(s.References, refs, 0); err != nil {
-			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+		srcs := make(map[string]string, len(refs))
+		for _, ref := range refs {
+			srcs[ref.name] = ref.schema
 		}
-		p, err := compileProto(r.ctx, id, s.Schema, refs)
+		p, err := compileProto(r.ctx, id, s.Schema, srcs)
 		if err != nil {
 			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
 		}
@@ -220,39 +237,97 @@ func (r *Registry) fetch(id int) (*compiled, error) {
 }
 
 // maxReferenceDepth bounds how deep references of references go, so a
-// cycle the registry let through cannot loop.
+// chain of references the registry let through stays bounded.
 const maxReferenceDepth = 32
 
-// references fetches the schemas refs name, and theirs, into srcs by
-// import name. A reference the registry does not have is the schema's
-// fault, not the registry's: that error does not wrap errNotFound, which
-// would blame the record's schema ID.
-func (r *Registry) references(refs []sr.SchemaReference, srcs map[string]string, depth int) error {
-	if depth > maxReferenceDepth {
-		return errors.New("references nested too deep")
+// reference is a schema another schema refers to, by the name it is
+// referred to with: an Avro type's full name, a Protobuf import path.
+type reference struct {
+	name, schema string
+}
+
+// references returns the schemas refs name and, recursively, the schemas
+// those refer to: each name once, in dependency order (every schema after
+// the schemas it refers to), which is the order Avro parses them in. A
+// name already seen is not followed again, so a cycle ends instead of
+// looping (and then fails to parse, a record error).
+//
+// A reference the registry does not have is the schema's fault, not the
+// registry's: that error does not wrap errNotFound, which would blame the
+// record's schema ID. A registry outage while fetching one wraps
+// ErrUnavailable, as for the schema itself.
+func (r *Registry) references(refs []sr.SchemaReference) ([]reference, error) {
+	if len(refs) == 0 {
+		return nil, nil
 	}
-	for _, ref := range refs {
-		if _, ok := srcs[ref.Name]; ok {
-			continue
+	var out []reference
+	seen := map[string]bool{}
+	var walk func(refs []sr.SchemaReference, depth int) error
+	walk = func(refs []sr.SchemaReference, depth int) error {
+		if depth > maxReferenceDepth {
+			return fmt.Errorf("references nested more than %d deep", maxReferenceDepth)
 		}
-		var ss sr.SubjectSchema
-		err := r.get(fmt.Sprintf("reference %s (subject %s version %d)", ref.Name, ref.Subject, ref.Version), func(ctx context.Context) error {
-			var err error
-			ss, err = r.cl.SchemaByVersion(ctx, ref.Subject, ref.Version)
-			return err
-		})
-		switch {
-		case errors.Is(err, errNotFound):
-			return fmt.Errorf("reference %s (subject %s version %d) is not in the registry", ref.Name, ref.Subject, ref.Version)
-		case err != nil:
-			return err
+		for _, ref := range refs {
+			if seen[ref.Name] {
+				continue
+			}
+			seen[ref.Name] = true
+			s, err := r.reference(ref)
+			if err != nil {
+				return err
+			}
+			if err := walk(s.References, depth+1); err != nil {
+				return err
+			}
+			out = append(out, reference{name: ref.Name, schema: s.Schema})
 		}
-		srcs[ref.Name] = ss.Schema.Schema
-		if err := r.references(ss.Schema.References, srcs, depth+1); err != nil {
-			return err
+		return nil
+	}
+	if err := walk(refs, 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// reference fetches the schema ref names, retrying while the registry is
+// unavailable.
+//
+// Caching by subject and version relies on the registry's contract that a
+// subject's version never changes (a new schema is a new version); a
+// version of -1, the latest, is not cached. TestAvroReferencesCachedByVersion
+// breaks that contract on purpose.
+func (r *Registry) reference(ref sr.SchemaReference) (sr.Schema, error) {
+	key := refKey{ref.Subject, ref.Version}
+	if ref.Version > 0 {
+		r.mu.Lock()
+		s, ok := r.mu.refs[key]
+		r.mu.Unlock()
+		if ok {
+			return s, nil
 		}
 	}
-	return nil
+	what := fmt.Sprintf("reference %s (subject %s version %d)", ref.Name, ref.Subject, ref.Version)
+	var ss sr.SubjectSchema
+	err := r.get(what, func(ctx context.Context) error {
+		var err error
+		ss, err = r.cl.SchemaByVersion(ctx, ref.Subject, ref.Version)
+		return err
+	})
+	switch {
+	case errors.Is(err, errNotFound):
+		return sr.Schema{}, fmt.Errorf("%s is not in the registry", what)
+	case err != nil:
+		return sr.Schema{}, err
+	}
+	if ref.Version > 0 {
+		r.mu.Lock()
+		if len(r.mu.refs) >= r.limit {
+			r.mu.refs = map[refKey]sr.Schema{}
+		}
+		r.mu.refs[key] = ss.Schema
+		r.mu.Unlock()
+	}
+	return ss.Schema, nil
 }
 
 // isNotFound reports whether the registry answered that the schema does

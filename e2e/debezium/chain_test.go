@@ -279,10 +279,13 @@ func (e env) converters(m *mode) string {
 		fmt.Fprintf(&b, "%s.converter.apicurio.registry.headers.enabled=false\n", side)
 		fmt.Fprintf(&b, "%s.converter.apicurio.registry.id-handler=io.apicurio.registry.serde.Default4ByteIdHandler\n", side)
 		fmt.Fprintf(&b, "%s.converter.apicurio.registry.use-id=contentId\n", side)
-		// One self-contained schema per record: by default the converter
+		// One self-contained schema per record. By default the converter
 		// registers each nested record (before/after, source) as a schema
-		// of its own and refers to it, and the sink does not resolve
-		// schema references.
+		// of its own and refers to it; the sink resolves such references,
+		// but after an ALTER TABLE this converter registers the row's new
+		// version and keeps writing the envelope's first version, whose
+		// reference names the old row schema: the added columns are
+		// dropped before the records reach Kafka.
 		fmt.Fprintf(&b, "%s.converter.apicurio.registry.dereference-schema=true\n", side)
 	}
 	return b.String()
