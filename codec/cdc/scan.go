@@ -62,6 +62,11 @@ var (
 )
 
 func (p *scanner) ws() {
+	// Compact JSON has no whitespace between tokens: one compare settles
+	// the common case before the loop.
+	if p.i < len(p.s) && p.s[p.i] > ' ' {
+		return
+	}
 	for p.i < len(p.s) {
 		switch p.s[p.i] {
 		case ' ', '\t', '\n', '\r':
@@ -146,7 +151,17 @@ func (p *scanner) rawStr() (string, bool, error) {
 	}
 	start := p.i + 1
 	ascii := true
-	for j := start; j < len(p.s); j++ {
+	j := start
+	// Eight bytes at a time while none of them ends the fast path (a
+	// quote, a backslash, a control byte) or is non-ASCII; the byte loop
+	// below then classifies the byte that stopped it.
+	for ; j+8 <= len(p.s); j += 8 {
+		if plainWord(le64(p.s, j)) {
+			continue
+		}
+		break
+	}
+	for ; j < len(p.s); j++ {
 		c := p.s[j]
 		switch {
 		case c == '"':
@@ -224,6 +239,37 @@ func (p *scanner) strEscaped(start int) (string, bool, error) {
 		}
 	}
 	return "", false, errSyntax
+}
+
+// le64 loads s[i:i+8] as a little-endian word; the caller checks bounds.
+func le64(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// plainWord reports whether none of the eight bytes of w is a quote, a
+// backslash, a control byte (below 0x20) or non-ASCII (0x80 and up): the
+// bytes a string scan must stop at. It is exact, not a heuristic: the
+// SWAR "has zero byte" test below has no false negatives, and its false
+// positives only occur above a byte that is itself a match (the borrow
+// runs upwards from a true zero), so "no match" answers are always right;
+// TestPlainWord checks every byte value in every position against the
+// byte-wise definition.
+func plainWord(w uint64) bool {
+	const (
+		lo = 0x0101010101010101
+		hi = 0x8080808080808080
+	)
+	// A byte b is flagged when b < 0x20 (b - 0x20 borrows), b == '"' or
+	// b == '\\' (b xor the char is zero, and zero - 1 borrows), or when b
+	// itself has its top bit set.
+	ctl := w - 0x20*lo
+	quote := (w ^ '"'*lo) - lo
+	quote &^= w ^ '"'*lo
+	bslash := (w ^ '\\'*lo) - lo
+	bslash &^= w ^ '\\'*lo
+	return (ctl&^w|quote|bslash|w)&hi == 0
 }
 
 func hex4(s string, i int) (rune, bool) {
@@ -411,6 +457,9 @@ var errRange = errors.New("number out of range")
 
 func numberValue(tok string, integer bool) (codec.Value, error) {
 	if integer {
+		if i, ok := smallInt(tok); ok {
+			return codec.Int(i), nil
+		}
 		if i, err := strconv.ParseInt(tok, 10, 64); err == nil {
 			return codec.Int(i), nil
 		}
@@ -420,4 +469,27 @@ func numberValue(tok string, integer bool) (codec.Value, error) {
 		return codec.Value{}, errRange
 	}
 	return codec.Float(f), nil
+}
+
+// smallInt converts an integer token that number accepted and that has at
+// most 18 digits, which always fits an int64 (10^18 < 2^63), without
+// strconv's general checks; longer tokens report false and go through
+// strconv.ParseInt. TestSmallInt compares it with ParseInt at the 18/19
+// digit boundary and on signs and zeros.
+func smallInt(tok string) (int64, bool) {
+	digits := tok
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 {
+		return 0, false
+	}
+	var x int64
+	for i := 0; i < len(digits); i++ {
+		x = x*10 + int64(digits[i]-'0')
+	}
+	if len(digits) < len(tok) {
+		x = -x
+	}
+	return x, true
 }

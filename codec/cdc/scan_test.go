@@ -1,0 +1,86 @@
+package cdc
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// stopsString is the byte-wise definition plainWord answers for eight
+// bytes at once.
+func stopsString(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+
+// TestPlainWord checks plainWord against the byte-wise definition for
+// every byte value in every position of a word of plain bytes, and with a
+// second stop byte below it, where the SWAR test's borrow could hide a
+// match if it ran the wrong way.
+func TestPlainWord(t *testing.T) {
+	word := func(b [8]byte) uint64 { return le64(string(b[:]), 0) }
+	for pos := range 8 {
+		for c := range 256 {
+			b := [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
+			b[pos] = byte(c)
+			require.Equal(t, !stopsString(byte(c)), plainWord(word(b)), "byte %#x at %d", c, pos)
+			for low := range pos {
+				b2 := b
+				b2[low] = 0
+				require.False(t, plainWord(word(b2)), "byte %#x at %d above a zero at %d", c, pos, low)
+			}
+		}
+	}
+}
+
+// TestStringScanWords decodes strings long enough for the word loop, with
+// each kind of stop byte at every offset: the word loop must hand every
+// one of them to the byte loop.
+func TestStringScanWords(t *testing.T) {
+	for n := range 24 {
+		for _, stop := range []string{`\"`, `\\`, `\n`, "é", "\x01", "\xff"} {
+			body := strings.Repeat("x", n) + stop + strings.Repeat("y", 9)
+			p := scanner{s: `"` + body + `"`}
+			got, valid, err := p.rawStr()
+			switch stop {
+			case "\x01":
+				require.ErrorIs(t, err, errSyntax, "control byte at %d", n)
+				continue
+			case "\xff":
+				require.NoError(t, err)
+				require.False(t, valid, "invalid UTF-8 at %d", n)
+				continue
+			}
+			require.NoError(t, err)
+			require.True(t, valid)
+			want, err := strconv.Unquote(`"` + body + `"`)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "stop %q at %d", stop, n)
+			require.Equal(t, len(p.s), p.i)
+		}
+	}
+}
+
+// TestSmallInt compares smallInt with strconv.ParseInt on tokens number
+// accepts, and shows what its 18-digit limit protects: a 19-digit token
+// can overflow, so smallInt refuses it and numberValue falls back to
+// ParseInt (and to a double above 2^63-1).
+func TestSmallInt(t *testing.T) {
+	for _, tok := range []string{"0", "-0", "7", "-7", "999999999999999999", "-999999999999999999", "100000000000000000", "12345"} {
+		got, ok := smallInt(tok)
+		require.True(t, ok, tok)
+		want, err := strconv.ParseInt(tok, 10, 64)
+		require.NoError(t, err)
+		require.Equal(t, want, got, tok)
+	}
+	for _, tok := range []string{"9223372036854775807", "-9223372036854775808", "9999999999999999999", "1000000000000000000"} {
+		_, ok := smallInt(tok)
+		require.False(t, ok, tok)
+	}
+	// The 19-digit value a digit loop without the limit would wrap.
+	v, err := numberValue("9999999999999999999", true)
+	require.NoError(t, err)
+	require.Equal(t, 1e19, v.Float())
+	v, err = numberValue("-9223372036854775808", true)
+	require.NoError(t, err)
+	require.Equal(t, int64(-9223372036854775808), v.Int())
+}
