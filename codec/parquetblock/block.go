@@ -661,7 +661,7 @@ func valueLayoutErr() error {
 		got  parquet.Value
 		want parquet.Value
 	}{
-		{"int64", withData(parquet.Int64Value(0).Level(0, 1, 7), nil, uint64(1<<40+3)), parquet.Int64Value(1<<40 + 3).Level(0, 1, 7)},
+		{"int64", withData(parquet.Int64Value(0).Level(0, 1, 7), nil, uint64(1<<40+3)), parquet.Int64Value(1<<40+3).Level(0, 1, 7)},
 		{"negative int64", withData(parquet.Int64Value(0).Level(0, 1, 7), nil, uint64(math.MaxUint64-4)), parquet.Int64Value(-5).Level(0, 1, 7)},
 		{"int32", withData(parquet.Int32Value(0).Level(0, 1, 2), nil, uint64(math.MaxUint64-4)), parquet.Int32Value(-5).Level(0, 1, 2)},
 		{"double", withData(parquet.DoubleValue(0).Level(0, 1, 300), nil, math.Float64bits(-2.5)), parquet.DoubleValue(-2.5).Level(0, 1, 300)},
