@@ -228,11 +228,24 @@ func parquetNode(c *blockColumn) parquet.Node {
 	}
 	// Monotonic metadata columns compress to almost nothing with delta
 	// encoding; the op and topic columns repeat a handful of values.
+	// Integer, date and timestamp data columns are delta-encoded too:
+	// values of a narrow range or close to each other (ids, times,
+	// counters) bit-pack to a fraction of their 8 plain bytes, so zstd has
+	// that much less to scan, and wide random values cost no more than
+	// plain. On the benchmark workload's blocks: 4 % fewer bytes and about
+	// a tenth less CPU for the whole decode+encode (BENCHMARKS.md). Every
+	// reader the sink is tested with reads it (TestIntegerColumnsDeltaEncoded
+	// covers the wrapping deltas of extreme values).
 	switch c.name {
 	case codec.ColLSN, codec.ColTS, codec.ColOffset:
 		n = parquet.Encoded(n, &parquet.DeltaBinaryPacked)
 	case codec.ColOp, codec.ColTopic:
 		n = parquet.Encoded(n, &parquet.RLEDictionary)
+	default:
+		switch c.typ.Kind {
+		case codec.TypeLong, codec.TypeInteger, codec.TypeTimestamp, codec.TypeDate:
+			n = parquet.Encoded(n, &parquet.DeltaBinaryPacked)
+		}
 	}
 	if c.optional {
 		return parquet.Optional(n)
