@@ -31,6 +31,10 @@ type scanner struct {
 	// scratch, when not nil, is the backing array the next decoded row
 	// reuses (a borrowing decode); it is used once.
 	scratch []codec.Field
+	// depth is the nesting depth of the value the scanner reads, for
+	// maxDepth: 0 for a value read on its own, 1 for the fields of a
+	// row image read inside its envelope (debezium's speculative decode).
+	depth int
 }
 
 // newRow returns an empty row to append a decoded object's fields to.
@@ -369,7 +373,7 @@ func (p *scanner) keep() (string, error) {
 func (p *scanner) skip() (string, error) {
 	p.ws()
 	start := p.i
-	if err := p.skipValue(0); err != nil {
+	if err := p.skipValue(p.depth); err != nil {
 		return "", err
 	}
 	return p.s[start:p.i], nil
