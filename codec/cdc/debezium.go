@@ -355,7 +355,9 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 			return decodeErr(&rec, "", "source.table", "missing")
 		}
 	}
-	table := dst.TableName()
+	// The table's name is only needed for an error: joining its parts
+	// for every record allocated a string per record.
+	table := dst.TableName
 
 	var image, imageName string
 	switch env.op {
@@ -368,16 +370,16 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 	case "d":
 		dst.Op, image, imageName = codec.OpDelete, env.before, "before"
 	case "":
-		return decodeErr(&rec, table, "op", "missing")
+		return decodeErr(&rec, table(), "op", "missing")
 	default:
-		return decodeErr(&rec, table, "op", "unsupported op "+strconv.Quote(env.op))
+		return decodeErr(&rec, table(), "op", "unsupported op "+strconv.Quote(env.op))
 	}
 
 	var rs *rowSchema
 	if env.schema != "" && env.schema != "null" {
 		var err error
 		if rs, err = d.rowSchema(env.schema); err != nil {
-			return decodeErr(&rec, table, "schema", err.Error())
+			return decodeErr(&rec, table(), "schema", err.Error())
 		}
 		dst.Declared = rs.cols
 	}
@@ -386,11 +388,11 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 	} else if image != "" && image != "null" {
 		row, err := decodeRow(image, rs, p.scratch)
 		if err != nil {
-			return decodeErr(&rec, table, imageName, err.Error())
+			return decodeErr(&rec, table(), imageName, err.Error())
 		}
 		dst.Row = row
 	} else if dst.Op != codec.OpDelete {
-		return decodeErr(&rec, table, imageName, "missing or null")
+		return decodeErr(&rec, table(), imageName, "missing or null")
 	}
 
 	if !isNullRecord(rec.Key) {
@@ -416,7 +418,7 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 	if !src.hasLSN {
 		ts := dst.TS
 		if ts < 0 || ts >= 1<<43 {
-			return decodeErr(&rec, table, "source.ts_ms", "out of range for the fallback ordering key")
+			return decodeErr(&rec, table(), "source.ts_ms", "out of range for the fallback ordering key")
 		}
 		dst.LSN = uint64(ts)<<20 | uint64(rec.Offset)&0xFFFFF
 	}
