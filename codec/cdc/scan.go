@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"errors"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -159,11 +160,12 @@ func (p *scanner) rawStr() (string, bool, error) {
 	// Eight bytes at a time while none of them ends the fast path (a
 	// quote, a backslash, a control byte) or is non-ASCII; the byte loop
 	// below then classifies the byte that stopped it.
-	for ; j+8 <= len(p.s); j += 8 {
-		if plainWord(le64(p.s, j)) {
-			continue
+	for j+8 <= len(p.s) {
+		if m := stopMask(le64(p.s, j)); m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			break
 		}
-		break
+		j += 8
 	}
 	for ; j < len(p.s); j++ {
 		c := p.s[j]
@@ -252,15 +254,16 @@ func le64(s string, i int) uint64 {
 		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 }
 
-// plainWord reports whether none of the eight bytes of w is a quote, a
-// backslash, a control byte (below 0x20) or non-ASCII (0x80 and up): the
-// bytes a string scan must stop at. It is exact, not a heuristic: the
-// SWAR "has zero byte" test below has no false negatives, and its false
-// positives only occur above a byte that is itself a match (the borrow
-// runs upwards from a true zero), so "no match" answers are always right;
-// TestPlainWord checks every byte value in every position against the
-// byte-wise definition.
-func plainWord(w uint64) bool {
+// stopMask flags, in the top bit of each byte of w (eight bytes of a
+// string, little-endian), the bytes a string scan must stop at: a quote,
+// a backslash, a control byte (below 0x20) or a non-ASCII byte (0x80 and
+// up). The lowest flagged byte is always the first such byte, so the
+// scan jumps straight to it: the SWAR "has zero byte" tests below have no
+// false negatives, and their false positives only occur above a byte
+// that is itself a match (the borrow runs upwards from a true zero).
+// TestStopMask checks every byte value in every position, alone and above
+// other bytes, against the byte-wise definition.
+func stopMask(w uint64) uint64 {
 	const (
 		lo = 0x0101010101010101
 		hi = 0x8080808080808080
@@ -273,7 +276,7 @@ func plainWord(w uint64) bool {
 	quote &^= w ^ '"'*lo
 	bslash := (w ^ '\\'*lo) - lo
 	bslash &^= w ^ '\\'*lo
-	return (ctl&^w|quote|bslash|w)&hi == 0
+	return (ctl&^w | quote | bslash | w) & hi
 }
 
 func hex4(s string, i int) (rune, bool) {

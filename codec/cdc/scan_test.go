@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"math/bits"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,21 +13,40 @@ import (
 // bytes at once.
 func stopsString(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
 
-// TestPlainWord checks plainWord against the byte-wise definition for
-// every byte value in every position of a word of plain bytes, and with a
-// second stop byte below it, where the SWAR test's borrow could hide a
-// match if it ran the wrong way.
-func TestPlainWord(t *testing.T) {
-	word := func(b [8]byte) uint64 { return le64(string(b[:]), 0) }
+// firstStop is the byte-wise definition of stopMask's lowest flag: the
+// index of the first byte a string scan stops at, 8 if none.
+func firstStop(b [8]byte) int {
+	for i, c := range b {
+		if stopsString(c) {
+			return i
+		}
+	}
+	return 8
+}
+
+// TestStopMask checks stopMask's lowest flag against the byte-wise
+// definition for every byte value in every position of a word of plain
+// bytes, and with every byte value below it, where the SWAR test's borrow
+// flags bytes that are not stops (which must never come first).
+func TestStopMask(t *testing.T) {
+	first := func(b [8]byte) int {
+		m := stopMask(le64(string(b[:]), 0))
+		if m == 0 {
+			return 8
+		}
+		return bits.TrailingZeros64(m) >> 3
+	}
 	for pos := range 8 {
 		for c := range 256 {
 			b := [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
 			b[pos] = byte(c)
-			require.Equal(t, !stopsString(byte(c)), plainWord(word(b)), "byte %#x at %d", c, pos)
+			require.Equal(t, firstStop(b), first(b), "byte %#x at %d", c, pos)
 			for low := range pos {
-				b2 := b
-				b2[low] = 0
-				require.False(t, plainWord(word(b2)), "byte %#x at %d above a zero at %d", c, pos, low)
+				for d := range 256 {
+					b2 := b
+					b2[low] = byte(d)
+					require.Equal(t, firstStop(b2), first(b2), "byte %#x at %d above %#x at %d", c, pos, d, low)
+				}
 			}
 		}
 	}
