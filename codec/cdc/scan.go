@@ -189,22 +189,36 @@ func (p *scanner) rawStr() (string, bool, error) {
 // escape of a lone surrogate is valid JSON and becomes U+FFFD, as in
 // encoding/json; only raw bytes can make the result invalid UTF-8.
 func (p *scanner) strEscaped(start int) (string, bool, error) {
+	// The unescaped text is never longer than the raw text, so the
+	// builder is sized once, to the raw length up to the closing quote
+	// (a hint: the loop below decides), and plain bytes are copied a run
+	// at a time: JSON held as an escaped string, as Debezium sends
+	// io.debezium.data.Json, grew the builder a byte at a time.
+	end := start
+	for end < len(p.s) && p.s[end] != '"' {
+		if p.s[end] == '\\' {
+			end++
+		}
+		end++
+	}
 	var b strings.Builder
-	j := start
+	b.Grow(min(end, len(p.s)) - start)
+	j, run := start, start // run is the first byte not yet copied
 	for j < len(p.s) {
 		c := p.s[j]
 		switch {
 		case c == '"':
+			b.WriteString(p.s[run:j])
 			p.i = j + 1
 			out := b.String()
 			return out, utf8.ValidString(out), nil
 		case c < 0x20:
 			return "", false, errSyntax
 		case c != '\\':
-			b.WriteByte(c)
 			j++
 			continue
 		}
+		b.WriteString(p.s[run:j])
 		if j+1 >= len(p.s) {
 			return "", false, errSyntax
 		}
@@ -234,6 +248,7 @@ func (p *scanner) strEscaped(start int) (string, bool, error) {
 					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
 						j += 6
 						b.WriteRune(d)
+						run = j
 						continue
 					}
 				}
@@ -243,6 +258,7 @@ func (p *scanner) strEscaped(start int) (string, bool, error) {
 		default:
 			return "", false, errSyntax
 		}
+		run = j
 	}
 	return "", false, errSyntax
 }

@@ -1,10 +1,12 @@
 package cdc
 
 import (
+	"encoding/json"
 	"math/bits"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -103,4 +105,37 @@ func TestSmallInt(t *testing.T) {
 	v, err = numberValue("-9223372036854775808", true)
 	require.NoError(t, err)
 	require.Equal(t, int64(-9223372036854775808), v.Int())
+}
+
+// FuzzStrEscaped compares the scanner's strings with encoding/json's on any
+// quoted text both accept: the escaped path copies plain bytes a run at a
+// time into a builder sized from a pre-scan, which must not change a byte.
+func FuzzStrEscaped(f *testing.F) {
+	for _, s := range []string{
+		`"a\"b"`, `"\\"`, `"x\/y"`, `"\b\f\n\r\t"`, `"\u00e9t\u00C9"`, `"\ud83d\ude80 rocket"`,
+		`"lone \ud800 surrogate"`, `"\ud800\u0041"`, `"{\"k\":12,\"t\":[\"a\"]}"`, `"` + strings.Repeat(`ab\"`, 40) + `"`,
+		`"tail\\`, `"\u12"`, `"é\"ü"`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, quoted string) {
+		p := scanner{s: quoted}
+		got, valid, err := p.rawStr()
+		var want string
+		jerr := json.Unmarshal([]byte(quoted), &want)
+		if err != nil || !valid || !utf8.ValidString(quoted) {
+			return // refused, or raw invalid UTF-8, which encoding/json rewrites
+		}
+		rest := strings.TrimLeft(quoted[p.i:], " \t\n\r")
+		if jerr != nil {
+			if rest == "" {
+				t.Fatalf("scanner accepted %q, encoding/json: %v", quoted, jerr)
+			}
+			return // bytes after the string, which the scanner leaves
+		}
+		if rest != "" {
+			t.Fatalf("scanner stopped at %d of %q", p.i, quoted)
+		}
+		require.Equal(t, want, got, "%q", quoted)
+	})
 }
