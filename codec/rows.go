@@ -151,11 +151,18 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 		return 0, fmt.Errorf("change at %s/%d@%d: buffer of table %s is full (4 GiB)", ch.Topic, ch.Partition, ch.Offset, ch.TableName())
 	}
 	r.reserve(1, len(ch.Row)+len(ch.Key), strBytes)
-	topic, ok := r.topicIdx[ch.Topic]
-	if !ok {
-		topic = uint32(len(r.topics))
-		r.topics = append(r.topics, strings.Clone(ch.Topic))
-		r.topicIdx[r.topics[topic]] = topic
+	// A table's changes nearly always come from one topic: comparing with
+	// the last change's topic is cheaper than hashing it.
+	var topic uint32
+	if n := len(r.meta); n > 0 && r.topics[r.meta[n-1].topic] == ch.Topic {
+		topic = r.meta[n-1].topic
+	} else {
+		var ok bool
+		if topic, ok = r.topicIdx[ch.Topic]; !ok {
+			topic = uint32(len(r.topics))
+			r.topics = append(r.topics, strings.Clone(ch.Topic))
+			r.topicIdx[r.topics[topic]] = topic
+		}
 	}
 	m := rowMeta{
 		lsn: ch.LSN, ts: ch.TS, offset: ch.Offset, partition: ch.Partition, topic: topic, op: ch.Op,
@@ -177,7 +184,8 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 	if r.order != nil {
 		r.order = append(r.order, int32(len(r.meta)-1))
 	}
-	size := int64(ch.Size())
+	// ch.Size, from the string bytes counted above.
+	size := int64(rowMetaBytes + (len(ch.Row)+len(ch.Key))*cellBytes + strBytes)
 	r.bytes += size
 	return size, nil
 }
@@ -188,22 +196,8 @@ func (r *Rows) appendCell(f *Field, pos int) error {
 	var name uint32
 	if pos >= 0 && pos < len(r.posName) && r.names[r.posName[pos]] == f.Name {
 		name = r.posName[pos]
-	} else {
-		var ok bool
-		if name, ok = r.nameIdx[f.Name]; !ok {
-			if len(r.names) >= maxNames {
-				return fmt.Errorf("more than %d distinct column names", maxNames)
-			}
-			name = uint32(len(r.names))
-			r.names = append(r.names, strings.Clone(f.Name))
-			r.nameIdx[r.names[name]] = name
-		}
-		if pos >= 0 {
-			for len(r.posName) <= pos {
-				r.posName = append(r.posName, 0)
-			}
-			r.posName[pos] = name
-		}
+	} else if err := r.nameSlow(f, pos, &name); err != nil {
+		return err
 	}
 	v := &f.Value
 	c := cell{num: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
@@ -212,6 +206,28 @@ func (r *Rows) appendCell(f *Field, pos int) error {
 		r.arena = append(r.arena, v.str...)
 	}
 	r.cells = append(r.cells, c)
+	return nil
+}
+
+// nameSlow finds or adds the index of f's name when the field is not at
+// the position where its name was last seen, and remembers it there.
+func (r *Rows) nameSlow(f *Field, pos int, out *uint32) error {
+	name, ok := r.nameIdx[f.Name]
+	if !ok {
+		if len(r.names) >= maxNames {
+			return fmt.Errorf("more than %d distinct column names", maxNames)
+		}
+		name = uint32(len(r.names))
+		r.names = append(r.names, strings.Clone(f.Name))
+		r.nameIdx[r.names[name]] = name
+	}
+	if pos >= 0 {
+		for len(r.posName) <= pos {
+			r.posName = append(r.posName, 0)
+		}
+		r.posName[pos] = name
+	}
+	*out = name
 	return nil
 }
 

@@ -349,11 +349,45 @@ func (s *Schema) fits(ch *Change) bool {
 			}
 			return false
 		}
-		if _, ok := Coerce(v, s.cols[j].Type); !ok {
+		if !coerces(v, s.cols[j].Type) {
 			return false
 		}
 	}
 	return true
+}
+
+// coerces reports whether Coerce(v, t) succeeds, without building the
+// coerced value: fits runs it on every value of every change, and Coerce
+// renders text for a value of another kind in a string or JSON column
+// (which always fits). Invariant: the same answer as Coerce's ok for every
+// kind and type; TestCoerces compares them on values of every kind,
+// including out-of-range integers and decimals that do not fit.
+func coerces(v Value, t Type) bool {
+	if v.kind == KindNull {
+		return true
+	}
+	switch t.Kind {
+	case TypeLong:
+		return v.kind == KindInt
+	case TypeInteger:
+		return v.kind == KindInt && v.Int() >= math.MinInt32 && v.Int() <= math.MaxInt32
+	case TypeDouble:
+		return v.kind == KindFloat || v.kind == KindInt
+	case TypeBoolean:
+		return v.kind == KindBool
+	case TypeString, TypeJSON:
+		return true
+	case TypeBinary:
+		return v.kind == KindBinary
+	case TypeDate:
+		return v.kind == KindDate
+	case TypeTimestamp:
+		return v.kind == KindTimestamp
+	case TypeDecimal:
+		_, ok := coerceDecimal(v, t)
+		return ok
+	}
+	return false
 }
 
 func (s *Schema) acceptDeclared(d Column) error {

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"math"
 	"math/big"
 	"testing"
 
@@ -202,4 +203,31 @@ func dec(s string, scale int32) Value {
 		panic("bad decimal literal in test: " + s)
 	}
 	return DecimalFromBig(u, scale)
+}
+
+// TestCoerces compares coerces with Coerce's ok on values of every kind in
+// columns of every type, including integers outside int32, decimals too
+// wide or too fine for the column, and NaN.
+func TestCoerces(t *testing.T) {
+	values := []Value{
+		Null(), Bool(true), Int(0), Int(math.MaxInt32), Int(math.MaxInt32 + 1), Int(math.MinInt32 - 1), Int(math.MinInt64),
+		Float(2.5), Float(math.NaN()), Float(math.Inf(1)), String("x"), String(""), BinaryString("\x00\xff"), JSON(`{"a":1}`),
+		DecimalFromInt64(12345, 2), DecimalFromInt64(-1, 0), DecimalFromInt64(123456789012, 5), DecimalFromInt64(5, 9),
+		Date(-1), Timestamp(1700000000000),
+	}
+	types := []Type{
+		{Kind: TypeLong}, {Kind: TypeInteger}, {Kind: TypeDouble}, {Kind: TypeBoolean}, {Kind: TypeString},
+		{Kind: TypeBinary}, {Kind: TypeDate}, {Kind: TypeTimestamp}, {Kind: TypeJSON},
+		{Kind: TypeDecimal, Precision: 10, Scale: 2}, {Kind: TypeDecimal, Precision: 4, Scale: 2}, {Kind: TypeDecimal, Precision: 38, Scale: 9},
+	}
+	for _, ty := range types {
+		for _, v := range values {
+			_, want := Coerce(v, ty)
+			require.Equal(t, want, coerces(v, ty), "%#v in %s", v, ty.Name())
+		}
+	}
+	// A type coerces does not know refuses everything but null, as Coerce
+	// does.
+	require.False(t, coerces(Int(1), Type{Kind: TypeJSON + 1}))
+	require.True(t, coerces(Null(), Type{Kind: TypeJSON + 1}))
 }

@@ -67,6 +67,10 @@ type debeziumDecoder struct {
 	rows  map[string]*rowSchema // envelope schema text → before/after schema
 	keys  map[string]*rowSchema // key schema text → key schema
 	limit int
+	// textImages reads every envelope as text, never decoding the after
+	// image during the envelope scan (specRow): the reference the
+	// speculative decode is checked against.
+	textImages bool
 }
 
 // schemaCacheLimit bounds each schema cache; when full it is cleared, so a
@@ -143,12 +147,61 @@ type envelope struct {
 	op                                     string
 	tsMs                                   int64
 	hasTs                                  bool
+	// inner is the payload's envelope, read in place; innerField and
+	// innerErr are why it could not be (the payload is then read again
+	// from its text, which reports that error as before).
+	inner      *envelope
+	innerField string
+	innerErr   error
+	// spec is the after image, decoded while the envelope was read.
+	spec specRow
+}
+
+// specRow is a row image decoded where the envelope scan met it, before
+// op and schema were known for certain: the common case (op c, u or r,
+// schema before payload) then scans the image once instead of skipping
+// it and decoding it again. Invariant: it is used only for the after
+// image, only when it was typed by the schema text the change ends up
+// with, and only when the decode succeeded; it read the same bytes with
+// the same row schema as decodeRow would, and counted nesting from the
+// envelope (scanner.depth 1) as the skip it replaces did, so it is what
+// decodeRow returns and that skip would have accepted. Any failure falls
+// back to skipping the image, and decodeRow reports the error as before.
+// TestDebeziumSpeculativeAfter breaks each condition on purpose.
+type specRow struct {
+	ok     bool
+	schema string
+	row    []codec.Field
 }
 
 var errNotObject = errors.New("not an object")
 
+// envReader reads an envelope, decoding the after image as it goes.
+type envReader struct {
+	d *debeziumDecoder
+	// scratch is the borrowed row array the image may be decoded into.
+	scratch []codec.Field
+	// plain reads as the envelope was always read: the payload and the
+	// images as text, nothing decoded (a record key, or a payload read
+	// again from its text).
+	plain bool
+}
+
 // readEnvelope reads the top-level keys of an envelope or wrapper.
-func readEnvelope(p *scanner, env *envelope) (field string, err error) {
+func (r *envReader) readEnvelope(p *scanner, env *envelope) (field string, err error) {
+	if field, err = r.readObject(p, env, true, ""); err != nil {
+		return field, err
+	}
+	if !p.atEnd() {
+		return "", errSyntax
+	}
+	return "", nil
+}
+
+// readObject reads an envelope object at p: the outermost one (top), or a
+// payload inside it whose images are typed by the outer schema, as read
+// when the payload began.
+func (r *envReader) readObject(p *scanner, env *envelope, top bool, outerSchema string) (field string, err error) {
 	err = p.object(func(key string) error {
 		field = key
 		var err error
@@ -157,10 +210,37 @@ func readEnvelope(p *scanner, env *envelope) (field string, err error) {
 			env.schema, err = p.skip()
 		case "payload":
 			env.hasPayload = true
+			env.inner, env.innerErr = nil, nil
+			start := p.i
+			if !r.plain && top && p.peek() == '{' {
+				// The payload's values are one level deeper than the
+				// envelope's, as the skip of the whole payload counted.
+				inner := &envelope{}
+				p.depth++
+				f, ierr := r.readObject(p, inner, false, env.schema)
+				p.depth--
+				if ierr == nil {
+					env.inner, env.payload = inner, p.s[start:p.i]
+					return nil
+				}
+				env.innerField, env.innerErr = f, ierr
+				p.i = start
+			}
 			env.payload, err = p.skip()
 		case "before":
 			env.before, err = p.skip()
 		case "after":
+			env.spec = specRow{}
+			start := p.i
+			schema := outerSchema
+			if top {
+				schema = env.schema
+			}
+			if !r.plain && p.peek() == '{' && r.speculate(p, env, schema) {
+				env.after = p.s[start:p.i]
+				return nil
+			}
+			p.i = start
 			env.after, err = p.skip()
 		case "source":
 			env.source, err = p.skip()
@@ -184,13 +264,31 @@ func readEnvelope(p *scanner, env *envelope) (field string, err error) {
 		}
 		return err
 	})
+	return field, err
+}
+
+// speculate decodes the after image at p into env.spec, typed by the
+// outermost envelope's schema as read so far, and reports whether it
+// succeeded; p is then past the image.
+func (r *envReader) speculate(p *scanner, env *envelope, schema string) bool {
+	var rs *rowSchema
+	if schema != "" && schema != "null" {
+		var err error
+		if rs, err = r.d.rowSchema(schema); err != nil {
+			return false
+		}
+	}
+	sub := scanner{s: p.s, i: p.i, scratch: r.scratch, depth: p.depth + 1}
+	row, err := decodeObject(&sub, rs)
 	if err != nil {
-		return field, err
+		return false
 	}
-	if !p.atEnd() {
-		return "", errSyntax
-	}
-	return "", nil
+	p.i = sub.i
+	env.spec = specRow{ok: true, schema: schema, row: row}
+	// The scratch array now holds this row; another image (a payload's
+	// and the wrapper's, or a repeated key) gets its own.
+	r.scratch = nil
+	return true
 }
 
 func (d *debeziumDecoder) Decode(rec codec.Record, dst *codec.Change) error {
@@ -215,7 +313,8 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 		return decodeErr(&rec, "", "", "value is not a JSON object")
 	}
 	var env envelope
-	if field, err := readEnvelope(&p, &env); err != nil {
+	rd := envReader{d: d, scratch: scratch, plain: d.textImages}
+	if field, err := rd.readEnvelope(&p, &env); err != nil {
 		return decodeErr(&rec, "", field, err.Error())
 	}
 	if env.hasPayload {
@@ -223,13 +322,20 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 		if env.payload == "null" {
 			return ErrTombstone
 		}
-		inner := scanner{s: env.payload}
-		if inner.peek() != '{' {
-			return decodeErr(&rec, "", "payload", "not an object")
-		}
-		env = envelope{}
-		if field, err := readEnvelope(&inner, &env); err != nil {
-			return decodeErr(&rec, "", "payload."+field, err.Error())
+		if env.inner != nil {
+			env = *env.inner
+		} else if env.innerErr != nil {
+			return decodeErr(&rec, "", "payload."+env.innerField, env.innerErr.Error())
+		} else {
+			inner := scanner{s: env.payload}
+			if inner.peek() != '{' {
+				return decodeErr(&rec, "", "payload", "not an object")
+			}
+			env = envelope{}
+			nested := envReader{plain: true}
+			if field, err := nested.readEnvelope(&inner, &env); err != nil {
+				return decodeErr(&rec, "", "payload."+field, err.Error())
+			}
 		}
 		env.schema = schema
 	}
@@ -249,7 +355,9 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 			return decodeErr(&rec, "", "source.table", "missing")
 		}
 	}
-	table := dst.TableName()
+	// The table's name is only needed for an error: joining its parts
+	// for every record allocated a string per record.
+	table := dst.TableName
 
 	var image, imageName string
 	switch env.op {
@@ -262,27 +370,29 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 	case "d":
 		dst.Op, image, imageName = codec.OpDelete, env.before, "before"
 	case "":
-		return decodeErr(&rec, table, "op", "missing")
+		return decodeErr(&rec, table(), "op", "missing")
 	default:
-		return decodeErr(&rec, table, "op", "unsupported op "+strconv.Quote(env.op))
+		return decodeErr(&rec, table(), "op", "unsupported op "+strconv.Quote(env.op))
 	}
 
 	var rs *rowSchema
 	if env.schema != "" && env.schema != "null" {
 		var err error
 		if rs, err = d.rowSchema(env.schema); err != nil {
-			return decodeErr(&rec, table, "schema", err.Error())
+			return decodeErr(&rec, table(), "schema", err.Error())
 		}
 		dst.Declared = rs.cols
 	}
-	if image != "" && image != "null" {
+	if imageName == "after" && env.spec.ok && env.spec.schema == env.schema {
+		dst.Row = env.spec.row
+	} else if image != "" && image != "null" {
 		row, err := decodeRow(image, rs, p.scratch)
 		if err != nil {
-			return decodeErr(&rec, table, imageName, err.Error())
+			return decodeErr(&rec, table(), imageName, err.Error())
 		}
 		dst.Row = row
 	} else if dst.Op != codec.OpDelete {
-		return decodeErr(&rec, table, imageName, "missing or null")
+		return decodeErr(&rec, table(), imageName, "missing or null")
 	}
 
 	if !isNullRecord(rec.Key) {
@@ -308,7 +418,7 @@ func (d *debeziumDecoder) decode(rec codec.Record, dst *codec.Change, borrow boo
 	if !src.hasLSN {
 		ts := dst.TS
 		if ts < 0 || ts >= 1<<43 {
-			return decodeErr(&rec, table, "source.ts_ms", "out of range for the fallback ordering key")
+			return decodeErr(&rec, table(), "source.ts_ms", "out of range for the fallback ordering key")
 		}
 		dst.LSN = uint64(ts)<<20 | uint64(rec.Offset)&0xFFFFF
 	}
@@ -546,6 +656,15 @@ func decodeRow(text string, rs *rowSchema, scratch []codec.Field) ([]codec.Field
 	if p.peek() != '{' {
 		return nil, errNotObject
 	}
+	row, err := decodeObject(&p, rs)
+	if err == nil && !p.atEnd() {
+		err = errSyntax
+	}
+	return row, err
+}
+
+// decodeObject decodes the row object at p, leaving p after it.
+func decodeObject(p *scanner, rs *rowSchema) ([]codec.Field, error) {
 	n := rowCap
 	if rs != nil {
 		n = len(rs.fields)
@@ -572,9 +691,6 @@ func decodeRow(text string, rs *rowSchema, scratch []codec.Field) ([]codec.Field
 		row = append(row, codec.Field{Name: key, Value: v})
 		return nil
 	})
-	if err == nil && !p.atEnd() {
-		err = errSyntax
-	}
 	return row, err
 }
 
@@ -811,7 +927,8 @@ func (d *debeziumDecoder) decodeKey(key string, scratch []codec.Field) ([]codec.
 		return nil, nil
 	}
 	var env envelope
-	if _, err := readEnvelope(&p, &env); err != nil {
+	rd := envReader{plain: true}
+	if _, err := rd.readEnvelope(&p, &env); err != nil {
 		return nil, err
 	}
 	if !env.hasPayload || env.schema == "" {

@@ -113,6 +113,10 @@ func decodeErr(rec *codec.Record, table, field, reason string) *codec.DecodeErro
 
 // isNullRecord reports whether a record value is a Kafka null or JSON null.
 func isNullRecord(v []byte) bool {
+	// Nearly every record is an object: its first byte settles it.
+	if len(v) > 0 && v[0] == '{' {
+		return false
+	}
 	t := bytes.TrimSpace(v)
 	return len(t) == 0 || string(t) == "null"
 }

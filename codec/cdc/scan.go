@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"errors"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -31,6 +32,10 @@ type scanner struct {
 	// scratch, when not nil, is the backing array the next decoded row
 	// reuses (a borrowing decode); it is used once.
 	scratch []codec.Field
+	// depth is the nesting depth of the value the scanner reads, for
+	// maxDepth: 0 for a value read on its own, 1 for the fields of a
+	// row image read inside its envelope (debezium's speculative decode).
+	depth int
 }
 
 // newRow returns an empty row to append a decoded object's fields to.
@@ -62,6 +67,11 @@ var (
 )
 
 func (p *scanner) ws() {
+	// Compact JSON has no whitespace between tokens: one compare settles
+	// the common case before the loop.
+	if p.i < len(p.s) && p.s[p.i] > ' ' {
+		return
+	}
 	for p.i < len(p.s) {
 		switch p.s[p.i] {
 		case ' ', '\t', '\n', '\r':
@@ -146,7 +156,18 @@ func (p *scanner) rawStr() (string, bool, error) {
 	}
 	start := p.i + 1
 	ascii := true
-	for j := start; j < len(p.s); j++ {
+	j := start
+	// Eight bytes at a time while none of them ends the fast path (a
+	// quote, a backslash, a control byte) or is non-ASCII; the byte loop
+	// below then classifies the byte that stopped it.
+	for j+8 <= len(p.s) {
+		if m := stopMask(le64(p.s, j)); m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			break
+		}
+		j += 8
+	}
+	for ; j < len(p.s); j++ {
 		c := p.s[j]
 		switch {
 		case c == '"':
@@ -168,22 +189,36 @@ func (p *scanner) rawStr() (string, bool, error) {
 // escape of a lone surrogate is valid JSON and becomes U+FFFD, as in
 // encoding/json; only raw bytes can make the result invalid UTF-8.
 func (p *scanner) strEscaped(start int) (string, bool, error) {
+	// The unescaped text is never longer than the raw text, so the
+	// builder is sized once, to the raw length up to the closing quote
+	// (a hint: the loop below decides), and plain bytes are copied a run
+	// at a time: JSON held as an escaped string, as Debezium sends
+	// io.debezium.data.Json, grew the builder a byte at a time.
+	end := start
+	for end < len(p.s) && p.s[end] != '"' {
+		if p.s[end] == '\\' {
+			end++
+		}
+		end++
+	}
 	var b strings.Builder
-	j := start
+	b.Grow(min(end, len(p.s)) - start)
+	j, run := start, start // run is the first byte not yet copied
 	for j < len(p.s) {
 		c := p.s[j]
 		switch {
 		case c == '"':
+			b.WriteString(p.s[run:j])
 			p.i = j + 1
 			out := b.String()
 			return out, utf8.ValidString(out), nil
 		case c < 0x20:
 			return "", false, errSyntax
 		case c != '\\':
-			b.WriteByte(c)
 			j++
 			continue
 		}
+		b.WriteString(p.s[run:j])
 		if j+1 >= len(p.s) {
 			return "", false, errSyntax
 		}
@@ -213,6 +248,7 @@ func (p *scanner) strEscaped(start int) (string, bool, error) {
 					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
 						j += 6
 						b.WriteRune(d)
+						run = j
 						continue
 					}
 				}
@@ -222,8 +258,41 @@ func (p *scanner) strEscaped(start int) (string, bool, error) {
 		default:
 			return "", false, errSyntax
 		}
+		run = j
 	}
 	return "", false, errSyntax
+}
+
+// le64 loads s[i:i+8] as a little-endian word; the caller checks bounds.
+func le64(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// stopMask flags, in the top bit of each byte of w (eight bytes of a
+// string, little-endian), the bytes a string scan must stop at: a quote,
+// a backslash, a control byte (below 0x20) or a non-ASCII byte (0x80 and
+// up). The lowest flagged byte is always the first such byte, so the
+// scan jumps straight to it: the SWAR "has zero byte" tests below have no
+// false negatives, and their false positives only occur above a byte
+// that is itself a match (the borrow runs upwards from a true zero).
+// TestStopMask checks every byte value in every position, alone and above
+// other bytes, against the byte-wise definition.
+func stopMask(w uint64) uint64 {
+	const (
+		lo = 0x0101010101010101
+		hi = 0x8080808080808080
+	)
+	// A byte b is flagged when b < 0x20 (b - 0x20 borrows), b == '"' or
+	// b == '\\' (b xor the char is zero, and zero - 1 borrows), or when b
+	// itself has its top bit set.
+	ctl := w - 0x20*lo
+	quote := (w ^ '"'*lo) - lo
+	quote &^= w ^ '"'*lo
+	bslash := (w ^ '\\'*lo) - lo
+	bslash &^= w ^ '\\'*lo
+	return (ctl&^w | quote | bslash | w) & hi
 }
 
 func hex4(s string, i int) (rune, bool) {
@@ -323,7 +392,7 @@ func (p *scanner) keep() (string, error) {
 func (p *scanner) skip() (string, error) {
 	p.ws()
 	start := p.i
-	if err := p.skipValue(0); err != nil {
+	if err := p.skipValue(p.depth); err != nil {
 		return "", err
 	}
 	return p.s[start:p.i], nil
@@ -411,6 +480,9 @@ var errRange = errors.New("number out of range")
 
 func numberValue(tok string, integer bool) (codec.Value, error) {
 	if integer {
+		if i, ok := smallInt(tok); ok {
+			return codec.Int(i), nil
+		}
 		if i, err := strconv.ParseInt(tok, 10, 64); err == nil {
 			return codec.Int(i), nil
 		}
@@ -420,4 +492,27 @@ func numberValue(tok string, integer bool) (codec.Value, error) {
 		return codec.Value{}, errRange
 	}
 	return codec.Float(f), nil
+}
+
+// smallInt converts an integer token that number accepted and that has at
+// most 18 digits, which always fits an int64 (10^18 < 2^63), without
+// strconv's general checks; longer tokens report false and go through
+// strconv.ParseInt. TestSmallInt compares it with ParseInt at the 18/19
+// digit boundary and on signs and zeros.
+func smallInt(tok string) (int64, bool) {
+	digits := tok
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 {
+		return 0, false
+	}
+	var x int64
+	for i := 0; i < len(digits); i++ {
+		x = x*10 + int64(digits[i]-'0')
+	}
+	if len(digits) < len(tok) {
+		x = -x
+	}
+	return x, true
 }

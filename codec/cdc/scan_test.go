@@ -1,0 +1,141 @@
+package cdc
+
+import (
+	"encoding/json"
+	"math/bits"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+)
+
+// stopsString is the byte-wise definition plainWord answers for eight
+// bytes at once.
+func stopsString(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
+
+// firstStop is the byte-wise definition of stopMask's lowest flag: the
+// index of the first byte a string scan stops at, 8 if none.
+func firstStop(b [8]byte) int {
+	for i, c := range b {
+		if stopsString(c) {
+			return i
+		}
+	}
+	return 8
+}
+
+// TestStopMask checks stopMask's lowest flag against the byte-wise
+// definition for every byte value in every position of a word of plain
+// bytes, and with every byte value below it, where the SWAR test's borrow
+// flags bytes that are not stops (which must never come first).
+func TestStopMask(t *testing.T) {
+	first := func(b [8]byte) int {
+		m := stopMask(le64(string(b[:]), 0))
+		if m == 0 {
+			return 8
+		}
+		return bits.TrailingZeros64(m) >> 3
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			b := [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
+			b[pos] = byte(c)
+			require.Equal(t, firstStop(b), first(b), "byte %#x at %d", c, pos)
+			for low := range pos {
+				for d := range 256 {
+					b2 := b
+					b2[low] = byte(d)
+					require.Equal(t, firstStop(b2), first(b2), "byte %#x at %d above %#x at %d", c, pos, d, low)
+				}
+			}
+		}
+	}
+}
+
+// TestStringScanWords decodes strings long enough for the word loop, with
+// each kind of stop byte at every offset: the word loop must hand every
+// one of them to the byte loop.
+func TestStringScanWords(t *testing.T) {
+	for n := range 24 {
+		for _, stop := range []string{`\"`, `\\`, `\n`, "é", "\x01", "\xff"} {
+			body := strings.Repeat("x", n) + stop + strings.Repeat("y", 9)
+			p := scanner{s: `"` + body + `"`}
+			got, valid, err := p.rawStr()
+			switch stop {
+			case "\x01":
+				require.ErrorIs(t, err, errSyntax, "control byte at %d", n)
+				continue
+			case "\xff":
+				require.NoError(t, err)
+				require.False(t, valid, "invalid UTF-8 at %d", n)
+				continue
+			}
+			require.NoError(t, err)
+			require.True(t, valid)
+			want, err := strconv.Unquote(`"` + body + `"`)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "stop %q at %d", stop, n)
+			require.Equal(t, len(p.s), p.i)
+		}
+	}
+}
+
+// TestSmallInt compares smallInt with strconv.ParseInt on tokens number
+// accepts, and shows what its 18-digit limit protects: a 19-digit token
+// can overflow, so smallInt refuses it and numberValue falls back to
+// ParseInt (and to a double above 2^63-1).
+func TestSmallInt(t *testing.T) {
+	for _, tok := range []string{"0", "-0", "7", "-7", "999999999999999999", "-999999999999999999", "100000000000000000", "12345"} {
+		got, ok := smallInt(tok)
+		require.True(t, ok, tok)
+		want, err := strconv.ParseInt(tok, 10, 64)
+		require.NoError(t, err)
+		require.Equal(t, want, got, tok)
+	}
+	for _, tok := range []string{"9223372036854775807", "-9223372036854775808", "9999999999999999999", "1000000000000000000"} {
+		_, ok := smallInt(tok)
+		require.False(t, ok, tok)
+	}
+	// The 19-digit value a digit loop without the limit would wrap.
+	v, err := numberValue("9999999999999999999", true)
+	require.NoError(t, err)
+	require.Equal(t, 1e19, v.Float())
+	v, err = numberValue("-9223372036854775808", true)
+	require.NoError(t, err)
+	require.Equal(t, int64(-9223372036854775808), v.Int())
+}
+
+// FuzzStrEscaped compares the scanner's strings with encoding/json's on any
+// quoted text both accept: the escaped path copies plain bytes a run at a
+// time into a builder sized from a pre-scan, which must not change a byte.
+func FuzzStrEscaped(f *testing.F) {
+	for _, s := range []string{
+		`"a\"b"`, `"\\"`, `"x\/y"`, `"\b\f\n\r\t"`, `"\u00e9t\u00C9"`, `"\ud83d\ude80 rocket"`,
+		`"lone \ud800 surrogate"`, `"\ud800\u0041"`, `"{\"k\":12,\"t\":[\"a\"]}"`, `"` + strings.Repeat(`ab\"`, 40) + `"`,
+		`"tail\\`, `"\u12"`, `"é\"ü"`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, quoted string) {
+		p := scanner{s: quoted}
+		got, valid, err := p.rawStr()
+		var want string
+		jerr := json.Unmarshal([]byte(quoted), &want)
+		if err != nil || !valid || !utf8.ValidString(quoted) {
+			return // refused, or raw invalid UTF-8, which encoding/json rewrites
+		}
+		rest := strings.TrimLeft(quoted[p.i:], " \t\n\r")
+		if jerr != nil {
+			if rest == "" {
+				t.Fatalf("scanner accepted %q, encoding/json: %v", quoted, jerr)
+			}
+			return // bytes after the string, which the scanner leaves
+		}
+		if rest != "" {
+			t.Fatalf("scanner stopped at %d of %q", p.i, quoted)
+		}
+		require.Equal(t, want, got, "%q", quoted)
+	})
+}
