@@ -532,41 +532,63 @@ func (d *Decoder) decodePlain(rec *codec.Record, dst *codec.Change, sch *compile
 		if err != nil {
 			return d.mismatch(rec, dst.Table, sch, &fieldError{name: f.name, err: err})
 		}
-		switch p.role[i] {
-		case roleColumn:
+		if p.role[i] == roleColumn {
 			row = append(row, codec.Field{Name: f.name, Value: v})
-		case roleOp:
-			op, ok := parseOp(v.Text())
-			if !ok {
-				return d.recErr(rec, dst.Table, f.name, "unknown op "+strconv.Quote(v.Text()))
-			}
-			dst.Op = op
-		case roleLSN:
-			if v.IsNull() {
-				continue
-			}
-			if v.Kind() != codec.KindInt || v.Int() < 0 {
-				return d.recErr(rec, dst.Table, f.name, "not a non-negative integer")
-			}
-			dst.LSN, hasLSN = uint64(v.Int()), true
-		case roleTS:
-			switch v.Kind() {
-			case codec.KindInt, codec.KindTimestamp:
-				dst.TS = v.Millis()
-			}
-		case roleTable:
-			if !v.IsNull() {
-				if dst.Table = v.Text(); dst.Table == "" {
-					return d.recErr(rec, "", f.name, "empty")
-				}
+			continue
+		}
+		if err := d.applyMeta(rec, dst, p.role[i], f.name, v, false, &hasLSN); err != nil {
+			return err
+		}
+	}
+	return d.finishPlain(rec, dst, row, p.cols, hasLSN)
+}
+
+// applyMeta applies a plain record's metadata field (a role other than
+// roleColumn) to dst, for Avro and Protobuf alike. A null op is kept as
+// the default insert when nullOp says the format has no other way to leave
+// it out (a proto3 field without presence), and is an error otherwise.
+func (d *Decoder) applyMeta(rec *codec.Record, dst *codec.Change, role uint8, name string, v codec.Value, nullOp bool, hasLSN *bool) error {
+	switch role {
+	case roleOp:
+		if v.IsNull() && nullOp {
+			return nil
+		}
+		op, ok := parseOp(v.Text())
+		if !ok {
+			return d.recErr(rec, dst.Table, name, "unknown op "+strconv.Quote(v.Text()))
+		}
+		dst.Op = op
+	case roleLSN:
+		if v.IsNull() {
+			return nil
+		}
+		if v.Kind() != codec.KindInt || v.Int() < 0 {
+			return d.recErr(rec, dst.Table, name, "not a non-negative integer")
+		}
+		dst.LSN, *hasLSN = uint64(v.Int()), true
+	case roleTS:
+		switch v.Kind() {
+		case codec.KindInt, codec.KindTimestamp:
+			dst.TS = v.Millis()
+		}
+	case roleTable:
+		if !v.IsNull() {
+			if dst.Table = v.Text(); dst.Table == "" {
+				return d.recErr(rec, "", name, "empty")
 			}
 		}
 	}
+	return nil
+}
+
+// finishPlain completes a plain record's change: its table from the topic
+// when no field named it, its columns, and an LSN when none was given.
+func (d *Decoder) finishPlain(rec *codec.Record, dst *codec.Change, row []codec.Field, declared []codec.Column, hasLSN bool) error {
 	if dst.Table == "" {
 		dst.Table = topicTable(rec.Topic)
 	}
 	dst.Row = row
-	dst.Declared = p.cols
+	dst.Declared = declared
 	if !hasLSN {
 		return fallbackLSN(d, rec, dst)
 	}

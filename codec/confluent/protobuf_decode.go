@@ -198,49 +198,15 @@ func (d *Decoder) decodeProtoPlain(rec *codec.Record, dst *codec.Change, sch *co
 	hasLSN := false
 	cols := row[:0]
 	for i, f := range row {
-		v := f.Value
-		switch p.role[i] {
-		case roleColumn:
+		if p.role[i] == roleColumn {
 			cols = append(cols, f)
-		case roleOp:
-			if v.IsNull() {
-				continue
-			}
-			op, ok := parseOp(v.Text())
-			if !ok {
-				return d.recErr(rec, dst.Table, f.Name, "unknown op "+strconv.Quote(v.Text()))
-			}
-			dst.Op = op
-		case roleLSN:
-			if v.IsNull() {
-				continue
-			}
-			if v.Kind() != codec.KindInt || v.Int() < 0 {
-				return d.recErr(rec, dst.Table, f.Name, "not a non-negative integer")
-			}
-			dst.LSN, hasLSN = uint64(v.Int()), true
-		case roleTS:
-			switch v.Kind() {
-			case codec.KindInt, codec.KindTimestamp:
-				dst.TS = v.Millis()
-			}
-		case roleTable:
-			if !v.IsNull() {
-				if dst.Table = v.Text(); dst.Table == "" {
-					return d.recErr(rec, "", f.Name, "empty")
-				}
-			}
+			continue
+		}
+		if err := d.applyMeta(rec, dst, p.role[i], f.Name, f.Value, true, &hasLSN); err != nil {
+			return err
 		}
 	}
-	if dst.Table == "" {
-		dst.Table = topicTable(rec.Topic)
-	}
-	dst.Row = cols
-	dst.Declared = p.cols
-	if !hasLSN {
-		return fallbackLSN(d, rec, dst)
-	}
-	return nil
+	return d.finishPlain(rec, dst, cols, p.cols, hasLSN)
 }
 
 // decodeProtoKey reads a Protobuf key as named columns (every field of
