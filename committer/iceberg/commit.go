@@ -153,7 +153,11 @@ func (t *Table) attempt(ctx context.Context, c *committer.Commit, s *committer.S
 		if schemaChanged {
 			md.Schema = c.Metadata.Schema.Clone()
 			md.SchemaErr = nil
+			md.FieldIDs = fieldIDsOf(schema)
 		}
+	}
+	if err := checkFieldIDs(schema, c.FieldIDs); err != nil {
+		return nil, refusal{fmt.Errorf("commit to %s: %w", t.root, err)}
 	}
 	now := t.opts.Now()
 	txns := maps.Clone(s.Txns)
@@ -232,6 +236,7 @@ func (t *Table) attempt(ctx context.Context, c *committer.Commit, s *committer.S
 		// does not show it as main's head: read the table.
 		return nil, fmt.Errorf("commit to %s: the catalog's response does not show the commit: %w", t.root, table.ErrCommitFailed)
 	}
+	md.LastFieldID = tbl.Metadata().LastColumnID()
 	out := &committer.Snapshot{
 		Version:  cur.SequenceNumber,
 		Metadata: md,

@@ -294,6 +294,8 @@ func (t *Table) metadataOf(tbl *table.Table) committer.Metadata {
 		out.SchemaErr = err
 	} else {
 		out.Schema = schema
+		out.FieldIDs = fieldIDsOf(md.CurrentSchema())
+		out.LastFieldID = md.LastColumnID()
 	}
 	return out
 }
