@@ -100,6 +100,14 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 			t.mu.latest = nil
 			t.mu.Unlock()
 			return nil, fmt.Errorf("commit to %s: %w", t.root, committer.ErrNoTable)
+		case errors.Is(authErr(err), committer.ErrAccessDenied):
+			// The catalog refused the request before applying it; a
+			// retry is refused the same way. An earlier attempt's
+			// outcome may still be unknown.
+			if unknown {
+				return nil, fmt.Errorf("commit to %s: outcome unknown: %w: %w", t.root, committer.ErrTooManyAttempts, authErr(err))
+			}
+			return nil, fmt.Errorf("commit to %s: %w", t.root, authErr(err))
 		case errors.Is(err, table.ErrCommitFailed):
 			// Lost a race (or the table was replaced): read the table and
 			// check again, at once.

@@ -170,7 +170,7 @@ func (t *Table) load(ctx context.Context) (*committer.Snapshot, error) {
 		return nil, fmt.Errorf("load table %s (%s): %w", t.root, strings.Join(t.ident, "."), committer.ErrNoTable)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load table %s (%s): %w", t.root, strings.Join(t.ident, "."), err)
+		return nil, fmt.Errorf("load table %s (%s): %w", t.root, strings.Join(t.ident, "."), authErr(err))
 	}
 	// The table reads and writes its manifests through the Format's
 	// FileIO; commits keep it (iceberg-go carries it to the committed
@@ -459,7 +459,7 @@ func (t *Table) Create(ctx context.Context, md committer.Metadata) (*committer.S
 	}
 	_, err = t.cat.CreateTable(ctx, t.ident, is, catalog.WithLocation(t.location), catalog.WithProperties(props))
 	if err != nil && !errors.Is(err, catalog.ErrTableAlreadyExists) {
-		return nil, fmt.Errorf("create table %s (%s): %w", t.root, strings.Join(t.ident, "."), err)
+		return nil, fmt.Errorf("create table %s (%s): %w", t.root, strings.Join(t.ident, "."), authErr(err))
 	}
 	return t.load(ctx)
 }
