@@ -231,4 +231,8 @@ type ExpireResult struct {
 	Deleted []string
 	// DryRun says nothing was deleted.
 	DryRun bool
+	// Entries names the deleted objects and OldestName what Oldest
+	// numbers, in an operator's words: "log entries" and "checkpoint" for
+	// Delta, "metadata files" and "snapshot" for Iceberg.
+	Entries, OldestName string
 }
