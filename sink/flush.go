@@ -257,10 +257,14 @@ func (w *tableWriter) prepareFirst(ctx context.Context, job *flushJob) (*prepare
 	if job.batch.Len() == 0 {
 		return nil, nil
 	}
-	// The table's format, and so whether its files carry field IDs, is
-	// not known before the table exists: the first block has none, and
-	// readers find its columns by the name mapping the format keeps.
-	add, ev, err := w.upload(ctx, job.schema, job.batch, nil)
+	// A format with field IDs says which IDs the table it creates gives
+	// the job's columns; the commit refuses them if the table that
+	// exists by then has others.
+	var ids map[string]int
+	if ft, ok := w.log.(committer.FieldIDTable); ok {
+		ids = ft.NewFieldIDs(job.schema)
+	}
+	add, ev, err := w.upload(ctx, job.schema, job.batch, ids)
 	if err != nil {
 		return nil, inStep("upload", err)
 	}
@@ -281,6 +285,7 @@ func (w *tableWriter) prepareFirst(ctx context.Context, job *flushJob) (*prepare
 		Adds:        []committer.Add{add},
 		Txns:        txnConditions(job.batch.Sources, job.topicIDs, w.env.group),
 		ReadVersion: -1,
+		FieldIDs:    ids,
 		Info: map[string]string{
 			"group":  w.env.group,
 			"reason": job.reason,

@@ -165,3 +165,34 @@ ns, t = cfg["table"].rsplit(".", 1)
 out["duckdb"] = rows(con.sql(f'SELECT id, label, epoch_us("at"), epoch_us(_ts) FROM ice."{ns}"."{t}"').fetchall())
 print(json.dumps(out))
 `
+
+// TestFirstFileFieldIDs: the IDs NewFieldIDs predicts for a table not yet
+// created are the ones the real catalog gives it, so the table's first
+// file, written before CreateCommit, carries the right IDs and its commit
+// lands; a first file with other IDs is refused.
+func TestFirstFileFieldIDs(t *testing.T) {
+	ctx := context.Background()
+	env := newTestEnv(t)
+	cfg, prefix := env.config(t)
+	f := env.format(t, cfg)
+	t.Cleanup(func() { env.dropObjects(t, prefix) })
+	s := kafkaSchema(t)
+	require.NoError(t, s.AddColumn(codec.Column{Name: "at", Type: codec.Type{Kind: codec.TypeTimestamp}, Nullable: true}))
+
+	tbl, ok := f.Open(testRoot, committer.Options{Instance: "test"}).(committer.FieldIDTable)
+	require.True(t, ok, "an Iceberg table gives field IDs")
+	ids := tbl.NewFieldIDs(s)
+	add := writeBlock(t, env, prefix, "a.parquet", s, ids)
+	res, err := committer.CreateCommit(ctx, tbl, committer.Metadata{Name: "orders", Schema: s},
+		committer.Commit{ID: "first", Adds: []committer.Add{add}, ReadVersion: -1, FieldIDs: ids})
+	require.NoError(t, err)
+	require.Equal(t, ids, res.Snapshot.Metadata.FieldIDs, "the catalog assigned the predicted IDs")
+	require.Len(t, res.Snapshot.Files, 1)
+
+	other := f.Open("sales/public/other", committer.Options{}).(committer.FieldIDTable)
+	wrong := other.NewFieldIDs(s)
+	wrong["at"]++
+	_, err = committer.CreateCommit(ctx, other, committer.Metadata{Name: "other", Schema: s},
+		committer.Commit{ID: "first", Adds: []committer.Add{add}, ReadVersion: -1, FieldIDs: wrong})
+	require.ErrorIs(t, err, committer.ErrMetadataChanged)
+}

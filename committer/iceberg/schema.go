@@ -99,11 +99,11 @@ func fieldOf(id int, c codec.Column, required bool) (iceberg.NestedField, error)
 // columns, _topic, _partition, _offset; required) and then the data
 // columns, required unless nullable.
 //
-// The blocks' Parquet files carry these field IDs (Commit.FieldIDs), but
-// for a table's first block, written before the table existed, and the
-// blocks of versions that wrote none: readers map their columns by name
-// through the table's schema.name-mapping.default property, which every
-// schema this package writes comes with (see nameMapping).
+// The blocks' Parquet files carry these field IDs (Commit.FieldIDs,
+// Table.NewFieldIDs), but for the blocks of versions that wrote none:
+// readers map their columns by name through the table's
+// schema.name-mapping.default property, which every schema this package
+// writes comes with (see nameMapping).
 func newSchema(s *codec.Schema) (*iceberg.Schema, error) {
 	var fields []iceberg.NestedField
 	for _, c := range codec.MetaColumns(s.KafkaColumns()) {

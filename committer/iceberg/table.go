@@ -410,6 +410,14 @@ func (t *Table) absPath(rel string) string {
 	return t.location + "/" + rel
 }
 
+// NewFieldIDs returns the field IDs of a table Create makes with schema
+// s: 1, 2, ... in block order, as newSchema numbers them and as the REST
+// specification has catalogs keep them (a catalog assigning others makes
+// the first commit refuse them, and the writer writes its file again).
+func (t *Table) NewFieldIDs(s *codec.Schema) map[string]int {
+	return committer.Metadata{FieldIDs: map[string]int{}}.FieldIDsFor(s)
+}
+
 // Create creates the table unless it exists, and returns its snapshot.
 // The table's location is its root under the format's Location; its
 // properties are md.Configuration plus manifest merging, the name mapping
