@@ -59,6 +59,17 @@ type Options struct {
 	Format string
 }
 
+// FieldIDTable is implemented by a Table whose format finds its data
+// files' columns by field ID (Iceberg). NewFieldIDs returns the IDs the
+// columns get when Create (or CreateCommit) creates the table with schema
+// s, so that a table's first file, written before the table exists,
+// carries IDs too. Commit checks them (Commit.FieldIDs) as any others: a
+// table created by another writer with other IDs refuses the commit.
+type FieldIDTable interface {
+	Table
+	NewFieldIDs(s *codec.Schema) map[string]int
+}
+
 // Table is one table of a Format. Implementations are safe for concurrent
 // use and may cache the latest snapshot they saw.
 //
@@ -231,4 +242,8 @@ type ExpireResult struct {
 	Deleted []string
 	// DryRun says nothing was deleted.
 	DryRun bool
+	// Entries names the deleted objects and OldestName what Oldest
+	// numbers, in an operator's words: "log entries" and "checkpoint" for
+	// Delta, "metadata files" and "snapshot" for Iceberg.
+	Entries, OldestName string
 }

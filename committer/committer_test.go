@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
 )
 
 func TestSplitLineage(t *testing.T) {
@@ -22,4 +24,23 @@ func TestSplitLineage(t *testing.T) {
 		require.Equal(t, tc.id, id, tc.app)
 		require.Equal(t, tc.lineage, lineage, tc.app)
 	}
+}
+
+// TestFieldIDsFor: columns the table has keep their IDs, new ones get the
+// IDs after LastFieldID in block order (metadata columns first), and a
+// format without IDs gets none.
+func TestFieldIDsFor(t *testing.T) {
+	s := codec.NewSchema()
+	s.SetKafkaColumns(true)
+	require.NoError(t, s.AddColumn(codec.Column{Name: "id", Type: codec.Type{Kind: codec.TypeLong}}))
+	require.NoError(t, s.AddColumn(codec.Column{Name: "b", Type: codec.Type{Kind: codec.TypeString}, Nullable: true}))
+	require.NoError(t, s.AddColumn(codec.Column{Name: "a", Type: codec.Type{Kind: codec.TypeString}, Nullable: true}))
+	require.Nil(t, Metadata{}.FieldIDsFor(s))
+
+	md := Metadata{FieldIDs: map[string]int{codec.ColOp: 1, codec.ColLSN: 2, codec.ColTS: 3, "id": 4}, LastFieldID: 9}
+	require.Equal(t, map[string]int{
+		codec.ColOp: 1, codec.ColLSN: 2, codec.ColTS: 3,
+		codec.ColTopic: 10, codec.ColPartition: 11, codec.ColOffset: 12,
+		"id": 4, "b": 13, "a": 14,
+	}, md.FieldIDsFor(s))
 }

@@ -79,3 +79,10 @@ func (e *LineageConflictError) Error() string {
 	return fmt.Sprintf("lineage conflict for %s: table version %d holds offsets of lineage %s, the commit's offsets are of lineage %s",
 		e.AppID, e.TableVersion, e.TableLineage, e.Lineage)
 }
+
+// ErrAccessDenied is returned (wrapped) when the service that keeps the
+// tables (an Iceberg REST catalog) refuses the writer's credentials: a
+// wrong, expired or revoked token, or unknown client credentials. The
+// request was refused before it did anything, and no retry fixes it: the
+// configuration must change.
+var ErrAccessDenied = errors.New("the catalog refused the credentials")

@@ -64,6 +64,43 @@ type Metadata struct {
 	Configuration map[string]string
 	// CreatedTime is when the table was created, in Unix milliseconds.
 	CreatedTime int64
+	// FieldIDs maps each column of Schema (metadata columns included) to
+	// its field ID, for a format whose readers find a data file's columns
+	// by ID (Iceberg); nil for a format without IDs (Delta). LastFieldID
+	// is the highest ID the table ever assigned. Writers put the IDs that
+	// FieldIDsFor returns into the data files they upload.
+	FieldIDs    map[string]int
+	LastFieldID int
+}
+
+// FieldIDsFor returns the field IDs of the columns of a block with schema
+// s written for the table md describes, nil if md's format has none. A
+// column of md keeps its ID; a column md lacks gets the ID the commit that
+// adds it assigns: LastFieldID+1, +2, ... in s's block order (metadata
+// columns, then data columns). A format with IDs assigns them that way,
+// and refuses a commit whose new columns would get others (the table's
+// schema changed after the snapshot md came from: ErrMetadataChanged).
+func (md Metadata) FieldIDsFor(s *codec.Schema) map[string]int {
+	if md.FieldIDs == nil {
+		return nil
+	}
+	out := make(map[string]int, len(s.Columns())+6)
+	next := md.LastFieldID
+	assign := func(name string) {
+		if id, ok := md.FieldIDs[name]; ok {
+			out[name] = id
+			return
+		}
+		next++
+		out[name] = next
+	}
+	for _, c := range codec.MetaColumns(s.KafkaColumns()) {
+		assign(c.Name)
+	}
+	for _, c := range s.Columns() {
+		assign(c.Name)
+	}
+	return out
 }
 
 // Clone copies md so that it shares no mutable maps or slices.
@@ -72,6 +109,7 @@ func (md Metadata) Clone() Metadata {
 		md.PartitionColumns = append([]string{}, md.PartitionColumns...)
 	}
 	md.Configuration = maps.Clone(md.Configuration)
+	md.FieldIDs = maps.Clone(md.FieldIDs)
 	if md.Schema != nil {
 		md.Schema = md.Schema.Clone()
 	}
@@ -181,6 +219,13 @@ type Commit struct {
 	// Info holds extra fields recorded with the commit, such as source
 	// offsets or the sink group.
 	Info map[string]string
+	// FieldIDs are the field IDs the added files were written with
+	// (Metadata.FieldIDsFor of the snapshot the writer read), nil for
+	// files without IDs. A format with IDs refuses the commit with
+	// ErrMetadataChanged if the table's schema, with the commit's
+	// Metadata applied, gives one of these columns another ID: readers
+	// would find the files' columns under the wrong names.
+	FieldIDs map[string]int
 }
 
 // Validate checks what does not depend on the table: txn conditions with

@@ -97,6 +97,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t committer.Table, snap *co
 		)
 	})
 	paths := job.Paths()
+	ids := snap.Metadata.FieldIDsFor(schema)
 	w, err := tablefile.WriteBlock(ctx, b, root, tablefile.Block{
 		Schema:  schema,
 		Changes: rows,
@@ -104,6 +105,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t committer.Table, snap *co
 			Compression:   opts.Compression,
 			RowGroupBytes: opts.Mode.BlockSize,
 			KafkaColumns:  schema.KafkaColumns(),
+			FieldIDs:      ids,
 		},
 		// A crashed or concurrent compaction of the same inputs may have
 		// left an object under the name: a fresh inputs hash names the
@@ -136,6 +138,7 @@ func Execute(ctx context.Context, b objstore.Bucket, t committer.Table, snap *co
 			Removes:     removes,
 			Adds:        []committer.Add{add},
 			ReadVersion: snap.Version,
+			FieldIDs:    ids,
 			Info: map[string]string{
 				"inputs": strconv.Itoa(len(job.Inputs)),
 				"level":  strconv.Itoa(job.Level),

@@ -138,11 +138,15 @@ func isDataFile(rel string) bool {
 
 // LogVacuumResult lists the log objects VacuumLog deleted, or would delete.
 type LogVacuumResult struct {
-	// Checkpoint is the checkpoint version everything deleted lies before;
-	// -1 if the table has none, and then nothing is deleted.
+	// Checkpoint is the version everything deleted from the history lies
+	// before (Delta: the latest checkpoint; Iceberg: the oldest retained
+	// snapshot); -1 if the table has none, and then nothing is deleted.
 	Checkpoint int64
 	Deleted    []string
 	DryRun     bool
+	// Entries and OldestName are committer.ExpireResult's: what Deleted
+	// and Checkpoint are, in the table format's words.
+	Entries, OldestName string
 }
 
 // errNoMaintenance refuses to vacuum a table whose format keeps no
@@ -171,5 +175,6 @@ func VacuumLog(ctx context.Context, f committer.Format, tablePath string, retent
 	}
 	er, err := m.ExpireHistory(ctx, retention, dryRun, now)
 	res.Checkpoint, res.Deleted = er.Oldest, er.Deleted
+	res.Entries, res.OldestName = er.Entries, er.OldestName
 	return res, err
 }

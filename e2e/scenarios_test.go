@@ -187,8 +187,16 @@ func scaleScenario(h *harness) {
 }
 
 // TestBrokerRestart restarts the Kafka broker during load.
-func TestBrokerRestart(t *testing.T) {
-	h := newHarness(t, 4)
+func TestBrokerRestart(t *testing.T) { brokerRestartScenario(t, newHarness(t, 4)) }
+
+// TestIcebergBrokerRestart is TestBrokerRestart with Iceberg tables.
+func TestIcebergBrokerRestart(t *testing.T) {
+	h := newHarness(t, 13)
+	h.useIceberg()
+	brokerRestartScenario(t, h)
+}
+
+func brokerRestartScenario(t *testing.T, h *harness) {
 	if h.svc.kafkaDir == "" {
 		t.Skip("SINK_E2E_KAFKA_DIR is not set: cannot restart the broker")
 	}
@@ -214,8 +222,19 @@ func TestBrokerRestart(t *testing.T) {
 // TestStoreFaults puts a fault-injecting proxy between the sinks and the
 // S3 server: 500, 503 and 429 answers, dropped connections, and answers
 // delayed past the client's request timeout after the write happened.
-func TestStoreFaults(t *testing.T) {
-	h := newHarness(t, 5)
+func TestStoreFaults(t *testing.T) { storeFaultsScenario(t, newHarness(t, 5)) }
+
+// TestIcebergStoreFaults is TestStoreFaults with Iceberg tables: the
+// faults hit the sinks' data files and the manifests they write through
+// iceberg-go's S3 client; the catalog writes its metadata files through
+// its own S3 client, straight to the S3 server.
+func TestIcebergStoreFaults(t *testing.T) {
+	h := newHarness(t, 14)
+	h.useIceberg()
+	storeFaultsScenario(t, h)
+}
+
+func storeFaultsScenario(t *testing.T, h *harness) {
 	p := newFaultProxy(t, h.svc.s3.Endpoint, 6, 0.06, 3*time.Second)
 	h.storeEndpoint = p.URL()
 	ws := h.singleTopic(workload.Config{})
@@ -312,8 +331,16 @@ func schemaEvolutionScenario(t *testing.T, h *harness) {
 
 // TestBadInput sends malformed and wrongly typed records: they go to the
 // dead-letter topic with their source headers, and nothing else is lost.
-func TestBadInput(t *testing.T) {
-	h := newHarness(t, 8)
+func TestBadInput(t *testing.T) { badInputScenario(t, newHarness(t, 8)) }
+
+// TestIcebergBadInput is TestBadInput with Iceberg tables.
+func TestIcebergBadInput(t *testing.T) {
+	h := newHarness(t, 15)
+	h.useIceberg()
+	badInputScenario(t, h)
+}
+
+func badInputScenario(t *testing.T, h *harness) {
 	ws := h.singleTopic(workload.Config{BadRate: 0.03})
 	dlq := h.topic("dlq")
 	h.createTopics(1, dlq)

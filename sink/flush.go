@@ -170,7 +170,8 @@ func (w *tableWriter) prepare(ctx context.Context, job *flushJob) (*preparedComm
 			return nil, nil
 		}
 	}
-	add, ev, err := w.upload(ctx, job.schema, job.batch)
+	ids := snap.Metadata.FieldIDsFor(job.schema)
+	add, ev, err := w.upload(ctx, job.schema, job.batch, ids)
 	if err != nil {
 		return nil, inStep("upload", err)
 	}
@@ -178,6 +179,7 @@ func (w *tableWriter) prepare(ctx context.Context, job *flushJob) (*preparedComm
 	if err != nil {
 		return nil, permanent(err)
 	}
+	c.FieldIDs = ids
 	return &preparedCommit{commit: c, add: add, event: ev, rows: job.batch.Rows}, nil
 }
 
@@ -255,7 +257,14 @@ func (w *tableWriter) prepareFirst(ctx context.Context, job *flushJob) (*prepare
 	if job.batch.Len() == 0 {
 		return nil, nil
 	}
-	add, ev, err := w.upload(ctx, job.schema, job.batch)
+	// A format with field IDs says which IDs the table it creates gives
+	// the job's columns; the commit refuses them if the table that
+	// exists by then has others.
+	var ids map[string]int
+	if ft, ok := w.log.(committer.FieldIDTable); ok {
+		ids = ft.NewFieldIDs(job.schema)
+	}
+	add, ev, err := w.upload(ctx, job.schema, job.batch, ids)
 	if err != nil {
 		return nil, inStep("upload", err)
 	}
@@ -276,6 +285,7 @@ func (w *tableWriter) prepareFirst(ctx context.Context, job *flushJob) (*prepare
 		Adds:        []committer.Add{add},
 		Txns:        txnConditions(job.batch.Sources, job.topicIDs, w.env.group),
 		ReadVersion: -1,
+		FieldIDs:    ids,
 		Info: map[string]string{
 			"group":  w.env.group,
 			"reason": job.reason,
@@ -284,10 +294,11 @@ func (w *tableWriter) prepareFirst(ctx context.Context, job *flushJob) (*prepare
 	return &preparedCommit{commit: c, create: md, add: add, event: ev, rows: job.batch.Rows}, nil
 }
 
-// upload encodes a batch into a Parquet block and writes it create-only,
-// once: the bucket retries its own transient errors. The block is
-// invisible to readers until a commit names it.
-func (w *tableWriter) upload(ctx context.Context, schema *codec.Schema, batch buffer.Batch) (committer.Add, *CommitEvent, error) {
+// upload encodes a batch into a Parquet block, with the field IDs ids
+// (nil: none), and writes it create-only, once: the bucket retries its own
+// transient errors. The block is invisible to readers until a commit
+// names it.
+func (w *tableWriter) upload(ctx context.Context, schema *codec.Schema, batch buffer.Batch, ids map[string]int) (committer.Add, *CommitEvent, error) {
 	rows := batch.Rows
 	// Blocks hold rows in LSN order (then source offset) so readers can
 	// skip by _lsn and compaction merges sorted runs.
@@ -300,6 +311,7 @@ func (w *tableWriter) upload(ctx context.Context, schema *codec.Schema, batch bu
 			Compression:   w.cfg.Compression,
 			RowGroupBytes: w.mode.BlockSize,
 			KafkaColumns:  schema.KafkaColumns(),
+			FieldIDs:      ids,
 		},
 		Name: func(_ codec.BlockStats, attempt int) string {
 			if attempt == 0 {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -29,7 +30,8 @@ import (
 //     a commit that landed unseen is found, not written twice.
 //
 // Errors no wait can fix are permanent (permanent, objstore.ConfigError,
-// and the record and lineage errors below) and stop the sink at once.
+// a catalog refusing the credentials (committer.ErrAccessDenied), and the
+// record and lineage errors below) and stop the sink at once.
 
 // stepError names the step of a flush or table load that failed, for the
 // retry's metric and warning. It changes nothing else about the error.
@@ -61,7 +63,7 @@ func permanent(err error) error {
 func retryable(err error) bool {
 	var p *backoff.PermanentError
 	var re *RecordError
-	return !errors.As(err, &p) && !objstore.IsConfigError(err) && !errors.As(err, &re) &&
+	return !errors.As(err, &p) && !objstore.IsConfigError(err) && !errors.Is(err, committer.ErrAccessDenied) && !errors.As(err, &re) &&
 		!errors.Is(err, ErrOffsetsWentBack) && !errors.Is(err, context.Canceled)
 }
 

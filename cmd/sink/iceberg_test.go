@@ -156,6 +156,8 @@ log:
 	require.Equal(t, 0, runMain(ctx, e, []string{"vacuum", "-c", cfgPath, "-dry-run", "-log"}), "stdout: %s\nstderr: %s", out, errOut)
 	t.Logf("vacuum: %s", out)
 	require.Contains(t, out.String(), "would delete 0 files", "the replaced files are still referenced by retained snapshots")
+	require.Contains(t, out.String(), "metadata files before snapshot", "-log speaks of the Iceberg table's history")
+	require.NotContains(t, out.String(), "checkpoint")
 	perTable2, total2 := rows()
 	require.Equal(t, int64(600), total2, "compaction keeps every row")
 	require.Equal(t, perTable, perTable2)

@@ -24,7 +24,7 @@ func inspectCommand() command {
 		summary: "show tables: versions, files, sizes, rows, LSN ranges, txn offsets",
 		run: func(ctx context.Context, e *env, args []string) error {
 			fs := newFlags(e, "inspect", usage)
-			path := fs.String("c", "", "configuration file: its store.url is the default store, its store.s3 settings (endpoint, region, credentials) apply to an s3:// URL")
+			path := fs.String("c", "", "configuration file: its store.url is the default store, its store.s3 settings (endpoint, region, credentials) apply to an s3:// URL, and its catalog lists the Iceberg tables (without it, only Delta tables are found)")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -70,7 +70,7 @@ func inspectCommand() command {
 				if len(args) == 1 {
 					err = inspectTable(ctx, e.stdout, tf, args[0])
 				} else {
-					err = inspectAll(ctx, e.stdout, tf)
+					err = inspectAll(ctx, e.stdout, tf, cfg == nil || cfg.Catalog.URI == "")
 				}
 			}
 			if err != nil && *path == "" && lacksSettings(storeURL, err) {
@@ -126,14 +126,24 @@ func storeFromArg(arg string) (string, error) {
 	return arg, nil
 }
 
-// inspectAll prints one block per table.
-func inspectAll(ctx context.Context, w io.Writer, tf committer.Format) error {
+// noIcebergHint says where Iceberg tables are when inspect lists a store
+// without a catalog: their entries are in the catalog, and the store
+// alone shows no table in them.
+const noIcebergHint = "no Delta tables (Iceberg tables are listed through their catalog: pass -c config.yaml with a catalog section)"
+
+// inspectAll prints one block per table. deltaOnly says tf knows no
+// catalog, so a store holding only Iceberg tables shows none.
+func inspectAll(ctx context.Context, w io.Writer, tf committer.Format, deltaOnly bool) error {
 	paths, err := tf.ListTables(ctx)
 	if err != nil {
 		return err
 	}
 	if len(paths) == 0 {
-		fmt.Fprintln(w, "no tables")
+		if deltaOnly {
+			fmt.Fprintln(w, noIcebergHint)
+		} else {
+			fmt.Fprintln(w, "no tables")
+		}
 		return nil
 	}
 	for i, p := range paths {

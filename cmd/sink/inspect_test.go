@@ -104,7 +104,7 @@ func TestInspectS3Hints(t *testing.T) {
 
 	e, out, errOut := testEnv(nil)
 	require.Equal(t, 0, runMain(testContext(t), e, []string{"inspect", "s3://" + bucket + "/inspect-empty" + query}), errOut.String())
-	require.Equal(t, "no tables\n", out.String())
+	require.Equal(t, noIcebergHint+"\n", out.String())
 }
 
 // TestInspectS3WithoutConfig checks that an s3:// URL the store cannot be

@@ -91,7 +91,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "run without config", args: []string{"run", "-c", "/nonexistent/x.yaml"}, code: 1, stderr: "read config"},
 		{name: "inspect without url", args: []string{"inspect"}, code: 2, stderr: "want a store URL"},
 		{name: "inspect bad url", args: []string{"inspect", "ftp://x"}, code: 1, stderr: "unknown scheme"},
-		{name: "inspect empty store", args: []string{"inspect", "mem://"}, code: 0, stdout: "no tables"},
+		{name: "inspect empty store", args: []string{"inspect", "mem://"}, code: 0, stdout: "no Delta tables (Iceberg tables are listed through their catalog"},
 		{name: "produce without topic", args: []string{"produce"}, code: 2, stderr: "-topic is required"},
 		{name: "produce bad format", args: []string{"produce", "-topic", "x", "-format", "xml"}, code: 2, stderr: "not one of evodb, debezium, avro"},
 		{name: "produce avro without a registry", args: []string{"produce", "-topic", "x", "-format", "avro"}, code: 2, stderr: "-format avro needs -registry"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -29,7 +30,7 @@ func vacuumCommand() command {
 			path := fs.String("c", "config.yaml", "configuration file (see config.example.yaml)")
 			retention := fs.Duration("retention", 0, "keep files removed or written more recently than this; at least "+minRetention()+" (default compaction.retention, 168h)")
 			dryRun := fs.Bool("dry-run", false, "list what would be deleted, delete nothing")
-			logs := fs.Bool("log", false, "also delete log entries before the latest checkpoint that are older than the retention")
+			logs := fs.Bool("log", false, "also delete history older than the retention: Delta log entries before the latest checkpoint; Iceberg snapshots (with their manifests) and orphan manifests")
 			if err := parseFlags(fs, args); err != nil {
 				return err
 			}
@@ -107,6 +108,7 @@ func vacuumTable(ctx context.Context, w io.Writer, b objstore.Bucket, tf committ
 	for _, p := range lres.Deleted {
 		fmt.Fprintf(w, "%s %s/%s\n", verb, name, p)
 	}
-	fmt.Fprintf(w, "table %s: %s %d log entries before checkpoint %d\n", name, verb, len(lres.Deleted), lres.Checkpoint)
+	entries, oldest := cmp.Or(lres.Entries, "log entries"), cmp.Or(lres.OldestName, "checkpoint")
+	fmt.Fprintf(w, "table %s: %s %d %s before %s %d\n", name, verb, len(lres.Deleted), entries, oldest, lres.Checkpoint)
 	return nil
 }

@@ -139,6 +139,13 @@ type EncodeOptions struct {
 	RowGroupBytes int64
 	// KafkaColumns adds _topic, _partition and _offset.
 	KafkaColumns bool
+	// FieldIDs, if not nil, gives every column of the block (metadata
+	// columns included) the field ID it maps to, written into the Parquet
+	// schema: Iceberg readers find a file's columns by field ID, so a
+	// column renamed in the table still reads. A column it has no ID for
+	// fails the encode, since a file with some IDs has its other columns
+	// ignored by readers that resolve by ID.
+	FieldIDs map[string]int
 }
 
 // The compression codecs are shared by every EncodeBlock call. A new zstd
@@ -253,8 +260,9 @@ func parquetNode(c *blockColumn) parquet.Node {
 	return parquet.Required(n)
 }
 
-// blockLayout builds the Parquet schema and column list of a block.
-func blockLayout(s *codec.Schema, kafka bool) (*parquet.Schema, []blockColumn) {
+// blockLayout builds the Parquet schema and column list of a block, with
+// the field IDs of ids when it is not nil (see EncodeOptions.FieldIDs).
+func blockLayout(s *codec.Schema, kafka bool, ids map[string]int) (*parquet.Schema, []blockColumn, error) {
 	var cols []blockColumn
 	for _, c := range codec.MetaColumns(kafka) {
 		cols = append(cols, blockColumn{name: c.Name, typ: c.Type})
@@ -264,14 +272,22 @@ func blockLayout(s *codec.Schema, kafka bool) (*parquet.Schema, []blockColumn) {
 	}
 	group := make(parquet.Group, len(cols))
 	for i := range cols {
-		group[cols[i].name] = parquetNode(&cols[i])
+		n := parquetNode(&cols[i])
+		if ids != nil {
+			id, ok := ids[cols[i].name]
+			if !ok || id <= 0 {
+				return nil, nil, fmt.Errorf("column %q has no field ID", cols[i].name)
+			}
+			n = parquet.FieldID(n, id)
+		}
+		group[cols[i].name] = n
 	}
 	ps := parquet.NewSchema("evodb", group)
 	for i := range cols {
 		leaf, _ := ps.Lookup(cols[i].name)
 		cols[i].leaf = leaf.ColumnIndex
 	}
-	return ps, cols
+	return ps, cols, nil
 }
 
 type countingWriter struct {
@@ -322,7 +338,10 @@ func EncodeRows(w io.Writer, s *codec.Schema, rows *codec.Rows, opts EncodeOptio
 		return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
 	db, ns, table := rows.Table()
-	ps, cols := blockLayout(s, opts.KafkaColumns)
+	ps, cols, err := blockLayout(s, opts.KafkaColumns, opts.FieldIDs)
+	if err != nil {
+		return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
+	}
 	nmeta := len(codec.MetaColumns(opts.KafkaColumns))
 	// colOf maps the Rows' column names to block columns (-1: not in
 	// the schema), once per block instead of once per value.
@@ -792,7 +811,7 @@ func ReadBlock(r io.ReaderAt, size int64) (*codec.Schema, []codec.Change, error)
 	ns, _ := f.Lookup(metaNS)
 	table, _ := f.Lookup(metaTable)
 	_, hasTopic := f.Schema().Lookup(codec.ColTopic)
-	ps, cols := blockLayout(s, hasTopic)
+	ps, cols, _ := blockLayout(s, hasTopic, nil) // without IDs, it cannot fail
 	if !parquet.SameNodes(ps, f.Schema()) {
 		return nil, nil, fmt.Errorf("read block: file schema does not match its %s metadata", metaColumnList)
 	}

@@ -379,3 +379,43 @@ func TestIntegerColumnsDeltaEncoded(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeFieldIDs checks that EncodeOptions.FieldIDs lands in the
+// file's schema elements, that the block still reads back, and that a
+// column without an ID fails the encode instead of writing a file whose
+// other IDs would hide it from readers that resolve columns by ID.
+func TestEncodeFieldIDs(t *testing.T) {
+	changes := roundTripChanges()
+	s := codec.NewSchema()
+	s.SetKafkaColumns(true)
+	for i := range changes {
+		_, err := s.Accept(&changes[i])
+		require.NoError(t, err)
+	}
+	ids := map[string]int{}
+	for i, c := range codec.MetaColumns(true) {
+		ids[c.Name] = 100 + i
+	}
+	for i, c := range s.Columns() {
+		ids[c.Name] = 200 + i
+	}
+	var buf bytes.Buffer
+	_, err := EncodeBlock(&buf, s, changes, EncodeOptions{KafkaColumns: true, FieldIDs: ids})
+	require.NoError(t, err)
+	data := buf.Bytes()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	got := map[string]int{}
+	for _, el := range f.Metadata().Schema[1:] {
+		got[el.Name] = int(el.FieldID)
+	}
+	require.Equal(t, ids, got)
+	back, rows, err := ReadBlock(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	require.True(t, s.Equal(back))
+	require.Len(t, rows, len(changes))
+
+	delete(ids, s.Columns()[0].Name)
+	_, err = EncodeBlock(&bytes.Buffer{}, s, changes, EncodeOptions{KafkaColumns: true, FieldIDs: ids})
+	require.ErrorContains(t, err, "has no field ID")
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/committer"
-	"github.com/evodb/sink/objstore"
 )
 
 // The conformance test of committer.CreateCommit: a table created in its
@@ -212,7 +211,7 @@ func testCreateCommitRace(t *testing.T, st Store, wrap func(committer.Table) com
 // writer changed the table's schema, which would refuse it otherwise.
 func testCreateCommitAmbiguous(t *testing.T, st Store, wrap func(committer.Table) committer.Table) {
 	ctx := context.Background()
-	faulty := st.Faulty(objstore.Fault{Op: objstore.OpPut, KeyPrefix: root + "/", Nth: 1, Ambiguous: true})
+	faulty := st.Ambiguous(t)
 	c := appendCommit("data/a.parquet", testAppID, 0, 9)
 	c.ID = "ambiguous-create"
 	res, err := committer.CreateCommit(ctx, wrap(open(faulty, "a")), createMetadata(t), c)

@@ -82,7 +82,7 @@ func (t *Table) Removed(s *committer.Snapshot, path string) (committer.Remove, b
 // MinLogRetention ago (the Table doc has the proof): ExpireHistory refuses
 // a shorter retention, and judges age by the store's LastModified.
 func (t *Table) ExpireHistory(ctx context.Context, retention time.Duration, dryRun bool, now time.Time) (committer.ExpireResult, error) {
-	res := committer.ExpireResult{Oldest: -1, DryRun: dryRun}
+	res := committer.ExpireResult{Oldest: -1, DryRun: dryRun, Entries: "log entries", OldestName: "checkpoint"}
 	if retention < MinLogRetention {
 		return res, fmt.Errorf("vacuum log of %s: retention %s is under the 1h minimum, which writers rely on", t.Root(), retention)
 	}

@@ -100,6 +100,14 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 			t.mu.latest = nil
 			t.mu.Unlock()
 			return nil, fmt.Errorf("commit to %s: %w", t.root, committer.ErrNoTable)
+		case errors.Is(authErr(err), committer.ErrAccessDenied):
+			// The catalog refused the request before applying it; a
+			// retry is refused the same way. An earlier attempt's
+			// outcome may still be unknown.
+			if unknown {
+				return nil, fmt.Errorf("commit to %s: outcome unknown: %w: %w", t.root, committer.ErrTooManyAttempts, authErr(err))
+			}
+			return nil, fmt.Errorf("commit to %s: %w", t.root, authErr(err))
 		case errors.Is(err, table.ErrCommitFailed):
 			// Lost a race (or the table was replaced): read the table and
 			// check again, at once.
@@ -153,7 +161,11 @@ func (t *Table) attempt(ctx context.Context, c *committer.Commit, s *committer.S
 		if schemaChanged {
 			md.Schema = c.Metadata.Schema.Clone()
 			md.SchemaErr = nil
+			md.FieldIDs = fieldIDsOf(schema)
 		}
+	}
+	if err := checkFieldIDs(schema, c.FieldIDs); err != nil {
+		return nil, refusal{fmt.Errorf("commit to %s: %w", t.root, err)}
 	}
 	now := t.opts.Now()
 	txns := maps.Clone(s.Txns)
@@ -232,6 +244,7 @@ func (t *Table) attempt(ctx context.Context, c *committer.Commit, s *committer.S
 		// does not show it as main's head: read the table.
 		return nil, fmt.Errorf("commit to %s: the catalog's response does not show the commit: %w", t.root, table.ErrCommitFailed)
 	}
+	md.LastFieldID = tbl.Metadata().LastColumnID()
 	out := &committer.Snapshot{
 		Version:  cur.SequenceNumber,
 		Metadata: md,

@@ -96,7 +96,8 @@ type Config struct {
 	// store.
 	S3 S3Config
 	// Transport, if set, carries every catalog request (a test seam for
-	// faults); default http.DefaultTransport's clone.
+	// faults; TLS is then the transport's business); default a clone of
+	// http.DefaultTransport with TLS.
 	Transport http.RoundTripper
 }
 
@@ -248,9 +249,8 @@ func NewFormat(ctx context.Context, cfg Config, opts Options) (*Format, error) {
 		rest.WithAdditionalProps(props),
 		rest.WithCustomTransport(&timeoutTransport{base: base, timeout: timeout}),
 	}
-	if cfg.TLS != nil {
-		ro = append(ro, rest.WithTLSConfig(cfg.TLS))
-	}
+	// cfg.TLS is in the transport's TLSClientConfig: iceberg-go refuses a
+	// TLS config beside a custom transport.
 	if cfg.Warehouse != "" {
 		ro = append(ro, rest.WithWarehouseLocation(cfg.Warehouse))
 	}
@@ -275,11 +275,21 @@ func NewFormat(ctx context.Context, cfg Config, opts Options) (*Format, error) {
 	}
 	cat, err := rest.NewCatalog(ctx, "evodb", cfg.URI, ro...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Iceberg REST catalog %s: %w", cfg.URI, err)
+		return nil, fmt.Errorf("connect to Iceberg REST catalog %s: %w", cfg.URI, authErr(err))
 	}
 	opts.defaults()
 	location := strings.TrimSuffix(cfg.Location, "/")
 	return &Format{cat: cat, ns: ns, location: location, opts: opts, fs: &sharedFS{props: props, location: location}}, nil
+}
+
+// authErr marks err with committer.ErrAccessDenied when the catalog (or
+// its OAuth2 token endpoint) refused the credentials, saying which
+// settings to check; other errors pass unchanged.
+func authErr(err error) error {
+	if errors.Is(err, rest.ErrUnauthorized) || errors.Is(err, rest.ErrForbidden) || errors.Is(err, rest.ErrOAuthError) {
+		return fmt.Errorf("%w (check the catalog token or OAuth2 credential and its scope): %w", committer.ErrAccessDenied, err)
+	}
+	return err
 }
 
 // Open returns the table at root. It does no I/O.
@@ -351,7 +361,7 @@ func (f *Format) ListTables(ctx context.Context) ([]string, error) {
 					if errors.Is(err, catalog.ErrNoSuchNamespace) {
 						return nil
 					}
-					return fmt.Errorf("list tables of namespace %s: %w", strings.Join(ns, "."), err)
+					return fmt.Errorf("list tables of namespace %s: %w", strings.Join(ns, "."), authErr(err))
 				}
 				tbl, err := f.cat.LoadTable(ctx, id)
 				if errors.Is(err, catalog.ErrNoSuchTable) {

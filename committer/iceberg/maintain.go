@@ -87,7 +87,7 @@ func (t *Table) removedFiles(ctx context.Context, s *committer.Snapshot) (map[st
 // version, -1 without snapshots. It refuses a retention under
 // MinRetention.
 func (t *Table) ExpireHistory(ctx context.Context, retention time.Duration, dryRun bool, now time.Time) (committer.ExpireResult, error) {
-	res := committer.ExpireResult{Oldest: -1, DryRun: dryRun}
+	res := committer.ExpireResult{Oldest: -1, DryRun: dryRun, Entries: "metadata files", OldestName: "snapshot"}
 	if retention < MinRetention {
 		return res, fmt.Errorf("expire snapshots of %s: retention %s is under the 1h minimum, which ambiguous commits rely on", t.root, retention)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 )
 
 // jsonDoc marks JSON text columns in an Iceberg field's doc: Iceberg has
@@ -98,8 +99,9 @@ func fieldOf(id int, c codec.Column, required bool) (iceberg.NestedField, error)
 // columns, _topic, _partition, _offset; required) and then the data
 // columns, required unless nullable.
 //
-// The blocks' Parquet files do not carry these field IDs yet (codec's
-// writer sets none), so readers map columns by name through the table's
+// The blocks' Parquet files carry these field IDs (Commit.FieldIDs,
+// Table.NewFieldIDs), but for the blocks of versions that wrote none:
+// readers map their columns by name through the table's
 // schema.name-mapping.default property, which every schema this package
 // writes comes with (see nameMapping).
 func newSchema(s *codec.Schema) (*iceberg.Schema, error) {
@@ -119,6 +121,35 @@ func newSchema(s *codec.Schema) (*iceberg.Schema, error) {
 		fields = append(fields, f)
 	}
 	return iceberg.NewSchema(0, fields...), nil
+}
+
+// fieldIDsOf maps the columns of is to their field IDs
+// (committer.Metadata.FieldIDs).
+func fieldIDsOf(is *iceberg.Schema) map[string]int {
+	out := make(map[string]int, len(is.Fields()))
+	for _, f := range is.Fields() {
+		out[f.Name] = f.ID
+	}
+	return out
+}
+
+// checkFieldIDs refuses files written with field IDs that is gives other
+// columns: the writer predicted the IDs of new columns from a schema the
+// table no longer has (committer.Commit.FieldIDs), so readers resolving
+// by ID would find its columns under the wrong names.
+func checkFieldIDs(is *iceberg.Schema, ids map[string]int) error {
+	for name, id := range ids {
+		f, ok := is.FindFieldByName(name)
+		if !ok || f.ID != id {
+			got := "no such column"
+			if ok {
+				got = fmt.Sprintf("field ID %d", f.ID)
+			}
+			return fmt.Errorf("the files were written with field ID %d for column %q, the table's schema has %s: %w",
+				id, name, got, committer.ErrMetadataChanged)
+		}
+	}
+	return nil
 }
 
 // errUnsupportedSchema says an Iceberg schema has a column the row model

@@ -170,7 +170,7 @@ func (t *Table) load(ctx context.Context) (*committer.Snapshot, error) {
 		return nil, fmt.Errorf("load table %s (%s): %w", t.root, strings.Join(t.ident, "."), committer.ErrNoTable)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load table %s (%s): %w", t.root, strings.Join(t.ident, "."), err)
+		return nil, fmt.Errorf("load table %s (%s): %w", t.root, strings.Join(t.ident, "."), authErr(err))
 	}
 	// The table reads and writes its manifests through the Format's
 	// FileIO; commits keep it (iceberg-go carries it to the committed
@@ -294,6 +294,8 @@ func (t *Table) metadataOf(tbl *table.Table) committer.Metadata {
 		out.SchemaErr = err
 	} else {
 		out.Schema = schema
+		out.FieldIDs = fieldIDsOf(md.CurrentSchema())
+		out.LastFieldID = md.LastColumnID()
 	}
 	return out
 }
@@ -408,6 +410,14 @@ func (t *Table) absPath(rel string) string {
 	return t.location + "/" + rel
 }
 
+// NewFieldIDs returns the field IDs of a table Create makes with schema
+// s: 1, 2, ... in block order, as newSchema numbers them and as the REST
+// specification has catalogs keep them (a catalog assigning others makes
+// the first commit refuse them, and the writer writes its file again).
+func (t *Table) NewFieldIDs(s *codec.Schema) map[string]int {
+	return committer.Metadata{FieldIDs: map[string]int{}}.FieldIDsFor(s)
+}
+
 // Create creates the table unless it exists, and returns its snapshot.
 // The table's location is its root under the format's Location; its
 // properties are md.Configuration plus manifest merging, the name mapping
@@ -457,7 +467,7 @@ func (t *Table) Create(ctx context.Context, md committer.Metadata) (*committer.S
 	}
 	_, err = t.cat.CreateTable(ctx, t.ident, is, catalog.WithLocation(t.location), catalog.WithProperties(props))
 	if err != nil && !errors.Is(err, catalog.ErrTableAlreadyExists) {
-		return nil, fmt.Errorf("create table %s (%s): %w", t.root, strings.Join(t.ident, "."), err)
+		return nil, fmt.Errorf("create table %s (%s): %w", t.root, strings.Join(t.ident, "."), authErr(err))
 	}
 	return t.load(ctx)
 }

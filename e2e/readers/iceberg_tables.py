@@ -9,7 +9,9 @@ object: per table and reader, the row count, the number of distinct
 sorted coordinates, the same shape check_tables.py prints for Delta.
 
 PyIceberg and DuckDB read every column, not just the coordinates, so a
-data file whose column does not match the table's schema fails there.
+data file whose column does not match the table's schema fails there; the
+pyarrow reader also fails a data file any of whose columns lacks the field
+ID the table's schema gives its name.
 
 Spark is not among these readers: Apache Iceberg publishes no runtime for
 the Spark version the Delta readers pin (requirements.txt), and the
@@ -62,6 +64,18 @@ def pyiceberg_scan(tbl):
     return r
 
 
+def check_field_ids(tbl, path, s3):
+    # Every column of a data file carries the field ID the table's schema
+    # gives its name: readers that resolve columns by ID find them all.
+    import pyarrow.parquet as pq
+
+    ids = {f.name: f.field_id for f in tbl.schema().fields}
+    for field in pq.read_schema(path, filesystem=s3):
+        got = (field.metadata or {}).get(b"PARQUET:field_id")
+        if got is None or int(got) != ids.get(field.name):
+            raise ValueError(f"{path}: column {field.name} has field ID {got!r}, the table's schema {ids.get(field.name)}")
+
+
 def pyarrow_scan(tbl, s3):
     import pyarrow.parquet as pq
 
@@ -69,7 +83,9 @@ def pyarrow_scan(tbl, s3):
     for task in tbl.scan().plan_files():
         if task.delete_files:
             raise ValueError(f"{task.file.file_path} has delete files: the sink writes none")
-        part = pq.read_table(task.file.file_path.removeprefix("s3://"), filesystem=s3, columns=["_topic", "_partition", "_offset"])
+        path = task.file.file_path.removeprefix("s3://")
+        check_field_ids(tbl, path, s3)
+        part = pq.read_table(path, filesystem=s3, columns=["_topic", "_partition", "_offset"])
         t += part.column("_topic").to_pylist()
         p += part.column("_partition").to_pylist()
         o += part.column("_offset").to_pylist()
