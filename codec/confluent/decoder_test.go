@@ -465,3 +465,31 @@ func TestRealRegistry(t *testing.T) {
 	require.Equal(t, uint64(1005), ch.LSN)
 	require.Equal(t, codec.JSON(`{"currency":"EUR","cents":250}`), ch.Get("total"))
 }
+
+// A schema the registry serves but that does not compile is fetched once:
+// every record written with it is refused as a record error, without a
+// fetch and a compile each.
+func TestRegistryCachesCompileErrors(t *testing.T) {
+	var fetches atomic.Int32
+	f := newFixture(t)
+	f.fake.Intercept(func(_ http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/schemas/ids/") {
+			fetches.Add(1)
+		}
+		return false
+	})
+	f.fake.SeedSchema("t-value", 1, 7, sr.Schema{Schema: `{"type":"record","name":"R","fields":[{"name":"id","type":"nosuchtype"}]}`, Type: sr.TypeAvro})
+	var h sr.ConfluentHeader
+	value, _ := h.AppendEncode(nil, 7, nil)
+	value = append(value, 2)
+	d := f.decoder(DecoderOptions{Value: FormatAvro})
+	var ch codec.Change
+	for i := range 5 {
+		err := d.Decode(codec.Record{Topic: "t", Offset: int64(i), Value: value}, &ch)
+		var de *codec.DecodeError
+		require.ErrorAs(t, err, &de, "record %d", i)
+		require.NotErrorIs(t, err, ErrUnavailable)
+		require.ErrorContains(t, err, "schema ID 7")
+	}
+	require.EqualValues(t, 1, fetches.Load())
+}

@@ -135,10 +135,14 @@ func (r *Registry) Client() *sr.Client { return r.cl }
 
 // schema returns the compiled schema of id, fetching and compiling it on
 // first use. Concurrent callers for one ID wait for one fetch. A failed
-// fetch is not cached: the next record asks again.
+// fetch is not cached: the next record asks again. A schema that was
+// fetched but does not compile is cached with its error, so the records
+// written with it are refused without a fetch and a compile each.
 //
 // Caching by ID alone relies on the registry's contract that an ID's
-// schema never changes; TestRegistryCachesByID breaks that on purpose.
+// schema never changes (nor do the subject versions it refers to);
+// TestRegistryCachesByID breaks that on purpose, and
+// TestRegistryCachesCompileErrors shows a compile error is kept.
 func (r *Registry) schema(id int) (*compiled, error) {
 	r.mu.Lock()
 	e, ok := r.mu.schemas[id]
@@ -155,7 +159,8 @@ func (r *Registry) schema(id int) (*compiled, error) {
 		return e.schema, e.err
 	}
 	e.schema, e.err = r.fetch(id)
-	if e.err != nil {
+	var ce *compileError
+	if e.err != nil && !errors.As(e.err, &ce) {
 		r.mu.Lock()
 		if r.mu.schemas[id] == e {
 			delete(r.mu.schemas, id)
@@ -217,7 +222,7 @@ func (r *Registry) fetch(id int) (*compiled, error) {
 	case sr.TypeAvro:
 		a, err := compileAvro(s.Schema, refs)
 		if err != nil {
-			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+			return nil, &compileError{fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)}
 		}
 		c.avro = a
 	case sr.TypeJSON:
@@ -229,12 +234,23 @@ func (r *Registry) fetch(id int) (*compiled, error) {
 		}
 		p, err := compileProto(r.ctx, id, s.Schema, srcs)
 		if err != nil {
-			return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+			if errors.Is(err, ErrUnavailable) || r.ctx.Err() != nil {
+				return nil, fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)
+			}
+			return nil, &compileError{fmt.Errorf("schema ID %d at %s: %w", id, r.url, err)}
 		}
 		c.proto = p
 	}
 	return c, nil
 }
+
+// compileError is a schema the registry served that does not compile: the
+// same text fails the same way every time, so it is cached like a
+// compiled schema.
+type compileError struct{ err error }
+
+func (e *compileError) Error() string { return e.err.Error() }
+func (e *compileError) Unwrap() error { return e.err }
 
 // maxReferenceDepth bounds how deep references of references go, so a
 // chain of references the registry let through stays bounded.
