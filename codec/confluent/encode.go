@@ -25,9 +25,21 @@ import (
 // A null column is typed as the column's last non-null value was, so a
 // null does not register a layout that contradicts the table's type; a
 // null column never seen with a value is left out of the record.
-type Encoder struct {
+type Encoder struct{ layouts }
+
+// NewEncoder returns an encoder registering its schemas in reg.
+func NewEncoder(reg *Registry, topic string) *Encoder {
+	e := &Encoder{}
+	e.init(reg, topic, sr.TypeAvro)
+	return e
+}
+
+// layouts is what the Avro and Protobuf encoders share: the column types
+// they remember and the schema IDs of the layouts they registered.
+type layouts struct {
 	reg   *Registry
 	topic string
+	typ   sr.SchemaType
 	kinds kindMemory
 
 	mu struct {
@@ -36,12 +48,35 @@ type Encoder struct {
 	}
 }
 
-// NewEncoder returns an encoder registering its schemas in reg.
-func NewEncoder(reg *Registry, topic string) *Encoder {
-	e := &Encoder{reg: reg, topic: topic}
-	e.mu.ids = map[string]int{}
-	e.kinds.init()
-	return e
+func (l *layouts) init(reg *Registry, topic string, typ sr.SchemaType) {
+	l.reg, l.topic, l.typ = reg, topic, typ
+	l.mu.ids = map[string]int{}
+	l.kinds.init()
+}
+
+// schemaID returns the ID of the schema render gives ch's layout,
+// registering it under "<topic>-<table>-value" on first use.
+func (l *layouts) schemaID(ctx context.Context, ch *codec.Change, cols []layoutCol, render func([]layoutCol) (string, error)) (int, error) {
+	key := signature(ch.Table, cols)
+	l.mu.Lock()
+	id, ok := l.mu.ids[key]
+	l.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	text, err := render(cols)
+	if err != nil {
+		return 0, fmt.Errorf("schema of table %s: %w", ch.TableName(), err)
+	}
+	subject := l.topic + "-" + ch.TableName() + "-value"
+	ss, err := l.reg.Client().CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: l.typ})
+	if err != nil {
+		return 0, fmt.Errorf("register schema of table %s under %s at %s: %w", ch.TableName(), subject, l.reg.URL(), err)
+	}
+	l.mu.Lock()
+	l.mu.ids[key] = ss.ID
+	l.mu.Unlock()
+	return ss.ID, nil
 }
 
 // layoutCol is one column of a record's layout: its type, from its value
@@ -118,37 +153,21 @@ func avroType(k codec.Kind, scale int32) string {
 	return `"string"`
 }
 
-// schemaID returns the ID of the schema for ch's layout, registering it on
-// first use.
-func (e *Encoder) schemaID(ctx context.Context, ch *codec.Change, cols []layoutCol) (int, error) {
-	key := signature(ch.Table, cols)
-	e.mu.Lock()
-	id, ok := e.mu.ids[key]
-	e.mu.Unlock()
-	if ok {
-		return id, nil
-	}
+// avroText is the Avro schema of a layout.
+func avroText(cols []layoutCol) (string, error) {
 	var b strings.Builder
 	b.WriteString(`{"type":"record","name":"Change","namespace":"evodb","fields":[{"name":"op","type":"string"},{"name":"lsn","type":"long"},{"name":"ts","type":"long"},{"name":"table","type":"string"}`)
 	for _, c := range cols {
 		fmt.Fprintf(&b, `,{"name":%s,"type":["null",%s],"default":null}`, cdc.AppendJSONString(nil, c.name), avroType(c.kind, c.scale))
 	}
 	b.WriteString(`]}`)
-	subject := e.topic + "-" + ch.TableName() + "-value"
-	ss, err := e.reg.Client().CreateSchema(ctx, subject, sr.Schema{Schema: b.String(), Type: sr.TypeAvro})
-	if err != nil {
-		return 0, fmt.Errorf("register schema of table %s under %s at %s: %w", ch.TableName(), subject, e.reg.URL(), err)
-	}
-	e.mu.Lock()
-	e.mu.ids[key] = ss.ID
-	e.mu.Unlock()
-	return ss.ID, nil
+	return b.String(), nil
 }
 
 // Append appends ch as a wire-format Avro record to dst.
 func (e *Encoder) Append(ctx context.Context, dst []byte, ch *codec.Change) ([]byte, error) {
 	cols := e.kinds.layout(nil, ch)
-	id, err := e.schemaID(ctx, ch, cols)
+	id, err := e.schemaID(ctx, ch, cols, avroText)
 	if err != nil {
 		return dst, err
 	}

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/big"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
@@ -25,22 +24,12 @@ import (
 // JSON columns strings. It registers one schema per table and column
 // layout under the subject "<topic>-<table>-value", and types null
 // columns, as Encoder does; it is safe for concurrent use.
-type ProtoEncoder struct {
-	reg   *Registry
-	topic string
-	kinds kindMemory
-
-	mu struct {
-		sync.Mutex
-		ids map[string]int // layout signature → schema ID
-	}
-}
+type ProtoEncoder struct{ layouts }
 
 // NewProtoEncoder returns an encoder registering its schemas in reg.
 func NewProtoEncoder(reg *Registry, topic string) *ProtoEncoder {
-	e := &ProtoEncoder{reg: reg, topic: topic}
-	e.mu.ids = map[string]int{}
-	e.kinds.init()
+	e := &ProtoEncoder{}
+	e.init(reg, topic, sr.TypeProtobuf)
 	return e
 }
 
@@ -121,35 +110,10 @@ func isProtoIdent(s string) bool {
 	return true
 }
 
-// schemaID returns the ID of the schema for ch's layout, registering it on
-// first use.
-func (e *ProtoEncoder) schemaID(ctx context.Context, ch *codec.Change, cols []layoutCol) (int, error) {
-	key := signature(ch.Table, cols)
-	e.mu.Lock()
-	id, ok := e.mu.ids[key]
-	e.mu.Unlock()
-	if ok {
-		return id, nil
-	}
-	text, err := protoText(cols)
-	if err != nil {
-		return 0, fmt.Errorf("schema of table %s: %w", ch.TableName(), err)
-	}
-	subject := e.topic + "-" + ch.TableName() + "-value"
-	ss, err := e.reg.Client().CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeProtobuf})
-	if err != nil {
-		return 0, fmt.Errorf("register schema of table %s under %s at %s: %w", ch.TableName(), subject, e.reg.URL(), err)
-	}
-	e.mu.Lock()
-	e.mu.ids[key] = ss.ID
-	e.mu.Unlock()
-	return ss.ID, nil
-}
-
 // Append appends ch as a wire-format Protobuf record to dst.
 func (e *ProtoEncoder) Append(ctx context.Context, dst []byte, ch *codec.Change) ([]byte, error) {
 	cols := e.kinds.layout(nil, ch)
-	id, err := e.schemaID(ctx, ch, cols)
+	id, err := e.schemaID(ctx, ch, cols, protoText)
 	if err != nil {
 		return dst, err
 	}
