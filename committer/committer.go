@@ -57,6 +57,55 @@ type Options struct {
 	// it; one that routes tables among formats opens the table in it, and
 	// without it finds the format that holds the table.
 	Format string
+	// DeleteRows says the writer deletes rows of files it keeps
+	// (Commit.Deletes), as a mirror table's maintainer does: a table it
+	// creates allows deleted rows (for Delta, reader 3 / writer 7 with the
+	// deletionVectors feature), and it may write tables that have them. A
+	// Table opened without it refuses to commit to a table that may hold
+	// deleted rows (for Delta, ErrUnsupportedProtocol), because a writer
+	// that rewrites files whole, such as compaction, would bring deleted
+	// rows back.
+	DeleteRows bool
+}
+
+// RowDeleter is implemented by tables whose format can delete rows of the
+// files it keeps (Options.DeleteRows, Commit.Deletes).
+type RowDeleter interface {
+	Table
+	// DeletedRows returns the positions of a's deleted rows, sorted
+	// ascending, read from a.Deleted (nil when a.Deleted is nil). a is a
+	// file of one of the Table's snapshots.
+	DeletedRows(ctx context.Context, a Add) ([]int64, error)
+}
+
+// History is implemented by tables whose format can tell what each commit
+// after a version did, as long as it keeps that version's record: a mirror
+// table follows its change log that way instead of reading it whole.
+type History interface {
+	Table
+	// Changes returns the commits at versions after..to (after excluded,
+	// to included), in version order. It fails with an error wrapping
+	// ErrHistoryExpired when one of them is no longer recorded (the log
+	// was cleaned up): the caller then starts again from a snapshot.
+	Changes(ctx context.Context, after, to int64) ([]VersionChange, error)
+}
+
+// VersionChange is what one commit did to a table.
+type VersionChange struct {
+	Version int64
+	// Operation is the commit's operation (OpWrite, OpOptimize, ...), ""
+	// when the commit recorded none.
+	Operation string
+	// Adds and Removes are the files the commit added and removed, with
+	// DataChange as the commit recorded it: false for a rewrite of rows
+	// the table already held (compaction).
+	Adds    []Add
+	Removes []Remove
+	// Metadata is the table's metadata as the commit set it, nil if the
+	// commit did not change it.
+	Metadata *Metadata
+	// Txns are the txn versions the commit set, by appId.
+	Txns map[string]int64
 }
 
 // FieldIDTable is implemented by a Table whose format finds its data

@@ -80,6 +80,10 @@ func (e *LineageConflictError) Error() string {
 		e.AppID, e.TableVersion, e.TableLineage, e.Lineage)
 }
 
+// ErrHistoryExpired is returned (wrapped) by History.Changes when a
+// version asked for is no longer recorded: log cleanup deleted it.
+var ErrHistoryExpired = errors.New("the table no longer records that version")
+
 // ErrAccessDenied is returned (wrapped) when the service that keeps the
 // tables (an Iceberg REST catalog) refuses the writer's credentials: a
 // wrong, expired or revoked token, or unknown client credentials. The

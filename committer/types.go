@@ -132,10 +132,43 @@ type Add struct {
 	Stats *codec.BlockStats
 	// Tags are the file's key-value tags (tablefile names them).
 	Tags map[string]string
+	// Deleted, if not nil, are rows of the file the table no longer holds
+	// although the file stays in it (Delta: the file's deletion vector).
+	// Readers skip them; Stats still count every row the file has. A
+	// writer never sets it: Commit.Deletes deletes rows.
+	Deleted *DeletedRows
 	// Sys is the format's own record of the file (for Delta: its stats
 	// JSON as written), kept so the format can write the file's entry again
 	// unchanged; nil in an Add a writer builds.
 	Sys any
+}
+
+// DeletedRows describes the rows of a data file that a table has deleted
+// while keeping the file (Commit.Deletes): a Delta deletion vector, an
+// Iceberg position-delete file. The rows themselves are read with
+// RowDeleter.DeletedRows.
+type DeletedRows struct {
+	// Count is how many of the file's rows are deleted.
+	Count int64
+	// Path is the object that holds the deleted rows' positions, relative
+	// to the table root, or "" when the format keeps them in its log
+	// (Delta's inline vectors). Vacuum keeps it as long as the file's add,
+	// or a retained removal of it, names it.
+	Path string
+	// Sys is the format's own descriptor (for Delta: the deletion vector
+	// descriptor). Only the format that returned it reads it.
+	Sys any
+}
+
+// RowDeletion deletes rows of one data file: a file the table holds, or
+// one the same commit adds. The file stays; readers skip its deleted rows.
+type RowDeletion struct {
+	// Path is the data file, as in Add.Path.
+	Path string
+	// Rows are the positions of the rows to delete, 0 for the file's first
+	// row, in any order. They are added to the rows already deleted from
+	// the file; deleting a row twice is no error.
+	Rows []int64
 }
 
 // Rows returns the file's row count from its stats, 0 when unknown.
@@ -155,6 +188,10 @@ type Remove struct {
 	DataChange        bool
 	Size              int64
 	PartitionValues   map[string]string
+	// Deleted are the rows the file had deleted when it was removed (its
+	// Add.Deleted); a writer removing a file leaves it nil and the format
+	// fills it in from the snapshot.
+	Deleted *DeletedRows
 }
 
 // TxnCondition is a source partition's contribution to an append: the
@@ -205,7 +242,12 @@ type Commit struct {
 	Operation string
 	Adds      []Add
 	Removes   []Remove
-	Txns      []TxnCondition
+	// Deletes delete rows of files the table holds after the commit's
+	// Adds and Removes: of files it keeps, or of files it adds. Only a
+	// table opened with Options.DeleteRows takes them; others refuse the
+	// commit. A file the commit removes cannot have rows deleted.
+	Deletes []RowDeletion
+	Txns    []TxnCondition
 	// Metadata, if set, replaces the table's metadata in this commit: the
 	// widened schema goes in the same commit as the first file needing it.
 	// Empty ID, Name and CreatedTime and nil PartitionColumns and
