@@ -19,7 +19,7 @@ func TestChangesReplaysCommits(t *testing.T) {
 		ctx := context.Background()
 		tbl := Open(b, testRoot, testOptions("w"))
 		_, err := tbl.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1), Configuration: map[string]string{"evodb.primaryKey": "id"}})
-		require.NoError(t, err) // v0
+		require.NoError(t, err)                                                   // v0
 		_, err = tbl.Commit(ctx, appendCommit("data/a.parquet", testAppID, 0, 9)) // v1
 		require.NoError(t, err)
 		_, err = tbl.Commit(ctx, appendCommit("data/b.parquet", testAppID2, 0, 4)) // v2
