@@ -226,12 +226,12 @@ func diff(want, have *codec.Change, columns []string) string {
 			d = append(d, fmt.Sprintf("%s %v, want %v", name, h, w))
 		}
 	}
-	meta(codec.ColOp, have.Op, want.Op)
-	meta(codec.ColLSN, have.LSN, want.LSN)
-	meta(codec.ColTS, have.TS, want.TS)
-	meta(codec.ColTopic, have.Topic, want.Topic)
-	meta(codec.ColPartition, have.Partition, want.Partition)
-	meta(codec.ColOffset, have.Offset, want.Offset)
+	meta(codec.ColOp, want.Op, have.Op)
+	meta(codec.ColLSN, want.LSN, have.LSN)
+	meta(codec.ColTS, want.TS, have.TS)
+	meta(codec.ColTopic, want.Topic, have.Topic)
+	meta(codec.ColPartition, want.Partition, have.Partition)
+	meta(codec.ColOffset, want.Offset, have.Offset)
 	for _, c := range columns {
 		w, h := fieldValue(want.Row, c), fieldValue(have.Row, c)
 		if !w.Equal(h) {

@@ -207,3 +207,7 @@ func mustLog(f *fixture) *committer.Snapshot {
 	require.NoError(f.t, err)
 	return s
 }
+
+func committerOptions(instance string) committer.Options {
+	return committer.Options{Instance: instance}
+}
