@@ -1,10 +1,10 @@
 package mirror
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,7 +71,7 @@ func TestMirrorRacingMaintainers(t *testing.T) {
 	m1 := f.maintainer(Options{MaxVersions: 2})
 	m2, err := New(f.b, f.format.Open(logRoot, committerOptions("m2")), f.openMirror("m2"), Options{MaxVersions: 2})
 	require.NoError(t, err)
-	conflicts := 0
+	var conflicts atomic.Int64
 	for round := range 10 {
 		lsn := uint64(10 * (round + 1))
 		f.commit(change(upd, 1, lsn, "a"), change(ins, int64(round+2), lsn+1, "x"))
@@ -81,12 +81,12 @@ func TestMirrorRacingMaintainers(t *testing.T) {
 			wg.Go(func() {
 				for range 3 {
 					res, err := m.Step(f.ctx)
-					if !errors.Is(err, nil) {
+					if err != nil {
 						t.Errorf("step: %v", err)
 						return
 					}
 					if res.Conflict {
-						conflicts++
+						conflicts.Add(1)
 					}
 				}
 			})
@@ -97,7 +97,7 @@ func TestMirrorRacingMaintainers(t *testing.T) {
 	f.sync(m2)
 	f.check()
 	require.Equal(t, map[int64]string{1: "a"}, f.names())
-	t.Logf("%d conflicts", conflicts)
+	t.Logf("%d conflicts", conflicts.Load())
 
 	// Every mirror commit holds versions after the previous one's: the
 	// W txn never repeats a version.

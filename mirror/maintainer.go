@@ -151,8 +151,9 @@ type StepResult struct {
 	Conflict bool
 	// Rows is how many rows the step wrote, Deleted how many it deleted.
 	Rows, Deleted int
-	// SourceTime is the commit time of change-log version To (Unix
-	// milliseconds, 0 if unknown), for the mirror's lag.
+	// SourceTime is the commit time of the first change-log version the
+	// step applied (Unix milliseconds, 0 if unknown or none): the oldest
+	// change the step made visible, for the mirror's lag.
 	SourceTime int64
 }
 
@@ -233,7 +234,9 @@ func (m *Maintainer) Step(ctx context.Context) (StepResult, error) {
 				files = append(files, a)
 			}
 		}
-		res.SourceTime = vc.Timestamp
+		if res.SourceTime == 0 {
+			res.SourceTime = vc.Timestamp
+		}
 	}
 	if schema == nil {
 		schema = codec.NewSchema()
