@@ -230,6 +230,9 @@ func (m *Maintainer) Step(ctx context.Context) (StepResult, error) {
 			schema = vc.Metadata.Schema
 		}
 		for _, a := range vc.Adds {
+			if a.Deleted != nil {
+				return res, deletedRowsError(m.changeLog.Root(), a.Path)
+			}
 			if a.DataChange {
 				files = append(files, a)
 			}
@@ -305,6 +308,13 @@ func (m *Maintainer) Step(ctx context.Context) (StepResult, error) {
 	}
 	res.To = to
 	return m.maybeCompact(ctx, res, kr)
+}
+
+// deletedRowsError refuses a change log with deleted rows: its rows are
+// changes, which no writer of the sink deletes, so another engine changed
+// it, and the view of its files is no longer the view of its changes.
+func deletedRowsError(root, path string) error {
+	return fmt.Errorf("mirror of %s: the change log deletes rows of its file %s (a deletion vector); another engine changed it, and a change log must keep every change: the mirror is not maintained until the change log is rewritten without deleted rows", root, path)
 }
 
 // info is the commit info of a mirror commit holding change-log version
@@ -549,6 +559,9 @@ func (m *Maintainer) rebuild(ctx context.Context, res StepResult, kr keyer, reas
 	}
 	var rows []codec.Change
 	for _, path := range slices.Sorted(maps.Keys(logSnap.Files)) {
+		if logSnap.Files[path].Deleted != nil {
+			return res, deletedRowsError(m.changeLog.Root(), path)
+		}
 		_, changes, err := tablefile.ReadFile(ctx, m.b, m.changeLog.Root(), path)
 		if err != nil {
 			return res, fmt.Errorf("mirror of %s: rebuild: %w", m.changeLog.Root(), err)
