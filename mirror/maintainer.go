@@ -557,7 +557,9 @@ func (m *Maintainer) rebuild(ctx context.Context, res StepResult, kr keyer, reas
 	if err != nil {
 		return res, fmt.Errorf("mirror of %s: %w", m.changeLog.Root(), err)
 	}
-	var rows []codec.Change
+	// The latest change per key, file by file: memory holds one row per
+	// key (and one file's rows), however many changes the log holds.
+	latest := map[string]*codec.Change{}
 	for _, path := range slices.Sorted(maps.Keys(logSnap.Files)) {
 		if logSnap.Files[path].Deleted != nil {
 			return res, deletedRowsError(m.changeLog.Root(), path)
@@ -566,9 +568,21 @@ func (m *Maintainer) rebuild(ctx context.Context, res StepResult, kr keyer, reas
 		if err != nil {
 			return res, fmt.Errorf("mirror of %s: rebuild: %w", m.changeLog.Root(), err)
 		}
-		rows = append(rows, changes...)
+		var key []byte
+		for i := range changes {
+			ch := &changes[i]
+			key = kr.keyOf(key[:0], ch)
+			if cur, ok := latest[string(key)]; !ok || orderOf(ch).compare(orderOf(cur)) > 0 {
+				latest[string(key)] = ch
+			}
+		}
 	}
-	files, err := m.writeFiles(ctx, schema, reduce(kr, rows), logSnap.Version, true)
+	rows := make([]keyedRow, 0, len(latest))
+	for k, ch := range latest {
+		rows = append(rows, keyedRow{key: []byte(k), ch: ch})
+	}
+	slices.SortFunc(rows, func(a, b keyedRow) int { return bytes.Compare(a.key, b.key) })
+	files, err := m.writeFiles(ctx, schema, rows, logSnap.Version, true)
 	if err != nil {
 		return res, err
 	}
