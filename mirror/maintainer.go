@@ -439,7 +439,13 @@ func (m *Maintainer) ensureIndex(ctx context.Context, kr keyer, snap *committer.
 }
 
 // lookup returns the mirror's row of key k with the greatest order: the
-// key's state.
+// key's state. It relies on the layout invariant of the package doc: of a
+// key's rows, all but the one with the greatest order are deleted, and
+// that one is deleted exactly when it is a DELETE, so the greatest says
+// whether the key is visible and which row to delete when a newer change
+// comes, without reading deletion vectors. Another writer breaking it (a
+// second visible row of a key) goes unnoticed here; Check, which reads
+// every visible row, reports it (TestCheckDetectsCorruptMirror).
 func (m *Maintainer) lookup(snap *committer.Snapshot, k []byte) (entry, bool) {
 	var best entry
 	found := false
