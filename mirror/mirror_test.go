@@ -186,3 +186,21 @@ func TestMirrorRefusesChangeLogWithDeletedRows(t *testing.T) {
 	require.ErrorContains(t, err, logRoot)
 	require.Equal(t, before.Version, f.mirrorSnapshot().Version)
 }
+
+// The recorded key drops record-key fields that are not columns (the
+// evodb key's table name); a configured key column the change log lacks
+// is refused, naming it.
+func TestKeyColumns(t *testing.T) {
+	f := newFixture(t, nil)
+	f.key = "table,id"
+	f.commit(change(ins, 1, 10, "a"))
+	md := mustLog(f).Metadata
+	cols, err := KeyColumns(logRoot, nil, md)
+	require.NoError(t, err)
+	require.Equal(t, []string{"id"}, cols)
+	_, err = KeyColumns(logRoot, []string{"idd"}, md)
+	require.ErrorContains(t, err, `key column "idd" (tables.<table>.mirror.key) is not a column of the change log`)
+	md.Configuration = map[string]string{PrimaryKeyConfig: "table"}
+	_, err = KeyColumns(logRoot, nil, md)
+	require.ErrorContains(t, err, "mirror.key")
+}
