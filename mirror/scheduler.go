@@ -215,7 +215,15 @@ func (s *Scheduler) maintain(ctx context.Context, ref TableRef) {
 		lease, err = s.holdLease(ctx, lease, ref)
 		switch {
 		case errors.Is(err, compaction.ErrLeaseHeld):
+			// Another instance maintains the mirror: look again when its
+			// lease would run out, but at least every quarter TTL, so a
+			// lease released early is taken soon without a request per
+			// interval meanwhile.
 			log.Debug("mirror maintained elsewhere: lease held", "err", err)
+			var held *compaction.LeaseHeldError
+			if errors.As(err, &held) {
+				wait = max(interval, min(held.Expires.Sub(s.opts.Now()), s.opts.LeaseTTL/4))
+			}
 		case err != nil:
 			log.Warn("mirror lease", "err", err)
 		default:
