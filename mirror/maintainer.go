@@ -695,8 +695,12 @@ func (m *Maintainer) maybeCompact(ctx context.Context, res StepResult, kr keyer)
 	}
 	c := committer.Commit{Operation: committer.OpOptimize, ReadVersion: snap.Version, Info: m.info(res.To)}
 	for _, path := range inputs {
+		// Deleted names the rows the rewrite dropped: the format refuses
+		// the commit if more were deleted since (a second fence, beside
+		// the seq txn).
 		a := snap.Files[path]
-		c.Removes = append(c.Removes, committer.Remove{Path: path, DataChange: false, Size: a.Size, PartitionValues: a.PartitionValues, DeletionTimestamp: m.opts.Now().UnixMilli()})
+		c.Removes = append(c.Removes, committer.Remove{Path: path, DataChange: false, Size: a.Size, PartitionValues: a.PartitionValues,
+			DeletionTimestamp: m.opts.Now().UnixMilli(), Deleted: a.Deleted})
 	}
 	var written []*fileIndex
 	for _, f := range files {
