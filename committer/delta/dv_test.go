@@ -189,7 +189,6 @@ func TestDecodeBitmapMalformed(t *testing.T) {
 	require.ErrorContains(t, err, "magic")
 }
 
-
 // withAdd returns a with the deleted rows r was removed with.
 func withAdd(a committer.Add, r committer.Remove) committer.Add {
 	a.Deleted = r.Deleted
