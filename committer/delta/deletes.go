@@ -110,8 +110,7 @@ func (t *Table) deletionEntries(e *logEntry, c *committer.Commit, s *committer.S
 	}
 	for i, a := range e.adds {
 		if dv, ok := dvs[a.Path]; ok {
-			e.adds[i].Deleted = dv.deleted(t.root)
-			e.adds[i].DataChange = true
+			e.adds[i] = t.withVector(a, dv)
 		}
 	}
 	added := make(map[string]bool, len(c.Adds))
@@ -133,9 +132,19 @@ func (t *Table) deletionEntries(e *logEntry, c *committer.Commit, s *committer.S
 			PartitionValues:   maps.Clone(old.PartitionValues),
 			Deleted:           old.Deleted,
 		})
-		a := old
+		a := t.withVector(old, dv)
 		a.DataChange = true
-		a.Deleted = dv.deleted(t.root)
 		e.adds = append(e.adds, a)
 	}
+}
+
+// withVector returns a with the deletion vector dv, and its stats as the
+// log then records them (looseBounds), so that the snapshot holds the add
+// as a reader of the log reads it.
+func (t *Table) withVector(a committer.Add, dv DeletionVector) committer.Add {
+	a.Deleted = dv.deleted(t.root)
+	if stats, ok := a.Sys.(RawStats); ok {
+		a.Sys = looseBounds(stats)
+	}
+	return a
 }
