@@ -94,10 +94,20 @@ func (t *Table) deletionVectors(ctx context.Context, c *committer.Commit, s *com
 	key := t.root + rel
 	body := f.buf.Bytes()
 	if _, err := t.bucket.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true}); err != nil {
-		return nil, fmt.Errorf("put deletion vector file %s: %w", key, err)
+		return nil, &dvPutError{key: key, err: err}
 	}
 	return out, nil
 }
+
+// dvPutError is a failed put of a deletion vector file. The commit attempt
+// has not been put, so the commit retries it with another file.
+type dvPutError struct {
+	key string
+	err error
+}
+
+func (e *dvPutError) Error() string { return fmt.Sprintf("put deletion vector file %s: %v", e.key, e.err) }
+func (e *dvPutError) Unwrap() error { return e.err }
 
 // deletionEntries adds to e the actions that give the files of dvs their
 // new deletion vectors, on top of s: a file e adds gets its vector on its
