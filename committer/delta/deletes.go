@@ -106,7 +106,9 @@ type dvPutError struct {
 	err error
 }
 
-func (e *dvPutError) Error() string { return fmt.Sprintf("put deletion vector file %s: %v", e.key, e.err) }
+func (e *dvPutError) Error() string {
+	return fmt.Sprintf("put deletion vector file %s: %v", e.key, e.err)
+}
 func (e *dvPutError) Unwrap() error { return e.err }
 
 // deletionEntries adds to e the actions that give the files of dvs their
