@@ -58,9 +58,9 @@ func TestDeleteRowsProtocol(t *testing.T) {
 			s, err = tbl.Create(ctx, md)
 			require.NoError(t, err)
 		}
-		require.Equal(t, Protocol{MinReaderVersion: 3, MinWriterVersion: 7, ReaderFeatures: []string{"deletionVectors"}, WriterFeatures: []string{"deletionVectors"}}, ProtocolOf(s))
+		require.Equal(t, Protocol{MinReaderVersion: 3, MinWriterVersion: 7, ReaderFeatures: []string{"deletionVectors"}, WriterFeatures: []string{"deletionVectors", "invariants", "appendOnly"}}, ProtocolOf(s))
 		require.Equal(t, map[string]string{"x": "y", "delta.enableDeletionVectors": "true"}, s.Metadata.Configuration)
-		require.JSONEq(t, `{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"],"writerFeatures":["deletionVectors"]}`, string(rawLog(t, b, 0)[1]["protocol"]))
+		require.JSONEq(t, `{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"],"writerFeatures":["deletionVectors","invariants","appendOnly"]}`, string(rawLog(t, b, 0)[1]["protocol"]))
 
 		// A writer that does not delete rows reads the table and refuses
 		// to write it.
