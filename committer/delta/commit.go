@@ -38,10 +38,32 @@ func (t *Table) check(c *committer.Commit, s *committer.Snapshot, schema string)
 	if err := c.CheckFiles(s); err != nil {
 		return err
 	}
+	if err := checkRemovedVectors(c, s); err != nil {
+		return err
+	}
 	if c.Metadata != nil && c.ReadVersion >= 0 && ss.metadataVersion > c.ReadVersion &&
 		ss.metadata.SchemaString != schema {
 		return fmt.Errorf("schema changed at version %d, after read version %d: %w",
 			ss.metadataVersion, c.ReadVersion, committer.ErrMetadataChanged)
+	}
+	return nil
+}
+
+// checkRemovedVectors refuses c on top of s if it removes a file with the
+// deleted rows it read (Remove.Deleted set) and the file has other deleted
+// rows in s: rows were deleted from it since, which a rewrite of the file
+// made from what the writer read would bring back. The file the writer
+// read is no longer active, as Delta's (path, deletion vector) identity
+// says, hence a *committer.FileRemovedError.
+func checkRemovedVectors(c *committer.Commit, s *committer.Snapshot) error {
+	for _, r := range c.Removes {
+		if r.Deleted == nil {
+			continue
+		}
+		a := s.Files[r.Path]
+		if a.Deleted == nil || tombKey(r.Path, r.Deleted) != tombKey(a.Path, a.Deleted) {
+			return &committer.FileRemovedError{Path: r.Path, TableVersion: s.Version}
+		}
 	}
 	return nil
 }

@@ -279,3 +279,39 @@ func TestDeleteRowsVectorPutFails(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int64{3}, rows)
 }
+
+// TestRemoveWithStaleVector: a writer that rewrote a file from the rows it
+// read (the vector it saw) is refused if rows of the file were deleted
+// since; one that read the current vector is not.
+func TestRemoveWithStaleVector(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMemory()
+	tbl := Open(b, testRoot, deleterOptions("m"))
+	_, err := tbl.Create(ctx, committer.Metadata{Name: "orders_current", Schema: mustSchema(t, schemaV1)})
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, committer.Commit{Adds: []committer.Add{block("data/a.parquet", 10)}})
+	require.NoError(t, err)
+	res, err := tbl.Commit(ctx, deleteCommit("data/a.parquet", 1))
+	require.NoError(t, err)
+	read := res.Snapshot.Files["data/a.parquet"].Deleted
+	compact := func() committer.Commit {
+		add := block("data/a2.parquet", 9)
+		add.DataChange = false
+		return committer.Commit{Operation: committer.OpOptimize, ReadVersion: -1,
+			Removes: []committer.Remove{{Path: "data/a.parquet", Deleted: read}}, Adds: []committer.Add{add}}
+	}
+	// Rows are deleted after the compactor read the file.
+	_, err = tbl.Commit(ctx, deleteCommit("data/a.parquet", 2))
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, compact())
+	require.ErrorIs(t, err, committer.ErrFileRemoved)
+
+	s, err := tbl.Snapshot(ctx)
+	require.NoError(t, err)
+	read = s.Files["data/a.parquet"].Deleted
+	res, err = tbl.Commit(ctx, compact())
+	require.NoError(t, err)
+	r, ok := tbl.Removed(res.Snapshot, "data/a.parquet")
+	require.True(t, ok)
+	require.Equal(t, read, r.Deleted)
+}
