@@ -315,3 +315,23 @@ func TestRemoveWithStaleVector(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, read, r.Deleted)
 }
+
+// TestCreateCommitVectorPutFails: CreateCommit retries a failed put of its
+// deletion vector file too.
+func TestCreateCommitVectorPutFails(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMemory()
+	fb := objstore.NewFaulty(mem, 1)
+	fb.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: ".bin", Nth: 1})
+	tbl := Open(fb, testRoot, deleterOptions("m"))
+	_, err := tbl.Snapshot(ctx)
+	require.ErrorIs(t, err, committer.ErrNoTable)
+	c := deleteCommit("data/a.parquet", 3, 4)
+	c.Adds = []committer.Add{block("data/a.parquet", 10)}
+	res, err := tbl.CreateCommit(ctx, committer.Metadata{Name: "orders_current", Schema: mustSchema(t, schemaV1)}, c)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), res.Version)
+	rows, err := tbl.DeletedRows(ctx, res.Snapshot.Files["data/a.parquet"])
+	require.NoError(t, err)
+	require.Equal(t, []int64{3, 4}, rows)
+}
