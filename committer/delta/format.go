@@ -18,6 +18,7 @@ var (
 	_ committer.Format     = (*Format)(nil)
 	_ committer.Table      = (*Table)(nil)
 	_ committer.Maintainer = (*Table)(nil)
+	_ committer.RowDeleter = (*Table)(nil)
 
 	_ committer.CreateCommitter = (*Table)(nil)
 )
@@ -30,7 +31,8 @@ type Format struct {
 }
 
 // NewFormat returns the Delta format over b. opts apply to every table it
-// opens; the Options given to Open override Instance, Now and Logger.
+// opens; the Options given to Open override Instance, Now and Logger, and
+// set DeleteRows.
 func NewFormat(b objstore.Bucket, opts Options) *Format {
 	return &Format{bucket: b, opts: opts}
 }
@@ -47,6 +49,7 @@ func (f *Format) Open(root string, o committer.Options) committer.Table {
 	if o.Logger != nil {
 		opts.Logger = o.Logger
 	}
+	opts.DeleteRows = o.DeleteRows
 	return Open(f.bucket, root, opts)
 }
 

@@ -1,6 +1,7 @@
 // Package delta is the Delta Lake table format: a transaction log (reader
-// protocol 1, writer protocol 2) kept on an object store and written only
-// with create-only conditional puts.
+// protocol 1, writer protocol 2; or 3 and 7 with deletion vectors for a
+// writer that deletes rows, Options.DeleteRows) kept on an object store and
+// written only with create-only conditional puts.
 //
 // The log is the manifest of a table and the source of truth for the sink's
 // exactly-once state: a data file exists for readers only once a commit names
@@ -29,8 +30,10 @@ import (
 )
 
 // ErrUnsupportedProtocol is returned (wrapped) when a table requires a reader
-// or writer protocol newer than (1, 2), which this committer cannot write
-// correctly.
+// or writer protocol this committer cannot write correctly: newer than
+// (1, 2), or for a Table opened with DeleteRows, newer than (3, 7) or with
+// table features other than deletionVectors (and the legacy appendOnly and
+// invariants, honoured).
 var ErrUnsupportedProtocol = errors.New("unsupported table protocol")
 
 // MinLogRetention is the shortest retention any log cleanup may use: a
@@ -67,6 +70,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives warnings about retries and checkpoints.
 	Logger *slog.Logger
+	// DeleteRows is committer.Options.DeleteRows: the Table creates tables
+	// of reader 3 / writer 7 with deletion vectors enabled, writes tables
+	// of that protocol, and takes Commit.Deletes. Without it such tables
+	// are refused with ErrUnsupportedProtocol.
+	DeleteRows bool
 }
 
 // Table is one Delta table under a key prefix of a bucket.
@@ -104,6 +112,15 @@ type Options struct {
 //     the commit.
 //  6. Every CheckpointInterval versions the committer writes a checkpoint and
 //     then _last_checkpoint; both are best effort.
+//
+// A commit that deletes rows (Commit.Deletes, DeleteRows only) computes,
+// between steps 2 and 3, each file's new deletion vector from the snapshot
+// the attempt builds on (the vector it has, plus the rows) and puts them,
+// in a deletion vector file of the attempt's own, before the log entry
+// that names them; a lost race (step 4) computes them again from the newer
+// snapshot, so a concurrent deletion from the same file is never lost. A
+// file put by an attempt that did not land is an orphan, as a data file
+// is.
 //
 // A table's first commit may create it (CreateCommit): version 0 then
 // holds protocol and metaData besides the commit's actions, and goes
@@ -364,6 +381,7 @@ func (t *Table) Create(ctx context.Context, cmd committer.Metadata) (*committer.
 		}
 	}
 	md := metadataAction(cmd, schema)
+	md.Configuration = t.newConfiguration(md.Configuration)
 	if !t.seenAbsent() {
 		s, err := t.Snapshot(ctx)
 		if err == nil {
@@ -392,7 +410,7 @@ func (t *Table) Create(ctx context.Context, cmd committer.Metadata) (*committer.
 			infoCommitID:          id,
 			infoInstance:          t.opts.Instance,
 		},
-		protocol: &Protocol{MinReaderVersion: readerVersion, MinWriterVersion: writerVersion},
+		protocol: t.newProtocol(),
 		metadata: &md,
 	}
 	body, err := e.encode()
