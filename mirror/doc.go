@@ -49,8 +49,14 @@
 // deleted, a file vacuum deleted, a replaced change log, another key)
 // makes it rebuild the mirror from a change-log snapshot.
 //
-// The txn fences the maintainer: a commit lands only if the mirror's txn
-// version is still the one the step started from, so two maintainers
-// racing never both apply a version; a crash at any point leaves orphan
-// files at most, and the next step starts from the mirror's txn version.
+// Txns fence the maintainer. A step's commit sets W on the condition
+// that the mirror's W is still the one the step started from, and every
+// commit (steps, rebuilds, compactions) also advances a sequence txn on
+// the condition that it is still the one its snapshot held: a
+// compare-and-swap that orders all commits to the mirror. Two maintainers
+// racing (a lease that expired under a paused process) therefore never
+// both apply a version, and a compaction never rewrites rows that a
+// concurrent step superseded. A commit whose outcome is unknown is retried
+// with its commit id; a crash at any point leaves orphan files at most,
+// and the next step starts from the mirror's W.
 package mirror
