@@ -22,8 +22,9 @@ const maxReported = 20
 type Report struct {
 	ChangeLog, Mirror string
 	// MirrorVersion is the mirror's version checked (V), ChangeLogVersion
-	// the change-log version it holds (W).
-	MirrorVersion, ChangeLogVersion int64
+	// the change-log version it holds (W), and ChangeLogLatest the change
+	// log's latest version: the mirror is caught up when they are equal.
+	MirrorVersion, ChangeLogVersion, ChangeLogLatest int64
 	// Rows is how many rows the view has.
 	Rows int
 	// Missing, Extra and Different count the view's keys the mirror lacks,
@@ -41,7 +42,7 @@ func (r *Report) OK() bool {
 }
 
 func (r *Report) String() string {
-	head := fmt.Sprintf("mirror %s at version %d holds change log %s at version %d: %d rows", r.Mirror, r.MirrorVersion, r.ChangeLog, r.ChangeLogVersion, r.Rows)
+	head := fmt.Sprintf("mirror %s at version %d holds change log %s at version %d (latest %d): %d rows", r.Mirror, r.MirrorVersion, r.ChangeLog, r.ChangeLogVersion, r.ChangeLogLatest, r.Rows)
 	if r.OK() {
 		return head + ", equal to the view"
 	}
@@ -75,7 +76,7 @@ func Check(ctx context.Context, b objstore.Bucket, changeLog, mirror committer.T
 	if err != nil {
 		return nil, fmt.Errorf("check mirror %s: %w", mirror.Root(), err)
 	}
-	r.MirrorVersion = snap.Version
+	r.MirrorVersion, r.ChangeLogLatest = snap.Version, logSnap.Version
 	w, ok := snap.Txns[AppID(logSnap.Metadata.ID)]
 	if !ok {
 		return nil, fmt.Errorf("check mirror %s: it holds no version of change log %s (table id %s) yet", mirror.Root(), changeLog.Root(), logSnap.Metadata.ID)
