@@ -8,6 +8,7 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/tablefile"
 )
 
@@ -30,7 +31,11 @@ func deletedFraction(f *fixture) (float64, int) {
 // change of a deleted key stays ignored; the mirror stays equal to the
 // view throughout.
 func TestMirrorCompaction(t *testing.T) {
-	f := newFixture(t, nil)
+	forEachBucket(t, testCompaction)
+}
+
+func testCompaction(t *testing.T, b objstore.Bucket) {
+	f := newFixture(t, b)
 	var seed []codec.Change
 	for id := range int64(100) {
 		seed = append(seed, change(ins, id, uint64(id+1), "v0"))

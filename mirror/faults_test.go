@@ -66,7 +66,11 @@ func TestMirrorKillPoints(t *testing.T) {
 // Two maintainers of one mirror stepping at the same time both converge,
 // and the txn fences make each change-log version land once.
 func TestMirrorRacingMaintainers(t *testing.T) {
-	f := newFixture(t, nil)
+	forEachBucket(t, testRacingMaintainers)
+}
+
+func testRacingMaintainers(t *testing.T, b objstore.Bucket) {
+	f := newFixture(t, b)
 	f.commit(change(ins, 1, 1, "a"))
 	m1 := f.maintainer(Options{MaxVersions: 2})
 	m2, err := New(f.b, f.format.Open(logRoot, committerOptions("m2")), f.openMirror("m2"), Options{MaxVersions: 2})

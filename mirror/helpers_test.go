@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -210,4 +211,31 @@ func mustLog(f *fixture) *committer.Snapshot {
 
 func committerOptions(instance string) committer.Options {
 	return committer.Options{Instance: instance}
+}
+
+// forEachBucket runs fn against a memory bucket, and against a real S3
+// server when the SINK_TEST_S3_* variables name one (a fresh prefix per
+// test).
+func forEachBucket(t *testing.T, fn func(t *testing.T, b objstore.Bucket)) {
+	t.Run("memory", func(t *testing.T) { fn(t, objstore.NewMemory()) })
+	cfg := objstore.S3Config{
+		Endpoint:        os.Getenv("SINK_TEST_S3_ENDPOINT"),
+		Bucket:          os.Getenv("SINK_TEST_S3_BUCKET"),
+		AccessKeyID:     os.Getenv("SINK_TEST_S3_ACCESS_KEY"),
+		SecretAccessKey: os.Getenv("SINK_TEST_S3_SECRET_KEY"),
+		Region:          os.Getenv("SINK_TEST_S3_REGION"),
+		PathStyle:       true,
+	}
+	if cfg.Endpoint == "" || cfg.Bucket == "" || cfg.AccessKeyID == "" || cfg.SecretAccessKey == "" {
+		return
+	}
+	if cfg.Region == "" {
+		cfg.Region = "auto"
+	}
+	t.Run("s3", func(t *testing.T) {
+		cfg.Prefix = "mirror-test-" + newID()
+		b, err := objstore.NewS3(context.Background(), cfg)
+		require.NoError(t, err)
+		fn(t, b)
+	})
 }

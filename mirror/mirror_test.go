@@ -7,6 +7,7 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
 )
 
 const (
@@ -19,7 +20,11 @@ const (
 // it from the change log, later steps apply only the new versions, with
 // the superseded rows and the deleted keys hidden by deletion vectors.
 func TestMirrorInsertsUpdatesDeletes(t *testing.T) {
-	f := newFixture(t, nil)
+	forEachBucket(t, testInsertsUpdatesDeletes)
+}
+
+func testInsertsUpdatesDeletes(t *testing.T, b objstore.Bucket) {
+	f := newFixture(t, b)
 	f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "b"), change(ins, 3, 12, "c"))
 	m := f.maintainer(Options{})
 	steps := f.sync(m)
