@@ -19,10 +19,11 @@ import (
 var readMirrorPy []byte
 
 // Independent Delta readers (DuckDB's delta_scan, Polars, delta-rs's SQL
-// QueryBuilder) read a mirror, deletion vectors applied, as the rows of
-// the view: updates, deletes, a tombstone and a compaction included. It
-// runs when SINK_TEST_PYTHON names a Python with duckdb, the DuckDB delta
-// extension, polars and deltalake.
+// QueryBuilder, and Spark with Delta Lake when SINK_TEST_SPARK is set)
+// read a mirror, deletion vectors applied, as the rows of the view:
+// updates, deletes, a tombstone and a compaction included. It runs when
+// SINK_TEST_PYTHON names a Python with duckdb, the DuckDB delta extension,
+// polars and deltalake (and pyspark with delta-spark).
 func TestMirrorReaders(t *testing.T) {
 	python := tabletest.Python(t)
 	dir := t.TempDir()
@@ -50,11 +51,17 @@ func TestMirrorReaders(t *testing.T) {
 	}
 	script := filepath.Join(t.TempDir(), "read_mirror.py")
 	require.NoError(t, os.WriteFile(script, readMirrorPy, 0o644))
-	out, err := exec.Command(python, script, filepath.Join(dir, mirrorRoot)).Output()
+	args := []string{script, filepath.Join(dir, mirrorRoot)}
+	readers := []string{"duckdb", "polars", "delta-rs"}
+	if os.Getenv("SINK_TEST_SPARK") != "" {
+		args = append(args, "--spark")
+		readers = append(readers, "spark")
+	}
+	out, err := exec.Command(python, args...).Output()
 	require.NoError(t, err, "%s", out)
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(out, &got), "%s", out)
-	for _, reader := range []string{"duckdb", "polars", "delta-rs"} {
+	for _, reader := range readers {
 		rows, ok := got[reader].([]any)
 		require.True(t, ok, "%s: %v", reader, got[reader])
 		var have [][]any

@@ -1,7 +1,10 @@
 """Reads a mirror table with independent Delta readers and prints, per
 reader, its rows as [id, name, _op, _lsn, _offset] sorted by id, as JSON.
 
-Usage: read_mirror.py <table directory>
+Usage: read_mirror.py <table directory> [--spark]
+
+With --spark it reads with Spark and Delta Lake too (the jars come from
+Ivy's cache, as in e2e/readers).
 """
 
 import json
@@ -42,10 +45,36 @@ def deltars_rows(path):
     return rows(pa.table(result).to_pylist())
 
 
+def spark_rows(path):
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master("local[1]")
+        .appName("evodb-sink-mirror-readers")
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.driver.memory", "1g")
+    )
+    spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        df = spark.read.format("delta").load(path).select("id", "name", "_op", "_lsn", "_offset")
+        return rows([r.asDict() for r in df.collect()])
+    finally:
+        spark.stop()
+
+
 def main():
     path = sys.argv[1]
+    readers = [("duckdb", duckdb_rows), ("polars", polars_rows), ("delta-rs", deltars_rows)]
+    if "--spark" in sys.argv[2:]:
+        readers.append(("spark", spark_rows))
     out = {}
-    for name, fn in [("duckdb", duckdb_rows), ("polars", polars_rows), ("delta-rs", deltars_rows)]:
+    for name, fn in readers:
         try:
             out[name] = fn(path)
         except Exception as e:  # report, so the test names the reader
