@@ -74,6 +74,14 @@ http:
 	require.Equal(t, 0, code, errOut.String())
 	require.Contains(t, stdout.String(), "_current: skipped, ")
 	require.Contains(t, stdout.String(), "deletion vectors")
+
+	// inspect and a dry-run vacuum read mirror tables like any other.
+	for _, args := range [][]string{{"inspect", "-c", cfgPath, "t0_current"}, {"vacuum", "-c", cfgPath, "-dry-run"}} {
+		e, stdout, errOut = testEnv(vars)
+		code = runMain(ctx, e, args)
+		require.Equal(t, 0, code, "%v: %s", args, errOut.String())
+		require.Contains(t, stdout.String(), "t0_current", "%v", args)
+	}
 }
 
 // caughtUp reports whether every mirror line of a verify report holds its
