@@ -55,6 +55,11 @@ type SchedulerOptions struct {
 	// MaxBackoff bounds the pause after repeated failures of a mirror;
 	// default 1m.
 	MaxBackoff time.Duration
+	// Yield, if set, is called before every step and may block until
+	// ingestion has room (the sink's memory budget is not pausing
+	// fetches), as compaction yields: a mirror is derived data and waits
+	// for the change log.
+	Yield      func(ctx context.Context) error
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -227,6 +232,11 @@ func (s *Scheduler) maintain(ctx context.Context, ref TableRef) {
 		case err != nil:
 			log.Warn("mirror lease", "err", err)
 		default:
+			if s.opts.Yield != nil {
+				if err := s.opts.Yield(ctx); err != nil {
+					return
+				}
+			}
 			res, err := m.Step(ctx)
 			s.record(ref, m, res, err)
 			switch {

@@ -200,7 +200,7 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 			stopMirrors()
 			return err
 		}
-		sched := mirror.NewScheduler(bucket, mtf, mirror.SchedulerOptions{Instance: s.Instance(), Logger: log, Registerer: reg})
+		sched := mirror.NewScheduler(bucket, mtf, mirror.SchedulerOptions{Instance: s.Instance(), Logger: log, Registerer: reg, Yield: s.WaitUnpaused})
 		go func() {
 			defer close(mirrorDone)
 			if err := sched.Run(mctx, func() []mirror.TableRef { return mirrorTables(s) }); err != nil && !errors.Is(err, context.Canceled) {
