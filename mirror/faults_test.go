@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -210,6 +211,34 @@ func TestMirrorRebuilds(t *testing.T) {
 		require.True(t, steps[0].Rebuilt)
 		f.check()
 		require.Equal(t, map[int64]string{7: "g"}, f.names())
+	})
+	t.Run("change log replaced under a running maintainer", func(t *testing.T) {
+		// The maintainer's change-log table advances its snapshot by the
+		// commits after it, which a log created again under the same root
+		// continues; reading the snapshot whole, every ReloadEvery, finds
+		// the new table id.
+		f := newFixture(t, nil)
+		now := time.Unix(1_700_000_000, 0)
+		m := f.maintainer(Options{ReloadEvery: time.Minute, Now: func() time.Time { return now }})
+		f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "b"))
+		f.sync(m)
+		var keys []string
+		require.NoError(t, f.b.List(f.ctx, logRoot+"/", func(o objstore.ObjectInfo) error {
+			keys = append(keys, o.Key)
+			return nil
+		}))
+		for _, k := range keys {
+			require.NoError(t, f.b.Delete(f.ctx, k))
+		}
+		f.log = f.format.Open(logRoot, committerOptions("sink2"))
+		f.next = map[int32]int64{}
+		f.commit(change(ins, 7, 5, "g"))
+		f.commit(change(ins, 8, 6, "h"))
+		now = now.Add(time.Minute)
+		steps := f.sync(m)
+		require.True(t, steps[0].Rebuilt, "%+v", steps[0])
+		f.check()
+		require.Equal(t, map[int64]string{7: "g", 8: "h"}, f.names())
 	})
 	t.Run("file vacuumed", func(t *testing.T) {
 		f := newFixture(t, nil)

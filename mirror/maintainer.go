@@ -64,6 +64,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Instance names the maintainer in commit info.
 	Instance string
+	// ReloadEvery is how often the maintainer reads the change log's
+	// snapshot whole instead of advancing the one it holds; default 1m.
+	// Advancing reads only the commits after it, and cannot notice a
+	// change log deleted and created again under the same root (another
+	// table id, which makes the maintainer rebuild) until it reloads.
+	ReloadEvery time.Duration
 }
 
 func (o *Options) applyDefaults() {
@@ -81,6 +87,9 @@ func (o *Options) applyDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ReloadEvery <= 0 {
+		o.ReloadEvery = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -105,8 +114,10 @@ type Maintainer struct {
 	opts      Options
 
 	// logSnap and snap are the last snapshots seen of the change log and
-	// of the mirror (nil: none yet, or to be read again).
+	// of the mirror (nil: none yet, or to be read again); loaded is when
+	// logSnap was last read whole.
 	logSnap, snap *committer.Snapshot
+	loaded        time.Time
 	// index holds the indexes of mirror files by path. A file never
 	// changes, so an entry is never stale; entries of files the mirror no
 	// longer holds are dropped after each commit.
@@ -164,7 +175,14 @@ type StepResult struct {
 // starts from the mirror's state.
 func (m *Maintainer) Step(ctx context.Context) (StepResult, error) {
 	res := StepResult{ChangeLogVersion: -1, From: -1, To: -1, MirrorVersion: -1}
-	logSnap, err := m.changeLog.Update(ctx, m.logSnap)
+	var logSnap *committer.Snapshot
+	var err error
+	if now := m.opts.Now(); m.logSnap == nil || now.Sub(m.loaded) >= m.opts.ReloadEvery {
+		logSnap, err = m.changeLog.Snapshot(ctx)
+		m.loaded = now
+	} else {
+		logSnap, err = m.changeLog.Update(ctx, m.logSnap)
+	}
 	if errors.Is(err, committer.ErrNoTable) {
 		m.logSnap = nil
 		return res, nil
