@@ -31,6 +31,9 @@ func TestMirrorKillPoints(t *testing.T) {
 		{"commit put", objstore.Fault{Op: objstore.OpPut, KeyPrefix: mirrorRoot + "/_delta_log/", KeySuffix: ".json", Rate: 1}},
 		{"commit landed, answer lost", objstore.Fault{Op: objstore.OpPut, KeyPrefix: mirrorRoot + "/_delta_log/", KeySuffix: ".json", Nth: 1, Ambiguous: true}},
 		{"deletion vector upload", objstore.Fault{Op: objstore.OpPut, KeyPrefix: mirrorRoot + "/", KeySuffix: ".bin", Nth: 1}},
+		// The step's merge commits; the compaction that follows it in the
+		// same step fails to upload its output.
+		{"compaction output upload", objstore.Fault{Op: objstore.OpPut, KeyPrefix: mirrorRoot + "/data/", Nth: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			faulty := objstore.NewFaulty(objstore.NewMemory(), 1)
@@ -42,8 +45,12 @@ func TestMirrorKillPoints(t *testing.T) {
 
 			f.commit(change(upd, 1, 20, "a2"), change(del, 2, 21, "b"), change(ins, 4, 22, "d"))
 			faulty.Add(tc.fault)
-			_, err := m.Step(f.ctx)
+			res, err := m.Step(f.ctx)
 			require.Positive(t, faulty.Injected(objstore.OpPut), "the fault hit")
+			if tc.name == "compaction output upload" {
+				require.Error(t, err)
+				require.Equal(t, res.ChangeLogVersion, res.To, "the merge landed before the compaction failed")
+			}
 			faulty.Reset()
 			if err != nil {
 				after := f.mirrorSnapshot()
