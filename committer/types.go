@@ -271,8 +271,10 @@ type Commit struct {
 }
 
 // Validate checks what does not depend on the table: txn conditions with
-// non-empty, distinct appIds and offset ranges, valid lineages, and no path
-// added or removed twice.
+// non-empty, distinct appIds and offset ranges, valid lineages, no path
+// added or removed twice, and row deletions of distinct, non-empty paths
+// that the commit does not remove (unless it adds the path again), with
+// no negative row.
 func (c *Commit) Validate() error {
 	apps := map[string]bool{}
 	for _, tc := range c.Txns {
@@ -307,6 +309,23 @@ func (c *Commit) Validate() error {
 			return fmt.Errorf("add %s appears twice", a.Path)
 		}
 		added[a.Path] = true
+	}
+	deleted := map[string]bool{}
+	for _, d := range c.Deletes {
+		switch {
+		case d.Path == "":
+			return errors.New("row deletion with an empty path")
+		case deleted[d.Path]:
+			return fmt.Errorf("rows of %s are deleted twice; give one RowDeletion per file", d.Path)
+		case removed[d.Path] && !added[d.Path]:
+			return fmt.Errorf("rows of %s are deleted, but the commit removes the file", d.Path)
+		}
+		for _, r := range d.Rows {
+			if r < 0 {
+				return fmt.Errorf("row deletion of %s: row %d is negative", d.Path, r)
+			}
+		}
+		deleted[d.Path] = true
 	}
 	if c.Metadata != nil && c.Metadata.Schema == nil {
 		return errors.New("metadata without a schema")

@@ -3,7 +3,8 @@
 // package documents (atomic, totally ordered commits; txn fencing with
 // lineages; refused removes and schema races; idempotent commit ids after
 // an ambiguous failure; tables deleted or replaced under a writer; tables
-// created in their first commit, committer.CreateCommit). Every
+// created in their first commit, committer.CreateCommit; rows deleted from
+// kept files, committer.RowDeleter, for formats that delete rows). Every
 // format runs it, over every store it supports, as every objstore backend
 // runs objstore.AcceptanceTest.
 package committertest
@@ -57,8 +58,10 @@ func BucketStore(b objstore.Bucket, newFormat func(b objstore.Bucket) committer.
 		Format: newFormat(b),
 		Faulty: faulty,
 		Ambiguous: func(t *testing.T) committer.Format {
-			// The first put under the table is the commit's log entry.
-			return faulty(objstore.Fault{Op: objstore.OpPut, KeyPrefix: root + "/", Nth: 1, Ambiguous: true})
+			// The first put of a JSON object under the table is the
+			// commit's log entry; a commit that deletes rows puts its
+			// deletion vector file (.bin) first.
+			return faulty(objstore.Fault{Op: objstore.OpPut, KeyPrefix: root + "/", KeySuffix: ".json", Nth: 1, Ambiguous: true})
 		},
 		Drop: func(t *testing.T, root string) {
 			t.Helper()
@@ -161,6 +164,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
 	t.Run("CreateCommit", func(t *testing.T) { runCreateCommit(t, newStore) })
+	t.Run("RowDeletion", func(t *testing.T) { runRowDeletion(t, newStore) })
 }
 
 func testCreateAndSnapshot(t *testing.T, st Store) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/evodb/sink/committer"
 )
@@ -20,10 +21,13 @@ const (
 	writerVersion = 2
 )
 
-// Protocol is the table's protocol action.
+// Protocol is the table's protocol action. ReaderFeatures and
+// WriterFeatures are the table features of a reader 3 / writer 7 table.
 type Protocol struct {
 	MinReaderVersion int32
 	MinWriterVersion int32
+	ReaderFeatures   []string
+	WriterFeatures   []string
 }
 
 // metadata is the table's metaData action. SchemaString is the Delta
@@ -94,6 +98,7 @@ type jsonAdd struct {
 	DataChange       bool              `json:"dataChange"`
 	Stats            string            `json:"stats,omitempty"`
 	Tags             map[string]string `json:"tags,omitempty"`
+	DeletionVector   *DeletionVector   `json:"deletionVector,omitempty"`
 }
 
 type jsonRemove struct {
@@ -103,6 +108,7 @@ type jsonRemove struct {
 	ExtendedFileMetadata bool              `json:"extendedFileMetadata,omitempty"`
 	PartitionValues      map[string]string `json:"partitionValues,omitempty"`
 	Size                 *int64            `json:"size,omitempty"`
+	DeletionVector       *DeletionVector   `json:"deletionVector,omitempty"`
 }
 
 func nonNil(m map[string]string) map[string]string {
@@ -178,7 +184,7 @@ func toJSONAdd(a committer.Add) (*jsonAdd, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &jsonAdd{
+	ja := &jsonAdd{
 		Path:             a.Path,
 		PartitionValues:  nonNil(a.PartitionValues),
 		Size:             a.Size,
@@ -186,7 +192,40 @@ func toJSONAdd(a committer.Add) (*jsonAdd, error) {
 		DataChange:       a.DataChange,
 		Stats:            string(stats),
 		Tags:             a.Tags,
-	}, nil
+	}
+	if a.Deleted != nil {
+		dv, ok := a.Deleted.Sys.(DeletionVector)
+		if !ok {
+			return nil, fmt.Errorf("add %s: deleted rows without a Delta deletion vector", a.Path)
+		}
+		ja.DeletionVector = &dv
+		ja.Stats = string(looseBounds(stats))
+	}
+	return ja, nil
+}
+
+// looseBounds returns stats marked as having bounds that may be wider than
+// the rows a file still holds ("tightBounds": false), as the protocol
+// requires of a file with a deletion vector: its bounds were taken before
+// rows were deleted. numRecords still counts every row of the file.
+func looseBounds(stats RawStats) RawStats {
+	s := string(stats)
+	switch {
+	case s == "":
+		return ""
+	case strings.Contains(s, `"tightBounds":false`):
+		return stats
+	case strings.Contains(s, `"tightBounds":true`):
+		return RawStats(strings.Replace(s, `"tightBounds":true`, `"tightBounds":false`, 1))
+	}
+	body, ok := strings.CutSuffix(strings.TrimSpace(s), "}")
+	if !ok {
+		return stats
+	}
+	if strings.TrimSpace(body) == "{" {
+		return RawStats(body + `"tightBounds":false}`)
+	}
+	return RawStats(body + `,"tightBounds":false}`)
 }
 
 func (j *jsonAdd) add() committer.Add {
@@ -202,7 +241,35 @@ func (j *jsonAdd) add() committer.Add {
 	if j.Stats != "" {
 		a.Sys = RawStats(j.Stats)
 	}
+	if j.DeletionVector != nil {
+		a.Deleted = j.DeletionVector.deleted("")
+	}
 	return a
+}
+
+// rooted returns d with the path of its deletion vector file made relative
+// to the table root root: a parsed action knows no root, which only
+// absolute ("p") paths need.
+func rooted(d *committer.DeletedRows, root string) *committer.DeletedRows {
+	if d == nil {
+		return nil
+	}
+	dv, ok := d.Sys.(DeletionVector)
+	if !ok || dv.StorageType != dvPath {
+		return d
+	}
+	return dv.deleted(root)
+}
+
+// root makes the paths of the entry's deletion vector files relative to
+// the table root root; see rooted.
+func (e *logEntry) root(root string) {
+	for i := range e.adds {
+		e.adds[i].Deleted = rooted(e.adds[i].Deleted, root)
+	}
+	for i := range e.removes {
+		e.removes[i].Deleted = rooted(e.removes[i].Deleted, root)
+	}
 }
 
 func toJSONRemove(r committer.Remove) *jsonRemove {
@@ -216,11 +283,19 @@ func toJSONRemove(r committer.Remove) *jsonRemove {
 	}
 	size := r.Size
 	j.Size = &size
+	if r.Deleted != nil {
+		if dv, ok := r.Deleted.Sys.(DeletionVector); ok {
+			j.DeletionVector = &dv
+		}
+	}
 	return j
 }
 
 func (j *jsonRemove) remove() committer.Remove {
 	r := committer.Remove{Path: j.Path, DataChange: j.DataChange, PartitionValues: j.PartitionValues}
+	if j.DeletionVector != nil {
+		r.Deleted = j.DeletionVector.deleted("")
+	}
 	if j.DeletionTimestamp != nil {
 		r.DeletionTimestamp = *j.DeletionTimestamp
 	}
@@ -270,7 +345,12 @@ func parseLogEntry(data []byte) (*logEntry, error) {
 		case a.CommitInfo != nil:
 			e.commitInfo = a.CommitInfo
 		case a.Protocol != nil:
-			e.protocol = &Protocol{MinReaderVersion: a.Protocol.MinReaderVersion, MinWriterVersion: a.Protocol.MinWriterVersion}
+			e.protocol = &Protocol{
+				MinReaderVersion: a.Protocol.MinReaderVersion,
+				MinWriterVersion: a.Protocol.MinWriterVersion,
+				ReaderFeatures:   a.Protocol.ReaderFeatures,
+				WriterFeatures:   a.Protocol.WriterFeatures,
+			}
 		case a.MetaData != nil:
 			md := a.MetaData.metadata()
 			e.metadata = &md
@@ -313,7 +393,8 @@ func (e *logEntry) encode() ([]byte, error) {
 		}
 	}
 	if e.protocol != nil {
-		if err := put(jsonAction{Protocol: &jsonProtocol{MinReaderVersion: e.protocol.MinReaderVersion, MinWriterVersion: e.protocol.MinWriterVersion}}); err != nil {
+		p := e.protocol
+		if err := put(jsonAction{Protocol: &jsonProtocol{MinReaderVersion: p.MinReaderVersion, MinWriterVersion: p.MinWriterVersion, ReaderFeatures: p.ReaderFeatures, WriterFeatures: p.WriterFeatures}}); err != nil {
 			return nil, err
 		}
 	}

@@ -44,6 +44,41 @@ type cpAdd struct {
 	DataChange       bool              `parquet:"dataChange"`
 	Stats            *string           `parquet:"stats,optional"`
 	Tags             map[string]string `parquet:"tags,optional"`
+	DeletionVector   *cpDeletionVector `parquet:"deletionVector,optional"`
+}
+
+// cpDeletionVector is a deletion vector descriptor as Spark's checkpoint
+// schema lays it out.
+type cpDeletionVector struct {
+	StorageType    string `parquet:"storageType"`
+	PathOrInlineDv string `parquet:"pathOrInlineDv"`
+	Offset         *int32 `parquet:"offset,optional"`
+	SizeInBytes    int32  `parquet:"sizeInBytes"`
+	Cardinality    int64  `parquet:"cardinality"`
+}
+
+func toCPDeletionVector(d *committer.DeletedRows) *cpDeletionVector {
+	if d == nil {
+		return nil
+	}
+	dv, ok := d.Sys.(DeletionVector)
+	if !ok {
+		return nil
+	}
+	return &cpDeletionVector{StorageType: dv.StorageType, PathOrInlineDv: dv.PathOrInlineDv, Offset: dv.Offset, SizeInBytes: dv.SizeInBytes, Cardinality: dv.Cardinality}
+}
+
+// deleted returns the deleted rows d describes in a table rooted at root,
+// nil for none.
+func (d *cpDeletionVector) deleted(root string) *committer.DeletedRows {
+	if d == nil {
+		return nil
+	}
+	dv := DeletionVector{StorageType: d.StorageType, PathOrInlineDv: d.PathOrInlineDv, SizeInBytes: d.SizeInBytes, Cardinality: d.Cardinality}
+	if d.Offset != nil {
+		dv.Offset = ptr(*d.Offset)
+	}
+	return dv.deleted(root)
 }
 
 type cpRemove struct {
@@ -53,6 +88,7 @@ type cpRemove struct {
 	ExtendedFileMetadata *bool             `parquet:"extendedFileMetadata,optional"`
 	PartitionValues      map[string]string `parquet:"partitionValues,optional"`
 	Size                 *int64            `parquet:"size,optional"`
+	DeletionVector       *cpDeletionVector `parquet:"deletionVector,optional"`
 }
 
 type cpFormat struct {
@@ -72,8 +108,10 @@ type cpMetaData struct {
 }
 
 type cpProtocol struct {
-	MinReaderVersion int32 `parquet:"minReaderVersion"`
-	MinWriterVersion int32 `parquet:"minWriterVersion"`
+	MinReaderVersion int32    `parquet:"minReaderVersion"`
+	MinWriterVersion int32    `parquet:"minWriterVersion"`
+	ReaderFeatures   []string `parquet:"readerFeatures,optional,list"`
+	WriterFeatures   []string `parquet:"writerFeatures,optional,list"`
 }
 
 type lastCheckpoint struct {
@@ -90,7 +128,12 @@ func ptr[T any](v T) *T { return &v }
 func checkpointRows(s *committer.Snapshot, expireBefore int64) ([]cpRow, error) {
 	ss := st(s)
 	rows := []cpRow{
-		{Protocol: &cpProtocol{MinReaderVersion: ss.protocol.MinReaderVersion, MinWriterVersion: ss.protocol.MinWriterVersion}},
+		{Protocol: &cpProtocol{
+			MinReaderVersion: ss.protocol.MinReaderVersion,
+			MinWriterVersion: ss.protocol.MinWriterVersion,
+			ReaderFeatures:   ss.protocol.ReaderFeatures,
+			WriterFeatures:   ss.protocol.WriterFeatures,
+		}},
 	}
 	md := ss.metadata
 	cm := &cpMetaData{
@@ -125,15 +168,17 @@ func checkpointRows(s *committer.Snapshot, expireBefore int64) ([]cpRow, error) 
 		if ja.Stats != "" {
 			ca.Stats = ptr(ja.Stats)
 		}
+		ca.DeletionVector = toCPDeletionVector(a.Deleted)
 		rows = append(rows, cpRow{Add: ca})
 	}
-	tombs := make([]string, 0, ss.tombs.n)
-	for p := range ss.tombs.all() {
-		tombs = append(tombs, p)
+	tombs := make([]committer.Remove, 0, ss.tombs.n)
+	for _, r := range ss.tombs.all() {
+		tombs = append(tombs, r)
 	}
-	sort.Strings(tombs)
-	for _, p := range tombs {
-		r, _ := ss.tombs.get(p)
+	sort.Slice(tombs, func(i, j int) bool {
+		return tombKey(tombs[i].Path, tombs[i].Deleted) < tombKey(tombs[j].Path, tombs[j].Deleted)
+	})
+	for _, r := range tombs {
 		if r.DeletionTimestamp < expireBefore {
 			continue
 		}
@@ -144,6 +189,7 @@ func checkpointRows(s *committer.Snapshot, expireBefore int64) ([]cpRow, error) 
 			ExtendedFileMetadata: ptr(true),
 			PartitionValues:      nonNil(r.PartitionValues),
 			Size:                 ptr(r.Size),
+			DeletionVector:       toCPDeletionVector(r.Deleted),
 		}})
 	}
 	return rows, nil
@@ -176,7 +222,7 @@ func encodeCheckpoint(s *committer.Snapshot, expireBefore int64) ([]byte, int64,
 }
 
 // decodeCheckpoint rebuilds the snapshot at version from a checkpoint.
-func decodeCheckpoint(data []byte, version int64) (s *committer.Snapshot, err error) {
+func decodeCheckpoint(data []byte, version int64, root string) (s *committer.Snapshot, err error) {
 	// parquet-go panics on some malformed files and on column types it
 	// cannot convert; a bad checkpoint must only send the reader back to the
 	// JSON commits, so such a panic becomes an error here.
@@ -203,7 +249,12 @@ func decodeCheckpoint(data []byte, version int64) (s *committer.Snapshot, err er
 		for _, row := range batch[:n] {
 			switch {
 			case row.Protocol != nil:
-				ss.protocol = Protocol{MinReaderVersion: row.Protocol.MinReaderVersion, MinWriterVersion: row.Protocol.MinWriterVersion}
+				ss.protocol = Protocol{
+					MinReaderVersion: row.Protocol.MinReaderVersion,
+					MinWriterVersion: row.Protocol.MinWriterVersion,
+					ReaderFeatures:   row.Protocol.ReaderFeatures,
+					WriterFeatures:   row.Protocol.WriterFeatures,
+				}
 				sawProtocol = true
 			case row.MetaData != nil:
 				m := row.MetaData
@@ -232,6 +283,7 @@ func decodeCheckpoint(data []byte, version int64) (s *committer.Snapshot, err er
 					ModificationTime: row.Add.ModificationTime,
 					DataChange:       row.Add.DataChange,
 					Tags:             row.Add.Tags,
+					Deleted:          row.Add.DeletionVector.deleted(root),
 				}
 				if row.Add.Stats != nil && *row.Add.Stats != "" {
 					a.Stats = readStats(*row.Add.Stats)
@@ -245,6 +297,7 @@ func decodeCheckpoint(data []byte, version int64) (s *committer.Snapshot, err er
 					DataChange:        row.Remove.DataChange,
 					Size:              derefInt(row.Remove.Size),
 					PartitionValues:   row.Remove.PartitionValues,
+					Deleted:           row.Remove.DeletionVector.deleted(root),
 				})
 			}
 		}
@@ -268,7 +321,7 @@ func (t *Table) readCheckpoint(ctx context.Context, version int64) (*committer.S
 	if err != nil {
 		return nil, err
 	}
-	s, err := decodeCheckpoint(data, version)
+	s, err := decodeCheckpoint(data, version, t.root)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", key, err)
 	}

@@ -24,11 +24,13 @@ const (
 
 // check returns why c cannot be committed on top of s, or nil. schema is
 // c.Metadata's schema as a schemaString ("" without Metadata).
-func check(c *committer.Commit, s *committer.Snapshot, schema string) error {
+func (t *Table) check(c *committer.Commit, s *committer.Snapshot, schema string) error {
 	ss := st(s)
-	if ss.protocol.MinReaderVersion > readerVersion || ss.protocol.MinWriterVersion > writerVersion {
-		return fmt.Errorf("table requires protocol (%d, %d): %w",
-			ss.protocol.MinReaderVersion, ss.protocol.MinWriterVersion, ErrUnsupportedProtocol)
+	if err := t.writable(ss.protocol, ss.metadata); err != nil {
+		return err
+	}
+	if err := t.checkChanges(c, ss.protocol, ss.metadata); err != nil {
+		return err
 	}
 	if err := c.CheckTxns(s); err != nil {
 		return err
@@ -57,8 +59,9 @@ func metadataAction(md committer.Metadata, schema string) metadata {
 	}
 }
 
-// entry builds the log entry that commits c on top of s.
-func (t *Table) entry(c *committer.Commit, s *committer.Snapshot, schema string) *logEntry {
+// entry builds the log entry that commits c on top of s, with dvs the
+// deletion vectors of the files c deletes rows of (deletionVectors).
+func (t *Table) entry(c *committer.Commit, s *committer.Snapshot, schema string, dvs map[string]DeletionVector) *logEntry {
 	now := t.opts.Now().UnixMilli()
 	readVersion := c.ReadVersion
 	if readVersion < 0 {
@@ -70,7 +73,7 @@ func (t *Table) entry(c *committer.Commit, s *committer.Snapshot, schema string)
 		"operationParameters": map[string]string{},
 		"readVersion":         readVersion,
 		"isolationLevel":      "Serializable",
-		"isBlindAppend":       len(c.Removes) == 0 && c.Metadata == nil,
+		"isBlindAppend":       len(c.Removes) == 0 && len(c.Deletes) == 0 && c.Metadata == nil,
 		"engineInfo":          EngineInfo,
 		infoCommitID:          c.ID,
 		infoInstance:          t.opts.Instance,
@@ -121,6 +124,10 @@ func (t *Table) entry(c *committer.Commit, s *committer.Snapshot, schema string)
 			if r.PartitionValues == nil {
 				r.PartitionValues = a.PartitionValues
 			}
+			// The file is removed with its deletion vector: a removal is
+			// of a (path, vector) pair, and vacuum keeps the vector's file
+			// as long as the removal.
+			r.Deleted = a.Deleted
 		}
 		r.PartitionValues = maps.Clone(r.PartitionValues)
 		if r.DeletionTimestamp == 0 {
@@ -138,6 +145,7 @@ func (t *Table) entry(c *committer.Commit, s *committer.Snapshot, schema string)
 		a.PartitionValues = maps.Clone(a.PartitionValues)
 		e.adds = append(e.adds, a)
 	}
+	t.deletionEntries(e, c, s, dvs, now)
 	return e
 }
 
@@ -200,6 +208,7 @@ func (t *Table) newCreation(cmd committer.Metadata) (*creation, error) {
 		}
 	}
 	md := cloneMetadata(metadataAction(cmd, schema))
+	md.Configuration = t.newConfiguration(md.Configuration)
 	if md.ID == "" {
 		md.ID = newUUID()
 	}
@@ -213,6 +222,14 @@ func (t *Table) newCreation(cmd committer.Metadata) (*creation, error) {
 func (t *Table) commit(ctx context.Context, c committer.Commit, create *committer.Metadata) (*committer.CommitResult, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("commit to table %s: %w", t.root, err)
+	}
+	if len(c.Deletes) > 0 && !t.opts.DeleteRows {
+		return nil, fmt.Errorf("commit to table %s: the commit deletes rows, which only a table opened with DeleteRows does", t.root)
+	}
+	for _, a := range c.Adds {
+		if a.Deleted != nil {
+			return nil, fmt.Errorf("commit to table %s: add %s has deleted rows; a writer deletes rows with Commit.Deletes", t.root, a.Path)
+		}
 	}
 	var schema string
 	if c.Metadata != nil {
@@ -302,11 +319,15 @@ func (t *Table) commit(ctx context.Context, c committer.Commit, create *committe
 			return nil, fmt.Errorf("commit %s to table %s: the table exists, with another schema than the one the commit would create it with (set at version %d): %w",
 				c.ID, t.root, st(s).metadataVersion, committer.ErrMetadataChanged)
 		}
-		if err := check(&c, s, schema); err != nil {
+		if err := t.check(&c, s, schema); err != nil {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
 		}
 		version := s.Version + 1
-		e := t.entry(&c, s, schema)
+		dvs, err := t.deletionVectors(ctx, &c, s)
+		if err != nil {
+			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+		}
+		e := t.entry(&c, s, schema, dvs)
 		body, err := e.encode()
 		if err != nil {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
@@ -368,16 +389,23 @@ func (t *Table) commit(ctx context.Context, c committer.Commit, create *committe
 // taken or the put failed ambiguously, after backing off from the latter,
 // and the caller then loads the table.
 func (t *Table) putFirst(ctx context.Context, bo *backoff.ExponentialBackOff, c *committer.Commit, cr *creation, attempt int) (*committer.CommitResult, error) {
+	// The checks run against the table version 0 creates.
 	empty := emptySnapshot()
-	if err := check(c, empty, ""); err != nil {
+	st(empty).protocol = *t.newProtocol()
+	st(empty).metadata = cr.md
+	if err := t.check(c, empty, ""); err != nil {
 		// A new table holds no file to remove.
 		return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
 	}
-	e := t.entry(c, empty, "")
+	dvs, err := t.deletionVectors(ctx, c, empty)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+	}
+	e := t.entry(c, empty, "", dvs)
 	// Version 0 was read from nothing, as Spark's first streaming write
 	// records it.
 	delete(e.commitInfo, "readVersion")
-	e.protocol = &Protocol{MinReaderVersion: readerVersion, MinWriterVersion: writerVersion}
+	e.protocol = t.newProtocol()
 	md := cloneMetadata(cr.md)
 	e.metadata = &md
 	body, err := e.encode()

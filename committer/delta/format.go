@@ -18,6 +18,7 @@ var (
 	_ committer.Format     = (*Format)(nil)
 	_ committer.Table      = (*Table)(nil)
 	_ committer.Maintainer = (*Table)(nil)
+	_ committer.RowDeleter = (*Table)(nil)
 
 	_ committer.CreateCommitter = (*Table)(nil)
 )
@@ -47,6 +48,7 @@ func (f *Format) Open(root string, o committer.Options) committer.Table {
 	if o.Logger != nil {
 		opts.Logger = o.Logger
 	}
+	opts.DeleteRows = o.DeleteRows
 	return Open(f.bucket, root, opts)
 }
 

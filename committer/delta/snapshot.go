@@ -60,7 +60,10 @@ func ours(s *committer.Snapshot) bool {
 
 // Tombstone returns the remove action of path if s keeps it as a
 // tombstone: removed less than the Table's TombstoneRetention ago (or a
-// little longer; expiry runs in batches).
+// little longer; expiry runs in batches). A path removed several times
+// with different deletion vectors (its vector changed while it stayed
+// active) has a tombstone per vector; Tombstone returns the latest, and
+// Tombstones yields them all. A path can be active and have tombstones.
 func Tombstone(s *committer.Snapshot, path string) (committer.Remove, bool) {
 	return st(s).tombs.get(path)
 }
@@ -69,7 +72,7 @@ func Tombstone(s *committer.Snapshot, path string) (committer.Remove, bool) {
 func NumTombstones(s *committer.Snapshot) int { return st(s).tombs.n }
 
 // Tombstones yields the tombstones s keeps, by path, in no particular
-// order.
+// order; a path appears once per deletion vector it was removed with.
 func Tombstones(s *committer.Snapshot) iter.Seq2[string, committer.Remove] {
 	return st(s).tombs.all()
 }
@@ -156,7 +159,7 @@ func apply(s *committer.Snapshot, version int64, e *logEntry) {
 	}
 	for _, a := range e.adds {
 		s.Files[a.Path] = a
-		ss.tombs.remove(a.Path)
+		ss.tombs.remove(a.Path, a.Deleted)
 	}
 	if id := e.commitID(); id != "" {
 		ss.commitIDs[id] = version
@@ -223,6 +226,7 @@ func (t *Table) readCommit(ctx context.Context, version int64) (*logEntry, error
 	if err != nil {
 		return nil, fmt.Errorf("parse commit %s: %w", key, err)
 	}
+	e.root(t.root)
 	return e, nil
 }
 

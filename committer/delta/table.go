@@ -29,8 +29,10 @@ import (
 )
 
 // ErrUnsupportedProtocol is returned (wrapped) when a table requires a reader
-// or writer protocol newer than (1, 2), which this committer cannot write
-// correctly.
+// or writer protocol this committer cannot write correctly: newer than
+// (1, 2), or for a Table opened with DeleteRows, newer than (3, 7) or with
+// table features other than deletionVectors (and the legacy appendOnly and
+// invariants, honoured).
 var ErrUnsupportedProtocol = errors.New("unsupported table protocol")
 
 // MinLogRetention is the shortest retention any log cleanup may use: a
@@ -67,6 +69,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives warnings about retries and checkpoints.
 	Logger *slog.Logger
+	// DeleteRows is committer.Options.DeleteRows: the Table creates tables
+	// of reader 3 / writer 7 with deletion vectors enabled, writes tables
+	// of that protocol, and takes Commit.Deletes. Without it such tables
+	// are refused with ErrUnsupportedProtocol.
+	DeleteRows bool
 }
 
 // Table is one Delta table under a key prefix of a bucket.
@@ -364,6 +371,7 @@ func (t *Table) Create(ctx context.Context, cmd committer.Metadata) (*committer.
 		}
 	}
 	md := metadataAction(cmd, schema)
+	md.Configuration = t.newConfiguration(md.Configuration)
 	if !t.seenAbsent() {
 		s, err := t.Snapshot(ctx)
 		if err == nil {
@@ -392,7 +400,7 @@ func (t *Table) Create(ctx context.Context, cmd committer.Metadata) (*committer.
 			infoCommitID:          id,
 			infoInstance:          t.opts.Instance,
 		},
-		protocol: &Protocol{MinReaderVersion: readerVersion, MinWriterVersion: writerVersion},
+		protocol: t.newProtocol(),
 		metadata: &md,
 	}
 	body, err := e.encode()

@@ -13,7 +13,11 @@ import (
 const tombstoneShards = 256
 
 // tombstoneSet holds the removed files a snapshot keeps for vacuum and for
-// checkpoints, by path. It is copy-on-write, so that a commit does not copy
+// checkpoints, by their logical identity (tombKey): the path, and the
+// deletion vector the file had when it was removed. A file whose deletion
+// vector changed was removed with its old vector and added with the new one
+// in one commit, so it is active and has a tombstone at once; the tombstone
+// keeps the old vector's file for readers of older versions. It is copy-on-write, so that a commit does not copy
 // every tombstone the table has: share returns a set that uses the same
 // shards, and the first change to a shard copies that shard (and, once, the
 // array of shards). The zero value is an empty set.
@@ -55,11 +59,34 @@ func shardOf(path string) int {
 	return int(h % tombstoneShards)
 }
 
+// tombKey is the key of a file's removal in a tombstoneSet: its path, and
+// the identity of the deletion vector it was removed with, if any. A
+// path holds no NUL byte, so keys of distinct identities differ.
+func tombKey(path string, d *committer.DeletedRows) string {
+	if d == nil {
+		return path
+	}
+	if dv, ok := d.Sys.(DeletionVector); ok {
+		return path + "\x00" + dv.id()
+	}
+	return path
+}
+
+// get returns the latest removal of path, with whichever deletion vector
+// (the one with the greatest deletion timestamp).
 func (ts *tombstoneSet) get(path string) (committer.Remove, bool) {
 	if ts.shards == nil {
 		return committer.Remove{}, false
 	}
-	r, ok := ts.shards[shardOf(path)][path]
+	m := ts.shards[shardOf(path)]
+	r, ok := m[path]
+	// Removals with a deletion vector are keyed by path and vector; they
+	// share path's shard, so only that shard is searched.
+	for k, c := range m {
+		if c.Path == path && k != path && (!ok || c.DeletionTimestamp > r.DeletionTimestamp) {
+			r, ok = c, true
+		}
+	}
 	return r, ok
 }
 
@@ -93,20 +120,29 @@ func (ts *tombstoneSet) writable(i int) map[string]committer.Remove {
 
 func (ts *tombstoneSet) put(r committer.Remove) {
 	m := ts.writable(shardOf(r.Path))
-	if _, ok := m[r.Path]; !ok {
+	k := tombKey(r.Path, r.Deleted)
+	if _, ok := m[k]; !ok {
 		ts.n++
 	}
-	m[r.Path] = r
+	m[k] = r
 	if ts.n == 1 || r.DeletionTimestamp < ts.oldest {
 		ts.oldest = r.DeletionTimestamp
 	}
 }
 
-func (ts *tombstoneSet) remove(path string) {
-	if _, ok := ts.get(path); !ok {
+// remove drops the removal of path with the deletion vector d (nil for
+// none): the file was added again with it, as Delta's reconciliation by
+// (path, deletion vector) requires. Removals of path with other vectors
+// stay: their vectors' files are still read by older versions.
+func (ts *tombstoneSet) remove(path string, d *committer.DeletedRows) {
+	if ts.shards == nil {
 		return
 	}
-	delete(ts.writable(shardOf(path)), path)
+	k := tombKey(path, d)
+	if _, ok := ts.shards[shardOf(path)][k]; !ok {
+		return
+	}
+	delete(ts.writable(shardOf(path)), k)
 	ts.n--
 }
 
@@ -137,9 +173,9 @@ func (ts *tombstoneSet) expire(cutoff, slack int64) {
 		// A new map rather than deletes: a Go map never shrinks, so the
 		// memory of expired tombstones is only freed with their map.
 		kept := map[string]committer.Remove{}
-		for p, r := range ts.shards[i] {
+		for k, r := range ts.shards[i] {
 			if r.DeletionTimestamp >= cutoff {
-				kept[p] = r
+				kept[k] = r
 			}
 		}
 		ts.n -= len(ts.shards[i]) - len(kept)
@@ -156,8 +192,8 @@ func (ts *tombstoneSet) all() iter.Seq2[string, committer.Remove] {
 			return
 		}
 		for _, m := range ts.shards {
-			for p, r := range m {
-				if !yield(p, r) {
+			for _, r := range m {
+				if !yield(r.Path, r) {
 					return
 				}
 			}

@@ -37,6 +37,9 @@ func (t *Table) Commit(ctx context.Context, c committer.Commit) (*committer.Comm
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("commit to %s: %w", t.root, err)
 	}
+	if t.deleteRows || len(c.Deletes) > 0 {
+		return nil, fmt.Errorf("commit to %s: %w", t.root, ErrDeleteRowsUnsupported)
+	}
 	if len(c.Adds) == 0 && len(c.Removes) == 0 {
 		return nil, fmt.Errorf("commit to %s: an Iceberg commit must add or remove a file", t.root)
 	}

@@ -305,14 +305,22 @@ func (f *Format) Open(root string, o committer.Options) committer.Table {
 		opts.Logger = o.Logger
 	}
 	return &Table{
-		cat:      f.cat,
-		fs:       f.fs,
-		root:     root,
-		ident:    f.Identifier(root),
-		location: f.location + "/" + root,
-		opts:     opts,
+		cat:        f.cat,
+		fs:         f.fs,
+		root:       root,
+		ident:      f.Identifier(root),
+		location:   f.location + "/" + root,
+		opts:       opts,
+		deleteRows: o.DeleteRows,
 	}
 }
+
+// ErrDeleteRowsUnsupported is returned (wrapped) by Create and Commit of
+// a Table opened with committer.Options.DeleteRows, and by Commit of a
+// commit with Deletes: Iceberg tables cannot delete rows of the files they
+// keep here yet (position deletes), so a mirror table must be a Delta
+// table for now.
+var ErrDeleteRowsUnsupported = errors.New("deleting rows of kept files (mirror tables) is not supported for Iceberg tables yet; use the Delta format for such tables")
 
 // Identifier returns the catalog identifier of the table at root: the
 // namespace the template makes of its leading segments, and its last

@@ -112,6 +112,9 @@ type Table struct {
 	ident    table.Identifier
 	location string
 	opts     Options
+	// deleteRows is committer.Options.DeleteRows, which the Table refuses
+	// (ErrDeleteRowsUnsupported).
+	deleteRows bool
 
 	mu struct {
 		sync.Mutex
@@ -425,6 +428,9 @@ func (t *Table) NewFieldIDs(s *codec.Schema) map[string]int {
 // catalog creates a table once and the others load it. md.ID is not
 // used: the catalog assigns the table's UUID, which is its ID.
 func (t *Table) Create(ctx context.Context, md committer.Metadata) (*committer.Snapshot, error) {
+	if t.deleteRows {
+		return nil, fmt.Errorf("create table %s: %w", t.root, ErrDeleteRowsUnsupported)
+	}
 	s, err := t.load(ctx)
 	if err == nil || !errors.Is(err, committer.ErrNoTable) {
 		return s, err
