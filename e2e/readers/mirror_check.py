@@ -190,15 +190,17 @@ def duckdb_connection(loc):
 
     import duckdb
     import duckdb_extension_delta
+    import duckdb_extension_httpfs
 
-    con = duckdb.connect()
-    ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.glob("extensions/*/delta.duckdb_extension"))
-    con.sql(f"LOAD '{ext}'")
+    # The extensions come from their Python packages: nothing is fetched.
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    for mod, name in ((duckdb_extension_httpfs, "httpfs"), (duckdb_extension_delta, "delta")):
+        ext = next(pathlib.Path(mod.__file__).parent.glob(f"extensions/*/{name}.duckdb_extension"))
+        con.sql(f"LOAD '{ext}'")
     if loc.cfg.get("endpoint"):
-        con.sql(
-            "CREATE SECRET e2e (TYPE S3, KEY_ID ?, SECRET ?, ENDPOINT ?, URL_STYLE 'path', USE_SSL false, REGION ?)".replace(
-                "?", "'{}'"
-            ).format(loc.cfg["access_key"], loc.cfg["secret_key"], loc.host, loc.cfg["region"])
+        con.execute(
+            "CREATE SECRET e2e (TYPE S3, KEY_ID $key, SECRET $secret, ENDPOINT $host, URL_STYLE 'path', USE_SSL false, REGION $region)",
+            {"key": loc.cfg["access_key"], "secret": loc.cfg["secret_key"], "host": loc.host, "region": loc.cfg["region"]},
         )
     return con
 
