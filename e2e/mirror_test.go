@@ -7,11 +7,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/mirror"
 	"github.com/evodb/sink/objstore"
 )
 
@@ -84,6 +87,74 @@ func ptrString(p *int64) string {
 		return "none"
 	}
 	return fmt.Sprint(*p)
+}
+
+// mirrorPairs are the change logs of tables (routed names) and their
+// mirror tables at the default path, "{path}_current"; the sinks write
+// every table at "{table}", the last part of its routed name.
+func mirrorPairs(tables ...string) []mirrorPair {
+	pairs := make([]mirrorPair, len(tables))
+	for i, t := range tables {
+		path := t[strings.LastIndex(t, ".")+1:]
+		pairs[i] = mirrorPair{Changelog: path, Mirror: path + "_current", Key: []string{"id"}}
+	}
+	return pairs
+}
+
+// waitMirrors waits until every mirror holds its change log's latest
+// version (its txn version for the change log is the change log's
+// version), while the sinks keep them; a mirror whose maintainer was
+// killed is taken over once its lease expires.
+func (h *harness) waitMirrors(pairs []mirrorPair, timeout time.Duration) {
+	h.t.Helper()
+	start := time.Now()
+	ctx := h.ctx(timeout)
+	tf := h.tableFormat()
+	lag := map[string]string{}
+	for {
+		clear(lag)
+		for _, p := range pairs {
+			logSnap, err := tf.Open(p.Changelog, committer.Options{}).Snapshot(ctx)
+			if err != nil {
+				lag[p.Mirror] = err.Error()
+				continue
+			}
+			snap, err := tf.Open(p.Mirror, committer.Options{}).Snapshot(ctx)
+			if err != nil {
+				lag[p.Mirror] = err.Error()
+				continue
+			}
+			if w, ok := snap.TxnVersion(mirror.AppID(logSnap.Metadata.ID)); !ok || w != logSnap.Version {
+				lag[p.Mirror] = fmt.Sprintf("holds change-log version %d (found: %v) of %d", w, ok, logSnap.Version)
+			}
+		}
+		if len(lag) == 0 {
+			h.t.Logf("mirrors: %d caught up with their change logs (%s)", len(pairs), time.Since(start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			h.t.Fatalf("mirrors did not catch up with their change logs within %s: %v", timeout, lag)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// mirrorVerdict proves every mirror equals the current-state view of its
+// change log at the version it holds: mirror.Check (the Go checker) reads
+// both through the committer, mirror_check.py through DuckDB, delta-rs,
+// Polars and Spark.
+func (h *harness) mirrorVerdict(pairs []mirrorPair) {
+	h.t.Helper()
+	tf := h.tableFormat()
+	for _, p := range pairs {
+		rep, err := mirror.Check(h.ctx(5*time.Minute), h.bucket(), tf.Open(p.Changelog, committer.Options{}), tf.Open(p.Mirror, committer.Options{}), p.Key)
+		require.NoError(h.t, err, "check mirror %s", p.Mirror)
+		require.True(h.t, rep.OK(), "%s", rep)
+		require.Positive(h.t, rep.Rows, "mirror %s is empty", p.Mirror)
+		h.t.Logf("%s", rep)
+	}
+	h.mirrors(pairs)
 }
 
 // putDir uploads the files under dir to the scenario's bucket prefix,

@@ -21,7 +21,8 @@ Usage: mirror_check.py CONFIG_JSON
   CONFIG_JSON: check_tables.py's (endpoint, bucket, prefix, access_key,
                secret_key, region, local_root) plus "mirrors": a list of
                {"changelog": table, "mirror": table, "key": [columns]
-               (optional: the change log's evodb.primaryKey otherwise),
+               (optional: the mirror's evodb.mirrorKey, else the change
+               log's evodb.primaryKey),
                "app_id": (optional: "evodb-mirror/<change log id>")},
                and optionally "readers": the readers to run.
 
@@ -228,11 +229,13 @@ def mirror_state(loc, m):
     mt = deltalake.DeltaTable(loc.uri(m["mirror"]), storage_options=loc.storage())
     app_id = m.get("app_id") or f"evodb-mirror/{cl.metadata().id}"
     w = mt.transaction_version(app_id)
+    # The key: given, else the one the mirror records it was built with,
+    # else the change log's primary key.
     key = m.get("key")
     if not key:
-        for conf in (cl.metadata().configuration, mt.metadata().configuration):
-            if conf.get("evodb.primaryKey"):
-                key = conf["evodb.primaryKey"].split(",")
+        for conf, name in ((mt.metadata().configuration, "evodb.mirrorKey"), (cl.metadata().configuration, "evodb.primaryKey")):
+            if conf.get(name):
+                key = conf[name].split(",")
                 break
     if not key:
         raise ValueError(
