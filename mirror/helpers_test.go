@@ -30,7 +30,7 @@ const (
 // blocks, txn-fenced commits, the primary key in its metadata) and its
 // mirror table.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	b      objstore.Bucket
 	format *delta.Format
@@ -43,7 +43,7 @@ type fixture struct {
 	key string
 }
 
-func newFixture(t *testing.T, b objstore.Bucket) *fixture {
+func newFixture(t testing.TB, b objstore.Bucket) *fixture {
 	if b == nil {
 		b = objstore.NewMemory()
 	}
