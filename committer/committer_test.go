@@ -44,3 +44,28 @@ func TestFieldIDsFor(t *testing.T) {
 		"id": 4, "b": 13, "a": 14,
 	}, md.FieldIDsFor(s))
 }
+
+func TestValidateDeletes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    Commit
+		err  string
+	}{
+		{"kept file", Commit{Deletes: []RowDeletion{{Path: "a", Rows: []int64{0, 3}}}}, ""},
+		{"added file", Commit{Adds: []Add{{Path: "a"}}, Deletes: []RowDeletion{{Path: "a", Rows: []int64{1}}}}, ""},
+		{"replaced file", Commit{Removes: []Remove{{Path: "a"}}, Adds: []Add{{Path: "a"}}, Deletes: []RowDeletion{{Path: "a", Rows: []int64{1}}}}, ""},
+		{"empty path", Commit{Deletes: []RowDeletion{{Rows: []int64{1}}}}, "empty path"},
+		{"twice", Commit{Deletes: []RowDeletion{{Path: "a", Rows: []int64{1}}, {Path: "a", Rows: []int64{2}}}}, "deleted twice"},
+		{"removed", Commit{Removes: []Remove{{Path: "a"}}, Deletes: []RowDeletion{{Path: "a", Rows: []int64{1}}}}, "removes the file"},
+		{"negative row", Commit{Deletes: []RowDeletion{{Path: "a", Rows: []int64{-1}}}}, "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.c.Validate()
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.err)
+		})
+	}
+}

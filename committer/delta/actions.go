@@ -14,8 +14,10 @@ import (
 // EngineInfo is written to commitInfo.engineInfo of every commit.
 const EngineInfo = "evodb-sink"
 
-// The protocol versions this committer writes and understands: reader 1,
-// writer 2 (no table features, no column mapping).
+// The protocol versions this committer writes and understands without
+// table features: reader 1, writer 2 (no column mapping). A Table opened
+// with DeleteRows writes reader 3 / writer 7 with the features
+// protocol.go lists.
 const (
 	readerVersion = 1
 	writerVersion = 2

@@ -324,6 +324,15 @@ func (t *Table) commit(ctx context.Context, c committer.Commit, create *committe
 		}
 		version := s.Version + 1
 		dvs, err := t.deletionVectors(ctx, &c, s)
+		var storeErr *dvPutError
+		if errors.As(err, &storeErr) && attempt < t.opts.MaxCommitAttempts {
+			// Nothing names the file yet: put another one next attempt.
+			t.logger.Warn("commit: put deletion vector file", "attempt", attempt, "err", err)
+			if err := sleep(ctx, bo.NextBackOff()); err != nil {
+				return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+			}
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
 		}

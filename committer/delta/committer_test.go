@@ -191,7 +191,7 @@ func exportedState(s *committer.Snapshot) exported {
 		if len(r.PartitionValues) == 0 {
 			r.PartitionValues = nil
 		}
-		e.Tombstones[p] = r
+		e.Tombstones[tombKey(p, r.Deleted)] = r
 	}
 	return e
 }

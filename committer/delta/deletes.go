@@ -94,10 +94,22 @@ func (t *Table) deletionVectors(ctx context.Context, c *committer.Commit, s *com
 	key := t.root + rel
 	body := f.buf.Bytes()
 	if _, err := t.bucket.Put(ctx, key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{IfNoneMatch: true}); err != nil {
-		return nil, fmt.Errorf("put deletion vector file %s: %w", key, err)
+		return nil, &dvPutError{key: key, err: err}
 	}
 	return out, nil
 }
+
+// dvPutError is a failed put of a deletion vector file. The commit attempt
+// has not been put, so the commit retries it with another file.
+type dvPutError struct {
+	key string
+	err error
+}
+
+func (e *dvPutError) Error() string {
+	return fmt.Sprintf("put deletion vector file %s: %v", e.key, e.err)
+}
+func (e *dvPutError) Unwrap() error { return e.err }
 
 // deletionEntries adds to e the actions that give the files of dvs their
 // new deletion vectors, on top of s: a file e adds gets its vector on its
@@ -110,8 +122,7 @@ func (t *Table) deletionEntries(e *logEntry, c *committer.Commit, s *committer.S
 	}
 	for i, a := range e.adds {
 		if dv, ok := dvs[a.Path]; ok {
-			e.adds[i].Deleted = dv.deleted(t.root)
-			e.adds[i].DataChange = true
+			e.adds[i] = t.withVector(a, dv)
 		}
 	}
 	added := make(map[string]bool, len(c.Adds))
@@ -133,9 +144,19 @@ func (t *Table) deletionEntries(e *logEntry, c *committer.Commit, s *committer.S
 			PartitionValues:   maps.Clone(old.PartitionValues),
 			Deleted:           old.Deleted,
 		})
-		a := old
+		a := t.withVector(old, dv)
 		a.DataChange = true
-		a.Deleted = dv.deleted(t.root)
 		e.adds = append(e.adds, a)
 	}
+}
+
+// withVector returns a with the deletion vector dv, and its stats as the
+// log then records them (looseBounds), so that the snapshot holds the add
+// as a reader of the log reads it.
+func (t *Table) withVector(a committer.Add, dv DeletionVector) committer.Add {
+	a.Deleted = dv.deleted(t.root)
+	if stats, ok := a.Sys.(RawStats); ok {
+		a.Sys = looseBounds(stats)
+	}
+	return a
 }

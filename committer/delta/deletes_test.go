@@ -58,9 +58,9 @@ func TestDeleteRowsProtocol(t *testing.T) {
 			s, err = tbl.Create(ctx, md)
 			require.NoError(t, err)
 		}
-		require.Equal(t, Protocol{MinReaderVersion: 3, MinWriterVersion: 7, ReaderFeatures: []string{"deletionVectors"}, WriterFeatures: []string{"deletionVectors"}}, ProtocolOf(s))
+		require.Equal(t, Protocol{MinReaderVersion: 3, MinWriterVersion: 7, ReaderFeatures: []string{"deletionVectors"}, WriterFeatures: []string{"deletionVectors", "invariants", "appendOnly"}}, ProtocolOf(s))
 		require.Equal(t, map[string]string{"x": "y", "delta.enableDeletionVectors": "true"}, s.Metadata.Configuration)
-		require.JSONEq(t, `{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"],"writerFeatures":["deletionVectors"]}`, string(rawLog(t, b, 0)[1]["protocol"]))
+		require.JSONEq(t, `{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"],"writerFeatures":["deletionVectors","invariants","appendOnly"]}`, string(rawLog(t, b, 0)[1]["protocol"]))
 
 		// A writer that does not delete rows reads the table and refuses
 		// to write it.
@@ -255,4 +255,27 @@ func TestDeletedRowsOfFileOutsideTable(t *testing.T) {
 	_, err := tbl.DeletedRows(context.Background(), committer.Add{Path: "data/a.parquet", Deleted: dv.deleted(tbl.root)})
 	require.ErrorContains(t, err, "s3://bucket/elsewhere/dv.bin")
 	require.ErrorContains(t, err, "outside")
+}
+
+// TestDeleteRowsVectorPutFails: a failed put of the deletion vector file
+// is retried with another file before the log entry is put; the entry
+// names the file that was put.
+func TestDeleteRowsVectorPutFails(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMemory()
+	fb := objstore.NewFaulty(mem, 1)
+	tbl := Open(fb, testRoot, deleterOptions("m"))
+	_, err := tbl.Create(ctx, committer.Metadata{Name: "orders_current", Schema: mustSchema(t, schemaV1)})
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, committer.Commit{Adds: []committer.Add{block("data/a.parquet", 10)}})
+	require.NoError(t, err)
+	fb.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: ".bin", Nth: 1})
+	res, err := tbl.Commit(ctx, deleteCommit("data/a.parquet", 3))
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Attempts)
+	s, err := Open(mem, testRoot, deleterOptions("r")).Snapshot(ctx)
+	require.NoError(t, err)
+	rows, err := tbl.DeletedRows(ctx, s.Files["data/a.parquet"])
+	require.NoError(t, err)
+	require.Equal(t, []int64{3}, rows)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2/roaring64"
 	"github.com/stretchr/testify/require"
@@ -193,4 +194,43 @@ func TestDecodeBitmapMalformed(t *testing.T) {
 func withAdd(a committer.Add, r committer.Remove) committer.Add {
 	a.Deleted = r.Deleted
 	return a
+}
+
+// TestReadsSparkCheckpointWithDeletionVectors reads a checkpoint Spark
+// wrote of a table with deletion vectors (three DELETEs, checkpoint
+// interval 3): the same state as a replay of the JSON commits.
+func TestReadsSparkCheckpointWithDeletionVectors(t *testing.T) {
+	ctx := context.Background()
+	b, err := objstore.NewFilesystem("testdata")
+	require.NoError(t, err)
+	// The table's clock is the time of its last commit, so that no
+	// tombstone has expired.
+	tbl := Open(b, "spark_dv_checkpoint", Options{Now: func() time.Time { return time.UnixMilli(1796610009961) }})
+	cp, err := tbl.readCheckpoint(ctx, 3)
+	require.NoError(t, err)
+	require.Equal(t, []string{"deletionVectors"}, ProtocolOf(cp).ReaderFeatures)
+	require.Contains(t, ProtocolOf(cp).WriterFeatures, "deletionVectors")
+	want, err := tbl.update(ctx, emptySnapshot())
+	require.NoError(t, err)
+	require.Equal(t, int64(3), want.Version)
+	// Spark writes the removals of a checkpoint with dataChange false.
+	tombs := func(s *committer.Snapshot) map[string]committer.Remove {
+		out := exportedState(s).Tombstones
+		for k, r := range out {
+			r.DataChange = false
+			out[k] = r
+		}
+		return out
+	}
+	require.Equal(t, tombs(want), tombs(cp))
+	require.Len(t, cp.Files, 1)
+	for p, a := range cp.Files {
+		require.Equal(t, want.Files[p].Deleted, a.Deleted)
+		require.Equal(t, int64(1000), a.Rows())
+		rows, err := tbl.DeletedRows(ctx, a)
+		require.NoError(t, err)
+		require.Equal(t, []int64{0, 1, 2, 7, 107, 207, 307, 407, 500, 507, 607, 707, 807, 907}, rows)
+	}
+	// The tombstones keep the file's earlier vectors.
+	require.Equal(t, 3, NumTombstones(cp))
 }

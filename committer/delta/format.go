@@ -32,7 +32,8 @@ type Format struct {
 }
 
 // NewFormat returns the Delta format over b. opts apply to every table it
-// opens; the Options given to Open override Instance, Now and Logger.
+// opens; the Options given to Open override Instance, Now and Logger, and
+// set DeleteRows.
 func NewFormat(b objstore.Bucket, opts Options) *Format {
 	return &Format{bucket: b, opts: opts}
 }

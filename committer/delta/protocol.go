@@ -24,7 +24,11 @@ const (
 // newProtocol returns the protocol a table this Table creates gets: reader
 // 1 / writer 2, or with DeleteRows reader 3 / writer 7 with the
 // deletionVectors feature, which every reader of the table must know to
-// skip deleted rows.
+// skip deleted rows. The writer features also list invariants and
+// appendOnly, the features of writer version 2, as Spark lists them: Spark
+// takes a NOT NULL column (the sink's _op, _lsn, _ts) for an invariant,
+// and refuses to read a table whose metadata uses a feature its protocol
+// does not list. The committer honours both (Table.writable).
 func (t *Table) newProtocol() *Protocol {
 	if !t.opts.DeleteRows {
 		return &Protocol{MinReaderVersion: readerVersion, MinWriterVersion: writerVersion}
@@ -33,7 +37,7 @@ func (t *Table) newProtocol() *Protocol {
 		MinReaderVersion: 3,
 		MinWriterVersion: 7,
 		ReaderFeatures:   []string{featureDeletionVectors},
-		WriterFeatures:   []string{featureDeletionVectors},
+		WriterFeatures:   []string{featureDeletionVectors, featureInvariants, featureAppendOnly},
 	}
 }
 

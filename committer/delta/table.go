@@ -1,6 +1,7 @@
 // Package delta is the Delta Lake table format: a transaction log (reader
-// protocol 1, writer protocol 2) kept on an object store and written only
-// with create-only conditional puts.
+// protocol 1, writer protocol 2; or 3 and 7 with deletion vectors for a
+// writer that deletes rows, Options.DeleteRows) kept on an object store and
+// written only with create-only conditional puts.
 //
 // The log is the manifest of a table and the source of truth for the sink's
 // exactly-once state: a data file exists for readers only once a commit names
@@ -111,6 +112,15 @@ type Options struct {
 //     the commit.
 //  6. Every CheckpointInterval versions the committer writes a checkpoint and
 //     then _last_checkpoint; both are best effort.
+//
+// A commit that deletes rows (Commit.Deletes, DeleteRows only) computes,
+// between steps 2 and 3, each file's new deletion vector from the snapshot
+// the attempt builds on (the vector it has, plus the rows) and puts them,
+// in a deletion vector file of the attempt's own, before the log entry
+// that names them; a lost race (step 4) computes them again from the newer
+// snapshot, so a concurrent deletion from the same file is never lost. A
+// file put by an attempt that did not land is an orphan, as a data file
+// is.
 //
 // A table's first commit may create it (CreateCommit): version 0 then
 // holds protocol and metaData besides the commit's actions, and goes
