@@ -61,9 +61,10 @@ func (h *harness) mirrorsDone(tables []string) {
 	}
 }
 
-func (h *harness) checkMirrorTables(tables []string) {
-	if len(tables) > 0 {
-		h.mirrorVerdict(mirrorPairs(tables...))
+// checkMirrors proves the mirrors of o's sinks right, if they keep any.
+func (h *harness) checkMirrors(o sinkOptions) {
+	if len(o.mirrors) > 0 {
+		h.mirrorVerdict(o)
 	}
 }
 
@@ -155,7 +156,7 @@ func crashScenario(t *testing.T, h *harness) {
 		s.stop()
 	}
 	h.verdict("", ws)
-	h.checkMirrorTables(mirrored)
+	h.checkMirrors(opts)
 }
 
 // TestCrashAvro is TestCrash with an Avro topic beside the JSON one: plain
@@ -218,7 +219,7 @@ func scaleScenario(h *harness) {
 	h.mirrorsDone(mirrored)
 	first.stop()
 	h.verdict("", ws)
-	h.checkMirrorTables(mirrored)
+	h.checkMirrors(opts)
 }
 
 // TestBrokerRestart restarts the Kafka broker during load.
@@ -288,7 +289,7 @@ func storeFaultsScenario(t *testing.T, h *harness) {
 	t.Logf("store faults injected: %s", p.summary())
 	require.Positive(t, p.injected(), "the proxy injected no fault")
 	h.verdict("", ws)
-	h.checkMirrorTables(mirrored)
+	h.checkMirrors(opts)
 }
 
 // TestZombie stops a sink with SIGSTOP past the group session timeout, lets
@@ -371,7 +372,7 @@ func schemaEvolutionScenario(t *testing.T, h *harness) {
 	t.Logf("compacted files active after the run: %d", compacted)
 	require.Positive(t, compacted, "no compaction ran during ingestion")
 	h.verdict("", ws, dbz)
-	h.checkMirrorTables(mirrored)
+	h.checkMirrors(opts)
 }
 
 // TestBadInput sends malformed and wrongly typed records: they go to the
