@@ -190,7 +190,11 @@ type Remove struct {
 	PartitionValues   map[string]string
 	// Deleted are the rows the file had deleted when it was removed (its
 	// Add.Deleted); a writer removing a file leaves it nil and the format
-	// fills it in from the snapshot.
+	// fills it in from the snapshot. A writer that rewrote the file's rows
+	// without its deleted ones (compaction of a table with deleted rows)
+	// sets it to the Add.Deleted it read instead: the commit is then
+	// refused with a *FileRemovedError if rows of the file were deleted
+	// since, which the rewrite would bring back.
 	Deleted *DeletedRows
 }
 

@@ -12,9 +12,10 @@ import (
 
 // TestNeverCompactsDeletionVectorTables: compaction rewrites files whole,
 // so on a table with deleted rows (Delta deletion vectors) it would bring
-// them back. It opens tables without committer.Options.DeleteRows, so the
-// committer refuses it such tables (delta.ErrUnsupportedProtocol) and the
-// table stays as it was, deleted rows included.
+// them back. The scheduler leaves such tables alone (ErrDeletesRows); the
+// executor opens tables without committer.Options.DeleteRows, so the
+// committer refuses it such tables anyway (delta.ErrUnsupportedProtocol),
+// and the table stays as it was, deleted rows included.
 func TestNeverCompactsDeletionVectorTables(t *testing.T) {
 	ctx := testContext(t)
 	b := objstore.NewMemory()
@@ -35,6 +36,13 @@ func TestNeverCompactsDeletionVectorTables(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = NewScheduler(b, tables(b), Config{}).CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
+	require.ErrorIs(t, err, ErrDeletesRows, "the scheduler leaves the table alone before merging anything")
+	// The executor run on the table anyway is refused by the committer.
+	snap, err = f.table.Snapshot(ctx)
+	require.NoError(t, err)
+	jobs := Plan(snap, testMode, PlanOptions{})
+	require.NotEmpty(t, jobs)
+	_, err = Execute(ctx, b, tables(b).Open(f.path, committer.Options{}), snap, jobs[0], ExecOptions{Mode: testMode})
 	require.ErrorIs(t, err, delta.ErrUnsupportedProtocol)
 	after, err := f.table.Snapshot(ctx)
 	require.NoError(t, err)

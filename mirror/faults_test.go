@@ -207,4 +207,50 @@ func TestMirrorRebuilds(t *testing.T) {
 		f.check()
 		require.Equal(t, map[int64]string{7: "g"}, f.names())
 	})
+	t.Run("file vacuumed", func(t *testing.T) {
+		f := newFixture(t, nil)
+		m := f.maintainer(Options{})
+		f.commit(change(ins, 1, 10, "a"))
+		f.sync(m)
+		f.commit(change(upd, 1, 20, "a2"), change(ins, 2, 21, "b"))
+		f.commit(change(del, 1, 22, "a2"))
+		// Compaction merges the change log's files, and vacuum deletes
+		// the inputs the maintainer has not read yet.
+		snap := mustLog(f)
+		var rows []codec.Change
+		var removes []committer.Remove
+		for p := range snap.Files {
+			_, ch, err := tablefile.ReadFile(f.ctx, f.b, logRoot, p)
+			require.NoError(t, err)
+			rows = append(rows, ch...)
+			removes = append(removes, committer.Remove{Path: p})
+		}
+		w, err := tablefile.WriteBlock(f.ctx, f.b, logRoot, tablefile.Block{
+			Schema: f.schema.Clone(), Changes: rows, Encode: parquetblock.EncodeOptions{KafkaColumns: true},
+			Name: func(codec.BlockStats, int) string { return "data/compacted.parquet" },
+		})
+		require.NoError(t, err)
+		_, err = f.log.Commit(f.ctx, committer.Commit{Operation: committer.OpOptimize, Removes: removes, Adds: []committer.Add{w.Add}, ReadVersion: snap.Version})
+		require.NoError(t, err)
+		for _, r := range removes {
+			require.NoError(t, f.b.Delete(f.ctx, logRoot+"/"+r.Path))
+		}
+		steps := f.sync(m)
+		require.True(t, steps[0].Rebuilt)
+		f.check()
+		require.Equal(t, map[int64]string{2: "b"}, f.names())
+	})
+	t.Run("key changed", func(t *testing.T) {
+		f := newFixture(t, nil)
+		f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "a"))
+		f.sync(f.maintainer(Options{}))
+		f.commit(change(ins, 3, 12, "c"))
+		steps := f.sync(f.maintainer(Options{Key: []string{"name"}}))
+		require.True(t, steps[0].Rebuilt)
+		require.Contains(t, steps[0].Reason, "the key changed")
+		r, err := Check(f.ctx, f.b, f.log, f.openMirror("c"), nil)
+		require.NoError(t, err)
+		require.True(t, r.OK(), r.String())
+		require.Equal(t, 2, r.Rows, "one row per name")
+	})
 }

@@ -25,20 +25,39 @@ const (
 )
 
 // KeyColumns returns the primary key columns of the change log whose
-// metadata is md: configured if not empty, else md's PrimaryKeyConfig. A
-// change log with neither cannot be mirrored.
+// metadata is md: configured if not empty, else md's PrimaryKeyConfig
+// without the fields its rows do not have (a record key may name fields
+// that are not columns, such as the evodb key's table name). A change log
+// with neither cannot be mirrored, and a configured column the change log
+// does not have is refused: every key would be null.
 func KeyColumns(table string, configured []string, md committer.Metadata) ([]string, error) {
+	has := func(col string) bool {
+		if md.Schema == nil || len(md.Schema.Columns()) == 0 {
+			return true // no rows yet: nothing to check against
+		}
+		_, ok := md.Schema.Column(col)
+		return ok
+	}
 	if len(configured) > 0 {
+		for _, col := range configured {
+			if !has(col) {
+				return nil, fmt.Errorf("mirror of %s: key column %q (tables.<table>.mirror.key) is not a column of the change log", table, col)
+			}
+		}
 		return configured, nil
 	}
+	var cols []string
 	if pk := md.Configuration[PrimaryKeyConfig]; pk != "" {
-		cols := strings.Split(pk, ",")
-		for i := range cols {
-			cols[i] = strings.TrimSpace(cols[i])
+		for _, col := range strings.Split(pk, ",") {
+			if col = strings.TrimSpace(col); col != "" && has(col) {
+				cols = append(cols, col)
+			}
 		}
-		return cols, nil
 	}
-	return nil, fmt.Errorf("mirror of %s: the change log records no primary key (%s in its metadata, taken from JSON record keys) and none is configured: set tables.<table>.mirror.key to the key columns", table, PrimaryKeyConfig)
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("mirror of %s: the change log records no primary key column (%s in its metadata, taken from JSON record keys, is %q) and none is configured: set tables.<table>.mirror.key to the key columns", table, PrimaryKeyConfig, md.Configuration[PrimaryKeyConfig])
+	}
+	return cols, nil
 }
 
 // order is a change's position in the view's order: (_lsn, _partition,

@@ -230,6 +230,9 @@ func (m *Maintainer) Step(ctx context.Context) (StepResult, error) {
 			schema = vc.Metadata.Schema
 		}
 		for _, a := range vc.Adds {
+			if a.Deleted != nil {
+				return res, deletedRowsError(m.changeLog.Root(), a.Path)
+			}
 			if a.DataChange {
 				files = append(files, a)
 			}
@@ -305,6 +308,13 @@ func (m *Maintainer) Step(ctx context.Context) (StepResult, error) {
 	}
 	res.To = to
 	return m.maybeCompact(ctx, res, kr)
+}
+
+// deletedRowsError refuses a change log with deleted rows: its rows are
+// changes, which no writer of the sink deletes, so another engine changed
+// it, and the view of its files is no longer the view of its changes.
+func deletedRowsError(root, path string) error {
+	return fmt.Errorf("mirror of %s: the change log deletes rows of its file %s (a deletion vector); another engine changed it, and a change log must keep every change: the mirror is not maintained until the change log is rewritten without deleted rows", root, path)
 }
 
 // info is the commit info of a mirror commit holding change-log version
@@ -429,7 +439,13 @@ func (m *Maintainer) ensureIndex(ctx context.Context, kr keyer, snap *committer.
 }
 
 // lookup returns the mirror's row of key k with the greatest order: the
-// key's state.
+// key's state. It relies on the layout invariant of the package doc: of a
+// key's rows, all but the one with the greatest order are deleted, and
+// that one is deleted exactly when it is a DELETE, so the greatest says
+// whether the key is visible and which row to delete when a newer change
+// comes, without reading deletion vectors. Another writer breaking it (a
+// second visible row of a key) goes unnoticed here; Check, which reads
+// every visible row, reports it (TestCheckDetectsCorruptMirror).
 func (m *Maintainer) lookup(snap *committer.Snapshot, k []byte) (entry, bool) {
 	var best entry
 	found := false
@@ -547,15 +563,32 @@ func (m *Maintainer) rebuild(ctx context.Context, res StepResult, kr keyer, reas
 	if err != nil {
 		return res, fmt.Errorf("mirror of %s: %w", m.changeLog.Root(), err)
 	}
-	var rows []codec.Change
+	// The latest change per key, file by file: memory holds one row per
+	// key (and one file's rows), however many changes the log holds.
+	latest := map[string]*codec.Change{}
 	for _, path := range slices.Sorted(maps.Keys(logSnap.Files)) {
+		if logSnap.Files[path].Deleted != nil {
+			return res, deletedRowsError(m.changeLog.Root(), path)
+		}
 		_, changes, err := tablefile.ReadFile(ctx, m.b, m.changeLog.Root(), path)
 		if err != nil {
 			return res, fmt.Errorf("mirror of %s: rebuild: %w", m.changeLog.Root(), err)
 		}
-		rows = append(rows, changes...)
+		var key []byte
+		for i := range changes {
+			ch := &changes[i]
+			key = kr.keyOf(key[:0], ch)
+			if cur, ok := latest[string(key)]; !ok || orderOf(ch).compare(orderOf(cur)) > 0 {
+				latest[string(key)] = ch
+			}
+		}
 	}
-	files, err := m.writeFiles(ctx, schema, reduce(kr, rows), logSnap.Version, true)
+	rows := make([]keyedRow, 0, len(latest))
+	for k, ch := range latest {
+		rows = append(rows, keyedRow{key: []byte(k), ch: ch})
+	}
+	slices.SortFunc(rows, func(a, b keyedRow) int { return bytes.Compare(a.key, b.key) })
+	files, err := m.writeFiles(ctx, schema, rows, logSnap.Version, true)
 	if err != nil {
 		return res, err
 	}
@@ -662,8 +695,12 @@ func (m *Maintainer) maybeCompact(ctx context.Context, res StepResult, kr keyer)
 	}
 	c := committer.Commit{Operation: committer.OpOptimize, ReadVersion: snap.Version, Info: m.info(res.To)}
 	for _, path := range inputs {
+		// Deleted names the rows the rewrite dropped: the format refuses
+		// the commit if more were deleted since (a second fence, beside
+		// the seq txn).
 		a := snap.Files[path]
-		c.Removes = append(c.Removes, committer.Remove{Path: path, DataChange: false, Size: a.Size, PartitionValues: a.PartitionValues, DeletionTimestamp: m.opts.Now().UnixMilli()})
+		c.Removes = append(c.Removes, committer.Remove{Path: path, DataChange: false, Size: a.Size, PartitionValues: a.PartitionValues,
+			DeletionTimestamp: m.opts.Now().UnixMilli(), Deleted: a.Deleted})
 	}
 	var written []*fileIndex
 	for _, f := range files {

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 )
 
 const (
@@ -158,4 +159,48 @@ func TestMirrorNullKey(t *testing.T) {
 	f.sync(m)
 	r := f.check()
 	require.Equal(t, 2, r.Rows)
+}
+
+// A change log whose rows another engine deleted (a deletion vector) is
+// no longer a log of every change: the maintainer refuses to follow it,
+// naming the file, and leaves the mirror as it was.
+func TestMirrorRefusesChangeLogWithDeletedRows(t *testing.T) {
+	f := newFixture(t, nil)
+	// Created by a writer that may delete rows, as another engine's table.
+	f.log = f.format.Open(logRoot, committer.Options{Instance: "sink", DeleteRows: true})
+	m := f.maintainer(Options{})
+	f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "b"))
+	f.sync(m)
+	before := f.mirrorSnapshot()
+	f.commit(change(upd, 1, 20, "a2"))
+	snap := mustLog(f)
+	var victim string
+	for p := range snap.Files {
+		victim = p
+		break
+	}
+	_, err := f.log.Commit(f.ctx, committer.Commit{Operation: committer.OpDelete, Deletes: []committer.RowDeletion{{Path: victim, Rows: []int64{0}}}, ReadVersion: -1})
+	require.NoError(t, err)
+	_, err = m.Step(f.ctx)
+	require.ErrorContains(t, err, "deletes rows of its file")
+	require.ErrorContains(t, err, logRoot)
+	require.Equal(t, before.Version, f.mirrorSnapshot().Version)
+}
+
+// The recorded key drops record-key fields that are not columns (the
+// evodb key's table name); a configured key column the change log lacks
+// is refused, naming it.
+func TestKeyColumns(t *testing.T) {
+	f := newFixture(t, nil)
+	f.key = "table,id"
+	f.commit(change(ins, 1, 10, "a"))
+	md := mustLog(f).Metadata
+	cols, err := KeyColumns(logRoot, nil, md)
+	require.NoError(t, err)
+	require.Equal(t, []string{"id"}, cols)
+	_, err = KeyColumns(logRoot, []string{"idd"}, md)
+	require.ErrorContains(t, err, `key column "idd" (tables.<table>.mirror.key) is not a column of the change log`)
+	md.Configuration = map[string]string{PrimaryKeyConfig: "table"}
+	_, err = KeyColumns(logRoot, nil, md)
+	require.ErrorContains(t, err, "mirror.key")
 }

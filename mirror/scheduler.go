@@ -23,6 +23,10 @@ import (
 // Vacuum look at it.
 const LeaseKey = "_evodb/mirror.lease"
 
+// FormatDelta is the table format (committer.Options.Format) of mirrors
+// and of the change logs they follow.
+const FormatDelta = "delta"
+
 // TableRef names a mirror to maintain and how.
 type TableRef struct {
 	// ChangeLog and Mirror are the table roots in the store.
@@ -176,7 +180,10 @@ func (s *Scheduler) maintain(ctx context.Context, ref TableRef) {
 	if interval <= 0 {
 		interval = time.Second
 	}
-	copts := committer.Options{Instance: s.opts.Instance, Now: s.opts.Now, Logger: s.opts.Logger}
+	// Mirrors are Delta tables of Delta change logs: a Format serving
+	// several formats opens them in Delta, whose tables list their
+	// history and delete rows.
+	copts := committer.Options{Instance: s.opts.Instance, Now: s.opts.Now, Logger: s.opts.Logger, Format: FormatDelta}
 	mopts := copts
 	mopts.DeleteRows = true
 	m, err := New(s.b, s.format.Open(ref.ChangeLog, copts), s.format.Open(ref.Mirror, mopts), Options{
@@ -208,7 +215,15 @@ func (s *Scheduler) maintain(ctx context.Context, ref TableRef) {
 		lease, err = s.holdLease(ctx, lease, ref)
 		switch {
 		case errors.Is(err, compaction.ErrLeaseHeld):
+			// Another instance maintains the mirror: look again when its
+			// lease would run out, but at least every quarter TTL, so a
+			// lease released early is taken soon without a request per
+			// interval meanwhile.
 			log.Debug("mirror maintained elsewhere: lease held", "err", err)
+			var held *compaction.LeaseHeldError
+			if errors.As(err, &held) {
+				wait = max(interval, min(held.Expires.Sub(s.opts.Now()), s.opts.LeaseTTL/4))
+			}
 		case err != nil:
 			log.Warn("mirror lease", "err", err)
 		default:

@@ -54,6 +54,7 @@ func TestConfigMirrorValidation(t *testing.T) {
 	cfg.Tables.Overrides = map[string]TableConfig{
 		"ice":  {Format: FormatIceberg, Mirror: &MirrorConfig{Enabled: true}},
 		"self": {Mirror: &MirrorConfig{Enabled: true, Path: "{path}"}},
+		"in":   {Mirror: &MirrorConfig{Enabled: true, Path: "{path}/current"}},
 		"same": {Path: "a/{table}", Mirror: &MirrorConfig{Enabled: true, Path: "a/{table}"}},
 		"bad":  {Mirror: &MirrorConfig{Enabled: true, Key: []string{"a,b"}, Interval: -time.Second, MaxFiles: 1, TargetFileRows: -1}},
 	}
@@ -63,6 +64,7 @@ func TestConfigMirrorValidation(t *testing.T) {
 	for _, want := range []string{
 		"tables.overrides.ice.mirror: mirror tables need format: delta",
 		"tables.overrides.self.mirror.path",
+		"tables.overrides.in.mirror.path: \"{path}/current\" puts the mirror inside its change log",
 		"tables.overrides.same.mirror.path",
 		"tables.overrides.bad.mirror.key[0]",
 		"tables.overrides.bad.mirror.interval",

@@ -282,6 +282,8 @@ func validMirror(prefix string, t TableConfig, bad func(key, format string, args
 		bad(prefix+".path", "%q names the change log itself; use a path such as %q", m.Path, DefaultMirrorPath)
 	} else if _, err := partitioner.ParsePathTemplate(m.TablePath(t.Path)); err != nil {
 		bad(prefix+".path", "%v", err)
+	} else if p := m.TablePath("a/b"); partitioner.Nested(p, "a/b") || partitioner.Nested("a/b", p) {
+		bad(prefix+".path", "%q puts the mirror inside its change log (or the change log inside the mirror): one table's path may not lie inside another's; use a sibling path such as %q", m.Path, DefaultMirrorPath)
 	}
 	for i, k := range m.Key {
 		if strings.TrimSpace(k) == "" || strings.Contains(k, ",") {

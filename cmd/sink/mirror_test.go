@@ -74,4 +74,3 @@ http:
 	require.Contains(t, stdout.String(), "_current: skipped, ")
 	require.Contains(t, stdout.String(), "deletion vectors")
 }
-

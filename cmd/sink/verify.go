@@ -149,7 +149,8 @@ func verifyMirrors(ctx context.Context, w io.Writer, cfg *fileConfig, bucket obj
 			header = true
 		}
 		mpath := tc.Mirror.TablePath(path)
-		rep, err := mirror.Check(ctx, bucket, log, tf.Open(mpath, committer.Options{DeleteRows: true}), tc.Mirror.Key)
+		rep, err := mirror.Check(ctx, bucket, tf.Open(path, committer.Options{Format: sink.FormatDelta}),
+			tf.Open(mpath, committer.Options{Format: sink.FormatDelta, DeleteRows: true}), tc.Mirror.Key)
 		if err != nil {
 			ok = false
 			fmt.Fprintf(w, "  %s: FAILED: %v\n", mpath, err)

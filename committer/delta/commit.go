@@ -38,10 +38,32 @@ func (t *Table) check(c *committer.Commit, s *committer.Snapshot, schema string)
 	if err := c.CheckFiles(s); err != nil {
 		return err
 	}
+	if err := checkRemovedVectors(c, s); err != nil {
+		return err
+	}
 	if c.Metadata != nil && c.ReadVersion >= 0 && ss.metadataVersion > c.ReadVersion &&
 		ss.metadata.SchemaString != schema {
 		return fmt.Errorf("schema changed at version %d, after read version %d: %w",
 			ss.metadataVersion, c.ReadVersion, committer.ErrMetadataChanged)
+	}
+	return nil
+}
+
+// checkRemovedVectors refuses c on top of s if it removes a file with the
+// deleted rows it read (Remove.Deleted set) and the file has other deleted
+// rows in s: rows were deleted from it since, which a rewrite of the file
+// made from what the writer read would bring back. The file the writer
+// read is no longer active, as Delta's (path, deletion vector) identity
+// says, hence a *committer.FileRemovedError.
+func checkRemovedVectors(c *committer.Commit, s *committer.Snapshot) error {
+	for _, r := range c.Removes {
+		if r.Deleted == nil {
+			continue
+		}
+		a := s.Files[r.Path]
+		if a.Deleted == nil || tombKey(r.Path, r.Deleted) != tombKey(a.Path, a.Deleted) {
+			return &committer.FileRemovedError{Path: r.Path, TableVersion: s.Version}
+		}
 	}
 	return nil
 }
@@ -395,8 +417,8 @@ func (t *Table) commit(ctx context.Context, c committer.Commit, create *committe
 // metaData and c's actions in one create-only put. It returns the result
 // if the put landed; an error if c cannot be committed to an empty table
 // (it removes a file) or the context ended; and neither if version 0 is
-// taken or the put failed ambiguously, after backing off from the latter,
-// and the caller then loads the table.
+// taken or the put (of version 0, or of c's deletion vector file) failed,
+// after backing off from a failure, and the caller then loads the table.
 func (t *Table) putFirst(ctx context.Context, bo *backoff.ExponentialBackOff, c *committer.Commit, cr *creation, attempt int) (*committer.CommitResult, error) {
 	// The checks run against the table version 0 creates.
 	empty := emptySnapshot()
@@ -407,6 +429,15 @@ func (t *Table) putFirst(ctx context.Context, bo *backoff.ExponentialBackOff, c 
 		return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
 	}
 	dvs, err := t.deletionVectors(ctx, c, empty)
+	var storeErr *dvPutError
+	if errors.As(err, &storeErr) {
+		// Nothing names the file yet: the caller tries again.
+		t.logger.Warn("create table: put deletion vector file", "attempt", attempt, "err", err)
+		if err := sleep(ctx, bo.NextBackOff()); err != nil {
+			return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
+		}
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("commit %s to table %s: %w", c.ID, t.root, err)
 	}

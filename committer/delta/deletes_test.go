@@ -279,3 +279,59 @@ func TestDeleteRowsVectorPutFails(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int64{3}, rows)
 }
+
+// TestRemoveWithStaleVector: a writer that rewrote a file from the rows it
+// read (the vector it saw) is refused if rows of the file were deleted
+// since; one that read the current vector is not.
+func TestRemoveWithStaleVector(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMemory()
+	tbl := Open(b, testRoot, deleterOptions("m"))
+	_, err := tbl.Create(ctx, committer.Metadata{Name: "orders_current", Schema: mustSchema(t, schemaV1)})
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, committer.Commit{Adds: []committer.Add{block("data/a.parquet", 10)}})
+	require.NoError(t, err)
+	res, err := tbl.Commit(ctx, deleteCommit("data/a.parquet", 1))
+	require.NoError(t, err)
+	read := res.Snapshot.Files["data/a.parquet"].Deleted
+	compact := func() committer.Commit {
+		add := block("data/a2.parquet", 9)
+		add.DataChange = false
+		return committer.Commit{Operation: committer.OpOptimize, ReadVersion: -1,
+			Removes: []committer.Remove{{Path: "data/a.parquet", Deleted: read}}, Adds: []committer.Add{add}}
+	}
+	// Rows are deleted after the compactor read the file.
+	_, err = tbl.Commit(ctx, deleteCommit("data/a.parquet", 2))
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, compact())
+	require.ErrorIs(t, err, committer.ErrFileRemoved)
+
+	s, err := tbl.Snapshot(ctx)
+	require.NoError(t, err)
+	read = s.Files["data/a.parquet"].Deleted
+	res, err = tbl.Commit(ctx, compact())
+	require.NoError(t, err)
+	r, ok := tbl.Removed(res.Snapshot, "data/a.parquet")
+	require.True(t, ok)
+	require.Equal(t, read, r.Deleted)
+}
+
+// TestCreateCommitVectorPutFails: CreateCommit retries a failed put of its
+// deletion vector file too.
+func TestCreateCommitVectorPutFails(t *testing.T) {
+	ctx := context.Background()
+	mem := objstore.NewMemory()
+	fb := objstore.NewFaulty(mem, 1)
+	fb.Add(objstore.Fault{Op: objstore.OpPut, KeySuffix: ".bin", Nth: 1})
+	tbl := Open(fb, testRoot, deleterOptions("m"))
+	_, err := tbl.Snapshot(ctx)
+	require.ErrorIs(t, err, committer.ErrNoTable)
+	c := deleteCommit("data/a.parquet", 3, 4)
+	c.Adds = []committer.Add{block("data/a.parquet", 10)}
+	res, err := tbl.CreateCommit(ctx, committer.Metadata{Name: "orders_current", Schema: mustSchema(t, schemaV1)}, c)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), res.Version)
+	rows, err := tbl.DeletedRows(ctx, res.Snapshot.Files["data/a.parquet"])
+	require.NoError(t, err)
+	require.Equal(t, []int64{3, 4}, rows)
+}

@@ -207,6 +207,16 @@ func decodeBitmap(data []byte) (bm *roaring64.Bitmap, err error) {
 	default:
 		return nil, fmt.Errorf("deletion vector starts with %x, not the magic number %d", data[:4], dvMagic)
 	}
+	// The roaring reader allocates as many buckets as the count says
+	// before reading them, so a corrupt count would exhaust memory: every
+	// bucket takes at least 12 bytes (its key and an empty 32-bit bitmap's
+	// header), which bounds the count by the vector's size.
+	if len(data) < 12 {
+		return nil, fmt.Errorf("deletion vector of %d bytes is too short", len(data))
+	}
+	if n := binary.LittleEndian.Uint64(data[4:]); n > uint64(len(data)-12)/12 {
+		return nil, fmt.Errorf("malformed deletion vector: %d buckets in %d bytes", n, len(data))
+	}
 	// The roaring reader panics on some malformed input; a bad vector is
 	// an error, never a crash.
 	defer func() {
@@ -221,6 +231,12 @@ func decodeBitmap(data []byte) (bm *roaring64.Bitmap, err error) {
 	}
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("deletion vector has %d bytes after its bitmap", r.Len())
+	}
+	// The reader does not check what it read (sorted keys, sorted and
+	// distinct values in a container), and later operations on a bitmap
+	// that breaks those rules panic.
+	if err := bm.Validate(); err != nil {
+		return nil, fmt.Errorf("malformed deletion vector: %w", err)
 	}
 	return bm, nil
 }
