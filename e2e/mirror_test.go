@@ -204,11 +204,11 @@ func (h *harness) putDir(dir, table string, edit func(rel string, data []byte) [
 }
 
 // TestMirrorCheckerFindsWrongMirrors runs the mirror checker and the
-// table readers on a mirror table written by Spark (MERGE-style row
-// deletions with deletion vectors; readers/testdata/mirror): a mirror
-// that matches its change log's view at its version W passes in every
-// reader, and two broken copies fail with the differences named by key:
-// one whose deletions were lost (superseded rows and a deleted key
+// table readers on a mirror table written by Spark (row deletions with
+// deletion vectors; readers/testdata/mirror, made by its make.py): a
+// mirror that matches its change log's view at its version W passes in
+// every reader, and two broken copies fail with the differences named by
+// key: one whose deletions were lost (superseded rows and a deleted key
 // visible again), one whose txn claims a later change-log version than
 // its rows hold. The table readers read the good mirror's rows, not every
 // row its files hold: pyarrow over the listed files applies the deletion
