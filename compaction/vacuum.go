@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"time"
 
@@ -57,6 +58,19 @@ const MinRetention = time.Hour // the messages below say "1h"
 // slash belongs to something else, such as a table routed to
 // "<tablePath>/data" (its data files and checkpoints lie under this
 // table's data/ prefix), and is never this table's orphan.
+//
+// Deletion vector files (deletion_vector_<uuid>.bin directly under the
+// table root, where the Delta committer puts them; a mirror table's
+// deleted rows) follow the same rules, with the files that name them in
+// place of the snapshot's and the tombstones' paths: one is kept while an
+// active file's deleted rows (Add.Deleted.Path) or a removal younger than
+// retention (Remove.Deleted.Path) name it, or it is younger than
+// retention itself; one only removals older than retention name is
+// Removed, one nothing names is an Orphan. A vector file in a
+// subdirectory (Spark's randomized prefixes) is never a candidate: such a
+// key may as well belong to a nested table. If the table's format cannot
+// list every removal its snapshot keeps (removalLister), no deletion
+// vector file is deleted.
 func Vacuum(ctx context.Context, b objstore.Bucket, f committer.Format, tablePath string, retention time.Duration, dryRun bool, now time.Time) (VacuumResult, error) {
 	res := VacuumResult{DryRun: dryRun}
 	if retention < MinRetention {
@@ -77,6 +91,7 @@ func Vacuum(ctx context.Context, b objstore.Bucket, f committer.Format, tablePat
 		rel    string
 		size   int64
 		orphan bool
+		vector bool // a deletion vector file
 	}
 	var cands []candidate
 	err = b.List(ctx, prefix, func(o objstore.ObjectInfo) error {
@@ -106,11 +121,42 @@ func Vacuum(ctx context.Context, b objstore.Bucket, f committer.Format, tablePat
 	if err != nil {
 		return res, fmt.Errorf("vacuum %s: list data files: %w", tablePath, err)
 	}
+	lister, canList := table.(removalLister)
+	if canList {
+		refs, ok := vectorRefs(snap, lister, cutoff)
+		err = b.List(ctx, joinKey(tablePath, vectorPrefix), func(o objstore.ObjectInfo) error {
+			rel := strings.TrimPrefix(o.Key, joinKey(tablePath, ""))
+			if !isVectorFile(rel) {
+				return nil
+			}
+			ref, named := refs[rel]
+			if !ok || ref.active || ref.young || o.LastModified.After(cutoff) {
+				res.Kept++
+				return nil
+			}
+			cands = append(cands, candidate{rel: rel, size: o.Size, orphan: !named, vector: true})
+			return nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("vacuum %s: list deletion vector files: %w", tablePath, err)
+		}
+	}
 	if snap, err = table.Update(ctx, snap); err != nil {
 		return res, fmt.Errorf("vacuum %s: %w", tablePath, err)
 	}
+	var refs map[string]vectorRef
+	refsOK := false
+	if canList {
+		refs, refsOK = vectorRefs(snap, lister, cutoff)
+	}
 	for _, c := range cands {
-		if _, active := snap.Files[c.rel]; active {
+		if _, active := snap.Files[c.rel]; active && !c.vector {
+			res.Kept++
+			continue
+		}
+		// A commit that landed since the listing may name a vector file
+		// again: removing a file with it as its deleted rows.
+		if ref := refs[c.rel]; c.vector && (!refsOK || ref.active || ref.young) {
 			res.Kept++
 			continue
 		}
@@ -127,6 +173,63 @@ func Vacuum(ctx context.Context, b objstore.Bucket, f committer.Format, tablePat
 		res.Bytes += c.size
 	}
 	return res, nil
+}
+
+// removalLister is implemented by tables whose format can list every
+// removal a snapshot keeps, a path once per set of deleted rows it was
+// removed with (Delta: the tombstones, by path and deletion vector).
+// Maintainer.Removed returns one removal per path, which misses the older
+// deletion vectors of a file whose deleted rows changed while it stayed
+// in the table: readers of older versions still read those. The bool is
+// false when the format cannot list them.
+type removalLister interface {
+	Removals(s *committer.Snapshot) (iter.Seq[committer.Remove], bool)
+}
+
+// vectorPrefix is the start of a deletion vector file's name.
+const vectorPrefix = "deletion_vector_"
+
+// isVectorFile says whether rel, a key relative to the table root, names
+// a deletion vector file directly under the root.
+func isVectorFile(rel string) bool {
+	name, ok := strings.CutPrefix(rel, vectorPrefix)
+	return ok && !strings.Contains(name, "/") && strings.HasSuffix(name, ".bin")
+}
+
+// vectorRef says what names a deletion vector file.
+type vectorRef struct {
+	// active: an active file's deleted rows are in it.
+	active bool
+	// young: a removal at or after the cutoff names it.
+	young bool
+}
+
+// vectorRefs returns, by key relative to the table root, the deletion
+// vector files s names: in its active files' deleted rows, and in the
+// removals it keeps (removed at or after cutoff: young). ok is false when
+// the format cannot list its removals.
+func vectorRefs(s *committer.Snapshot, l removalLister, cutoff time.Time) (map[string]vectorRef, bool) {
+	removals, ok := l.Removals(s)
+	if !ok {
+		return nil, false
+	}
+	refs := map[string]vectorRef{}
+	for _, a := range s.Files {
+		if a.Deleted != nil && a.Deleted.Path != "" {
+			r := refs[a.Deleted.Path]
+			r.active = true
+			refs[a.Deleted.Path] = r
+		}
+	}
+	for r := range removals {
+		if r.Deleted == nil || r.Deleted.Path == "" {
+			continue
+		}
+		ref := refs[r.Deleted.Path]
+		ref.young = ref.young || r.DeletionTimestamp >= cutoff.UnixMilli()
+		refs[r.Deleted.Path] = ref
+	}
+	return refs, true
 }
 
 // isDataFile says whether rel, a key relative to the table root, names one

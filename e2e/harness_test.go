@@ -392,6 +392,9 @@ type sinkOptions struct {
 	// kafka holds extra YAML lines of the kafka section (tls, sasl,
 	// connect_timeout), each indented by two spaces.
 	kafka string
+	// mirrors are the tables (routed names) whose mirror tables the sinks
+	// keep, keyed by their "id" column.
+	mirrors []string
 }
 
 // config writes a configuration file for one sink process.
@@ -446,6 +449,16 @@ func (h *harness) config(o sinkOptions, httpAddr string) string {
 		// One namespace per scenario; the tables' paths are "{table}".
 		format, catalog = "iceberg", fmt.Sprintf("catalog:\n  uri: %q\n  namespace: %q\n", h.icebergURL, h.name)
 	}
+	mirrors := ""
+	if len(o.mirrors) > 0 {
+		// The default section configures the mirrors, each table's override
+		// turns its mirror on (an override states Enabled itself). A short
+		// interval keeps the wait for them to catch up short.
+		mirrors = "    mirror:\n      enabled: false\n      key: [id]\n      interval: 300ms\n  overrides:\n"
+		for _, t := range o.mirrors {
+			mirrors += fmt.Sprintf("    %q:\n      mirror:\n        enabled: true\n", t)
+		}
+	}
 	text := fmt.Sprintf(`kafka:
   brokers: [%q]
   group: %q
@@ -465,7 +478,7 @@ tables:
     flush_interval: %s
     path: "{table}"
     format: %s
-%serrors:
+%s%serrors:
   %s
 commit:
   offset_commit_interval: 200ms
@@ -479,7 +492,7 @@ log:
   level: info
   format: text
 `, brokers, h.name, strings.Join(quoted, ", "), strings.Join(pairs, ", "), o.sessionTimeout, o.kafka, registry, url,
-		h.svc.s3.AccessKey, h.svc.s3.SecretKey, o.mode, o.flushThreshold, o.flushInterval, format, catalog, errorsCfg, compaction, httpAddr, o.shutdown)
+		h.svc.s3.AccessKey, h.svc.s3.SecretKey, o.mode, o.flushThreshold, o.flushInterval, format, mirrors, catalog, errorsCfg, compaction, httpAddr, o.shutdown)
 	h.nextID++
 	path := filepath.Join(h.dir, fmt.Sprintf("sink-%d.yaml", h.nextID))
 	require.NoError(h.t, os.WriteFile(path, []byte(text), 0o644))

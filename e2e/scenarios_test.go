@@ -42,6 +42,32 @@ func (h *harness) background(ws *workloadStream, n int) (wait func()) {
 	return wg.Wait
 }
 
+// mirrorTables returns tables when the scenario writes Delta tables, whose
+// mirrors the chaos scenarios keep too, and none for Iceberg tables, which
+// have no mirrors.
+func (h *harness) mirrorTables(tables ...string) []string {
+	if h.icebergURL != "" {
+		return nil
+	}
+	return tables
+}
+
+// mirrorsDone waits for the mirrors of tables to hold their change logs'
+// latest versions, while the sinks still run them; checkMirrors, after the
+// sinks stopped, proves them right.
+func (h *harness) mirrorsDone(tables []string) {
+	if len(tables) > 0 {
+		h.waitMirrors(mirrorPairs(tables...), 3*time.Minute)
+	}
+}
+
+// checkMirrors proves the mirrors of o's sinks right, if they keep any.
+func (h *harness) checkMirrors(o sinkOptions) {
+	if len(o.mirrors) > 0 {
+		h.mirrorVerdict(o)
+	}
+}
+
 // singleTopic is the setup most scenarios share: one evodb topic with six
 // partitions and eight tables.
 func (h *harness) singleTopic(cfg workload.Config) *workloadStream {
@@ -110,7 +136,10 @@ func TestIcebergCrash(t *testing.T) {
 
 func crashScenario(t *testing.T, h *harness) {
 	ws := h.singleTopic(workload.Config{})
-	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 150 * time.Millisecond, flushThreshold: 500}
+	// Mirrors of some tables: their maintainers are killed too, between
+	// upload and commit, mid rebuild, holding their leases.
+	mirrored := h.mirrorTables("t0", "t3", "t6")
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 150 * time.Millisecond, flushThreshold: 500, mirrors: mirrored}
 	sinks := []*sinkProc{h.startSink(opts), h.startSink(opts)}
 	wait := h.background(ws, loadRecords)
 	for i := range 10 {
@@ -122,10 +151,12 @@ func crashScenario(t *testing.T, h *harness) {
 	}
 	wait()
 	h.waitDone(opts.topics, 5*time.Minute)
+	h.mirrorsDone(mirrored)
 	for _, s := range sinks {
 		s.stop()
 	}
 	h.verdict("", ws)
+	h.checkMirrors(opts)
 }
 
 // TestCrashAvro is TestCrash with an Avro topic beside the JSON one: plain
@@ -172,7 +203,10 @@ func TestIcebergScale(t *testing.T) {
 
 func scaleScenario(h *harness) {
 	ws := h.singleTopic(workload.Config{})
-	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond}
+	// Mirrors move with the tables' writers: a maintainer's lease is
+	// released when its member stops and taken by another.
+	mirrored := h.mirrorTables("t1", "t4", "t7")
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond, mirrors: mirrored}
 	first := h.startSink(opts)
 	wait := h.background(ws, loadRecords)
 	time.Sleep(3 * time.Second)
@@ -182,8 +216,10 @@ func scaleScenario(h *harness) {
 	third.stop()
 	wait()
 	h.waitDone(opts.topics, 5*time.Minute)
+	h.mirrorsDone(mirrored)
 	first.stop()
 	h.verdict("", ws)
+	h.checkMirrors(opts)
 }
 
 // TestBrokerRestart restarts the Kafka broker during load.
@@ -238,17 +274,30 @@ func storeFaultsScenario(t *testing.T, h *harness) {
 	p := newFaultProxy(t, h.svc.s3.Endpoint, 6, 0.06, 3*time.Second)
 	h.storeEndpoint = p.URL()
 	ws := h.singleTopic(workload.Config{})
-	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond, storeQuery: "request_timeout=2s&max_retries=20"}
+	// The mirrors' uploads, deletion vector files and commits meet the
+	// faults too: ambiguous commits are resolved by their txn.
+	mirrored := h.mirrorTables("t2", "t5")
+	opts := sinkOptions{topics: []string{ws.topic}, flushInterval: 300 * time.Millisecond, storeQuery: "request_timeout=2s&max_retries=20", mirrors: mirrored}
 	a, b := h.startSink(opts), h.startSink(opts)
 	wait := h.background(ws, loadRecords/2)
 	wait()
+	if len(mirrored) > 0 {
+		// A second round once the mirrors hold the first: they then follow
+		// the change logs step by step, deleting superseded rows, under
+		// the faults, instead of being built once from a snapshot.
+		h.waitDone(opts.topics, 6*time.Minute)
+		h.mirrorsDone(mirrored)
+		h.background(ws, loadRecords/4)()
+	}
 	h.waitDone(opts.topics, 6*time.Minute)
+	h.mirrorsDone(mirrored)
 	p.disable()
 	a.stop()
 	b.stop()
 	t.Logf("store faults injected: %s", p.summary())
 	require.Positive(t, p.injected(), "the proxy injected no fault")
 	h.verdict("", ws)
+	h.checkMirrors(opts)
 }
 
 // TestZombie stops a sink with SIGSTOP past the group session timeout, lets
@@ -302,13 +351,17 @@ func schemaEvolutionScenario(t *testing.T, h *harness) {
 		// evodb topic's t0…t7, or both would write the same table.
 		TableNames: []string{"d0", "d1", "d2", "d3"}})
 	h.createTopics(3, dbz.topic)
+	// Mirrors of tables whose change logs are compacted while they follow
+	// them and whose columns are added mid-stream, evodb and Debezium.
+	mirrored := h.mirrorTables("t0", "t5", workload.DefaultDB+"."+workload.DefaultSchema+".d1")
 	opts := sinkOptions{topics: []string{ws.topic, dbz.topic}, formats: map[string]string{dbz.topic: "debezium"},
-		flushInterval: 300 * time.Millisecond, compactionInterval: time.Second}
+		flushInterval: 300 * time.Millisecond, compactionInterval: time.Second, mirrors: mirrored}
 	a := h.startSink(opts)
 	w1, w2 := h.background(ws, loadRecords/2), h.background(dbz, loadRecords/4)
 	w1()
 	w2()
 	h.waitDone(opts.topics, 5*time.Minute)
+	h.mirrorsDone(mirrored)
 	a.stop()
 	// Compaction ran during ingestion: some active file is a merge.
 	compacted := 0
@@ -327,6 +380,7 @@ func schemaEvolutionScenario(t *testing.T, h *harness) {
 	t.Logf("compacted files active after the run: %d", compacted)
 	require.Positive(t, compacted, "no compaction ran during ingestion")
 	h.verdict("", ws, dbz)
+	h.checkMirrors(opts)
 }
 
 // TestBadInput sends malformed and wrongly typed records: they go to the

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"iter"
 	"net/url"
 	"os"
 	"slices"
@@ -318,6 +319,20 @@ func (p *probedTable) Removed(s *committer.Snapshot, path string) (committer.Rem
 		return m.Removed(s, path)
 	}
 	return committer.Remove{}, false
+}
+
+// Removals asks the table's format, as Removed does; false when the
+// format cannot list the removals a snapshot keeps.
+func (p *probedTable) Removals(s *committer.Snapshot) (iter.Seq[committer.Remove], bool) {
+	p.mu.Lock()
+	t := p.mu.found
+	p.mu.Unlock()
+	if l, ok := t.(interface {
+		Removals(*committer.Snapshot) (iter.Seq[committer.Remove], bool)
+	}); ok {
+		return l.Removals(s)
+	}
+	return nil, false
 }
 
 func (p *probedTable) ExpireHistory(ctx context.Context, retention time.Duration, dryRun bool, now time.Time) (committer.ExpireResult, error) {

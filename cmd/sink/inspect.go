@@ -170,8 +170,23 @@ func printSummary(w io.Writer, s *tableSummary) {
 	fmt.Fprintf(tw, "  version\t%d\n", s.Version)
 	fmt.Fprintf(tw, "  files\t%d\n", len(s.Files))
 	fmt.Fprintf(tw, "  size\t%s (%d bytes)\n", humanBytes(s.Bytes), s.Bytes)
-	fmt.Fprintf(tw, "  rows\t%d\n", s.Rows)
+	if s.Deleted > 0 {
+		fmt.Fprintf(tw, "  rows\t%d visible, %d deleted (deletion vectors)\n", s.Rows-s.Deleted, s.Deleted)
+	} else {
+		fmt.Fprintf(tw, "  rows\t%d\n", s.Rows)
+	}
 	fmt.Fprintf(tw, "  lsn\t%s\n", lsnRange(s.HasLSN, s.MinLSN, s.MaxLSN))
+	if m := s.Mirror; m != nil {
+		fmt.Fprintf(tw, "  mirror of\t%s (key %s)\n", m.Of, m.Key)
+		switch {
+		case m.Err != nil:
+			fmt.Fprintf(tw, "  holds\tunknown: read the change log: %v\n", m.Err)
+		case m.Holds < 0:
+			fmt.Fprintf(tw, "  holds\tno version of the change log yet (it is at version %d)\n", m.Latest)
+		default:
+			fmt.Fprintf(tw, "  holds\tchange-log version %d of %d (%d behind)\n", m.Holds, m.Latest, max(m.Latest-m.Holds, 0))
+		}
+	}
 	tw.Flush()
 	apps := make([]string, 0, len(s.Txns))
 	for a := range s.Txns {

@@ -9,9 +9,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/codec/parquetblock"
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/mirror"
 	"github.com/evodb/sink/objstore"
+	"github.com/evodb/sink/tablefile"
 )
 
 // TestInspect covers the ways an operator names the store: the
@@ -117,4 +121,64 @@ func TestInspectS3WithoutConfig(t *testing.T) {
 	e, _, errOut := testEnv(nil)
 	require.Equal(t, 1, runMain(testContext(t), e, []string{"inspect", "s3://lake/tables"}))
 	require.True(t, strings.HasPrefix(errOut.String(), "sink inspect: pass -c config.yaml to use the configuration's store.s3 settings"), errOut.String())
+}
+
+// TestInspectMirror: inspect says of a mirror table which change log it
+// mirrors, by which key, which change-log version it holds and how far
+// behind the change log's latest it is, and how many of its rows its
+// deletion vectors delete.
+func TestInspectMirror(t *testing.T) {
+	ctx := testContext(t)
+	storeDir := t.TempDir()
+	b, err := objstore.NewFilesystem(storeDir)
+	require.NoError(t, err)
+	writeSmallTable(t, ctx, b, 1)
+	tf := delta.NewFormat(b, delta.Options{})
+	logTable := tf.Open("users", committer.Options{})
+	m, err := mirror.New(b, logTable, tf.Open("users_current", committer.Options{DeleteRows: true}), mirror.Options{Key: []string{"id"}})
+	require.NoError(t, err)
+	sync := func() {
+		for range 10 {
+			res, err := m.Step(ctx)
+			require.NoError(t, err)
+			if res.To == res.ChangeLogVersion {
+				return
+			}
+		}
+		t.Fatal("the mirror did not catch up")
+	}
+	update := func(id int64) {
+		schema := codec.NewSchema()
+		schema.SetKafkaColumns(true)
+		ch := codec.Change{Topic: "cdc", Offset: 100 + id, Table: "users", Op: codec.OpUpdate, LSN: uint64(100 + id), TS: 100 + id,
+			Row: []codec.Field{{Name: "id", Value: codec.Int(id)}}}
+		_, err := schema.Accept(&ch)
+		require.NoError(t, err)
+		w, err := tablefile.WriteBlock(ctx, b, "users", tablefile.Block{
+			Schema: schema, Changes: []codec.Change{ch}, Encode: parquetblock.EncodeOptions{KafkaColumns: true},
+			Name:       func(codec.BlockStats, int) string { return fmt.Sprintf("data/update-%d.parquet", id) },
+			DataChange: true,
+		})
+		require.NoError(t, err)
+		_, err = logTable.Commit(ctx, committer.Commit{ReadVersion: -1, Adds: []committer.Add{w.Add}})
+		require.NoError(t, err)
+	}
+	sync()
+	update(2)
+	sync()
+	update(3)
+	logSnap, err := logTable.Snapshot(ctx)
+	require.NoError(t, err)
+
+	e, out, errOut := testEnv(nil)
+	require.Equal(t, 0, runMain(ctx, e, []string{"inspect", storeDir, "users_current"}), errOut.String())
+	require.Regexp(t, `rows +5 visible, 1 deleted \(deletion vectors\)`, out.String())
+	require.Regexp(t, `mirror of +users \(key id\)`, out.String())
+	require.Regexp(t, fmt.Sprintf(`holds +change-log version %d of %d \(1 behind\)`, logSnap.Version-1, logSnap.Version), out.String())
+
+	// The change log itself says nothing of mirrors.
+	e, out, errOut = testEnv(nil)
+	require.Equal(t, 0, runMain(ctx, e, []string{"inspect", storeDir, "users"}), errOut.String())
+	require.NotContains(t, out.String(), "mirror of")
+	require.Regexp(t, `rows +7\n`, out.String())
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/mirror"
 	"github.com/evodb/sink/tablefile"
 )
 
@@ -35,6 +36,22 @@ type tableSummary struct {
 	HasLSN         bool
 	Txns           map[string]int64
 	Snapshot       *committer.Snapshot
+	// Deleted counts the rows of Rows that the files' deleted rows
+	// (deletion vectors) hide from readers.
+	Deleted int64
+	// Mirror describes the table if it is a mirror table, nil otherwise.
+	Mirror *mirrorSummary
+}
+
+// mirrorSummary is where a mirror table stands against its change log.
+type mirrorSummary struct {
+	// Of is the change log's path, Key the key columns.
+	Of, Key string
+	// Holds is the change-log version the mirror holds (W), -1 if none;
+	// Latest the change log's latest version, -1 if it could not be read
+	// (Err says why).
+	Holds, Latest int64
+	Err           error
 }
 
 // noTableError is a table path with no table under it.
@@ -76,12 +93,34 @@ func summarize(ctx context.Context, tf committer.Format, path string) (*tableSum
 		s.Files = append(s.Files, f)
 		s.Bytes += f.Size
 		s.Rows += f.Rows
+		if a.Deleted != nil {
+			s.Deleted += a.Deleted.Count
+		}
 	}
 	if !s.HasLSN {
 		s.MinLSN = 0
 	}
 	sort.Slice(s.Files, func(i, j int) bool { return s.Files[i].Path < s.Files[j].Path })
+	if of := snap.Metadata.Configuration[mirror.ConfigMirrorOf]; of != "" {
+		s.Mirror = mirrorOf(ctx, tf, snap, of)
+	}
 	return s, nil
+}
+
+// mirrorOf reads the change log a mirror table at snap derives from, to
+// say how far behind it the mirror is.
+func mirrorOf(ctx context.Context, tf committer.Format, snap *committer.Snapshot, of string) *mirrorSummary {
+	m := &mirrorSummary{Of: of, Key: snap.Metadata.Configuration[mirror.ConfigMirrorKey], Holds: -1, Latest: -1}
+	logSnap, err := tf.Open(of, committer.Options{}).Snapshot(ctx)
+	if err != nil {
+		m.Err = err
+		return m
+	}
+	m.Latest = logSnap.Version
+	if w, ok := snap.TxnVersion(mirror.AppID(logSnap.Metadata.ID)); ok {
+		m.Holds = w
+	}
+	return m
 }
 
 // lsnRange formats a summary's LSN range.

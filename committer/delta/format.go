@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,22 @@ func (t *Table) Removed(s *committer.Snapshot, path string) (committer.Remove, b
 		return committer.Remove{}, false
 	}
 	return Tombstone(s, path)
+}
+
+// Removals yields every tombstone s keeps: a path once per deletion
+// vector it was removed with (see Tombstones). Vacuum keeps the deletion
+// vector files they name for readers of older versions.
+func (t *Table) Removals(s *committer.Snapshot) (iter.Seq[committer.Remove], bool) {
+	if !ours(s) {
+		return nil, false
+	}
+	return func(yield func(committer.Remove) bool) {
+		for _, r := range Tombstones(s) {
+			if !yield(r) {
+				return
+			}
+		}
+	}, true
 }
 
 // ExpireHistory deletes the table's JSON commits and checkpoints that lie

@@ -26,6 +26,9 @@ import (
 
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/codec/cdc"
+	"github.com/evodb/sink/committer/delta"
+	"github.com/evodb/sink/mirror"
+	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
 )
 
@@ -104,6 +107,9 @@ type mode struct {
 // the tables against the database: after the snapshot, streamed changes
 // and a mid-stream ALTER TABLE; and again after a graceful and a killed
 // Kafka Connect restart (whose replays the sink's dedupe: lsn drops).
+// Each time both the current-state view over the change log and the
+// mirror table the sink keeps beside it (read as it is) equal the
+// database, value by value.
 func TestChain(t *testing.T) {
 	e := loadEnv(t)
 	start := time.Now()
@@ -495,6 +501,9 @@ tables:
     path: "{db}/{schema}/{table}"
     flush_interval: 1s
     flush_threshold: 40
+    mirror:
+      enabled: true
+      interval: 300ms
 http:
   addr: %s
 shutdown_timeout: 30s
@@ -524,13 +533,13 @@ log:
 			t.Fatalf("sink exited early: %v\n%s", err, stderr.String())
 		case <-time.After(300 * time.Millisecond):
 		}
-		if caughtUp(addr, ends) {
+		if caughtUp(addr, ends) && e.mirrorsCaughtUp(t, m) == "" {
 			break
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-exited
-			t.Fatalf("sink %s did not catch up to %v\n%s", m.name, ends, stderr.String())
+			t.Fatalf("sink %s did not catch up to %v (mirrors: %s)\n%s", m.name, ends, e.mirrorsCaughtUp(t, m), stderr.String())
 		}
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
@@ -542,6 +551,33 @@ log:
 		t.Fatalf("sink did not stop within a minute of SIGTERM\n%s", stderr.String())
 	}
 	return dedupe
+}
+
+// mirrorsCaughtUp says which mirror tables of m's store do not hold their
+// change log's latest version yet; "" when every one does.
+func (e env) mirrorsCaughtUp(t *testing.T, m *mode) string {
+	t.Helper()
+	b, err := objstore.NewFilesystem(m.store)
+	require.NoError(t, err)
+	ctx := context.Background()
+	var lag []string
+	for _, table := range tables {
+		root := e.pgDB + "/public/" + table
+		logSnap, err := delta.Open(b, root, delta.Options{}).Snapshot(ctx)
+		if err != nil {
+			lag = append(lag, fmt.Sprintf("%s: %v", root, err))
+			continue
+		}
+		snap, err := delta.Open(b, root+"_current", delta.Options{}).Snapshot(ctx)
+		if err != nil {
+			lag = append(lag, fmt.Sprintf("%s_current: %v", root, err))
+			continue
+		}
+		if w, ok := snap.TxnVersion(mirror.AppID(logSnap.Metadata.ID)); !ok || w != logSnap.Version {
+			lag = append(lag, fmt.Sprintf("%s_current holds change-log version %d (%v) of %d", root, w, ok, logSnap.Version))
+		}
+	}
+	return strings.Join(lag, "; ")
 }
 
 func caughtUp(addr string, ends map[string]int64) bool {
@@ -575,7 +611,9 @@ func caughtUp(addr string, ends map[string]int64) bool {
 }
 
 // verify checks every table of m against Kafka (row counts) and
-// PostgreSQL (current state, value by value).
+// PostgreSQL (current state, value by value): the view over the change
+// log, and the mirror table, which runSink waited for to hold the change
+// log's latest version.
 func (e env) verify(t *testing.T, adm *kadm.Client, m *mode, dedupe bool, when string) (replayed int) {
 	t.Helper()
 	for _, table := range tables {
@@ -591,7 +629,8 @@ func (e env) verify(t *testing.T, adm *kadm.Client, m *mode, dedupe bool, when s
 			distinct[ev.lsn+"|"+string(ev.key)] = true
 		}
 		cols, keys := e.columns(t, table)
-		st := e.state(t, filepath.Join(m.store, e.pgDB, "public", table), keys, cols)
+		path := filepath.Join(m.store, e.pgDB, "public", table)
+		st := e.state(t, path, keys, cols, path+"_current")
 		want := len(distinct)
 		if !dedupe {
 			want = records
@@ -605,26 +644,36 @@ func (e env) verify(t *testing.T, adm *kadm.Client, m *mode, dedupe bool, when s
 		require.Empty(t, st.Unknown, "%s %s %s: columns not in PostgreSQL", when, m.name, table)
 
 		pg := e.pgState(t, table, cols)
-		got := keyed(t, st.State, keys)
-		require.Len(t, got, len(st.State), "%s %s %s: duplicate keys in the current state", when, m.name, table)
-		require.Equal(t, sortedKeys(pg), sortedKeys(got), "%s %s %s: keys of the current state", when, m.name, table)
 		values := 0
-		for k, prow := range pg {
-			grow := got[k]
-			for _, c := range cols {
-				values++
-				if !sameValue(prow[c.name], grow[c.name]) {
-					t.Errorf("%s %s %s key %s column %s (%s): postgres %s, delta %s", when, m.name, table, k,
-						c.name, c.typ, show(prow[c.name]), show(grow[c.name]))
+		// compare checks rows, a current state, against PostgreSQL's,
+		// value by value.
+		compare := func(what string, rows []map[string]any) {
+			got := keyed(t, rows, keys)
+			require.Len(t, got, len(rows), "%s %s %s: duplicate keys in the %s", when, m.name, table, what)
+			require.Equal(t, sortedKeys(pg), sortedKeys(got), "%s %s %s: keys of the %s", when, m.name, table, what)
+			for k, prow := range pg {
+				grow := got[k]
+				for _, c := range cols {
+					values++
+					if !sameValue(prow[c.name], grow[c.name]) {
+						t.Errorf("%s %s %s key %s column %s (%s): postgres %s, %s %s", when, m.name, table, k,
+							c.name, c.typ, show(prow[c.name]), what, show(grow[c.name]))
+					}
 				}
 			}
 		}
+		compare("current-state view", st.State)
+		// The mirror table itself, read as any reader reads it.
+		require.NotNil(t, st.Mirror, "%s %s %s: no mirror table read", when, m.name, table)
+		require.Empty(t, st.Mirror.Unknown, "%s %s %s: mirror columns not in PostgreSQL", when, m.name, table)
+		require.Equal(t, len(pg), st.Mirror.Rows, "%s %s %s: rows of the mirror table", when, m.name, table)
+		compare("mirror table", st.Mirror.State)
 		replayed += records - len(distinct)
 		names := make([]string, len(cols))
 		for i, c := range cols {
 			names[i] = c.name
 		}
-		t.Logf("%s %-7s %-8s %3d records (%d replayed, %d tombstones) -> %3d log rows; %3d rows x %d columns = %4d values equal to PostgreSQL [%s]",
+		t.Logf("%s %-7s %-8s %3d records (%d replayed, %d tombstones) -> %3d log rows; view and mirror: %3d rows x %d columns, %4d values equal to PostgreSQL [%s]",
 			when, m.name, table, records, records-len(distinct), tombstones, st.Rows, len(pg), len(cols), values,
 			strings.Join(names, ","))
 	}
@@ -696,10 +745,18 @@ type state struct {
 	Columns    []string         `json:"columns"`
 	Unknown    []string         `json:"unknown"`
 	State      []map[string]any `json:"state"`
+	// Mirror is the mirror table's rows, as they are.
+	Mirror *struct {
+		Rows    int              `json:"rows"`
+		Columns []string         `json:"columns"`
+		Unknown []string         `json:"unknown"`
+		State   []map[string]any `json:"state"`
+	} `json:"mirror"`
 }
 
-// state runs state.py over one Delta table.
-func (e env) state(t *testing.T, path string, keys []string, cols []column) state {
+// state runs state.py over one Delta table, and over its mirror table
+// at mirrorPath.
+func (e env) state(t *testing.T, path string, keys []string, cols []column, mirrorPath string) state {
 	t.Helper()
 	types := map[string]string{}
 	for _, c := range cols {
@@ -707,7 +764,7 @@ func (e env) state(t *testing.T, path string, keys []string, cols []column) stat
 	}
 	typesJSON, err := json.Marshal(types)
 	require.NoError(t, err)
-	cmd := exec.Command(e.python, "state.py", path, strings.Join(keys, ","), string(typesJSON))
+	cmd := exec.Command(e.python, "state.py", path, strings.Join(keys, ","), string(typesJSON), mirrorPath)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

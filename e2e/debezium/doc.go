@@ -24,5 +24,7 @@
 // default a temporary directory), because the snapshot rows must
 // exist before the connector does. The SQL it runs is in schema.sql,
 // changes-1.sql, alter.sql and changes-2.sql; state.py computes a table's
-// current state with DuckDB using the view of docs/current-state.md.
+// current state with DuckDB using the view of docs/current-state.md, and
+// reads the table's mirror table (tables.*.mirror, which every sink of the
+// chain keeps) as it is: both must equal the database.
 package debezium

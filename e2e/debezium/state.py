@@ -4,7 +4,11 @@ metadata (evodb.primaryKey), and its current state: the latest
 change per primary key by _lsn (ties by _offset), deletes dropped, which
 is the view docs/current-state.md documents.
 
-    state.py <table path> <key columns, comma-separated> <column types as JSON>
+    state.py <table path> <key columns, comma-separated> <column types as JSON> [MIRROR_PATH]
+
+With MIRROR_PATH, the table's mirror table (tables.*.mirror) is read too,
+as it is, with its deletion vectors and no view over it, and printed as
+"mirror": its row count, columns and rows in the same canonical form.
 
 Values are printed in the canonical form the test also asks PostgreSQL
 for, chosen per PostgreSQL type, so one comparison covers both converter
@@ -85,16 +89,12 @@ def canonical(pgtype, v):
     return str(v)
 
 
-def main():
-    path, keys, types = sys.argv[1], sys.argv[2].split(","), json.loads(sys.argv[3])
-    ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.glob("extensions/*/delta.duckdb_extension"))
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    con.sql(f"LOAD '{ext}'")
-    con.sql("SET TimeZone = 'UTC'")
+def read(con, path, keys, types, view):
+    """A table's current state: the view over a change log, or, without
+    view, a mirror table's rows as they are."""
     log = f"delta_scan('{path}')"
     rows = con.sql(f"SELECT count(*) FROM {log}").fetchone()[0]
     key = ", ".join(f'"{k}"' for k in keys)
-    # The current-state view of docs/current-state.md.
     desc = con.sql(f"DESCRIBE SELECT * FROM {log}").fetchall()
     names = [d[0] for d in desc if d[0] not in META]
     unknown = [n for n in names if n not in types]
@@ -104,19 +104,34 @@ def main():
     # venv does not carry.
     ms = {d[0] for d in desc if d[1].startswith("TIMESTAMP")}
     select = ", ".join(f'epoch_ms("{n}")' if n in ms else f'"{n}"' for n in names)
-    rel = con.sql(f"""
-        SELECT {select} FROM (
-            SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _lsn DESC, _offset DESC) AS _rn
-            FROM {log}
-        ) WHERE _rn = 1 AND _op <> 'DELETE'
-    """)
+    if view:
+        # The current-state view of docs/current-state.md.
+        rel = con.sql(f"""
+            SELECT {select} FROM (
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _lsn DESC, _offset DESC) AS _rn
+                FROM {log}
+            ) WHERE _rn = 1 AND _op <> 'DELETE'
+        """)
+    else:
+        rel = con.sql(f"SELECT {select} FROM {log}")
     state = []
     for row in rel.fetchall():
         state.append({n: (v if n in ms else canonical(types[n], v)) for n, v in zip(names, row)})
+    return {"rows": rows, "columns": names, "unknown": unknown, "state": state}
+
+
+def main():
+    path, keys, types = sys.argv[1], sys.argv[2].split(","), json.loads(sys.argv[3])
+    ext = next(pathlib.Path(duckdb_extension_delta.__file__).parent.glob("extensions/*/delta.duckdb_extension"))
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.sql(f"LOAD '{ext}'")
+    con.sql("SET TimeZone = 'UTC'")
+    out = read(con, path, keys, types, True)
     # The primary key the sink took from the Debezium record key.
-    pk = deltalake.DeltaTable(path).metadata().configuration.get("evodb.primaryKey")
-    json.dump({"rows": rows, "primary_key": pk, "columns": names, "unknown": unknown, "state": state},
-              sys.stdout, default=str)
+    out["primary_key"] = deltalake.DeltaTable(path).metadata().configuration.get("evodb.primaryKey")
+    if len(sys.argv) > 4:
+        out["mirror"] = read(con, sys.argv[4], keys, types, False)
+    json.dump(out, sys.stdout, default=str)
 
 
 if __name__ == "__main__":

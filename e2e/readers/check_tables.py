@@ -17,9 +17,16 @@ it needs no S3 connector. Its JVM takes tens of seconds to start, so the
 e2e suite runs this script once, as a server (--serve), and sends it one
 CONFIG_JSON line per check: one Spark JVM per run reads every table.
 
+A table with deletion vectors (a mirror table) is read by delta-rs
+through its DataFusion QueryBuilder, since to_pyarrow_table refuses such
+tables, and the pyarrow reader drops the rows each file's deletion vector
+deletes (as delta-rs decodes them): a reader of the files alone would
+return every row the table ever held.
+
 Usage: check_tables.py CONFIG_JSON
        check_tables.py --serve    (one CONFIG_JSON per stdin line, one
-                                   result per stdout line)
+                                   result per stdout line; a line with
+                                   "mirrors" is mirror_check.py's)
   CONFIG_JSON: {"endpoint", "bucket", "prefix", "access_key", "secret_key",
                 "region", "tables": [...], "local_root": optional dir where
                 the S3 server keeps bucket objects as files}
@@ -130,7 +137,14 @@ def main():
         os.dup2(2, 1)
         spark = Spark()
         for line in sys.stdin:
-            answers.write(json.dumps(check(json.loads(line), spark)) + "\n")
+            cfg = json.loads(line)
+            if "mirrors" in cfg:
+                import mirror_check
+
+                answer = mirror_check.check(cfg, spark)
+            else:
+                answer = check(cfg, spark)
+            answers.write(json.dumps(answer, default=str) + "\n")
             answers.flush()
         return
     print(json.dumps(check(json.loads(sys.argv[1]), Spark())))
@@ -168,7 +182,13 @@ def check(cfg, spark):
 
         def delta():
             dt = deltalake.DeltaTable(uri, storage_options=opts)
-            r = from_arrow(dt.to_pyarrow_table())
+            if has_deletion_vectors(dt):
+                # to_pyarrow_table refuses a table with deletion vectors
+                # (a mirror table); delta-rs's DataFusion reader applies them.
+                r = from_arrow(query_all(dt))
+                r["deletion_vectors"] = True
+            else:
+                r = from_arrow(dt.to_pyarrow_table())
             r["version"] = dt.version()
             r["files"] = len(dt.file_uris())
             return r, dt
@@ -181,7 +201,18 @@ def check(cfg, spark):
         res["deltalake"], dt = d
 
         def files():
-            parts = [pq.read_table(u.removeprefix("s3://"), filesystem=s3) for u in dt.file_uris()]
+            # A file's deleted rows (its deletion vector) are no longer in
+            # the table: without applying them this reader would count
+            # every row a mirror table ever held.
+            keep = deletion_masks(dt)
+            parts = []
+            for u in dt.file_uris():
+                part = pq.read_table(u.removeprefix("s3://"), filesystem=s3)
+                if file_key(u) in keep:
+                    part = part.filter(keep.pop(file_key(u)))
+                parts.append(part)
+            if keep:
+                raise RuntimeError(f"deletion vectors of files the table does not list: {sorted(keep)}")
             t, p, o = [], [], []
             for part in parts:
                 t += part.column("_topic").to_pylist()
@@ -203,6 +234,38 @@ def check(cfg, spark):
             res["spark"] = {"error": "no local copy of the bucket (local_root): Spark reads only local tables here"}
         out[table] = res
     return out
+
+
+def has_deletion_vectors(dt):
+    """Whether the table may have deleted rows in the files it lists."""
+    return "deletionVectors" in (dt.protocol().reader_features or [])
+
+
+def query_all(dt):
+    import deltalake
+    import pyarrow as pa
+
+    reader = deltalake.QueryBuilder().register("t", dt).execute("SELECT * FROM t")
+    return pa.RecordBatchReader.from_stream(reader).read_all()
+
+
+def file_key(uri):
+    """A file URI as both file_uris and deletion_vectors spell it (the
+    latter prefixes local paths with file://)."""
+    return uri.removeprefix("file://")
+
+
+def deletion_masks(dt):
+    """The rows to keep of each file with a deletion vector, by file URI."""
+    import pyarrow as pa
+
+    if not has_deletion_vectors(dt):
+        return {}
+    dvs = pa.RecordBatchReader.from_stream(dt.deletion_vectors()).read_all()
+    return {
+        file_key(u): pa.array(m, pa.bool_())
+        for u, m in zip(dvs.column("filepath").to_pylist(), dvs.column("selection_vector").to_pylist())
+    }
 
 
 def duckdb_connection(cfg, host):
