@@ -86,7 +86,10 @@ type History interface {
 	// Changes returns the commits at versions after..to (after excluded,
 	// to included), in version order. It fails with an error wrapping
 	// ErrHistoryExpired when one of them is no longer recorded (the log
-	// was cleaned up): the caller then starts again from a snapshot.
+	// was cleaned up): the caller then starts again from a snapshot. It
+	// fails with an error wrapping ErrTableReplaced when the table was
+	// deleted and created again since the Table last read it whole: the
+	// commits at those versions are another table's.
 	Changes(ctx context.Context, after, to int64) ([]VersionChange, error)
 }
 

@@ -247,6 +247,36 @@ func TestMirrorRebuilds(t *testing.T) {
 		f.check()
 		require.Equal(t, map[int64]string{7: "g", 8: "h"}, f.names())
 	})
+	t.Run("change log replaced by a longer one under a running maintainer", func(t *testing.T) {
+		// The new log's versions 1 and 2 follow the version the maintainer
+		// holds, so advancing its snapshot reads them; Changes must see
+		// that they are another table's before the step applies them to
+		// the old table's mirror. The clock does not move: no reload.
+		f := newFixture(t, nil)
+		now := time.Unix(1_700_000_000, 0)
+		m := f.maintainer(Options{ReloadEvery: time.Hour, Now: func() time.Time { return now }})
+		f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "b"))
+		f.sync(m)
+		var keys []string
+		require.NoError(t, f.b.List(f.ctx, logRoot+"/", func(o objstore.ObjectInfo) error {
+			keys = append(keys, o.Key)
+			return nil
+		}))
+		for _, k := range keys {
+			require.NoError(t, f.b.Delete(f.ctx, k))
+		}
+		f.log = f.format.Open(logRoot, committerOptions("sink2"))
+		f.next = map[int32]int64{}
+		f.commit(change(ins, 7, 5, "g"))
+		f.commit(change(ins, 8, 6, "h"))
+		f.commit(change(ins, 9, 7, "i"))
+		steps := f.sync(m)
+		require.Contains(t, steps[0].Reason, "deleted and created again", "%+v", steps)
+		require.Zero(t, steps[0].Rows, "the first step applies nothing of the new log")
+		require.True(t, steps[len(steps)-1].Rebuilt, "%+v", steps)
+		f.check()
+		require.Equal(t, map[int64]string{7: "g", 8: "h", 9: "i"}, f.names())
+	})
 	t.Run("file vacuumed", func(t *testing.T) {
 		f := newFixture(t, nil)
 		m := f.maintainer(Options{})

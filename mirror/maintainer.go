@@ -66,9 +66,10 @@ type Options struct {
 	Instance string
 	// ReloadEvery is how often the maintainer reads the change log's
 	// snapshot whole instead of advancing the one it holds; default 1m.
-	// Advancing reads only the commits after it, and cannot notice a
-	// change log deleted and created again under the same root (another
-	// table id, which makes the maintainer rebuild) until it reloads.
+	// Advancing reads only the commits after it; a change log deleted and
+	// created again under the same root with more commits is noticed by
+	// History.Changes (ErrTableReplaced), one with fewer, which leaves
+	// nothing to apply, only when the maintainer reloads.
 	ReloadEvery time.Duration
 }
 
@@ -226,6 +227,13 @@ func (m *Maintainer) Step(ctx context.Context) (StepResult, error) {
 	changes, err := m.history.Changes(ctx, w, to)
 	if errors.Is(err, committer.ErrHistoryExpired) {
 		return m.rebuild(ctx, res, kr, err.Error())
+	}
+	if errors.Is(err, committer.ErrTableReplaced) || errors.Is(err, committer.ErrNoTable) {
+		// The commits read are another table's: read the change log whole
+		// next step, which finds its new id (or none) and rebuilds.
+		m.logSnap = nil
+		res.Reason = err.Error()
+		return res, nil
 	}
 	if err != nil {
 		return res, fmt.Errorf("mirror of %s: %w", m.changeLog.Root(), err)

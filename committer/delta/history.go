@@ -23,7 +23,11 @@ const historyReads = 8
 // record). A version whose commit file is gone, deleted by log cleanup
 // (or never written: the table was replaced by a shorter one), fails the
 // call with an error wrapping committer.ErrHistoryExpired; the caller then
-// reads a snapshot instead.
+// reads a snapshot instead. Commit files of another table, one created
+// again under the same root after the table this Table last loaded was
+// deleted, fail it with an error wrapping committer.ErrTableReplaced (or
+// committer.ErrNoTable if the table is gone): the caller reads the table
+// whole again.
 //
 // Each VersionChange lists the adds and removes as the commit recorded
 // them, the commit's operation from its commitInfo, its metaData as
@@ -63,7 +67,49 @@ func (t *Table) Changes(ctx context.Context, after, to int64) ([]committer.Versi
 				t.Root(), v, t.logKey(commitName(v)), committer.ErrHistoryExpired)
 		}
 	}
+	if err := t.sameTable(ctx); err != nil {
+		return nil, fmt.Errorf("changes of table %s after version %d: %w", t.Root(), after, err)
+	}
 	return out, nil
+}
+
+// sameTable checks, after Changes read commit files, that they are the
+// commits of the table this Table last loaded: a table deleted and created
+// again under the same root numbers its commits from 0 again, so a reader
+// advancing by version numbers would read the new table's commits as if
+// they followed the old one's. The object readers start from (the anchor:
+// version 0, or the checkpoint a load started from) is what tells them
+// apart: while it is the object this Table loaded, every commit above it
+// belongs to the same table, since a creator cannot write a new version 0
+// while the old one is there. One HEAD when nothing changed; when the
+// anchor is gone or another object (log cleanup, or a replaced table), a
+// load decides by the table's id. A Table that never loaded the table has
+// nothing to compare and loads it.
+func (t *Table) sameTable(ctx context.Context) error {
+	a := t.currentAnchor()
+	if a.key != "" {
+		info, err := t.bucket.Head(ctx, a.key)
+		if err == nil && info.ETag == a.etag {
+			return nil
+		}
+		if err != nil && !errors.Is(err, objstore.ErrNotExist) {
+			return err
+		}
+	}
+	before := t.cached()
+	s, na, err := t.load(ctx)
+	if errors.Is(err, errUnrooted) {
+		return fmt.Errorf("%v: %w", err, committer.ErrTableReplaced)
+	}
+	if err != nil {
+		return err
+	}
+	if before != nil && before.Metadata.ID != s.Metadata.ID {
+		return fmt.Errorf("the table was deleted and created again (table id %s, then %s): %w", before.Metadata.ID, s.Metadata.ID, committer.ErrTableReplaced)
+	}
+	t.setAnchor(na)
+	t.remember(s)
+	return nil
 }
 
 // versionChange maps one parsed commit onto the seam's VersionChange.

@@ -116,6 +116,13 @@ func TestChangesAfterLogCleanup(t *testing.T) {
 		kept, err := tbl.Changes(ctx, 4, 7)
 		require.NoError(t, err)
 		require.Len(t, kept, 3)
+
+		// Cleanup of version 0, the object the Table loaded from, is not
+		// a replaced table: the table's id is the same.
+		require.NoError(t, b.Delete(ctx, testRoot+"/_delta_log/"+commitName(0)))
+		kept, err = tbl.Changes(ctx, 4, 7)
+		require.NoError(t, err)
+		require.Len(t, kept, 3)
 		require.Equal(t, []int64{5, 6, 7}, []int64{kept[0].Version, kept[1].Version, kept[2].Version})
 		require.Equal(t, map[string]int64{testAppID: 69}, kept[2].Txns)
 	})
@@ -132,4 +139,49 @@ func TestChangesOfReplacedTable(t *testing.T) {
 	require.NoError(t, err)
 	_, err = tbl.Changes(ctx, 0, 1)
 	require.ErrorIs(t, err, committer.ErrHistoryExpired)
+}
+
+// A table deleted and created again under the same root, with more
+// commits than the one the Table loaded, has commit files at the versions
+// after the caller's: Changes must refuse them as another table's rather
+// than return them as the old table's next commits.
+func TestChangesOfTableCreatedAgain(t *testing.T) {
+	forEachBucket(t, func(t *testing.T, b objstore.Bucket) {
+		ctx := context.Background()
+		old := Open(b, testRoot, testOptions("w"))
+		_, err := old.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
+		require.NoError(t, err)
+		_, err = old.Commit(ctx, appendCommit("data/a.parquet", testAppID, 0, 9))
+		require.NoError(t, err)
+		reader := Open(b, testRoot, testOptions("r"))
+		s, err := reader.Snapshot(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), s.Version)
+
+		var keys []string
+		require.NoError(t, b.List(ctx, testRoot+"/", func(o objstore.ObjectInfo) error {
+			keys = append(keys, o.Key)
+			return nil
+		}))
+		for _, k := range keys {
+			require.NoError(t, b.Delete(ctx, k))
+		}
+		again := Open(b, testRoot, testOptions("w2"))
+		_, err = again.Create(ctx, committer.Metadata{Schema: mustSchema(t, schemaV1)})
+		require.NoError(t, err)
+		for i := range 3 {
+			_, err = again.Commit(ctx, appendCommit(fmt.Sprintf("data/n%d.parquet", i), testAppID, int64(10*i), int64(10*i+9)))
+			require.NoError(t, err)
+		}
+		_, err = reader.Changes(ctx, s.Version, 3)
+		require.ErrorIs(t, err, committer.ErrTableReplaced)
+		require.ErrorContains(t, err, "deleted and created again")
+
+		// The reader now holds the new table: its commits read as its own.
+		fresh, err := reader.Snapshot(ctx)
+		require.NoError(t, err)
+		vcs, err := reader.Changes(ctx, 0, fresh.Version)
+		require.NoError(t, err)
+		require.Len(t, vcs, 3)
+	})
 }
