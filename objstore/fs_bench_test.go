@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -63,4 +64,38 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkFilesystemPutNewTables puts what a table's first flush puts,
+// from two goroutines as two flushes run at once: each iteration a new
+// table's first data file and its log's version 0, so each put creates
+// its directory (and the first the table's). It reports CPU per put.
+func BenchmarkFilesystemPutNewTables(b *testing.B) {
+	ctx := context.Background()
+	bkt, err := NewFilesystem(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), 16<<10)
+	var next atomic.Int64
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	b.SetParallelism(1)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			table := next.Add(1)
+			for _, key := range []string{
+				fmt.Sprintf("bench/t%06d/data/first.parquet", table),
+				fmt.Sprintf("bench/t%06d/_delta_log/%020d.json", table, 0),
+			} {
+				if _, err := bkt.Put(ctx, key, bytes.NewReader(body), int64(len(body)), PutOptions{IfNoneMatch: true}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(2*b.N), "cpu-ns/put")
 }
