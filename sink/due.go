@@ -11,17 +11,20 @@ import (
 // The size and record-count triggers need no queue: addLocked checks them
 // as it buffers each change.
 //
-// Invariant: a table whose buffer holds changes and has no flush running
-// has an entry at or before the time its age trigger fires. addLocked
-// queues a table whose buffer it adds to and that has no entry; a due
-// entry is taken off and, unless its table flushes then, queued again at
-// the table's own due time (so entries may be early, never late). A flush
-// drains the buffer and leaves the entry behind: it fires early, finds the
-// buffer empty or not due yet, and is dropped or queued again. A table
-// with a flush running is flushed again when that flush ends if it is due
-// then (finishFlush), which is why no entry is needed while it runs. Only
-// addLocked fills buffers, so no other path can leave a buffer without an
-// entry. Guarded by Sink.mu.
+// Invariant: a table whose buffer holds changes has an entry at or before
+// the time its age trigger fires, unless a flush of the buffer was asked
+// for (then the buffer is draining, or drains when the table's running
+// flush ends: flushWanted, finishFlush). addLocked queues a table whose
+// buffer it adds to and that has no entry; a due entry is taken off and,
+// unless its buffer's flush is asked for then, queued again at the
+// buffer's own due time (so entries may be early, never late). That holds
+// while a flush of the table runs too: the buffer that took changes since
+// is not due when the entry fires, and the running flush, when it ends,
+// starts another only if that buffer is due by then. A flush drains the
+// buffer and leaves the entry behind: it fires early, finds the buffer
+// empty or not due yet, and is dropped or queued again. Only addLocked
+// fills buffers, so no other path can leave a buffer without an entry.
+// Guarded by Sink.mu.
 type dueQueue struct {
 	items []dueItem
 	// queued holds the tables with an entry.

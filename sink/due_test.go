@@ -106,8 +106,41 @@ func TestDueQueueVisitsOnlyDueTables(t *testing.T) {
 	_, seen = poll()
 	require.Equal(t, []string{"t01"}, seen)
 	require.EqualValues(t, 2, committed("t01"), "flushed at its own due time, not later")
+
+	// t02's entry fires while a flush of t02 runs and its buffer, which
+	// took a change since the flush began, is not due: the entry must be
+	// queued again, since the running flush, ending before that buffer is
+	// due, starts no other.
+	now = t0.Add(10 * time.Second)
+	add("t02")
+	for range cap(s.flushSem) {
+		s.flushSem <- struct{}{} // flushes start but wait for a slot
+	}
+	now = t0.Add(10500 * time.Millisecond)
+	s.mu.Lock()
+	s.requestFlush(tables["t02"], "memory")
+	s.mu.Unlock()
+	require.True(t, tables["t02"].flushRunning())
+	now = t0.Add(11 * time.Second)
+	add("t02")
+	now = t0.Add(12 * time.Second)
+	visited = nil
+	s.mu.Lock()
+	s.flushReadyLocked()
+	s.mu.Unlock()
+	require.Equal(t, []string{"t02"}, visited, "the entry left by the first change fires")
+	for range cap(s.flushSem) {
+		<-s.flushSem
+	}
+	s.flushes.Wait()
+	require.EqualValues(t, 1, committed("t02"), "the running flush held the first change only")
+	now = t0.Add(13 * time.Second)
+	_, seen = poll()
+	require.Equal(t, []string{"t02"}, seen, "queued again although a flush ran when it fired")
+	require.EqualValues(t, 2, committed("t02"), "the change buffered during the flush is flushed when due")
+
 	for name := range tables {
-		if name != "t00" && name != "t01" {
+		if name != "t00" && name != "t01" && name != "t02" {
 			require.Zero(t, committed(name), name)
 		}
 	}

@@ -221,12 +221,14 @@ func (s *Sink) flushReadyLocked() {
 		s.visitDue(w)
 		if ok, reason := w.shouldFlush(now); ok {
 			s.requestFlush(w, reason)
+			if w.flushRunning() {
+				// Its buffer is draining now, or drains when the
+				// running flush ends (flushWanted, finishFlush).
+				continue
+			}
 		}
-		if w.flushRunning() {
-			// Flushed now, or flushed again when the running flush
-			// ends (finishFlush).
-			continue
-		}
+		// Not due yet (a flush may be running: its buffer took changes
+		// since), or the sink is stopping: queued again at its own time.
 		again = append(again, w)
 	}
 }
