@@ -96,7 +96,7 @@ type Filesystem struct {
 	// syncs what it creates, so only tools outside the bucket can do
 	// that, and they must not change the tree under a running writer.
 	dirs struct {
-		sync.Mutex
+		sync.RWMutex
 		durable map[string]struct{}
 	}
 	// noTmpfile is set once anonymous temp files (O_TMPFILE, linked by
@@ -475,6 +475,15 @@ func (f *Filesystem) mkdirs(dir string) error {
 // syncAncestry makes dir's entry, and its ancestors' entries, durable in
 // their parents unless the durable set says they are (see the dirs field).
 func (f *Filesystem) syncAncestry(dir string) error {
+	// The common case, a known directory, shares the lock: a Put waits
+	// only for directories being created or synced (which hold it
+	// exclusively), as the invariant needs, not for other Puts.
+	f.dirs.RLock()
+	_, known := f.dirs.durable[dir]
+	f.dirs.RUnlock()
+	if known {
+		return nil
+	}
 	f.dirs.Lock()
 	defer f.dirs.Unlock()
 	var todo []string
