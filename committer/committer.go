@@ -178,6 +178,21 @@ type Table interface {
 	Commit(ctx context.Context, c Commit) (*CommitResult, error)
 }
 
+// NestedFinder is implemented by tables whose format can look for tables
+// nested inside a table's root in the same listing that loads the table,
+// so that opening a table that does not exist yet costs one listing
+// instead of two (the sink refuses to create a table with another inside
+// its root).
+type NestedFinder interface {
+	// SnapshotFindNested is Snapshot. When the table does not exist (an
+	// error wrapping ErrNoTable) and checked is true, nested is the root
+	// of a table of the same format inside this table's root, "" if there
+	// is none. checked is false when the listing could not tell without
+	// reading further than the table's own log needs; the caller then
+	// looks itself.
+	SnapshotFindNested(ctx context.Context) (snap *Snapshot, nested string, checked bool, err error)
+}
+
 // CreateCommitter is implemented by tables whose format can create a
 // table in the same atomic step as its first commit (for Delta, version 0
 // of the log holds the metaData and the first files together): one write

@@ -13,9 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // internalPrefix starts the name of every file the Filesystem bucket keeps
@@ -27,6 +31,15 @@ const internalPrefix = ".objstore-"
 // hashed onto a fixed set of stripes so lock files never accumulate.
 const lockStripes = 64
 
+// maxDurableDirs bounds the set of directories a Filesystem remembers as
+// durable (about 100 bytes each). When it is full the set is emptied, which
+// costs each directory one more fsync of its parent the next time it is
+// written, and nothing else.
+const maxDurableDirs = 1 << 14
+
+// copyBufferSize is the size of the buffers Put copies bodies through.
+const copyBufferSize = 256 << 10
+
 // Filesystem is a Bucket stored as plain files under a root directory: key
 // "a/b/c" is the file root/a/b/c. It is the embedded default store.
 //
@@ -34,7 +47,13 @@ const lockStripes = 64
 //
 //   - No partial object is ever visible: every Put writes a temp file in the
 //     target directory, fsyncs it, and only then links (create-only) or
-//     renames (replace) it onto the key, then fsyncs the directory.
+//     renames (replace) it onto the key, then fsyncs the directory. A
+//     create-only Put's temp file is anonymous (O_TMPFILE) where the
+//     filesystem supports it, so it never has a name to create and remove.
+//   - A Put that returns has made its object durable, including the
+//     directories on its path: a directory this bucket creates is made
+//     durable in its parent (the parent fsynced) before any Put into it
+//     returns. The dirs field says how this costs nothing per object.
 //   - Create-only Puts are atomic through link(2), which fails if the name
 //     exists; of many concurrent creators exactly one wins.
 //   - IfMatch Puts, unconditional Puts and Deletes of a key are serialized by
@@ -46,7 +65,8 @@ const lockStripes = 64
 // time in nanoseconds: it survives process restarts, needs no read of the
 // data, and changes on every write because each write creates a new inode
 // while the old one is still linked. (A copy of the directory tree to another
-// filesystem gets new ETags.)
+// filesystem gets new ETags.) A Put takes its ETag from the temp file it
+// wrote, which is the object's inode.
 //
 // A key cannot be both an object and a prefix of other objects ("a" and
 // "a/b"), because a path cannot be both a file and a directory; such a Put
@@ -56,6 +76,38 @@ type Filesystem struct {
 	root    string
 	lockDir string
 	mu      [lockStripes]sync.Mutex
+
+	// dirs remembers the directories under root whose entries in their
+	// parents are durable, so a Put fsyncs a directory's parent once per
+	// directory, not once per object.
+	//
+	// Invariant: a directory is in durable only if its entry and the
+	// entries of all its ancestors below root were fsynced in their
+	// parents after they were last created. The bucket keeps it true for
+	// what it does itself: creating directories (mkdirs), syncing a
+	// directory's ancestry and pruning directories (Delete) all happen
+	// under dirs' lock, and a Put consults the set only after its object
+	// is linked, so a directory it found by path was either already in
+	// the set or is synced by the Put. A directory removed behind the
+	// bucket's back is found missing by the next Put into it, which
+	// creates it again through mkdirs and so forgets and re-syncs it.
+	// What the bucket cannot see is a directory removed and created again
+	// by another program between two Puts; a process running this code
+	// syncs what it creates, so only tools outside the bucket can do
+	// that, and they must not change the tree under a running writer.
+	dirs struct {
+		sync.RWMutex
+		durable map[string]struct{}
+	}
+	// noTmpfile is set once anonymous temp files (O_TMPFILE, linked by
+	// their /proc/self/fd name) turn out not to work here; create-only
+	// Puts then use named temp files like replacing ones.
+	noTmpfile atomic.Bool
+	// bufs holds copyBufferSize buffers for copying bodies.
+	bufs sync.Pool
+	// syncDir makes a directory's entries durable; a field so tests can
+	// count what is synced.
+	syncDir func(dir string) error
 }
 
 var _ Bucket = (*Filesystem)(nil)
@@ -70,7 +122,10 @@ func NewFilesystem(root string) (*Filesystem, error) {
 	if err := os.MkdirAll(lockDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create store root %s: %w", abs, err)
 	}
-	return &Filesystem{root: abs, lockDir: lockDir}, nil
+	f := &Filesystem{root: abs, lockDir: lockDir, syncDir: syncDir}
+	f.dirs.durable = map[string]struct{}{}
+	f.bufs.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	return f, nil
 }
 
 // Root returns the absolute directory the bucket stores objects under.
@@ -102,12 +157,20 @@ func (f *Filesystem) path(key string) string {
 // fileETag derives an ETag from a file's identity and version; see the
 // Filesystem doc comment for why this is sufficient.
 func fileETag(fi fs.FileInfo) string {
-	var buf [24]byte
+	var ino uint64
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		binary.LittleEndian.PutUint64(buf[0:], uint64(st.Ino))
+		ino = st.Ino
 	}
-	binary.LittleEndian.PutUint64(buf[8:], uint64(fi.Size()))
-	binary.LittleEndian.PutUint64(buf[16:], uint64(fi.ModTime().UnixNano()))
+	return etagOf(ino, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// etagOf is fileETag of a file with inode ino, size bytes, modified at
+// mtime nanoseconds since the epoch.
+func etagOf(ino uint64, size, mtime int64) string {
+	var buf [24]byte
+	binary.LittleEndian.PutUint64(buf[0:], ino)
+	binary.LittleEndian.PutUint64(buf[8:], uint64(size))
+	binary.LittleEndian.PutUint64(buf[16:], uint64(mtime))
 	sum := md5.Sum(buf[:])
 	return hex.EncodeToString(sum[:])
 }
@@ -151,58 +214,135 @@ func (f *Filesystem) Put(ctx context.Context, key string, body io.ReaderAt, size
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("put %s: %w", key, err)
 	}
+	if size < 0 {
+		return "", fmt.Errorf("put %s: negative size %d", key, size)
+	}
 	path := f.path(key)
 	dir := filepath.Dir(path)
-	tmp, err := f.writeTemp(ctx, dir, body, size)
+	if opts.IfNoneMatch && !f.noTmpfile.Load() {
+		etag, done, err := f.putAnonymous(ctx, dir, path, body, size)
+		if err != nil {
+			return "", fmt.Errorf("put %s: %w", key, err)
+		}
+		if done {
+			return etag, nil
+		}
+	}
+	tmp, etag, err := f.writeTemp(ctx, dir, body, size)
 	if err != nil {
 		return "", fmt.Errorf("put %s: %w", key, err)
 	}
-	// After a successful link or rename the temp name is gone or is a second
-	// name of the object; removing it is right in every case.
-	defer func() { _ = os.Remove(tmp) }()
 
 	if opts.IfNoneMatch {
-		if err := os.Link(tmp, path); err != nil {
+		err := os.Link(tmp, path)
+		// After a link the temp name is a second name of the object, and
+		// after a failed one the only name of a file nobody wants.
+		_ = os.Remove(tmp)
+		if err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return "", fmt.Errorf("put %s: %w", key, ErrPreconditionFailed)
 			}
 			return "", fmt.Errorf("put %s: %w", key, err)
 		}
-	} else {
-		unlock, err := f.lock(key)
-		if err != nil {
-			return "", fmt.Errorf("put %s: %w", key, err)
-		}
-		defer unlock()
-		if opts.IfMatch != "" {
-			cur, err := os.Stat(path)
-			if err != nil || cur.IsDir() || fileETag(cur) != opts.IfMatch {
-				return "", fmt.Errorf("put %s: %w", key, ErrPreconditionFailed)
-			}
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return "", fmt.Errorf("put %s: %w", key, err)
-		}
-	}
-	if err := syncDir(dir); err != nil {
+	} else if err := f.replace(key, tmp, path, opts.IfMatch); err != nil {
+		_ = os.Remove(tmp)
 		return "", fmt.Errorf("put %s: %w", key, err)
 	}
-	fi, err := os.Stat(path)
+	if err := f.syncEntry(dir); err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	return etag, nil
+}
+
+// replace renames tmp onto path under key's lock, if path's ETag is ifMatch
+// (when set).
+func (f *Filesystem) replace(key, tmp, path, ifMatch string) error {
+	unlock, err := f.lock(key)
 	if err != nil {
-		return "", fmt.Errorf("put %s: %w", key, err)
+		return err
 	}
-	return fileETag(fi), nil
+	defer unlock()
+	if ifMatch != "" {
+		cur, err := os.Stat(path)
+		if err != nil || cur.IsDir() || fileETag(cur) != ifMatch {
+			return ErrPreconditionFailed
+		}
+	}
+	return os.Rename(tmp, path)
+}
+
+// syncEntry makes a new name in dir durable: dir's own entries, and dir's
+// entry in its parent and so on up to the root where they may not be yet.
+func (f *Filesystem) syncEntry(dir string) error {
+	if err := f.syncAncestry(dir); err != nil {
+		return err
+	}
+	return f.syncDir(dir)
+}
+
+// putAnonymous is a create-only Put through an anonymous temp file: it is
+// written and fsynced in dir, then linked onto path, so no temp name is
+// created and removed. done is false, with no error, when the filesystem
+// cannot do this; the caller then uses a named temp file.
+func (f *Filesystem) putAnonymous(ctx context.Context, dir, path string, body io.ReaderAt, size int64) (etag string, done bool, err error) {
+	for range 10 {
+		fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			if err := f.mkdirs(dir); err != nil {
+				return "", false, fmt.Errorf("create directory: %w", err)
+			}
+			continue
+		case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL):
+			f.noTmpfile.Store(true)
+			return "", false, nil
+		case err != nil:
+			return "", false, fmt.Errorf("create temp file in %s: %w", dir, err)
+		}
+		// The descriptor is used directly, not through an *os.File: a
+		// regular file gains nothing from the runtime's poller, and
+		// registering with it costs system calls on every Put.
+		etag, err := f.fill(ctx, fd, body, size)
+		if err != nil {
+			_ = unix.Close(fd)
+			return "", false, err
+		}
+		// Linking by the descriptor's /proc name needs no privilege
+		// (linkat's AT_EMPTY_PATH does).
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+		_ = unix.Close(fd)
+		switch {
+		case err == nil:
+			if err := f.syncEntry(dir); err != nil {
+				return "", false, err
+			}
+			return etag, true, nil
+		case errors.Is(err, unix.EEXIST):
+			return "", false, ErrPreconditionFailed
+		case errors.Is(err, unix.ENOENT) && !isDir(dir):
+			// A Delete pruned the directory, which looked empty: the
+			// anonymous file does not keep it, unlike a named one.
+			continue
+		case errors.Is(err, unix.ENOENT):
+			// No /proc to link through.
+			f.noTmpfile.Store(true)
+			return "", false, nil
+		default:
+			return "", false, fmt.Errorf("link temp file: %w", err)
+		}
+	}
+	return "", false, fmt.Errorf("directory %s keeps disappearing", dir)
 }
 
 // writeTemp writes body to a new fsynced temp file in dir (creating dir as
-// needed) and returns its path.
-func (f *Filesystem) writeTemp(ctx context.Context, dir string, body io.ReaderAt, size int64) (string, error) {
+// needed) and returns its path and the ETag of the object it becomes.
+func (f *Filesystem) writeTemp(ctx context.Context, dir string, body io.ReaderAt, size int64) (string, string, error) {
 	var (
 		tf  *os.File
 		err error
 	)
 	// The directory usually exists: create it only when the temp file
-	// cannot be. A concurrent Delete may prune dir between MkdirAll and
+	// cannot be. A concurrent Delete may prune dir between mkdirs and
 	// CreateTemp, so retry a few times; once the temp file exists the dir
 	// is not empty and will not be pruned.
 	for range 10 {
@@ -210,57 +350,182 @@ func (f *Filesystem) writeTemp(ctx context.Context, dir string, body io.ReaderAt
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
-		if err = os.MkdirAll(dir, 0o755); err != nil {
-			return "", fmt.Errorf("create directory: %w", err)
+		if err = f.mkdirs(dir); err != nil {
+			return "", "", fmt.Errorf("create directory: %w", err)
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("create temp file: %w", err)
+		return "", "", fmt.Errorf("create temp file: %w", err)
 	}
 	name := tf.Name()
-	fail := func(err error) (string, error) {
+	etag, err := f.fill(ctx, int(tf.Fd()), body, size)
+	if err != nil {
 		_ = tf.Close()
 		_ = os.Remove(name)
-		return "", err
-	}
-	n, err := io.Copy(tf, &ctxReader{ctx: ctx, r: io.NewSectionReader(body, 0, size)})
-	if err != nil {
-		return fail(fmt.Errorf("write temp file: %w", err))
-	}
-	if n != size {
-		return fail(fmt.Errorf("body has %d bytes, want %d", n, size))
-	}
-	if err := tf.Sync(); err != nil {
-		return fail(fmt.Errorf("sync temp file: %w", err))
+		return "", "", err
 	}
 	if err := tf.Close(); err != nil {
 		_ = os.Remove(name)
-		return "", fmt.Errorf("close temp file: %w", err)
+		return "", "", fmt.Errorf("close temp file: %w", err)
 	}
-	return name, nil
+	return name, etag, nil
 }
 
-// ctxReader stops a copy when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// fill writes body to the empty temp file fd, fsyncs it and returns the
+// ETag the object will have: linking or renaming a file changes neither its
+// inode, its size nor its modification time, so the temp file's are the
+// object's, and no stat of the key is needed after.
+func (f *Filesystem) fill(ctx context.Context, fd int, body io.ReaderAt, size int64) (string, error) {
+	bp := f.bufs.Get().(*[]byte)
+	defer f.bufs.Put(bp)
+	buf := *bp
+	var off int64
+	for off < size {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		chunk := buf[:min(int64(len(buf)), size-off)]
+		n, err := body.ReadAt(chunk, off)
+		if n < len(chunk) {
+			if err == nil || errors.Is(err, io.EOF) {
+				return "", fmt.Errorf("body has %d bytes, want %d", off+int64(n), size)
+			}
+			return "", fmt.Errorf("read body: %w", err)
+		}
+		if err := writeAll(fd, chunk); err != nil {
+			return "", fmt.Errorf("write temp file: %w", err)
+		}
+		off += int64(n)
+	}
+	if err := ignoringEINTR(func() error { return unix.Fsync(fd) }); err != nil {
+		return "", fmt.Errorf("sync temp file: %w", err)
+	}
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return "", fmt.Errorf("stat temp file: %w", err)
+	}
+	return etagOf(st.Ino, st.Size, st.Mtim.Nano()), nil
 }
 
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+// writeAll writes all of p to fd.
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Write(fd, p)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		p = p[n:]
 	}
-	return c.r.Read(p)
+	return nil
+}
+
+// ignoringEINTR calls fn until it is not interrupted by a signal.
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// mkdirs creates dir and its missing ancestors and makes each one it
+// creates durable in its parent before returning. It holds dirs' lock
+// throughout, so no Put can find a directory it created in the durable set
+// before its entry is synced (see the dirs field).
+func (f *Filesystem) mkdirs(dir string) error {
+	f.dirs.Lock()
+	defer f.dirs.Unlock()
+	// Find the deepest existing ancestor; everything below it is new.
+	var missing []string
+	for d := dir; d != f.root && strings.HasPrefix(d, f.root); d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is a file, not a directory", d)
+			}
+			break
+		}
+		if !notExist(err) {
+			return err
+		}
+		missing = append(missing, d)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		// Whoever created it before (another process, or this one before
+		// it was removed behind our back) no longer vouches for it.
+		delete(f.dirs.durable, d)
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := f.syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+		f.rememberLocked(d)
+	}
+	return nil
+}
+
+// syncAncestry makes dir's entry, and its ancestors' entries, durable in
+// their parents unless the durable set says they are (see the dirs field).
+func (f *Filesystem) syncAncestry(dir string) error {
+	// The common case, a known directory, shares the lock: a Put waits
+	// only for directories being created or synced (which hold it
+	// exclusively), as the invariant needs, not for other Puts.
+	f.dirs.RLock()
+	_, known := f.dirs.durable[dir]
+	f.dirs.RUnlock()
+	if known {
+		return nil
+	}
+	f.dirs.Lock()
+	defer f.dirs.Unlock()
+	var todo []string
+	for d := dir; d != f.root && strings.HasPrefix(d, f.root); d = filepath.Dir(d) {
+		if _, ok := f.dirs.durable[d]; ok {
+			break
+		}
+		todo = append(todo, d)
+	}
+	for _, d := range todo {
+		if err := f.syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	for _, d := range todo {
+		f.rememberLocked(d)
+	}
+	return nil
+}
+
+// rememberLocked adds d to the durable set, emptying the set first when it
+// is full. dirs' lock is held.
+func (f *Filesystem) rememberLocked(d string) {
+	if len(f.dirs.durable) >= maxDurableDirs {
+		clear(f.dirs.durable)
+	}
+	f.dirs.durable[d] = struct{}{}
 }
 
 // syncDir makes a directory's entries (a new link or rename) durable.
+// It uses the descriptor directly for the reason putAnonymous does.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	var d int
+	err := ignoringEINTR(func() (err error) {
+		d, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("open directory %s: %w", dir, err)
 	}
-	defer func() { _ = d.Close() }()
-	if err := d.Sync(); err != nil {
+	defer func() { _ = unix.Close(d) }()
+	if err := ignoringEINTR(func() error { return unix.Fsync(d) }); err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
@@ -435,11 +700,16 @@ func (f *Filesystem) Delete(ctx context.Context, key string) error {
 		}
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
+	// Pruning holds dirs' lock so a directory leaves the durable set as it
+	// leaves the disk (see the dirs field).
+	f.dirs.Lock()
+	defer f.dirs.Unlock()
 	for dir := filepath.Dir(path); dir != f.root && strings.HasPrefix(dir, f.root); dir = filepath.Dir(dir) {
 		// Rmdir fails on a non-empty directory, which ends the pruning.
 		if syscall.Rmdir(dir) != nil {
 			break
 		}
+		delete(f.dirs.durable, dir)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -165,4 +166,130 @@ func TestShortAndNegativeBodies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncCounter records the directories a Filesystem fsyncs.
+type syncCounter struct {
+	mu    sync.Mutex
+	dirs  []string
+	root  string
+	inner func(string) error
+}
+
+func countSyncs(t *testing.T, b *Filesystem) *syncCounter {
+	t.Helper()
+	c := &syncCounter{root: b.Root(), inner: b.syncDir}
+	b.syncDir = func(dir string) error {
+		c.mu.Lock()
+		rel, err := filepath.Rel(c.root, dir)
+		require.NoError(t, err)
+		c.dirs = append(c.dirs, filepath.ToSlash(rel))
+		c.mu.Unlock()
+		return c.inner(dir)
+	}
+	return c
+}
+
+func (c *syncCounter) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.dirs
+	c.dirs = nil
+	return d
+}
+
+// TestFilesystemSyncsDirectoriesOnce checks that a new directory is made
+// durable in its parent once, and that later objects in it cost one sync
+// of the directory itself, for both kinds of temp file.
+func TestFilesystemSyncsDirectoriesOnce(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
+			ctx := context.Background()
+			b, err := NewFilesystem(t.TempDir())
+			require.NoError(t, err)
+			b.noTmpfile.Store(named)
+			syncs := countSyncs(t, b)
+			for _, opts := range []PutOptions{{IfNoneMatch: true}, {}} {
+				_, err = b.Put(ctx, "t/a/x", bytes.NewReader([]byte("1")), 1, opts)
+				require.NoError(t, err)
+				require.ElementsMatch(t, []string{".", "t", "t/a"}, syncs.take(),
+					"a new directory's entry is synced in its parent, up to the root")
+				_, err = b.Put(ctx, "t/a/y", bytes.NewReader([]byte("1")), 1, opts)
+				require.NoError(t, err)
+				require.Equal(t, []string{"t/a"}, syncs.take(), "a known directory costs only its own sync")
+				require.NoError(t, b.Delete(ctx, "t/a/x"))
+				require.NoError(t, b.Delete(ctx, "t/a/y"))
+			}
+		})
+	}
+}
+
+// TestFilesystemDirectoryRemovedBehindItsBack breaks the durable set's
+// invariant on purpose: the directories it remembers are removed (and one
+// created again) by something other than the bucket. A Put into them must
+// still succeed and must sync the new directories' entries again.
+func TestFilesystemDirectoryRemovedBehindItsBack(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
+			ctx := context.Background()
+			root := t.TempDir()
+			b, err := NewFilesystem(root)
+			require.NoError(t, err)
+			b.noTmpfile.Store(named)
+			syncs := countSyncs(t, b)
+			_, err = b.Put(ctx, "t/a/x", bytes.NewReader([]byte("1")), 1, PutOptions{IfNoneMatch: true})
+			require.NoError(t, err)
+			syncs.take()
+
+			require.NoError(t, os.RemoveAll(filepath.Join(root, "t")))
+			for _, opts := range []PutOptions{{IfNoneMatch: true}, {}} {
+				_, err = b.Put(ctx, "t/a/x", bytes.NewReader([]byte("2")), 1, opts)
+				require.NoError(t, err)
+				require.ElementsMatch(t, []string{".", "t", "t/a"}, syncs.take(),
+					"directories created again are synced in their parents again")
+				rc, err := b.Get(ctx, "t/a/x")
+				require.NoError(t, err)
+				got, err := io.ReadAll(rc)
+				require.NoError(t, err)
+				require.NoError(t, rc.Close())
+				require.Equal(t, "2", string(got))
+				require.NoError(t, os.RemoveAll(filepath.Join(root, "t")))
+			}
+
+			// Removed, and the parent created again by another program:
+			// only the missing directory is created (and synced) here.
+			_, err = b.Put(ctx, "t/a/x", bytes.NewReader([]byte("3")), 1, PutOptions{IfNoneMatch: true})
+			require.NoError(t, err)
+			syncs.take()
+			require.NoError(t, os.RemoveAll(filepath.Join(root, "t", "a")))
+			_, err = b.Put(ctx, "t/a/x", bytes.NewReader([]byte("4")), 1, PutOptions{IfNoneMatch: true})
+			require.NoError(t, err)
+			require.ElementsMatch(t, []string{"t", "t/a"}, syncs.take())
+		})
+	}
+}
+
+// TestFilesystemDeleteForgetsPrunedDirectories checks that directories a
+// Delete prunes leave the durable set, so the next Put syncs them again.
+func TestFilesystemDeleteForgetsPrunedDirectories(t *testing.T) {
+	ctx := context.Background()
+	b, err := NewFilesystem(t.TempDir())
+	require.NoError(t, err)
+	syncs := countSyncs(t, b)
+	_, err = b.Put(ctx, "t/a/x", bytes.NewReader([]byte("1")), 1, PutOptions{IfNoneMatch: true})
+	require.NoError(t, err)
+	require.NoError(t, b.Delete(ctx, "t/a/x"))
+	syncs.take()
+	_, err = b.Put(ctx, "t/a/x", bytes.NewReader([]byte("1")), 1, PutOptions{IfNoneMatch: true})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{".", "t", "t/a"}, syncs.take())
+}
+
+// TestAcceptanceFilesystemNamedTemp runs the acceptance test with named temp
+// files only, as on filesystems without O_TMPFILE.
+func TestAcceptanceFilesystemNamedTemp(t *testing.T) {
+	b, err := NewFilesystem(t.TempDir())
+	require.NoError(t, err)
+	b.noTmpfile.Store(true)
+	AcceptanceTest(t, b)
 }

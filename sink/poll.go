@@ -354,6 +354,8 @@ func (s *Sink) addLocked(ctx context.Context, p *partition, d *decoded, now *tim
 	}
 	if ok, reason := w.shouldFlush(*now); ok {
 		s.requestFlush(w, reason)
+	} else {
+		s.scheduleLocked(w, *now)
 	}
 	return nil
 }
@@ -387,14 +389,12 @@ func (s *Sink) badRecordLocked(ctx context.Context, rec *kgo.Record, cause error
 }
 
 // nextDueLocked is how long the poll may block before a buffer's age
-// trigger is due.
+// trigger is due: the due queue's earliest entry, which is never later
+// than the trigger (dueQueue).
 func (s *Sink) nextDueLocked() time.Duration {
 	wait := 500 * time.Millisecond
-	now := s.now()
-	for _, w := range s.tables {
-		if d, ok := w.dueIn(now); ok && d < wait {
-			wait = d
-		}
+	if at, ok := s.due.next(); ok {
+		wait = min(wait, at.Sub(s.now()))
 	}
 	return max(wait, 5*time.Millisecond)
 }

@@ -103,17 +103,21 @@ func (s *Sink) openTable(ctx context.Context, e *routeEntry) (*tableWriter, erro
 	if err != nil {
 		return nil, err
 	}
-	var snap *committer.Snapshot
+	var (
+		snap    *committer.Snapshot
+		nested  string
+		checked bool
+	)
 	err = s.retry(ctx, "load", func() error {
 		var err error
-		snap, err = nw.load(ctx)
+		snap, nested, checked, err = nw.loadFindNested(ctx)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	if snap == nil {
-		if err := s.checkNestedOnStore(ctx, path, name); err != nil {
+		if err := s.checkNestedOnStore(ctx, path, name, nested, checked); err != nil {
 			var rerr *routeError
 			if errors.As(err, &rerr) {
 				e.refused = err
@@ -178,7 +182,10 @@ var errNestedFound = errors.New("nested table found")
 // created holds little but the tables nested in it. A listing rather than
 // a HEAD: it answers 200 whether or not the key exists, where a HEAD of a
 // missing key is an error answer (404), and most ancestors hold no table.
-func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error {
+// When innerChecked, the listing that loaded the table already looked
+// inside its prefix and found inner ("" for none), so the prefix is not
+// listed again.
+func (s *Sink) checkNestedOnStore(ctx context.Context, path, name, inner string, innerChecked bool) error {
 	refuse := func(other string) error {
 		return &routeError{fmt.Errorf("table %s (path %s) and the table at path %s on the store are nested: one table's path may not lie inside another's; give %s a path in tables.overrides or change tables.default.path", name, path, other, name)}
 	}
@@ -206,7 +213,12 @@ func (s *Sink) checkNestedOnStore(ctx context.Context, path, name string) error 
 			return refuse(outer)
 		}
 	}
-	var inner string
+	if innerChecked {
+		if inner != "" {
+			return refuse(inner)
+		}
+		return nil
+	}
 	err := s.retry(ctx, "load", func() error {
 		err := s.bucket.List(ctx, path+"/", func(o objstore.ObjectInfo) error {
 			if root, ok := strings.CutSuffix(o.Key, "/"+marker); ok && root != path {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -197,13 +198,49 @@ func (s *Sink) waitFlushLocked(ctx context.Context) error {
 	return nil
 }
 
-// flushReadyLocked starts a flush for every table whose trigger fired.
+// flushReadyLocked starts a flush for every table whose age trigger fired,
+// visiting only the tables the due queue says are due (dueQueue).
 func (s *Sink) flushReadyLocked() {
 	now := s.now()
-	for _, w := range s.tables {
+	var again []*tableWriter
+	defer func() {
+		// Queued after the loop: a table that is due and could not
+		// start a flush (the sink is stopping) would be popped again
+		// at once.
+		for _, w := range again {
+			if d, ok := w.dueIn(now); ok {
+				s.due.push(w, now.Add(d))
+			}
+		}
+	}()
+	for {
+		w, ok := s.due.popDue(now)
+		if !ok {
+			return
+		}
+		s.visitDue(w)
 		if ok, reason := w.shouldFlush(now); ok {
 			s.requestFlush(w, reason)
+			if w.flushRunning() {
+				// Its buffer is draining now, or drains when the
+				// running flush ends (flushWanted, finishFlush).
+				continue
+			}
 		}
+		// Not due yet (a flush may be running: its buffer took changes
+		// since), or the sink is stopping: queued again at its own time.
+		again = append(again, w)
+	}
+}
+
+// scheduleLocked queues w's age trigger after a change was buffered in it,
+// unless it is queued already (dueQueue).
+func (s *Sink) scheduleLocked(w *tableWriter, now time.Time) {
+	if s.due.queued[w] {
+		return
+	}
+	if d, ok := w.dueIn(now); ok {
+		s.due.push(w, now.Add(d))
 	}
 }
 

@@ -122,7 +122,12 @@ type Sink struct {
 	ctrl *buffer.Controller
 	// hints size new tables' first batches from their topics' other
 	// tables (hints.go).
-	hints        topicHints
+	hints topicHints
+	// due holds when the tables' age triggers fire (due.go).
+	due dueQueue
+	// visitDue is called with each table the poll visits for its age
+	// trigger; a test seam (nil outside tests).
+	visitDueHook func(w *tableWriter)
 	fatal        error
 	aborting     bool
 	lastOffsetAt time.Time

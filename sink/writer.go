@@ -178,6 +178,26 @@ func (w *tableWriter) load(ctx context.Context) (*committer.Snapshot, error) {
 	return snap, nil
 }
 
+// loadFindNested is load for a table being opened: when its format can
+// (committer.NestedFinder), the listing that loads the table also looks
+// for a table nested inside its path. checked says whether it looked;
+// nested is the nested table's path, "" if none.
+func (w *tableWriter) loadFindNested(ctx context.Context) (snap *committer.Snapshot, nested string, checked bool, err error) {
+	nf, ok := w.log.(committer.NestedFinder)
+	if !ok {
+		snap, err = w.load(ctx)
+		return snap, "", false, err
+	}
+	snap, nested, checked, err = nf.SnapshotFindNested(ctx)
+	if errors.Is(err, committer.ErrNoTable) {
+		return nil, nested, checked, nil
+	}
+	if err != nil {
+		return nil, "", false, inStep("load", fmt.Errorf("load table %s: %w", w.path, err))
+	}
+	return snap, "", true, nil
+}
+
 // seedDedupe fills the dedupe window from the newest files of snap.
 func (w *tableWriter) seedDedupe(ctx context.Context, snap *committer.Snapshot) error {
 	if w.dedupe == nil || snap == nil {

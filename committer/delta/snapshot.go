@@ -288,6 +288,21 @@ type logListing struct {
 	newest int64
 }
 
+// note records the log object name (relative to _delta_log/) with etag.
+func (l *logListing) note(name, etag string) {
+	if v, ok := strings.CutSuffix(name, ".json"); ok && len(v) == 20 {
+		if version, err := strconv.ParseInt(v, 10, 64); err == nil {
+			l.commits[version] = etag
+			l.newest = max(l.newest, version)
+		}
+	}
+	if v, ok := strings.CutSuffix(name, ".checkpoint.parquet"); ok && len(v) == 20 {
+		if version, err := strconv.ParseInt(v, 10, 64); err == nil {
+			l.checkpoints[version] = etag
+		}
+	}
+}
+
 // listLog lists the table's log. It reports false, with no error, when the
 // log holds more than listBudget objects.
 func (t *Table) listLog(ctx context.Context) (logListing, bool, error) {
@@ -298,18 +313,7 @@ func (t *Table) listLog(ctx context.Context) (logListing, bool, error) {
 		if n++; n > listBudget {
 			return errLongLog
 		}
-		name := strings.TrimPrefix(info.Key, prefix)
-		if v, ok := strings.CutSuffix(name, ".json"); ok && len(v) == 20 {
-			if version, err := strconv.ParseInt(v, 10, 64); err == nil {
-				l.commits[version] = info.ETag
-				l.newest = max(l.newest, version)
-			}
-		}
-		if v, ok := strings.CutSuffix(name, ".checkpoint.parquet"); ok && len(v) == 20 {
-			if version, err := strconv.ParseInt(v, 10, 64); err == nil {
-				l.checkpoints[version] = info.ETag
-			}
-		}
+		l.note(strings.TrimPrefix(info.Key, prefix), info.ETag)
 		return nil
 	})
 	if errors.Is(err, errLongLog) {
@@ -319,6 +323,87 @@ func (t *Table) listLog(ctx context.Context) (logListing, bool, error) {
 		return logListing{}, false, fmt.Errorf("list log of table %s: %w", t.root, err)
 	}
 	return l, true, nil
+}
+
+// errListed stops a listing of a table's prefix once it found what
+// listPrefix looks for.
+var errListed = errors.New("listed enough")
+
+// errUndecided stops a listing of a table's prefix that found more than
+// listBudget objects outside the log before it could tell anything.
+var errUndecided = errors.New("too many objects before the log")
+
+// listPrefix lists the table's whole prefix instead of its log, to load
+// the table and look for tables nested in it in one listing. Keys come in
+// order, so it stops once it is past the log's keys and knows either that
+// the log exists (then nested tables do not matter: the table is not
+// being created) or the first nested table. Only a table that does not
+// exist yet is listed to the end of its prefix, which then holds little
+// but the tables nested in it. It reports decided false, with no error,
+// after listBudget objects outside the log with nothing decided; the
+// caller then lists the log alone. ok is listLog's.
+func (t *Table) listPrefix(ctx context.Context) (l logListing, nested string, decided, ok bool, err error) {
+	l = logListing{commits: map[int64]string{}, checkpoints: map[int64]string{}, newest: -1}
+	logPrefix := t.logKey("")
+	inLog, others := 0, 0
+	err = t.bucket.List(ctx, t.root, func(info objstore.ObjectInfo) error {
+		if name, isLog := strings.CutPrefix(info.Key, logPrefix); isLog {
+			if inLog++; inLog > listBudget {
+				return errLongLog
+			}
+			l.note(name, info.ETag)
+			return nil
+		}
+		if others++; others > listBudget {
+			return errUndecided
+		}
+		if root, ok := strings.CutSuffix(info.Key, "/"+FirstCommit); ok && nested == "" {
+			nested = root
+		}
+		if info.Key > logPrefix && (inLog > 0 || nested != "") {
+			return errListed
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errLongLog):
+		return logListing{}, "", true, false, nil
+	case errors.Is(err, errUndecided):
+		return logListing{}, "", false, false, nil
+	case err != nil && !errors.Is(err, errListed):
+		return logListing{}, "", false, false, fmt.Errorf("list table %s: %w", t.root, err)
+	}
+	return l, nested, true, true, nil
+}
+
+var _ committer.NestedFinder = (*Table)(nil)
+
+// SnapshotFindNested implements committer.NestedFinder: Snapshot, from a
+// listing of the table's prefix (listPrefix) rather than of its log.
+func (t *Table) SnapshotFindNested(ctx context.Context) (*committer.Snapshot, string, bool, error) {
+	s, a, nested, checked, err := t.loadFindNested(ctx)
+	if err != nil {
+		return nil, nested, checked, err
+	}
+	t.remember(s)
+	t.setAnchor(a)
+	return s, "", true, nil
+}
+
+// loadFindNested is load from listPrefix's listing, falling back to
+// listLog's when that one could not decide.
+func (t *Table) loadFindNested(ctx context.Context) (*committer.Snapshot, anchor, string, bool, error) {
+	seenAt := t.opts.Now()
+	l, nested, decided, ok, err := t.listPrefix(ctx)
+	if err != nil {
+		return nil, anchor{}, "", false, err
+	}
+	if !decided {
+		s, a, err := t.load(ctx)
+		return s, a, "", false, err
+	}
+	s, a, err := t.loadFrom(ctx, l, ok, seenAt)
+	return s, a, nested, true, err
 }
 
 // load builds the latest snapshot from scratch and returns it with the
@@ -350,6 +435,12 @@ func (t *Table) load(ctx context.Context) (*committer.Snapshot, anchor, error) {
 	if err != nil {
 		return nil, anchor{}, err
 	}
+	return t.loadFrom(ctx, l, ok, seenAt)
+}
+
+// loadFrom is load after its listing: l, or a log too long for one
+// listing (ok false).
+func (t *Table) loadFrom(ctx context.Context, l logListing, ok bool, seenAt time.Time) (*committer.Snapshot, anchor, error) {
 	if ok {
 		if len(l.commits) == 0 && len(l.checkpoints) == 0 {
 			t.markAbsent(seenAt)
