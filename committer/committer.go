@@ -106,6 +106,9 @@ type VersionChange struct {
 	Metadata *Metadata
 	// Txns are the txn versions the commit set, by appId.
 	Txns map[string]int64
+	// Timestamp is when the commit was made, in Unix milliseconds, as the
+	// commit recorded it; 0 if it recorded none.
+	Timestamp int64
 }
 
 // FieldIDTable is implemented by a Table whose format finds its data

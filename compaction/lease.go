@@ -19,20 +19,21 @@ const LeaseKey = "_evodb/compaction.lease"
 
 // ErrLeaseHeld is returned (wrapped in a *LeaseHeldError) when another owner
 // holds an unexpired lease.
-var ErrLeaseHeld = errors.New("compaction lease is held by another owner")
+var ErrLeaseHeld = errors.New("lease is held by another owner")
 
 // ErrLeaseLost is returned (wrapped) when a lease could not be renewed
 // because someone else took it over.
-var ErrLeaseLost = errors.New("compaction lease was lost")
+var ErrLeaseLost = errors.New("lease was lost")
 
 // LeaseHeldError names the owner of a lease that could not be taken.
 type LeaseHeldError struct {
+	Key     string
 	Owner   string
 	Expires time.Time
 }
 
 func (e *LeaseHeldError) Error() string {
-	return fmt.Sprintf("%v: %s until %s", ErrLeaseHeld, e.Owner, e.Expires.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("%s: %v: %s until %s", e.Key, ErrLeaseHeld, e.Owner, e.Expires.UTC().Format(time.RFC3339))
 }
 
 // Is makes errors.Is(err, ErrLeaseHeld) match.
@@ -44,8 +45,9 @@ type leaseBody struct {
 	Expires time.Time `json:"expires"`
 }
 
-// Lease is a held compaction lease: one compactor per table at a time across
-// all sink instances. It is taken with a create-only put, or, when the
+// Lease is a held lease: one owner of a table's job at a time across all
+// sink instances (one compactor per table, one mirror maintainer per
+// mirror). It is taken with a create-only put, or, when the
 // current lease has expired, with a compare-and-swap put on its ETag, so two
 // contenders never both succeed. Expiry is judged by the taker's clock, so
 // the TTL must exceed the clock skew between instances plus the longest
@@ -65,7 +67,14 @@ type Lease struct {
 // holds an unexpired lease. An owner that still holds the lease (after a
 // restart, say) takes it again.
 func AcquireLease(ctx context.Context, b objstore.Bucket, root, owner string, ttl time.Duration, now time.Time) (*Lease, error) {
-	l := &Lease{b: b, key: joinKey(root, LeaseKey), owner: owner, ttl: ttl}
+	return AcquireLeaseAt(ctx, b, joinKey(root, LeaseKey), owner, ttl, now)
+}
+
+// AcquireLeaseAt takes the lease kept in the object key, as AcquireLease
+// takes a table's compaction lease: other jobs that need one owner per
+// table (the mirror maintainer) keep their leases under other keys.
+func AcquireLeaseAt(ctx context.Context, b objstore.Bucket, key, owner string, ttl time.Duration, now time.Time) (*Lease, error) {
+	l := &Lease{b: b, key: key, owner: owner, ttl: ttl}
 	for attempt := 0; attempt < 3; attempt++ {
 		etag, err := l.put(ctx, now, objstore.PutOptions{IfNoneMatch: true})
 		if err == nil {
@@ -83,7 +92,7 @@ func AcquireLease(ctx context.Context, b objstore.Bucket, root, owner string, tt
 			return nil, err
 		}
 		if cur.Owner != owner && now.Before(cur.Expires) {
-			return nil, &LeaseHeldError{Owner: cur.Owner, Expires: cur.Expires}
+			return nil, &LeaseHeldError{Key: l.key, Owner: cur.Owner, Expires: cur.Expires}
 		}
 		etag, err = l.put(ctx, now, objstore.PutOptions{IfMatch: curTag})
 		if err == nil {

@@ -228,6 +228,8 @@ func (s *Scheduler) record(ctx context.Context, path string, res Result, err err
 		}
 	case errors.Is(err, ErrLeaseHeld):
 		s.log.Debug("compaction skipped: lease held", "table", path, "err", err)
+	case errors.Is(err, ErrDeletesRows):
+		s.log.Debug("compaction skipped", "table", path, "err", err)
 	case ctx.Err() != nil:
 	default:
 		st.failures++
@@ -268,6 +270,9 @@ func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error)
 	}
 	if err := t.Mode.Validate(); err != nil {
 		return res, fmt.Errorf("compact %s: %w", t.Path, err)
+	}
+	if deletesRows(snap) {
+		return res, fmt.Errorf("compact %s: %w", t.Path, ErrDeletesRows)
 	}
 	res.FilesBefore, res.BytesBefore = countFiles(snap)
 	res.FilesAfter, res.BytesAfter, res.Version = res.FilesBefore, res.BytesBefore, snap.Version
@@ -338,6 +343,27 @@ func (s *Scheduler) CompactOnce(ctx context.Context, t TableRef) (Result, error)
 		return res, fmt.Errorf("compact %s: %w", t.Path, err)
 	}
 	return s.finish(res, snap), nil
+}
+
+// ErrDeletesRows is returned (wrapped) by CompactOnce for a table that
+// deletes rows of the files it keeps (Delta deletion vectors: a mirror
+// table). Compaction rewrites files whole and would bring deleted rows
+// back, so it leaves such tables to their own writer, which compacts
+// them; the table is unchanged.
+var ErrDeletesRows = errors.New("the table deletes rows of its files (deletion vectors), so compaction, which rewrites files whole, leaves it to its own writer")
+
+// deletesRows reports whether snap's table may hold deleted rows: a file
+// has some, or the table allows them.
+func deletesRows(snap *committer.Snapshot) bool {
+	if snap.Metadata.Configuration["delta.enableDeletionVectors"] == "true" {
+		return true
+	}
+	for _, a := range snap.Files {
+		if a.Deleted != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Scheduler) finish(res Result, snap *committer.Snapshot) Result {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/evodb/sink/codec"
+	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/committer/delta"
 	"github.com/evodb/sink/objstore"
 )
@@ -312,4 +313,26 @@ func TestSchedulerRun(t *testing.T) {
 	defer s.mu.Unlock()
 	require.Positive(t, s.tables["missing"].failures, "a failing table is counted")
 	require.Zero(t, s.tables[f.path].failures)
+}
+
+// A table that allows deleted rows (a mirror table, with deletion
+// vectors) is left alone: rewriting its files whole would bring deleted
+// rows back. CompactOnce says so and changes nothing.
+func TestCompactOnceSkipsTablesThatDeleteRows(t *testing.T) {
+	ctx := testContext(t)
+	b := objstore.NewMemory()
+	f := newFixture(t, b, "db/users_current")
+	_, err := f.table.Create(ctx, committer.Metadata{Name: "users", Schema: f.schema.Clone(), Configuration: map[string]string{"delta.enableDeletionVectors": "true"}})
+	require.NoError(t, err)
+	f.mustAppend(ctx, 5, 5, 5, 5, 5, 5)
+	before, err := f.table.Snapshot(ctx)
+	require.NoError(t, err)
+
+	s := NewScheduler(b, tables(b), Config{}, WithInstance("one"))
+	_, err = s.CompactOnce(ctx, TableRef{Path: f.path, Mode: testMode})
+	require.ErrorIs(t, err, ErrDeletesRows)
+	require.ErrorContains(t, err, "db/users_current")
+	after, err := f.table.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before.Version, after.Version)
 }

@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/evodb/sink/partitioner"
@@ -168,7 +170,53 @@ type TableConfig struct {
 	// the store) or "iceberg" (an Iceberg table of the configured REST
 	// catalog). The sink hands it to committer.Format.Open.
 	Format string `yaml:"format"`
+	// Mirror, if enabled, keeps a mirror table beside the change log: one
+	// row per primary key, the key's latest change, deleted keys absent
+	// (package mirror). An override's section inherits the keys it does
+	// not set from the default section, except Enabled, which it states.
+	Mirror *MirrorConfig `yaml:"mirror"`
 }
+
+// MirrorConfig configures a table's mirror: a Delta table that holds the
+// current state of the change log (the view of docs/current-state.md),
+// maintained from the change log with deletion vectors.
+type MirrorConfig struct {
+	// Enabled turns the mirror on.
+	Enabled bool `yaml:"enabled"`
+	// Path is the mirror table's path; "{path}" stands for the change
+	// log's path. Default "{path}_current".
+	Path string `yaml:"path"`
+	// Key lists the primary key columns. Empty takes the change log's
+	// evodb.primaryKey (recorded from the Kafka record keys); a table with
+	// neither cannot be mirrored.
+	Key []string `yaml:"key"`
+	// Interval is how often the maintainer looks for new change-log
+	// versions. Default 1s.
+	Interval time.Duration `yaml:"interval"`
+	// MaxFiles compacts the mirror when it holds more files than this.
+	// Default 16.
+	MaxFiles int `yaml:"max_files"`
+	// TargetFileRows is the row count of the files mirror compaction
+	// writes. Default 131072.
+	TargetFileRows int `yaml:"target_file_rows"`
+}
+
+// DefaultMirrorPath is MirrorConfig.Path's default.
+const DefaultMirrorPath = "{path}_current"
+
+// mirrorDefaults returns the MirrorConfig defaults.
+func mirrorDefaults() *MirrorConfig {
+	return &MirrorConfig{Path: DefaultMirrorPath, Interval: time.Second, MaxFiles: 16, TargetFileRows: 131072}
+}
+
+// TablePath returns the mirror's table path for the change log at
+// changeLog.
+func (m *MirrorConfig) TablePath(changeLog string) string {
+	return strings.ReplaceAll(m.Path, "{path}", changeLog)
+}
+
+// MirrorEnabled reports whether the table has a mirror.
+func (t TableConfig) MirrorEnabled() bool { return t.Mirror != nil && t.Mirror.Enabled }
 
 // Table formats TableConfig.Format names.
 const (
@@ -275,6 +323,7 @@ func DefaultConfig() Config {
 			Compression:    "zstd",
 			KafkaColumns:   &kc,
 			Format:         FormatDelta,
+			Mirror:         mirrorDefaults(),
 		}},
 		Memory: MemoryConfig{Budget: 512 << 20, HighWatermark: 0.8, LowWatermark: 0.5},
 		Errors: ErrorsConfig{Tolerance: "none"},
@@ -389,7 +438,44 @@ func (t TableConfig) merge(d TableConfig) TableConfig {
 	if t.KafkaColumns == nil {
 		t.KafkaColumns = d.KafkaColumns
 	}
+	t.Mirror = t.Mirror.merge(d.Mirror)
 	return t
+}
+
+// merge returns a copy of m with its unset keys filled from d, then from
+// the defaults; nil if both are nil. An override's mirror section thus
+// inherits the default section's keys it does not set.
+func (m *MirrorConfig) merge(d *MirrorConfig) *MirrorConfig {
+	if m == nil && d == nil {
+		return nil
+	}
+	var out MirrorConfig
+	if m != nil {
+		out = *m
+	} else {
+		out = *d
+	}
+	for _, src := range []*MirrorConfig{d, mirrorDefaults()} {
+		if src == nil {
+			continue
+		}
+		setString(&out.Path, src.Path)
+		if out.Key == nil {
+			out.Key = src.Key
+		}
+		setDuration(&out.Interval, src.Interval)
+		if out.MaxFiles == 0 {
+			out.MaxFiles = src.MaxFiles
+		}
+		if out.TargetFileRows == 0 {
+			out.TargetFileRows = src.TargetFileRows
+		}
+	}
+	out.Key = slices.Clone(out.Key)
+	if len(out.Key) == 0 {
+		out.Key = nil
+	}
+	return &out
 }
 
 func setString(dst *string, def string) {

@@ -132,6 +132,9 @@ func (c *Config) Validate() error {
 		default:
 			bad(prefix+".format", "%q is not one of delta, iceberg", t.Format)
 		}
+		if t.MirrorEnabled() {
+			validMirror(prefix+".mirror", t, bad)
+		}
 	}
 	validTable("tables.default", c.Tables.Default)
 	for _, name := range sortedKeys(c.Tables.Overrides) {
@@ -267,4 +270,33 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// validMirror checks an enabled mirror section of table configuration t.
+func validMirror(prefix string, t TableConfig, bad func(key, format string, args ...any)) {
+	m := t.Mirror
+	if t.Format == FormatIceberg {
+		bad(prefix, "mirror tables need format: delta (they keep deleted rows in Delta deletion vectors); an Iceberg mirror is not supported yet")
+	}
+	if m.Path == "" || m.TablePath("x") == "x" || m.TablePath(t.Path) == t.Path {
+		bad(prefix+".path", "%q names the change log itself; use a path such as %q", m.Path, DefaultMirrorPath)
+	} else if _, err := partitioner.ParsePathTemplate(m.TablePath(t.Path)); err != nil {
+		bad(prefix+".path", "%v", err)
+	} else if p := m.TablePath("a/b"); partitioner.Nested(p, "a/b") || partitioner.Nested("a/b", p) {
+		bad(prefix+".path", "%q puts the mirror inside its change log (or the change log inside the mirror): one table's path may not lie inside another's; use a sibling path such as %q", m.Path, DefaultMirrorPath)
+	}
+	for i, k := range m.Key {
+		if strings.TrimSpace(k) == "" || strings.Contains(k, ",") {
+			bad(fmt.Sprintf("%s.key[%d]", prefix, i), "%q is not a column name", k)
+		}
+	}
+	if m.Interval <= 0 {
+		bad(prefix+".interval", "must be positive, got %s", m.Interval)
+	}
+	if m.MaxFiles < 2 {
+		bad(prefix+".max_files", "must be at least 2, got %d", m.MaxFiles)
+	}
+	if m.TargetFileRows <= 0 {
+		bad(prefix+".target_file_rows", "must be positive, got %d", m.TargetFileRows)
+	}
 }

@@ -138,6 +138,8 @@ type TableInfo struct {
 	Path        string
 	Mode        partitioner.Mode
 	Compression string
+	// Mirror is the table's mirror configuration, nil unless enabled.
+	Mirror *MirrorConfig
 }
 
 // Tables lists the tables this member has written to or loaded.
@@ -146,7 +148,11 @@ func (s *Sink) Tables() []TableInfo {
 	defer s.mu.Unlock()
 	out := make([]TableInfo, 0, len(s.tables))
 	for _, t := range s.tables {
-		out = append(out, TableInfo{Path: t.path, Mode: t.mode, Compression: t.cfg.Compression})
+		ti := TableInfo{Path: t.path, Mode: t.mode, Compression: t.cfg.Compression}
+		if t.cfg.MirrorEnabled() {
+			ti.Mirror = t.cfg.Mirror
+		}
+		out = append(out, ti)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out

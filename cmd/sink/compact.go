@@ -55,7 +55,7 @@ func compactCommand() command {
 					res, err = s.CompactOnce(ctx, ref)
 					printCompaction(e.stdout, p, res, err)
 				}
-				if err != nil {
+				if err != nil && !errors.Is(err, compaction.ErrDeletesRows) {
 					errs = append(errs, fmt.Errorf("table %s: %w", p, err))
 				}
 			}
@@ -101,7 +101,7 @@ func printCompaction(w io.Writer, path string, res compaction.Result, err error)
 		name = "(root)"
 	}
 	switch {
-	case errors.Is(err, compaction.ErrLeaseHeld):
+	case errors.Is(err, compaction.ErrLeaseHeld), errors.Is(err, compaction.ErrDeletesRows):
 		fmt.Fprintf(w, "table %s: skipped, %v\n", name, err)
 	case err != nil:
 		fmt.Fprintf(w, "table %s: failed after %d merges: %v\n", name, res.Jobs, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/evodb/sink/compaction"
+	"github.com/evodb/sink/mirror"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
 )
@@ -185,9 +186,33 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 	} else {
 		close(compactDone)
 	}
+	mirrorDone := make(chan struct{})
+	mctx, stopMirrors := context.WithCancel(ctx)
+	{
+		// Mirror tables are kept beside their change logs by one
+		// maintainer each across the group (a lease per mirror); every
+		// member tries the tables it writes. The maintainer opens the
+		// mirror with DeleteRows, which the change log's own writers and
+		// compaction never do.
+		mtf, err := openFormat(ctx, cfg, bucket, 0)
+		if err != nil {
+			stopCompaction()
+			stopMirrors()
+			return err
+		}
+		sched := mirror.NewScheduler(bucket, mtf, mirror.SchedulerOptions{Instance: s.Instance(), Logger: log, Registerer: reg})
+		go func() {
+			defer close(mirrorDone)
+			if err := sched.Run(mctx, func() []mirror.TableRef { return mirrorTables(s) }); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("mirror scheduler stopped", "err", err)
+			}
+		}()
+	}
 	runErr := s.Run(ctx)
 	stopCompaction()
+	stopMirrors()
 	<-compactDone
+	<-mirrorDone
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		if err := srv.Shutdown(sctx); err != nil {
@@ -221,6 +246,22 @@ const memoryHeadroom = 32 << 20
 
 // gcPercent is the collector's growth target under the memory limit.
 const gcPercent = 400
+
+// mirrorTables lists the mirrors of the tables this member writes, for
+// the mirror scheduler.
+func mirrorTables(s *sink.Sink) []mirror.TableRef {
+	var refs []mirror.TableRef
+	for _, t := range s.Tables() {
+		if t.Mirror == nil {
+			continue
+		}
+		refs = append(refs, mirror.TableRef{
+			ChangeLog: t.Path, Mirror: t.Mirror.TablePath(t.Path), Key: t.Mirror.Key, Interval: t.Mirror.Interval,
+			MaxFiles: t.Mirror.MaxFiles, TargetFileRows: t.Mirror.TargetFileRows, Compression: t.Compression,
+		})
+	}
+	return refs
+}
 
 // compactionTables lists the tables this member writes, for the compaction
 // scheduler. The lease makes it safe for every member to try every table.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -12,6 +14,8 @@ import (
 	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/codec/cdc"
 	"github.com/evodb/sink/codec/confluent"
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/mirror"
 	"github.com/evodb/sink/objstore"
 	"github.com/evodb/sink/sink"
 	"github.com/evodb/sink/verify"
@@ -104,12 +108,62 @@ func verifyCommand() command {
 				return err
 			}
 			fmt.Fprint(e.stdout, rep.String())
-			if !rep.OK() {
+			mirrorsOK, err := verifyMirrors(ctx, e.stdout, cfg, bucket, tf)
+			if err != nil {
+				return err
+			}
+			if !rep.OK() || !mirrorsOK {
 				return errProblems
 			}
 			return nil
 		},
 	}
+}
+
+// verifyMirrors checks the mirror of every table whose configuration
+// enables one (mirror.Check: the mirror equals the current-state view of
+// its change log at the version it holds) and prints a line per mirror.
+// It reports false if a mirror differs, is missing, or holds no version
+// of its change log yet.
+func verifyMirrors(ctx context.Context, w io.Writer, cfg *fileConfig, bucket objstore.Bucket, tf committer.Format) (bool, error) {
+	paths, err := tf.ListTables(ctx)
+	if err != nil {
+		return false, fmt.Errorf("verify mirrors: %w", err)
+	}
+	ok, header := true, false
+	for _, path := range paths {
+		log := tf.Open(path, committer.Options{})
+		snap, err := log.Snapshot(ctx)
+		if err != nil {
+			return false, fmt.Errorf("verify mirrors: read table %s: %w", path, err)
+		}
+		if snap.Metadata.Configuration[mirror.ConfigMirrorOf] != "" {
+			continue
+		}
+		tc := cfg.TableConfig(snap.Metadata.Name)
+		if !tc.MirrorEnabled() {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "mirrors:")
+			header = true
+		}
+		mpath := tc.Mirror.TablePath(path)
+		rep, err := mirror.Check(ctx, bucket, tf.Open(path, committer.Options{Format: sink.FormatDelta}),
+			tf.Open(mpath, committer.Options{Format: sink.FormatDelta, DeleteRows: true}), tc.Mirror.Key)
+		if err != nil {
+			ok = false
+			fmt.Fprintf(w, "  %s: FAILED: %v\n", mpath, err)
+			continue
+		}
+		status := "OK"
+		if !rep.OK() {
+			ok = false
+			status = "FAILED"
+		}
+		fmt.Fprintf(w, "  %s: %s\n", status, strings.ReplaceAll(rep.String(), "\n", "\n  "))
+	}
+	return ok, nil
 }
 
 // matchingTopics lists the topics the sink of cfg consumes through
