@@ -183,10 +183,14 @@ type MirrorLag struct {
 
 // MirrorBytes is what a mirror wrote, by kind of object.
 type MirrorBytes struct {
-	Data, DeletionVectors, Log int64
-	Objects                    int
+	Data            int64 `json:"data"`
+	DeletionVectors int64 `json:"deletion_vectors"`
+	Log             int64 `json:"log"`
+	// Compaction is the part of Data that the mirror's compactions wrote.
+	Compaction int64 `json:"compaction"`
+	Objects    int   `json:"objects"`
 	// PerChange is all of them over the phase's changes.
-	PerChange float64
+	PerChange float64 `json:"per_change"`
 }
 
 // Total is every byte written.
@@ -553,6 +557,9 @@ func measureMirror(ctx context.Context, p *mirrorPass, b objstore.Bucket, change
 	for _, mc := range mirrorChanges {
 		if mc.Operation == committer.OpOptimize {
 			p.compact++
+			for _, a := range mc.Adds {
+				p.written.Compaction += a.Size
+			}
 		}
 		p.commits++
 		w, ok := mc.Txns[app]
@@ -768,6 +775,9 @@ func WriteMirrorTable(w io.Writer, results []*MirrorResult) error {
 	row("mirror B/change (data+DV+log)", func(r *MirrorResult) string {
 		c := float64(max(r.Changes, 1))
 		return fmt.Sprintf("%.0f (%.0f+%.0f+%.0f)", r.Written.PerChange, float64(r.Written.Data)/c, float64(r.Written.DeletionVectors)/c, float64(r.Written.Log)/c)
+	})
+	row("  of which compaction data", func(r *MirrorResult) string {
+		return fmt.Sprintf("%.0f", float64(r.Written.Compaction)/float64(max(r.Changes, 1)))
 	})
 	row("change log B/change", func(r *MirrorResult) string { return fmt.Sprintf("%.0f", r.ChangeLogBytesPerChange) })
 	row("mirror commits (compactions)", func(r *MirrorResult) string { return fmt.Sprintf("%d (%d)", r.MirrorCommits, r.Compactions) })
