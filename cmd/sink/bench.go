@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 )
 
 func benchCommand() command {
-	const usage = "bench [-tables 8,64,512] [-format evodb,debezium,avro,protobuf] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-table-format delta|iceberg -catalog URL] [-peer python] [-json] [-json-out file]"
+	const usage = "bench [-tables 8,64,512] [-format evodb,debezium,avro,protobuf] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-table-format delta|iceberg -catalog URL] [-peer python] [-json] [-json-out file] | bench -mirror update,insert [-mirror-rows 1000000] [-mirror-rate 2000] [-mirror-duration 30s] [-mirror-interval 1s] [-runs N] [-process] [-store …]"
 	return command{
 		usage:   usage,
 		summary: "measure the sink beside consume-only and decode+encode-only baselines on a generated backlog",
@@ -40,6 +41,11 @@ func benchCommand() command {
 			peerPython := fs.String("peer-python", "python3", "the Python that runs the peer and the comparison, with confluent-kafka, deltalake and pyarrow (e2e/scripts/python.sh install)")
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink (the child process with -process, else this process) to this file; with several runs the last one is kept")
 			memProfile := fs.String("memprofile", "", "with -process, write a heap profile of the sink child (live objects when it is told to stop) to this file; with several runs the last one is kept")
+			mirrorWorkloads := fs.String("mirror", "", "measure mirror tables instead: comma-separated workloads, update (90 % updates of random keys) and insert (90 % inserts), each on a table loaded with -mirror-rows rows, with the mirror on and off (-runs pairs)")
+			mirrorRows := fs.Int("mirror-rows", 1_000_000, "with -mirror, the table's rows before the measured phase")
+			mirrorRate := fs.Float64("mirror-rate", 2000, "with -mirror, changes per second in the measured phase")
+			mirrorDuration := fs.Duration("mirror-duration", 30*time.Second, "with -mirror, the measured phase's duration")
+			mirrorInterval := fs.Duration("mirror-interval", time.Second, "with -mirror, tables.*.mirror.interval")
 			asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 			jsonOut := fs.String("json-out", "", "also write the results as JSON to this file")
 			if err := parseFlags(fs, args); err != nil {
@@ -84,6 +90,14 @@ func benchCommand() command {
 				default:
 					return fmt.Errorf("%w: -format %q is not one of evodb, debezium, debezium+schema, avro, protobuf", errUsage, s)
 				}
+			}
+			if *mirrorWorkloads != "" {
+				return benchMirror(ctx, e, benchMirrorArgs{
+					workloads: splitList(*mirrorWorkloads), rows: *mirrorRows, rate: *mirrorRate, duration: *mirrorDuration,
+					interval: *mirrorInterval, flush: *flushInterval, budget: *budget, runs: *runs, seed: *seed,
+					brokers: splitList(*brokers), store: *store, process: *process, cpuProfile: *cpuProfile,
+					asJSON: *asJSON, jsonOut: *jsonOut, flushSet: flagSet(fs, "flush-interval"), budgetSet: flagSet(fs, "memory"),
+				})
 			}
 			var sinkCmd []string
 			if *process {
@@ -153,4 +167,98 @@ func benchCommand() command {
 			return bench.WriteTable(e.stdout, results)
 		},
 	}
+}
+
+// benchMirrorArgs are the flags of `sink bench -mirror`.
+type benchMirrorArgs struct {
+	workloads           []string
+	rows                int
+	rate                float64
+	duration, interval  time.Duration
+	flush               time.Duration
+	budget              int64
+	runs                int
+	seed                uint64
+	brokers             []string
+	store               string
+	process             bool
+	cpuProfile          string
+	asJSON              bool
+	jsonOut             string
+	flushSet, budgetSet bool
+}
+
+// benchMirror runs `sink bench -mirror`: per workload, -runs pairs of
+// runs with the mirror on and off over the same records.
+func benchMirror(ctx context.Context, e *env, a benchMirrorArgs) error {
+	cfg := bench.MirrorConfig{
+		Rows: a.rows, Rate: a.rate, Duration: a.duration, Interval: a.interval, Runs: a.runs, Seed: a.seed,
+		Brokers: a.brokers, StoreURL: a.store,
+	}
+	// The throughput scenarios' defaults suit a backlog; a mirror run
+	// takes its own unless the flags are given.
+	if a.flushSet {
+		cfg.FlushInterval = a.flush
+	}
+	if a.budgetSet {
+		cfg.MemoryBudget = a.budget
+	}
+	if a.process {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("locate the sink binary: %w", err)
+		}
+		cfg.SinkCommand = []string{exe, "run"}
+		cfg.CPUProfile = a.cpuProfile
+	} else {
+		stop, err := startCPUProfile(a.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	tmp, err := os.MkdirTemp("", "evodb-bench-")
+	if err != nil {
+		return fmt.Errorf("temporary directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	cfg.TempDir = tmp
+	var results []*bench.MirrorResult
+	for _, w := range a.workloads {
+		c := cfg
+		c.Workload = w
+		c.Log = func(format string, args ...any) {
+			fmt.Fprintf(e.stderr, "bench [mirror %s]: %s\n", w, fmt.Sprintf(format, args...))
+		}
+		if c.CPUProfile != "" && len(a.workloads) > 1 {
+			c.CPUProfile = strings.TrimSuffix(c.CPUProfile, ".prof") + "-" + w + ".prof"
+		}
+		r, err := bench.RunMirror(ctx, c)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if a.jsonOut != "" {
+		b, err := json.MarshalIndent(results, "", "  ")
+		if err != nil {
+			return fmt.Errorf("render results: %w", err)
+		}
+		if err := os.WriteFile(a.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write results: %w", err)
+		}
+	}
+	if a.asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	return bench.WriteMirrorTable(e.stdout, results)
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

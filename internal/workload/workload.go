@@ -130,7 +130,16 @@ type Generator struct {
 	seq    int64
 	seed   uint64
 	buf    []byte
+	// mix holds the op shares of later changes (SetMix).
+	mix opMix
 }
+
+// opMix is the share of inserts and of updates among changes to a table
+// that has live keys; deletes take the rest.
+type opMix struct{ insert, update float64 }
+
+// defaultMix is the package doc's 70 % inserts, 25 % updates, 5 % deletes.
+var defaultMix = opMix{insert: 0.70, update: 0.25}
 
 // New returns a generator for cfg drawing every choice from rng.
 func New(cfg Config, rng *rand.Rand) *Generator {
@@ -165,7 +174,7 @@ func New(cfg Config, rng *rand.Rand) *Generator {
 	if cfg.StartMs == 0 {
 		cfg.StartMs = DefaultStartMs
 	}
-	g := &Generator{cfg: cfg, rng: rng, lsn: cfg.StartLSN, seed: rng.Uint64()}
+	g := &Generator{cfg: cfg, rng: rng, lsn: cfg.StartLSN, seed: rng.Uint64(), mix: defaultMix}
 	if cfg.Tables > 1 {
 		g.zipf = rand.NewZipf(rng, cfg.ZipfS, 1, uint64(cfg.Tables-1))
 	}
@@ -174,6 +183,13 @@ func New(cfg Config, rng *rand.Rand) *Generator {
 	}
 	return g
 }
+
+// SetMix sets the share of inserts and of updates (each of a uniformly
+// drawn live key) among the following changes; deletes take the rest,
+// 1-insert-update. A table without live keys still gets an insert. A
+// benchmark loads a table with SetMix(1, 0), then measures an
+// update-heavy or insert-heavy mix on it; the default is 0.70, 0.25.
+func (g *Generator) SetMix(insert, update float64) { g.mix = opMix{insert: insert, update: update} }
 
 // Config returns the configuration with defaults applied.
 func (g *Generator) Config() Config { return g.cfg }
@@ -256,12 +272,12 @@ func (g *Generator) change(t *table) change {
 	c.evolved = g.cfg.EvolveAfter > 0 && t.changes > g.cfg.EvolveAfter
 	p := g.rng.Float64()
 	switch {
-	case len(t.live) == 0 || p < 0.70:
+	case len(t.live) == 0 || p < g.mix.insert:
 		c.op = OpInsert
 		c.id = t.nextID
 		t.nextID++
 		t.add(c.id)
-	case p < 0.95:
+	case p < g.mix.insert+g.mix.update:
 		c.op = OpUpdate
 		c.id = t.live[g.rng.IntN(len(t.live))]
 		t.versions[c.id]++

@@ -89,6 +89,48 @@ func TestOpMixAndState(t *testing.T) {
 	}
 }
 
+// TestSetMix loads a table with inserts only, then changes it with an
+// update-heavy mix: the shares follow the mix and every update or delete
+// names a live key.
+func TestSetMix(t *testing.T) {
+	g := newGen(Config{Tables: 1}, 3)
+	g.SetMix(1, 0)
+	live := map[int64]bool{}
+	dec, err := cdc.NewDecoder(cdc.FormatEvoDB)
+	require.NoError(t, err)
+	apply := func(r Record) {
+		var ch codec.Change
+		require.NoError(t, dec.Decode(codec.Record{Topic: "x", Value: r.Value}, &ch))
+		id := ch.Get("id").Int()
+		switch r.Op {
+		case OpInsert:
+			require.False(t, live[id], "insert of a new key")
+			live[id] = true
+		case OpUpdate:
+			require.True(t, live[id], "update of a live key")
+		case OpDelete:
+			require.True(t, live[id], "delete of a live key")
+			delete(live, id)
+		}
+	}
+	for range 1000 {
+		r := g.Next()
+		require.Equal(t, OpInsert, r.Op)
+		apply(r)
+	}
+	const n = 20000
+	g.SetMix(0.05, 0.90)
+	ops := map[string]int{}
+	for range n {
+		r := g.Next()
+		ops[r.Op]++
+		apply(r)
+	}
+	require.InDelta(t, 0.05, float64(ops[OpInsert])/n, 0.01)
+	require.InDelta(t, 0.90, float64(ops[OpUpdate])/n, 0.01)
+	require.InDelta(t, 0.05, float64(ops[OpDelete])/n, 0.01)
+}
+
 func TestRecordSizesAndColumns(t *testing.T) {
 	var cases []struct {
 		name string
