@@ -78,6 +78,10 @@ type Scheduler struct {
 		sync.Mutex
 		// running holds the mirrors whose loop runs, by mirror root.
 		running map[string]bool
+		// wake holds, by change-log root, the channels Nudge wakes the
+		// loops of that change log's mirrors with: one slot each, so a
+		// nudge is never lost while a step runs and never blocks.
+		wake map[string][]chan struct{}
 	}
 }
 
@@ -148,7 +152,51 @@ func NewScheduler(b objstore.Bucket, f committer.Format, opts SchedulerOptions) 
 	}
 	s := &Scheduler{b: b, format: f, opts: opts, metrics: newSchedulerMetrics(opts.Registerer)}
 	s.mu.running = map[string]bool{}
+	s.mu.wake = map[string][]chan struct{}{}
 	return s
+}
+
+// Nudge tells the maintainers of changeLog's mirrors in this process that
+// the change log has a new commit, so that they step now instead of at
+// their next interval: a sink calls it after each commit it lands (its
+// commit hook), and a mirror's lag is then one step rather than up to an
+// interval. It never blocks, and does nothing for a change log without a
+// mirror here; a maintainer in another process still looks every
+// interval.
+func (s *Scheduler) Nudge(changeLog string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.mu.wake[changeLog] {
+		select {
+		case ch <- struct{}{}:
+		default: // a nudge is pending already
+		}
+	}
+}
+
+// wakeup registers the channel that Nudge of ref's change log wakes ref's
+// loop with, and returns it with the function that unregisters it.
+func (s *Scheduler) wakeup(ref TableRef) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.mu.wake[ref.ChangeLog] = append(s.mu.wake[ref.ChangeLog], ch)
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		chans := s.mu.wake[ref.ChangeLog]
+		for i, c := range chans {
+			if c == ch {
+				chans = append(chans[:i], chans[i+1:]...)
+				break
+			}
+		}
+		if len(chans) == 0 {
+			delete(s.mu.wake, ref.ChangeLog)
+		} else {
+			s.mu.wake[ref.ChangeLog] = chans
+		}
+	}
 }
 
 // Run maintains the mirrors tables returns (read again every Poll) until
@@ -213,6 +261,8 @@ func (s *Scheduler) maintain(ctx context.Context, ref TableRef) {
 			log.Warn("release mirror lease", "err", err)
 		}
 	}()
+	wake, unregister := s.wakeup(ref)
+	defer unregister()
 	failures := 0
 	for {
 		wait := interval
@@ -254,10 +304,24 @@ func (s *Scheduler) maintain(ctx context.Context, ref TableRef) {
 			}
 		}
 		if wait > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
+			timer := time.NewTimer(wait)
+			for waiting := true; waiting; {
+				select {
+				case <-ctx.Done():
+					timer.Stop()
+					return
+				case <-timer.C:
+					waiting = false
+				case <-wake:
+					// A commit to the change log: step now. A
+					// maintainer backing off after failures, or whose
+					// lease another instance holds, waits its time out
+					// all the same.
+					if failures == 0 && lease != nil {
+						timer.Stop()
+						waiting = false
+					}
+				}
 			}
 		} else if ctx.Err() != nil {
 			return

@@ -76,3 +76,42 @@ func stepsOf(t *testing.T, reg *prometheus.Registry, result string) float64 {
 	}
 	return n
 }
+
+// A nudge makes the maintainer step at once: with an interval of an hour,
+// only Nudge can bring the mirror up to date within the test. A nudge for
+// a change log without a mirror here, or several at once, never blocks.
+func TestSchedulerNudge(t *testing.T) {
+	f := newFixture(t, nil)
+	f.commit(change(ins, 1, 10, "a"))
+	ref := TableRef{ChangeLog: logRoot, Mirror: mirrorRoot, Interval: time.Hour}
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	s := NewScheduler(f.b, f.format, SchedulerOptions{Instance: "sink-a", Poll: 5 * time.Millisecond, Registerer: prometheus.NewRegistry()})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		require.NoError(t, s.Run(ctx, func() []TableRef { return []TableRef{ref} }))
+	}()
+	holds := func(v int64) func() bool {
+		return func() bool {
+			snap, err := f.openMirror("r").Snapshot(f.ctx)
+			if err != nil {
+				return false
+			}
+			w, ok := snap.Txns[AppID(mustLog(f).Metadata.ID)]
+			return ok && w == v
+		}
+	}
+	// The first step runs when the maintainer starts.
+	require.Eventually(t, holds(mustLog(f).Version), 10*time.Second, 5*time.Millisecond)
+	for i := range int64(3) {
+		f.commit(change(upd, 1, uint64(20+i), "a"))
+		s.Nudge("no/such/table")
+		s.Nudge(logRoot)
+		s.Nudge(logRoot)
+		require.Eventually(t, holds(mustLog(f).Version), 10*time.Second, 5*time.Millisecond, "commit %d", i)
+	}
+	cancel()
+	<-done
+	f.check()
+}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -142,7 +143,17 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 	if err != nil {
 		return err
 	}
-	s, err := sink.New(cfg.Config, bucket, tf, sink.WithLogger(log), sink.WithRegisterer(reg))
+	// The mirror scheduler, once it runs, is woken by each commit the
+	// sink lands, so a mirror follows its change log within a step
+	// instead of an interval. The sink exists before the scheduler (which
+	// takes its instance name and pause), hence the pointer.
+	var mirrors atomic.Pointer[mirror.Scheduler]
+	nudge := sink.WithCommitHook(func(ev sink.CommitEvent) {
+		if m := mirrors.Load(); m != nil {
+			m.Nudge(ev.Table)
+		}
+	})
+	s, err := sink.New(cfg.Config, bucket, tf, sink.WithLogger(log), sink.WithRegisterer(reg), nudge)
 	if err != nil {
 		return err
 	}
@@ -201,6 +212,7 @@ func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 			return err
 		}
 		sched := mirror.NewScheduler(bucket, mtf, mirror.SchedulerOptions{Instance: s.Instance(), Logger: log, Registerer: reg, Yield: s.WaitUnpaused})
+		mirrors.Store(sched)
 		go func() {
 			defer close(mirrorDone)
 			if err := sched.Run(mctx, func() []mirror.TableRef { return mirrorTables(s) }); err != nil && !errors.Is(err, context.Canceled) {

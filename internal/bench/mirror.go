@@ -720,7 +720,7 @@ func startInProcessMirrors(ctx context.Context, cfg sink.Config, bucket objstore
 	}
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
-	sched := mirror.NewScheduler(bucket, delta.NewFormat(bucket, delta.Options{}), mirror.SchedulerOptions{Instance: "bench"})
+	sched := mirror.NewScheduler(bucket, delta.NewFormat(bucket, delta.Options{}), mirror.SchedulerOptions{Instance: "bench", Yield: s.s.WaitUnpaused})
 	go func() {
 		defer close(r.done)
 		_ = sched.Run(mctx, func() []mirror.TableRef {
