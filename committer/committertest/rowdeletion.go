@@ -11,13 +11,15 @@ import (
 )
 
 // runRowDeletion checks Commit.Deletes and RowDeleter on a format whose
-// tables, opened with Options.DeleteRows, implement RowDeleter. It skips,
-// saying so, for a format that does not: such a format must refuse
-// Commit.Deletes and Options.DeleteRows itself, which its own tests check.
+// tables, opened with Options.DeleteRows, implement RowDeleter. A format
+// that does not must refuse row deletions instead: a commit with Deletes
+// leaves the table unchanged, and a table opened with DeleteRows cannot be
+// created, so no writer believes rows gone that readers still see.
 func runRowDeletion(t *testing.T, newStore func(t *testing.T) Store) {
 	probe := newStore(t)
 	if _, ok := probe.Format.Open(root, committer.Options{DeleteRows: true}).(committer.RowDeleter); !ok {
-		t.Skip("the format does not delete rows of the files it keeps (no committer.RowDeleter)")
+		t.Run("Refused", func(t *testing.T) { testDeletesRefused(t, newStore(t)) })
+		return
 	}
 	for _, tc := range []struct {
 		name string
@@ -310,4 +312,26 @@ func testDeleteManyCommits(t *testing.T, st Store) {
 	requireDeleted(t, tbl, s, "data/b.parquet", 0, 3, 6, 9)
 	requireDeleted(t, tbl, s, "data/n4.parquet", 4)
 	requireSameAfterReload(t, st.Format, s)
+}
+
+// testDeletesRefused: a format that cannot delete rows refuses Deletes,
+// leaving the table as it was, and refuses to create a table for a writer
+// that would delete rows.
+func testDeletesRefused(t *testing.T, st Store) {
+	ctx := context.Background()
+	tbl := st.Format.Open(root, committer.Options{Instance: "test"})
+	_, err := tbl.Create(ctx, committer.Metadata{Name: "orders", Schema: schema(t)})
+	require.NoError(t, err)
+	res, err := tbl.Commit(ctx, committer.Commit{Adds: []committer.Add{block("data/a.parquet", 10)}, ReadVersion: -1})
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, deletes("data/a.parquet", 3))
+	require.Error(t, err, "a commit with Deletes")
+	after, err := st.Format.Open(root, committer.Options{Instance: "reader"}).Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, res.Version, after.Version, "the refused commit changed the table")
+	require.Nil(t, after.Files["data/a.parquet"].Deleted)
+
+	other := st.Format.Open(root+"_current", committer.Options{Instance: "test", DeleteRows: true})
+	_, err = other.Create(ctx, committer.Metadata{Name: "orders_current", Schema: schema(t)})
+	require.Error(t, err, "a table created for a writer that deletes rows")
 }
