@@ -203,16 +203,7 @@ func TestMirrorRebuilds(t *testing.T) {
 		f := newFixture(t, nil)
 		f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "b"))
 		f.sync(f.maintainer(Options{}))
-		var keys []string
-		require.NoError(t, f.b.List(f.ctx, logRoot+"/", func(o objstore.ObjectInfo) error {
-			keys = append(keys, o.Key)
-			return nil
-		}))
-		for _, k := range keys {
-			require.NoError(t, f.b.Delete(f.ctx, k))
-		}
-		f.log = f.format.Open(logRoot, committerOptions("sink2"))
-		f.next = map[int32]int64{}
+		f.replaceLog()
 		f.commit(change(ins, 7, 5, "g"))
 		steps := f.sync(f.maintainer(Options{}))
 		require.True(t, steps[0].Rebuilt)
@@ -229,16 +220,7 @@ func TestMirrorRebuilds(t *testing.T) {
 		m := f.maintainer(Options{ReloadEvery: time.Minute, Now: func() time.Time { return now }})
 		f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "b"))
 		f.sync(m)
-		var keys []string
-		require.NoError(t, f.b.List(f.ctx, logRoot+"/", func(o objstore.ObjectInfo) error {
-			keys = append(keys, o.Key)
-			return nil
-		}))
-		for _, k := range keys {
-			require.NoError(t, f.b.Delete(f.ctx, k))
-		}
-		f.log = f.format.Open(logRoot, committerOptions("sink2"))
-		f.next = map[int32]int64{}
+		f.replaceLog()
 		f.commit(change(ins, 7, 5, "g"))
 		f.commit(change(ins, 8, 6, "h"))
 		now = now.Add(time.Minute)
@@ -257,16 +239,7 @@ func TestMirrorRebuilds(t *testing.T) {
 		m := f.maintainer(Options{ReloadEvery: time.Hour, Now: func() time.Time { return now }})
 		f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "b"))
 		f.sync(m)
-		var keys []string
-		require.NoError(t, f.b.List(f.ctx, logRoot+"/", func(o objstore.ObjectInfo) error {
-			keys = append(keys, o.Key)
-			return nil
-		}))
-		for _, k := range keys {
-			require.NoError(t, f.b.Delete(f.ctx, k))
-		}
-		f.log = f.format.Open(logRoot, committerOptions("sink2"))
-		f.next = map[int32]int64{}
+		f.replaceLog()
 		f.commit(change(ins, 7, 5, "g"))
 		f.commit(change(ins, 8, 6, "h"))
 		f.commit(change(ins, 9, 7, "i"))
@@ -323,4 +296,21 @@ func TestMirrorRebuilds(t *testing.T) {
 		require.True(t, r.OK(), r.String())
 		require.Equal(t, 2, r.Rows, "one row per name")
 	})
+}
+
+// replaceLog deletes the change log, every object of it, and opens it
+// again for a new writer, as if an operator deleted the table and the sink
+// created it again.
+func (f *fixture) replaceLog() {
+	f.t.Helper()
+	var keys []string
+	require.NoError(f.t, f.b.List(f.ctx, logRoot+"/", func(o objstore.ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	}))
+	for _, k := range keys {
+		require.NoError(f.t, f.b.Delete(f.ctx, k))
+	}
+	f.log = f.format.Open(logRoot, committerOptions("sink2"))
+	f.next = map[int32]int64{}
 }
