@@ -621,7 +621,7 @@ func prefixBytes(ctx context.Context, b objstore.Bucket, prefix string) (int64, 
 	return n, nil
 }
 
-// producePaced produces g's records at rate for duration, counting them
+// producePaced produces rate × duration of g's records, paced at rate, counting them
 // by op, and returns how many it produced once all are acknowledged.
 func producePaced(ctx context.Context, cl *kgo.Client, g *workload.Generator, rate float64, duration time.Duration, ops map[string]int) (int, error) {
 	var (
@@ -630,11 +630,15 @@ func producePaced(ctx context.Context, cl *kgo.Client, g *workload.Generator, ra
 		prodErr error
 		sent    int
 	)
+	// Exactly rate × duration records, whatever the ticks: the passes of
+	// a run (mirror on, mirror off) must replay the same records, so the
+	// count must not depend on when the last tick falls.
+	total := int(rate * duration.Seconds())
 	start := time.Now()
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	for now := start; now.Sub(start) < duration; now = <-t.C {
-		want := int(rate * now.Sub(start).Seconds())
+	for now := start; sent < total; now = <-t.C {
+		want := min(total, int(rate*now.Sub(start).Seconds()))
 		for ; sent < want; sent++ {
 			r := g.Next()
 			ops[r.Op]++
