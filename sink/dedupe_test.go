@@ -334,14 +334,15 @@ func dedupeAfterForeignAppend(t *testing.T, b objstore.Bucket, appendRows func(t
 	require.Equal(t, 2.0, counterValue(t, s.metrics.dedupeDropped.WithLabelValues(table)), "replays dropped after the restart")
 }
 
-// waitCaughtUp waits until the sink owns partitions and has read each to
-// its end.
+// waitCaughtUp waits until the sink owns partitions and has committed
+// each to its end. A partition whose high watermark no fetch has reported
+// yet shows no lag, but is not caught up.
 func waitCaughtUp(t *testing.T, s *Sink) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		st := s.Status()
 		for _, p := range st.Partitions {
-			if p.Lag != 0 {
+			if p.HighWater < 0 || p.Lag != 0 {
 				return false
 			}
 		}
