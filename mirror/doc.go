@@ -44,7 +44,10 @@
 // the key, writes them as one key-sorted file, deletes the rows they
 // supersede, and commits all of it with the txn version of the last
 // change-log version applied. Compaction of the change log
-// (dataChange=false) changes no row and is skipped. Anything else the
+// (dataChange=false) changes no row and is skipped: that is what Delta
+// defines the flag to mean, and the maintainer relies on it. A writer that
+// rewrites rows under dataChange=false is not followed; Check, which reads
+// the change log's files, reports the mirror unequal to the view. Anything else the
 // maintainer cannot follow (a dataChange removal, a version log cleanup
 // deleted, a file vacuum deleted, a replaced change log, another key)
 // makes it rebuild the mirror from a change-log snapshot.

@@ -138,22 +138,7 @@ func TestMirrorSkipsChangeLogCompaction(t *testing.T) {
 	f.sync(m)
 
 	// Merge the change log's two files into one, as compaction does.
-	snap := mustLog(f)
-	var rows []codec.Change
-	var removes []committer.Remove
-	for path := range snap.Files {
-		_, ch, err := tablefile.ReadFile(f.ctx, f.b, logRoot, path)
-		require.NoError(t, err)
-		rows = append(rows, ch...)
-		removes = append(removes, committer.Remove{Path: path})
-	}
-	w, err := tablefile.WriteBlock(f.ctx, f.b, logRoot, tablefile.Block{
-		Schema: f.schema.Clone(), Changes: rows, Encode: parquetblock.EncodeOptions{KafkaColumns: true},
-		Name: func(codec.BlockStats, int) string { return "data/compacted.parquet" },
-	})
-	require.NoError(t, err)
-	_, err = f.log.Commit(f.ctx, committer.Commit{Operation: committer.OpOptimize, Removes: removes, Adds: []committer.Add{w.Add}, ReadVersion: snap.Version})
-	require.NoError(t, err)
+	f.compactLog(nil)
 	f.commit(change(upd, 2, 13, "b2"))
 
 	steps := f.sync(m)
@@ -161,6 +146,24 @@ func TestMirrorSkipsChangeLogCompaction(t *testing.T) {
 	require.Equal(t, 1, steps[0].Rows, "only the update after the compaction")
 	f.check()
 	require.Equal(t, map[int64]string{1: "a2", 2: "b2"}, f.names())
+}
+
+// Skipping dataChange=false commits relies on their changing no row, as
+// Delta defines the flag. A writer that breaks it, rewriting the change log
+// without a change of key 2 under dataChange=false, is not followed by the
+// maintainer; the checker, which computes the view from the change log's
+// files, finds the mirror wrong.
+func TestMirrorChangeLogRewriteThatChangesRows(t *testing.T) {
+	f := newFixture(t, nil)
+	m := f.maintainer(Options{})
+	f.commit(change(ins, 1, 10, "a"), change(ins, 2, 11, "b"))
+	f.sync(m)
+	f.compactLog(func(ch codec.Change) bool { return ch.Get("id").Text() != "2" })
+	steps := f.sync(m)
+	require.Zero(t, steps[0].Rows, "the rewrite is skipped")
+	r, err := Check(f.ctx, f.b, f.log, f.openMirror("checker"), nil)
+	require.NoError(t, err)
+	require.False(t, r.OK(), "key 2 is in the mirror, not in the view: %s", r.String())
 }
 
 // A change-log version log cleanup deleted, and a change log replaced by
@@ -259,22 +262,7 @@ func TestMirrorRebuilds(t *testing.T) {
 		f.commit(change(del, 1, 22, "a2"))
 		// Compaction merges the change log's files, and vacuum deletes
 		// the inputs the maintainer has not read yet.
-		snap := mustLog(f)
-		var rows []codec.Change
-		var removes []committer.Remove
-		for p := range snap.Files {
-			_, ch, err := tablefile.ReadFile(f.ctx, f.b, logRoot, p)
-			require.NoError(t, err)
-			rows = append(rows, ch...)
-			removes = append(removes, committer.Remove{Path: p})
-		}
-		w, err := tablefile.WriteBlock(f.ctx, f.b, logRoot, tablefile.Block{
-			Schema: f.schema.Clone(), Changes: rows, Encode: parquetblock.EncodeOptions{KafkaColumns: true},
-			Name: func(codec.BlockStats, int) string { return "data/compacted.parquet" },
-		})
-		require.NoError(t, err)
-		_, err = f.log.Commit(f.ctx, committer.Commit{Operation: committer.OpOptimize, Removes: removes, Adds: []committer.Add{w.Add}, ReadVersion: snap.Version})
-		require.NoError(t, err)
+		removes := f.compactLog(nil)
 		for _, r := range removes {
 			require.NoError(t, f.b.Delete(f.ctx, logRoot+"/"+r.Path))
 		}
@@ -313,4 +301,32 @@ func (f *fixture) replaceLog() {
 	}
 	f.log = f.format.Open(logRoot, committerOptions("sink2"))
 	f.next = map[int32]int64{}
+}
+
+// compactLog merges the change log's files into one, as compaction does,
+// keeping the rows keep accepts (all if keep is nil), and commits it with
+// dataChange=false. It returns the removals it committed.
+func (f *fixture) compactLog(keep func(codec.Change) bool) []committer.Remove {
+	f.t.Helper()
+	snap := mustLog(f)
+	var rows []codec.Change
+	var removes []committer.Remove
+	for p := range snap.Files {
+		_, ch, err := tablefile.ReadFile(f.ctx, f.b, logRoot, p)
+		require.NoError(f.t, err)
+		for _, c := range ch {
+			if keep == nil || keep(c) {
+				rows = append(rows, c)
+			}
+		}
+		removes = append(removes, committer.Remove{Path: p})
+	}
+	w, err := tablefile.WriteBlock(f.ctx, f.b, logRoot, tablefile.Block{
+		Schema: f.schema.Clone(), Changes: rows, Encode: parquetblock.EncodeOptions{KafkaColumns: true},
+		Name: func(codec.BlockStats, int) string { return "data/compacted.parquet" },
+	})
+	require.NoError(f.t, err)
+	_, err = f.log.Commit(f.ctx, committer.Commit{Operation: committer.OpOptimize, Removes: removes, Adds: []committer.Add{w.Add}, ReadVersion: snap.Version})
+	require.NoError(f.t, err)
+	return removes
 }
