@@ -56,15 +56,23 @@ type deltaView struct {
 
 func readWithDeltaRS(t *testing.T, python, tableDir string, apps ...string) deltaView {
 	t.Helper()
-	args := append([]string{filepath.Join("testdata", "check_delta.py"), tableDir}, apps...)
-	cmd := exec.Command(python, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "delta-rs could not read the table: %s", stderr.String())
+	out := runReader(t, python, "check_delta.py", append([]string{tableDir}, apps...)...)
 	var v deltaView
 	require.NoError(t, json.Unmarshal(out, &v), "output: %s", out)
 	return v
+}
+
+// runReader runs the reader script testdata/script with python and
+// returns what it printed; the script failing fails the test with its
+// standard error.
+func runReader(t *testing.T, python, script string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(python, append([]string{filepath.Join("testdata", script)}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s could not read the table: %s", script, stderr.String())
+	return out
 }
 
 // TestDeltaRSReadsTable proves that an independent Delta reader (delta-rs)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -169,13 +168,7 @@ func TestReadersReadDeletionVectors(t *testing.T) {
 	tableDir := filepath.Join(dir, testRoot)
 	read := func(t *testing.T, python string, args ...string) map[string]json.RawMessage {
 		t.Helper()
-		cmd := exec.Command(python, append([]string{filepath.Join("testdata", "read_dv.py"), tableDir}, args...)...)
-		out, err := cmd.Output()
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		require.NoError(t, err, "read_dv.py: %s", stderr)
+		out := runReader(t, python, "read_dv.py", append([]string{tableDir}, args...)...)
 		var got map[string]json.RawMessage
 		require.NoError(t, json.Unmarshal(out, &got), "output: %s", out)
 		return got
