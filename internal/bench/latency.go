@@ -29,6 +29,33 @@ type latencyRun struct {
 	wait time.Duration
 }
 
+// acks collects the outcome of records produced asynchronously: wait
+// returns, once every record is acknowledged, the first error any had.
+type acks struct {
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
+}
+
+func (a *acks) produce(ctx context.Context, cl *kgo.Client, r *kgo.Record) {
+	a.wg.Add(1)
+	cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		defer a.wg.Done()
+		if err != nil {
+			a.mu.Lock()
+			if a.err == nil {
+				a.err = err
+			}
+			a.mu.Unlock()
+		}
+	})
+}
+
+func (a *acks) wait() error {
+	a.wg.Wait()
+	return a.err
+}
+
 // tick is the pacing step: every tick the producer sends what the rate
 // allows since the phase began, so it holds the rate on average without
 // bursts larger than a tick's worth.
@@ -43,9 +70,7 @@ func measureLatency(ctx context.Context, l latencyRun) (Latency, error) {
 	var (
 		sent     []time.Time
 		firstLSN uint64
-		mu       sync.Mutex
-		prodErr  error
-		wg       sync.WaitGroup
+		acks     acks
 	)
 	start := time.Now()
 	t := time.NewTicker(tick)
@@ -58,22 +83,11 @@ func measureLatency(ctx context.Context, l latencyRun) (Latency, error) {
 				firstLSN = r.LSN
 			}
 			sent = append(sent, time.Now())
-			wg.Add(1)
-			l.cl.Produce(ctx, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}, func(_ *kgo.Record, err error) {
-				defer wg.Done()
-				if err != nil {
-					mu.Lock()
-					if prodErr == nil {
-						prodErr = err
-					}
-					mu.Unlock()
-				}
-			})
+			acks.produce(ctx, l.cl, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value})
 		}
 	}
-	wg.Wait()
-	if prodErr != nil {
-		return Latency{}, fmt.Errorf("paced produce: %w", prodErr)
+	if err := acks.wait(); err != nil {
+		return Latency{}, fmt.Errorf("paced produce: %w", err)
 	}
 	total := l.already + len(sent)
 	err := waitFor(ctx, l.wait, "paced records committed", func() (bool, error) {

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -625,10 +624,8 @@ func prefixBytes(ctx context.Context, b objstore.Bucket, prefix string) (int64, 
 // by op, and returns how many it produced once all are acknowledged.
 func producePaced(ctx context.Context, cl *kgo.Client, g *workload.Generator, rate float64, duration time.Duration, ops map[string]int) (int, error) {
 	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		prodErr error
-		sent    int
+		acks acks
+		sent int
 	)
 	// Exactly rate × duration records, whatever the ticks: the passes of
 	// a run (mirror on, mirror off) must replay the same records, so the
@@ -642,22 +639,11 @@ func producePaced(ctx context.Context, cl *kgo.Client, g *workload.Generator, ra
 		for ; sent < want; sent++ {
 			r := g.Next()
 			ops[r.Op]++
-			wg.Add(1)
-			cl.Produce(ctx, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}, func(_ *kgo.Record, err error) {
-				defer wg.Done()
-				if err != nil {
-					mu.Lock()
-					if prodErr == nil {
-						prodErr = err
-					}
-					mu.Unlock()
-				}
-			})
+			acks.produce(ctx, cl, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value})
 		}
 	}
-	wg.Wait()
-	if prodErr != nil {
-		return 0, fmt.Errorf("paced produce: %w", prodErr)
+	if err := acks.wait(); err != nil {
+		return 0, fmt.Errorf("paced produce: %w", err)
 	}
 	return sent, nil
 }
