@@ -52,14 +52,26 @@ func NewSchemaRegistry(c SchemaRegistryConfig) (*confluent.Registry, error) {
 // registryDecoder returns a decoder of a schema-registry format, creating
 // the registry client on first use.
 func (s *Sink) registryDecoder(value, key string) (cdc.Decoder, error) {
-	if s.registry == nil {
+	s.registry.mu.Lock()
+	defer s.registry.mu.Unlock()
+	if s.registry.client == nil {
 		reg, err := NewSchemaRegistry(s.cfg.SchemaRegistry)
 		if err != nil {
 			return nil, err
 		}
-		s.registry = reg
+		s.registry.client = reg
 	}
-	return RegistryDecoder(s.cfg.SchemaRegistry, s.registry, value, key)
+	return RegistryDecoder(s.cfg.SchemaRegistry, s.registry.client, value, key)
+}
+
+// closeRegistry ends the registry client's retries. A run closes it when
+// it ends, so a sink runs once: its decoders keep the closed client.
+func (s *Sink) closeRegistry() {
+	s.registry.mu.Lock()
+	defer s.registry.mu.Unlock()
+	if s.registry.client != nil {
+		s.registry.client.Close()
+	}
 }
 
 // RegistryDecoder returns the decoder of a schema-registry value format

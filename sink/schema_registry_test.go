@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,61 @@ func TestSinkRegistryOutageStopsTheSink(t *testing.T) {
 	require.Empty(t, fetchGroupOffsets(t, c.ListenAddrs(), cfg.Kafka.Group, "avro"))
 	var re *RecordError
 	require.False(t, errors.As(err, &re), "an outage is not a record error: %v", err)
+}
+
+// A sink stopped while a decode waits out a registry outage stops at once
+// and gracefully, not after schema_registry.retry_timeout: what it
+// buffered before is committed, the record it could not decode is not.
+func TestSinkStopsDuringRegistryOutage(t *testing.T) {
+	c := newCluster(t, 1, "json", "avro")
+	reg := srfake.New()
+	defer reg.Close()
+	var asked atomic.Int64
+	reg.Intercept(func(w http.ResponseWriter, _ *http.Request) bool {
+		asked.Add(1)
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return true
+	})
+	b := objstore.NewMemory()
+	want := &produced{recs: map[coord]producedRec{}}
+	produceEvoDB(t, c.ListenAddrs(), "json", 1, 2, 50, 0, 1, 0, want)
+	cfg := testConfig(c.ListenAddrs(), "json", "avro")
+	cfg.Kafka.Formats = map[string]string{"avro": "avro"}
+	cfg.SchemaRegistry.URLs = []string{reg.URL()}
+	cfg.SchemaRegistry.RetryTimeout = time.Hour
+	s, err := newSink(cfg, b)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitCommitted(t, b, 50, time.Minute)
+
+	// The registry answers 503 to the schema lookup, so the decode of the
+	// first Avro record retries for up to an hour.
+	id, _, err := reg.RegisterSchema("avro-value", sr.Schema{Schema: avroRowSchema})
+	require.NoError(t, err)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	require.NoError(t, err)
+	defer cl.Close()
+	var h sr.ConfluentHeader
+	v, _ := h.AppendEncode(nil, id, nil)
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "avro", Value: append(v, 0)}).FirstErr())
+	require.Eventually(t, func() bool { return asked.Load() > 0 }, time.Minute, 20*time.Millisecond)
+
+	cancel()
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the cancelled sink still waits for the registry")
+	}
+	require.NoError(t, err)
+	rows, counts := readTables(t, b)
+	require.Len(t, rows, 50)
+	for k := range want.recs {
+		require.Equal(t, 1, counts[k], "json record %v", k)
+	}
+	require.Empty(t, fetchGroupOffsets(t, c.ListenAddrs(), cfg.Kafka.Group, "avro"))
 }
 
 func TestSchemaRegistryConfigErrors(t *testing.T) {

@@ -86,8 +86,13 @@ type Sink struct {
 	}
 	decoders map[string]cdc.Decoder
 	// registry is the schema registry client, created with the first
-	// decoder of a schema-registry format.
-	registry *confluent.Registry
+	// decoder of a schema-registry format by the poll goroutine and
+	// closed when the run ends, from another goroutine if the run is
+	// cancelled, hence its lock.
+	registry struct {
+		mu     sync.Mutex
+		client *confluent.Registry
+	}
 	instance string
 	cl       *kgo.Client
 	// dlq produces to errors.dlq_topic, sized to its max.message.bytes
@@ -338,6 +343,15 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	})
 	defer stopWake()
+	// A decode that waits out a registry outage would hold a cancelled run
+	// for up to schema_registry.retry_timeout: closing the client ends
+	// its retries, with an error that wraps the cancellation, so the run
+	// shuts down gracefully as for any stop.
+	stopRegistry := context.AfterFunc(ctx, s.closeRegistry)
+	defer func() {
+		stopRegistry()
+		s.closeRegistry()
+	}()
 	endsCtx, stopEnds := context.WithCancel(ctx)
 	endsDone := make(chan struct{})
 	go func() {
