@@ -36,7 +36,8 @@ import json
 import math
 import os
 import sys
-import time
+
+from check_tables import attempt
 
 READERS = ["duckdb", "deltalake", "polars", "spark"]
 # The most differences reported per reader and table: enough to see the
@@ -173,17 +174,6 @@ class Locations:
 
     def storage(self):
         return self.opts if self.cfg.get("endpoint") else None
-
-
-def attempt(fn):
-    start = time.monotonic()
-    try:
-        r = fn()
-    except Exception as e:  # a reader failing is a result, not a crash
-        r = {"error": f"{type(e).__name__}: {e}"}
-    if isinstance(r, dict):
-        r["seconds"] = round(time.monotonic() - start, 3)
-    return r
 
 
 def duckdb_connection(loc):
