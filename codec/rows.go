@@ -168,18 +168,32 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 		lsn: ch.LSN, ts: ch.TS, offset: ch.Offset, partition: ch.Partition, topic: topic, op: ch.Op,
 		cells: uint32(len(r.cells)), nrow: uint32(len(ch.Row)), nkey: uint32(len(ch.Key)),
 	}
-	for j, fs := range [2][]Field{ch.Row, ch.Key} {
-		for i := range fs {
-			pos := -1
-			if j == 0 {
-				pos = i
-			}
-			if err := r.appendCell(&fs[i], pos); err != nil {
-				r.cells = r.cells[:m.cells]
-				return 0, fmt.Errorf("change at %s/%d@%d: %w", ch.Topic, ch.Partition, ch.Offset, err)
-			}
+	// The cells and string bytes are written in place into the room
+	// reserved above, and the arrays' lengths set once at the end: an
+	// append per cell stored the slice back into r every time.
+	cells := r.cells[len(r.cells) : len(r.cells)+len(ch.Row)+len(ch.Key)]
+	arena := r.arena[: len(r.arena)+strBytes : len(r.arena)+strBytes]
+	off := len(r.arena)
+	for i := range ch.Row {
+		f := &ch.Row[i]
+		var name uint32
+		if i < len(r.posName) && r.names[r.posName[i]] == f.Name {
+			name = r.posName[i]
+		} else if err := r.nameSlow(f, i, &name); err != nil {
+			return 0, fmt.Errorf("change at %s/%d@%d: %w", ch.Topic, ch.Partition, ch.Offset, err)
 		}
+		off = putCell(&cells[i], arena, off, name, &f.Value)
 	}
+	for i := range ch.Key {
+		f := &ch.Key[i]
+		var name uint32
+		if err := r.nameSlow(f, -1, &name); err != nil {
+			return 0, fmt.Errorf("change at %s/%d@%d: %w", ch.Topic, ch.Partition, ch.Offset, err)
+		}
+		off = putCell(&cells[len(ch.Row)+i], arena, off, name, &f.Value)
+	}
+	r.cells = r.cells[:len(r.cells)+len(cells)]
+	r.arena = r.arena[:off]
 	r.meta = append(r.meta, m)
 	if r.order != nil {
 		r.order = append(r.order, int32(len(r.meta)-1))
@@ -190,23 +204,16 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 	return size, nil
 }
 
-// appendCell appends one field's cell; pos is its position in the row, -1
-// for a key field.
-func (r *Rows) appendCell(f *Field, pos int) error {
-	var name uint32
-	if pos >= 0 && pos < len(r.posName) && r.names[r.posName[pos]] == f.Name {
-		name = r.posName[pos]
-	} else if err := r.nameSlow(f, pos, &name); err != nil {
-		return err
-	}
-	v := &f.Value
-	c := cell{num: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
+// putCell writes v as the cell c with column name index name, its string
+// bytes into arena at off, and returns the offset after them. arena has
+// room for every string of the change (Append reserved it).
+func putCell(c *cell, arena []byte, off int, name uint32, v *Value) int {
+	*c = cell{num: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
 	if len(v.str) > 0 {
-		c.off, c.n = uint32(len(r.arena)), uint32(len(v.str))
-		r.arena = append(r.arena, v.str...)
+		c.off, c.n = uint32(off), uint32(len(v.str))
+		off += copy(arena[off:], v.str)
 	}
-	r.cells = append(r.cells, c)
-	return nil
+	return off
 }
 
 // nameSlow finds or adds the index of f's name when the field is not at
