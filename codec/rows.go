@@ -54,14 +54,24 @@ type rowMeta struct {
 	op        Op
 }
 
-// cell is one column value; its string, if any, is arena[off:off+n].
+// cell is one column value in 16 bytes. data is the value's num, or, for
+// a kind whose value is a string (strKinds), where its bytes are in the
+// arena: offset << 32 | length. Invariant: a Value holds a number or a
+// string, never both (its constructors set one; nothing else in codec
+// writes them), so one word holds either; TestCellHoldsEveryKind round-trips
+// every kind and shows a value with both would not.
 type cell struct {
-	num   uint64
-	off   uint32
-	n     uint32
+	data  uint64
 	nk    uint32 // name index << 8 | kind
 	scale int32
 }
+
+// strKinds are the kinds whose value is a string (Value.str): the cells of
+// these kinds hold an arena span, the others a number.
+const strKinds = 1<<KindString | 1<<KindBinary | 1<<KindDecimal | 1<<KindJSON
+
+// isStrKind reports whether k is one of strKinds.
+func isStrKind(k Kind) bool { return strKinds>>k&1 != 0 }
 
 const (
 	rowMetaBytes = int(unsafe.Sizeof(rowMeta{}))
@@ -208,9 +218,9 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 // bytes into arena at off, and returns the offset after them. arena has
 // room for every string of the change (Append reserved it).
 func putCell(c *cell, arena []byte, off int, name uint32, v *Value) int {
-	*c = cell{num: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
-	if len(v.str) > 0 {
-		c.off, c.n = uint32(off), uint32(len(v.str))
+	*c = cell{data: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
+	if isStrKind(v.kind) {
+		c.data = uint64(off)<<32 | uint64(len(v.str))
 		off += copy(arena[off:], v.str)
 	}
 	return off
@@ -349,9 +359,12 @@ func (r *Rows) CellValue(i int) Value { return r.value(&r.cells[i]) }
 
 // value returns a cell's value; its string aliases the arena.
 func (r *Rows) value(c *cell) Value {
-	v := Value{kind: Kind(c.nk & 0xff), scale: c.scale, num: c.num}
-	if c.n > 0 {
-		v.str = unsafe.String(&r.arena[c.off], int(c.n))
+	v := Value{kind: Kind(c.nk & 0xff), scale: c.scale}
+	switch {
+	case !isStrKind(v.kind):
+		v.num = c.data
+	case uint32(c.data) > 0:
+		v.str = unsafe.String(&r.arena[c.data>>32], int(uint32(c.data)))
 	}
 	return v
 }
