@@ -109,7 +109,7 @@ func TestCellHoldsEveryKind(t *testing.T) {
 		Null(), Bool(true), Bool(false), Int(-1), Int(1<<63 - 1), Int(-1 << 63), Float(-0.5), Float(math.NaN()),
 		Float(math.Inf(1)), String(""), String("héllo"), Binary(nil), Binary([]byte{0, 0xff}),
 		Decimal([]byte{0x04, 0xd2}, 2), DecimalFromInt64(-1, 38), Date(-1), Date(math.MaxInt32),
-		Timestamp(-1), Timestamp(1<<62), JSON(`{"a":[1]}`), JSON(""),
+		Timestamp(-1), Timestamp(1 << 62), JSON(`{"a":[1]}`), JSON(""),
 	}
 	for k := KindNull; k <= KindJSON; k++ {
 		found := false
