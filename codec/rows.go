@@ -54,14 +54,24 @@ type rowMeta struct {
 	op        Op
 }
 
-// cell is one column value; its string, if any, is arena[off:off+n].
+// cell is one column value in 16 bytes. data is the value's num, or, for
+// a kind whose value is a string (strKinds), where its bytes are in the
+// arena: offset << 32 | length. Invariant: a Value holds a number or a
+// string, never both (its constructors set one; nothing else in codec
+// writes them), so one word holds either; TestCellHoldsEveryKind round-trips
+// every kind and shows a value with both would not.
 type cell struct {
-	num   uint64
-	off   uint32
-	n     uint32
+	data  uint64
 	nk    uint32 // name index << 8 | kind
 	scale int32
 }
+
+// strKinds are the kinds whose value is a string (Value.str): the cells of
+// these kinds hold an arena span, the others a number.
+const strKinds = 1<<KindString | 1<<KindBinary | 1<<KindDecimal | 1<<KindJSON
+
+// isStrKind reports whether k is one of strKinds.
+func isStrKind(k Kind) bool { return strKinds>>k&1 != 0 }
 
 const (
 	rowMetaBytes = int(unsafe.Sizeof(rowMeta{}))
@@ -168,18 +178,32 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 		lsn: ch.LSN, ts: ch.TS, offset: ch.Offset, partition: ch.Partition, topic: topic, op: ch.Op,
 		cells: uint32(len(r.cells)), nrow: uint32(len(ch.Row)), nkey: uint32(len(ch.Key)),
 	}
-	for j, fs := range [2][]Field{ch.Row, ch.Key} {
-		for i := range fs {
-			pos := -1
-			if j == 0 {
-				pos = i
-			}
-			if err := r.appendCell(&fs[i], pos); err != nil {
-				r.cells = r.cells[:m.cells]
-				return 0, fmt.Errorf("change at %s/%d@%d: %w", ch.Topic, ch.Partition, ch.Offset, err)
-			}
+	// The cells and string bytes are written in place into the room
+	// reserved above, and the arrays' lengths set once at the end: an
+	// append per cell stored the slice back into r every time.
+	cells := r.cells[len(r.cells) : len(r.cells)+len(ch.Row)+len(ch.Key)]
+	arena := r.arena[: len(r.arena)+strBytes : len(r.arena)+strBytes]
+	off := len(r.arena)
+	for i := range ch.Row {
+		f := &ch.Row[i]
+		var name uint32
+		if i < len(r.posName) && r.names[r.posName[i]] == f.Name {
+			name = r.posName[i]
+		} else if err := r.nameSlow(f, i, &name); err != nil {
+			return 0, fmt.Errorf("change at %s/%d@%d: %w", ch.Topic, ch.Partition, ch.Offset, err)
 		}
+		off = putCell(&cells[i], arena, off, name, &f.Value)
 	}
+	for i := range ch.Key {
+		f := &ch.Key[i]
+		var name uint32
+		if err := r.nameSlow(f, -1, &name); err != nil {
+			return 0, fmt.Errorf("change at %s/%d@%d: %w", ch.Topic, ch.Partition, ch.Offset, err)
+		}
+		off = putCell(&cells[len(ch.Row)+i], arena, off, name, &f.Value)
+	}
+	r.cells = r.cells[:len(r.cells)+len(cells)]
+	r.arena = r.arena[:off]
 	r.meta = append(r.meta, m)
 	if r.order != nil {
 		r.order = append(r.order, int32(len(r.meta)-1))
@@ -190,23 +214,16 @@ func (r *Rows) Append(ch *Change) (int64, error) {
 	return size, nil
 }
 
-// appendCell appends one field's cell; pos is its position in the row, -1
-// for a key field.
-func (r *Rows) appendCell(f *Field, pos int) error {
-	var name uint32
-	if pos >= 0 && pos < len(r.posName) && r.names[r.posName[pos]] == f.Name {
-		name = r.posName[pos]
-	} else if err := r.nameSlow(f, pos, &name); err != nil {
-		return err
+// putCell writes v as the cell c with column name index name, its string
+// bytes into arena at off, and returns the offset after them. arena has
+// room for every string of the change (Append reserved it).
+func putCell(c *cell, arena []byte, off int, name uint32, v *Value) int {
+	*c = cell{data: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
+	if isStrKind(v.kind) {
+		c.data = uint64(off)<<32 | uint64(len(v.str))
+		off += copy(arena[off:], v.str)
 	}
-	v := &f.Value
-	c := cell{num: v.num, nk: name<<8 | uint32(v.kind), scale: v.scale}
-	if len(v.str) > 0 {
-		c.off, c.n = uint32(len(r.arena)), uint32(len(v.str))
-		r.arena = append(r.arena, v.str...)
-	}
-	r.cells = append(r.cells, c)
-	return nil
+	return off
 }
 
 // nameSlow finds or adds the index of f's name when the field is not at
@@ -342,9 +359,12 @@ func (r *Rows) CellValue(i int) Value { return r.value(&r.cells[i]) }
 
 // value returns a cell's value; its string aliases the arena.
 func (r *Rows) value(c *cell) Value {
-	v := Value{kind: Kind(c.nk & 0xff), scale: c.scale, num: c.num}
-	if c.n > 0 {
-		v.str = unsafe.String(&r.arena[c.off], int(c.n))
+	v := Value{kind: Kind(c.nk & 0xff), scale: c.scale}
+	switch {
+	case !isStrKind(v.kind):
+		v.num = c.data
+	case uint32(c.data) > 0:
+		v.str = unsafe.String(&r.arena[c.data>>32], int(uint32(c.data)))
 	}
 	return v
 }

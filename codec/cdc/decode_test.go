@@ -86,7 +86,16 @@ func TestDecodeEvoDB(t *testing.T) {
 			check: func(t *testing.T, ch codec.Change) { require.Equal(t, uint64(0), ch.LSN) }},
 		{name: "null value is a tombstone", in: `null`, tomb: true},
 		{name: "empty value is a tombstone", in: ``, tomb: true},
+		{name: "largest lsn", in: `{"op":"INSERT","table":"t","data":{},"lsn":9223372036854775807,"ts":-9223372036854775808}`,
+			check: func(t *testing.T, ch codec.Change) {
+				require.Equal(t, uint64(math.MaxInt64), ch.LSN)
+				require.Equal(t, int64(math.MinInt64), ch.TS)
+			}},
+		{name: "lsn as a string", in: `{"op":"INSERT","table":"t","data":{},"lsn":"9223372036854775807"}`,
+			check: func(t *testing.T, ch codec.Change) { require.Equal(t, uint64(math.MaxInt64), ch.LSN) }},
 		{name: "negative lsn", in: `{"op":"INSERT","table":"t","data":{},"lsn":-1}`, field: "lsn"},
+		{name: "negative zero lsn", in: `{"op":"INSERT","table":"t","data":{},"lsn":-0}`, field: "lsn"},
+		{name: "ts beyond int64", in: `{"op":"INSERT","table":"t","data":{},"lsn":1,"ts":9223372036854775808}`, field: "ts"},
 		{name: "fractional lsn", in: `{"op":"INSERT","table":"t","data":{},"lsn":1.5}`, field: "lsn"},
 		{name: "lsn beyond int64", in: `{"op":"INSERT","table":"t","data":{},"lsn":9223372036854775808}`, field: "lsn"},
 		{name: "lsn bad string", in: `{"op":"INSERT","table":"t","data":{},"lsn":"12a"}`, field: "lsn"},

@@ -169,6 +169,11 @@ func (p *scanner) lsn() (uint64, string) {
 		if !integer {
 			return 0, "not an integer: " + t
 		}
+		// A plain non-negative integer up to 2^63-1, the common case,
+		// without strconv; anything else takes the checks below.
+		if v, ok := smallInt(t); ok && t[0] != '-' {
+			return uint64(v), ""
+		}
 		tok = t
 	default:
 		return 0, "not a number or decimal string"
@@ -196,6 +201,9 @@ func (p *scanner) millis() (int64, bool) {
 		return 0, false
 	}
 	if integer {
+		if v, ok := smallInt(tok); ok {
+			return v, true
+		}
 		v, err := strconv.ParseInt(tok, 10, 64)
 		return v, err == nil
 	}

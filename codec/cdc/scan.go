@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"errors"
+	"math"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -494,25 +495,34 @@ func numberValue(tok string, integer bool) (codec.Value, error) {
 	return codec.Float(f), nil
 }
 
-// smallInt converts an integer token that number accepted and that has at
-// most 18 digits, which always fits an int64 (10^18 < 2^63), without
-// strconv's general checks; longer tokens report false and go through
-// strconv.ParseInt. TestSmallInt compares it with ParseInt at the 18/19
-// digit boundary and on signs and zeros.
+// smallInt converts an integer token that number accepted (an optional
+// minus and digits) without strconv's general checks. Up to 19 digits the
+// digits accumulate in a uint64 without wrapping (10^19 < 2^64), and the
+// result is refused only when it is outside int64; longer tokens report
+// false and go through strconv.ParseInt, which refuses them too.
+// TestSmallInt compares it with ParseInt at the 18/19/20 digit and int64
+// boundaries and on signs and zeros.
 func smallInt(tok string) (int64, bool) {
 	digits := tok
-	if len(digits) > 0 && digits[0] == '-' {
+	neg := len(digits) > 0 && digits[0] == '-'
+	if neg {
 		digits = digits[1:]
 	}
-	if len(digits) == 0 || len(digits) > 18 {
+	if len(digits) == 0 || len(digits) > 19 {
 		return 0, false
 	}
-	var x int64
+	var x uint64
 	for i := 0; i < len(digits); i++ {
-		x = x*10 + int64(digits[i]-'0')
+		x = x*10 + uint64(digits[i]-'0')
 	}
-	if len(digits) < len(tok) {
-		x = -x
+	if neg {
+		if x > 1<<63 {
+			return 0, false
+		}
+		return -int64(x), true // 2^63 wraps to -2^63, the minimum
 	}
-	return x, true
+	if x > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(x), true
 }

@@ -83,20 +83,25 @@ func TestStringScanWords(t *testing.T) {
 }
 
 // TestSmallInt compares smallInt with strconv.ParseInt on tokens number
-// accepts, and shows what its 18-digit limit protects: a 19-digit token
-// can overflow, so smallInt refuses it and numberValue falls back to
-// ParseInt (and to a double above 2^63-1).
+// accepts, at the int64 boundaries and the 19-digit limit its uint64
+// accumulator needs (a 20-digit token could wrap it), and shows that a
+// token it refuses falls back to a double in numberValue.
 func TestSmallInt(t *testing.T) {
-	for _, tok := range []string{"0", "-0", "7", "-7", "999999999999999999", "-999999999999999999", "100000000000000000", "12345"} {
+	for _, tok := range []string{"0", "-0", "7", "-7", "999999999999999999", "-999999999999999999", "100000000000000000", "12345",
+		"9223372036854775807", "-9223372036854775808", "-9223372036854775807", "1000000000000000000", "-1000000000000000000"} {
 		got, ok := smallInt(tok)
 		require.True(t, ok, tok)
 		want, err := strconv.ParseInt(tok, 10, 64)
 		require.NoError(t, err)
 		require.Equal(t, want, got, tok)
 	}
-	for _, tok := range []string{"9223372036854775807", "-9223372036854775808", "9999999999999999999", "1000000000000000000"} {
+	// Outside int64 at 19 digits, and 20 digits, which a uint64 would wrap.
+	for _, tok := range []string{"9223372036854775808", "-9223372036854775809", "9999999999999999999", "-9999999999999999999",
+		"18446744073709551616", "10000000000000000000", ""} {
 		_, ok := smallInt(tok)
 		require.False(t, ok, tok)
+		_, err := strconv.ParseInt(tok, 10, 64)
+		require.Error(t, err, tok)
 	}
 	// The 19-digit value a digit loop without the limit would wrap.
 	v, err := numberValue("9999999999999999999", true)

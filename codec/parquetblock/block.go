@@ -422,7 +422,6 @@ type rowsEncoder struct {
 	// row has none.
 	metas  []codec.RowMeta
 	cellAt []uint32
-	src    []codec.Value // the current column's values, null where absent
 	out    []parquet.Value
 	bytes  int64 // estimated uncompressed bytes of the batch
 }
@@ -458,38 +457,21 @@ func (e *rowsEncoder) gather(start, end int) error {
 }
 
 // column sets e.out to column i's Parquet values for the gathered rows and
-// adds them to the statistics. Values are read from the Rows' cells and
-// built as Parquet values in one pass per column, with no intermediate
-// slice of codec values for the common types.
+// adds them to the statistics. Values are read from the Rows' cells (the
+// metadata columns from the rows' metadata, see metaColumn) and built as
+// Parquet values in one pass per column, with no intermediate slice of
+// codec values for the common types.
 func (e *rowsEncoder) column(i int) error {
 	rows, c := e.rows, &e.cols[i]
 	nrows := len(e.metas)
 	if i < e.nmeta {
-		e.src = slices.Grow(e.src[:0], nrows)[:nrows]
-		for k, m := range e.metas {
-			switch c.name {
-			case codec.ColOp:
-				e.src[k] = codec.String(m.Op.String())
-			case codec.ColLSN:
-				e.src[k] = codec.Int(int64(m.LSN))
-			case codec.ColTS:
-				e.src[k] = codec.Timestamp(m.TS)
-			case codec.ColTopic:
-				e.src[k] = codec.String(m.Topic)
-			case codec.ColPartition:
-				e.src[k] = codec.Int(int64(m.Partition))
-			case codec.ColOffset:
-				e.src[k] = codec.Int(m.Offset)
-			}
-		}
+		e.metaColumn(i)
+		return nil
 	}
-	// cell returns row k's value of this column (null when absent): the
-	// metadata gathered above, or the row's cell.
+	// cell returns row k's value of this column: its cell, null when the
+	// row has none.
 	ndata, j := len(e.cols)-e.nmeta, i-e.nmeta
 	cell := func(k int) codec.Value {
-		if j < 0 {
-			return e.src[k]
-		}
 		if ci := e.cellAt[k*ndata+j]; ci != 0 {
 			return rows.CellValue(int(ci - 1))
 		}
@@ -623,6 +605,60 @@ func (e *rowsEncoder) column(i int) error {
 	e.bytes += int64(8*nrows) + strBytes
 	e.out = out
 	return nil
+}
+
+// metaColumn sets e.out to metadata column i's Parquet values for the
+// gathered rows and adds them to the statistics, straight from the rows'
+// metadata: a metadata column is required and always of its type, so no
+// value is checked, and which field a column reads is decided once per
+// column, not per row.
+func (e *rowsEncoder) metaColumn(i int) {
+	c := &e.cols[i]
+	nrows := len(e.metas)
+	out := slices.Grow(e.out[:0], nrows)[:nrows]
+	var strBytes int64
+	ints := func(kind codec.Kind, tmpl parquet.Value, x func(*codec.RowMeta) int64) {
+		var b bounds[int64]
+		for k := range e.metas {
+			v := x(&e.metas[k])
+			b.add(v)
+			out[k] = withData(tmpl, nil, uint64(v))
+		}
+		if b.seen {
+			e.st.add(i, intValue(kind, b.lo))
+			e.st.add(i, intValue(kind, b.hi))
+		}
+	}
+	strs := func(x func(*codec.RowMeta) string) {
+		tmpl := parquet.ByteArrayValue(nil)
+		var b bounds[string]
+		for k := range e.metas {
+			s := x(&e.metas[k])
+			b.add(s)
+			strBytes += int64(len(s))
+			out[k] = withData(tmpl, unsafe.StringData(s), uint64(len(s)))
+		}
+		if b.seen {
+			e.st.add(i, codec.String(b.lo))
+			e.st.add(i, codec.String(b.hi))
+		}
+	}
+	switch c.name {
+	case codec.ColOp:
+		strs(func(m *codec.RowMeta) string { return m.Op.String() })
+	case codec.ColLSN:
+		ints(codec.KindInt, parquet.Int64Value(0), func(m *codec.RowMeta) int64 { return int64(m.LSN) })
+	case codec.ColTS:
+		ints(codec.KindTimestamp, parquet.Int64Value(0), func(m *codec.RowMeta) int64 { return m.TS })
+	case codec.ColTopic:
+		strs(func(m *codec.RowMeta) string { return m.Topic })
+	case codec.ColPartition:
+		ints(codec.KindInt, parquet.Int32Value(0), func(m *codec.RowMeta) int64 { return int64(m.Partition) })
+	case codec.ColOffset:
+		ints(codec.KindInt, parquet.Int64Value(0), func(m *codec.RowMeta) int64 { return m.Offset })
+	}
+	e.bytes += int64(8*nrows) + strBytes
+	e.out = out
 }
 
 // bounds tracks the minimum and maximum of a column's values in a batch;

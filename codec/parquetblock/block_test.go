@@ -247,6 +247,31 @@ func TestBlockStats(t *testing.T) {
 
 }
 
+// TestBlockStatsMetaColumns checks the statistics of the metadata columns,
+// which the encoder builds from the rows' metadata without codec values
+// (metaColumn): each column's minimum and maximum of its own kind, and no
+// nulls.
+func TestBlockStatsMetaColumns(t *testing.T) {
+	changes := roundTripChanges()
+	changes[1].Topic, changes[1].Partition, changes[1].Offset = "alpha", 9, -1
+	changes[2].Topic, changes[2].Partition = "zulu", 0
+	_, _, st := encodeAll(t, changes, EncodeOptions{KafkaColumns: true})
+	want := map[string][2]codec.Value{
+		codec.ColOp:        {codec.String("DELETE"), codec.String("UPDATE")},
+		codec.ColLSN:       {codec.Int(1), codec.Int(math.MaxInt64)},
+		codec.ColTS:        {codec.Timestamp(1700000000001), codec.Timestamp(1700000000807)},
+		codec.ColTopic:     {codec.String("alpha"), codec.String("zulu")},
+		codec.ColPartition: {codec.Int(0), codec.Int(9)},
+		codec.ColOffset:    {codec.Int(-1), codec.Int(807)},
+	}
+	for name, mm := range want {
+		cs := st.Columns[name]
+		require.Equal(t, mm[0], cs.Min, name)
+		require.Equal(t, mm[1], cs.Max, name)
+		require.Equal(t, int64(0), cs.NullCount, name)
+	}
+}
+
 // TestGoldenBlock guards the block format: the committed file must still
 // decode to the same schema, metadata and rows, and a fresh encoding must
 // produce the same Parquet schema. Run with -update to rewrite it.
