@@ -61,7 +61,7 @@ func TestStatsJSONAsEncodingJSON(t *testing.T) {
 		{Rows: 1, Columns: map[string]codec.ColumnStats{}},
 		statsOf(400, "name", "alice", "zoë", 0.5, 1e21, -7, math.MaxInt64),
 		statsOf(3, "é", "<a href=\"x\">&amp;</a>", "tab\there\nnew\rline\b\f\x00\x1f\x7f", 1e-7, -1e-6, math.MinInt64, 0),
-		statsOf(3, "\u2028", "line\u2028sep\u2029", "bad \xff utf8 \xc3", -0.0, 123456789.125, 1, 2),
+		statsOf(3, "\u2028", "line\u2028sep\u2029", "bad \xff utf8 \xc3", math.Copysign(0, -1), 123456789.125, 1, 2),
 		statsOf(3, "k\\\"", strings.Repeat("ü", 40), strings.Repeat("x", 33), math.Inf(1), math.NaN(), 5, 5),
 		statsOf(3, "n", "", "", 1e20, 5e-324, 0, -1),
 	}
