@@ -262,6 +262,40 @@ func TestWriterRefusesMisfits(t *testing.T) {
 	}
 }
 
+// TestWriterMisfitCheckSkipped breaks the invariant refuseMisfits skips its
+// check on: a job holds a change that does not fit the job's own schema,
+// which is the table's. The check is skipped, as the schema's types are
+// the committed ones, and the upload refuses the block instead: the flush
+// stops with the encoding error, nothing is committed and nothing is
+// handed to the dead-letter path. With the invariant intact (the buffer's
+// schema took the change's type, TestWriterRefusesMisfits) the change is
+// refused on its own.
+func TestWriterMisfitCheckSkipped(t *testing.T) {
+	b := objstore.NewMemory()
+	r := &refusals{}
+	first := openWriter(t, testWriterEnv(b, nil))
+	late := openWriter(t, testWriterEnv(b, r))
+	offer(t, first, change(1, 0, 1, field("id", codec.Int(1)), field("v", codec.Int(5))))
+	_, err := flushOnce(t, first)
+	require.NoError(t, err)
+	committed, err := tablefile.TableSchema(first.snapshot())
+	require.NoError(t, err)
+
+	offer(t, late, change(0, 0, 2, field("id", codec.Int(2)), field("v", codec.String("not a number"))))
+	job := late.takeFlush("test", true)
+	require.NotNil(t, job)
+	// The buffer gave v the type string; the job now claims the table's
+	// long, as if the buffer had accepted the change under it.
+	job.schema = committed.Clone()
+	require.NoError(t, late.reload(context.Background()))
+	_, err = late.flush(context.Background(), job)
+	late.finishFlush(job, err, time.Now())
+	require.ErrorIs(t, err, tablefile.ErrEncode)
+	require.False(t, retryable(err))
+	require.Empty(t, r.got, "the check was skipped: nothing was refused")
+	require.Equal(t, []int64{0}, storedOffsets(t, b), "only the first writer's change is stored")
+}
+
 // With `dedupe: lsn`, a change whose (LSN, key) is buffered or committed is
 // dropped, also by a writer that loads the table afterwards.
 func TestWriterDedupe(t *testing.T) {

@@ -1,10 +1,10 @@
 package delta
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -98,31 +98,156 @@ const statsStringPrefix = 32
 // longer than 32 characters keep a 32-character prefix as their minimum
 // and have no maximum (a truncated maximum would be wrong); binary, JSON,
 // boolean and non-finite values have no min/max.
+//
+// It writes the JSON itself, byte for byte what encoding/json writes for
+// the same values in maps (keys sorted, HTML characters not escaped): the
+// reflection and the maps of interface values had cost as much as the
+// rest of a commit's log entry (TestStatsJSONAsEncodingJSON and
+// FuzzStatsJSON compare the two).
 func StatsJSON(b *codec.BlockStats) (string, error) {
-	minV, maxV := map[string]any{}, map[string]any{}
-	nulls := make(map[string]int64, len(b.Columns))
-	for name, cs := range b.Columns {
-		nulls[name] = cs.NullCount
-		if v, ok := statValue(cs.Min, cs.Type, false); ok {
-			minV[name] = v
+	names := make([]string, 0, len(b.Columns))
+	for name := range b.Columns {
+		names = append(names, name)
+	}
+	// encoding/json sorts map keys as byte strings.
+	slices.Sort(names)
+	out := make([]byte, 0, 64+48*len(names))
+	out = append(out, `{"numRecords":`...)
+	out = strconv.AppendInt(out, b.Rows, 10)
+	var err error
+	out = append(out, `,"minValues":{`...)
+	if out, err = appendBounds(out, names, b.Columns, false); err != nil {
+		return "", err
+	}
+	out = append(out, `},"maxValues":{`...)
+	if out, err = appendBounds(out, names, b.Columns, true); err != nil {
+		return "", err
+	}
+	out = append(out, `},"nullCount":{`...)
+	for i, name := range names {
+		if i > 0 {
+			out = append(out, ',')
 		}
-		if v, ok := statValue(cs.Max, cs.Type, true); ok {
-			maxV[name] = v
+		out = appendJSONString(out, name)
+		out = append(out, ':')
+		out = strconv.AppendInt(out, b.Columns[name].NullCount, 10)
+	}
+	out = append(out, "}}"...)
+	return string(out), nil
+}
+
+// appendBounds appends the "name":value members of the minima (or with
+// isMax the maxima) of the columns names, in that order, as statValue
+// gives them.
+func appendBounds(out []byte, names []string, cols map[string]codec.ColumnStats, isMax bool) ([]byte, error) {
+	first := true
+	for _, name := range names {
+		cs := cols[name]
+		v := cs.Min
+		if isMax {
+			v = cs.Max
+		}
+		sv, ok := statValue(v, cs.Type, isMax)
+		if !ok {
+			continue
+		}
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = appendJSONString(out, name)
+		out = append(out, ':')
+		switch x := sv.(type) {
+		case int64:
+			out = strconv.AppendInt(out, x, 10)
+		case float64:
+			out = appendJSONFloat(out, x)
+		case string:
+			out = appendJSONString(out, x)
+		default:
+			// Decimals (json.Number), which encoding/json checks to be a
+			// valid number literal.
+			text, err := json.Marshal(x)
+			if err != nil {
+				return nil, fmt.Errorf("encode delta stats: %w", err)
+			}
+			out = append(out, text...)
 		}
 	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(struct {
-		NumRecords int64            `json:"numRecords"`
-		MinValues  map[string]any   `json:"minValues"`
-		MaxValues  map[string]any   `json:"maxValues"`
-		NullCount  map[string]int64 `json:"nullCount"`
-	}{b.Rows, minV, maxV, nulls})
-	if err != nil {
-		return "", fmt.Errorf("encode delta stats: %w", err)
+	return out, nil
+}
+
+// appendJSONFloat appends a finite f as encoding/json writes a float64.
+func appendJSONFloat(out []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
 	}
-	return strings.TrimSuffix(out.String(), "\n"), nil
+	out = strconv.AppendFloat(out, f, format, -1, 64)
+	if format == 'e' {
+		// Exponents of one digit lose their leading zero: 1e-07 is 1e-7.
+		if n := len(out); n >= 4 && out[n-4] == 'e' && out[n-3] == '-' && out[n-2] == '0' {
+			out[n-2] = out[n-1]
+			out = out[:n-1]
+		}
+	}
+	return out
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s quoted as encoding/json quotes a string with
+// HTML escaping off: ", \ and control characters escaped, invalid UTF-8
+// as U+FFFD, and U+2028 and U+2029 escaped.
+func appendJSONString(out []byte, s string) []byte {
+	out = append(out, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			out = append(out, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				out = append(out, '\\', b)
+			case '\b':
+				out = append(out, '\\', 'b')
+			case '\f':
+				out = append(out, '\\', 'f')
+			case '\n':
+				out = append(out, '\\', 'n')
+			case '\r':
+				out = append(out, '\\', 'r')
+			case '\t':
+				out = append(out, '\\', 't')
+			default:
+				out = append(out, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			out = append(out, s[start:i]...)
+			out = append(out, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			out = append(out, s[start:i]...)
+			out = append(out, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	out = append(out, s[start:]...)
+	return append(out, '"')
 }
 
 func statValue(v codec.Value, t codec.Type, isMax bool) (any, bool) {

@@ -150,7 +150,7 @@ func BenchmarkSinkThroughput(b *testing.B) {
 }
 
 func TestNextPoll(t *testing.T) {
-	require.Equal(t, maxChildPoll/5, nextPoll(0, 100, time.Second))
+	require.Equal(t, maxChildPoll, nextPoll(0, 100, time.Second), "nothing committed yet: the longest wait")
 	// Half done after 1 s: the rest should take 1 s, checked after 250 ms
 	// at most (the cap), then ever more often towards the end.
 	require.Equal(t, maxChildPoll, nextPoll(50, 100, time.Second))

@@ -36,7 +36,11 @@ const pollEvery = 5 * time.Millisecond
 // far, within these bounds. Each read costs the child CPU, which is
 // charged to the sink (a fixed 25 ms cost it 2 % of its CPU); this way a
 // run of seconds takes a dozen reads or so and its end is still seen
-// within minChildPoll.
+// within minChildPoll. Until the first rows are committed there is no
+// rate to go by, and the end cannot be near: the reads wait the longest
+// interval. (They had waited a fifth of it, and a run whose tables all
+// flush by age after a 60 s interval spent about 1,200 reads, a third of a
+// second of the child's CPU, charged to the sink, on a sink doing nothing.)
 const (
 	minChildPoll = 5 * time.Millisecond
 	maxChildPoll = 250 * time.Millisecond
@@ -46,7 +50,7 @@ const (
 // having taken elapsed.
 func nextPoll(done, rows int64, elapsed time.Duration) time.Duration {
 	if done <= 0 {
-		return maxChildPoll / 5
+		return maxChildPoll
 	}
 	left := time.Duration(float64(elapsed) * float64(rows-done) / float64(done))
 	return min(max(left/2, minChildPoll), maxChildPoll)
