@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
@@ -31,8 +32,11 @@ type state struct {
 	// tombs are the removed files kept for vacuum and checkpoints, until
 	// TombstoneRetention after their removal; see Table.Removed.
 	tombs tombstoneSet
-	// txnUpdated keeps each txn's lastUpdated so checkpoints preserve it.
-	txnUpdated map[string]int64
+	// txnUpdated keeps each txn's lastUpdated so checkpoints preserve it,
+	// and the handle that keeps its interned app id alive (see setTxn).
+	txnUpdated map[string]txnMeta
+	// schema keeps metadata's interned SchemaString alive (see intern).
+	schema unique.Handle[string]
 	// metadataVersion is the version that last set metaData (for a snapshot
 	// loaded from a checkpoint, the checkpoint's version: an upper bound).
 	metadataVersion int64
@@ -89,7 +93,7 @@ func emptySnapshot() *committer.Snapshot {
 		Files:   map[string]committer.Add{},
 		Txns:    map[string]int64{},
 		Sys: &state{
-			txnUpdated:      map[string]int64{},
+			txnUpdated:      map[string]txnMeta{},
 			metadataVersion: -1,
 			commitIDs:       map[string]int64{},
 		},
@@ -146,12 +150,12 @@ func apply(s *committer.Snapshot, version int64, e *logEntry) {
 	}
 	if e.metadata != nil {
 		ss.metadata = cloneMetadata(*e.metadata)
+		ss.metadata.SchemaString, ss.schema = intern(ss.metadata.SchemaString)
 		s.Metadata = neutralMetadata(ss.metadata)
 		ss.metadataVersion = version
 	}
 	for _, t := range e.txns {
-		s.Txns[t.AppID] = t.Version
-		ss.txnUpdated[t.AppID] = t.LastUpdated
+		setTxn(s, t.AppID, t.Version, t.LastUpdated)
 	}
 	for _, r := range e.removes {
 		delete(s.Files, r.Path)
@@ -171,6 +175,37 @@ func apply(s *committer.Snapshot, version int64, e *logEntry) {
 			}
 		}
 	}
+}
+
+// intern returns the canonical copy of s, and the handle that keeps it
+// alive: a process keeps a snapshot per open table, and its tables mostly
+// share their txn app ids (one per source partition and its lineage, built
+// afresh for every commit) and often their schemaStrings (tables of one
+// source schema, one per tenant). At thousands of tables private copies of
+// them were megabytes. The canonical copies are the runtime's (package
+// unique); one lives as long as a snapshot holds its handle, so a snapshot
+// keeps the handle of every string it interned (state.schema, txnMeta).
+func intern(s string) (string, unique.Handle[string]) {
+	h := unique.Make(s)
+	return h.Value(), h
+}
+
+// txnMeta is what a snapshot keeps of a txn beside its version.
+type txnMeta struct {
+	lastUpdated int64
+	// app keeps the interned app id, the key of the txn in Txns and
+	// txnUpdated, alive.
+	app unique.Handle[string]
+}
+
+// setTxn records in s, which no caller holds yet, the txn of app at
+// version, last updated at updated, under app's interned copy.
+func setTxn(s *committer.Snapshot, app string, version, updated int64) {
+	app, h := intern(app)
+	// Assigning to a key a map holds also stores the new key string, so
+	// the map ends up keyed by the canonical copy either way.
+	s.Txns[app] = version
+	st(s).txnUpdated[app] = txnMeta{lastUpdated: updated, app: h}
 }
 
 // expireTombstones drops from s, which no caller holds yet, the tombstones

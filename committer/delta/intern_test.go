@@ -1,0 +1,68 @@
+package delta
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/committer"
+	"github.com/evodb/sink/objstore"
+)
+
+// TestSnapshotsShareAppIDsAndSchemas checks that the snapshots of tables
+// with the same schema, written from the same source partitions, hold one
+// copy of the schemaString and of each txn app id between them, whether
+// the snapshot came from the table's own commits, from a replay of its log
+// or from a checkpoint: a process at thousands of tables keeps a snapshot
+// of each.
+func TestSnapshotsShareAppIDsAndSchemas(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMemory()
+	const commits = 12 // past the checkpoint interval
+	var snaps []*committer.Snapshot
+	for i := range 2 {
+		tbl := Open(b, fmt.Sprintf("tenant%d/orders", i), testOptions("test"))
+		var s *committer.Snapshot
+		for v := range commits {
+			c := appendCommit(fmt.Sprintf("data/%03d.parquet", v), testAppID, int64(v*10), int64(v*10+9))
+			// Each commit builds its app ids afresh, as the sink does.
+			c.Txns[0].AppID = string([]byte(testAppID))
+			c.Txns[0].Lineage = "topic-id-1"
+			var res *committer.CommitResult
+			var err error
+			if v == 0 {
+				res, err = tbl.CreateCommit(ctx, committer.Metadata{Name: "orders", Schema: mustSchema(t, schemaV1)}, c)
+			} else {
+				res, err = tbl.Commit(ctx, c)
+			}
+			require.NoError(t, err)
+			s = res.Snapshot
+		}
+		snaps = append(snaps, s)
+		// The canonical copies are dropped once nothing holds their
+		// handles: the snapshots must.
+		runtime.GC()
+		replayed, err := Open(b, fmt.Sprintf("tenant%d/orders", i), testOptions("reader")).Snapshot(ctx)
+		require.NoError(t, err)
+		require.Equal(t, s.Version, replayed.Version)
+		snaps = append(snaps, replayed)
+	}
+	for _, s := range snaps[1:] {
+		require.Same(t, unsafe.StringData(SchemaString(snaps[0])), unsafe.StringData(SchemaString(s)), "one schemaString for all tables")
+		require.Len(t, s.Txns, 2)
+		for app := range s.Txns {
+			var found bool
+			for first := range snaps[0].Txns {
+				if first == app {
+					require.Same(t, unsafe.StringData(first), unsafe.StringData(app), "one copy of app id %s", app)
+					found = true
+				}
+			}
+			require.True(t, found, app)
+		}
+	}
+}
