@@ -71,7 +71,7 @@ func (w *tableWriter) snapshot() *committer.Snapshot {
 // and its statistics); each txn.
 const (
 	tableStateBytes = 12 << 10
-	fileStateBytes  = 1536
+	fileStateBytes  = 2 << 10
 	txnStateBytes   = 128
 )
 
