@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 )
 
 // Budget bounds the bytes buffered across all tables. Fetching pauses above
@@ -64,6 +65,9 @@ func BudgetFromFractions(limit int64, high, low float64) (Budget, error) {
 // as the tables grow in number.
 type Controller struct {
 	budget Budget
+	// avail is what buffers may use now (Budget), recomputed by AddState:
+	// it is read for every change buffered, the state changes per commit.
+	avail atomic.Pointer[Budget]
 
 	mu struct {
 		sync.Mutex
@@ -85,21 +89,21 @@ func NewController(b Budget) (*Controller, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	return &Controller{budget: b}, nil
+	c := &Controller{budget: b}
+	c.avail.Store(&b)
+	return c, nil
 }
 
 // Budget returns what buffers may use now: the configured budget less the
 // tables' state (at least a quarter of it is left), its watermarks
 // lowered in proportion.
-func (c *Controller) Budget() Budget {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.availableLocked()
-}
+func (c *Controller) Budget() Budget { return *c.avail.Load() }
 
-func (c *Controller) availableLocked() Budget {
+// available returns what buffers may use with state bytes of tables'
+// state counted.
+func (c *Controller) available(state int64) Budget {
 	b := c.budget
-	limit := max(b.Limit-c.mu.state, b.Limit/minBufferShare)
+	limit := max(b.Limit-state, b.Limit/minBufferShare)
 	if limit == b.Limit {
 		return b
 	}
@@ -117,9 +121,14 @@ func (c *Controller) Configured() Budget { return c.budget }
 // AddState counts delta more bytes (or fewer, if negative) of the open
 // tables' own state against the budget.
 func (c *Controller) AddState(delta int64) {
+	if delta == 0 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.state += delta
+	b := c.available(c.mu.state)
+	c.avail.Store(&b)
 }
 
 // State returns the bytes of tables' state counted against the budget.
@@ -136,7 +145,7 @@ func (c *Controller) State() int64 {
 func (c *Controller) Update(buffered int64) (pause, changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b := c.availableLocked()
+	b := c.Budget()
 	was := c.mu.paused
 	switch {
 	case buffered > b.High:
