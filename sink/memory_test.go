@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -61,4 +62,7 @@ func TestTablesStateCountsAgainstBudget(t *testing.T) {
 	require.Equal(t, int64(20*tableStateBytes+2*stateBytes(snap)-2*tableStateBytes), s.ctrl.State())
 	require.Equal(t, stateBytes(snap), int64(tableStateBytes+fileStateBytes+len(snap.Txns)*txnStateBytes))
 	require.Less(t, s.ctrl.Budget().Limit, opened.Limit)
+	var m dto.Metric
+	require.NoError(t, s.metrics.tableStateBytes.Write(&m))
+	require.Equal(t, float64(s.ctrl.State()), m.GetGauge().GetValue(), "the metric shows what is counted")
 }

@@ -92,6 +92,7 @@ func (w *tableWriter) countStateLocked() {
 	if w.env.ctrl != nil {
 		w.env.ctrl.AddState(n - w.mu.stateBytes)
 	}
+	w.env.metrics.tableStateBytes.Add(float64(n - w.mu.stateBytes))
 	w.mu.stateBytes = n
 }
 
