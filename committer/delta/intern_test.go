@@ -66,3 +66,56 @@ func TestSnapshotsShareAppIDsAndSchemas(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitIDWindow checks how far back a retried commit is recognised by
+// its id: within recentCommitIDs versions it is found and reported as
+// already committed; beyond them it is not, and the append is refused by
+// its txn versions instead, never landed twice.
+func TestCommitIDWindow(t *testing.T) {
+	ctx := context.Background()
+	b := objstore.NewMemory()
+	tbl := createTable(t, b) // version 0
+	other := Open(b, testRoot, testOptions("other"))
+	others := 0
+	byOthers := func(n int) {
+		t.Helper()
+		for range n {
+			_, err := other.Commit(ctx, appendCommit(fmt.Sprintf("data/o%04d.parquet", others), testAppID2, int64(others*10), int64(others*10+9)))
+			require.NoError(t, err)
+			others++
+		}
+	}
+	// own commits an append of offsets first..first+9 from tbl, which
+	// then holds the table's latest snapshot.
+	own := func(name string, first int64) (committer.Commit, int64) {
+		t.Helper()
+		c := appendCommit("data/"+name+".parquet", testAppID, first, first+9)
+		c.ID = name
+		res, err := tbl.Commit(ctx, c)
+		require.NoError(t, err)
+		return c, res.Version
+	}
+
+	recent, at := own("recent", 0)
+	byOthers(recentCommitIDs - 2)
+	_, latest := own("later", 100)
+	require.Equal(t, at+recentCommitIDs-1, latest)
+	again, err := tbl.Commit(ctx, recent)
+	require.NoError(t, err)
+	require.True(t, again.AlreadyCommitted, "found %d versions later", latest-at)
+	require.Equal(t, at, again.Version)
+
+	old, at := own("old", 200)
+	byOthers(recentCommitIDs - 1)
+	_, latest = own("latest", 300)
+	require.Equal(t, at+recentCommitIDs, latest)
+	before, err := Open(b, testRoot, testOptions("reader")).Snapshot(ctx)
+	require.NoError(t, err)
+	_, err = tbl.Commit(ctx, old)
+	var conflict *committer.TxnConflictError
+	require.ErrorAs(t, err, &conflict, "%d versions later the txn versions refuse it", latest-at)
+	after, err := Open(b, testRoot, testOptions("reader")).Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before.Version, after.Version, "nothing landed twice")
+	require.LessOrEqual(t, len(st(tbl.cached()).commitIDs), recentCommitIDs)
+}
