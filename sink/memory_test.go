@@ -60,7 +60,7 @@ func TestTablesStateCountsAgainstBudget(t *testing.T) {
 	snap := tables[0].snapshot()
 	require.Len(t, snap.Files, 1)
 	require.Equal(t, int64(20*tableStateBytes+2*stateBytes(snap)-2*tableStateBytes), s.ctrl.State())
-	require.Equal(t, stateBytes(snap), int64(tableStateBytes+fileStateBytes+len(snap.Txns)*txnStateBytes))
+	require.Equal(t, stateBytes(snap), int64(tableStateBytes+fileStateBytes+len(snap.Txns)*txnStateBytes)+(snap.Version+1)*commitStateBytes)
 	require.Less(t, s.ctrl.Budget().Limit, opened.Limit)
 	var m dto.Metric
 	require.NoError(t, s.metrics.tableStateBytes.Write(&m))

@@ -68,11 +68,15 @@ func (w *tableWriter) snapshot() *committer.Snapshot {
 // They are estimates from heap profiles at 2,048 tables (BENCHMARKS.md,
 // "Memory at 2,048 tables, again"): the writer, its schema, dedupe state
 // and metrics series; each active file of its snapshot (the add, its tags
-// and its statistics); each txn.
+// and its statistics); each txn; and the ids of its recent commits, which
+// a format remembers to recognise a retried commit (Delta: those of the
+// last 128 versions).
 const (
-	tableStateBytes = 12 << 10
-	fileStateBytes  = 2 << 10
-	txnStateBytes   = 128
+	tableStateBytes  = 12 << 10
+	fileStateBytes   = 2 << 10
+	txnStateBytes    = 128
+	commitStateBytes = 64
+	recentCommits    = 128
 )
 
 // stateBytes estimates the memory a table with snapshot snap (nil: not
@@ -81,6 +85,7 @@ func stateBytes(snap *committer.Snapshot) int64 {
 	n := int64(tableStateBytes)
 	if snap != nil {
 		n += int64(len(snap.Files))*fileStateBytes + int64(len(snap.Txns))*txnStateBytes
+		n += min(snap.Version+1, recentCommits) * commitStateBytes
 	}
 	return n
 }
