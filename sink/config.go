@@ -233,11 +233,20 @@ type TablesConfig struct {
 
 // MemoryConfig bounds what all table buffers hold together.
 type MemoryConfig struct {
-	// Budget is the global byte budget of buffered changes.
+	// Budget is the global byte budget of buffered changes, of fetched
+	// data waiting to be polled (KafkaConfig.FetchReserve, set aside
+	// first) and of the open tables' own state: each table's snapshot,
+	// schema and metrics series, estimated from its files and txns and
+	// counted as it opens and commits. The buffers get what the tables
+	// leave (at least a quarter of what the fetches leave), so a process
+	// buffers less as it opens more tables and its memory stays within
+	// the budget plus the runtime's headroom. A process whose tables'
+	// state takes more than three quarters goes over the budget by the
+	// difference: give it a larger budget.
 	Budget int64 `yaml:"budget_bytes"`
-	// HighWatermark and LowWatermark are fractions of Budget: above high the
-	// largest buffers flush early and fetching pauses until usage falls
-	// below low.
+	// HighWatermark and LowWatermark are fractions of what the buffers
+	// get: above high the largest buffers flush early and fetching pauses
+	// until usage falls below low.
 	HighWatermark float64 `yaml:"high_watermark"`
 	LowWatermark  float64 `yaml:"low_watermark"`
 }

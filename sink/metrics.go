@@ -16,6 +16,7 @@ type metrics struct {
 	durableSkipped   *prometheus.CounterVec
 	dedupeDropped    *prometheus.CounterVec
 	bufferedBytes    prometheus.Gauge
+	tableStateBytes  prometheus.Gauge
 	flushes          *prometheus.CounterVec
 	flushDuration    prometheus.Histogram
 	blockBytes       prometheus.Histogram
@@ -57,6 +58,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"table"}),
 		bufferedBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "evodb_sink_buffered_bytes", Help: "Bytes of changes buffered or being flushed.",
+		}),
+		tableStateBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "evodb_sink_table_state_bytes", Help: "Estimated bytes the open tables hold besides their buffers (snapshots, schemas, metrics), counted against the memory budget.",
 		}),
 		flushes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "evodb_sink_flushes_total", Help: "Table buffer flushes started, by reason.",

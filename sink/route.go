@@ -136,6 +136,10 @@ func (s *Sink) openTable(ctx context.Context, e *routeEntry) (*tableWriter, erro
 	if err := nw.adopt(snap, false); err != nil {
 		return nil, err
 	}
+	// A table not created yet has state too; adopt counted a snapshot's.
+	nw.mu.Lock()
+	nw.countStateLocked()
+	nw.mu.Unlock()
 	share := s.ctrl.Budget().Low / int64(len(s.tables)+1)
 	if h, ok := s.hints.forNew(e.key.topic, share); ok {
 		nw.seedHint(h)

@@ -222,6 +222,7 @@ func New(cfg Config, bucket objstore.Bucket, format committer.Format, opts ...Op
 		now: s.now, log: s.log, metrics: s.metrics,
 		format: format,
 		refuse: s.refuseChanges,
+		ctrl:   s.ctrl,
 	}
 	if cfg.Dedupe == "lsn" {
 		s.env.dedupeWindow = cfg.DedupeWindow

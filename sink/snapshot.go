@@ -62,12 +62,52 @@ func (w *tableWriter) snapshot() *committer.Snapshot {
 	return w.mu.snap
 }
 
+// What a table costs while its buffer is empty, counted against the memory
+// budget (buffer.Controller.AddState) so that buffers get less as tables
+// open and the process stays within its budget at thousands of tables.
+// They are estimates from heap profiles at 2,048 tables (BENCHMARKS.md,
+// "Memory at 2,048 tables, again"): the writer, its schema, dedupe state
+// and metrics series; each active file of its snapshot (the add, its tags
+// and its statistics); each txn; and the ids of its recent commits, which
+// a format remembers to recognise a retried commit (Delta: those of the
+// last 128 versions).
+const (
+	tableStateBytes  = 12 << 10
+	fileStateBytes   = 2 << 10
+	txnStateBytes    = 128
+	commitStateBytes = 64
+	recentCommits    = 128
+)
+
+// stateBytes estimates the memory a table with snapshot snap (nil: not
+// created yet) holds outside its buffer.
+func stateBytes(snap *committer.Snapshot) int64 {
+	n := int64(tableStateBytes)
+	if snap != nil {
+		n += int64(len(snap.Files))*fileStateBytes + int64(len(snap.Txns))*txnStateBytes
+		n += min(snap.Version+1, recentCommits) * commitStateBytes
+	}
+	return n
+}
+
+// countStateLocked counts the table's state, as of its latest snapshot,
+// against the memory budget in place of what was counted before.
+func (w *tableWriter) countStateLocked() {
+	n := stateBytes(w.mu.snap)
+	if w.env.ctrl != nil {
+		w.env.ctrl.AddState(n - w.mu.stateBytes)
+	}
+	w.env.metrics.tableStateBytes.Add(float64(n - w.mu.stateBytes))
+	w.mu.stateBytes = n
+}
+
 // adoptSnapshotLocked takes a newer snapshot's txn versions and schema.
 func (w *tableWriter) adoptSnapshotLocked(snap *committer.Snapshot) error {
 	if snap == nil || (w.mu.snap != nil && snap.Version <= w.mu.snap.Version) {
 		return nil
 	}
 	w.mu.snap = snap
+	w.countStateLocked()
 	for app, v := range snap.Txns {
 		id, topicID, isTopicID := committer.SplitLineage(app)
 		if !isTopicID {

@@ -95,6 +95,8 @@ type tableWriter struct {
 		lastCommit  time.Time
 		newestTS    int64
 		rowsWritten int64
+		// stateBytes is what countStateLocked counted against the budget.
+		stateBytes int64
 	}
 }
 
@@ -116,6 +118,9 @@ type writerEnv struct {
 	// it sends them to the dead-letter topic, or returns the RecordError
 	// that stops the sink, as errors.tolerance says.
 	refuse func(ctx context.Context, table string, misfits []misfit) error
+	// ctrl is the memory budget, which counts each table's own state;
+	// nil in tests that build writers alone.
+	ctrl *buffer.Controller
 }
 
 // misfit is a flushed change whose value does not fit the committed type

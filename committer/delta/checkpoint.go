@@ -149,7 +149,7 @@ func checkpointRows(s *committer.Snapshot, expireBefore int64) ([]cpRow, error) 
 	}
 	rows = append(rows, cpRow{MetaData: cm})
 	for _, app := range sortedKeys(s.Txns) {
-		rows = append(rows, cpRow{Txn: &cpTxn{AppID: app, Version: s.Txns[app], LastUpdated: ptr(ss.txnUpdated[app])}})
+		rows = append(rows, cpRow{Txn: &cpTxn{AppID: app, Version: s.Txns[app], LastUpdated: ptr(ss.txnUpdated[app].lastUpdated)}})
 	}
 	for _, p := range sortedKeys(s.Files) {
 		a := s.Files[p]
@@ -264,6 +264,7 @@ func decodeCheckpoint(data []byte, version int64, root string) (s *committer.Sna
 					PartitionColumns: m.PartitionColumns,
 					Configuration:    m.Configuration,
 				}
+				ss.metadata.SchemaString, ss.schema = intern(ss.metadata.SchemaString)
 				if m.Name != nil {
 					ss.metadata.Name = *m.Name
 				}
@@ -273,8 +274,7 @@ func decodeCheckpoint(data []byte, version int64, root string) (s *committer.Sna
 				s.Metadata = neutralMetadata(ss.metadata)
 				sawMetadata = true
 			case row.Txn != nil:
-				s.Txns[row.Txn.AppID] = row.Txn.Version
-				ss.txnUpdated[row.Txn.AppID] = derefInt(row.Txn.LastUpdated)
+				setTxn(s, row.Txn.AppID, row.Txn.Version, derefInt(row.Txn.LastUpdated))
 			case row.Add != nil:
 				a := committer.Add{
 					Path:             row.Add.Path,

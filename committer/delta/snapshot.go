@@ -11,15 +11,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/evodb/sink/committer"
 	"github.com/evodb/sink/objstore"
 )
 
-// recentCommitIDs bounds how many commit ids a snapshot remembers. They let a
-// retried commit recognise that an earlier, ambiguous attempt landed; a
-// thousand versions is far more than any retry loop spans.
-const recentCommitIDs = 1024
+// recentCommitIDs bounds how many versions back a snapshot remembers commit
+// ids. They let a retried commit recognise that an earlier, ambiguous
+// attempt landed: the commit loop looks a few versions after its put, and
+// a caller calling Commit again after an ambiguous error does so after its
+// own backoff, which 128 versions of other writers' commits far outlast.
+// Missing one never lands a commit twice (an append is refused by its txn
+// versions, a compaction by its removed inputs); it only turns the retry
+// into a refusal. Every open table keeps these ids: at 1,024 versions they
+// were 89 kB a table, 180 MB at 2,048 tables, after half an hour of 2 s
+// flushes.
+const recentCommitIDs = 128
 
 // state is what a Delta snapshot holds beyond the format-neutral
 // committer.Snapshot, in its Sys field.
@@ -31,14 +39,18 @@ type state struct {
 	// tombs are the removed files kept for vacuum and checkpoints, until
 	// TombstoneRetention after their removal; see Table.Removed.
 	tombs tombstoneSet
-	// txnUpdated keeps each txn's lastUpdated so checkpoints preserve it.
-	txnUpdated map[string]int64
+	// txnUpdated keeps each txn's lastUpdated so checkpoints preserve it,
+	// and the handle that keeps its interned app id alive (see setTxn).
+	txnUpdated map[string]txnMeta
+	// schema keeps metadata's interned SchemaString alive (see intern).
+	schema unique.Handle[string]
 	// metadataVersion is the version that last set metaData (for a snapshot
 	// loaded from a checkpoint, the checkpoint's version: an upper bound).
 	metadataVersion int64
-	// commitIDs maps the evodb commit ids of recently replayed commits to
-	// their versions.
-	commitIDs map[string]int64
+	// commitIDs are the evodb commit ids of the commits of the last
+	// recentCommitIDs versions, oldest first. A snapshot owns its slice
+	// (clone copies it): apply appends to it.
+	commitIDs []commitRef
 	// seenAt is a time (on the Table's clock) at which Version was the
 	// table's latest version: taken before the read that found no later
 	// version, or before the put that created Version. Zero for a snapshot
@@ -89,9 +101,8 @@ func emptySnapshot() *committer.Snapshot {
 		Files:   map[string]committer.Add{},
 		Txns:    map[string]int64{},
 		Sys: &state{
-			txnUpdated:      map[string]int64{},
+			txnUpdated:      map[string]txnMeta{},
 			metadataVersion: -1,
-			commitIDs:       map[string]int64{},
 		},
 	}
 }
@@ -103,7 +114,7 @@ func clone(s *committer.Snapshot) *committer.Snapshot {
 	cs := *st(s)
 	cs.tombs = cs.tombs.share()
 	cs.txnUpdated = maps.Clone(cs.txnUpdated)
-	cs.commitIDs = maps.Clone(cs.commitIDs)
+	cs.commitIDs = slices.Clone(cs.commitIDs)
 	c.Sys = &cs
 	return &c
 }
@@ -146,12 +157,12 @@ func apply(s *committer.Snapshot, version int64, e *logEntry) {
 	}
 	if e.metadata != nil {
 		ss.metadata = cloneMetadata(*e.metadata)
+		ss.metadata.SchemaString, ss.schema = intern(ss.metadata.SchemaString)
 		s.Metadata = neutralMetadata(ss.metadata)
 		ss.metadataVersion = version
 	}
 	for _, t := range e.txns {
-		s.Txns[t.AppID] = t.Version
-		ss.txnUpdated[t.AppID] = t.LastUpdated
+		setTxn(s, t.AppID, t.Version, t.LastUpdated)
 	}
 	for _, r := range e.removes {
 		delete(s.Files, r.Path)
@@ -162,15 +173,50 @@ func apply(s *committer.Snapshot, version int64, e *logEntry) {
 		ss.tombs.remove(a.Path, a.Deleted)
 	}
 	if id := e.commitID(); id != "" {
-		ss.commitIDs[id] = version
-		if len(ss.commitIDs) > recentCommitIDs {
-			for k, v := range ss.commitIDs {
-				if v <= version-recentCommitIDs {
-					delete(ss.commitIDs, k)
-				}
-			}
+		ss.commitIDs = append(ss.commitIDs, commitRef{id: id, version: version})
+		drop := 0
+		for drop < len(ss.commitIDs) && ss.commitIDs[drop].version <= version-recentCommitIDs {
+			drop++
 		}
+		ss.commitIDs = ss.commitIDs[drop:]
 	}
+}
+
+// commitRef is a commit id and the version holding it.
+type commitRef struct {
+	id      string
+	version int64
+}
+
+// intern returns the canonical copy of s, and the handle that keeps it
+// alive: a process keeps a snapshot per open table, and its tables mostly
+// share their txn app ids (one per source partition and its lineage, built
+// afresh for every commit) and often their schemaStrings (tables of one
+// source schema, one per tenant). At thousands of tables private copies of
+// them were megabytes. The canonical copies are the runtime's (package
+// unique); one lives as long as a snapshot holds its handle, so a snapshot
+// keeps the handle of every string it interned (state.schema, txnMeta).
+func intern(s string) (string, unique.Handle[string]) {
+	h := unique.Make(s)
+	return h.Value(), h
+}
+
+// txnMeta is what a snapshot keeps of a txn beside its version.
+type txnMeta struct {
+	lastUpdated int64
+	// app keeps the interned app id, the key of the txn in Txns and
+	// txnUpdated, alive.
+	app unique.Handle[string]
+}
+
+// setTxn records in s, which no caller holds yet, the txn of app at
+// version, last updated at updated, under app's interned copy.
+func setTxn(s *committer.Snapshot, app string, version, updated int64) {
+	app, h := intern(app)
+	// Assigning to a key a map holds also stores the new key string, so
+	// the map ends up keyed by the canonical copy either way.
+	s.Txns[app] = version
+	st(s).txnUpdated[app] = txnMeta{lastUpdated: updated, app: h}
 }
 
 // expireTombstones drops from s, which no caller holds yet, the tombstones
@@ -185,8 +231,13 @@ func (t *Table) expireTombstones(s *committer.Snapshot) {
 // committedAt reports the version holding the commit with the given id, if
 // s remembers it.
 func committedAt(s *committer.Snapshot, id string) (int64, bool) {
-	v, ok := st(s).commitIDs[id]
-	return v, ok
+	ids := st(s).commitIDs
+	for i := len(ids) - 1; i >= 0; i-- {
+		if ids[i].id == id {
+			return ids[i].version, true
+		}
+	}
+	return 0, false
 }
 
 func (t *Table) logKey(name string) string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 )
 
 // Budget bounds the bytes buffered across all tables. Fetching pauses above
@@ -56,23 +57,86 @@ func BudgetFromFractions(limit int64, high, low float64) (Budget, error) {
 // Unlike a one-shot flag, the decision is recomputed from the buffered bytes
 // on every Update: call it after each Add batch and after each flush, and a
 // paused consumer resumes as soon as usage falls below Low.
+//
+// The budget is shared with the open tables' own state (their snapshots,
+// schemas, metrics series: what a table costs while its buffer is empty),
+// which AddState counts: buffers get what it leaves, so a process that
+// opens more tables buffers less, and its memory stays within the budget
+// as the tables grow in number.
 type Controller struct {
 	budget Budget
+	// avail is what buffers may use now (Budget), recomputed by AddState:
+	// it is read for every change buffered, the state changes per commit.
+	avail atomic.Pointer[Budget]
 
-	mu     sync.Mutex
-	paused bool
+	mu struct {
+		sync.Mutex
+		paused bool
+		// state is what AddState counted.
+		state int64
+	}
 }
+
+// minBufferShare is the part of the configured budget buffers keep however
+// much the tables' state takes: with less, every table would flush a file
+// per handful of changes. A process whose tables' state takes more than the
+// rest goes over its budget by the difference; the memory.budget_bytes
+// doc says to raise it then.
+const minBufferShare = 4 // a quarter
 
 // NewController returns a controller for a valid budget, not paused.
 func NewController(b Budget) (*Controller, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	return &Controller{budget: b}, nil
+	c := &Controller{budget: b}
+	c.avail.Store(&b)
+	return c, nil
 }
 
-// Budget returns the controller's budget.
-func (c *Controller) Budget() Budget { return c.budget }
+// Budget returns what buffers may use now: the configured budget less the
+// tables' state (at least a quarter of it is left), its watermarks
+// lowered in proportion.
+func (c *Controller) Budget() Budget { return *c.avail.Load() }
+
+// available returns what buffers may use with state bytes of tables'
+// state counted.
+func (c *Controller) available(state int64) Budget {
+	b := c.budget
+	limit := max(b.Limit-state, b.Limit/minBufferShare)
+	if limit == b.Limit {
+		return b
+	}
+	scale := float64(limit) / float64(b.Limit)
+	return Budget{
+		Limit: limit,
+		High:  max(int64(float64(b.High)*scale), 2),
+		Low:   max(int64(float64(b.Low)*scale), 1),
+	}
+}
+
+// Configured returns the budget the controller was made with.
+func (c *Controller) Configured() Budget { return c.budget }
+
+// AddState counts delta more bytes (or fewer, if negative) of the open
+// tables' own state against the budget.
+func (c *Controller) AddState(delta int64) {
+	if delta == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.state += delta
+	b := c.available(c.mu.state)
+	c.avail.Store(&b)
+}
+
+// State returns the bytes of tables' state counted against the budget.
+func (c *Controller) State() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.state
+}
 
 // Update records the buffered bytes and returns whether fetching should be
 // paused and whether that changed with this call. It pauses when buffered
@@ -81,21 +145,22 @@ func (c *Controller) Budget() Budget { return c.budget }
 func (c *Controller) Update(buffered int64) (pause, changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	was := c.paused
+	b := c.Budget()
+	was := c.mu.paused
 	switch {
-	case buffered > c.budget.High:
-		c.paused = true
-	case buffered < c.budget.Low:
-		c.paused = false
+	case buffered > b.High:
+		c.mu.paused = true
+	case buffered < b.Low:
+		c.mu.paused = false
 	}
-	return c.paused, c.paused != was
+	return c.mu.paused, c.mu.paused != was
 }
 
 // Paused returns the state the last Update decided.
 func (c *Controller) Paused() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.paused
+	return c.mu.paused
 }
 
 // WouldExceed reports whether adding a record of record bytes to buffered
@@ -104,5 +169,5 @@ func (c *Controller) Paused() bool {
 // larger than the whole budget could never be added, so buffered bytes stay
 // within the limit or, at most, at one record.
 func (c *Controller) WouldExceed(buffered, record int64) bool {
-	return buffered > 0 && buffered+record > c.budget.Limit
+	return buffered > 0 && buffered+record > c.Budget().Limit
 }

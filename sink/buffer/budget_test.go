@@ -120,3 +120,29 @@ func TestControllerWouldExceed(t *testing.T) {
 		require.Equal(t, tc.want, c.WouldExceed(tc.buffered, tc.record), "%d + %d", tc.buffered, tc.record)
 	}
 }
+
+// TestControllerTablesState checks that the tables' state counted with
+// AddState leaves buffers less, watermarks and limit alike, gives it back
+// when tables go, and never leaves buffers less than a quarter.
+func TestControllerTablesState(t *testing.T) {
+	c, err := NewController(Budget{Limit: 1000, High: 900, Low: 600})
+	require.NoError(t, err)
+	require.Equal(t, Budget{Limit: 1000, High: 900, Low: 600}, c.Budget())
+
+	c.AddState(100) // tables open
+	require.Equal(t, Budget{Limit: 900, High: 810, Low: 540}, c.Budget())
+	require.Equal(t, int64(100), c.State())
+	require.True(t, c.WouldExceed(850, 100), "the limit is what the tables leave")
+	pause, _ := c.Update(850)
+	require.True(t, pause, "above the lowered high watermark")
+
+	c.AddState(-100) // and close
+	require.Equal(t, Budget{Limit: 1000, High: 900, Low: 600}, c.Budget())
+	require.False(t, c.WouldExceed(850, 100))
+	pause, _ = c.Update(850)
+	require.True(t, pause, "hysteresis: still above the low watermark")
+
+	c.AddState(5000) // more state than budget
+	require.Equal(t, Budget{Limit: 250, High: 225, Low: 150}, c.Budget(), "buffers keep a quarter")
+	require.Equal(t, Budget{Limit: 1000, High: 900, Low: 600}, c.Configured())
+}
