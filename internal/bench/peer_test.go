@@ -124,3 +124,23 @@ write_deltalake(sink + "/t1", table([4], ["a"], [1.0], [1], pa.int64()))
 	require.Contains(t, printed.String(), "kafka-delta-ingest check (2 tables evodb): 5 differences")
 	require.Contains(t, printed.String(), `1× t0.j: sink null, peer the text "null"`)
 }
+
+// TestMedianPeers requires repeated runs' peers to be combined peer by
+// peer: each peer's median figures, and its worst run's check.
+func TestMedianPeers(t *testing.T) {
+	run := func(py, kdi float64, kdiDiffs int) *Result {
+		return &Result{Peers: []*Peer{
+			{Name: PeerPython, Throughput: Throughput{RecordsPerCPUSec: py}, Check: PeerCheck{OK: true}},
+			{Name: PeerKafkaDeltaIngest, Throughput: Throughput{RecordsPerCPUSec: kdi}, Check: PeerCheck{OK: kdiDiffs == 0, DifferencesTotal: kdiDiffs}},
+		}}
+	}
+	ps := medianPeers([]*Result{run(10, 100, 0), run(30, 300, 7), run(20, 200, 3)})
+	require.Len(t, ps, 2)
+	require.Equal(t, PeerPython, ps[0].Name)
+	require.Equal(t, 20.0, ps[0].Throughput.RecordsPerCPUSec)
+	require.True(t, ps[0].Check.OK)
+	require.Equal(t, PeerKafkaDeltaIngest, ps[1].Name)
+	require.Equal(t, 200.0, ps[1].Throughput.RecordsPerCPUSec)
+	require.Equal(t, 7, ps[1].Check.DifferencesTotal, "the worst run's check")
+	require.Nil(t, medianPeers([]*Result{{}, {}}))
+}
