@@ -17,7 +17,7 @@ import (
 )
 
 func benchCommand() command {
-	const usage = "bench [-tables 8,64,512] [-format evodb,debezium,avro,protobuf] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-table-format delta|iceberg -catalog URL] [-peer python] [-json] [-json-out file] | bench -mirror update,insert [-mirror-rows 1000000] [-mirror-rate 2000] [-mirror-duration 30s] [-mirror-interval 1s] [-runs N] [-process] [-store …]"
+	const usage = "bench [-tables 8,64,512] [-format evodb,debezium,avro,protobuf] [-records N] [-runs 3] [-brokers …] [-store s3://…] [-process] [-table-format delta|iceberg -catalog URL] [-peer python,kafka-delta-ingest -peer-bin PATH] [-json] [-json-out file] | bench -mirror update,insert [-mirror-rows 1000000] [-mirror-rate 2000] [-mirror-duration 30s] [-mirror-interval 1s] [-runs N] [-process] [-store …]"
 	return command{
 		usage:   usage,
 		summary: "measure the sink beside consume-only and decode+encode-only baselines on a generated backlog",
@@ -37,8 +37,9 @@ func benchCommand() command {
 			budget := fs.Int64("memory", 128<<20, "memory.budget_bytes")
 			mode := fs.String("mode", "standard", "partition mode: do-sqlite, standard or enterprise")
 			latency := fs.Duration("latency", 15*time.Second, "duration of the paced phase at half the measured maximum (0 skips it)")
-			peer := fs.String("peer", "", "also run what a user would write instead, on the same records after the sink, and compare both outputs value by value: python (a confluent-kafka consumer writing with deltalake; needs a filesystem store)")
+			peer := fs.String("peer", "", "also run what a user would run instead, on the same records after the sink, and compare each output with the sink's value by value: a comma-separated list of python (a confluent-kafka consumer writing with deltalake) and kafka-delta-ingest (needs -peer-bin, -tables 1 and -format evodb); needs a filesystem store")
 			peerPython := fs.String("peer-python", "python3", "the Python that runs the peer and the comparison, with confluent-kafka, deltalake and pyarrow (e2e/scripts/python.sh install)")
+			peerBin := fs.String("peer-bin", "", "the kafka-delta-ingest binary of -peer kafka-delta-ingest (e2e/scripts/kafka-delta-ingest.sh install builds it)")
 			cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the sink (the child process with -process, else this process) to this file; with several runs the last one is kept")
 			memProfile := fs.String("memprofile", "", "with -process, write a heap profile of the sink child (live objects when it is told to stop) to this file; with several runs the last one is kept")
 			mirrorWorkloads := fs.String("mirror", "", "measure mirror tables instead: comma-separated workloads, update (90 % updates of random keys) and insert (90 % inserts), each on a table loaded with -mirror-rows rows, with the mirror on and off (-runs pairs)")
@@ -135,7 +136,7 @@ func benchCommand() command {
 							Brokers: splitList(*brokers), StoreURL: *store, S3: objstore.S3Config{},
 							FlushInterval: *flushInterval, MemoryBudget: *budget, Mode: *mode,
 							LatencyDuration: *latency, SinkCommand: sinkCmd, TempDir: tmp,
-							Peer: *peer, PeerInterpreter: *peerPython,
+							Peers: splitList(*peer), PeerInterpreter: *peerPython, PeerBinary: *peerBin,
 							TableFormat: *tableFormat, CatalogURI: *catalog,
 							Log: func(format string, args ...any) {
 								fmt.Fprintf(e.stderr, "bench [%d tables %s, run %d/%d]: %s\n", n, f.f, i+1, *runs, fmt.Sprintf(format, args...))

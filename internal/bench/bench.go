@@ -4,9 +4,9 @@
 // Kafka and no store (the floor of the format work). It reports throughput,
 // records per CPU-second, peak RSS, store amplification, objects per GB and
 // the produce-to-visible delay at half the measured maximum load. With
-// Config.Peer it also runs what a user would write instead (a Python
-// consumer writing with delta-rs, internal/bench/peer) on the same records and
-// compares both outputs value by value.
+// Config.Peers it also runs what a user would run instead (a Python
+// consumer writing with delta-rs, internal/bench/peer; kafka-delta-ingest)
+// on the same records and compares both outputs value by value.
 //
 // The backlog is generated and produced before any clock starts. The sink
 // runs in this process (its CPU is then the process's, which includes the
@@ -85,12 +85,16 @@ type Config struct {
 	SinkCommand []string
 	// TempDir holds the default store, the child's config and its log.
 	TempDir string
-	// Peer, when set (PeerPython), also runs what a user would write
-	// instead of the sink on the same records, after the sink's pass, and
-	// compares both outputs value by value. It needs a filesystem store and
-	// PeerInterpreter, a Python with confluent-kafka, deltalake and pyarrow.
-	Peer            string
+	// Peers, when set (PeerPython, PeerKafkaDeltaIngest), also run what a
+	// user would run instead of the sink on the same records, one after
+	// the other after the sink's pass, and compare each output with the
+	// sink's value by value. They need a filesystem store and
+	// PeerInterpreter, a Python with confluent-kafka, deltalake and pyarrow
+	// (the comparison uses it too); PeerKafkaDeltaIngest needs PeerBinary,
+	// the kafka-delta-ingest binary, and a run of one evodb table.
+	Peers           []string
 	PeerInterpreter string
+	PeerBinary      string
 	// Log, when not nil, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -236,8 +240,9 @@ type Result struct {
 	PerCommit   PerCommit `json:"per_commit"`
 	Latency     Latency   `json:"latency"`
 	Ratios      Ratios    `json:"ratios"`
-	// Peer is the peer's pass and the comparison, when Config.Peer is set.
-	Peer *Peer `json:"peer,omitempty"`
+	// Peers are the peers' passes and comparisons, when Config.Peers is
+	// set, in its order.
+	Peers []*Peer `json:"peers,omitempty"`
 	// Notes name anything that qualifies the figures.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -276,21 +281,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		res.Store = redact(storeURL)
 	}
-	bucket, err := objstore.Open(ctx, storeURL, cfg.S3)
+	// The peers are checked before anything is made for the run.
+	peers, err := checkPeers(cfg, storeURL)
 	if err != nil {
 		return nil, err
 	}
-	var storeRoot string
-	if cfg.Peer != "" {
-		if cfg.Peer != PeerPython {
-			return nil, fmt.Errorf("peer %q: the only peer is %q", cfg.Peer, PeerPython)
-		}
-		if storeRoot, err = fileRoot(storeURL); err != nil {
-			return nil, err
-		}
-		if err := writePeerScripts(cfg.TempDir); err != nil {
-			return nil, err
-		}
+	bucket, err := objstore.Open(ctx, storeURL, cfg.S3)
+	if err != nil {
+		return nil, err
 	}
 
 	// Names unique to this run, so runs against one broker or bucket never
@@ -302,8 +300,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	genFormat := cfg.Format
 	var reg *registryFormat
 	if confluent.IsEncodable(cfg.Format) {
-		if cfg.Peer != "" {
-			return nil, fmt.Errorf("peer %q reads JSON only, not %s", cfg.Peer, cfg.Format)
+		if len(cfg.Peers) > 0 {
+			return nil, fmt.Errorf("peers %q read JSON only, not %s", cfg.Peers, cfg.Format)
 		}
 		if reg, err = newRegistryFormat(cfg.Format, topic); err != nil {
 			return nil, err
@@ -421,16 +419,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	res.PerCommit = newPerCommit(requests, res.Written.Commits, res.Sink.CPU)
-	if cfg.Peer != "" {
-		// Before the paced phase, whose records the peer would not read:
+	if len(cfg.Peers) > 0 {
+		// Before the paced phase, whose records the peers would not read:
 		// both sides then hold exactly the backlog.
-		if res.Peer, err = runPeer(ctx, cfg, brokers, topic, prefix, storeRoot, len(recs), input); err != nil {
+		if res.Peers, err = runPeers(ctx, cfg, peers, brokers, topic, prefix, g.TableNames()[0], len(recs), input); err != nil {
 			return nil, err
 		}
-		res.Peer.CPUVsPeer = ratio(res.Sink.RecordsPerCPUSec, res.Peer.Throughput.RecordsPerCPUSec)
-		cfg.Log("sink %.0f, peer %.0f records per CPU-second (%.2f×); check: %d differences in %d values",
-			res.Sink.RecordsPerCPUSec, res.Peer.Throughput.RecordsPerCPUSec, res.Peer.CPUVsPeer,
-			res.Peer.Check.DifferencesTotal, res.Peer.Check.Values)
+		for _, p := range res.Peers {
+			p.CPUVsPeer = ratio(res.Sink.RecordsPerCPUSec, p.Throughput.RecordsPerCPUSec)
+			cfg.Log("sink %.0f, %s %.0f records per CPU-second (%.2f×); check: %d differences in %d values",
+				res.Sink.RecordsPerCPUSec, p.Name, p.Throughput.RecordsPerCPUSec, p.CPUVsPeer,
+				p.Check.DifferencesTotal, p.Check.Values)
+		}
 	}
 
 	if cfg.LatencyDuration > 0 {

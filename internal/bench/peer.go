@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,9 +20,14 @@ import (
 	"time"
 )
 
-// PeerPython names the Python peer: a confluent-kafka consumer writing the
-// same rows with deltalake.write_deltalake (bench/peer/peer.py).
-const PeerPython = "python"
+// Peer names: the Python peer, a confluent-kafka consumer writing the same
+// rows with deltalake.write_deltalake (bench/peer/peer.py), and
+// kafka-delta-ingest (delta-io, Rust), a binary built from source (see
+// kdi.go).
+const (
+	PeerPython           = "python"
+	PeerKafkaDeltaIngest = "kafka-delta-ingest"
+)
 
 // peerScripts are the peer and the comparison, written next to the run's
 // other files so the sink binary carries them.
@@ -54,10 +60,22 @@ type PeerCheck struct {
 	// first of them.
 	DifferencesTotal int              `json:"differences_total"`
 	Differences      []map[string]any `json:"differences,omitempty"`
+	// Kinds counts every difference by kind (a table's column and what
+	// differs), most frequent first, each with its first examples.
+	Kinds []DifferenceKind `json:"kinds,omitempty"`
 }
 
-// peerRun is one peer pass.
-type peerRun struct {
+// DifferenceKind is one kind of difference the check found: e.g.
+// `t0.s3: sink null, peer the text "null"` or `t0.d2: doubles 1 ULP
+// apart`.
+type DifferenceKind struct {
+	Kind     string           `json:"kind"`
+	Count    int              `json:"count"`
+	Examples []map[string]any `json:"examples"`
+}
+
+// pythonRun is one pass of the Python peer.
+type pythonRun struct {
 	python   string
 	dir      string // where the scripts and the peer's log go
 	out      string // the peer's tables
@@ -83,27 +101,73 @@ func writePeerScripts(dir string) error {
 	return nil
 }
 
-// measurePeer runs the peer as a child process until it has written and
-// committed rows records, timing it from its "ready" line (every partition
-// assigned) as the sink is timed from its readiness, its CPU read from
-// /proc/<pid>/stat as the sink child's is.
-func measurePeer(ctx context.Context, p peerRun, rows int, input int64) (Throughput, int64, error) {
-	logPath := filepath.Join(p.dir, p.group+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return Throughput{}, 0, fmt.Errorf("peer log: %w", err)
-	}
-	defer logFile.Close()
+// process returns the Python peer as a peerProcess: it prints "ready" once
+// every partition is assigned and "written N" after each commit.
+func (p pythonRun) process(ctx context.Context) *peerProcess {
 	cmd := exec.CommandContext(context.WithoutCancel(ctx), p.python, filepath.Join(p.dir, "peer.py"),
 		strings.Join(p.brokers, ","), p.topic, p.group, p.out,
 		strconv.Itoa(p.flush), strconv.FormatFloat(p.interval.Seconds(), 'f', -1, 64), strconv.Itoa(int(p.parts)))
-	cmd.Stderr = logFile
-	stdout, err := cmd.StdoutPipe()
+	return &peerProcess{
+		name: PeerPython, cmd: cmd, logPath: filepath.Join(p.dir, p.group+".log"),
+		ready: func(line string) bool { return line == "ready" },
+		written: func(line string) (int64, bool) {
+			n, ok := strings.CutPrefix(line, "written ")
+			if !ok {
+				return 0, false
+			}
+			v, err := strconv.ParseInt(n, 10, 64)
+			return v, err == nil
+		},
+	}
+}
+
+// peerProcess is a peer to measure as a child process: its command, not
+// yet started, and how to tell from outside that it has begun consuming
+// and how many rows it has committed.
+type peerProcess struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string // receives what the peer prints
+	// lineStderr says which stream the peer's lines come from: stdout (the
+	// Python peer's protocol) or stderr (kafka-delta-ingest's log). Every
+	// line of both streams goes to logPath too.
+	lineStderr bool
+	// ready reports whether a line says the peer has its partitions, when
+	// its clock starts.
+	ready func(line string) bool
+	// written reads the rows committed so far from a line; committed,
+	// when set, is asked instead (a peer that does not print its progress
+	// is read from its table's log).
+	written   func(line string) (int64, bool)
+	committed func() (int64, error)
+	// every is how often committed is asked; 0 is pollEvery.
+	every time.Duration
+}
+
+// measurePeer runs the peer as a child process until it has written and
+// committed rows records, timing it from its ready line (every partition
+// assigned) as the sink is timed from its readiness, its CPU read from
+// /proc/<pid>/stat as the sink child's is.
+func measurePeer(ctx context.Context, p *peerProcess, rows int, input int64) (Throughput, int64, error) {
+	logFile, err := os.Create(p.logPath)
 	if err != nil {
-		return Throughput{}, 0, fmt.Errorf("peer stdout: %w", err)
+		return Throughput{}, 0, fmt.Errorf("%s peer log: %w", p.name, err)
+	}
+	defer logFile.Close()
+	cmd := p.cmd
+	var lines io.ReadCloser
+	if p.lineStderr {
+		cmd.Stdout = logFile
+		lines, err = cmd.StderrPipe()
+	} else {
+		cmd.Stderr = logFile
+		lines, err = cmd.StdoutPipe()
+	}
+	if err != nil {
+		return Throughput{}, 0, fmt.Errorf("%s peer output: %w", p.name, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return Throughput{}, 0, fmt.Errorf("start peer: %w", err)
+		return Throughput{}, 0, fmt.Errorf("start the %s peer: %w", p.name, err)
 	}
 	var (
 		mu      sync.Mutex
@@ -112,14 +176,20 @@ func measurePeer(ctx context.Context, p peerRun, rows int, input int64) (Through
 		exited  = make(chan error, 1)
 	)
 	go func() {
-		sc := bufio.NewScanner(stdout)
+		sc := bufio.NewScanner(lines)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			mu.Lock()
-			if line == "ready" {
+			if p.lineStderr {
+				fmt.Fprintln(logFile, line)
+			}
+			if !ready && p.ready(line) {
 				ready = true
-			} else if n, ok := strings.CutPrefix(line, "written "); ok {
-				written, _ = strconv.ParseInt(n, 10, 64)
+			} else if p.written != nil {
+				if n, ok := p.written(line); ok {
+					written = n
+				}
 			}
 			mu.Unlock()
 		}
@@ -138,15 +208,24 @@ func measurePeer(ctx context.Context, p peerRun, rows int, input int64) (Through
 		select {
 		case err := <-exited:
 			exited <- err
-			log, _ := os.ReadFile(logPath)
-			return false, 0, fmt.Errorf("peer exited (%v): %s", err, tail(log, 2000))
+			mu.Lock()
+			log, _ := os.ReadFile(p.logPath)
+			mu.Unlock()
+			return false, 0, fmt.Errorf("the %s peer exited (%v): %s", p.name, err, tail(log, 2000))
 		default:
 		}
 		mu.Lock()
-		defer mu.Unlock()
-		return ready, written, nil
+		r, n := ready, written
+		mu.Unlock()
+		if r && p.committed != nil {
+			var err error
+			if n, err = p.committed(); err != nil {
+				return false, 0, err
+			}
+		}
+		return r, n, nil
 	}
-	err = waitFor(ctx, 2*time.Minute, "peer ready", func() (bool, error) {
+	err = waitFor(ctx, 2*time.Minute, p.name+" peer ready", func() (bool, error) {
 		r, _, err := state()
 		return r, err
 	})
@@ -161,7 +240,11 @@ func measurePeer(ctx context.Context, p peerRun, rows int, input int64) (Through
 		stop()
 		return Throughput{}, 0, err
 	}
-	err = waitFor(ctx, measureTimeout, "peer writes", func() (bool, error) {
+	every := p.every
+	if every <= 0 {
+		every = pollEvery
+	}
+	err = waitEvery(ctx, func() time.Duration { return every }, measureTimeout, p.name+" peer writes", func() (bool, error) {
 		_, n, err := state()
 		return n >= int64(rows), err
 	})
@@ -205,18 +288,30 @@ func fileRoot(storeURL string) (string, error) {
 	return root, nil
 }
 
-// medianPeer combines the peer of repeated runs: figures are medians, the
-// check is the worst run's (a difference in any run is reported).
-func medianPeer(runs []*Result) *Peer {
-	var ps []*Peer
-	for _, r := range runs {
-		if r.Peer != nil {
-			ps = append(ps, r.Peer)
-		}
-	}
-	if len(ps) == 0 {
+// medianPeers combines the peers of repeated runs, peer by peer: figures
+// are medians, the check is the worst run's (a difference in any run is
+// reported).
+func medianPeers(runs []*Result) []*Peer {
+	var out []*Peer
+	if len(runs) == 0 {
 		return nil
 	}
+	for _, first := range runs[0].Peers {
+		var ps []*Peer
+		for _, r := range runs {
+			for _, p := range r.Peers {
+				if p.Name == first.Name {
+					ps = append(ps, p)
+				}
+			}
+		}
+		out = append(out, medianPeer(ps))
+	}
+	return out
+}
+
+// medianPeer combines one peer's passes of repeated runs.
+func medianPeer(ps []*Peer) *Peer {
 	f := func(get func(*Peer) float64) float64 {
 		v := make([]float64, len(ps))
 		for i, p := range ps {
@@ -249,77 +344,144 @@ func median(v []float64) float64 {
 	return v[len(v)/2]
 }
 
-// runPeer measures the peer on the run's topic and compares its tables with
-// the sink's, which are complete once the sink's pass has ended.
-func runPeer(ctx context.Context, cfg Config, brokers []string, topic, prefix, storeRoot string, rows int, input int64) (*Peer, error) {
-	// The peer writes batches of the sink's size: its flush threshold for
+// peerSetup is what Run prepares for the peers before it produces.
+type peerSetup struct {
+	storeRoot string // the filesystem store's directory
+	python    string
+}
+
+// checkPeers validates cfg's peers before anything is produced, and writes
+// the scripts they use.
+func checkPeers(cfg Config, storeURL string) (peerSetup, error) {
+	var s peerSetup
+	if len(cfg.Peers) == 0 {
+		return s, nil
+	}
+	for _, name := range cfg.Peers {
+		switch name {
+		case PeerPython:
+		case PeerKafkaDeltaIngest:
+			if err := checkKDI(cfg); err != nil {
+				return s, err
+			}
+		default:
+			return s, fmt.Errorf("peer %q is not one of %s, %s", name, PeerPython, PeerKafkaDeltaIngest)
+		}
+	}
+	var err error
+	if s.storeRoot, err = fileRoot(storeURL); err != nil {
+		return s, err
+	}
+	s.python = cfg.PeerInterpreter
+	if s.python == "" {
+		s.python = "python3"
+	}
+	return s, writePeerScripts(cfg.TempDir)
+}
+
+// runPeers measures each peer in turn on the run's topic, each in its own
+// consumer group, and compares its tables with the sink's, which are
+// complete once the sink's pass has ended.
+func runPeers(ctx context.Context, cfg Config, setup peerSetup, brokers []string, topic, prefix string, table string, rows int, input int64) ([]*Peer, error) {
+	// The peers write batches of the sink's size: its flush threshold for
 	// this run's configuration, and its flush interval for the coldest
 	// tables.
 	sc := sinkConfig(cfg, brokers, topic, "", prefix)
 	sc.ApplyDefaults()
-	p := peerRun{
-		python: cfg.PeerInterpreter, dir: cfg.TempDir, out: filepath.Join(cfg.TempDir, prefix+"-peer"),
-		brokers: brokers, topic: topic, group: prefix + "-peer",
-		flush: sc.Tables.Default.FlushThreshold, interval: sc.Tables.Default.FlushInterval, parts: cfg.Partitions,
+	sinkRoot := filepath.Join(setup.storeRoot, prefix)
+	var out []*Peer
+	for _, name := range cfg.Peers {
+		group := prefix + "-" + name
+		peerRoot := filepath.Join(cfg.TempDir, group)
+		var proc *peerProcess
+		switch name {
+		case PeerPython:
+			proc = pythonRun{
+				python: setup.python, dir: cfg.TempDir, out: peerRoot,
+				brokers: brokers, topic: topic, group: group,
+				flush: sc.Tables.Default.FlushThreshold, interval: sc.Tables.Default.FlushInterval, parts: cfg.Partitions,
+			}.process(ctx)
+		case PeerKafkaDeltaIngest:
+			k := kdiRun{
+				bin: cfg.PeerBinary, dir: cfg.TempDir, table: filepath.Join(peerRoot, table),
+				brokers: brokers, topic: topic, group: group,
+				flush: sc.Tables.Default.FlushThreshold, interval: sc.Tables.Default.FlushInterval,
+			}
+			var err error
+			if k.columns, err = createKDITable(ctx, filepath.Join(sinkRoot, table), k.table); err != nil {
+				return nil, err
+			}
+			if proc, err = k.process(ctx); err != nil {
+				return nil, err
+			}
+		}
+		cfg.Log("peer %s: %d records", name, rows)
+		tp, rss, err := measurePeer(ctx, proc, rows, input)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Log("peer %s: comparing its tables with the sink's", name)
+		check, err := comparePeer(ctx, setup.python, cfg.TempDir, sinkRoot, peerRoot)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &Peer{Name: name, Throughput: tp, PeakRSS: rss, Check: check})
 	}
-	if p.python == "" {
-		p.python = "python3"
-	}
-	cfg.Log("peer (%s): %d records", cfg.Peer, rows)
-	tp, rss, err := measurePeer(ctx, p, rows, input)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Log("peer: comparing its tables with the sink's")
-	check, err := comparePeer(ctx, p.python, cfg.TempDir, filepath.Join(storeRoot, prefix), p.out)
-	if err != nil {
-		return nil, err
-	}
-	return &Peer{Name: cfg.Peer, Throughput: tp, PeakRSS: rss, Check: check}, nil
+	return out, nil
 }
 
-// writePeerRows adds the peer's rows to the table WriteTable prints, when
-// any scenario ran one.
+// writePeerRows adds each peer's rows to the table WriteTable prints,
+// when any scenario ran one; a peer's rows are named after it.
 func writePeerRows(results []*Result, row func(string, func(*Result) string)) {
-	found := false
+	var names []string
 	for _, r := range results {
-		found = found || r.Peer != nil
+		for _, p := range r.Peers {
+			if !slices.Contains(names, p.Name) {
+				names = append(names, p.Name)
+			}
+		}
 	}
-	if !found {
-		return
-	}
-	peer := func(cell func(*Peer) string) func(*Result) string {
-		return func(r *Result) string {
-			if r.Peer == nil {
+	for _, name := range names {
+		peer := func(cell func(*Peer) string) func(*Result) string {
+			return func(r *Result) string {
+				for _, p := range r.Peers {
+					if p.Name == name {
+						return cell(p)
+					}
+				}
 				return "-"
 			}
-			return cell(r.Peer)
 		}
+		row(name+" records/s", peer(func(p *Peer) string { return fmt.Sprintf("%.0f", p.Throughput.RecordsPerSec) }))
+		row(name+" records/CPU-s", peer(func(p *Peer) string { return fmt.Sprintf("%.0f", p.Throughput.RecordsPerCPUSec) }))
+		row("sink/"+name+" records/CPU-s", peer(func(p *Peer) string { return fmt.Sprintf("%.2f×", p.CPUVsPeer) }))
+		row(name+" peak RSS", peer(func(p *Peer) string { return fmt.Sprintf("%.1f MiB", float64(p.PeakRSS)/(1<<20)) }))
+		row(name+" check", peer(func(p *Peer) string {
+			if p.Check.OK {
+				return fmt.Sprintf("same: %d tables, %d rows, %d values", p.Check.Tables, p.Check.Rows, p.Check.Values)
+			}
+			return fmt.Sprintf("%d differences", p.Check.DifferencesTotal)
+		}))
 	}
-	row("peer", peer(func(p *Peer) string { return p.Name }))
-	row("peer records/s", peer(func(p *Peer) string { return fmt.Sprintf("%.0f", p.Throughput.RecordsPerSec) }))
-	row("peer records/CPU-s", peer(func(p *Peer) string { return fmt.Sprintf("%.0f", p.Throughput.RecordsPerCPUSec) }))
-	row("sink/peer records/CPU-s", peer(func(p *Peer) string { return fmt.Sprintf("%.2f×", p.CPUVsPeer) }))
-	row("peer peak RSS", peer(func(p *Peer) string { return fmt.Sprintf("%.1f MiB", float64(p.PeakRSS)/(1<<20)) }))
-	row("peer check", peer(func(p *Peer) string {
-		if p.Check.OK {
-			return fmt.Sprintf("same: %d tables, %d rows, %d values", p.Check.Tables, p.Check.Rows, p.Check.Values)
-		}
-		return fmt.Sprintf("%d differences", p.Check.DifferencesTotal)
-	}))
 }
 
-// writePeerDifferences prints the differences the checks found.
+// writePeerDifferences prints the differences the checks found: counted
+// by column and kind, then the first of them.
 func writePeerDifferences(w io.Writer, results []*Result) {
 	for _, r := range results {
-		if r.Peer == nil || r.Peer.Check.OK {
-			continue
-		}
-		fmt.Fprintf(w, "peer check (%d tables %s): %d differences between the sink's tables and the peer's; the first:\n",
-			r.Tables, r.Format, r.Peer.Check.DifferencesTotal)
-		for _, d := range r.Peer.Check.Differences {
-			b, _ := json.Marshal(d)
-			fmt.Fprintf(w, "  %s\n", b)
+		for _, p := range r.Peers {
+			if p.Check.OK {
+				continue
+			}
+			fmt.Fprintf(w, "%s check (%d tables %s): %d differences between the sink's tables and the peer's\n",
+				p.Name, r.Tables, r.Format, p.Check.DifferencesTotal)
+			for _, k := range p.Check.Kinds {
+				fmt.Fprintf(w, "  %d× %s\n", k.Count, k.Kind)
+				for _, d := range k.Examples {
+					b, _ := json.Marshal(d)
+					fmt.Fprintf(w, "      %s\n", b)
+				}
+			}
 		}
 	}
 }

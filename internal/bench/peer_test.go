@@ -39,21 +39,23 @@ func TestRunPeer(t *testing.T) {
 	res, err := Run(ctx, Config{
 		Tables: 8, Format: cdc.FormatEvoDB, Records: 3000, Seed: 1,
 		FlushInterval: 300 * time.Millisecond, TempDir: t.TempDir(),
-		Peer: PeerPython, PeerInterpreter: python,
+		Peers: []string{PeerPython}, PeerInterpreter: python,
 	})
 	require.NoError(t, err)
-	require.NotNil(t, res.Peer)
-	require.Equal(t, 3000, res.Peer.Throughput.Records)
-	require.Positive(t, res.Peer.Throughput.RecordsPerCPUSec)
-	require.Positive(t, res.Peer.CPUVsPeer)
-	require.True(t, res.Peer.Check.OK, "differences: %v", res.Peer.Check.Differences)
-	require.Equal(t, 8, res.Peer.Check.Tables)
-	require.Equal(t, 3000, res.Peer.Check.Rows)
-	require.Greater(t, res.Peer.Check.Values, 3000*9, "at least the metadata columns and id of every row")
+	require.Len(t, res.Peers, 1)
+	peer := res.Peers[0]
+	require.Equal(t, PeerPython, peer.Name)
+	require.Equal(t, 3000, peer.Throughput.Records)
+	require.Positive(t, peer.Throughput.RecordsPerCPUSec)
+	require.Positive(t, peer.CPUVsPeer)
+	require.True(t, peer.Check.OK, "differences: %v", peer.Check.Differences)
+	require.Equal(t, 8, peer.Check.Tables)
+	require.Equal(t, 3000, peer.Check.Rows)
+	require.Greater(t, peer.Check.Values, 3000*9, "at least the metadata columns and id of every row")
 
 	var out strings.Builder
 	require.NoError(t, WriteTable(&out, []*Result{Median([]*Result{res, res, res})}))
-	require.Contains(t, out.String(), "sink/peer records/CPU-s")
+	require.Contains(t, out.String(), "sink/python records/CPU-s")
 	require.Contains(t, out.String(), "same: 8 tables, 3000 rows")
 }
 
@@ -101,4 +103,44 @@ write_deltalake(sink + "/t1", table([4], ["a"], [1.0], [1], pa.int64()))
 	require.Nil(t, null["sink"])
 	require.Equal(t, "null", null["peer"])
 	require.EqualValues(t, 1, find("column", "d")["ulps"])
+
+	// Every difference is counted by kind, so one repeated across a
+	// column is a line with its count, not hidden behind the first listed.
+	kinds := map[string]int{}
+	for _, k := range check.Kinds {
+		require.NotEmpty(t, k.Examples, k.Kind)
+		kinds[k.Kind] = k.Count
+	}
+	require.Equal(t, map[string]int{
+		"t1: table only in sink":                     1,
+		"t0: rows differ":                            1,
+		"t0.n: type differs: sink int64, peer int32": 1,
+		`t0.j: sink null, peer the text "null"`:      1,
+		"t0.d: doubles 1 ULP apart":                  1,
+	}, kinds)
+
+	var printed strings.Builder
+	writePeerDifferences(&printed, []*Result{{Tables: 2, Format: "evodb", Peers: []*Peer{{Name: PeerKafkaDeltaIngest, Check: check}}}})
+	require.Contains(t, printed.String(), "kafka-delta-ingest check (2 tables evodb): 5 differences")
+	require.Contains(t, printed.String(), `1× t0.j: sink null, peer the text "null"`)
+}
+
+// TestMedianPeers requires repeated runs' peers to be combined peer by
+// peer: each peer's median figures, and its worst run's check.
+func TestMedianPeers(t *testing.T) {
+	run := func(py, kdi float64, kdiDiffs int) *Result {
+		return &Result{Peers: []*Peer{
+			{Name: PeerPython, Throughput: Throughput{RecordsPerCPUSec: py}, Check: PeerCheck{OK: true}},
+			{Name: PeerKafkaDeltaIngest, Throughput: Throughput{RecordsPerCPUSec: kdi}, Check: PeerCheck{OK: kdiDiffs == 0, DifferencesTotal: kdiDiffs}},
+		}}
+	}
+	ps := medianPeers([]*Result{run(10, 100, 0), run(30, 300, 7), run(20, 200, 3)})
+	require.Len(t, ps, 2)
+	require.Equal(t, PeerPython, ps[0].Name)
+	require.Equal(t, 20.0, ps[0].Throughput.RecordsPerCPUSec)
+	require.True(t, ps[0].Check.OK)
+	require.Equal(t, PeerKafkaDeltaIngest, ps[1].Name)
+	require.Equal(t, 200.0, ps[1].Throughput.RecordsPerCPUSec)
+	require.Equal(t, 7, ps[1].Check.DifferencesTotal, "the worst run's check")
+	require.Nil(t, medianPeers([]*Result{{}, {}}))
 }

@@ -78,7 +78,7 @@ func Median(runs []*Result) *Result {
 		CPUVsConsume:        f(func(r *Result) float64 { return r.Ratios.CPUVsConsume }),
 		StoreVsEncode:       f(func(r *Result) float64 { return r.Ratios.StoreVsEncode }),
 	}
-	out.Peer = medianPeer(runs)
+	out.Peers = medianPeers(runs)
 	return &out
 }
 

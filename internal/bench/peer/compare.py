@@ -9,7 +9,12 @@ nulls as nulls (JSON null written as the text "null" is a difference).
 Nothing is normalised beyond reading.
 
 Prints one JSON object: {"ok", "tables", "rows", "values", "differences":
-[...], "differences_total"}; at most LIMIT differences are listed.
+[...], "differences_total", "kinds": [...]}; at most LIMIT differences are
+listed. "kinds" counts every difference by kind (a table's column and what
+differs: a null written as the text "null", doubles some ULPs apart, a type,
+...), each with its first few examples, so a difference that repeats
+across a table is one line with its count, never hidden behind the first
+LIMIT.
 
 Usage: compare.py SINK_ROOT PEER_ROOT [LIMIT]
 """
@@ -51,10 +56,33 @@ def show(v):
     return str(v)
 
 
+def kind_of(d):
+    """The kind of a difference: what differs and where."""
+    where = d["table"] + ("." + d["column"] if "column" in d else "")
+    if "_lsn" not in d:
+        what = d["what"]
+        if what == "type differs":
+            what += ": sink %s, peer %s" % (d["sink"], d["peer"])
+        return where + ": " + what
+    s, p = d["sink"], d["peer"]
+    if s is None and p == "null":
+        what = 'sink null, peer the text "null"'
+    elif s is None:
+        what = "sink null, peer a value"
+    elif p is None:
+        what = "sink a value, peer null"
+    elif "ulps" in d:
+        u = d["ulps"]
+        what = "doubles %s apart" % ("1 ULP" if u == 1 else "2-16 ULPs" if u <= 16 else "more than 16 ULPs")
+    else:
+        what = "values differ"
+    return where + ": " + what
+
+
 def main():
     sink_root, peer_root = sys.argv[1], sys.argv[2]
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else 50
-    diffs, total = [], 0
+    diffs, total, kinds = [], 0, {}
     rows = values = 0
 
     def differ(d):
@@ -62,6 +90,10 @@ def main():
         total += 1
         if len(diffs) < limit:
             diffs.append(d)
+        k = kinds.setdefault(kind_of(d), {"kind": kind_of(d), "count": 0, "examples": []})
+        k["count"] += 1
+        if len(k["examples"]) < 3:
+            k["examples"].append(d)
 
     st, pt = tables_under(sink_root), tables_under(peer_root)
     for name in sorted(set(st) ^ set(pt)):
@@ -120,7 +152,8 @@ def main():
                     d["ulps"] = ulps(va[i], vb[i])
                 differ(d)
     print(json.dumps({"ok": total == 0, "tables": len(set(st) | set(pt)), "rows": rows, "values": values,
-                      "differences_total": total, "differences": diffs}))
+                      "differences_total": total, "differences": diffs,
+                      "kinds": sorted(kinds.values(), key=lambda k: (-k["count"], k["kind"]))}))
 
 
 if __name__ == "__main__":
