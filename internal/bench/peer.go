@@ -244,9 +244,16 @@ func measurePeer(ctx context.Context, p *peerProcess, rows int, input int64) (Th
 	if every <= 0 {
 		every = pollEvery
 	}
+	pace := paceCheck{window: stallWindow, deadline: start.Add(measureTimeout)}
 	err = waitEvery(ctx, func() time.Duration { return every }, measureTimeout, p.name+" peer writes", func() (bool, error) {
 		_, n, err := state()
-		return n >= int64(rows), err
+		if err != nil || n >= int64(rows) {
+			return n >= int64(rows), err
+		}
+		if err := pace.check(time.Now(), n, int64(rows)); err != nil {
+			return false, fmt.Errorf("the %s peer stalls: %w; its log: %s", p.name, err, p.logPath)
+		}
+		return false, nil
 	})
 	if err != nil {
 		stop()
@@ -260,6 +267,47 @@ func measurePeer(ctx context.Context, p *peerProcess, rows int, input int64) (Th
 		return Throughput{}, 0, err
 	}
 	return newThroughput(rows, input, wall, cpu1-cpu0), rss, nil
+}
+
+// stallWindow is how far back paceCheck looks at a peer's progress.
+const stallWindow = 2 * time.Minute
+
+// paceCheck notices a peer that will not finish in time: one that commits
+// rows so slowly (a peer can fall into committing a row every few seconds)
+// that the bench would otherwise wait out its whole measurement timeout.
+type paceCheck struct {
+	window   time.Duration
+	deadline time.Time
+	samples  []paceSample
+}
+
+type paceSample struct {
+	at time.Time
+	n  int64
+}
+
+// check records that n of rows were committed at now and fails once the
+// pace over the last window, kept up, would not reach rows by the
+// deadline.
+func (c *paceCheck) check(now time.Time, n, rows int64) error {
+	c.samples = append(c.samples, paceSample{now, n})
+	first := c.samples[0]
+	if now.Sub(first.at) < c.window {
+		return nil
+	}
+	// Drop samples older than the window, keeping one at or before its
+	// start so the pace covers the whole window.
+	for len(c.samples) > 1 && now.Sub(c.samples[1].at) >= c.window {
+		c.samples = c.samples[1:]
+	}
+	first = c.samples[0]
+	done := n - first.n
+	left := c.deadline.Sub(now)
+	if done <= 0 || float64(rows-n)/float64(done)*now.Sub(first.at).Seconds() > left.Seconds() {
+		return fmt.Errorf("%d rows committed in the last %s (%d of %d in all): at that pace the rest takes longer than the %s left",
+			done, now.Sub(first.at).Round(time.Second), n, rows, left.Round(time.Second))
+	}
+	return nil
 }
 
 // comparePeer compares the tables under sinkRoot and peerRoot with

@@ -144,3 +144,29 @@ func TestMedianPeers(t *testing.T) {
 	require.Equal(t, 7, ps[1].Check.DifferencesTotal, "the worst run's check")
 	require.Nil(t, medianPeers([]*Result{{}, {}}))
 }
+
+// A peer whose pace over the last window cannot finish before the deadline
+// is reported; one that keeps a sufficient pace, or has not been watched
+// for a window yet, is not.
+func TestPaceCheck(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	c := paceCheck{window: 2 * time.Minute, deadline: t0.Add(30 * time.Minute)}
+	// 1,000 rows a minute for 10 minutes: 10,000 of 20,000, ten minutes
+	// left at that pace and twenty before the deadline.
+	for m := 0; m <= 10; m++ {
+		require.NoError(t, c.check(t0.Add(time.Duration(m)*time.Minute), int64(m*1000), 20_000), "minute %d", m)
+	}
+	// Then one row every six seconds: within a window the pace says the
+	// rest takes days.
+	var err error
+	for s := 6; s <= 180 && err == nil; s += 6 {
+		err = c.check(t0.Add(10*time.Minute+time.Duration(s)*time.Second), int64(10_000+s/6), 20_000)
+	}
+	require.ErrorContains(t, err, "at that pace the rest takes longer")
+
+	// No progress at all in a first window is a stall too.
+	c = paceCheck{window: 2 * time.Minute, deadline: t0.Add(30 * time.Minute)}
+	require.NoError(t, c.check(t0, 0, 100))
+	require.NoError(t, c.check(t0.Add(time.Minute), 0, 100))
+	require.Error(t, c.check(t0.Add(2*time.Minute), 0, 100))
+}
