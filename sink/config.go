@@ -245,10 +245,11 @@ type TablesConfig struct {
 type MemoryConfig struct {
 	// Budget is the global byte budget of buffered changes, of fetched
 	// data waiting to be polled (KafkaConfig.FetchReserve, set aside
-	// first) and of the open tables' own state: each table's snapshot,
-	// schema and metrics series, estimated from its files and txns and
-	// counted as it opens and commits. The buffers get what the tables
-	// leave (at least a quarter of what the fetches leave), so a process
+	// first), of the encoders (encoderReserve) and of the open tables'
+	// own state: each table's snapshot, schema and metrics series,
+	// estimated from its files and txns and counted as it opens and
+	// commits. The buffers get what the encoders and tables leave (at
+	// least a quarter of what the fetches leave), so a process
 	// buffers less as it opens more tables and its memory stays within
 	// the budget plus the runtime's headroom. A process whose tables'
 	// state takes more than three quarters goes over the budget by the
