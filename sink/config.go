@@ -68,8 +68,8 @@ type KafkaConfig struct {
 	MaxPollRecords int `yaml:"max_poll_records"`
 	// FetchMaxBytes bounds what one fetch from a broker returns (Kafka's
 	// fetch.max.bytes). Fetched batches wait in memory until polled; the
-	// memory budget reserves FetchMaxBytes for each of
-	// MaxConcurrentFetches (FetchReserve).
+	// memory budget reserves half as much again as FetchMaxBytes for
+	// each of MaxConcurrentFetches (FetchReserve).
 	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
 	// MaxConcurrentFetches bounds the fetches in flight or fetched and
 	// not yet polled, across all brokers. Without a bound the client
@@ -81,13 +81,23 @@ type KafkaConfig struct {
 }
 
 // FetchReserve is the part of memory.budget_bytes set aside for fetched
-// data waiting to be polled: fetch_max_bytes for each concurrent fetch.
-// The table buffers share the rest. A broker returns fetch_max_bytes of
-// record batches as stored, so compressed topics take more once
-// decompressed; the runtime's headroom above the budget absorbs that.
+// data waiting to be polled: fetch_max_bytes for each concurrent fetch,
+// times what a fetched byte costs once the client has decoded it
+// (fetchLiveNum/fetchLiveDen). The table buffers share the rest.
 func (k KafkaConfig) FetchReserve() int64 {
-	return int64(k.FetchMaxBytes) * int64(k.MaxConcurrentFetches)
+	return int64(k.FetchMaxBytes) * int64(k.MaxConcurrentFetches) * fetchLiveNum / fetchLiveDen
 }
+
+// fetchLiveNum/fetchLiveDen is what fetched data costs on the heap per byte a broker
+// returned. A broker returns fetch_max_bytes of record batches as stored;
+// the client decompresses them and gives each record a kgo.Record (about
+// 170 bytes) that lives as long as the batch. At 2,048 tables a heap
+// profile held 25 MB of fetched data for the 16 MiB of two fetches: 17.6
+// MB of decompressed batches and 7.4 MB of records (BENCHMARKS.md,
+// "Memory at 2,048 tables, a third time"). A topic whose batches
+// compress better than that takes more; give it a larger budget or a
+// smaller fetch_max_bytes.
+const fetchLiveNum, fetchLiveDen = 3, 2
 
 // TLSConfig enables TLS to the brokers.
 type TLSConfig struct {
@@ -235,10 +245,11 @@ type TablesConfig struct {
 type MemoryConfig struct {
 	// Budget is the global byte budget of buffered changes, of fetched
 	// data waiting to be polled (KafkaConfig.FetchReserve, set aside
-	// first) and of the open tables' own state: each table's snapshot,
-	// schema and metrics series, estimated from its files and txns and
-	// counted as it opens and commits. The buffers get what the tables
-	// leave (at least a quarter of what the fetches leave), so a process
+	// first), of the encoders (encoderReserve) and of the open tables'
+	// own state: each table's snapshot, schema and metrics series,
+	// estimated from its files and txns and counted as it opens and
+	// commits. The buffers get what the encoders and tables leave (at
+	// least a quarter of what the fetches leave), so a process
 	// buffers less as it opens more tables and its memory stays within
 	// the budget plus the runtime's headroom. A process whose tables'
 	// state takes more than three quarters goes over the budget by the

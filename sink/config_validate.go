@@ -145,7 +145,7 @@ func (c *Config) Validate() error {
 	if m.Budget <= 0 {
 		bad("memory.budget_bytes", "must be positive")
 	} else if r := c.Kafka.FetchReserve(); r > 0 && r > m.Budget/2 {
-		bad("memory.budget_bytes", "%d leaves too little for table buffers: kafka.fetch_max_bytes (%d) × kafka.max_concurrent_fetches (%d) = %d is reserved from it for fetched data, and may take at most half of it",
+		bad("memory.budget_bytes", "%d leaves too little for table buffers: kafka.fetch_max_bytes (%d) × kafka.max_concurrent_fetches (%d) × 1.5 (what fetched data costs once decompressed and decoded) = %d is reserved from it for fetched data, and may take at most half of it; raise the budget or lower kafka.fetch_max_bytes",
 			m.Budget, c.Kafka.FetchMaxBytes, c.Kafka.MaxConcurrentFetches, r)
 	}
 	if !(m.LowWatermark > 0 && m.LowWatermark < m.HighWatermark && m.HighWatermark <= 1) || math.IsNaN(m.LowWatermark) || math.IsNaN(m.HighWatermark) {

@@ -49,8 +49,9 @@ func TestSinkMemoryBudget(t *testing.T) {
 	slow.Add(objstore.Fault{Op: objstore.OpPut, Latency: 5 * time.Millisecond})
 	cfg := testConfig(c.ListenAddrs(), "cdc")
 	cfg.Memory.Budget = 256 << 10
-	// The fetches' reserve comes out of the budget: the buffers get the
-	// 192 KiB it leaves.
+	// The fetches' reserve comes out of the budget (1.5 × 64 KiB) and the
+	// encoders' would take the rest: the buffers keep a quarter of the
+	// 160 KiB the fetches leave.
 	cfg.Kafka.FetchMaxBytes = 32 << 10
 	cfg.Kafka.MaxConcurrentFetches = 2
 	cfg.Tables.Default.Mode = "standard"
@@ -65,7 +66,8 @@ func TestSinkMemoryBudget(t *testing.T) {
 	peak := s.peakBuffered
 	s.mu.Unlock()
 	// Never above the buffers' share of the budget by more than one record.
-	require.LessOrEqual(t, peak, cfg.Memory.Budget-cfg.Kafka.FetchReserve()+4096, "peak buffered bytes")
+	require.Equal(t, (cfg.Memory.Budget-cfg.Kafka.FetchReserve())/4, s.ctrl.Budget().Limit, "the buffers' floor")
+	require.LessOrEqual(t, peak, s.ctrl.Budget().Limit+4096, "peak buffered bytes")
 	require.Positive(t, peak)
 	require.Positive(t, counterValue(t, s.metrics.flushes.WithLabelValues("memory")), "early flushes under memory pressure")
 	require.Positive(t, counterValue(t, s.metrics.pauses), "fetching paused")

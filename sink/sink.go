@@ -197,6 +197,8 @@ func New(cfg Config, bucket objstore.Bucket, format committer.Format, opts ...Op
 	if s.ctrl, err = buffer.NewController(budget); err != nil {
 		return nil, fmt.Errorf("memory: %w", err)
 	}
+	// So are the encoders, which hold their memory whatever is buffered.
+	s.ctrl.Reserve(encoderReserve(cfg.Commit.MaxConcurrentFlushes))
 	s.instance = cfg.Instance
 	if s.instance == "" {
 		host, _ := os.Hostname()

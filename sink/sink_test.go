@@ -434,7 +434,7 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 func TestConfigFetchReserve(t *testing.T) {
 	cfg := testConfig([]string{"127.0.0.1:9092"}, "cdc")
 	cfg.ApplyDefaults()
-	require.Equal(t, int64(8<<20)*2, cfg.Kafka.FetchReserve(), "defaults: 8 MiB for each of two fetches")
+	require.Equal(t, int64(24<<20), cfg.Kafka.FetchReserve(), "defaults: 8 MiB for each of two fetches, half as much again once decoded")
 
 	cfg.Memory.Budget = 24 << 20
 	err := cfg.Validate()
@@ -452,7 +452,35 @@ func TestConfigFetchReserve(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	s, err := newSink(cfg, objstore.NewMemory())
 	require.NoError(t, err)
-	require.Equal(t, int64(56<<20), s.ctrl.Budget().Limit, "the buffers share the budget less one fetch")
+	require.Equal(t, int64(64<<20-12<<20)-encoderReserve(4), s.ctrl.Budget().Limit, "the buffers share the budget less one fetch and the encoders")
+}
+
+// The encoders' memory is part of the budget: the zstd states the process
+// keeps and a Parquet writer for each concurrent flush, so buffers get
+// less as more flushes may run at once, and never less than a quarter.
+func TestEncodersCountAgainstBudget(t *testing.T) {
+	cfg := testConfig([]string{"127.0.0.1:9092"}, "cdc")
+	cfg.Memory.Budget = 128 << 20
+	cfg.ApplyDefaults()
+	require.Equal(t, 4, cfg.Commit.MaxConcurrentFlushes)
+	require.GreaterOrEqual(t, encoderReserve(4), int64(12<<20), "four zstd states of 2 MiB and four writers of 1.5 MiB at least")
+
+	s, err := newSink(cfg, objstore.NewMemory())
+	require.NoError(t, err)
+	rest := cfg.Memory.Budget - cfg.Kafka.FetchReserve()
+	require.Equal(t, encoderReserve(4), s.ctrl.Reserved())
+	require.Equal(t, rest-encoderReserve(4), s.ctrl.Budget().Limit)
+	require.Zero(t, s.ctrl.State(), "no table is open yet")
+
+	cfg.Commit.MaxConcurrentFlushes = 8
+	s, err = newSink(cfg, objstore.NewMemory())
+	require.NoError(t, err)
+	require.Equal(t, rest-encoderReserve(4)-4*flushEncoderBytes, s.ctrl.Budget().Limit, "four more flushes, four more writers")
+
+	cfg.Commit.MaxConcurrentFlushes = 1000
+	s, err = newSink(cfg, objstore.NewMemory())
+	require.NoError(t, err)
+	require.Equal(t, rest/4, s.ctrl.Budget().Limit, "the buffers keep a quarter")
 }
 
 // expiringContext is a context with a deadline that the test makes pass

@@ -115,19 +115,7 @@ func writeHeapProfileAtStop(ctx context.Context, done <-chan struct{}, path stri
 func runSink(ctx context.Context, e *env, cfg *fileConfig) error {
 	log := newLogger(e.stderr, cfg.Log)
 	e.useLogger(log, cfg.Log)
-	// The Go collector lets the heap grow to twice the live data before it
-	// collects; with a full memory budget that doubles the process's
-	// footprint. A soft limit a little above the budget makes the collector
-	// work harder instead. GOMEMLIMIT in the environment takes precedence.
-	if _, set := e.lookupEnv("GOMEMLIMIT"); !set {
-		debug.SetMemoryLimit(cfg.Memory.Budget + memoryHeadroom)
-		// With the limit in place the collector may let garbage grow
-		// further between cycles: less CPU spent collecting, while the
-		// limit still bounds the footprint. GOGC takes precedence.
-		if _, set := e.lookupEnv("GOGC"); !set {
-			debug.SetGCPercent(gcPercent)
-		}
-	}
+	setMemoryLimit(e, cfg.Memory.Budget)
 	// Package initialisation leaves garbage the collector would otherwise
 	// keep until the heap first reaches its goal (32 MB of it from the
 	// Iceberg library's Substrait extensions, loaded whatever the tables'
@@ -262,17 +250,43 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
-// memoryHeadroom is what the process may use beyond the memory budget
-// before the garbage collector works to stay under it: Parquet and zstd
-// encoders, fetched batches beyond their reserve once decompressed, the
-// runtime. The soft limit counts only the runtime's memory; the other 32
-// MiB of the budget-plus-64-MiB a process is meant to stay within are for
-// the executable's resident pages, which releaseExecutablePages keeps to
-// what the sink runs (25–40 MiB at 2,048 tables, BENCHMARKS.md). A limit
-// derived from the pages resident at start would differ from this by a few
-// MiB only, and those pages grow afterwards as code runs for the first
-// time.
-const memoryHeadroom = 32 << 20
+// setMemoryLimit sets the collector's soft memory limit for a process
+// with a memory budget of budget bytes (softMemoryLimit) and its growth
+// target under it. The Go collector lets the heap grow to twice the live
+// data before it collects; with a full memory budget that doubles the
+// process's footprint. A soft limit a little above the budget makes the
+// collector work harder instead. GOMEMLIMIT in the environment takes
+// precedence over both, GOGC over the growth target.
+func setMemoryLimit(e *env, budget int64) {
+	if _, set := e.lookupEnv("GOMEMLIMIT"); set {
+		return
+	}
+	debug.SetMemoryLimit(softMemoryLimit(budget))
+	// With the limit in place the collector may let garbage grow further
+	// between cycles: less CPU spent collecting, while the limit still
+	// bounds the footprint.
+	if _, set := e.lookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
+}
+
+// softMemoryLimit is the soft memory limit of a process with a memory
+// budget of budget bytes: the budget plus memoryHeadroom.
+func softMemoryLimit(budget int64) int64 { return budget + memoryHeadroom }
+
+// memoryHeadroom is what the heap may hold beyond the memory budget before
+// the garbage collector works to stay under it. The budget counts the
+// buffers, the tables' state, fetched data as it is once decoded and the
+// encoders, so the live heap stays within it; the headroom is for the
+// runtime's own memory (5-8 MiB: stacks, the collector's metadata) and
+// what the budget's estimates miss. A process is meant to stay within
+// the budget plus 64 MiB: the limit counts only Go's memory, and the
+// executable's resident pages, which releaseExecutablePages keeps to what
+// the sink runs, take 25-40 MiB more (BENCHMARKS.md, "Memory at 2,048
+// tables, a third time"). A limit derived from the pages resident at
+// start would differ from this by a few MiB only, and those pages grow
+// afterwards as code runs for the first time.
+const memoryHeadroom = 16 << 20
 
 // gcPercent is the collector's growth target under the memory limit.
 const gcPercent = 400

@@ -60,9 +60,11 @@ func BudgetFromFractions(limit int64, high, low float64) (Budget, error) {
 //
 // The budget is shared with the open tables' own state (their snapshots,
 // schemas, metrics series: what a table costs while its buffer is empty),
-// which AddState counts: buffers get what it leaves, so a process that
-// opens more tables buffers less, and its memory stays within the budget
-// as the tables grow in number.
+// which AddState counts, and with fixed costs of the process that grow
+// with its configuration rather than its data (the encoders of concurrent
+// flushes), which Reserve counts: buffers get what they leave, so a
+// process that opens more tables buffers less, and its memory stays within
+// the budget as the tables grow in number.
 type Controller struct {
 	budget Budget
 	// avail is what buffers may use now (Budget), recomputed by AddState:
@@ -74,6 +76,8 @@ type Controller struct {
 		paused bool
 		// state is what AddState counted.
 		state int64
+		// reserved is what Reserve counted.
+		reserved int64
 	}
 }
 
@@ -95,12 +99,13 @@ func NewController(b Budget) (*Controller, error) {
 }
 
 // Budget returns what buffers may use now: the configured budget less the
-// tables' state (at least a quarter of it is left), its watermarks
+// tables' state and the reserved fixed costs (at least a quarter of it is
+// left), its watermarks
 // lowered in proportion.
 func (c *Controller) Budget() Budget { return *c.avail.Load() }
 
 // available returns what buffers may use with state bytes of tables'
-// state counted.
+// state and fixed costs counted.
 func (c *Controller) available(state int64) Budget {
 	b := c.budget
 	limit := max(b.Limit-state, b.Limit/minBufferShare)
@@ -127,8 +132,27 @@ func (c *Controller) AddState(delta int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.state += delta
-	b := c.available(c.mu.state)
+	b := c.available(c.mu.state + c.mu.reserved)
 	c.avail.Store(&b)
+}
+
+// Reserve counts n bytes of fixed cost against the budget, in place of
+// what an earlier Reserve counted: memory the process holds whatever it
+// buffers, such as its encoders. Like the tables' state it leaves the
+// buffers at least a quarter of the budget.
+func (c *Controller) Reserve(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.reserved = n
+	b := c.available(c.mu.state + c.mu.reserved)
+	c.avail.Store(&b)
+}
+
+// Reserved returns what Reserve counted.
+func (c *Controller) Reserved() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.reserved
 }
 
 // State returns the bytes of tables' state counted against the budget.

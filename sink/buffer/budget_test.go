@@ -146,3 +146,30 @@ func TestControllerTablesState(t *testing.T) {
 	require.Equal(t, Budget{Limit: 250, High: 225, Low: 150}, c.Budget(), "buffers keep a quarter")
 	require.Equal(t, Budget{Limit: 1000, High: 900, Low: 600}, c.Configured())
 }
+
+// TestControllerReserve checks that a fixed cost counted with Reserve
+// leaves buffers less together with the tables' state, replaces what an
+// earlier Reserve counted rather than adding to it, and shares the floor
+// of a quarter with the state.
+func TestControllerReserve(t *testing.T) {
+	c, err := NewController(Budget{Limit: 1000, High: 900, Low: 600})
+	require.NoError(t, err)
+
+	c.Reserve(200) // the encoders
+	require.Equal(t, Budget{Limit: 800, High: 720, Low: 480}, c.Budget())
+	require.Equal(t, int64(200), c.Reserved())
+	require.Equal(t, int64(0), c.State(), "a reserve is not tables' state")
+
+	c.AddState(100)
+	require.Equal(t, Budget{Limit: 700, High: 630, Low: 420}, c.Budget(), "state and reserve add up")
+	require.True(t, c.WouldExceed(650, 100))
+
+	c.Reserve(100) // replaces, does not add
+	require.Equal(t, Budget{Limit: 800, High: 720, Low: 480}, c.Budget())
+
+	c.AddState(-100)
+	require.Equal(t, Budget{Limit: 900, High: 810, Low: 540}, c.Budget(), "the reserve stays when the tables go")
+
+	c.Reserve(900)
+	require.Equal(t, Budget{Limit: 250, High: 225, Low: 150}, c.Budget(), "buffers keep a quarter")
+}
