@@ -87,9 +87,10 @@ func TestChildStoreURL(t *testing.T) {
 	require.Error(t, err)
 }
 
-// benchRecords returns n generated records of the 8-table workload.
-func benchRecords(n int, format codec.Format) []workload.Record {
-	g := workload.New(workload.Config{Format: format, Topic: "bench"}, rand.New(rand.NewPCG(1, 2)))
+// benchRecords returns n generated records of a workload of the given
+// number of tables (the default 8 when zero).
+func benchRecords(n int, format codec.Format, tables int) []workload.Record {
+	g := workload.New(workload.Config{Format: format, Topic: "bench", Tables: tables}, rand.New(rand.NewPCG(1, 2)))
 	recs := make([]workload.Record, n)
 	for i := range recs {
 		recs[i] = g.Next()
@@ -104,11 +105,22 @@ func benchRecords(n int, format codec.Format) []workload.Record {
 var decodeEncodeRecords = flag.Int("decode-encode-records", 50_000, "records of BenchmarkDecodeEncode's workload")
 
 // BenchmarkDecodeEncode is baseline (b) on the 8-table workload, in each
-// JSON format; records/CPU-s is the figure sink bench reports.
+// JSON format, and on the 512-table workload in evodb's; records/CPU-s is
+// the figure sink bench reports.
 func BenchmarkDecodeEncode(b *testing.B) {
-	for _, f := range []codec.Format{cdc.FormatEvoDB, cdc.FormatDebezium} {
-		b.Run(string(f), func(b *testing.B) {
-			recs := benchRecords(*decodeEncodeRecords, f)
+	cases := []struct {
+		name   string
+		format codec.Format
+		tables int
+	}{
+		{string(cdc.FormatEvoDB), cdc.FormatEvoDB, 0},
+		{string(cdc.FormatDebezium), cdc.FormatDebezium, 0},
+		{string(cdc.FormatEvoDB) + "-512", cdc.FormatEvoDB, 512},
+	}
+	for _, tc := range cases {
+		f := tc.format
+		b.Run(tc.name, func(b *testing.B) {
+			recs := benchRecords(*decodeEncodeRecords, f, tc.tables)
 			b.ResetTimer()
 			var (
 				n   int
