@@ -30,6 +30,21 @@ type decoded struct {
 // taking the lock to buffer them costs nothing.
 const decodeChunk = 256
 
+// release drops what a poll's entries point at, the records and the rows
+// that borrow their bytes, keeping each entry's row array for the next
+// poll: otherwise the last records decoded into each entry, and the
+// fetched batches they point into, stay alive while the loop waits for
+// the next fetch. It covers the entries beyond the last chunk too, which
+// still hold an earlier chunk's records.
+func release(batch []decoded) {
+	for i := range batch {
+		row := batch[i].change.Row
+		clear(row[:cap(row)])
+		batch[i] = decoded{}
+		batch[i].change.Row = row[:0]
+	}
+}
+
 // poll is the consumer loop. Only this goroutine buffers records, under
 // s.mu and each table writer's lock in turn; buffers are drained into
 // flushes under the same locks (requestFlush), by this goroutine or by a
@@ -124,6 +139,7 @@ func (s *Sink) poll(ctx context.Context) error {
 		if err := s.bufferBatch(ctx, batch); err != nil {
 			return err
 		}
+		release(batch[:cap(batch)])
 		s.mu.Lock()
 		s.flushReadyLocked()
 		s.applyBackpressureLocked()
