@@ -37,6 +37,7 @@ func benchCommand() command {
 			budget := fs.Int64("memory", 128<<20, "memory.budget_bytes")
 			mode := fs.String("mode", "standard", "partition mode: do-sqlite, standard or enterprise")
 			latency := fs.Duration("latency", 15*time.Second, "duration of the paced phase at half the measured maximum (0 skips it)")
+			warm := fs.Bool("warm", false, "after the backlog, measure the sink again on as many more records of the same tables, every table created and open (the warm: rows)")
 			peer := fs.String("peer", "", "also run what a user would run instead, on the same records after the sink, and compare each output with the sink's value by value: a comma-separated list of python (a confluent-kafka consumer writing with deltalake) and kafka-delta-ingest (needs -peer-bin, -tables 1 and -format evodb); needs a filesystem store")
 			peerPython := fs.String("peer-python", "python3", "the Python that runs the peer and the comparison, with confluent-kafka, deltalake and pyarrow (e2e/scripts/python.sh install)")
 			peerBin := fs.String("peer-bin", "", "the kafka-delta-ingest binary of -peer kafka-delta-ingest (e2e/scripts/kafka-delta-ingest.sh install builds it)")
@@ -135,7 +136,7 @@ func benchCommand() command {
 							Tables: n, Format: f.f, SchemaWrapper: f.schema, Records: *records, Seed: *seed,
 							Brokers: splitList(*brokers), StoreURL: *store, S3: objstore.S3Config{},
 							FlushInterval: *flushInterval, MemoryBudget: *budget, Mode: *mode,
-							LatencyDuration: *latency, SinkCommand: sinkCmd, TempDir: tmp,
+							LatencyDuration: *latency, Warm: *warm, SinkCommand: sinkCmd, TempDir: tmp,
 							Peers: splitList(*peer), PeerInterpreter: *peerPython, PeerBinary: *peerBin,
 							TableFormat: *tableFormat, CatalogURI: *catalog,
 							Log: func(format string, args ...any) {

@@ -79,6 +79,12 @@ type Config struct {
 	// LatencyDuration is how long the paced producer runs at half the
 	// measured maximum rate; 0 skips the latency measurement.
 	LatencyDuration time.Duration
+	// Warm, after the backlog is committed, measures the sink again on a
+	// second backlog of as many records of the same tables (Result.Warm):
+	// every table exists and is open, so the figures leave out what a
+	// table's creation and opening cost, which the first pass has once
+	// per table.
+	Warm bool
 	// SinkCommand, when set, runs the sink as a child process: the command
 	// and its leading arguments, to which "-c <config file>" is appended
 	// (e.g. the sink binary and "run").
@@ -192,6 +198,20 @@ func newPerCommit(requests map[string]int64, commits int, cpu time.Duration) Per
 	return pc
 }
 
+// WarmPass is the sink on a second backlog of the same tables
+// (Config.Warm): produced while the sink runs, timed from the first record
+// sent until every record of it is committed, with the sink's CPU over the
+// same interval. Commits, DataFiles and PerCommit count this pass alone.
+type WarmPass struct {
+	Sink Throughput `json:"sink"`
+	// CPUVsEncode is the pass's records per CPU-second over
+	// decode+encode-only's on the first backlog (the same workload).
+	CPUVsEncode float64   `json:"cpu_vs_encode"`
+	Commits     int       `json:"commits"`
+	DataFiles   int       `json:"data_files"`
+	PerCommit   PerCommit `json:"per_commit"`
+}
+
 // Latency is the produce-to-visible delay at half the maximum load.
 type Latency struct {
 	Rate     float64       `json:"rate"`
@@ -243,6 +263,8 @@ type Result struct {
 	// Peers are the peers' passes and comparisons, when Config.Peers is
 	// set, in its order.
 	Peers []*Peer `json:"peers,omitempty"`
+	// Warm is the second pass of Config.Warm.
+	Warm *WarmPass `json:"warm,omitempty"`
 	// Notes name anything that qualifies the figures.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -433,11 +455,62 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
+	already := len(recs)
+	if cfg.Warm {
+		more := make([]workload.Record, len(recs))
+		var moreInput int64
+		for i := range more {
+			more[i] = next()
+			moreInput += int64(len(more[i].Value))
+		}
+		if genErr != nil {
+			return nil, genErr
+		}
+		cfg.Log("sink, warm: %d more records of the same tables", len(more))
+		count := func() (map[string]int64, Store, error) {
+			req, err := runner.storeRequests(ctx)
+			if err != nil {
+				return nil, Store{}, err
+			}
+			st, err := storeStats(ctx, objstore.Prefixed(bucket, prefix), len(recs), input)
+			if err != nil {
+				return nil, Store{}, err
+			}
+			if ice != nil {
+				req = ice.requests()
+				if st.Commits, err = ice.commits(ctx); err != nil {
+					return nil, Store{}, err
+				}
+			}
+			return req, st, nil
+		}
+		req0, st0, err := count()
+		if err != nil {
+			return nil, err
+		}
+		tp, err := runner.measureMore(ctx, func() error { return produceAll(ctx, cl, more) }, already+len(more), len(more), moreInput)
+		if err != nil {
+			return nil, err
+		}
+		req1, st1, err := count()
+		if err != nil {
+			return nil, err
+		}
+		for op, n := range req0 {
+			req1[op] -= n
+		}
+		w := &WarmPass{Sink: tp, Commits: st1.Commits - st0.Commits, DataFiles: st1.DataFiles - st0.DataFiles}
+		w.PerCommit = newPerCommit(req1, w.Commits, tp.CPU)
+		w.CPUVsEncode = ratio(tp.RecordsPerCPUSec, res.Encode.RecordsPerCPUSec)
+		res.Warm = w
+		already += len(more)
+	}
+
 	if cfg.LatencyDuration > 0 {
 		rate := res.Sink.RecordsPerSec / 2
 		cfg.Log("latency: %.0f records/s for %s", rate, cfg.LatencyDuration)
 		res.Latency, err = measureLatency(ctx, latencyRun{
-			cl: cl, next: next, rate: rate, duration: cfg.LatencyDuration, already: len(recs),
+			cl: cl, next: next, rate: rate, duration: cfg.LatencyDuration, already: already,
 			runner: runner, events: events, bucket: objstore.Prefixed(bucket, prefix),
 			wait: 3*cfg.FlushInterval + 30*time.Second,
 		})

@@ -61,6 +61,36 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunWarm runs the second pass on the same tables: every one of its
+// records is committed once more, no table is created again, and its
+// figures count that pass alone.
+func TestRunWarm(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{
+		Tables: 8, Records: 3000, Seed: 2, FlushInterval: 300 * time.Millisecond,
+		LatencyDuration: 500 * time.Millisecond, Warm: true, TempDir: t.TempDir(),
+	})
+	require.NoError(t, err)
+	w := res.Warm
+	require.NotNil(t, w)
+	require.Equal(t, 3000, w.Sink.Records)
+	require.Positive(t, w.Sink.RecordsPerCPUSec)
+	require.Positive(t, w.CPUVsEncode)
+	require.Positive(t, w.DataFiles)
+	require.Equal(t, w.Commits, w.DataFiles, "a commit per data file")
+	// The tables exist: no version 0 is written, and the first pass's
+	// figures are not counted again.
+	require.Zero(t, w.PerCommit.Requests["list"], "no table is opened again")
+	require.GreaterOrEqual(t, w.PerCommit.Requests["put"], int64(w.Commits+w.DataFiles))
+	require.Positive(t, w.PerCommit.CPU)
+	require.Equal(t, res.Latency.Records, res.Latency.Measured, "the paced phase counts the warm pass's records as committed before it")
+
+	var out bytes.Buffer
+	require.NoError(t, WriteTable(&out, []*Result{Median([]*Result{res, res, res})}))
+	require.Contains(t, out.String(), "warm: sink records/CPU-s")
+}
+
 func TestMedian(t *testing.T) {
 	runs := []*Result{
 		{Sink: Throughput{RecordsPerSec: 3}, Latency: Latency{P99: 3 * time.Second}},

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -79,7 +80,29 @@ func Median(runs []*Result) *Result {
 		StoreVsEncode:       f(func(r *Result) float64 { return r.Ratios.StoreVsEncode }),
 	}
 	out.Peers = medianPeers(runs)
+	out.Warm = medianWarm(runs, f, d)
 	return &out
+}
+
+// medianWarm combines the runs' warm passes, nil unless every run has one.
+func medianWarm(runs []*Result, f func(func(*Result) float64) float64, d func(func(*Result) time.Duration) time.Duration) *WarmPass {
+	for _, r := range runs {
+		if r.Warm == nil {
+			return nil
+		}
+	}
+	w := *runs[0].Warm
+	w.Sink.Wall = d(func(r *Result) time.Duration { return r.Warm.Sink.Wall })
+	w.Sink.CPU = d(func(r *Result) time.Duration { return r.Warm.Sink.CPU })
+	w.Sink.RecordsPerSec = f(func(r *Result) float64 { return r.Warm.Sink.RecordsPerSec })
+	w.Sink.MBPerSec = f(func(r *Result) float64 { return r.Warm.Sink.MBPerSec })
+	w.Sink.RecordsPerCPUSec = f(func(r *Result) float64 { return r.Warm.Sink.RecordsPerCPUSec })
+	w.CPUVsEncode = f(func(r *Result) float64 { return r.Warm.CPUVsEncode })
+	w.Commits = int(f(func(r *Result) float64 { return float64(r.Warm.Commits) }))
+	w.DataFiles = int(f(func(r *Result) float64 { return float64(r.Warm.DataFiles) }))
+	w.PerCommit.RequestsPerCommit = f(func(r *Result) float64 { return r.Warm.PerCommit.RequestsPerCommit })
+	w.PerCommit.CPU = d(func(r *Result) time.Duration { return r.Warm.PerCommit.CPU })
+	return &w
 }
 
 // WriteTable prints results as a readable table, one column per scenario.
@@ -129,6 +152,21 @@ func WriteTable(w io.Writer, results []*Result) error {
 	row("store requests/commit", func(r *Result) string { return fmt.Sprintf("%.2f", r.PerCommit.RequestsPerCommit) })
 	row("store requests (first run)", func(r *Result) string { return formatRequests(r.PerCommit.Requests) })
 	row("sink CPU/commit", func(r *Result) string { return r.PerCommit.CPU.Round(10 * time.Microsecond).String() })
+	if slices.ContainsFunc(results, func(r *Result) bool { return r.Warm != nil }) {
+		warm := func(cell func(w *WarmPass) string) func(*Result) string {
+			return func(r *Result) string {
+				if r.Warm == nil {
+					return "—"
+				}
+				return cell(r.Warm)
+			}
+		}
+		row("warm: sink records/CPU-s", warm(func(w *WarmPass) string { return fmt.Sprintf("%.0f", w.Sink.RecordsPerCPUSec) }))
+		row("warm: sink/decode+encode records/CPU-s", warm(func(w *WarmPass) string { return fmt.Sprintf("%.2f×", w.CPUVsEncode) }))
+		row("warm: data files (commits)", warm(func(w *WarmPass) string { return fmt.Sprintf("%d (%d)", w.DataFiles, w.Commits) }))
+		row("warm: store requests/commit", warm(func(w *WarmPass) string { return fmt.Sprintf("%.2f", w.PerCommit.RequestsPerCommit) }))
+		row("warm: sink CPU/commit", warm(func(w *WarmPass) string { return w.PerCommit.CPU.Round(10 * time.Microsecond).String() }))
+	}
 	row("latency load records/s", func(r *Result) string { return fmt.Sprintf("%.0f", r.Latency.Rate) })
 	row("produce→visible p50", func(r *Result) string { return r.Latency.P50.Round(time.Millisecond).String() })
 	row("produce→visible p99", func(r *Result) string { return r.Latency.P99.Round(time.Millisecond).String() })

@@ -61,6 +61,10 @@ type sinkRunner interface {
 	// measure waits until the sink is ready, then times it until rows
 	// records are committed, returning the throughput and peak RSS.
 	measure(ctx context.Context, rows int, input int64) (Throughput, int64, error)
+	// measureMore times the sink, already running, from the call of
+	// produce, which sends rows more records of input bytes, until total
+	// records are committed.
+	measureMore(ctx context.Context, produce func() error, total, rows int, input int64) (Throughput, error)
 	// committed returns the rows committed so far.
 	committed() (int64, error)
 	// stop shuts the sink down gracefully; later calls return nil.
@@ -182,6 +186,21 @@ func (r *inProcess) measure(ctx context.Context, rows int, input int64) (Through
 		return Throughput{}, 0, err
 	}
 	return newThroughput(rows, input, time.Since(start), selfCPU()-cpu0), peakRSS("self"), nil
+}
+
+func (r *inProcess) measureMore(ctx context.Context, produce func() error, total, rows int, input int64) (Throughput, error) {
+	start, cpu0 := time.Now(), selfCPU()
+	if err := produce(); err != nil {
+		return Throughput{}, err
+	}
+	err := waitFor(ctx, measureTimeout, "sink commits", func() (bool, error) {
+		n, err := r.committed()
+		return n >= int64(total), err
+	})
+	if err != nil {
+		return Throughput{}, err
+	}
+	return newThroughput(rows, input, time.Since(start), selfCPU()-cpu0), nil
 }
 
 func (r *inProcess) storeRequests(context.Context) (map[string]int64, error) {
@@ -401,6 +420,38 @@ func (c *child) measure(ctx context.Context, rows int, input int64) (Throughput,
 		return Throughput{}, 0, err
 	}
 	return newThroughput(rows, input, wall, cpu1-cpu0), peakRSS(strconv.Itoa(pid)), nil
+}
+
+func (c *child) measureMore(ctx context.Context, produce func() error, total, rows int, input int64) (Throughput, error) {
+	pid := c.cmd.Process.Pid
+	start := time.Now()
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return Throughput{}, err
+	}
+	if err := produce(); err != nil {
+		return Throughput{}, err
+	}
+	var done int64
+	from := int64(total - rows)
+	err = waitEvery(ctx, func() time.Duration { return nextPoll(max(done-from, 0), int64(rows), time.Since(start)) },
+		measureTimeout, "sink commits", func() (bool, error) {
+			if err := c.alive(); err != nil {
+				return false, err
+			}
+			var err error
+			done, err = c.committed()
+			return done >= int64(total), err
+		})
+	if err != nil {
+		return Throughput{}, err
+	}
+	wall := time.Since(start)
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return Throughput{}, err
+	}
+	return newThroughput(rows, input, wall, cpu1-cpu0), nil
 }
 
 func (c *child) stop() error {
