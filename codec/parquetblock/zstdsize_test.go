@@ -31,7 +31,9 @@ func BenchmarkPageZstd(b *testing.B) {
 		src := page(n)
 		for _, tc := range []struct {
 			name string
-			c    interface{ Encode(dst, src []byte) ([]byte, error) }
+			c    interface {
+				Encode(dst, src []byte) ([]byte, error)
+			}
 		}{
 			{"sink", zstdCodec},
 			{"noentropy", newPageZstdOpts(kzstd.WithNoEntropyCompression(true))},
