@@ -41,15 +41,17 @@ const pageZstdStateBytes = 2 << 20
 // sets aside, since it does not shrink with what is buffered.
 func ZstdEncoderBytes() int64 { return int64(pageZstdStates()) * pageZstdStateBytes }
 
-func newPageZstd(level kzstd.EncoderLevel) *pageZstd {
-	enc, err := kzstd.NewWriter(nil,
+// newPageZstd returns the page codec at level; extra options (for
+// benchmarks) come after the codec's own.
+func newPageZstd(level kzstd.EncoderLevel, extra ...kzstd.EOption) *pageZstd {
+	enc, err := kzstd.NewWriter(nil, append([]kzstd.EOption{
 		kzstd.WithEncoderConcurrency(pageZstdStates()),
 		kzstd.WithEncoderLevel(level),
 		kzstd.WithZeroFrames(true),
 		kzstd.WithEncoderCRC(false),
 		kzstd.WithWindowSize(pageZstdWindow),
 		kzstd.WithLowerEncoderMem(true),
-	)
+	}, extra...)...)
 	if err != nil {
 		panic(err) // only for invalid options, which these are not
 	}

@@ -350,12 +350,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	recs := make([]workload.Record, cfg.Records)
-	var input int64
-	for i := range recs {
-		recs[i] = next()
-		input += int64(len(recs[i].Value))
-	}
+	recs, input := backlog(next, cfg.Records)
 	if genErr != nil {
 		return nil, genErr
 	}
@@ -457,12 +452,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	already := len(recs)
 	if cfg.Warm {
-		more := make([]workload.Record, len(recs))
-		var moreInput int64
-		for i := range more {
-			more[i] = next()
-			moreInput += int64(len(more[i].Value))
-		}
+		more, moreInput := backlog(next, len(recs))
 		if genErr != nil {
 			return nil, genErr
 		}
@@ -531,6 +521,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		StoreVsEncode:       ratio(float64(res.Written.DataBytes), float64(res.EncodeBytes)),
 	}
 	return res, nil
+}
+
+// backlog returns the next n records of the generator and their value
+// bytes.
+func backlog(next func() workload.Record, n int) ([]workload.Record, int64) {
+	recs := make([]workload.Record, n)
+	var input int64
+	for i := range recs {
+		recs[i] = next()
+		input += int64(len(recs[i].Value))
+	}
+	return recs, input
 }
 
 func ratio(a, b float64) float64 {

@@ -62,8 +62,8 @@ type sinkRunner interface {
 	// records are committed, returning the throughput and peak RSS.
 	measure(ctx context.Context, rows int, input int64) (Throughput, int64, error)
 	// measureMore times the sink, already running, from the call of
-	// produce, which sends rows more records of input bytes, until total
-	// records are committed.
+	// produce, which sends rows more records of input bytes (nil: they
+	// are already in the topic), until total records are committed.
 	measureMore(ctx context.Context, produce func() error, total, rows int, input int64) (Throughput, error)
 	// committed returns the rows committed so far.
 	committed() (int64, error)
@@ -177,21 +177,19 @@ func (r *inProcess) measure(ctx context.Context, rows int, input int64) (Through
 		return Throughput{}, 0, err
 	}
 	resetPeakRSS()
-	start, cpu0 := time.Now(), selfCPU()
-	err = waitFor(ctx, measureTimeout, "sink commits", func() (bool, error) {
-		n, err := r.committed()
-		return n >= int64(rows), err
-	})
+	tp, err := r.measureMore(ctx, nil, rows, rows, input)
 	if err != nil {
 		return Throughput{}, 0, err
 	}
-	return newThroughput(rows, input, time.Since(start), selfCPU()-cpu0), peakRSS("self"), nil
+	return tp, peakRSS("self"), nil
 }
 
 func (r *inProcess) measureMore(ctx context.Context, produce func() error, total, rows int, input int64) (Throughput, error) {
 	start, cpu0 := time.Now(), selfCPU()
-	if err := produce(); err != nil {
-		return Throughput{}, err
+	if produce != nil {
+		if err := produce(); err != nil {
+			return Throughput{}, err
+		}
 	}
 	err := waitFor(ctx, measureTimeout, "sink commits", func() (bool, error) {
 		n, err := r.committed()
@@ -398,30 +396,15 @@ func (c *child) measure(ctx context.Context, rows int, input int64) (Throughput,
 	if err != nil {
 		return Throughput{}, 0, err
 	}
-	pid := c.cmd.Process.Pid
-	start := time.Now()
-	cpu0, err := procCPU(pid)
+	tp, err := c.measureMore(ctx, nil, rows, rows, input)
 	if err != nil {
 		return Throughput{}, 0, err
 	}
-	var done int64
-	err = waitEvery(ctx, func() time.Duration { return nextPoll(done, int64(rows), time.Since(start)) },
-		measureTimeout, "sink commits", func() (bool, error) {
-			var err error
-			done, err = c.committed()
-			return done >= int64(rows), err
-		})
-	if err != nil {
-		return Throughput{}, 0, err
-	}
-	wall := time.Since(start)
-	cpu1, err := procCPU(pid)
-	if err != nil {
-		return Throughput{}, 0, err
-	}
-	return newThroughput(rows, input, wall, cpu1-cpu0), peakRSS(strconv.Itoa(pid)), nil
+	return tp, peakRSS(strconv.Itoa(c.cmd.Process.Pid)), nil
 }
 
+// measureMore, with produce nil, is measure's timing once the sink is
+// ready.
 func (c *child) measureMore(ctx context.Context, produce func() error, total, rows int, input int64) (Throughput, error) {
 	pid := c.cmd.Process.Pid
 	start := time.Now()
@@ -429,16 +412,15 @@ func (c *child) measureMore(ctx context.Context, produce func() error, total, ro
 	if err != nil {
 		return Throughput{}, err
 	}
-	if err := produce(); err != nil {
-		return Throughput{}, err
+	if produce != nil {
+		if err := produce(); err != nil {
+			return Throughput{}, err
+		}
 	}
 	var done int64
 	from := int64(total - rows)
 	err = waitEvery(ctx, func() time.Duration { return nextPoll(max(done-from, 0), int64(rows), time.Since(start)) },
 		measureTimeout, "sink commits", func() (bool, error) {
-			if err := c.alive(); err != nil {
-				return false, err
-			}
 			var err error
 			done, err = c.committed()
 			return done >= int64(total), err
