@@ -26,6 +26,7 @@ import (
 	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/compress/uncompressed"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // Key-value metadata stored in every block so ReadBlock can restore the
@@ -131,12 +132,18 @@ func parseColumnsJSON(text string) (*codec.Schema, error) {
 // DefaultRowGroupBytes bounds a row group when EncodeOptions leaves it 0.
 const DefaultRowGroupBytes = 8 << 20
 
+// DefaultPageBytes bounds a data page when EncodeOptions leaves it 0.
+const DefaultPageBytes = 1 << 20
+
 // EncodeOptions configures EncodeBlock.
 type EncodeOptions struct {
 	// Compression is "zstd" (the default when empty), "snappy" or "none".
 	Compression string
 	// RowGroupBytes bounds the estimated uncompressed bytes of a row group.
 	RowGroupBytes int64
+	// PageBytes bounds the estimated bytes of a data page's values before
+	// compression (DefaultPageBytes when 0).
+	PageBytes int
 	// KafkaColumns adds _topic, _partition and _offset.
 	KafkaColumns bool
 	// FieldIDs, if not nil, gives every column of the block (metadata
@@ -354,28 +361,34 @@ func EncodeRows(w io.Writer, s *codec.Schema, rows *codec.Rows, opts EncodeOptio
 			colOf[ni] = ci
 		}
 	}
+	// leaf lists the block columns in the Parquet schema's order.
+	leaf := make([]int, len(cols))
+	for i := range cols {
+		leaf[cols[i].leaf] = i
+	}
 
 	cw := &countingWriter{w: w}
-	pw := parquet.NewWriter(cw, ps,
-		parquet.Compression(comp),
-		parquet.CreatedBy("evodb-sink", "", ""),
-		// Min/max in every data page header are the deprecated form of
-		// the column index, which is still written, as are the row
-		// groups' statistics; computing them walked every page's values
-		// a second time (BenchmarkEncodeBlock 201-217 -> 262 MB/s).
-		parquet.DataPageStatistics(false),
-		parquet.KeyValueMetadata(metaColumnList, colsJSON),
-		parquet.KeyValueMetadata(metaDB, db),
-		parquet.KeyValueMetadata(metaNS, ns),
-		parquet.KeyValueMetadata(metaTable, table),
-	)
+	// Sorted by key, as parquet-go's Writer wrote them.
+	fw := newFileWriter(cw, ps, comp, []format.KeyValue{
+		{Key: metaColumnList, Value: colsJSON},
+		{Key: metaDB, Value: db},
+		{Key: metaNS, Value: ns},
+		{Key: metaTable, Value: table},
+	}, len(cols))
+	defer fw.release()
+	fw.pageBytes = opts.PageBytes
+	if fw.pageBytes <= 0 {
+		fw.pageBytes = DefaultPageBytes
+	}
+	if err := fw.writeMagic(); err != nil {
+		return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
+	}
 
 	n := rows.Len()
 	// metas is sized once: a RowMeta is a few words, and growing the
 	// slice by appends cost a handful of allocations per block.
 	e := rowsEncoder{rows: rows, cols: cols, nmeta: nmeta, colOf: colOf, st: newStatsBuilder(cols),
-		metas: make([]codec.RowMeta, 0, min(n, batchRows))}
-	writers := pw.ColumnWriters()
+		metas: make([]codec.RowMeta, 0, min(n, batchRows)), chunks: fw.chunks}
 	var groupBytes int64
 	for start := 0; start < n; start += batchRows {
 		end := min(start+batchRows, n)
@@ -386,20 +399,20 @@ func EncodeRows(w io.Writer, s *codec.Schema, rows *codec.Rows, opts EncodeOptio
 			if err := e.column(i); err != nil {
 				return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 			}
-			if _, err := writers[cols[i].leaf].WriteRowValues(e.out); err != nil {
-				return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
-			}
 		}
 		groupBytes += e.bytes
 		e.bytes = 0
-		if groupBytes >= rgBytes {
+		if groupBytes >= rgBytes || end == n {
 			groupBytes = 0
-			if err := pw.Flush(); err != nil {
+			if err := fw.writeGroup(cols, e.chunks, leaf); err != nil {
 				return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
+			}
+			for i := range e.chunks {
+				e.chunks[i].reset()
 			}
 		}
 	}
-	if err := pw.Close(); err != nil {
+	if err := fw.writeFooter(); err != nil {
 		return codec.BlockStats{}, fmt.Errorf("encode block: %w", err)
 	}
 	stats := e.st.finish(int64(n))
@@ -407,10 +420,11 @@ func EncodeRows(w io.Writer, s *codec.Schema, rows *codec.Rows, opts EncodeOptio
 	return stats, nil
 }
 
-// rowsEncoder turns a batch of rows into Parquet values a column at a
-// time: each column's loop is specialised to its type and keeps its
-// minimum and maximum in locals, instead of converting and comparing
-// every value through the generic Value paths (BenchmarkEncodeBlock).
+// rowsEncoder turns a batch of rows into the row group's typed column
+// arrays a column at a time: each column's loop is specialised to its
+// type and keeps its minimum and maximum in locals, instead of converting
+// and comparing every value through the generic Value paths
+// (BenchmarkEncodeBlock).
 type rowsEncoder struct {
 	rows  *codec.Rows
 	cols  []blockColumn
@@ -422,8 +436,8 @@ type rowsEncoder struct {
 	// row has none.
 	metas  []codec.RowMeta
 	cellAt []uint32
-	out    []parquet.Value
-	bytes  int64 // estimated uncompressed bytes of the batch
+	chunks []chunk // the row group's columns
+	bytes  int64   // estimated uncompressed bytes of the batch
 }
 
 // gather indexes rows [start, end): their metadata and which cell holds
@@ -456,18 +470,19 @@ func (e *rowsEncoder) gather(start, end int) error {
 	return nil
 }
 
-// column sets e.out to column i's Parquet values for the gathered rows and
+// column appends column i's values of the gathered rows to its chunk and
 // adds them to the statistics. Values are read from the Rows' cells (the
-// metadata columns from the rows' metadata, see metaColumn) and built as
-// Parquet values in one pass per column, with no intermediate slice of
-// codec values for the common types.
+// metadata columns from the rows' metadata, see metaColumn) and stored in
+// the chunk's typed array in one pass per column, with no intermediate
+// slice of values for the common types.
 func (e *rowsEncoder) column(i int) error {
-	rows, c := e.rows, &e.cols[i]
+	rows, c, ch := e.rows, &e.cols[i], &e.chunks[i]
 	nrows := len(e.metas)
 	if i < e.nmeta {
 		e.metaColumn(i)
 		return nil
 	}
+	ch.rows += nrows
 	// cell returns row k's value of this column: its cell, null when the
 	// row has none.
 	ndata, j := len(e.cols)-e.nmeta, i-e.nmeta
@@ -477,12 +492,6 @@ func (e *rowsEncoder) column(i int) error {
 		}
 		return codec.Value{}
 	}
-	out := slices.Grow(e.out[:0], nrows)
-	// A required column's writer ignores levels; an optional one reads
-	// the definition level only. tmpl is the column's present value,
-	// levels set, whose data withData replaces (Value.Level is not
-	// inlined and cost more than the value's construction).
-	null := parquet.NullValue().Level(0, 0, c.leaf)
 	cs := &e.st.stats[i]
 	var strBytes int64
 	mismatch := func(k int, v codec.Value) error {
@@ -490,6 +499,7 @@ func (e *rowsEncoder) column(i int) error {
 		return fmt.Errorf("change at %s/%d@%d: column %q: expected %s, got %s",
 			m.Topic, m.Partition, m.Offset, c.name, c.typ.Name(), v.Kind())
 	}
+	// Data columns are optional: every row has a definition level.
 	switch c.typ.Kind {
 	case codec.TypeLong, codec.TypeTimestamp, codec.TypeInteger, codec.TypeDate:
 		want, narrow := codec.KindInt, c.typ.Kind == codec.TypeInteger || c.typ.Kind == codec.TypeDate
@@ -499,16 +509,12 @@ func (e *rowsEncoder) column(i int) error {
 		case codec.TypeDate:
 			want = codec.KindDate
 		}
-		tmpl := present(c, parquet.Int64Value(0))
-		if narrow {
-			tmpl = present(c, parquet.Int32Value(0))
-		}
 		var b bounds[int64]
 		for k := range nrows {
 			v := cell(k)
 			if v.IsNull() {
 				cs.NullCount++
-				out = append(out, null)
+				ch.null()
 				continue
 			}
 			x := v.Int()
@@ -516,15 +522,15 @@ func (e *rowsEncoder) column(i int) error {
 				return mismatch(k, v)
 			}
 			b.add(x)
-			// An int32 value holds its sign-extended bits, as x's are.
-			out = append(out, withData(tmpl, nil, uint64(x)))
+			ch.defs = append(ch.defs, 1)
+			ch.ints = append(ch.ints, x)
 		}
 		if b.seen {
 			e.st.add(i, intValue(want, b.lo))
 			e.st.add(i, intValue(want, b.hi))
 		}
+		ch.ib.merge(b)
 	case codec.TypeDouble:
-		tmpl := present(c, parquet.DoubleValue(0))
 		var b bounds[float64]
 		for k := range nrows {
 			v := cell(k)
@@ -532,7 +538,7 @@ func (e *rowsEncoder) column(i int) error {
 			switch v.Kind() {
 			case codec.KindNull:
 				cs.NullCount++
-				out = append(out, null)
+				ch.null()
 				continue
 			case codec.KindFloat:
 				x = v.Float()
@@ -544,21 +550,22 @@ func (e *rowsEncoder) column(i int) error {
 			if x == x { // NaN has no order and stays out of the statistics
 				b.add(x)
 			}
-			out = append(out, withData(tmpl, nil, math.Float64bits(x)))
+			ch.defs = append(ch.defs, 1)
+			ch.f64 = append(ch.f64, x)
 		}
 		if b.seen {
 			e.st.add(i, codec.Float(b.lo))
 			e.st.add(i, codec.Float(b.hi))
 		}
+		ch.fb.merge(b)
 	case codec.TypeString:
-		tmpl := present(c, parquet.ByteArrayValue(nil))
 		var b bounds[string]
 		for k := range nrows {
 			v := cell(k)
 			switch v.Kind() {
 			case codec.KindNull:
 				cs.NullCount++
-				out = append(out, null)
+				ch.null()
 				continue
 			case codec.KindString:
 			default:
@@ -567,30 +574,35 @@ func (e *rowsEncoder) column(i int) error {
 			str := v.Str()
 			b.add(str)
 			strBytes += int64(len(str))
-			out = append(out, withData(tmpl, unsafe.StringData(str), uint64(len(str))))
+			ch.defs = append(ch.defs, 1)
+			ch.appendBytes(str)
 		}
 		if b.seen {
 			e.st.add(i, codec.String(b.lo))
 			e.st.add(i, codec.String(b.hi))
 		}
+		ch.sb.merge(b)
 	case codec.TypeBoolean:
-		tmpl := present(c, parquet.BooleanValue(false))
+		var b bounds[int64]
 		for k := range nrows {
 			v := cell(k)
 			switch v.Kind() {
 			case codec.KindNull:
 				cs.NullCount++
-				out = append(out, null)
+				ch.null()
 			case codec.KindBool:
-				var x uint64
+				var x byte
 				if v.Bool() {
 					x = 1
 				}
-				out = append(out, withData(tmpl, nil, x))
+				b.add(int64(x))
+				ch.defs = append(ch.defs, 1)
+				ch.data = append(ch.data, x)
 			default:
 				return mismatch(k, v)
 			}
 		}
+		ch.ib.merge(b)
 	default: // decimal, JSON, binary: rare enough for the generic path
 		for k := range nrows {
 			v, ok := codec.Coerce(cell(k), c.typ)
@@ -598,67 +610,98 @@ func (e *rowsEncoder) column(i int) error {
 				return mismatch(k, cell(k))
 			}
 			e.st.add(i, v)
+			if v.IsNull() {
+				ch.null()
+				continue
+			}
 			strBytes += int64(len(v.Str()))
-			out = append(out, toParquet(c, v))
+			ch.defs = append(ch.defs, 1)
+			e.appendGeneric(c, ch, v)
 		}
 	}
 	e.bytes += int64(8*nrows) + strBytes
-	e.out = out
 	return nil
 }
 
-// metaColumn sets e.out to metadata column i's Parquet values for the
-// gathered rows and adds them to the statistics, straight from the rows'
+// appendGeneric adds a present value of a decimal, JSON or binary column
+// to its chunk, and to the chunk's bounds.
+func (e *rowsEncoder) appendGeneric(c *blockColumn, ch *chunk, v codec.Value) {
+	if c.typ.Kind != codec.TypeDecimal {
+		ch.appendBytes(v.Str())
+		ch.sb.add(v.Str())
+		return
+	}
+	if c.flbaLen == 0 {
+		x, _ := v.UnscaledInt64()
+		ch.ints = append(ch.ints, x)
+		ch.ib.add(x)
+		return
+	}
+	at := len(ch.data)
+	ch.data = slices.Grow(ch.data, c.flbaLen)[:at+c.flbaLen]
+	v.PutUnscaled(ch.data[at:])
+	// Big-endian two's complement does not order as bytes do: the
+	// bounds of wide decimals are kept as decimals.
+	if !ch.gseen || v.Compare(ch.glo) < 0 {
+		ch.glo = v
+	}
+	if !ch.gseen || v.Compare(ch.ghi) > 0 {
+		ch.ghi = v
+	}
+	ch.gseen = true
+}
+
+// metaColumn appends metadata column i's values of the gathered rows to
+// its chunk and adds them to the statistics, straight from the rows'
 // metadata: a metadata column is required and always of its type, so no
 // value is checked, and which field a column reads is decided once per
 // column, not per row.
 func (e *rowsEncoder) metaColumn(i int) {
-	c := &e.cols[i]
-	nrows := len(e.metas)
-	out := slices.Grow(e.out[:0], nrows)[:nrows]
+	c, ch := &e.cols[i], &e.chunks[i]
+	ch.rows += len(e.metas)
 	var strBytes int64
-	ints := func(kind codec.Kind, tmpl parquet.Value, x func(*codec.RowMeta) int64) {
+	ints := func(kind codec.Kind, x func(*codec.RowMeta) int64) {
 		var b bounds[int64]
 		for k := range e.metas {
 			v := x(&e.metas[k])
 			b.add(v)
-			out[k] = withData(tmpl, nil, uint64(v))
+			ch.ints = append(ch.ints, v)
 		}
 		if b.seen {
 			e.st.add(i, intValue(kind, b.lo))
 			e.st.add(i, intValue(kind, b.hi))
 		}
+		ch.ib.merge(b)
 	}
 	strs := func(x func(*codec.RowMeta) string) {
-		tmpl := parquet.ByteArrayValue(nil)
 		var b bounds[string]
 		for k := range e.metas {
 			s := x(&e.metas[k])
 			b.add(s)
 			strBytes += int64(len(s))
-			out[k] = withData(tmpl, unsafe.StringData(s), uint64(len(s)))
+			ch.appendDict(s)
 		}
 		if b.seen {
 			e.st.add(i, codec.String(b.lo))
 			e.st.add(i, codec.String(b.hi))
 		}
+		ch.sb.merge(b)
 	}
 	switch c.name {
 	case codec.ColOp:
 		strs(func(m *codec.RowMeta) string { return m.Op.String() })
 	case codec.ColLSN:
-		ints(codec.KindInt, parquet.Int64Value(0), func(m *codec.RowMeta) int64 { return int64(m.LSN) })
+		ints(codec.KindInt, func(m *codec.RowMeta) int64 { return int64(m.LSN) })
 	case codec.ColTS:
-		ints(codec.KindTimestamp, parquet.Int64Value(0), func(m *codec.RowMeta) int64 { return m.TS })
+		ints(codec.KindTimestamp, func(m *codec.RowMeta) int64 { return m.TS })
 	case codec.ColTopic:
 		strs(func(m *codec.RowMeta) string { return m.Topic })
 	case codec.ColPartition:
-		ints(codec.KindInt, parquet.Int32Value(0), func(m *codec.RowMeta) int64 { return int64(m.Partition) })
+		ints(codec.KindInt, func(m *codec.RowMeta) int64 { return int64(m.Partition) })
 	case codec.ColOffset:
-		ints(codec.KindInt, parquet.Int64Value(0), func(m *codec.RowMeta) int64 { return m.Offset })
+		ints(codec.KindInt, func(m *codec.RowMeta) int64 { return m.Offset })
 	}
-	e.bytes += int64(8*nrows) + strBytes
-	e.out = out
+	e.bytes += int64(8*len(e.metas)) + strBytes
 }
 
 // bounds tracks the minimum and maximum of a column's values in a batch;
@@ -687,100 +730,6 @@ func intValue(k codec.Kind, x int64) codec.Value {
 		return codec.Timestamp(x)
 	}
 	return codec.Int(x)
-}
-
-// present sets a non-null value's levels when its column is optional.
-func present(c *blockColumn, v parquet.Value) parquet.Value {
-	if c.optional {
-		return v.Level(0, 1, c.leaf)
-	}
-	return v
-}
-
-// valueData is the leading part of parquet.Value: the data pointer and
-// word that its constructors set (for BOOLEAN, INT32, INT64 and DOUBLE
-// the value's bits in u64, for BYTE_ARRAY the bytes' address and length),
-// before the kind and the levels.
-type valueData struct {
-	ptr *byte
-	u64 uint64
-}
-
-// withData returns tmpl, a parquet.Value of some kind with its levels
-// set, with its data replaced: the value parquet-go's constructor of that
-// kind would return for the data, with tmpl's levels, without the call to
-// Value.Level per value. Invariant: parquet.Value starts with the fields
-// valueData mirrors, and its constructors set nothing else but the kind.
-// valueLayoutErr checks this against parquet-go's own constructors and
-// Level; TestWithData runs it and shows the check catches a mismatch.
-func withData(tmpl parquet.Value, ptr *byte, u64 uint64) parquet.Value {
-	d := (*valueData)(unsafe.Pointer(&tmpl))
-	d.ptr, d.u64 = ptr, u64
-	return tmpl
-}
-
-// valueLayoutErr compares withData with parquet-go's constructors and
-// Value.Level for every kind the encoder builds with it: mk(x) must equal
-// withData(mk(0) with levels, x's data) for each sample.
-func valueLayoutErr() error {
-	s := "some bytes"
-	checks := []struct {
-		name string
-		got  parquet.Value
-		want parquet.Value
-	}{
-		{"int64", withData(parquet.Int64Value(0).Level(0, 1, 7), nil, uint64(1<<40+3)), parquet.Int64Value(1<<40+3).Level(0, 1, 7)},
-		{"negative int64", withData(parquet.Int64Value(0).Level(0, 1, 7), nil, uint64(math.MaxUint64-4)), parquet.Int64Value(-5).Level(0, 1, 7)},
-		{"int32", withData(parquet.Int32Value(0).Level(0, 1, 2), nil, uint64(math.MaxUint64-4)), parquet.Int32Value(-5).Level(0, 1, 2)},
-		{"double", withData(parquet.DoubleValue(0).Level(0, 1, 300), nil, math.Float64bits(-2.5)), parquet.DoubleValue(-2.5).Level(0, 1, 300)},
-		{"boolean", withData(parquet.BooleanValue(false).Level(0, 1, 1), nil, 1), parquet.BooleanValue(true).Level(0, 1, 1)},
-		{"byte array", withData(parquet.ByteArrayValue(nil).Level(0, 1, 9), unsafe.StringData(s), uint64(len(s))), parquet.ByteArrayValue(bytesOf(s)).Level(0, 1, 9)},
-		{"required", withData(parquet.Int64Value(0), nil, 42), parquet.Int64Value(42)},
-	}
-	for _, c := range checks {
-		if c.got != c.want || !parquet.Equal(c.got, c.want) || c.got.DefinitionLevel() != c.want.DefinitionLevel() || c.got.Column() != c.want.Column() {
-			return fmt.Errorf("parquet.Value layout changed: withData builds %#v for %s, parquet-go %#v", c.got, c.name, c.want)
-		}
-	}
-	return nil
-}
-
-// toParquet converts a coerced value to a Parquet value at its leaf.
-func toParquet(c *blockColumn, v codec.Value) parquet.Value {
-	def := 0
-	if c.optional {
-		if v.IsNull() {
-			return parquet.NullValue().Level(0, 0, c.leaf)
-		}
-		def = 1
-	}
-	var pv parquet.Value
-	switch c.typ.Kind {
-	case codec.TypeLong, codec.TypeTimestamp:
-		pv = parquet.Int64Value(v.Int())
-	case codec.TypeInteger, codec.TypeDate:
-		pv = parquet.Int32Value(int32(v.Int()))
-	case codec.TypeDouble:
-		pv = parquet.DoubleValue(v.Float())
-	case codec.TypeBoolean:
-		pv = parquet.BooleanValue(v.Bool())
-	case codec.TypeString, codec.TypeJSON, codec.TypeBinary:
-		pv = parquet.ByteArrayValue(bytesOf(v.Str()))
-	case codec.TypeDecimal:
-		switch {
-		case c.flbaLen > 0:
-			b := make([]byte, c.flbaLen)
-			v.PutUnscaled(b)
-			pv = parquet.FixedLenByteArrayValue(b)
-		case c.typ.Precision <= 9:
-			x, _ := v.UnscaledInt64()
-			pv = parquet.Int32Value(int32(x))
-		default:
-			x, _ := v.UnscaledInt64()
-			pv = parquet.Int64Value(x)
-		}
-	}
-	return pv.Level(0, def, c.leaf)
 }
 
 // fromParquet converts a Parquet value back to a Value of a column type.

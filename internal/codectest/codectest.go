@@ -1,11 +1,16 @@
 // Package codectest builds the CDC records and decoded changes that the
 // benchmarks of codec, codec/cdc and codec/parquetblock share, so the
 // decoder, the schema, Rows and the block encoder are measured on the same
-// input.
+// input, and the changes of every type that the block writer's tests and
+// the end-to-end readers' check share.
 package codectest
 
 import (
 	"fmt"
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/evodb/sink/codec"
@@ -56,4 +61,45 @@ func AcceptedChanges(tb testing.TB, n int) (changes []codec.Change, s *codec.Sch
 		raw += int64(len(r.Value))
 	}
 	return changes, s, raw
+}
+
+// ManyTypesChanges returns n changes with a column of every type, each
+// null now and then, values random: wide and narrow decimals of both
+// signs, NaN and signed zeros among the doubles, strings longer than the
+// column index keeps.
+func ManyTypesChanges(n int, seed uint64) []codec.Change {
+	r := rand.New(rand.NewPCG(seed, 7))
+	changes := make([]codec.Change, n)
+	for i := range changes {
+		f := func(name string, v codec.Value) codec.Field {
+			if r.IntN(7) == 0 {
+				v = codec.Null()
+			}
+			return codec.Field{Name: name, Value: v}
+		}
+		doubles := []float64{math.NaN(), math.Copysign(0, -1), 0, r.NormFloat64() * 1e6}
+		long := strings.Repeat(string(rune('a'+r.IntN(26))), 10+r.IntN(30))
+		changes[i] = codec.Change{Topic: fmt.Sprintf("t%d", r.IntN(3)), Partition: int32(r.IntN(4)), Offset: int64(i),
+			DB: "db", Schema: "s", Table: "many", Op: codec.Op(1 + r.IntN(4)), LSN: uint64(1000 + i), TS: 1_700_000_000_000 + int64(r.IntN(1e6)),
+			Row: []codec.Field{
+				f("id", codec.Int(r.Int64()-math.MaxInt64/2)),
+				f("small", codec.Int(int64(r.Int32N(1000))-500)),
+				f("price", codec.DecimalFromInt64(r.Int64N(2_000_000)-1_000_000, 2)),
+				f("wide", wideDecimal(r)),
+				f("x", codec.Float(doubles[r.IntN(len(doubles))])),
+				f("ok", codec.Bool(r.IntN(2) == 0)),
+				f("name", codec.String(long)),
+				f("blob", codec.Binary([]byte{byte(r.IntN(256)), 0xff, byte(r.IntN(256))})),
+				f("doc", codec.JSON(fmt.Sprintf(`{"k":%d}`, r.IntN(100)))),
+				f("born", codec.Date(int32(r.IntN(40000)-20000))),
+				f("seen", codec.Timestamp(r.Int64N(1e13))),
+			}}
+	}
+	return changes
+}
+
+// wideDecimal is a random decimal(38,3) beyond int64, of either sign.
+func wideDecimal(r *rand.Rand) codec.Value {
+	u := new(big.Int).Mul(big.NewInt(r.Int64N(1e9)-5e8), new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil))
+	return codec.DecimalFromBig(u.Add(u, big.NewInt(r.Int64N(1e18))), 3)
 }
