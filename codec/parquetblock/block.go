@@ -208,7 +208,8 @@ func decimalBytes(precision int32) int {
 // parquetNode maps a column type to its Parquet leaf: strings and JSON as
 // BYTE_ARRAY with the String logical type, dates as DATE, timestamps as
 // TIMESTAMP(isAdjustedToUTC=true, MILLIS), decimals as DECIMAL over INT32
-// (p ≤ 9), INT64 (p ≤ 18) or FIXED_LEN_BYTE_ARRAY.
+// (p ≤ 9), INT64 (p ≤ 18) or FIXED_LEN_BYTE_ARRAY. How each is encoded
+// is the writer's choice (planOf).
 func parquetNode(c *blockColumn) parquet.Node {
 	var n parquet.Node
 	switch c.typ.Kind {
@@ -238,27 +239,6 @@ func parquetNode(c *blockColumn) parquet.Node {
 		default:
 			c.flbaLen = decimalBytes(c.typ.Precision)
 			n = parquet.Decimal(s, p, parquet.FixedLenByteArrayType(c.flbaLen))
-		}
-	}
-	// Monotonic metadata columns compress to almost nothing with delta
-	// encoding; the op and topic columns repeat a handful of values.
-	// Integer, date and timestamp data columns are delta-encoded too:
-	// values of a narrow range or close to each other (ids, times,
-	// counters) bit-pack to a fraction of their 8 plain bytes, so zstd has
-	// that much less to scan, and wide random values cost no more than
-	// plain. On the benchmark workload's blocks: 4 % fewer bytes and about
-	// a tenth less CPU for the whole decode+encode (BENCHMARKS.md). Every
-	// reader the sink is tested with reads it (TestIntegerColumnsDeltaEncoded
-	// covers the wrapping deltas of extreme values).
-	switch c.name {
-	case codec.ColLSN, codec.ColTS, codec.ColOffset:
-		n = parquet.Encoded(n, &parquet.DeltaBinaryPacked)
-	case codec.ColOp, codec.ColTopic:
-		n = parquet.Encoded(n, &parquet.RLEDictionary)
-	default:
-		switch c.typ.Kind {
-		case codec.TypeLong, codec.TypeInteger, codec.TypeTimestamp, codec.TypeDate:
-			n = parquet.Encoded(n, &parquet.DeltaBinaryPacked)
 		}
 	}
 	if c.optional {
@@ -312,7 +292,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // copies values into its own buffers and never modifies them.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// batchRows is how many rows are handed to the Parquet writer at once.
+// batchRows is how many rows are indexed (rowsEncoder.gather) and added
+// to the row group's columns at once; row groups are cut between batches.
 const batchRows = 256
 
 // EncodeBlock writes changes as one Parquet file: the schema's data

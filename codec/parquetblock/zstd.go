@@ -23,8 +23,8 @@ type pageZstd struct {
 // pageZstdWindow is the encoders' window. Each encoder state keeps a
 // history buffer of the window size (plus a block): at zstd's default 8 MiB
 // window, four states held 33 MiB for as long as the process ran. Pages
-// are cut at parquet-go's 256 KiB page buffer, so a 1 MiB window loses no
-// match a page could use.
+// are cut at about DefaultPageBytes (1 MiB) of values, so a 1 MiB window
+// loses no match but across the largest pages' ends.
 const pageZstdWindow = 1 << 20
 
 // pageZstdStates is how many encoder states the process's zstd encoder
