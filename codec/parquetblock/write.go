@@ -22,22 +22,21 @@ import (
 
 // The block writer. EncodeRows builds each column of a row group in a
 // typed array (chunk) straight from the buffered cells and writes it as
-// Parquet pages with parquet-go's own encoders, page and footer types and
-// thrift codec. parquet-go's Writer takes values only as parquet.Value (a
-// 24-byte tagged value per cell), copies them into its column buffers,
-// and walks every page once more for its bounds, which the encoder has
-// already computed: a third of the encode's CPU on the benchmark
-// workload's blocks went to building, copying and re-reading those values
-// (BENCHMARKS.md, "A typed page writer"). The files are what parquet-go's
-// Writer wrote for the same schema, page for page the same encodings
-// (DATA_PAGE_V2; delta-encoded integers, dates and timestamps; the length
-// of byte arrays delta-encoded; dictionary-encoded _op and _topic; plain
-// doubles, booleans and wide decimals), with the same schema elements,
-// column orders and chunk statistics, but without the optional page index
-// (column and offset indexes): a block's chunks are a page or a few, so
-// the index would let a reader skip nothing the chunk statistics do not.
-// ReadBlock reads them with parquet-go, and the end-to-end suite with
-// delta-rs, DuckDB, PyIceberg and Spark.
+// Parquet pages with parquet-go's own encoders, page, page index and
+// footer types and thrift codec. parquet-go's Writer takes values only as
+// parquet.Value (a 24-byte tagged value per cell), copies them into its
+// column buffers, and walks every page once more for its bounds, which
+// the encoder has already computed: 40 % of the encode's time on the
+// benchmark's blocks (BENCHMARKS.md, "Third round: a typed page writer").
+// The files have the layout parquet-go's Writer gave them: DATA_PAGE_V2;
+// delta-encoded integers, dates and timestamps; plain doubles, booleans
+// and wide decimals; dictionary-encoded _op and _topic; the same schema
+// elements, column orders, chunk statistics and column and offset
+// indexes. Byte array columns whose values repeat are dictionary-encoded
+// too (see dictionary), the others keep their lengths delta-encoded.
+// ReadBlock reads the files with parquet-go, TestBlockReaders with
+// pyarrow and DuckDB, and the end-to-end suite's tables are read by
+// delta-rs, pyarrow, DuckDB, Polars, PyIceberg and Spark.
 
 // columnPlan is how a block column is stored: its physical type, the
 // encoding of its data pages, and whether they index a dictionary.
@@ -162,6 +161,7 @@ type fileWriter struct {
 	chunks []chunk
 	hdr    bytes.Buffer
 	enc    *thrift.Encoder
+	dictOf map[string]int32 // dictionary: the index of each value
 	levels []byte
 	vals   []byte
 	packed []byte
@@ -347,6 +347,9 @@ func (fw *fileWriter) writeGroup(cols []blockColumn, chunks []chunk, leaf []int)
 // setting ci and oi to its page index.
 func (fw *fileWriter) writeChunk(c *blockColumn, ch *chunk, ci *format.ColumnIndex, oi *format.OffsetIndex) (format.ColumnMetaData, error) {
 	p := planOf(c)
+	if p.phys == format.ByteArray && !p.dict && fw.dictionary(ch) {
+		p.enc, p.dict = format.RLEDictionary, true
+	}
 	md := format.ColumnMetaData{Type: p.phys, PathInSchema: []string{c.name}, Codec: fw.comp.CompressionCodec()}
 	if p.dict {
 		md.DictionaryPageOffset = fw.w.n
@@ -414,6 +417,52 @@ func (fw *fileWriter) writeChunk(c *blockColumn, ch *chunk, ci *format.ColumnInd
 	md.Statistics.NullCount = ch.nulls
 	md.Statistics.MinValue, md.Statistics.MaxValue = lo, hi
 	return md, nil
+}
+
+// Dictionary encoding of byte array columns. A column whose values
+// repeat (statuses, countries, enums, short JSON documents) is written as
+// a dictionary page of its distinct values and data pages of their
+// indexes, RLE/bit-packed: what zstd then compresses is a fraction of the
+// values' bytes, and readers decode each distinct value once. Whether a
+// chunk is worth it is decided on its values: not when the first
+// dictSample values are more than half distinct, nor when the whole
+// dictionary comes to more than dictMaxBytes or to more than half the
+// plain encoding's bytes (then the chunk is written with the lengths
+// delta-encoded, as without a dictionary).
+const (
+	dictSample   = 1024
+	dictMaxBytes = 1 << 20
+)
+
+// dictionary builds ch's dictionary (ch.dict, ch.idx) from its byte
+// array values and reports whether the chunk should use it.
+func (fw *fileWriter) dictionary(ch *chunk) bool {
+	n := len(ch.offs) - 1
+	if n < 2 {
+		return false
+	}
+	if fw.dictOf == nil {
+		fw.dictOf = make(map[string]int32)
+	}
+	defer clear(fw.dictOf)
+	ch.dict, ch.idx = ch.dict[:0], slices.Grow(ch.idx[:0], n)
+	var dictBytes int
+	for k := range n {
+		v := unsafe.String(unsafe.SliceData(ch.data[ch.offs[k]:]), ch.offs[k+1]-ch.offs[k])
+		i, ok := fw.dictOf[v]
+		if !ok {
+			i = int32(len(ch.dict))
+			fw.dictOf[v] = i
+			ch.dict = append(ch.dict, v)
+			dictBytes += 4 + len(v)
+			if k < dictSample && len(ch.dict) > dictSample/2 || dictBytes > dictMaxBytes {
+				return false
+			}
+		}
+		ch.idx = append(ch.idx, i)
+	}
+	plainBytes := 4*n + int(ch.offs[n]-ch.offs[0])
+	return 2*(dictBytes+n) <= plainBytes
 }
 
 // cut returns the end of the page that starts at row r0 and value v0:

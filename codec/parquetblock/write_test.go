@@ -2,6 +2,7 @@ package parquetblock
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/evodb/sink/codec"
 	"github.com/evodb/sink/internal/codectest"
 )
 
@@ -189,4 +191,45 @@ func TestIndexBounds(t *testing.T) {
 	require.Equal(t, -1, cmpTwos([]byte{0x80, 0}, []byte{0x7f, 0xff}))
 	require.Equal(t, 1, cmpTwos([]byte{0x00, 1}, []byte{0xff, 0xff}))
 	require.Equal(t, -1, cmpTwos([]byte{0xff, 0xfe}, []byte{0xff, 0xff}))
+}
+
+// TestDictionaryChoice: a byte array column whose values repeat is
+// dictionary-encoded, one whose values are distinct keeps the lengths
+// delta-encoded, and one that starts repetitive and turns distinct past
+// the sample falls back when its dictionary stops paying; every value
+// reads back either way.
+func TestDictionaryChoice(t *testing.T) {
+	const n = 5000
+	changes := make([]codec.Change, n)
+	for i := range changes {
+		late := "early"
+		if i >= dictSample {
+			late = fmt.Sprintf("late-%08d-%s", i, strings.Repeat("x", 40))
+		}
+		changes[i] = codec.Change{Table: "t", Op: codec.OpInsert, LSN: uint64(i + 1), Row: []codec.Field{
+			{Name: "status", Value: codec.String([]string{"active", "paused", "closed"}[i%3])},
+			{Name: "email", Value: codec.String(fmt.Sprintf("user%06d@example.org", i))},
+			{Name: "late", Value: codec.String(late)},
+			{Name: "doc", Value: codec.JSON(fmt.Sprintf(`{"k":%d}`, i%7))},
+		}}
+	}
+	s, data, _ := encodeAll(t, changes, EncodeOptions{})
+	_, back, err := ReadBlock(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	for i := range changes {
+		require.Equal(t, normalized(t, s, changes[i]), normalized(t, s, back[i]), "change %d", i)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err)
+	enc := map[string][]string{}
+	for _, cc := range f.Metadata().RowGroups[0].Columns {
+		for _, e := range cc.MetaData.Encoding {
+			enc[cc.MetaData.PathInSchema[0]] = append(enc[cc.MetaData.PathInSchema[0]], e.String())
+		}
+	}
+	require.Contains(t, enc["status"], "RLE_DICTIONARY")
+	require.Contains(t, enc["doc"], "RLE_DICTIONARY")
+	require.Contains(t, enc["_op"], "RLE_DICTIONARY")
+	require.Equal(t, []string{"RLE", "DELTA_LENGTH_BYTE_ARRAY"}, enc["email"])
+	require.Equal(t, []string{"RLE", "DELTA_LENGTH_BYTE_ARRAY"}, enc["late"])
 }
