@@ -371,7 +371,13 @@ func (fw *fileWriter) writeChunk(c *blockColumn, ch *chunk, ci *format.ColumnInd
 	var pages int32
 	for r0, v0 := 0, 0; r0 < ch.rows; pages++ {
 		r1, v1 := cut(c, p, ch, r0, v0, fw.pageBytes)
-		// A page's bounds: the chunk's when it is the only page.
+		// A page's bounds: the chunk's when it is the only page, which
+		// saves a second pass over its values. Invariant: the chunk's
+		// bounds (ch.ib, fb, sb, glo/ghi, kept while the columns were
+		// filled) are exactly its values' bounds, so they are the page's
+		// only when the page holds every value. TestManyPagesAndGroups
+		// writes no chunk of one page and checks every page's bounds
+		// against its values; TestChunkStatistics checks the chunk's.
 		plo, phi := lo, hi
 		if r0 > 0 || r1 < ch.rows {
 			plo, phi = pageBounds(c, p, ch, v0, v1)
