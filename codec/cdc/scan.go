@@ -468,13 +468,94 @@ func (p *scanner) inferValue() (codec.Value, error) {
 		raw, err := p.keep()
 		return codec.JSON(raw), err
 	default:
-		tok, integer, err := p.number()
-		if err != nil {
-			return codec.Value{}, err
-		}
-		return numberValue(tok, integer)
+		return p.inferNumber()
 	}
 	return codec.Value{}, errSyntax
+}
+
+// pow10 holds the powers of ten a float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// inferNumber reads a number as inferValue types it, converting the
+// digits as it scans them: numberValue after number, without a second
+// pass over the token or strconv for the common shapes.
+//
+// Invariant: the same value and error as numberValue(number()) for every
+// input; FuzzInferNumber compares them. It relies on two exact cases:
+//   - an integer of up to 19 digits accumulates in a uint64 without
+//     wrapping (10^19 < 2^64), and is refused as smallInt refuses it
+//     outside int64;
+//   - a decimal fraction without exponent whose digits (leading zeros
+//     counted) number at most 15 has a mantissa below 2^53, exact in a
+//     float64, and at most 15 fraction digits, so 10^frac is exact too:
+//     one IEEE division of two exact operands is correctly rounded, the
+//     value strconv.ParseFloat returns (Clinger's fast path).
+//
+// Anything else (exponents, longer mantissas) goes through number and
+// numberValue.
+func (p *scanner) inferNumber() (codec.Value, error) {
+	s, j := p.s, p.i
+	neg := j < len(s) && s[j] == '-'
+	if neg {
+		j++
+	}
+	var (
+		m      uint64
+		digits int
+	)
+	switch {
+	case j >= len(s):
+		return codec.Value{}, errSyntax
+	case s[j] == '0':
+		j++
+		digits = 1
+	case s[j] >= '1' && s[j] <= '9':
+		for ; j < len(s) && s[j] >= '0' && s[j] <= '9'; j++ {
+			m = m*10 + uint64(s[j]-'0')
+			digits++
+		}
+	default:
+		return codec.Value{}, errSyntax
+	}
+	if j < len(s) && s[j] == '.' {
+		j++
+		d := j
+		for ; j < len(s) && s[j] >= '0' && s[j] <= '9'; j++ {
+			m = m*10 + uint64(s[j]-'0')
+			digits++
+		}
+		if j == d || digits > 15 || (j < len(s) && (s[j] == 'e' || s[j] == 'E')) {
+			return p.slowNumber()
+		}
+		p.i = j
+		f := float64(m) / pow10[j-d]
+		if neg {
+			f = -f
+		}
+		return codec.Float(f), nil
+	}
+	if digits > 19 || (j < len(s) && (s[j] == 'e' || s[j] == 'E')) {
+		return p.slowNumber()
+	}
+	switch {
+	case !neg && m <= math.MaxInt64:
+		p.i = j
+		return codec.Int(int64(m)), nil
+	case neg && m <= 1<<63:
+		p.i = j
+		return codec.Int(-int64(m)), nil // 2^63 wraps to -2^63, the minimum
+	}
+	return p.slowNumber()
+}
+
+// slowNumber is inferNumber's general path.
+func (p *scanner) slowNumber() (codec.Value, error) {
+	tok, integer, err := p.number()
+	if err != nil {
+		return codec.Value{}, err
+	}
+	return numberValue(tok, integer)
 }
 
 var errRange = errors.New("number out of range")

@@ -2,13 +2,17 @@ package cdc
 
 import (
 	"encoding/json"
+	"math"
 	"math/bits"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/evodb/sink/codec"
 )
 
 // stopsString is the byte-wise definition plainWord answers for eight
@@ -143,4 +147,76 @@ func FuzzStrEscaped(f *testing.F) {
 		}
 		require.Equal(t, want, got, "%q", quoted)
 	})
+}
+
+// numberCases are the shapes inferNumber converts itself and the edges
+// where it must hand over to the general path.
+var numberCases = []string{
+	"0", "-0", "0.0", "-0.0", "7", "-7", "12.25", "-12.25", "0.05", "1.5e3", "1E-2", "-2.5e+10",
+	"123456789012345", "1234567890.12345", "12345678901.12345", "0.123456789012345", "0.1234567890123456",
+	"999999999999999.9", "9007199254740993.5", "9223372036854775807", "-9223372036854775808",
+	"9223372036854775808", "-9223372036854775809", "9999999999999999999", "18446744073709551616",
+	"123456789012345678901234567890", "1.7976931348623157e308", "1e400", "-1e400", "4.9e-324",
+	"01", "-", "-a", "1.", ".5", "1e", "1e+", "2.5,", "3}", "17 ", "100000000000000.5",
+}
+
+// FuzzInferNumber compares inferNumber with the general path it replaces
+// (number, then numberValue) on any text after the whitespace inferValue
+// skips: the same kind, the same bits,
+// the same error and the same position after the token.
+func FuzzInferNumber(f *testing.F) {
+	for _, s := range numberCases {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fast := scanner{s: s}
+		fast.peek() // as inferValue calls it
+		got, gerr := fast.inferNumber()
+		slow := scanner{s: s}
+		want, werr := slow.slowNumber()
+		if gerr != werr {
+			t.Fatalf("%q: error %v, general path %v", s, gerr, werr)
+		}
+		if gerr != nil {
+			return
+		}
+		if got.Kind() != want.Kind() || got.Int() != want.Int() || fast.i != slow.i {
+			t.Fatalf("%q: %v (%v, bits %x) at %d, general path %v (%v, bits %x) at %d",
+				s, got, got.Kind(), got.Int(), fast.i, want, want.Kind(), want.Int(), slow.i)
+		}
+	})
+}
+
+// TestInferNumberDecimals compares inferNumber's fast path with
+// strconv.ParseFloat on random decimals of every length it takes itself
+// (1 to 15 digits, any split between integer and fraction) and one more.
+func TestInferNumberDecimals(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for n := range 200_000 {
+		digits := 2 + n%15 // 2..16 digits, the integer part at least one
+		frac := 1 + rng.IntN(digits-1)
+		b := make([]byte, 0, 20)
+		if rng.IntN(2) == 0 {
+			b = append(b, '-')
+		}
+		for i := range digits {
+			if i == digits-frac {
+				b = append(b, '.')
+			}
+			c := byte('0' + rng.IntN(10))
+			if i == 0 && digits-frac > 1 && c == '0' {
+				c = '1' // no leading zero before more integer digits
+			}
+			b = append(b, c)
+		}
+		tok := string(b)
+		p := scanner{s: tok}
+		v, err := p.inferNumber()
+		require.NoError(t, err, tok)
+		want, err := strconv.ParseFloat(tok, 64)
+		require.NoError(t, err, tok)
+		require.Equal(t, codec.KindFloat, v.Kind(), tok)
+		require.Equal(t, math.Float64bits(want), math.Float64bits(v.Float()), tok)
+		require.Equal(t, len(tok), p.i, tok)
+	}
 }
