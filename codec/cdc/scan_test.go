@@ -220,3 +220,26 @@ func TestInferNumberDecimals(t *testing.T) {
 		require.Equal(t, len(tok), p.i, tok)
 	}
 }
+
+// FuzzKeep compares keep, which learns the text's UTF-8 validity from its
+// strings as it skips them, with skip followed by utf8.ValidString.
+func FuzzKeep(f *testing.F) {
+	for _, s := range []string{
+		`{"k":12,"t":["a"]}`, `["Zürich","東京"]`, "[\"\xff\"]", "{\"a\":\"\xc3\"}", `{"a":"\u00e9\n"}`,
+		"[\"\xc3\\n\"]", "{\"\xff\":1}", `[1,{"b":[true,null,"x"]}]`, `{"a":`, "[\"ok\",\"\xe2\x82\"]",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p := scanner{s: s}
+		got, gerr := p.keep()
+		q := scanner{s: s}
+		want, werr := q.skip()
+		if werr == nil && !utf8.ValidString(want) {
+			want, werr = "", errUTF8
+		}
+		if gerr != werr || got != want || p.i != q.i && werr == nil {
+			t.Fatalf("%q: keep %q, %v; skip and check %q, %v", s, got, gerr, want, werr)
+		}
+	})
+}
