@@ -708,7 +708,7 @@ func (p *scanner) typedValue(fs *fieldSchema) (codec.Value, error) {
 		if !integer {
 			return codec.Value{}, fmt.Errorf("want an integer, got %s", tok)
 		}
-		i, err := strconv.ParseInt(tok, 10, 64)
+		i, err := parseInt(tok)
 		if err != nil {
 			return codec.Value{}, fmt.Errorf("integer out of range: %s", tok)
 		}
@@ -759,7 +759,7 @@ func (p *scanner) typedValue(fs *fieldSchema) (codec.Value, error) {
 		if err != nil {
 			return codec.Value{}, errors.New("want a number")
 		}
-		f, err := strconv.ParseFloat(tok, 64)
+		f, err := parseFloat(tok)
 		if err != nil {
 			return codec.Value{}, fmt.Errorf("number out of range: %s", tok)
 		}

@@ -187,8 +187,8 @@ func FuzzInferNumber(f *testing.F) {
 	})
 }
 
-// TestInferNumberDecimals compares inferNumber's fast path with
-// strconv.ParseFloat on random decimals of every length it takes itself
+// TestInferNumberDecimals compares inferNumber's and parseFloat's fast path
+// with strconv.ParseFloat on random decimals of every length it takes itself
 // (1 to 15 digits, any split between integer and fraction) and one more.
 func TestInferNumberDecimals(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
@@ -218,6 +218,9 @@ func TestInferNumberDecimals(t *testing.T) {
 		require.Equal(t, codec.KindFloat, v.Kind(), tok)
 		require.Equal(t, math.Float64bits(want), math.Float64bits(v.Float()), tok)
 		require.Equal(t, len(tok), p.i, tok)
+		pf, err := parseFloat(tok)
+		require.NoError(t, err, tok)
+		require.Equal(t, math.Float64bits(want), math.Float64bits(pf), tok)
 	}
 }
 
@@ -240,6 +243,24 @@ func FuzzKeep(f *testing.F) {
 		}
 		if gerr != werr || got != want || p.i != q.i && werr == nil {
 			t.Fatalf("%q: keep %q, %v; skip and check %q, %v", s, got, gerr, want, werr)
+		}
+	})
+}
+
+// FuzzParseFloat compares parseFloat with strconv.ParseFloat on any text:
+// the same bits, and an error exactly when ParseFloat has one.
+func FuzzParseFloat(f *testing.F) {
+	for _, s := range numberCases {
+		f.Add(s)
+	}
+	for _, s := range []string{"", ".", "-.", ".5", "5.", "1.2.3", "+1", "1_0", "0x1p-2", "Inf", "-NaN", "00012.50"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gerr := parseFloat(s)
+		want, werr := strconv.ParseFloat(s, 64)
+		if (gerr == nil) != (werr == nil) || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%q: %v (%x), %v; ParseFloat %v (%x), %v", s, got, math.Float64bits(got), gerr, want, math.Float64bits(want), werr)
 		}
 	})
 }
