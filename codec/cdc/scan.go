@@ -486,9 +486,27 @@ func (p *scanner) inferValue() (codec.Value, error) {
 	return codec.Value{}, errSyntax
 }
 
-// pow10 holds the powers of ten a float64 represents exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+// exactDigits is the most digits a decimal may have for exactDecimal: a
+// mantissa below 10^15 < 2^53 is exact in a float64, and so is 10^k for
+// the at most 15 fraction digits.
+const exactDigits = 15
+
+// pow10 holds the powers of ten exactDecimal divides by.
+var pow10 = [exactDigits + 1]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15}
+
+// exactDecimal is the double nearest to ±m / 10^frac, for a decimal of at
+// most exactDigits digits (m its digits as an integer, frac how many of
+// them follow the point): one IEEE division of two exact operands is
+// correctly rounded, the value strconv.ParseFloat returns (Clinger's fast
+// path). TestInferNumberDecimals fails when exactDigits is raised to 17.
+func exactDecimal(m uint64, frac int, neg bool) float64 {
+	f := float64(m) / pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f
+}
 
 // inferNumber reads a number as inferValue types it, converting the
 // digits as it scans them: numberValue after number, without a second
@@ -500,10 +518,7 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 //     wrapping (10^19 < 2^64), and is refused as smallInt refuses it
 //     outside int64;
 //   - a decimal fraction without exponent whose digits (leading zeros
-//     counted) number at most 15 has a mantissa below 2^53, exact in a
-//     float64, and at most 15 fraction digits, so 10^frac is exact too:
-//     one IEEE division of two exact operands is correctly rounded, the
-//     value strconv.ParseFloat returns (Clinger's fast path).
+//     counted) number at most exactDigits is exactDecimal's.
 //
 // Anything else (exponents, longer mantissas) goes through number and
 // numberValue.
@@ -538,15 +553,11 @@ func (p *scanner) inferNumber() (codec.Value, error) {
 			m = m*10 + uint64(s[j]-'0')
 			digits++
 		}
-		if j == d || digits > 15 || (j < len(s) && (s[j] == 'e' || s[j] == 'E')) {
+		if j == d || digits > exactDigits || (j < len(s) && (s[j] == 'e' || s[j] == 'E')) {
 			return p.slowNumber()
 		}
 		p.i = j
-		f := float64(m) / pow10[j-d]
-		if neg {
-			f = -f
-		}
-		return codec.Float(f), nil
+		return codec.Float(exactDecimal(m, j-d, neg)), nil
 	}
 	if digits > 19 || (j < len(s) && (s[j] == 'e' || s[j] == 'E')) {
 		return p.slowNumber()
@@ -563,8 +574,8 @@ func (p *scanner) inferNumber() (codec.Value, error) {
 }
 
 // parseFloat is strconv.ParseFloat(tok, 64) with inferNumber's fast path:
-// a decimal of at most 15 digits without exponent is one division of two
-// exact doubles. Invariant: the same result as ParseFloat for any text
+// a decimal of at most exactDigits digits without exponent is
+// exactDecimal's. Invariant: the same result as ParseFloat for any text
 // (anything but digits and one point goes to ParseFloat);
 // FuzzParseFloat compares them.
 func parseFloat(tok string) (float64, error) {
@@ -588,14 +599,10 @@ func parseFloat(tok string) (float64, error) {
 			return strconv.ParseFloat(tok, 64)
 		}
 	}
-	if digits == 0 || digits > 15 {
+	if digits == 0 || digits > exactDigits {
 		return strconv.ParseFloat(tok, 64)
 	}
-	f := float64(m) / pow10[max(frac, 0)]
-	if neg {
-		f = -f
-	}
-	return f, nil
+	return exactDecimal(m, max(frac, 0), neg), nil
 }
 
 // parseInt is strconv.ParseInt(tok, 10, 64) for a token number accepted

@@ -162,8 +162,8 @@ var numberCases = []string{
 
 // FuzzInferNumber compares inferNumber with the general path it replaces
 // (number, then numberValue) on any text after the whitespace inferValue
-// skips: the same kind, the same bits,
-// the same error and the same position after the token.
+// skips: the same kind, the same bits, the same error and the same
+// position after the token.
 func FuzzInferNumber(f *testing.F) {
 	for _, s := range numberCases {
 		f.Add(s)
