@@ -1,6 +1,8 @@
 package codec_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/evodb/sink/codec"
@@ -43,4 +45,41 @@ func BenchmarkRowsAppend(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkRowsSort sorts a flush's 10,000 changes by LSN as a table's
+// buffer holds them: runs of 200 changes from each partition in turn, as
+// fetches return them, each run in LSN order and the LSNs interleaved
+// across the partitions (one database log spread over them by key); with
+// one partition the changes arrive in order.
+func BenchmarkRowsSort(b *testing.B) {
+	for _, parts := range []int{12, 1} {
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
+			const n, run = 10000, 200
+			rng := rand.New(rand.NewPCG(1, 1))
+			byPart := make([][]codec.Change, parts)
+			for lsn := range n {
+				p := rng.IntN(parts)
+				byPart[p] = append(byPart[p], codec.Change{Table: "t", Topic: "t", Partition: int32(p),
+					Offset: int64(len(byPart[p])), LSN: uint64(lsn), Row: []codec.Field{{Name: "id", Value: codec.Int(int64(lsn))}}})
+			}
+			var changes []codec.Change
+			for len(changes) < n {
+				for p := range byPart {
+					k := min(run, len(byPart[p]))
+					changes = append(changes, byPart[p][:k]...)
+					byPart[p] = byPart[p][k:]
+				}
+			}
+			for b.Loop() {
+				b.StopTimer()
+				rows, err := codec.RowsOf(changes)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				rows.Sort()
+			}
+		})
+	}
 }

@@ -410,9 +410,14 @@ func (r *Rows) Filter(keep func(RowMeta) bool) *Rows {
 }
 
 // Sort orders the changes by LSN, then by source offset, keeping the
-// order of equal ones. It sorts an index, not the changes.
+// order of equal ones. It sorts an index, not the changes; changes that
+// are in that order already, as a table read from one partition appends
+// them, get no index, so encoding reads them in place.
 func (r *Rows) Sort() {
 	if r.order == nil {
+		if r.sorted() {
+			return
+		}
 		r.order = make([]int32, len(r.meta))
 		for i := range r.order {
 			r.order[i] = int32(i)
@@ -425,4 +430,15 @@ func (r *Rows) Sort() {
 		}
 		return cmp.Compare(ma.offset, mb.offset)
 	})
+}
+
+// sorted reports whether the changes are in Sort's order as appended.
+func (r *Rows) sorted() bool {
+	for i := 1; i < len(r.meta); i++ {
+		a, b := &r.meta[i-1], &r.meta[i]
+		if a.lsn > b.lsn || a.lsn == b.lsn && a.offset > b.offset {
+			return false
+		}
+	}
+	return true
 }

@@ -1,8 +1,11 @@
 package codec
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -141,5 +144,62 @@ func TestCellHoldsEveryKind(t *testing.T) {
 		_, err := r.Append(&Change{Table: "t", Op: OpInsert, Row: []Field{{"c", v}}})
 		require.NoError(t, err)
 		require.False(t, r.CellValue(0).Equal(v), "a %s value with a number and a string kept both", v.kind)
+	}
+}
+
+// Sort gives the order a stable sort by (LSN, offset) gives, equal changes
+// in the order they were appended, also after more appends and a second
+// Sort; changes appended in order get no index.
+func TestRowsSortStable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var changes []Change
+	r := NewRows(RowsHint{})
+	add := func(n int) {
+		for range n {
+			// Few distinct LSNs and offsets: many equal changes, told
+			// apart by their partition and timestamp.
+			ch := Change{Topic: "t", Partition: int32(rng.IntN(12)), Offset: int64(rng.IntN(3)), LSN: uint64(rng.IntN(5)),
+				TS: int64(len(changes)), Table: "t", Row: []Field{{"id", Int(int64(len(changes)))}}}
+			changes = append(changes, ch)
+			_, err := r.Append(&ch)
+			require.NoError(t, err)
+		}
+	}
+	check := func() {
+		t.Helper()
+		want := make([]int, len(changes))
+		for i := range want {
+			want[i] = i
+		}
+		slices.SortStableFunc(want, func(a, b int) int {
+			if c := cmp.Compare(changes[a].LSN, changes[b].LSN); c != 0 {
+				return c
+			}
+			return cmp.Compare(changes[a].Offset, changes[b].Offset)
+		})
+		got := make([]int, r.Len())
+		for k := range got {
+			got[k] = int(r.Meta(k).TS)
+		}
+		require.Equal(t, want, got)
+	}
+	add(300)
+	r.Sort()
+	check()
+	add(200)
+	r.Sort()
+	check()
+
+	sorted := NewRows(RowsHint{})
+	for i := range 100 {
+		ch := Change{Topic: "t", Offset: int64(i), LSN: uint64(i / 3), TS: int64(i), Table: "t"}
+		_, err := sorted.Append(&ch)
+		require.NoError(t, err)
+	}
+	mem := sorted.Mem()
+	sorted.Sort()
+	require.Equal(t, mem, sorted.Mem(), "changes already in order get no index")
+	for k := range 100 {
+		require.Equal(t, int64(k), sorted.Meta(k).TS)
 	}
 }

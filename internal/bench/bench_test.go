@@ -135,8 +135,8 @@ func benchRecords(n int, format codec.Format, tables int) []workload.Record {
 var decodeEncodeRecords = flag.Int("decode-encode-records", 50_000, "records of BenchmarkDecodeEncode's workload")
 
 // BenchmarkDecodeEncode is baseline (b) on the 8-table workload, in each
-// JSON format, and on the 512-table workload in evodb's; records/CPU-s is
-// the figure sink bench reports.
+// JSON format, and on the 64- and 512-table workloads in evodb's;
+// records/CPU-s is the figure sink bench reports.
 func BenchmarkDecodeEncode(b *testing.B) {
 	cases := []struct {
 		name   string
@@ -145,6 +145,7 @@ func BenchmarkDecodeEncode(b *testing.B) {
 	}{
 		{string(cdc.FormatEvoDB), cdc.FormatEvoDB, 0},
 		{string(cdc.FormatDebezium), cdc.FormatDebezium, 0},
+		{string(cdc.FormatEvoDB) + "-64", cdc.FormatEvoDB, 64},
 		{string(cdc.FormatEvoDB) + "-512", cdc.FormatEvoDB, 512},
 	}
 	for _, tc := range cases {
