@@ -154,8 +154,8 @@ func BenchmarkDecodeEncode(b *testing.B) {
 			recs := benchRecords(*decodeEncodeRecords, f, tc.tables)
 			b.ResetTimer()
 			var (
-				n   int
-				cpu time.Duration
+				n, blocks, passes int
+				cpu               time.Duration
 			)
 			for b.Loop() {
 				res, err := DecodeEncode(recs, EncodeConfig{Format: f})
@@ -164,9 +164,14 @@ func BenchmarkDecodeEncode(b *testing.B) {
 				}
 				n += res.Records
 				cpu += res.CPU
+				blocks += res.Blocks
+				passes++
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 			b.ReportMetric(float64(n)/cpu.Seconds(), "records/CPU-s")
+			// The blocks a pass closes, to set beside the sink's data
+			// files on the same records.
+			b.ReportMetric(float64(blocks)/float64(passes), "blocks")
 		})
 	}
 }
